@@ -1,0 +1,1 @@
+//! stratbox-bus (being built)

@@ -1,0 +1,1 @@
+//! stratbox-engine (being built)

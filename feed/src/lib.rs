@@ -1,0 +1,1 @@
+//! stratbox-feed (being built)

@@ -1,0 +1,1 @@
+//! stratbox-sdk (being built)

@@ -1,0 +1,1 @@
+//! stratbox-host (being built)

@@ -1,0 +1,1 @@
+//! stratbox-proto (being built)

@@ -1,0 +1,1 @@
+//! stratbox-sim (being built)

@@ -1,0 +1,8 @@
+//! `stratbox backtest`.
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("`stratbox backtest` is not built yet")
+}

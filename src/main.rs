@@ -1,0 +1,82 @@
+//! `stratbox`: one command for every zone and every operator task.
+//!
+//! Each subcommand lives in its own module under `cmd/`; this file only parses the
+//! command line, sets up logging, and dispatches.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(name = "stratbox", version, about, propagate_version = true)]
+struct Cli {
+    /// Log line format. `json` puts the trace id of each trade in a field of its own.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "STRATBOX_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run all zones on embedded defaults: engine, market, host and strategies.
+    Up(cmd::up::Args),
+    /// Run the engine (Zone B) as a gRPC service.
+    Engine(cmd::engine::Args),
+    /// Run a strategy host (Zone A) against an engine and a bus.
+    Host(cmd::host::Args),
+    /// Inspect and manage strategy components.
+    #[command(subcommand)]
+    Strategy(cmd::strategy::Command),
+    /// Replay recorded events through one strategy instance.
+    Backtest(cmd::backtest::Args),
+    /// Measure the hot paths and print a table.
+    #[command(subcommand)]
+    Bench(cmd::bench::Command),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Up(args) => cmd::up::run(args).await,
+        Command::Engine(args) => cmd::engine::run(args).await,
+        Command::Host(args) => cmd::host::run(args).await,
+        Command::Strategy(command) => cmd::strategy::run(command).await,
+        Command::Backtest(args) => cmd::backtest::run(args).await,
+        Command::Bench(command) => cmd::bench::run(command).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the chain of causes joined, so scripts can grep it.
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}

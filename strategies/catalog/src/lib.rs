@@ -1,0 +1,1 @@
+//! stratbox-strategies (being built)

@@ -1,0 +1,1 @@
+//! clamm-maker (being built)

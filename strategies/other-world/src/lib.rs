@@ -1,0 +1,1 @@
+//! other-world (being built)
