@@ -1,1 +1,19 @@
-//! stratbox-proto (being built)
+//! stratbox's wire contracts: the Rust types and gRPC stubs generated from `proto/`.
+//!
+//! The `.proto` files are the source of truth and are versioned (`stratbox.v1`); this crate
+//! only adds the conversions every service needs at its edge, so that an amount is parsed
+//! the same strict way wherever it enters a process.
+
+pub mod v1 {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("stratbox.v1");
+}
+
+/// The encoded `FileDescriptorSet` of every stratbox proto, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stratbox_descriptor.bin"));
+
+mod amount;
+mod address;
+
+pub use address::{AddressError, parse_address};
+pub use amount::{AmountError, U256, parse_amount};
