@@ -1,11 +1,17 @@
-//! `stratbox bench ...`: each target prints a table of medians and ratios.
+//! `stratbox bench ...`: each target prints a table of medians and ratios measured side by
+//! side in one run, because the machines this runs on are shared and noisy.
 
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// The strategy host: warm calls, rebuilds, fan-out, fuel cost, memory per instance.
-    Host,
+    Host(super::bench_host::Args),
+    /// The engine: proposals per second and latency to SIMULATED, SQLite beside PostgreSQL.
+    Engine(super::bench_engine::Args),
 }
 
-pub async fn run(_command: Command) -> anyhow::Result<()> {
-    anyhow::bail!("`stratbox bench` is not built yet")
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Host(args) => super::bench_host::run(args).await,
+        Command::Engine(args) => super::bench_engine::run(args).await,
+    }
 }

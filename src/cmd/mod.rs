@@ -2,6 +2,8 @@
 
 pub mod backtest;
 pub mod bench;
+pub mod bench_engine;
+pub mod bench_host;
 pub mod engine;
 pub mod host;
 pub mod strategy;

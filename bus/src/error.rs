@@ -1,0 +1,46 @@
+use std::time::Duration;
+
+use crate::MessageId;
+
+/// Why a bus operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Reading or claiming before `ensure_group`: a configuration error, not a transient one.
+    #[error("stream {stream:?} has no consumer group {group:?}; call ensure_group first")]
+    NoGroup { stream: String, group: String },
+
+    /// The connection kept failing for the whole retry budget.
+    #[error("bus unavailable: {op} still failing after retrying for {waited:?}: {reason}")]
+    Unavailable {
+        op: &'static str,
+        waited: Duration,
+        reason: String,
+    },
+
+    /// Redis answered with an error that retrying would not fix.
+    #[error("redis refused {op}: {source}")]
+    Redis {
+        op: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// Redis answered something this client does not understand (version mismatch?).
+    #[error("unexpected reply to {op}: {detail}")]
+    Protocol { op: &'static str, detail: String },
+
+    #[error("invalid stream message id {0:?}")]
+    InvalidId(String),
+
+    /// The in-process bus ran out of ids (a stream whose last id is `u64::MAX-u64::MAX`).
+    #[error("stream {0:?} has exhausted its id space")]
+    IdSpaceExhausted(String),
+
+    /// A message on an event stream is not a `ChainEvent`.
+    #[error("message {id} is not a valid ChainEvent: {source}")]
+    Decode {
+        id: MessageId,
+        #[source]
+        source: prost::DecodeError,
+    },
+}

@@ -1,0 +1,234 @@
+//! A local Anvil (the npm-pinned `@foundry-rs/anvil-linux-amd64`) for tests and `stratbox up`.
+//!
+//! Synchronous on purpose: it is a child process and a loopback port, usable from a test, a
+//! blocking thread or an async runtime alike. The process is killed when [`Anvil`] drops.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::Address;
+
+use crate::node_modules::{self, ANVIL_IN_NODE_MODULES, NodeModulesError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnvilError {
+    #[error(transparent)]
+    NodeModules(#[from] NodeModulesError),
+    #[error("cannot start anvil at {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("anvil exited before answering (status {status}); last attempt on port {port}")]
+    Exited { status: String, port: u16 },
+    #[error("anvil did not answer on port {port} within {waited:?}")]
+    Timeout { port: u16, waited: Duration },
+    #[error("cannot find a free loopback port: {0}")]
+    Port(std::io::Error),
+    #[error("anvil's account file {path} is unreadable: {detail}")]
+    Accounts { path: PathBuf, detail: String },
+}
+
+/// Options for [`Anvil::spawn_with`]. Defaults: automine (a block per transaction), anvil's
+/// default chain id 31337, 10 funded dev accounts.
+#[derive(Debug, Clone, Default)]
+pub struct AnvilOptions {
+    /// Mine a block every this many seconds instead of one per transaction.
+    pub block_time: Option<u64>,
+    pub chain_id: Option<u64>,
+    /// Extra command-line arguments, passed as they are.
+    pub extra_args: Vec<String>,
+    /// The anvil binary; by default the one in `node_modules`.
+    pub binary: Option<PathBuf>,
+}
+
+/// A running Anvil on `127.0.0.1`. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Anvil {
+    child: Child,
+    port: u16,
+    chain_id: u64,
+    accounts: Vec<Address>,
+    private_keys: Vec<String>,
+    config_path: PathBuf,
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const PORT_ATTEMPTS: usize = 5;
+
+impl Anvil {
+    /// Starts Anvil with the default options and waits until it answers JSON-RPC.
+    pub fn spawn() -> Result<Self, AnvilError> {
+        Self::spawn_with(&AnvilOptions::default())
+    }
+
+    pub fn spawn_with(options: &AnvilOptions) -> Result<Self, AnvilError> {
+        let binary = match &options.binary {
+            Some(path) => path.clone(),
+            None => node_modules::locate_or_install(ANVIL_IN_NODE_MODULES)?.join(ANVIL_IN_NODE_MODULES),
+        };
+        let mut last = None;
+        // The free port we pick may be taken before anvil binds it; try again on another.
+        for _ in 0..PORT_ATTEMPTS {
+            match Self::try_spawn(&binary, options) {
+                Ok(anvil) => return Ok(anvil),
+                Err(e @ AnvilError::Exited { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(AnvilError::Timeout {
+            port: 0,
+            waited: Duration::ZERO,
+        }))
+    }
+
+    fn try_spawn(binary: &PathBuf, options: &AnvilOptions) -> Result<Self, AnvilError> {
+        let port = free_port()?;
+        let config_path = std::env::temp_dir().join(format!("stratbox-anvil-{}-{port}.json", std::process::id()));
+        let mut command = Command::new(binary);
+        command
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--config-out")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(block_time) = options.block_time {
+            command.args(["--block-time", &block_time.to_string()]);
+        }
+        if let Some(chain_id) = options.chain_id {
+            command.args(["--chain-id", &chain_id.to_string()]);
+        }
+        command.args(&options.extra_args);
+        let child = command.spawn().map_err(|source| AnvilError::Spawn {
+            path: binary.clone(),
+            source,
+        })?;
+        let mut anvil = Anvil {
+            child,
+            port,
+            chain_id: 0,
+            accounts: Vec::new(),
+            private_keys: Vec::new(),
+            config_path,
+        };
+        anvil.chain_id = anvil.wait_ready()?;
+        anvil.read_accounts()?;
+        tracing::debug!(port, chain_id = anvil.chain_id, "anvil ready");
+        Ok(anvil)
+    }
+
+    /// Polls `eth_chainId` until it answers, so callers never race the node's start.
+    fn wait_ready(&mut self) -> Result<u64, AnvilError> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(AnvilError::Exited {
+                    status: status.to_string(),
+                    port: self.port,
+                });
+            }
+            if let Some(chain_id) = query_chain_id(self.port) {
+                return Ok(chain_id);
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                return Err(AnvilError::Timeout {
+                    port: self.port,
+                    waited: start.elapsed(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn read_accounts(&mut self) -> Result<(), AnvilError> {
+        let err = |detail: String| AnvilError::Accounts {
+            path: self.config_path.clone(),
+            detail,
+        };
+        let text = std::fs::read_to_string(&self.config_path).map_err(|e| err(e.to_string()))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let accounts = json["available_accounts"]
+            .as_array()
+            .ok_or_else(|| err("no available_accounts".into()))?
+            .iter()
+            .map(|v| v.as_str().and_then(|s| s.parse::<Address>().ok()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| err("bad address in available_accounts".into()))?;
+        let keys = json["private_keys"]
+            .as_array()
+            .ok_or_else(|| err("no private_keys".into()))?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| err("bad private_keys".into()))?;
+        self.accounts = accounts;
+        self.private_keys = keys;
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `ws://127.0.0.1:<port>` (Anvil serves both on one port).
+    pub fn ws_endpoint(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The unlocked, funded dev accounts (anvil signs `eth_sendTransaction` from them).
+    pub fn accounts(&self) -> &[Address] {
+        &self.accounts
+    }
+
+    /// The dev accounts' private keys as 0x-prefixed hex, in the order of [`Self::accounts`],
+    /// read from the file anvil writes at start (anvil's public test mnemonic).
+    pub fn private_keys(&self) -> &[String] {
+        &self.private_keys
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config_path);
+    }
+}
+
+fn free_port() -> Result<u16, AnvilError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(AnvilError::Port)?;
+    let port = listener.local_addr().map_err(AnvilError::Port)?.port();
+    Ok(port)
+}
+
+/// One raw HTTP/1.1 JSON-RPC `eth_chainId` call; `None` until the node answers.
+fn query_chain_id(port: u16) -> Option<u64> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let json_start = response.find("\r\n\r\n")? + 4;
+    let json: serde_json::Value = serde_json::from_str(response[json_start..].trim()).ok()?;
+    let hex = json["result"].as_str()?.strip_prefix("0x")?;
+    u64::from_str_radix(hex, 16).ok()
+}

@@ -1,0 +1,349 @@
+//! Double-entry ledger: postings, positions, and the balance check.
+//!
+//! A posting is a set of entries that balances per asset (debits equal credits for every
+//! asset it touches); [`Posting::new`] refuses one that does not, so an unbalanced posting
+//! can never reach storage. Entries are append-only (a trigger in both schemas refuses
+//! UPDATE and DELETE); a correction is a [`Posting::reversal`] of an earlier posting.
+//!
+//! Sign convention: an account's balance in an asset is its debits minus its credits, so a
+//! strategy account's balance is what it holds.
+
+use std::collections::BTreeMap;
+
+use ruint::aliases::U512;
+use stratbox_proto::U256;
+
+use crate::proposal::{Address, hex_address};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Side {
+    Debit,
+    Credit,
+}
+
+impl Side {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Side::Debit => "debit",
+            Side::Credit => "credit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Side> {
+        match s {
+            "debit" => Some(Side::Debit),
+            "credit" => Some(Side::Credit),
+            _ => None,
+        }
+    }
+
+    pub const fn opposite(self) -> Side {
+        match self {
+            Side::Debit => Side::Credit,
+            Side::Credit => Side::Debit,
+        }
+    }
+}
+
+/// One line of a posting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub account: String,
+    pub asset: String,
+    pub side: Side,
+    pub amount: U256,
+}
+
+/// A balanced set of entries written atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    pub posting_id: String,
+    pub task_id: String,
+    pub memo: String,
+    pub reverses_posting_id: String,
+    entries: Vec<Entry>,
+}
+
+/// A posting whose debits and credits differ for some asset (or overflow).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("posting does not balance in {asset}: debits {debits}, credits {credits}")]
+pub struct Unbalanced {
+    pub asset: String,
+    pub debits: String,
+    pub credits: String,
+}
+
+/// Sums are taken in 512 bits: any number of 256-bit amounts below 2^256 of them cannot
+/// overflow, so a ledger full of huge (dust-opposite) amounts still checks exactly.
+fn wide(v: U256) -> U512 {
+    U512::from(v)
+}
+
+/// Per-asset (debits, credits) of a set of entries; `None` only if 512 bits overflow.
+fn totals<'a>(entries: impl Iterator<Item = (&'a str, Side, U256)>) -> Option<BTreeMap<&'a str, (U512, U512)>> {
+    let mut t: BTreeMap<&str, (U512, U512)> = BTreeMap::new();
+    for (asset, side, amount) in entries {
+        let slot = t.entry(asset).or_default();
+        match side {
+            Side::Debit => slot.0 = slot.0.checked_add(wide(amount))?,
+            Side::Credit => slot.1 = slot.1.checked_add(wide(amount))?,
+        }
+    }
+    Some(t)
+}
+
+impl Posting {
+    pub fn new(
+        posting_id: String,
+        task_id: String,
+        memo: String,
+        entries: Vec<Entry>,
+    ) -> Result<Posting, Unbalanced> {
+        let sums = totals(entries.iter().map(|e| (e.asset.as_str(), e.side, e.amount))).ok_or_else(|| Unbalanced {
+            asset: "?".into(),
+            debits: "overflow".into(),
+            credits: "overflow".into(),
+        })?;
+        for (asset, (d, c)) in sums {
+            if d != c {
+                return Err(Unbalanced {
+                    asset: asset.to_owned(),
+                    debits: d.to_string(),
+                    credits: c.to_string(),
+                });
+            }
+        }
+        Ok(Posting {
+            posting_id,
+            task_id,
+            memo,
+            reverses_posting_id: String::new(),
+            entries,
+        })
+    }
+
+    /// The correction of `self`: every entry with its side flipped.
+    pub fn reversal(&self, posting_id: String, memo: String) -> Posting {
+        Posting {
+            posting_id,
+            task_id: self.task_id.clone(),
+            memo,
+            reverses_posting_id: self.posting_id.clone(),
+            entries: self
+                .entries
+                .iter()
+                .map(|e| Entry {
+                    side: e.side.opposite(),
+                    ..e.clone()
+                })
+                .collect(),
+        }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+/// The strategy's book for one account: PnL is per strategy, so each strategy trading
+/// for an account has its own ledger account.
+pub fn strategy_account(strategy: &str, account: &str) -> String {
+    format!("strategy:{strategy}:{account}")
+}
+
+/// The counterparty of every shadow fill on a pool.
+pub fn venue_account(pool: &Address) -> String {
+    format!("venue:{}", hex_address(pool))
+}
+
+/// A liquidity position is an asset of its own: units of liquidity in one range of a pool.
+pub fn lp_asset(pool: &Address, tick_lower: i32, tick_upper: i32) -> String {
+    format!("lp:{}:{tick_lower}:{tick_upper}", hex_address(pool))
+}
+
+/// One leg of a fill seen from the strategy: it gives or receives `amount` of `asset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leg {
+    pub asset: String,
+    pub amount: U256,
+    /// True when the strategy receives the asset.
+    pub to_strategy: bool,
+}
+
+/// The posting for a fill between a strategy and a venue: each leg is one debit and one
+/// credit of the same amount, so it balances by construction. Zero legs are left out.
+pub fn fill_posting(
+    posting_id: String,
+    task_id: String,
+    memo: String,
+    strategy_acct: &str,
+    venue_acct: &str,
+    legs: &[Leg],
+) -> Result<Posting, Unbalanced> {
+    let mut entries = Vec::with_capacity(legs.len() * 2);
+    for leg in legs.iter().filter(|l| !l.amount.is_zero()) {
+        let (to, from) = if leg.to_strategy {
+            (strategy_acct, venue_acct)
+        } else {
+            (venue_acct, strategy_acct)
+        };
+        entries.push(Entry {
+            account: to.to_owned(),
+            asset: leg.asset.clone(),
+            side: Side::Debit,
+            amount: leg.amount,
+        });
+        entries.push(Entry {
+            account: from.to_owned(),
+            asset: leg.asset.clone(),
+            side: Side::Credit,
+            amount: leg.amount,
+        });
+    }
+    Posting::new(posting_id, task_id, memo, entries)
+}
+
+/// An exact signed amount (a balance can be negative: a venue pays out, a strategy
+/// spends what the shadow book never held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Signed {
+    pub magnitude: U256,
+    pub negative: bool,
+}
+
+impl Signed {
+    /// `debits - credits`, exactly; `None` when the magnitude does not fit 256 bits.
+    pub fn from_totals(debits: U512, credits: U512) -> Option<Signed> {
+        let (m, negative) = if debits >= credits {
+            (debits - credits, false)
+        } else {
+            (credits - debits, true)
+        };
+        let magnitude = U256::uint_try_from(m).ok()?;
+        Some(Signed { magnitude, negative })
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.magnitude.is_zero()
+    }
+}
+
+/// A ledger line read back for checking.
+#[derive(Debug, Clone)]
+pub struct StoredLine {
+    pub posting_id: String,
+    pub account: String,
+    pub asset: String,
+    pub side: Side,
+    pub amount: U256,
+}
+
+/// What [`check_balanced`] found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerImbalance {
+    #[error("posting {posting_id} does not balance in {asset}")]
+    Posting { posting_id: String, asset: String },
+    #[error("the ledger does not balance in {asset}")]
+    Total { asset: String },
+    #[error("ledger sum overflowed 256 bits")]
+    Overflow,
+}
+
+/// Every posting balances per asset, hence so does the whole ledger (checked too, in case
+/// a posting id was reused).
+pub fn check_balanced(lines: &[StoredLine]) -> Result<(), LedgerImbalance> {
+    let mut per_posting: BTreeMap<(&str, &str), (U512, U512)> = BTreeMap::new();
+    for l in lines {
+        let slot = per_posting.entry((l.posting_id.as_str(), l.asset.as_str())).or_default();
+        match l.side {
+            Side::Debit => slot.0 = slot.0.checked_add(wide(l.amount)).ok_or(LedgerImbalance::Overflow)?,
+            Side::Credit => slot.1 = slot.1.checked_add(wide(l.amount)).ok_or(LedgerImbalance::Overflow)?,
+        }
+    }
+    for ((posting_id, asset), (d, c)) in &per_posting {
+        if d != c {
+            return Err(LedgerImbalance::Posting {
+                posting_id: (*posting_id).to_owned(),
+                asset: (*asset).to_owned(),
+            });
+        }
+    }
+    let total = totals(lines.iter().map(|l| (l.asset.as_str(), l.side, l.amount))).ok_or(LedgerImbalance::Overflow)?;
+    for (asset, (d, c)) in total {
+        if d != c {
+            return Err(LedgerImbalance::Total {
+                asset: asset.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Positions per (account, asset): debits minus credits, exactly.
+pub fn positions(lines: &[StoredLine]) -> Result<BTreeMap<(String, String), Signed>, LedgerImbalance> {
+    let mut t: BTreeMap<(String, String), (U512, U512)> = BTreeMap::new();
+    for l in lines {
+        let slot = t.entry((l.account.clone(), l.asset.clone())).or_default();
+        match l.side {
+            Side::Debit => slot.0 = slot.0.checked_add(wide(l.amount)).ok_or(LedgerImbalance::Overflow)?,
+            Side::Credit => slot.1 = slot.1.checked_add(wide(l.amount)).ok_or(LedgerImbalance::Overflow)?,
+        }
+    }
+    t.into_iter()
+        .map(|(k, (d, c))| Signed::from_totals(d, c).map(|s| (k, s)).ok_or(LedgerImbalance::Overflow))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(v: u64) -> U256 {
+        U256::from(v)
+    }
+
+    #[test]
+    fn unbalanced_postings_are_refused() {
+        let e = |account: &str, side, amount| Entry {
+            account: account.into(),
+            asset: "T".into(),
+            side,
+            amount: u(amount),
+        };
+        assert!(Posting::new("p".into(), "t".into(), "".into(), vec![e("a", Side::Debit, 5), e("b", Side::Credit, 4)]).is_err());
+        assert!(Posting::new("p".into(), "t".into(), "".into(), vec![e("a", Side::Debit, 5), e("b", Side::Credit, 5)]).is_ok());
+        let max = Entry {
+            amount: U256::MAX,
+            ..e("a", Side::Debit, 0)
+        };
+        assert!(Posting::new("p".into(), "t".into(), "".into(), vec![max.clone(), max]).is_err(), "overflow must not wrap");
+    }
+
+    #[test]
+    fn fills_and_reversals_balance_and_net_to_zero() {
+        let legs = [
+            Leg { asset: "T0".into(), amount: u(1000), to_strategy: false },
+            Leg { asset: "T1".into(), amount: U256::MAX, to_strategy: true },
+        ];
+        let p = fill_posting("p1".into(), "t".into(), "swap".into(), "s", "v", &legs).unwrap();
+        let r = p.reversal("p2".into(), "fix".into());
+        let lines: Vec<StoredLine> = [&p, &r]
+            .iter()
+            .flat_map(|p| {
+                p.entries().iter().map(|e| StoredLine {
+                    posting_id: p.posting_id.clone(),
+                    account: e.account.clone(),
+                    asset: e.asset.clone(),
+                    side: e.side,
+                    amount: e.amount,
+                })
+            })
+            .collect();
+        assert_eq!(check_balanced(&lines), Ok(()));
+        let pos = positions(&lines[..4]).unwrap();
+        assert_eq!(pos[&("s".into(), "T0".into())], Signed { magnitude: u(1000), negative: true });
+        assert_eq!(pos[&("s".into(), "T1".into())], Signed { magnitude: U256::MAX, negative: false });
+        // A posting and its reversal net every position to zero, even at 2^256-1.
+        assert!(positions(&lines).unwrap().values().all(Signed::is_zero));
+    }
+}

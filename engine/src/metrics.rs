@@ -1,0 +1,101 @@
+//! Prometheus metrics, in text form on `/metrics`.
+//!
+//! Every reason code and every state has a series from the start (at zero), so a
+//! dashboard's "rejections by reason" never has a hole that looks like a missing gate.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use stratbox_risk::ReasonCode;
+
+use crate::fsm::TaskState;
+
+type Label = [(&'static str, &'static str); 1];
+
+pub struct EngineMetrics {
+    registry: Registry,
+    /// Every proposal's outcome, `ok` or a reason code.
+    pub proposals: Family<Label, Counter>,
+    /// Tasks by current state (moves with every transition).
+    pub tasks: Family<Label, Gauge>,
+    pub duplicates: Counter,
+    pub submit_seconds: Histogram,
+    pub gate_seconds: Histogram,
+    pub sim_seconds: Histogram,
+    pub store_seconds: Histogram,
+    pub kill_switch: Gauge,
+    pub watermark: Gauge,
+}
+
+impl EngineMetrics {
+    pub fn new() -> Arc<EngineMetrics> {
+        let mut registry = Registry::with_prefix("stratbox_engine");
+        let proposals = Family::<Label, Counter>::default();
+        let tasks = Family::<Label, Gauge>::default();
+        let duplicates = Counter::default();
+        // 50 µs .. ~3.3 s.
+        let h = || Histogram::new(exponential_buckets(0.000_05, 2.0, 17));
+        let submit_seconds = h();
+        let gate_seconds = h();
+        let sim_seconds = h();
+        let store_seconds = h();
+        let kill_switch = Gauge::default();
+        let watermark = Gauge::default();
+        registry.register("proposals", "Proposals by outcome (ok or reason code)", proposals.clone());
+        registry.register("tasks", "Trade tasks by current state", tasks.clone());
+        registry.register("duplicates", "Proposals answered with an earlier task", duplicates.clone());
+        registry.register("submit_seconds", "Latency of one submitted batch, gates to stored result", submit_seconds.clone());
+        registry.register("gate_seconds", "Latency of the gates for one proposal", gate_seconds.clone());
+        registry.register("sim_seconds", "Latency of one proposal's revm simulation", sim_seconds.clone());
+        registry.register("store_seconds", "Latency of one batch's database transactions", store_seconds.clone());
+        registry.register("kill_switch_engaged", "1 while the kill switch is engaged", kill_switch.clone());
+        registry.register("watermark_block", "The engine's watermark (newest synchronised block)", watermark.clone());
+        proposals.get_or_create(&[("result", stratbox_risk::OK)]);
+        for code in ReasonCode::ALL {
+            proposals.get_or_create(&[("result", code.as_str())]);
+        }
+        for s in TaskState::ALL {
+            tasks.get_or_create(&[("state", s.as_str())]);
+        }
+        Arc::new(EngineMetrics {
+            registry,
+            proposals,
+            tasks,
+            duplicates,
+            submit_seconds,
+            gate_seconds,
+            sim_seconds,
+            store_seconds,
+            kill_switch,
+            watermark,
+        })
+    }
+
+    pub fn outcome(&self, code: &'static str) {
+        self.proposals.get_or_create(&[("result", code)]).inc();
+    }
+
+    pub fn moved(&self, from: Option<TaskState>, to: TaskState) {
+        if let Some(from) = from {
+            self.tasks.get_or_create(&[("state", from.as_str())]).dec();
+        }
+        self.tasks.get_or_create(&[("state", to.as_str())]).inc();
+    }
+
+    pub fn set_count(&self, state: TaskState, n: i64) {
+        self.tasks.get_or_create(&[("state", state.as_str())]).set(n);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,763 @@
+//! Storage: one schema per backend (SQLite embedded, PostgreSQL in production), one code
+//! path over sqlx's `Any` driver.
+//!
+//! The SQL below is the common subset both speak (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`, `UPDATE ... FROM (VALUES ...)`); amounts are stored as the wire's base-10
+//! TEXT, so both backends hold them exactly and read them back the same way.
+//!
+//! Every state change is a compare-and-set: `UPDATE trade_tasks SET state = new ... WHERE
+//! task_id = id AND state = expected`, and the engine acts only on the rows the database
+//! says it changed. A batch runs its compare-and-sets as one statement (one row of VALUES
+//! per task) whose `RETURNING` names exactly the tasks that moved; ledger postings and
+//! audit rows are written only for those, in the same transaction.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use stratbox_proto::{U256, parse_amount};
+
+use crate::fsm::{IllegalTransition, TaskState, UnknownState};
+use crate::ledger::{Posting, Side, StoredLine};
+
+/// Rows per multi-row statement: well under SQLite's 32766 and PostgreSQL's 65535 bind
+/// parameters for the widest table.
+const CHUNK: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url {0:?} (expected sqlite://PATH or postgres://...)")]
+    UnsupportedUrl(String),
+    #[error("creating the database directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+}
+
+impl From<UnknownState> for StoreError {
+    fn from(e: UnknownState) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A task to create in INIT.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub task_id: String,
+    pub idempotency_key: String,
+    pub mode: &'static str,
+    pub strategy: String,
+    pub account: String,
+    pub proposal: Vec<u8>,
+    pub trace_id: String,
+}
+
+/// The part of a task a submit result needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSummary {
+    pub task_id: String,
+    pub idempotency_key: String,
+    pub state: TaskState,
+    pub reason_code: String,
+    pub detail: String,
+}
+
+/// What inserting one task did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    Created,
+    /// The idempotency key was taken: the first task.
+    Existing(TaskSummary),
+}
+
+/// Simulated movement recorded on a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SimRecord {
+    pub amount0: U256,
+    pub amount1: U256,
+    pub gas_used: u64,
+}
+
+/// One compare-and-set, with what it books.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub task_id: String,
+    pub from: TaskState,
+    pub to: TaskState,
+    pub reason_code: String,
+    pub detail: String,
+    pub sim: Option<SimRecord>,
+    pub trace_id: String,
+    pub actor: String,
+    /// Booked in the same transaction, only if the compare-and-set succeeds.
+    pub posting: Option<Posting>,
+}
+
+/// A full task row.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub task_id: String,
+    pub idempotency_key: String,
+    pub state: TaskState,
+    pub reason_code: String,
+    pub detail: String,
+    pub mode: String,
+    pub strategy: String,
+    pub account: String,
+    pub proposal: Vec<u8>,
+    pub trace_id: String,
+    pub sim: Option<SimRecord>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntryRow {
+    pub entry_id: i64,
+    pub posting_id: String,
+    pub task_id: String,
+    pub account: String,
+    pub asset: String,
+    pub side: Side,
+    pub amount: U256,
+    pub memo: String,
+    pub created_at_ms: i64,
+    pub reverses_posting_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillSwitchRow {
+    pub engaged: bool,
+    pub reason: String,
+    pub operator: String,
+    pub changed_at_ms: i64,
+}
+
+/// One audit record.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub detail: String,
+    pub trace_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub strategy: Option<String>,
+    pub state: Option<TaskState>,
+    pub after_task_id: Option<String>,
+    pub limit: u32,
+}
+
+/// `$1, $2, ...` groups for a multi-row VALUES list.
+fn values_list(rows: usize, cols: usize, casts: &[&str]) -> String {
+    let mut s = String::with_capacity(rows * cols * 6);
+    let mut n = 1;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            if let Some(cast) = casts.get(c).filter(|c| !c.is_empty()) {
+                s.push_str(cast);
+            }
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+fn amount_col(row: &AnyRow, col: &str) -> Result<U256, StoreError> {
+    let s: String = row.try_get(col)?;
+    parse_amount(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+fn summary(row: &AnyRow) -> Result<TaskSummary, StoreError> {
+    Ok(TaskSummary {
+        task_id: row.try_get("task_id")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        state: TaskState::from_str(&row.try_get::<String, _>("state")?)?,
+        reason_code: row.try_get("reason_code")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
+fn task_row(row: &AnyRow) -> Result<TaskRow, StoreError> {
+    let a0: String = row.try_get("sim_amount0")?;
+    let sim = if a0.is_empty() {
+        None
+    } else {
+        Some(SimRecord {
+            amount0: amount_col(row, "sim_amount0")?,
+            amount1: amount_col(row, "sim_amount1")?,
+            gas_used: u64::try_from(row.try_get::<i64, _>("sim_gas_used")?).unwrap_or(0),
+        })
+    };
+    Ok(TaskRow {
+        task_id: row.try_get("task_id")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        state: TaskState::from_str(&row.try_get::<String, _>("state")?)?,
+        reason_code: row.try_get("reason_code")?,
+        detail: row.try_get("detail")?,
+        mode: row.try_get("mode")?,
+        strategy: row.try_get("strategy")?,
+        account: row.try_get("account")?,
+        proposal: row.try_get("proposal")?,
+        trace_id: row.try_get("trace_id")?,
+        sim,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+fn entry_row(row: &AnyRow) -> Result<EntryRow, StoreError> {
+    let side: String = row.try_get("side")?;
+    Ok(EntryRow {
+        entry_id: row.try_get("entry_id")?,
+        posting_id: row.try_get("posting_id")?,
+        task_id: row.try_get("task_id")?,
+        account: row.try_get("account")?,
+        asset: row.try_get("asset")?,
+        side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
+        amount: amount_col(row, "amount")?,
+        memo: row.try_get("memo")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        reverses_posting_id: row.try_get("reverses_posting_id")?,
+    })
+}
+
+const TASK_COLS: &str = "task_id, idempotency_key, state, reason_code, detail, mode, strategy, account, proposal, \
+     trace_id, sim_amount0, sim_amount1, sim_gas_used, created_at_ms, updated_at_ms";
+
+/// The engine's database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, creating an SQLite file (and its directory) if needed, and migrates.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.chars().take(80).collect()));
+        };
+        let url = match backend {
+            Backend::Sqlite => sqlite_url(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let options = AnyPoolOptions::new();
+        let pool = match backend {
+            Backend::Sqlite => {
+                // WAL lets readers (GetTask, ListTasks) run beside the writer; NORMAL
+                // sync is durable across process crashes in WAL mode, which is the
+                // crash model here.
+                options
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(8).connect(&url).await?,
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Creates tasks in INIT, keyed by idempotency key, in one transaction. A key that is
+    /// already taken (by an earlier submit or a concurrent one) creates nothing and returns
+    /// the first task: `INSERT ... ON CONFLICT DO NOTHING`, then read the winner.
+    ///
+    /// The caller passes distinct keys.
+    pub async fn insert_tasks(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError> {
+        let now = now_ms();
+        let mut created: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut tx = self.pool.begin().await?;
+        for chunk in tasks.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO trade_tasks ({TASK_COLS}) VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING task_id",
+                values_list(chunk.len(), 15, &[])
+            );
+            let mut q = sqlx::query(&sql);
+            for t in chunk {
+                q = q
+                    .bind(&t.task_id)
+                    .bind(&t.idempotency_key)
+                    .bind(TaskState::Init.as_str())
+                    .bind("")
+                    .bind("")
+                    .bind(t.mode)
+                    .bind(&t.strategy)
+                    .bind(&t.account)
+                    .bind(&t.proposal)
+                    .bind(&t.trace_id)
+                    .bind("")
+                    .bind("")
+                    .bind(0i64)
+                    .bind(now)
+                    .bind(now);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                created.insert(row.try_get::<String, _>("task_id")?);
+            }
+        }
+        let audits: Vec<Audit> = tasks
+            .iter()
+            .filter(|t| created.contains(&t.task_id))
+            .map(|t| Audit {
+                actor: "engine".into(),
+                action: "task_created".into(),
+                subject: t.task_id.clone(),
+                from_state: String::new(),
+                to_state: TaskState::Init.as_str().into(),
+                detail: String::new(),
+                trace_id: t.trace_id.clone(),
+            })
+            .collect();
+        insert_audits(&mut tx, &audits, now).await?;
+        let missing: Vec<&NewTask> = tasks.iter().filter(|t| !created.contains(&t.task_id)).collect();
+        let mut existing: HashMap<String, TaskSummary> = HashMap::new();
+        for chunk in missing.chunks(CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT task_id, idempotency_key, state, reason_code, detail FROM trade_tasks WHERE idempotency_key IN ({})",
+                placeholders.join(",")
+            );
+            let mut q = sqlx::query(&sql);
+            for t in chunk {
+                q = q.bind(&t.idempotency_key);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let s = summary(&row)?;
+                existing.insert(s.idempotency_key.clone(), s);
+            }
+        }
+        tx.commit().await?;
+        tasks
+            .iter()
+            .map(|t| {
+                if created.contains(&t.task_id) {
+                    Ok(Inserted::Created)
+                } else {
+                    existing
+                        .remove(&t.idempotency_key)
+                        .map(Inserted::Existing)
+                        .ok_or_else(|| StoreError::Corrupt(format!("key {} neither inserted nor found", t.idempotency_key)))
+                }
+            })
+            .collect()
+    }
+
+    /// Applies compare-and-set transitions in one transaction and books the postings of
+    /// the ones that moved. Returns, per transition, whether it moved.
+    pub async fn apply(&self, transitions: &[Transition]) -> Result<Vec<bool>, StoreError> {
+        for t in transitions {
+            t.from.check(t.to)?;
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut moved: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for chunk in transitions.chunks(CHUNK) {
+            // column1 task_id, column2 expected, column3 new, column4 reason, column5 detail,
+            // column6 amount0, column7 amount1, column8 gas, column9 now.
+            let sql = format!(
+                "UPDATE trade_tasks SET state = v.column3, reason_code = v.column4, detail = v.column5, \
+                 sim_amount0 = v.column6, sim_amount1 = v.column7, sim_gas_used = v.column8, updated_at_ms = v.column9 \
+                 FROM (VALUES {}) AS v WHERE trade_tasks.task_id = v.column1 AND trade_tasks.state = v.column2 \
+                 RETURNING task_id",
+                values_list(chunk.len(), 9, &[])
+            );
+            let mut q = sqlx::query(&sql);
+            for t in chunk {
+                let (a0, a1, gas) = match t.sim {
+                    Some(s) => (s.amount0.to_string(), s.amount1.to_string(), i64::try_from(s.gas_used).unwrap_or(i64::MAX)),
+                    None => (String::new(), String::new(), 0),
+                };
+                q = q
+                    .bind(&t.task_id)
+                    .bind(t.from.as_str())
+                    .bind(t.to.as_str())
+                    .bind(&t.reason_code)
+                    .bind(&t.detail)
+                    .bind(a0)
+                    .bind(a1)
+                    .bind(gas)
+                    .bind(now);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                moved.insert(row.try_get::<String, _>("task_id")?);
+            }
+        }
+        let postings: Vec<&Posting> = transitions
+            .iter()
+            .filter(|t| moved.contains(&t.task_id))
+            .filter_map(|t| t.posting.as_ref())
+            .collect();
+        insert_postings(&mut tx, &postings, now).await?;
+        let audits: Vec<Audit> = transitions
+            .iter()
+            .filter(|t| moved.contains(&t.task_id))
+            .map(|t| Audit {
+                actor: t.actor.clone(),
+                action: "task_transition".into(),
+                subject: t.task_id.clone(),
+                from_state: t.from.as_str().into(),
+                to_state: t.to.as_str().into(),
+                detail: if t.detail.is_empty() {
+                    t.reason_code.clone()
+                } else {
+                    format!("{}: {}", t.reason_code, t.detail)
+                },
+                trace_id: t.trace_id.clone(),
+            })
+            .collect();
+        insert_audits(&mut tx, &audits, now).await?;
+        tx.commit().await?;
+        Ok(transitions.iter().map(|t| moved.contains(&t.task_id)).collect())
+    }
+
+    /// Books a posting outside any task transition (corrections, reversals).
+    pub async fn post(&self, posting: &Posting, audit: &Audit) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        insert_postings(&mut tx, &[posting], now).await?;
+        insert_audits(&mut tx, std::slice::from_ref(audit), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_task(&self, task_id: &str) -> Result<Option<TaskRow>, StoreError> {
+        let sql = format!("SELECT {TASK_COLS} FROM trade_tasks WHERE task_id = $1");
+        let row = sqlx::query(&sql).bind(task_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(task_row).transpose()
+    }
+
+    /// Tasks in task-id order (ids are UUIDv7, so creation order), one page at a time.
+    pub async fn list_tasks(&self, f: &TaskFilter) -> Result<Vec<TaskRow>, StoreError> {
+        let mut sql = format!("SELECT {TASK_COLS} FROM trade_tasks WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if f.strategy.is_some() {
+            sql.push_str(&format!(" AND strategy = {}", next()));
+        }
+        if f.state.is_some() {
+            sql.push_str(&format!(" AND state = {}", next()));
+        }
+        if f.after_task_id.is_some() {
+            sql.push_str(&format!(" AND task_id > {}", next()));
+        }
+        sql.push_str(&format!(" ORDER BY task_id LIMIT {}", next()));
+        let mut q = sqlx::query(&sql);
+        if let Some(s) = &f.strategy {
+            q = q.bind(s);
+        }
+        if let Some(s) = f.state {
+            q = q.bind(s.as_str());
+        }
+        if let Some(s) = &f.after_task_id {
+            q = q.bind(s);
+        }
+        q = q.bind(i64::from(f.limit));
+        q.fetch_all(&self.pool).await?.iter().map(task_row).collect()
+    }
+
+    pub async fn tasks_in_state(&self, state: TaskState) -> Result<Vec<TaskRow>, StoreError> {
+        let sql = format!("SELECT {TASK_COLS} FROM trade_tasks WHERE state = $1 ORDER BY task_id");
+        sqlx::query(&sql)
+            .bind(state.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(task_row)
+            .collect()
+    }
+
+    pub async fn count_tasks(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM trade_tasks GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((TaskState::from_str(&r.try_get::<String, _>("state")?)?, r.try_get::<i64, _>("n")?)))
+            .collect()
+    }
+
+    /// Ledger entries, newest last, filtered by account and/or task; `limit` 0 = all.
+    pub async fn entries(&self, account: Option<&str>, task_id: Option<&str>, limit: u32) -> Result<Vec<EntryRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT entry_id, posting_id, task_id, account, asset, side, amount, memo, created_at_ms, \
+             reverses_posting_id FROM ledger_entries WHERE 1 = 1",
+        );
+        let mut n = 0;
+        if account.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND account = ${n}"));
+        }
+        if task_id.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND task_id = ${n}"));
+        }
+        sql.push_str(" ORDER BY entry_id");
+        if limit > 0 {
+            n += 1;
+            sql.push_str(&format!(" LIMIT ${n}"));
+        }
+        let mut q = sqlx::query(&sql);
+        if let Some(a) = account {
+            q = q.bind(a);
+        }
+        if let Some(t) = task_id {
+            q = q.bind(t);
+        }
+        if limit > 0 {
+            q = q.bind(i64::from(limit));
+        }
+        q.fetch_all(&self.pool).await?.iter().map(entry_row).collect()
+    }
+
+    /// Ledger lines for checking and positions; `account_prefix` narrows by account name.
+    pub async fn lines(&self, account: Option<&str>) -> Result<Vec<StoredLine>, StoreError> {
+        Ok(self
+            .entries(account, None, 0)
+            .await?
+            .into_iter()
+            .map(|e| StoredLine {
+                posting_id: e.posting_id,
+                account: e.account,
+                asset: e.asset,
+                side: e.side,
+                amount: e.amount,
+            })
+            .collect())
+    }
+
+    pub async fn load_kill_switch(&self) -> Result<Option<KillSwitchRow>, StoreError> {
+        let row = sqlx::query("SELECT engaged, reason, operator, changed_at_ms FROM engine_flags WHERE name = 'kill_switch'")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(KillSwitchRow {
+                engaged: r.try_get::<i64, _>("engaged")? != 0,
+                reason: r.try_get("reason")?,
+                operator: r.try_get("operator")?,
+                changed_at_ms: r.try_get("changed_at_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Persists the kill switch and audits the change in one transaction.
+    pub async fn save_kill_switch(&self, k: &KillSwitchRow, trace_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO engine_flags (name, engaged, reason, operator, changed_at_ms) VALUES ('kill_switch', $1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET engaged = excluded.engaged, reason = excluded.reason, \
+             operator = excluded.operator, changed_at_ms = excluded.changed_at_ms",
+        )
+        .bind(i64::from(k.engaged))
+        .bind(&k.reason)
+        .bind(&k.operator)
+        .bind(k.changed_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        let audit = Audit {
+            actor: k.operator.clone(),
+            action: if k.engaged { "kill_switch_set" } else { "kill_switch_cleared" }.into(),
+            subject: "kill_switch".into(),
+            from_state: String::new(),
+            to_state: if k.engaged { "ENGAGED" } else { "CLEAR" }.into(),
+            detail: k.reason.clone(),
+            trace_id: trace_id.to_owned(),
+        };
+        insert_audits(&mut tx, &[audit], k.changed_at_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn audit_for(&self, subject: &str) -> Result<Vec<Audit>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT actor, action, subject, from_state, to_state, detail, trace_id FROM audit_log WHERE subject = $1 ORDER BY audit_id",
+        )
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Audit {
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    subject: r.try_get("subject")?,
+                    from_state: r.try_get("from_state")?,
+                    to_state: r.try_get("to_state")?,
+                    detail: r.try_get("detail")?,
+                    trace_id: r.try_get("trace_id")?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn insert_audits(tx: &mut sqlx::Transaction<'_, sqlx::Any>, audits: &[Audit], now: i64) -> Result<(), StoreError> {
+    for chunk in audits.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO audit_log (at_ms, actor, action, subject, from_state, to_state, detail, trace_id) VALUES {}",
+            values_list(chunk.len(), 8, &[])
+        );
+        let mut q = sqlx::query(&sql);
+        for a in chunk {
+            q = q
+                .bind(now)
+                .bind(&a.actor)
+                .bind(&a.action)
+                .bind(&a.subject)
+                .bind(&a.from_state)
+                .bind(&a.to_state)
+                .bind(&a.detail)
+                .bind(&a.trace_id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_postings(tx: &mut sqlx::Transaction<'_, sqlx::Any>, postings: &[&Posting], now: i64) -> Result<(), StoreError> {
+    if postings.is_empty() {
+        return Ok(());
+    }
+    let mut accounts: Vec<&str> = postings
+        .iter()
+        .flat_map(|p| p.entries().iter().map(|e| e.account.as_str()))
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    for chunk in accounts.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO ledger_accounts (account, kind, created_at_ms) VALUES {} ON CONFLICT (account) DO NOTHING",
+            values_list(chunk.len(), 3, &[])
+        );
+        let mut q = sqlx::query(&sql);
+        for a in chunk {
+            let kind = a.split(':').next().unwrap_or("other");
+            q = q.bind(*a).bind(kind).bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let rows: Vec<(&Posting, &crate::ledger::Entry)> = postings
+        .iter()
+        .flat_map(|p| p.entries().iter().map(move |e| (*p, e)))
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO ledger_entries (posting_id, task_id, account, asset, side, amount, memo, created_at_ms, reverses_posting_id) VALUES {}",
+            values_list(chunk.len(), 9, &[])
+        );
+        let mut q = sqlx::query(&sql);
+        for (p, e) in chunk {
+            q = q
+                .bind(&p.posting_id)
+                .bind(&p.task_id)
+                .bind(&e.account)
+                .bind(&e.asset)
+                .bind(e.side.as_str())
+                .bind(e.amount.to_string())
+                .bind(&p.memo)
+                .bind(now)
+                .bind(&p.reverses_posting_id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// `sqlite://PATH` with the file created if missing (`mode=rwc`) and its directory made.
+fn sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path != ":memory:" && !path.is_empty() {
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    Ok(match query {
+        Some(q) if q.contains("mode=") => format!("sqlite://{path}?{q}"),
+        Some(q) => format!("sqlite://{path}?{q}&mode=rwc"),
+        None => format!("sqlite://{path}?mode=rwc"),
+    })
+}

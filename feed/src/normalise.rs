@@ -1,0 +1,224 @@
+//! Pool logs -> `ChainEvent`s. Pure: the live follower and the embedded in-process chain
+//! (stratbox-sim's revm logs) both go through here, so a strategy sees the same events
+//! whichever produced them.
+
+use alloy_primitives::{Address, B256, I256, Log, U256};
+use alloy_sol_types::{SolEvent, sol};
+use stratbox_proto::v1::{
+    self, Amount, BlockInfo, ChainEvent, EventOrigin, LiquidityEvent, SwapEvent, TraceContext, chain_event::Kind,
+};
+
+sol! {
+    /// Uniswap V3 pool events (v3-core `IUniswapV3PoolEvents`).
+    event Swap(
+        address indexed sender,
+        address indexed recipient,
+        int256 amount0,
+        int256 amount1,
+        uint160 sqrtPriceX96,
+        uint128 liquidity,
+        int24 tick
+    );
+    event Mint(
+        address sender,
+        address indexed owner,
+        int24 indexed tickLower,
+        int24 indexed tickUpper,
+        uint128 amount,
+        uint256 amount0,
+        uint256 amount1
+    );
+    event Burn(
+        address indexed owner,
+        int24 indexed tickLower,
+        int24 indexed tickUpper,
+        uint128 amount,
+        uint256 amount0,
+        uint256 amount1
+    );
+}
+
+/// `topic0` of the events the feed follows, for log filters.
+pub const POOL_EVENT_TOPICS: [B256; 3] = [Swap::SIGNATURE_HASH, Mint::SIGNATURE_HASH, Burn::SIGNATURE_HASH];
+
+/// The header fields every event of a block carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHeader {
+    pub number: u64,
+    pub hash: B256,
+    pub parent_hash: B256,
+    pub timestamp: u64,
+}
+
+/// A log with where it sits in its block. Implemented for RPC logs (which know their index
+/// and transaction) and for bare `alloy_primitives::Log`s from an in-process EVM, whose
+/// index is their position in the slice handed to [`events_from_logs`].
+pub trait BlockLog {
+    fn log(&self) -> &Log;
+    fn log_index(&self) -> Option<u64> {
+        None
+    }
+    fn tx_hash(&self) -> Option<B256> {
+        None
+    }
+}
+
+impl BlockLog for Log {
+    fn log(&self) -> &Log {
+        self
+    }
+}
+
+impl BlockLog for alloy::rpc::types::Log {
+    fn log(&self) -> &Log {
+        &self.inner
+    }
+    fn log_index(&self) -> Option<u64> {
+        self.log_index
+    }
+    fn tx_hash(&self) -> Option<B256> {
+        self.transaction_hash
+    }
+}
+
+/// 32 lowercase hex digits (W3C trace-id), fresh per event so each can be followed through
+/// host, engine and signer logs.
+pub fn new_trace_id() -> String {
+    let mut id = rand::random::<u128>();
+    // All zeros is invalid in W3C trace-context.
+    if id == 0 {
+        id = 1;
+    }
+    format!("{id:032x}")
+}
+
+pub(crate) fn hex_hash(h: &B256) -> String {
+    format!("{h:#x}")
+}
+
+fn amount(v: U256) -> Option<Amount> {
+    Some(Amount { value: v.to_string() })
+}
+
+fn address(a: &Address) -> Option<v1::Address> {
+    Some(v1::Address {
+        value: format!("{a:#x}"),
+    })
+}
+
+/// The stable identity consumers deduplicate on.
+pub fn event_id(chain_id: u64, block: &BlockHeader, log_index: u64) -> String {
+    format!("{chain_id}:{}:{log_index}:{}", block.number, hex_hash(&block.hash))
+}
+
+fn envelope(chain_id: u64, block: &BlockHeader, event_id: String, kind: Kind) -> ChainEvent {
+    ChainEvent {
+        event_id,
+        // Events are published only once the whole block has been read, so the block
+        // itself is the newest fully processed one.
+        last_sync_block: block.number,
+        timestamp: block.timestamp,
+        trace: Some(TraceContext {
+            trace_id: new_trace_id(),
+            span_id: String::new(),
+        }),
+        chain_id,
+        kind: Some(kind),
+    }
+}
+
+/// Uniswap reports signed deltas from the pool's side: positive = paid into the pool.
+/// Strategies get magnitudes and a direction instead.
+fn swap_event(origin: EventOrigin, pool: &Address, s: &Swap) -> SwapEvent {
+    let zero_for_one = s.amount0 > I256::ZERO;
+    let (amount_in, amount_out) = if zero_for_one {
+        (s.amount0.unsigned_abs(), s.amount1.unsigned_abs())
+    } else {
+        (s.amount1.unsigned_abs(), s.amount0.unsigned_abs())
+    };
+    SwapEvent {
+        origin: Some(origin),
+        pool: address(pool),
+        zero_for_one,
+        amount_in: amount(amount_in),
+        amount_out: amount(amount_out),
+        sqrt_price_x96: amount(U256::from(s.sqrtPriceX96)),
+        liquidity: amount(U256::from(s.liquidity)),
+        tick: s.tick.as_i32(),
+    }
+}
+
+/// Normalises one block: its Swap/Mint/Burn logs in log order, then a `new_block` event that
+/// closes the block (a consumer seeing it knows the block is complete). Logs that are not
+/// Uniswap V3 pool events, or do not decode, are skipped; callers filter by pool address.
+pub fn events_from_logs<L: BlockLog>(chain_id: u64, block: &BlockHeader, logs: &[L]) -> Vec<ChainEvent> {
+    let mut out = Vec::with_capacity(logs.len() + 1);
+    for (position, l) in logs.iter().enumerate() {
+        let log = l.log();
+        let log_index = l.log_index().unwrap_or(position as u64);
+        let origin = EventOrigin {
+            block: block.number,
+            log_index: u32::try_from(log_index).unwrap_or(u32::MAX),
+            tx_hash: l.tx_hash().map(|h| hex_hash(&h)).unwrap_or_default(),
+        };
+        let Some(topic0) = log.topics().first() else { continue };
+        let kind = if *topic0 == Swap::SIGNATURE_HASH {
+            Swap::decode_log_data(&log.data)
+                .ok()
+                .map(|s| Kind::Swap(swap_event(origin, &log.address, &s)))
+        } else if *topic0 == Mint::SIGNATURE_HASH {
+            Mint::decode_log_data(&log.data).ok().map(|m| {
+                Kind::Mint(LiquidityEvent {
+                    origin: Some(origin),
+                    pool: address(&log.address),
+                    owner: address(&m.owner),
+                    tick_lower: m.tickLower.as_i32(),
+                    tick_upper: m.tickUpper.as_i32(),
+                    liquidity: amount(U256::from(m.amount)),
+                    amount0: amount(m.amount0),
+                    amount1: amount(m.amount1),
+                })
+            })
+        } else if *topic0 == Burn::SIGNATURE_HASH {
+            Burn::decode_log_data(&log.data).ok().map(|b| {
+                Kind::Burn(LiquidityEvent {
+                    origin: Some(origin),
+                    pool: address(&log.address),
+                    owner: address(&b.owner),
+                    tick_lower: b.tickLower.as_i32(),
+                    tick_upper: b.tickUpper.as_i32(),
+                    liquidity: amount(U256::from(b.amount)),
+                    amount0: amount(b.amount0),
+                    amount1: amount(b.amount1),
+                })
+            })
+        } else {
+            None
+        };
+        match kind {
+            Some(kind) => out.push(envelope(chain_id, block, event_id(chain_id, block, log_index), kind)),
+            None if POOL_EVENT_TOPICS.contains(topic0) => {
+                tracing::warn!(block = block.number, log_index, "pool event log does not decode; skipped");
+            }
+            None => {}
+        }
+    }
+    out.push(new_block_event(chain_id, block));
+    out
+}
+
+/// The event that closes a block.
+pub fn new_block_event(chain_id: u64, block: &BlockHeader) -> ChainEvent {
+    let id = format!("{chain_id}:{}:block:{}", block.number, hex_hash(&block.hash));
+    envelope(
+        chain_id,
+        block,
+        id,
+        Kind::NewBlock(BlockInfo {
+            number: block.number,
+            timestamp: block.timestamp,
+            hash: hex_hash(&block.hash),
+            parent_hash: hex_hash(&block.parent_hash),
+        }),
+    )
+}

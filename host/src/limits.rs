@@ -1,0 +1,149 @@
+//! Every number that bounds a strategy, per strategy ([`StrategyLimits`]) and per host
+//! process ([`HostConfig`]).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Limits of one strategy instance. Deserialised from the operator's configuration, so
+/// every field has a default and unknown fields are refused (a typo must not silently
+/// leave a limit at its default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StrategyLimits {
+    /// Fuel (roughly: wasm instructions) one `on-event` call may burn. The deterministic
+    /// budget: the same call on the same input burns the same fuel on any machine.
+    pub fuel_per_call: u64,
+    /// Fuel for instantiation plus `init`.
+    pub fuel_init: u64,
+    /// Wall-clock deadline of one `on-event` call. Catches what fuel cannot (a host call
+    /// that is slow) and what fuel is not enabled for (engines built without fuel).
+    pub deadline_ms: u64,
+    /// Wall-clock deadline of instantiation plus `init`.
+    pub init_deadline_ms: u64,
+    /// Largest linear memory the instance may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// Largest table, in elements.
+    pub table_elements: usize,
+    /// Core instances, tables and memories one store may create. A Rust wasip2 component
+    /// needs a handful of each; these only stop a component that tries to create many.
+    pub max_core_instances: usize,
+    pub max_tables: usize,
+    pub max_memories: usize,
+    /// Most proposals one call may return; more is `BadOutput`, checked before the list
+    /// is copied out of the guest.
+    pub max_proposals: usize,
+    /// Longest string in a proposal (addresses, amounts, reason), in bytes.
+    pub max_string_bytes: usize,
+    /// All strings of one call's result together, in bytes.
+    pub max_output_bytes: usize,
+    /// Longest error message (`Err(String)` of `init` or `on-event`) kept, in bytes.
+    pub max_error_bytes: usize,
+    /// Most events one `host.history` call returns.
+    pub max_history_events: u32,
+    /// Bytes of `host.log`, stdout and stderr forwarded to tracing per call; the rest is
+    /// counted and dropped.
+    pub log_bytes_per_call: usize,
+    /// Consecutive failures (traps, limits, bad output, failed init) before quarantine.
+    pub max_consecutive_failures: u32,
+    /// First quarantine; each further one doubles, up to `backoff_max_ms`.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for StrategyLimits {
+    fn default() -> Self {
+        Self {
+            fuel_per_call: 20_000_000,
+            fuel_init: 50_000_000,
+            deadline_ms: 50,
+            init_deadline_ms: 500,
+            memory_bytes: 64 << 20,
+            table_elements: 20_000,
+            max_core_instances: 32,
+            max_tables: 32,
+            max_memories: 4,
+            max_proposals: 64,
+            max_string_bytes: 1024,
+            max_output_bytes: 256 << 10,
+            max_error_bytes: 4096,
+            max_history_events: 1024,
+            log_bytes_per_call: 16 << 10,
+            max_consecutive_failures: 3,
+            backoff_initial_ms: 1_000,
+            backoff_max_ms: 300_000,
+        }
+    }
+}
+
+impl StrategyLimits {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+}
+
+/// How instance memory is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocation {
+    /// Slots reserved up front; an instance reuses a slot and its copy-on-write image, so
+    /// a rebuild costs a few page-table operations instead of mmap + munmap.
+    Pooling,
+    /// mmap per instance. Slower to build, no up-front reservation; kept for comparison.
+    OnDemand,
+}
+
+/// Settings of the one engine of a host process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    pub allocation: Allocation,
+    /// Live instances this host holds at most; the next one is refused with
+    /// `PoolExhausted`. Each pooled memory slot reserves about 6 GiB of address space and
+    /// each live instance adds about 4 memory mappings: past roughly 15,800 instances the
+    /// kernel's `vm.max_map_count` (65,530) makes allocation fail in ways that are hard to
+    /// recover from, so the default stays well below.
+    pub max_instances: usize,
+    /// Core instances, memories and tables one component instance may use from the pool.
+    pub core_instances_per_component: usize,
+    pub memories_per_component: usize,
+    pub tables_per_component: usize,
+    /// Ceiling of any strategy's `memory_bytes`: the size a pool slot can grow to.
+    pub max_memory_bytes: usize,
+    /// Wasm stack, in bytes; deeper recursion traps with a stack overflow.
+    pub max_wasm_stack: usize,
+    /// Fuel metering on. Costs some speed (see `stratbox bench host`); without it only the
+    /// wall-clock deadline bounds a call.
+    pub fuel: bool,
+    /// How often the epoch advances; the granularity of deadlines.
+    pub epoch_tick_us: u64,
+    /// Where compiled components are kept across restarts. Only this directory is ever
+    /// deserialised from; uploaded bytes are always compiled.
+    pub cache_dir: Option<PathBuf>,
+    /// Largest component file accepted.
+    pub max_component_bytes: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            allocation: Allocation::Pooling,
+            max_instances: 4096,
+            core_instances_per_component: 8,
+            memories_per_component: 1,
+            tables_per_component: 4,
+            max_memory_bytes: 1 << 30,
+            max_wasm_stack: 512 << 10,
+            fuel: true,
+            epoch_tick_us: 1_000,
+            cache_dir: None,
+            max_component_bytes: crate::check::DEFAULT_MAX_COMPONENT_BYTES,
+        }
+    }
+}
+
+impl HostConfig {
+    pub fn epoch_tick(&self) -> Duration {
+        Duration::from_micros(self.epoch_tick_us.max(1))
+    }
+}

@@ -1,0 +1,362 @@
+//! The engine, the linker, the epoch ticker and the compiled-component cache: everything
+//! a host process has exactly one of.
+
+use crate::check::{CheckReport, check_component};
+use crate::error::{CallError, LoadError};
+use crate::limits::{Allocation, HostConfig};
+use crate::sandbox::{HostCtx, StoreState};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use wasmtime::component::{
+    Component, ComponentExportIndex, HasSelf, InstancePre, Linker, Resource, ResourceTable,
+};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+
+/// The WASI version wasmtime-wasi 48 registers its interfaces under; guests importing any
+/// 0.2.x version are matched to it by semver.
+const WASI_MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// A host process's wasmtime runtime. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct HostRuntime {
+    inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: Engine,
+    linker: Linker<StoreState>,
+    pub(crate) config: HostConfig,
+    live: AtomicUsize,
+    compiled: Mutex<HashMap<String, Arc<Compiled>>>,
+    _ticker: Ticker,
+}
+
+/// Advances the engine's epoch every tick: the clock deadlines are measured in. Stops
+/// when the runtime (and with it every instance) is dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine, tick: std::time::Duration) -> Result<Self, LoadError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("stratbox-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| LoadError::Engine(format!("starting the epoch ticker: {e}")))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A pollable that is ready at once: what a guest's sleep resolves to. The guest's only
+/// time is the event time, which does not pass while it runs; a real sleep would block the
+/// calling thread where no epoch deadline can reach it.
+struct Ready;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Ready {
+    async fn ready(&mut self) {}
+}
+
+fn ready_pollable(table: &mut ResourceTable) -> wasmtime::Result<Resource<DynPollable>> {
+    let ready = table.push(Ready)?;
+    subscribe(table, ready)
+}
+
+fn engine_config(config: &HostConfig) -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.consume_fuel(config.fuel);
+    c.epoch_interruption(true);
+    c.max_wasm_stack(config.max_wasm_stack);
+    c.memory_init_cow(true);
+    c.parallel_compilation(true);
+    c.cranelift_opt_level(OptLevel::Speed);
+    // The same strategy on the same events must compute the same floats on any CPU.
+    c.cranelift_nan_canonicalization(true);
+    if config.allocation == Allocation::Pooling {
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n as u32)
+            .total_core_instances((n * config.core_instances_per_component) as u32)
+            .total_memories((n * config.memories_per_component) as u32)
+            .total_tables((n * config.tables_per_component) as u32)
+            .max_core_instances_per_component(config.core_instances_per_component as u32)
+            .max_memories_per_component(config.memories_per_component as u32)
+            .max_tables_per_component(config.tables_per_component as u32)
+            .max_memory_size(config.max_memory_bytes);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    c
+}
+
+impl HostRuntime {
+    pub fn new(config: HostConfig) -> Result<Self, LoadError> {
+        let engine =
+            Engine::new(&engine_config(&config)).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let linker = build_linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let ticker = Ticker::start(engine.clone(), config.epoch_tick())?;
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LoadError::Engine(format!("cache dir {}: {e}", dir.display())))?;
+        }
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                config,
+                live: AtomicUsize::new(0),
+                compiled: Mutex::new(HashMap::new()),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &HostConfig {
+        &self.inner.config
+    }
+
+    /// Live instances right now (each holds a pool slot).
+    pub fn live_instances(&self) -> usize {
+        self.inner.live.load(Ordering::Relaxed)
+    }
+
+    /// Checks, compiles (or takes from the cache) and prepares a component.
+    ///
+    /// The bytes are always checked against the stratbox world first. Compiled code is
+    /// looked up by the sha256 of the bytes: in memory, then in the host's own cache
+    /// directory. Uploaded bytes are never deserialised as compiled code; deserialising
+    /// skips validation, so only artifacts this host wrote itself are trusted.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        let report = check_component(bytes, self.inner.config.max_component_bytes)?;
+        let key = report.sha256.clone();
+        let cached = self
+            .inner
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let compiled = match cached {
+            Some(c) => c,
+            None => {
+                let component = self.compile(bytes, &key)?;
+                let compiled = Arc::new(Compiled::new(&self.inner, component, report)?);
+                self.inner
+                    .compiled
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, compiled.clone());
+                compiled
+            }
+        };
+        Ok(LoadedComponent {
+            runtime: self.inner.clone(),
+            compiled,
+        })
+    }
+
+    /// Reads a component file and loads it; refuses oversized files before reading them.
+    pub fn load_file(&self, path: &std::path::Path) -> Result<LoadedComponent, LoadError> {
+        let bytes = read_capped(path, self.inner.config.max_component_bytes)?;
+        self.load(&bytes)
+    }
+
+    fn cache_path(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.inner.config.cache_dir.as_ref()?;
+        // The engine's compatibility hash is part of the name, so artifacts of another
+        // wasmtime version or configuration are never even opened.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&self.inner.engine.precompile_compatibility_hash(), &mut hasher);
+        let engine = std::hash::Hasher::finish(&hasher);
+        Some(dir.join(format!("{key}-{engine:016x}.cwasm")))
+    }
+
+    fn compile(&self, bytes: &[u8], key: &str) -> Result<Component, LoadError> {
+        let engine = &self.inner.engine;
+        if let Some(path) = self.cache_path(key)
+            && path.is_file()
+        {
+            // SAFETY: `path` is in the host's own cache directory, named by the sha256 of
+            // bytes that just passed `check`, and was written by `Component::serialize`
+            // of this engine configuration. Nothing else writes there.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached component"),
+            }
+        }
+        let component =
+            Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        if let Some(path) = self.cache_path(key) {
+            let written = component
+                .serialize()
+                .map_err(|e| e.to_string())
+                .and_then(|artifact| {
+                    // Write then rename, so a crash never leaves a half-written artifact
+                    // under the final name.
+                    let tmp = path.with_extension("tmp");
+                    std::fs::write(&tmp, artifact).map_err(|e| e.to_string())?;
+                    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
+                });
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), error = %e, "could not cache compiled component");
+            }
+        }
+        Ok(component)
+    }
+}
+
+/// Reads at most `max + 1` bytes, so an oversized file is refused without reading it all.
+pub fn read_capped(path: &std::path::Path, max: usize) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
+    if bytes.len() > max {
+        let size = std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(bytes.len());
+        return Err(LoadError::Check(crate::check::CheckError::Oversized { size, limit: max }));
+    }
+    Ok(bytes)
+}
+
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
+    let mut linker = Linker::<StoreState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    crate::wit::Strategy::add_to_linker::<StoreState, HasSelf<HostCtx>>(&mut linker, |s| {
+        &mut s.host
+    })?;
+    // Replace the two WASI functions that would block on real time (see `Ready`).
+    linker.allow_shadowing(true);
+    {
+        let mut clock = linker.instance(WASI_MONOTONIC_CLOCK)?;
+        clock.func_wrap(
+            "subscribe-duration",
+            |mut cx: wasmtime::StoreContextMut<'_, StoreState>, (_,): (u64,)| {
+                Ok((ready_pollable(&mut cx.data_mut().table)?,))
+            },
+        )?;
+        clock.func_wrap(
+            "subscribe-instant",
+            |mut cx: wasmtime::StoreContextMut<'_, StoreState>, (_,): (u64,)| {
+                Ok((ready_pollable(&mut cx.data_mut().table)?,))
+            },
+        )?;
+    }
+    linker.allow_shadowing(false);
+    Ok(linker)
+}
+
+/// What is shared by every instance of one component: compiled code, the pre-linked
+/// instance and the export indices. Holds no reference back to the runtime, so the
+/// runtime's cache of these makes no cycle.
+pub(crate) struct Compiled {
+    pub(crate) pre: InstancePre<StoreState>,
+    pub(crate) report: CheckReport,
+    pub(crate) init: ComponentExportIndex,
+    pub(crate) on_event: ComponentExportIndex,
+}
+
+impl Compiled {
+    fn new(
+        runtime: &RuntimeInner,
+        component: Component,
+        report: CheckReport,
+    ) -> Result<Self, LoadError> {
+        let pre = runtime
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Compile(format!("linking: {e:#}")))?;
+        let init = component
+            .get_export_index(None, "init")
+            .ok_or_else(|| LoadError::Compile("no export `init`".into()))?;
+        let on_event = component
+            .get_export_index(None, "on-event")
+            .ok_or_else(|| LoadError::Compile("no export `on-event`".into()))?;
+        let compiled = Self {
+            pre,
+            report,
+            init,
+            on_event,
+        };
+        // Type-check the exports once, against a real instance: every later instance of
+        // this component has the same types, so calls can skip the check.
+        crate::instance::typecheck_exports(runtime, &compiled)
+            .map_err(|e| LoadError::Compile(format!("exports: {e}")))?;
+        Ok(compiled)
+    }
+}
+
+/// A component ready to be instantiated many times.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    pub(crate) runtime: Arc<RuntimeInner>,
+    pub(crate) compiled: Arc<Compiled>,
+}
+
+impl LoadedComponent {
+    /// What `check` found: world, imports, exports, size, sha256.
+    pub fn report(&self) -> &CheckReport {
+        &self.compiled.report
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.compiled.report.sha256
+    }
+}
+
+/// A claim on one of the host's instance slots, released on drop.
+pub(crate) struct Slot {
+    runtime: Arc<RuntimeInner>,
+}
+
+impl RuntimeInner {
+    /// Counts instances against `max_instances` before wasmtime is asked, so exhaustion is
+    /// a clear error in both allocation modes (and on-demand allocation cannot run the
+    /// process into `vm.max_map_count`).
+    pub(crate) fn acquire_slot(self: &Arc<Self>) -> Result<Slot, CallError> {
+        let max = self.config.max_instances;
+        let taken = self
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        match taken {
+            Ok(_) => Ok(Slot {
+                runtime: self.clone(),
+            }),
+            Err(n) => Err(CallError::PoolExhausted(format!(
+                "{n} live instances, the host is configured for at most {max} (max_instances)"
+            ))),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.runtime.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
