@@ -10,6 +10,9 @@
 //! - The same file structurally (parsed here): which service sits on which network, and
 //!   therefore who can open a connection to whom; limits, health checks, restart policies,
 //!   hardening; credentials only through secrets.
+//! - `deploy/k8s/` against the Kubernetes API schemas (1.30 and 1.37, strict), with
+//!   `kubernetes-validate` from PyPI in a venv under Cargo's test tmp dir, again with a
+//!   broken copy that must be rejected.
 //! - `deploy/k8s/`: every document parses and is well formed, workloads meet Pod Security
 //!   "restricted", the HPA scales the host Deployment, and the NetworkPolicies are
 //!   *evaluated* (a small model of NetworkPolicy semantics below) to assert the exact
@@ -76,7 +79,11 @@ fn string_list(value: &Value) -> Vec<String> {
 fn mapping_keys(value: &Value) -> BTreeSet<String> {
     value
         .as_mapping()
-        .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -98,7 +105,9 @@ fn ensure_tool(binary: &str, probe_arg: &str, apt_package: &str) -> Result<(), S
         return Ok(());
     }
     if Command::new("apt-get").arg("--version").output().is_err() {
-        return Err(format!("`{binary}` is missing and there is no apt-get to install {apt_package}"));
+        return Err(format!(
+            "`{binary}` is missing and there is no apt-get to install {apt_package}"
+        ));
     }
     // Other test processes may be running apt at the same moment: retry around the lock.
     let mut last = String::new();
@@ -108,7 +117,14 @@ fn ensure_tool(binary: &str, probe_arg: &str, apt_package: &str) -> Result<(), S
             .env("DEBIAN_FRONTEND", "noninteractive")
             .output();
         let install = Command::new("apt-get")
-            .args(["-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", apt_package])
+            .args([
+                "-o",
+                "DPkg::Lock::Timeout=300",
+                "install",
+                "-y",
+                "-q",
+                apt_package,
+            ])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .output();
         match (update, install) {
@@ -175,15 +191,14 @@ fn compose_file_passes_the_compose_specification() {
     std::fs::create_dir_all(&scratch_deploy).unwrap_or_else(|e| panic!("mkdir: {e}"));
     let original = read(&compose_file);
     let broken_variants = [
-        original.replacen(
-            "  host:\n",
-            "  host:\n    not_a_compose_key: true\n",
-            1,
-        ),
+        original.replacen("  host:\n", "  host:\n    not_a_compose_key: true\n", 1),
         original.replacen("internal: true", "internal: \"sometimes\"", 1),
     ];
     for broken in broken_variants {
-        assert_ne!(broken, original, "the mutation did not apply: update this test");
+        assert_ne!(
+            broken, original,
+            "the mutation did not apply: update this test"
+        );
         let path = scratch_deploy.join("compose.yaml");
         std::fs::write(&path, &broken).unwrap_or_else(|e| panic!("write: {e}"));
         let out = docker_compose_config(&path);
@@ -258,8 +273,19 @@ fn compose_zones_are_the_three_networks_of_the_design() {
         expected.keys().copied().collect::<BTreeSet<_>>()
     );
     for (name, nets) in &expected {
-        assert_eq!(&service_networks(&services[*name]), nets, "networks of {name}");
-        for key in ["network_mode", "pid", "ipc", "links", "external_links", "extra_hosts"] {
+        assert_eq!(
+            &service_networks(&services[*name]),
+            nets,
+            "networks of {name}"
+        );
+        for key in [
+            "network_mode",
+            "pid",
+            "ipc",
+            "links",
+            "external_links",
+            "extra_hosts",
+        ] {
             assert!(
                 services[*name][key].is_null(),
                 "{name} sets {key}, which can bypass the zone networks"
@@ -331,7 +357,9 @@ fn compose_cpu_millis(value: &Value) -> u64 {
     let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
     let whole: u64 = whole.parse().unwrap_or_else(|e| panic!("cpus {text}: {e}"));
     let frac = format!("{frac:0<3}");
-    let frac: u64 = frac[..3].parse().unwrap_or_else(|e| panic!("cpus {text}: {e}"));
+    let frac: u64 = frac[..3]
+        .parse()
+        .unwrap_or_else(|e| panic!("cpus {text}: {e}"));
     whole * 1000 + frac
 }
 
@@ -351,7 +379,10 @@ fn compose_resource_limits_follow_the_seed_quotas() {
     assert_eq!(limits("redis"), (2000, 4 * GIB));
     assert_eq!(limits("anvil"), (2000, 4 * GIB));
     let (cpu, mem) = limits("signer");
-    assert!(cpu <= 1000 && mem <= 512 * MIB, "the signer is meant to be small");
+    assert!(
+        cpu <= 1000 && mem <= 512 * MIB,
+        "the signer is meant to be small"
+    );
     let (cpu, mem) = limits("postgres");
     assert!(cpu > 0 && mem > 0);
     for (name, svc) in &services {
@@ -373,7 +404,11 @@ fn compose_resource_limits_follow_the_seed_quotas() {
 fn compose_every_service_is_hardened_health_checked_and_restarted() {
     let services = compose_services(&compose());
     for (name, svc) in &services {
-        assert_eq!(svc["read_only"].as_bool(), Some(true), "{name}: read_only root fs");
+        assert_eq!(
+            svc["read_only"].as_bool(),
+            Some(true),
+            "{name}: read_only root fs"
+        );
         assert!(
             string_list(&svc["security_opt"]).contains(&"no-new-privileges:true".to_owned()),
             "{name}: no-new-privileges"
@@ -383,7 +418,11 @@ fn compose_every_service_is_hardened_health_checked_and_restarted() {
             "{name}: cap_drop ALL"
         );
         assert!(string_list(&svc["cap_add"]).is_empty(), "{name}: cap_add");
-        assert_ne!(svc["privileged"].as_bool(), Some(true), "{name}: privileged");
+        assert_ne!(
+            svc["privileged"].as_bool(),
+            Some(true),
+            "{name}: privileged"
+        );
         let user = svc["user"]
             .as_str()
             .unwrap_or_else(|| panic!("{name}: no user"));
@@ -393,7 +432,11 @@ fn compose_every_service_is_hardened_health_checked_and_restarted() {
             "{name} runs as root ({user})"
         );
         let health = &svc["healthcheck"];
-        assert_ne!(health["disable"].as_bool(), Some(true), "{name}: healthcheck disabled");
+        assert_ne!(
+            health["disable"].as_bool(),
+            Some(true),
+            "{name}: healthcheck disabled"
+        );
         let test = string_list(&health["test"]);
         assert!(
             test.first().is_some_and(|t| t == "CMD" || t == "CMD-SHELL") && test.len() > 1,
@@ -414,7 +457,10 @@ fn compose_host_scales_and_mounts_strategies_read_only() {
     let services = compose_services(&compose());
     let host = &services["host"];
     for key in ["container_name", "hostname", "ports", "mac_address"] {
-        assert!(host[key].is_null(), "host sets {key}: `--scale host=50` would clash");
+        assert!(
+            host[key].is_null(),
+            "host sets {key}: `--scale host=50` would clash"
+        );
     }
     let mounts = host["volumes"]
         .as_sequence()
@@ -458,9 +504,18 @@ fn compose_services_run_the_stratbox_subcommands() {
     let services = compose_services(&doc);
     let engine = string_list(&services["engine"]["command"]);
     assert_eq!(engine.first().map(String::as_str), Some("engine"));
-    assert_eq!(arg_after(&engine, "--listen").as_deref(), Some("0.0.0.0:50051"));
-    assert_eq!(arg_after(&engine, "--bus").as_deref(), Some("redis://redis:6379"));
-    assert_eq!(arg_after(&engine, "--signer").as_deref(), Some("https://signer:50061"));
+    assert_eq!(
+        arg_after(&engine, "--listen").as_deref(),
+        Some("0.0.0.0:50051")
+    );
+    assert_eq!(
+        arg_after(&engine, "--bus").as_deref(),
+        Some("redis://redis:6379")
+    );
+    assert_eq!(
+        arg_after(&engine, "--signer").as_deref(),
+        Some("https://signer:50061")
+    );
     let database = arg_after(&engine, "--database").unwrap_or_default();
     assert!(database.starts_with("postgres://"), "{database}");
 
@@ -473,7 +528,10 @@ fn compose_services_run_the_stratbox_subcommands() {
 
     let signer = string_list(&services["signer"]["command"]);
     assert_eq!(signer.first().map(String::as_str), Some("signer"));
-    assert_eq!(arg_after(&signer, "--listen").as_deref(), Some("0.0.0.0:50061"));
+    assert_eq!(
+        arg_after(&signer, "--listen").as_deref(),
+        Some("0.0.0.0:50061")
+    );
     let mounted: BTreeSet<String> = string_list(&services["signer"]["secrets"])
         .into_iter()
         .collect();
@@ -482,7 +540,10 @@ fn compose_services_run_the_stratbox_subcommands() {
         let secret = path
             .strip_prefix("/run/secrets/")
             .unwrap_or_else(|| panic!("{flag} {path} is not a compose secret"));
-        assert!(mounted.contains(secret), "{flag}: secret {secret} not mounted");
+        assert!(
+            mounted.contains(secret),
+            "{flag}: secret {secret} not mounted"
+        );
     }
 }
 
@@ -547,7 +608,10 @@ fn compose_credentials_come_only_from_secret_files() {
                 "{name} mounts undeclared secret {secret}"
             );
         }
-        assert!(svc["env_file"].is_null(), "{name}: credentials go in secrets");
+        assert!(
+            svc["env_file"].is_null(),
+            "{name}: credentials go in secrets"
+        );
         if let Some(env) = svc["environment"].as_mapping() {
             for (key, value) in env {
                 let key = key.as_str().unwrap_or_default();
@@ -611,12 +675,23 @@ fn containerfile_builds_stratbox_with_wasm_target_and_runs_unprivileged() {
         .find_map(|l| l.strip_prefix("USER "))
         .unwrap_or_else(|| panic!("runtime stage sets no USER"));
     let uid = user.trim().split(':').next().unwrap_or_default();
-    assert_eq!(uid, "10001", "compose and k8s run the stratbox services as 10001");
-    assert!(runtime.iter().any(|l| l.starts_with("ENTRYPOINT") && l.contains("stratbox")));
+    assert_eq!(
+        uid, "10001",
+        "compose and k8s run the stratbox services as 10001"
+    );
+    assert!(
+        runtime
+            .iter()
+            .any(|l| l.starts_with("ENTRYPOINT") && l.contains("stratbox"))
+    );
 
     // The build context is the repository root: target/ must not be sent.
     let ignore = read(&deploy_dir().join("Containerfile.dockerignore"));
-    assert!(ignore.lines().any(|l| l.trim().trim_end_matches('/') == "target"));
+    assert!(
+        ignore
+            .lines()
+            .any(|l| l.trim().trim_end_matches('/') == "target")
+    );
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
@@ -657,7 +732,10 @@ fn dev_secrets_give_the_signer_a_client_ca_that_trusts_only_the_engine() {
     for (name, secret) in doc["secrets"].as_mapping().into_iter().flatten() {
         let file = secret["file"].as_str().unwrap_or_default();
         let file = file.trim_start_matches("./secrets/");
-        assert!(dir.path().join(file).is_file(), "secret {name:?}: {file} not made");
+        assert!(
+            dir.path().join(file).is_file(),
+            "secret {name:?}: {file} not made"
+        );
     }
     // CA private keys stay out of the directory compose mounts secrets from... by name.
     assert!(!dir.path().join("signer_ca.key").exists());
@@ -669,15 +747,39 @@ fn dev_secrets_give_the_signer_a_client_ca_that_trusts_only_the_engine() {
     };
     let (ok, log) = verify("signer_ca.pem", "sslserver", "signer_tls.pem");
     assert!(ok, "signer server cert: {log}");
-    let (ok, log) = verify("signer_client_ca.pem", "sslclient", "engine_signer_client.pem");
+    let (ok, log) = verify(
+        "signer_client_ca.pem",
+        "sslclient",
+        "engine_signer_client.pem",
+    );
     assert!(ok, "engine client cert: {log}");
     // The signer's client CA must not vouch for any other certificate of the deployment.
     let (ok, _) = verify("signer_client_ca.pem", "sslclient", "signer_tls.pem");
-    assert!(!ok, "the signer's own server cert must not pass as a client");
+    assert!(
+        !ok,
+        "the signer's own server cert must not pass as a client"
+    );
     // The engine's client cert is not a server cert.
-    let (ok, _) = verify("signer_client_ca.pem", "sslserver", "engine_signer_client.pem");
-    assert!(!ok, "the engine's client cert must not be usable as a server cert");
-    let (ok, text) = openssl(d, &["x509", "-in", "signer_tls.pem", "-noout", "-ext", "subjectAltName"]);
+    let (ok, _) = verify(
+        "signer_client_ca.pem",
+        "sslserver",
+        "engine_signer_client.pem",
+    );
+    assert!(
+        !ok,
+        "the engine's client cert must not be usable as a server cert"
+    );
+    let (ok, text) = openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "signer_tls.pem",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+    );
     assert!(ok && text.contains("DNS:signer"), "signer SAN: {text}");
 
     // The pgpass line names the host/port/db/user of the engine's --database URL and
@@ -699,8 +801,22 @@ fn dev_secrets_give_the_signer_a_client_ca_that_trusts_only_the_engine() {
         services["postgres"]["environment"]["POSTGRES_USER"].as_str(),
         Some(user)
     );
-    assert_eq!(services["postgres"]["environment"]["POSTGRES_DB"].as_str(), Some(db));
+    assert_eq!(
+        services["postgres"]["environment"]["POSTGRES_DB"].as_str(),
+        Some(db)
+    );
     assert!(password.len() >= 32);
+
+    // sqlx (like libpq) silently ignores a password file that group or others can read.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.join("engine_pgpass"))
+        .map(|m| m.permissions().mode())
+        .unwrap_or_else(|e| panic!("stat engine_pgpass: {e}"));
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "engine_pgpass mode {mode:o}: sqlx would ignore it"
+    );
 }
 
 // ── Kubernetes ─────────────────────────────────────────────────────────────────────────
@@ -757,9 +873,17 @@ fn k8s_manifests_parse_and_are_complete() {
     let objects = k8s_objects();
     let cluster_scoped = ["Namespace", "PriorityClass"];
     for o in &objects {
-        let kind = o["kind"].as_str().unwrap_or_else(|| panic!("no kind: {o:?}"));
-        assert!(o["apiVersion"].as_str().is_some(), "{kind} without apiVersion");
-        assert!(o["metadata"]["name"].as_str().is_some(), "{kind} without a name");
+        let kind = o["kind"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no kind: {o:?}"));
+        assert!(
+            o["apiVersion"].as_str().is_some(),
+            "{kind} without apiVersion"
+        );
+        assert!(
+            o["metadata"]["name"].as_str().is_some(),
+            "{kind} without a name"
+        );
         if !cluster_scoped.contains(&kind) {
             let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
             assert!(ZONE_NAMESPACES.contains(&ns), "{kind} in namespace {ns:?}");
@@ -836,9 +960,15 @@ fn k8s_workloads_meet_pod_security_restricted() {
     for w in all {
         let name = w["metadata"]["name"].as_str().unwrap_or_default();
         let spec = pod_spec(w);
-        assert_eq!(spec["securityContext"]["runAsNonRoot"].as_bool(), Some(true), "{name}");
+        assert_eq!(
+            spec["securityContext"]["runAsNonRoot"].as_bool(),
+            Some(true),
+            "{name}"
+        );
         assert!(
-            spec["securityContext"]["runAsUser"].as_i64().is_some_and(|u| u > 0),
+            spec["securityContext"]["runAsUser"]
+                .as_i64()
+                .is_some_and(|u| u > 0),
             "{name}: runAsUser"
         );
         assert_eq!(
@@ -846,7 +976,11 @@ fn k8s_workloads_meet_pod_security_restricted() {
             Some("RuntimeDefault"),
             "{name}"
         );
-        assert_eq!(spec["automountServiceAccountToken"].as_bool(), Some(false), "{name}");
+        assert_eq!(
+            spec["automountServiceAccountToken"].as_bool(),
+            Some(false),
+            "{name}"
+        );
         for key in ["hostNetwork", "hostPID", "hostIPC"] {
             assert_ne!(spec[key].as_bool(), Some(true), "{name}: {key}");
         }
@@ -866,14 +1000,21 @@ fn k8s_workloads_meet_pod_security_restricted() {
         }
         for c in containers(w) {
             let sc = &c["securityContext"];
-            assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false), "{name}");
+            assert_eq!(
+                sc["allowPrivilegeEscalation"].as_bool(),
+                Some(false),
+                "{name}"
+            );
             assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true), "{name}");
             assert_ne!(sc["privileged"].as_bool(), Some(true), "{name}: privileged");
             assert!(
                 string_list(&sc["capabilities"]["drop"]).contains(&"ALL".to_owned()),
                 "{name}: drop ALL"
             );
-            assert!(string_list(&sc["capabilities"]["add"]).is_empty(), "{name}: cap add");
+            assert!(
+                string_list(&sc["capabilities"]["add"]).is_empty(),
+                "{name}: cap add"
+            );
             for side in ["requests", "limits"] {
                 for res in ["cpu", "memory"] {
                     assert!(
@@ -905,17 +1046,89 @@ fn k8s_bytes(value: &Value) -> u64 {
             .map(|n| n.to_string())
             .unwrap_or_else(|| panic!("memory {value:?}"))
     });
-    for (suffix, factor) in [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40)] {
+    for (suffix, factor) in [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+    ] {
         if let Some(n) = text.strip_suffix(suffix) {
-            return n.parse::<u64>().unwrap_or_else(|e| panic!("memory {text}: {e}")) * factor;
+            return n
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("memory {text}: {e}"))
+                * factor;
         }
     }
     for (suffix, factor) in [("k", 1_000u64), ("M", 1_000_000), ("G", 1_000_000_000)] {
         if let Some(n) = text.strip_suffix(suffix) {
-            return n.parse::<u64>().unwrap_or_else(|e| panic!("memory {text}: {e}")) * factor;
+            return n
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("memory {text}: {e}"))
+                * factor;
         }
     }
-    text.parse().unwrap_or_else(|e| panic!("memory {text}: {e}"))
+    text.parse()
+        .unwrap_or_else(|e| panic!("memory {text}: {e}"))
+}
+
+/// sqlx ignores a PGPASSFILE that group or others can read, and a Secret volume a non-root
+/// uid can read is group-readable: the engine must read it from a copy an init container
+/// made, or from a volume whose mode has no group/other bits.
+#[test]
+fn k8s_engine_pgpass_is_readable_by_sqlx() {
+    let objects = k8s_objects();
+    let engine = find(&objects, "Deployment", "stratbox-sandbox", "engine");
+    let container = containers(engine)
+        .into_iter()
+        .find(|c| c["name"].as_str() == Some("engine"))
+        .unwrap_or_else(|| panic!("no engine container"));
+    let pgpass = container["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"].as_str() == Some("PGPASSFILE"))
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_else(|| panic!("engine has no PGPASSFILE"));
+    let mount = container["volumeMounts"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            m["mountPath"]
+                .as_str()
+                .is_some_and(|p| pgpass.starts_with(&format!("{p}/")))
+        })
+        .unwrap_or_else(|| panic!("PGPASSFILE {pgpass} is on no mounted volume"));
+    let volume_name = mount["name"].as_str().unwrap_or_default();
+    let volume = pod_spec(engine)["volumes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"].as_str() == Some(volume_name))
+        .unwrap_or_else(|| panic!("no volume {volume_name}"));
+    if volume["emptyDir"].is_null() {
+        for kind in ["secret", "projected"] {
+            if let Some(mode) = volume[kind]["defaultMode"].as_u64() {
+                assert_eq!(mode & 0o077, 0, "PGPASSFILE volume mode {mode:o}");
+            }
+        }
+    } else {
+        let written_by_init = pod_spec(engine)["initContainers"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                let args = string_list(&c["command"]);
+                args.iter().any(|a| a == pgpass)
+                    && args.windows(2).any(|w| w[0] == "-m" && w[1] == "0400")
+                    && c["volumeMounts"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .any(|m| m["name"].as_str() == Some(volume_name))
+            });
+        assert!(written_by_init, "nothing writes {pgpass} as 0400");
+    }
 }
 
 #[test]
@@ -926,20 +1139,35 @@ fn k8s_limits_match_compose_and_the_hpa_scales_hosts() {
         let c = containers(w)[0];
         let l = &c["resources"]["limits"];
         let r = &c["resources"]["requests"];
-        assert!(k8s_cpu_millis(&r["cpu"]) <= k8s_cpu_millis(&l["cpu"]), "{name}");
+        assert!(
+            k8s_cpu_millis(&r["cpu"]) <= k8s_cpu_millis(&l["cpu"]),
+            "{name}"
+        );
         assert!(k8s_bytes(&r["memory"]) <= k8s_bytes(&l["memory"]), "{name}");
         (k8s_cpu_millis(&l["cpu"]), k8s_bytes(&l["memory"]))
     };
-    assert_eq!(limits("Deployment", "stratbox-sandbox", "engine"), (4000, 8 * GIB));
-    assert_eq!(limits("Deployment", "stratbox-intelligence", "host"), (1000, 2 * GIB));
-    assert_eq!(limits("StatefulSet", "stratbox-sandbox", "redis"), (2000, 4 * GIB));
+    assert_eq!(
+        limits("Deployment", "stratbox-sandbox", "engine"),
+        (4000, 8 * GIB)
+    );
+    assert_eq!(
+        limits("Deployment", "stratbox-intelligence", "host"),
+        (1000, 2 * GIB)
+    );
+    assert_eq!(
+        limits("StatefulSet", "stratbox-sandbox", "redis"),
+        (2000, 4 * GIB)
+    );
     let (cpu, mem) = limits("Deployment", "stratbox-fortress", "signer");
     assert!(cpu <= 1000 && mem <= 512 * MIB);
 
     // The engine is a single writer of nonces: one replica, never two during a rollout.
     let engine = find(&objects, "Deployment", "stratbox-sandbox", "engine");
     assert_eq!(engine["spec"]["replicas"].as_i64(), Some(1));
-    assert_eq!(engine["spec"]["strategy"]["type"].as_str(), Some("Recreate"));
+    assert_eq!(
+        engine["spec"]["strategy"]["type"].as_str(),
+        Some("Recreate")
+    );
 
     let hpa = find(
         &objects,
@@ -979,7 +1207,10 @@ fn k8s_limits_match_compose_and_the_hpa_scales_hosts() {
         .flatten()
         .find(|v| v["name"] == mount["name"])
         .unwrap_or_else(|| panic!("no volume for /strategies"));
-    assert_eq!(volume["persistentVolumeClaim"]["readOnly"].as_bool(), Some(true));
+    assert_eq!(
+        volume["persistentVolumeClaim"]["readOnly"].as_bool(),
+        Some(true)
+    );
 }
 
 // ── Kubernetes NetworkPolicy evaluation ───────────────────────────────────────────────
@@ -1005,7 +1236,9 @@ fn parse_ipv4(text: &str) -> [u8; 4] {
 }
 
 fn in_cidr(ip: [u8; 4], cidr: &str) -> bool {
-    let (net, len) = cidr.split_once('/').unwrap_or_else(|| panic!("cidr {cidr}"));
+    let (net, len) = cidr
+        .split_once('/')
+        .unwrap_or_else(|| panic!("cidr {cidr}"));
     let len: u32 = len.parse().unwrap_or_else(|e| panic!("cidr {cidr}: {e}"));
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
     (u32::from_be_bytes(ip) & mask) == (u32::from_be_bytes(parse_ipv4(net)) & mask)
@@ -1054,9 +1287,13 @@ impl Cluster {
     fn peer_matches(&self, peer: &Value, policy_ns: &str, other: &Endpoint) -> bool {
         if !peer["ipBlock"].is_null() {
             let block = &peer["ipBlock"];
-            let cidr = block["cidr"].as_str().unwrap_or_else(|| panic!("ipBlock without cidr"));
+            let cidr = block["cidr"]
+                .as_str()
+                .unwrap_or_else(|| panic!("ipBlock without cidr"));
             return in_cidr(other.ip, cidr)
-                && !string_list(&block["except"]).iter().any(|c| in_cidr(other.ip, c));
+                && !string_list(&block["except"])
+                    .iter()
+                    .any(|c| in_cidr(other.ip, c));
         }
         let Some(other_ns) = &other.namespace else {
             return false; // pod/namespace selectors never select outside addresses
@@ -1136,13 +1373,17 @@ impl Cluster {
             return true; // not isolated in this direction
         }
         selecting.iter().any(|p| {
-            p["spec"][rules_key].as_sequence().into_iter().flatten().any(|rule| {
-                let peers_ok = match rule[peers_key].as_sequence() {
-                    None => true,
-                    Some(peers) => peers.iter().any(|peer| self.peer_matches(peer, ns, other)),
-                };
-                peers_ok && Self::port_matches(&rule["ports"], port, protocol, port_owner)
-            })
+            p["spec"][rules_key]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|rule| {
+                    let peers_ok = match rule[peers_key].as_sequence() {
+                        None => true,
+                        Some(peers) => peers.iter().any(|peer| self.peer_matches(peer, ns, other)),
+                    };
+                    peers_ok && Self::port_matches(&rule["ports"], port, protocol, port_owner)
+                })
         })
     }
 
@@ -1171,7 +1412,10 @@ fn cluster_from_manifests() -> (Cluster, BTreeMap<String, Endpoint>, Vec<(String
     let objects = k8s_objects();
     let mut namespaces: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for ns in of_kind(&objects, "Namespace") {
-        let name = ns["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = ns["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let mut labels = labels_of(&ns["metadata"]["labels"]);
         // Set by the API server on every namespace.
         labels.insert("kubernetes.io/metadata.name".to_owned(), name.clone());
@@ -1187,8 +1431,14 @@ fn cluster_from_manifests() -> (Cluster, BTreeMap<String, Endpoint>, Vec<(String
     let mut endpoints = BTreeMap::new();
     let mut served_ports = Vec::new();
     for (i, w) in workloads(&objects).into_iter().enumerate() {
-        let name = w["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-        let ns = w["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+        let name = w["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let ns = w["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let labels = labels_of(&w["spec"]["template"]["metadata"]["labels"]);
         let mut named_ports = BTreeMap::new();
         for c in containers(w) {
@@ -1216,7 +1466,12 @@ fn cluster_from_manifests() -> (Cluster, BTreeMap<String, Endpoint>, Vec<(String
     }
     endpoints.insert(
         "kube-dns".to_owned(),
-        pod("kube-dns", "kube-system", &[("k8s-app", "kube-dns")], "10.96.0.10"),
+        pod(
+            "kube-dns",
+            "kube-system",
+            &[("k8s-app", "kube-dns")],
+            "10.96.0.10",
+        ),
     );
     // A public chain RPC endpoint (TEST-NET-3; this is data, nothing is sent).
     endpoints.insert(
@@ -1229,8 +1484,18 @@ fn cluster_from_manifests() -> (Cluster, BTreeMap<String, Endpoint>, Vec<(String
             named_ports: BTreeMap::new(),
         },
     );
-    let policies = of_kind(&objects, "NetworkPolicy").into_iter().cloned().collect();
-    (Cluster { namespaces, policies }, endpoints, served_ports)
+    let policies = of_kind(&objects, "NetworkPolicy")
+        .into_iter()
+        .cloned()
+        .collect();
+    (
+        Cluster {
+            namespaces,
+            policies,
+        },
+        endpoints,
+        served_ports,
+    )
 }
 
 #[test]
@@ -1306,10 +1571,30 @@ fn k8s_network_policies_encode_the_zone_rules() {
     // namespaceSelector and podSelector are written as two peers, which ORs them.)
     let engine_label = [("app.kubernetes.io/name", "engine")];
     let impostors = [
-        pod("fake-engine-a", "stratbox-intelligence", &engine_label, "10.244.9.1"),
-        pod("fake-engine-default", "default", &engine_label, "10.244.9.2"),
-        pod("debug", "stratbox-sandbox", &[("run", "debug")], "10.244.9.3"),
-        pod("fake-host", "default", &[("app.kubernetes.io/name", "host")], "10.244.9.4"),
+        pod(
+            "fake-engine-a",
+            "stratbox-intelligence",
+            &engine_label,
+            "10.244.9.1",
+        ),
+        pod(
+            "fake-engine-default",
+            "default",
+            &engine_label,
+            "10.244.9.2",
+        ),
+        pod(
+            "debug",
+            "stratbox-sandbox",
+            &[("run", "debug")],
+            "10.244.9.3",
+        ),
+        pod(
+            "fake-host",
+            "default",
+            &[("app.kubernetes.io/name", "host")],
+            "10.244.9.4",
+        ),
     ];
     for impostor in &impostors {
         for (to, port) in &served_ports {
@@ -1329,14 +1614,38 @@ fn k8s_network_policies_encode_the_zone_rules() {
 fn k8s_ingress_and_egress_rules_each_hold_on_their_own() {
     let (cluster, ep, served_ports) = cluster_from_manifests();
     let e = |name: &str| -> &Endpoint { ep.get(name).unwrap_or_else(|| panic!("no pod {name}")) };
-    let mut sources: Vec<Endpoint> = ep.values().filter(|p| p.namespace.is_some()).cloned().collect();
+    let mut sources: Vec<Endpoint> = ep
+        .values()
+        .filter(|p| p.namespace.is_some())
+        .cloned()
+        .collect();
     let engine_label = [("app.kubernetes.io/name", "engine")];
     let host_label = [("app.kubernetes.io/name", "host")];
     sources.extend([
-        pod("fake-engine-a", "stratbox-intelligence", &engine_label, "10.244.9.1"),
-        pod("fake-engine-c", "stratbox-fortress", &engine_label, "10.244.9.2"),
-        pod("fake-engine-default", "default", &engine_label, "10.244.9.3"),
-        pod("debug-b", "stratbox-sandbox", &[("run", "debug")], "10.244.9.4"),
+        pod(
+            "fake-engine-a",
+            "stratbox-intelligence",
+            &engine_label,
+            "10.244.9.1",
+        ),
+        pod(
+            "fake-engine-c",
+            "stratbox-fortress",
+            &engine_label,
+            "10.244.9.2",
+        ),
+        pod(
+            "fake-engine-default",
+            "default",
+            &engine_label,
+            "10.244.9.3",
+        ),
+        pod(
+            "debug-b",
+            "stratbox-sandbox",
+            &[("run", "debug")],
+            "10.244.9.4",
+        ),
         pod("fake-host-b", "stratbox-sandbox", &host_label, "10.244.9.5"),
         pod("fake-host-default", "default", &host_label, "10.244.9.6"),
     ]);
@@ -1390,9 +1699,119 @@ fn k8s_ingress_and_egress_rules_each_hold_on_their_own() {
     );
     // The signer sends nothing anywhere.
     assert!(
-        targets
-            .iter()
-            .all(|(to, port, proto)| !cluster.allowed("Egress", e("signer"), to, *port, proto, to)),
+        targets.iter().all(|(to, port, proto)| !cluster.allowed(
+            "Egress",
+            e("signer"),
+            to,
+            *port,
+            proto,
+            to
+        )),
         "signer egress"
+    );
+}
+
+/// kubernetes-validate (PyPI) bundles the Kubernetes OpenAPI schemas, so the manifests can
+/// be checked against the real API types without a cluster. It lives in a venv under
+/// Cargo's test tmp dir; `Err` says why it could not be made.
+fn kubernetes_validate() -> Result<PathBuf, String> {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kubernetes-validate-venv");
+    let tool = venv.join("bin/kubernetes-validate");
+    if tool.is_file() {
+        return Ok(tool);
+    }
+    let make_venv = || {
+        Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !make_venv() {
+        ensure_tool("python3", "--version", "python3")?;
+        // Debian splits venv (and ensurepip) out of python3.
+        let out = Command::new("apt-get")
+            .args([
+                "-o",
+                "DPkg::Lock::Timeout=300",
+                "install",
+                "-y",
+                "-q",
+                "python3-venv",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .map_err(|e| format!("apt-get: {e}"))?;
+        if !out.status.success() || !make_venv() {
+            return Err("cannot create a Python venv (python3-venv)".to_owned());
+        }
+    }
+    let out = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "kubernetes-validate==1.37.0"])
+        .output()
+        .map_err(|e| format!("pip: {e}"))?;
+    if !out.status.success() || !tool.is_file() {
+        return Err(format!(
+            "pip install kubernetes-validate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(tool)
+}
+
+#[test]
+fn k8s_manifests_pass_the_kubernetes_api_schemas() {
+    let tool = match kubernetes_validate() {
+        Ok(tool) => tool,
+        Err(why) => {
+            eprintln!(
+                "\n\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 SKIPPED: deploy/k8s was NOT validated against the Kubernetes schemas:\n\
+                 {why}\n\
+                 (the structural and NetworkPolicy checks in this file still ran)\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
+            return;
+        }
+    };
+    let manifests: Vec<PathBuf> = k8s_files()
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
+        .collect();
+    // The oldest Kubernetes we claim (PodSecurity admission is GA from 1.25; 1.30 is a
+    // conservative floor) and the newest the tool knows.
+    for version in ["1.30.0", "1.37.0"] {
+        let out = Command::new(&tool)
+            .args(["--strict", "--quiet", "-k", version])
+            .args(&manifests)
+            .output()
+            .unwrap_or_else(|e| panic!("run kubernetes-validate: {e}"));
+        assert!(
+            out.status.success(),
+            "deploy/k8s fails the Kubernetes {version} schemas:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The validator is live: a misspelt field in the engine Deployment must be rejected.
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let original = read(&k8s_dir().join("engine.yaml"));
+    let broken = original.replacen("  replicas: 1\n", "  replica: 1\n", 1);
+    assert_ne!(
+        broken, original,
+        "the mutation did not apply: update this test"
+    );
+    let path = scratch.path().join("engine.yaml");
+    std::fs::write(&path, broken).unwrap_or_else(|e| panic!("write: {e}"));
+    let out = Command::new(&tool)
+        .args(["--strict", "--quiet"])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("run kubernetes-validate: {e}"));
+    assert!(
+        !out.status.success(),
+        "kubernetes-validate accepted a misspelt field; the check above proves nothing"
     );
 }

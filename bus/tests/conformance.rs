@@ -146,13 +146,15 @@ mod suite {
         for w in workers {
             w.await.unwrap();
         }
-        let handled = handled.lock().unwrap();
-        assert_eq!(handled.keys().copied().collect::<BTreeSet<_>>(), (0..N).collect::<BTreeSet<_>>());
-        for (i, by) in handled.iter() {
-            assert_eq!(by.len(), 1, "message {i} handled by {by:?}");
+        {
+            let handled = handled.lock().unwrap();
+            assert_eq!(handled.keys().copied().collect::<BTreeSet<_>>(), (0..N).collect::<BTreeSet<_>>());
+            for (i, by) in handled.iter() {
+                assert_eq!(by.len(), 1, "message {i} handled by {by:?}");
+            }
+            let per_worker: BTreeSet<&String> = handled.values().flatten().collect();
+            assert_eq!(per_worker.len(), 3, "work was not spread over all consumers: {per_worker:?}");
         }
-        let per_worker: BTreeSet<&String> = handled.values().flatten().collect();
-        assert_eq!(per_worker.len(), 3, "work was not spread over all consumers: {per_worker:?}");
         assert_eq!(bus.pending(&s, "g").await.unwrap().total, 0);
     }
 
@@ -203,9 +205,12 @@ mod suite {
         let pending = bus.pending(&s, "g").await.unwrap();
         assert_eq!(pending.per_consumer.get("dead"), None);
         assert_eq!(pending.per_consumer.get("alive"), Some(&10));
-        // Just claimed means fresh again: a third consumer cannot take them.
-        assert!(bus.claim_stale(&s, "g", "third", min_idle, 100).await.unwrap().is_empty());
-        let all: Vec<MessageId> = claimed.iter().chain(&more).chain(&fresh).map(|d| d.id).collect();
+        // Just claimed means fresh again: a third consumer can take only what "alive" read
+        // long ago and did not acknowledge, not what it has just claimed.
+        let third = bus.claim_stale(&s, "g", "third", min_idle, 100).await.unwrap();
+        assert_eq!(third.iter().map(index_of).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9]);
+        assert!(third.iter().all(|d| d.delivery_count == 2), "{third:?}");
+        let all: Vec<MessageId> = claimed.iter().chain(&more).chain(&third).map(|d| d.id).collect();
         assert_eq!(bus.ack(&s, "g", &all).await.unwrap(), 10);
     }
 
@@ -308,10 +313,12 @@ mod suite {
         for w in workers {
             w.await.unwrap();
         }
-        let handled = handled.lock().unwrap();
-        assert_eq!(handled.len(), N, "messages lost");
-        for (i, by) in handled.iter() {
-            assert_eq!(by.len(), 1, "message {i} handled by two live workers: {by:?}");
+        {
+            let handled = handled.lock().unwrap();
+            assert_eq!(handled.len(), N, "messages lost");
+            for (i, by) in handled.iter() {
+                assert_eq!(by.len(), 1, "message {i} handled by two live workers: {by:?}");
+            }
         }
         assert_eq!(bus.pending(&s, "g").await.unwrap().total, 0);
     }
@@ -394,13 +401,13 @@ async fn redis_survives_killed_connections() {
                 seen
             })
         };
-        let admin = redis::Client::open(REDIS_URL).unwrap();
+        let admin = ::redis::Client::open(REDIS_URL).unwrap();
         let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
         for i in 0..N {
             bus.publish(&s, &payload(i)).await.unwrap();
             if i == N / 3 || i == 2 * N / 3 {
                 for id in bus.connection_ids().await.unwrap() {
-                    let killed: i64 = redis::cmd("CLIENT")
+                    let killed: i64 = ::redis::cmd("CLIENT")
                         .arg("KILL")
                         .arg("ID")
                         .arg(id)

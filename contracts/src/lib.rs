@@ -15,5 +15,6 @@ pub mod bytecode;
 pub mod deploy;
 pub mod node_modules;
 pub mod pool_bounds;
+pub mod pool_events;
 
 pub use alloy_primitives::{Address, Bytes, U256};

@@ -219,7 +219,7 @@ impl Signed {
         } else {
             (credits - debits, true)
         };
-        let magnitude = U256::uint_try_from(m).ok()?;
+        let magnitude = <U256 as ruint::UintTryFrom<U512>>::uint_try_from(m).ok()?;
         Some(Signed { magnitude, negative })
     }
 

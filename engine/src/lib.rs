@@ -1,1 +1,27 @@
-//! stratbox-engine (being built)
+//! stratbox-engine: Zone B.
+//!
+//! Proposals arrive over gRPC ([`service`]) or in-process ([`Engine::submit`]); each goes
+//! through the risk gates ([`gates`], pure checks from `stratbox-risk`), an exact revm
+//! simulation of its transaction ([`simulation`], [`chain`]), and one compare-and-set per
+//! state change on its row in `trade_tasks` ([`fsm`], [`store`]). In shadow mode a trade
+//! ends at SIMULATED and its virtual fill is booked in the double-entry [`ledger`] in the
+//! same database transaction.
+
+pub mod chain;
+pub mod engine;
+pub mod fsm;
+pub mod gates;
+pub mod ledger;
+pub mod metrics;
+pub mod proposal;
+pub mod server;
+pub mod service;
+pub mod simulation;
+pub mod store;
+pub mod trace;
+
+pub use engine::{Engine, EngineError, EngineHandle, EngineSettings, Recovery, market_key, sim_address};
+pub use fsm::TaskState;
+pub use simulation::{PoolInfo, SimError, SimOutcome, Simulator};
+pub use store::{Backend, Store, StoreError};
+pub use stratbox_risk::{ExecutionMode, RiskConfig};

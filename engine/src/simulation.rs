@@ -17,6 +17,9 @@ use crate::proposal::{Address, CheckedProposal, TradeAction};
 pub struct PoolInfo {
     pub token0: Address,
     pub token1: Address,
+    /// Hundredths of a basis point.
+    pub fee: u32,
+    pub tick_spacing: i32,
     pub sqrt_price_x96: U256,
     pub tick: i32,
     pub liquidity: u128,
@@ -47,7 +50,11 @@ pub enum SimError {
 pub trait Simulator: Send + 'static {
     fn chain_id(&self) -> u64;
     fn block_number(&self) -> u64;
+    /// The pools this chain trades.
+    fn pools(&self) -> Vec<Address>;
     fn pool(&self, pool: &Address) -> Option<PoolInfo>;
+    /// Lets the owner of a concrete chain reach it (`Engine::with_chain`).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Runs one proposal's transaction(s) against the current state without committing,
     /// and returns the outcome that decides the trade.
     ///

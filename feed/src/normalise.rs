@@ -222,3 +222,130 @@ pub fn new_block_event(chain_id: u64, block: &BlockHeader) -> ChainEvent {
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::aliases::{I24, U160};
+    use alloy_primitives::{LogData, address, b256};
+
+    const POOL: Address = address!("0x1111111111111111111111111111111111111111");
+
+    fn block() -> BlockHeader {
+        BlockHeader {
+            number: 42,
+            hash: b256!("0x00000000000000000000000000000000000000000000000000000000000000aa"),
+            parent_hash: b256!("0x00000000000000000000000000000000000000000000000000000000000000bb"),
+            timestamp: 1_700_000_042,
+        }
+    }
+
+    fn log(data: LogData) -> Log {
+        Log { address: POOL, data }
+    }
+
+    fn swap(amount0: i128, amount1: i128) -> Log {
+        log(Swap {
+            sender: Address::ZERO,
+            recipient: Address::ZERO,
+            amount0: I256::try_from(amount0).unwrap(),
+            amount1: I256::try_from(amount1).unwrap(),
+            sqrtPriceX96: U160::from(79_228_162_514_264_337_593_543_950_336u128),
+            liquidity: 1_000_000,
+            tick: I24::try_from(-887_220).unwrap(),
+        }
+        .encode_log_data())
+    }
+
+    fn swap_of(e: &ChainEvent) -> &SwapEvent {
+        match &e.kind {
+            Some(Kind::Swap(s)) => s,
+            other => panic!("not a swap: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn swaps_become_magnitudes_with_a_direction() {
+        let logs = [swap(1_000, -997), swap(-2_000, 2_010)];
+        let events = events_from_logs(31337, &block(), &logs);
+        assert_eq!(events.len(), 3);
+        let a = swap_of(&events[0]);
+        assert!(a.zero_for_one);
+        assert_eq!(a.amount_in.as_ref().unwrap().value, "1000");
+        assert_eq!(a.amount_out.as_ref().unwrap().value, "997");
+        assert_eq!(a.tick, -887_220);
+        assert_eq!(a.sqrt_price_x96.as_ref().unwrap().value, "79228162514264337593543950336");
+        assert_eq!(a.liquidity.as_ref().unwrap().value, "1000000");
+        assert_eq!(a.pool.as_ref().unwrap().value, "0x1111111111111111111111111111111111111111");
+        let b = swap_of(&events[1]);
+        assert!(!b.zero_for_one);
+        assert_eq!(b.amount_in.as_ref().unwrap().value, "2010");
+        assert_eq!(b.amount_out.as_ref().unwrap().value, "2000");
+        assert_eq!(b.origin.as_ref().unwrap().log_index, 1);
+    }
+
+    #[test]
+    fn every_event_is_stamped_and_the_block_closes_the_list() {
+        let unrelated = log(LogData::new_unchecked(vec![B256::repeat_byte(9)], vec![1, 2, 3].into()));
+        let mint = log(Mint {
+            sender: Address::ZERO,
+            owner: POOL,
+            tickLower: I24::try_from(-60).unwrap(),
+            tickUpper: I24::try_from(60).unwrap(),
+            amount: 5,
+            amount0: U256::from(7),
+            amount1: U256::from(8),
+        }
+        .encode_log_data());
+        let burn = log(Burn {
+            owner: POOL,
+            tickLower: I24::try_from(-60).unwrap(),
+            tickUpper: I24::try_from(60).unwrap(),
+            amount: 5,
+            amount0: U256::from(6),
+            amount1: U256::from(7),
+        }
+        .encode_log_data());
+        let events = events_from_logs(10, &block(), &[mint, unrelated, burn]);
+        assert_eq!(events.len(), 3, "the unrelated log must be skipped");
+        let hash = "0x00000000000000000000000000000000000000000000000000000000000000aa";
+        assert_eq!(events[0].event_id, format!("10:42:0:{hash}"));
+        assert_eq!(events[1].event_id, format!("10:42:2:{hash}"));
+        assert_eq!(events[2].event_id, format!("10:42:block:{hash}"));
+        match &events[0].kind {
+            Some(Kind::Mint(m)) => {
+                assert_eq!((m.tick_lower, m.tick_upper), (-60, 60));
+                assert_eq!(m.amount0.as_ref().unwrap().value, "7");
+                assert_eq!(m.owner.as_ref().unwrap().value, "0x1111111111111111111111111111111111111111");
+            }
+            other => panic!("not a mint: {other:?}"),
+        }
+        assert!(matches!(&events[1].kind, Some(Kind::Burn(b)) if b.amount1.as_ref().unwrap().value == "7"));
+        match &events[2].kind {
+            Some(Kind::NewBlock(b)) => {
+                assert_eq!(b.number, 42);
+                assert_eq!(b.hash, hash);
+                assert_eq!(b.timestamp, 1_700_000_042);
+            }
+            other => panic!("not a block: {other:?}"),
+        }
+        let mut traces = std::collections::HashSet::new();
+        for e in &events {
+            assert_eq!(e.last_sync_block, 42);
+            assert_eq!(e.timestamp, 1_700_000_042);
+            assert_eq!(e.chain_id, 10);
+            let t = &e.trace.as_ref().unwrap().trace_id;
+            assert_eq!(t.len(), 32);
+            assert!(t.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+            assert!(traces.insert(t.clone()), "trace ids must be fresh per event");
+        }
+    }
+
+    #[test]
+    fn malformed_pool_log_is_skipped() {
+        let bad = log(LogData::new_unchecked(vec![Swap::SIGNATURE_HASH], vec![0u8; 5].into()));
+        let events = events_from_logs(1, &block(), &[bad]);
+        assert_eq!(events.len(), 1);
+        assert!(matches!(events[0].kind, Some(Kind::NewBlock(_))));
+    }
+}

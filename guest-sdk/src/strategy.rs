@@ -60,7 +60,7 @@ macro_rules! export_strategy {
                 }
             }
 
-            $crate::__stratbox_export_world!(__StratboxComponent with_types_in $crate::bindings);
+            $crate::bindings::__stratbox_export_world!(__StratboxComponent with_types_in $crate::bindings);
         };
     };
 }

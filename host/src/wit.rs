@@ -13,8 +13,8 @@ wasmtime::component::bindgen!({
 
 pub use stratbox::strategy::host::Level;
 pub use stratbox::strategy::types::{
-    Action, BlockInfo, Event, EventOrigin, LiquidityEvent, OraclePrice, PoolState, Proposal,
-    RangeLiquidity, Snapshot, SwapAction, SwapEvent, TokenBalance,
+    Action, BlockInfo, EventOrigin, LiquidityEvent, OraclePrice, PoolState, RangeLiquidity,
+    SwapAction, SwapEvent, TokenBalance,
 };
 
 /// The block an event belongs to: what zero look-ahead is measured against.

@@ -106,13 +106,25 @@ mod tests {
         assert_eq!(parse_amount(&U256::MAX.to_string()), Ok(U256::MAX));
         assert_eq!(parse_amount(""), Err(AmountError::Empty));
         for bad in ["-1", "+1", "1.0", "1e3", " 1", "0x10", "1_000"] {
-            assert!(matches!(parse_amount(bad), Err(AmountError::NotDigits(_))), "{bad}");
+            assert!(
+                matches!(parse_amount(bad), Err(AmountError::NotDigits(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(parse_amount("01"), Err(AmountError::LeadingZero(_))));
-        assert!(matches!(parse_amount("00"), Err(AmountError::LeadingZero(_))));
+        assert!(matches!(
+            parse_amount("01"),
+            Err(AmountError::LeadingZero(_))
+        ));
+        assert!(matches!(
+            parse_amount("00"),
+            Err(AmountError::LeadingZero(_))
+        ));
         // 2^256 exactly.
         let two_256 =
             "115792089237316195423570985008687907853269984665640564039457584007913129639936";
-        assert!(matches!(parse_amount(two_256), Err(AmountError::Overflow(_))));
+        assert!(matches!(
+            parse_amount(two_256),
+            Err(AmountError::Overflow(_))
+        ));
     }
 }

@@ -212,7 +212,10 @@ pub struct LevelPolicy {
     /// knowledge of the quote asset's decimals).
     pub max_trade_bps_of_equity: u32,
     /// Optional absolute cap on a trade's notional, in raw quote units.
-    #[serde(with = "crate::amount::decimal_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::amount::decimal_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_notional: Option<U256>,
 }
 
@@ -271,7 +274,7 @@ impl Default for LevelPolicies {
 
 /// Conditions to move up one level, all measured since the strategy entered its current
 /// level (each level is earned afresh). Every present condition must hold.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PromotionRule {
     /// Recorded days at the current level.
@@ -285,18 +288,6 @@ pub struct PromotionRule {
     pub min_sharpe: Option<f64>,
     /// Winning days in a row, ending with the latest recorded day.
     pub min_winning_day_streak: u32,
-}
-
-impl Default for PromotionRule {
-    fn default() -> Self {
-        PromotionRule {
-            min_days: 0,
-            min_trades: 0,
-            min_win_rate_bps: None,
-            min_sharpe: None,
-            min_winning_day_streak: 0,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -343,7 +334,7 @@ impl Default for Promotions {
 }
 
 /// Conditions that move a strategy down one level; any one is enough.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DemotionRule {
     /// Demote when the trade win rate at the current level falls strictly below this...
@@ -353,16 +344,6 @@ pub struct DemotionRule {
     pub min_trades: u32,
     /// Demote after this many losing trades in a row.
     pub losing_trade_streak: Option<u32>,
-}
-
-impl Default for DemotionRule {
-    fn default() -> Self {
-        DemotionRule {
-            below_win_rate_bps: None,
-            min_trades: 0,
-            losing_trade_streak: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,7 +442,10 @@ impl RiskConfig {
         at_most_one("limits.max_drawdown_bps", l.max_drawdown_bps.into())?;
         at_most_one("limits.max_daily_loss_bps", l.max_daily_loss_bps.into())?;
         at_most_one("limits.min_cash_reserve_bps", l.min_cash_reserve_bps.into())?;
-        at_most_one("limits.max_asset_exposure_bps", l.max_asset_exposure_bps.into())?;
+        at_most_one(
+            "limits.max_asset_exposure_bps",
+            l.max_asset_exposure_bps.into(),
+        )?;
         for (name, ov) in &l.strategies {
             let f = |k: &str| format!("limits.strategies.{name}.{k}");
             let looser = |v: Option<u64>, base: u64, upper: bool| match v {
@@ -470,21 +454,54 @@ impl RiskConfig {
                 None => false,
             };
             let checks: [(&str, Option<u64>, u64, bool); 6] = [
-                ("max_slippage_bps", ov.max_slippage_bps.map(u64::from), l.max_slippage_bps.into(), true),
-                ("max_drawdown_bps", ov.max_drawdown_bps.map(u64::from), l.max_drawdown_bps.into(), true),
-                ("max_daily_loss_bps", ov.max_daily_loss_bps.map(u64::from), l.max_daily_loss_bps.into(), true),
-                ("max_leverage_bps", ov.max_leverage_bps, l.max_leverage_bps, true),
-                ("min_cash_reserve_bps", ov.min_cash_reserve_bps.map(u64::from), l.min_cash_reserve_bps.into(), false),
-                ("max_asset_exposure_bps", ov.max_asset_exposure_bps.map(u64::from), l.max_asset_exposure_bps.into(), true),
+                (
+                    "max_slippage_bps",
+                    ov.max_slippage_bps.map(u64::from),
+                    l.max_slippage_bps.into(),
+                    true,
+                ),
+                (
+                    "max_drawdown_bps",
+                    ov.max_drawdown_bps.map(u64::from),
+                    l.max_drawdown_bps.into(),
+                    true,
+                ),
+                (
+                    "max_daily_loss_bps",
+                    ov.max_daily_loss_bps.map(u64::from),
+                    l.max_daily_loss_bps.into(),
+                    true,
+                ),
+                (
+                    "max_leverage_bps",
+                    ov.max_leverage_bps,
+                    l.max_leverage_bps,
+                    true,
+                ),
+                (
+                    "min_cash_reserve_bps",
+                    ov.min_cash_reserve_bps.map(u64::from),
+                    l.min_cash_reserve_bps.into(),
+                    false,
+                ),
+                (
+                    "max_asset_exposure_bps",
+                    ov.max_asset_exposure_bps.map(u64::from),
+                    l.max_asset_exposure_bps.into(),
+                    true,
+                ),
             ];
             for (k, v, base, upper) in checks {
                 if looser(v, base, upper) {
-                    return Err(bad(f(k), "a strategy override may only tighten the account limit"));
+                    return Err(bad(
+                        f(k),
+                        "a strategy override may only tighten the account limit",
+                    ));
                 }
-                if k != "max_leverage_bps" {
-                    if let Some(v) = v {
-                        at_most_one(&f(k), v)?;
-                    }
+                if k != "max_leverage_bps"
+                    && let Some(v) = v
+                {
+                    at_most_one(&f(k), v)?;
                 }
             }
         }
@@ -500,10 +517,16 @@ impl RiskConfig {
             return Err(bad("permission.max_restore_level", "must be L1 or above"));
         }
         if p.sharpe_periods_per_year == 0 {
-            return Err(bad("permission.sharpe_periods_per_year", "must be at least 1"));
+            return Err(bad(
+                "permission.sharpe_periods_per_year",
+                "must be at least 1",
+            ));
         }
         if p.levels.l0.mode != ModeCeiling::Halted {
-            return Err(bad("permission.levels.l0.mode", "L0 is halted by definition"));
+            return Err(bad(
+                "permission.levels.l0.mode",
+                "L0 is halted by definition",
+            ));
         }
         for level in PermissionLevel::ALL {
             let pol = p.levels.get(level);
@@ -524,10 +547,10 @@ impl RiskConfig {
                         ));
                     }
                 }
-                if let Some(s) = r.min_sharpe {
-                    if !s.is_finite() {
-                        return Err(bad(format!("{name}.min_sharpe"), "must be a finite number"));
-                    }
+                if let Some(s) = r.min_sharpe
+                    && !s.is_finite()
+                {
+                    return Err(bad(format!("{name}.min_sharpe"), "must be a finite number"));
                 }
             }
             if let Some(r) = p.demotion_from(level) {
@@ -536,7 +559,10 @@ impl RiskConfig {
                     at_most_one(&format!("{name}.below_win_rate_bps"), w.into())?;
                 }
                 if r.losing_trade_streak == Some(0) {
-                    return Err(bad(format!("{name}.losing_trade_streak"), "must be at least 1"));
+                    return Err(bad(
+                        format!("{name}.losing_trade_streak"),
+                        "must be at least 1",
+                    ));
                 }
             }
         }

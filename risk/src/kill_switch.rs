@@ -28,7 +28,12 @@ pub enum KillSwitchError {
 impl KillSwitch {
     /// Engage (or re-engage with a new reason). Both reason and operator are required: an
     /// anonymous halt cannot be audited.
-    pub fn engage(&mut self, reason: &str, operator: &str, at_ms: i64) -> Result<(), KillSwitchError> {
+    pub fn engage(
+        &mut self,
+        reason: &str,
+        operator: &str,
+        at_ms: i64,
+    ) -> Result<(), KillSwitchError> {
         let (reason, operator) = (reason.trim(), operator.trim());
         if operator.is_empty() {
             return Err(KillSwitchError::NoOperator);

@@ -37,18 +37,22 @@ pub mod sentinel;
 
 pub use ruint::aliases::U256;
 
+pub use amount::{AmountError, parse_amount};
 pub use config::{
-    ConfigError, DemotionRule, Demotions, LevelPolicies, LevelPolicy, LimitsConfig,
-    LimitsOverride, OracleConfig, PermissionConfig, PromotionRule, Promotions, RiskConfig,
-    SentinelConfig,
+    ConfigError, DemotionRule, Demotions, EffectiveLimits, LevelPolicies, LevelPolicy,
+    LimitsConfig, LimitsOverride, OracleConfig, PermissionConfig, PromotionRule, Promotions,
+    RiskConfig, SentinelConfig,
 };
 pub use gates::{Clearance, GateInput, evaluate};
 pub use kill_switch::{KillSwitch, KillSwitchError};
-pub use limits::{AccountRisk, AssetExposure, Leg, PostTrade, TradeEffect, TradeRisk};
-pub use metrics::{GateMetrics, MetricsSnapshot};
-pub use oracle::{OracleError, OracleGuard};
-pub use permission::{
-    DayOutcome, DayResult, ExecutionMode, ModeCeiling, PermissionError, PermissionLevel,
-    PermissionTracker, TradeOutcome, Transition, TransitionCause,
+pub use limits::{
+    AccountRisk, AssetExposure, Leg, PostTrade, TradeEffect, TradeRisk, account_breach,
+    check_notional, check_trade, project,
 };
-pub use reason::{OK, ReasonCode, Rejection};
+pub use metrics::{GateMetrics, MetricsSnapshot};
+pub use oracle::{Assessment, Halt, MAX_SOURCES, OracleError, OracleGuard};
+pub use permission::{
+    Breach, DayOutcome, DayResult, ExecutionMode, LevelStats, ModeCeiling, PermissionError,
+    PermissionLevel, PermissionTracker, TradeOutcome, Transition, TransitionCause, check_level,
+};
+pub use reason::{OK, ReasonCode, Rejection, UnknownReasonCode};

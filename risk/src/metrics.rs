@@ -59,7 +59,8 @@ impl GateMetrics {
 
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut rejected = [(ReasonCode::KillSwitch, 0u64); ReasonCode::COUNT];
-        for ((slot, code), counter) in rejected.iter_mut().zip(ReasonCode::ALL).zip(&self.rejected) {
+        for ((slot, code), counter) in rejected.iter_mut().zip(ReasonCode::ALL).zip(&self.rejected)
+        {
             *slot = (code, counter.load(Ordering::Relaxed));
         }
         MetricsSnapshot {

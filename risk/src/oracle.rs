@@ -39,10 +39,10 @@ pub const MAX_SOURCES: usize = 8;
 /// A quote update that was refused; the guard is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OracleError {
-    #[error("source {source:?} reported a zero price")]
-    ZeroPrice { source: String },
-    #[error("source {source:?} reported block {block}, older than its last quote at {last}")]
-    OutOfOrder { source: String, block: u64, last: u64 },
+    #[error("source {name:?} reported a zero price")]
+    ZeroPrice { name: String },
+    #[error("source {name:?} reported block {block}, older than its last quote at {last}")]
+    OutOfOrder { name: String, block: u64, last: u64 },
     #[error("a market can have at most {MAX_SOURCES} sources")]
     TooManySources,
     #[error("a source needs a name")]
@@ -114,7 +114,13 @@ impl<K: Eq + Hash> OracleGuard<K> {
     /// Record `source`'s latest price for `market`, observed at `block`. A quote older than
     /// the source's last one is refused (feeds can arrive out of order); the same block
     /// replaces it.
-    pub fn update<Q>(&mut self, market: &Q, source: &str, price_e18: U256, block: u64) -> Result<(), OracleError>
+    pub fn update<Q>(
+        &mut self,
+        market: &Q,
+        source: &str,
+        price_e18: U256,
+        block: u64,
+    ) -> Result<(), OracleError>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -124,7 +130,7 @@ impl<K: Eq + Hash> OracleGuard<K> {
         }
         if price_e18.is_zero() {
             return Err(OracleError::ZeroPrice {
-                source: source.to_owned(),
+                name: source.to_owned(),
             });
         }
         let seq = self.seq.wrapping_add(1);
@@ -135,7 +141,7 @@ impl<K: Eq + Hash> OracleGuard<K> {
         if let Some(q) = state.quotes.iter_mut().find(|q| q.source == source) {
             if block < q.block {
                 return Err(OracleError::OutOfOrder {
-                    source: source.to_owned(),
+                    name: source.to_owned(),
                     block,
                     last: q.block,
                 });
@@ -184,7 +190,12 @@ impl<K: Eq + Hash> OracleGuard<K> {
 
     /// The oracle gate for a proposal on `market` at the engine's `now_block`. Returns the
     /// median price on success (see the module docs for halting and recovery).
-    pub fn check<Q>(&mut self, cfg: &OracleConfig, market: &Q, now_block: u64) -> Result<U256, Rejection>
+    pub fn check<Q>(
+        &mut self,
+        cfg: &OracleConfig,
+        market: &Q,
+        now_block: u64,
+    ) -> Result<U256, Rejection>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -193,7 +204,10 @@ impl<K: Eq + Hash> OracleGuard<K> {
         let Some(state) = self.markets.get_mut(market) else {
             return Err(Rejection::new(
                 ReasonCode::OracleMissing,
-                format!("no oracle quotes for this market (need {})", cfg.min_sources),
+                format!(
+                    "no oracle quotes for this market (need {})",
+                    cfg.min_sources
+                ),
             ));
         };
         let (a, oldest_seq) = assess(state, cfg, now_block);
@@ -212,7 +226,12 @@ impl<K: Eq + Hash> OracleGuard<K> {
             )),
             (Some(h), fail) => Err(Rejection::new(
                 ReasonCode::MarketHalted,
-                format!("market halted at block {} ({}); now: {}", h.at_block, h.code, describe(&fail)),
+                format!(
+                    "market halted at block {} ({}); now: {}",
+                    h.at_block,
+                    h.code,
+                    describe(&fail)
+                ),
             )),
             (None, fail) => {
                 let code = match fail {
@@ -234,7 +253,10 @@ impl<K: Eq + Hash> OracleGuard<K> {
 
 fn describe(a: &Assessment) -> String {
     match a {
-        Assessment::Agree { median_e18, sources } => {
+        Assessment::Agree {
+            median_e18,
+            sources,
+        } => {
             format!("{sources} sources agree on {median_e18}")
         }
         Assessment::Missing { fresh, required } => {
@@ -244,7 +266,9 @@ fn describe(a: &Assessment) -> String {
             median_e18,
             worst_e18,
             deviation_bps,
-        } => format!("a source quotes {worst_e18}, {deviation_bps} bps from the median {median_e18}"),
+        } => {
+            format!("a source quotes {worst_e18}, {deviation_bps} bps from the median {median_e18}")
+        }
     }
 }
 
@@ -303,6 +327,13 @@ fn median_sorted(sorted: &[U256]) -> U256 {
     if len % 2 == 1 {
         return hi;
     }
-    let lo = sorted.get(mid.saturating_sub(1)).copied().unwrap_or_default();
-    lo.saturating_add(hi.saturating_sub(lo) / U256::from(2u8))
+    let lo = sorted
+        .get(mid.saturating_sub(1))
+        .copied()
+        .unwrap_or_default();
+    lo.saturating_add(
+        hi.saturating_sub(lo)
+            .checked_div(U256::from(2u8))
+            .unwrap_or_default(),
+    )
 }

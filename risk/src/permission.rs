@@ -238,7 +238,8 @@ impl DayResult {
             0
         } else {
             let wide: U512 = pnl.widening_mul(U256::from(1_000_000_000u64));
-            (wide / U512::from(start_equity)).saturating_to::<u64>()
+            wide.checked_div(U512::from(start_equity))
+                .map_or(u64::MAX, |q| q.saturating_to::<u64>())
         };
         let m = i64::try_from(magnitude).unwrap_or(i64::MAX);
         let return_ppb = if negative { m.saturating_neg() } else { m };
@@ -300,7 +301,7 @@ impl LevelStats {
         if self.days < 2 {
             return None;
         }
-        let var = self.return_m2 / f64::from(self.days - 1);
+        let var = self.return_m2 / f64::from(self.days.saturating_sub(1));
         let sd = var.sqrt();
         if !(sd.is_finite() && sd > 0.0) {
             return None;
@@ -454,7 +455,11 @@ impl PermissionTracker {
 
     /// Book one trade outcome at the current level and apply the level's demotion rule.
     /// Ignored at L0 (a halted strategy has no record to build).
-    pub fn record_trade(&mut self, cfg: &PermissionConfig, outcome: TradeOutcome) -> Option<Transition> {
+    pub fn record_trade(
+        &mut self,
+        cfg: &PermissionConfig,
+        outcome: TradeOutcome,
+    ) -> Option<Transition> {
         if self.level == PermissionLevel::L0 {
             return None;
         }
@@ -482,10 +487,10 @@ impl PermissionTracker {
         cfg: &PermissionConfig,
         day: DayResult,
     ) -> Result<Option<Transition>, PermissionError> {
-        if let Some(last) = self.last_day {
-            if day.day <= last {
-                return Err(PermissionError::DayOutOfOrder { day: day.day, last });
-            }
+        if let Some(last) = self.last_day
+            && day.day <= last
+        {
+            return Err(PermissionError::DayOutOfOrder { day: day.day, last });
         }
         self.last_day = Some(day.day);
         if self.level == PermissionLevel::L0 {
@@ -507,10 +512,10 @@ impl PermissionTracker {
     fn apply_demotion(&mut self, cfg: &PermissionConfig) -> Option<Transition> {
         let rule = cfg.demotion_from(self.level)?;
         let to = self.level.down()?;
-        if let Some(n) = rule.losing_trade_streak {
-            if self.stats.losing_trade_streak >= n {
-                return Some(self.change(to, TransitionCause::LosingStreakDemotion));
-            }
+        if let Some(n) = rule.losing_trade_streak
+            && self.stats.losing_trade_streak >= n
+        {
+            return Some(self.change(to, TransitionCause::LosingStreakDemotion));
         }
         if let Some(floor) = rule.below_win_rate_bps {
             let enough = self.stats.decided_trades() >= u64::from(rule.min_trades);
@@ -563,7 +568,10 @@ impl PermissionTracker {
         if self.level == PermissionLevel::L0 {
             return None;
         }
-        Some(self.change(PermissionLevel::L0, TransitionCause::HardLimitBreach { code }))
+        Some(self.change(
+            PermissionLevel::L0,
+            TransitionCause::HardLimitBreach { code },
+        ))
     }
 
     /// A human restores a halted strategy to `level` (at most

@@ -37,8 +37,9 @@ pub fn ratio_bps(num: U256, den: U256) -> u64 {
     if den.is_zero() {
         return if num.is_zero() { 0 } else { u64::MAX };
     }
-    let q = wide(num, U256::from(BPS_ONE)) / U512::from(den);
-    q.saturating_to::<u64>()
+    wide(num, U256::from(BPS_ONE))
+        .checked_div(U512::from(den))
+        .map_or(u64::MAX, |q| q.saturating_to::<u64>())
 }
 
 /// `amount * bps / 10_000`, rounded up, saturated to `U256::MAX`. Rounding up keeps a
@@ -52,7 +53,8 @@ pub fn apply_bps_ceil(amount: U256, bps: u64) -> U256 {
 /// rounded cap never allows more than the exact one.
 pub fn apply_bps_floor(amount: U256, bps: u64) -> U256 {
     let n = wide(amount, U256::from(bps));
-    (n / U512::from(BPS_ONE)).saturating_to::<U256>()
+    n.checked_div(U512::from(BPS_ONE))
+        .map_or(U256::MAX, |q| q.saturating_to::<U256>())
 }
 
 #[cfg(test)]
@@ -62,20 +64,35 @@ mod tests {
     #[test]
     fn exact_at_boundary() {
         let hundred = U256::from(100u64);
-        assert_eq!(cmp_ratio_bps(U256::from(10u64), hundred, 1000), Ordering::Equal);
-        assert_eq!(cmp_ratio_bps(U256::from(11u64), hundred, 1000), Ordering::Greater);
-        assert_eq!(cmp_ratio_bps(U256::from(9u64), hundred, 1000), Ordering::Less);
+        assert_eq!(
+            cmp_ratio_bps(U256::from(10u64), hundred, 1000),
+            Ordering::Equal
+        );
+        assert_eq!(
+            cmp_ratio_bps(U256::from(11u64), hundred, 1000),
+            Ordering::Greater
+        );
+        assert_eq!(
+            cmp_ratio_bps(U256::from(9u64), hundred, 1000),
+            Ordering::Less
+        );
         // One raw unit over 10% of a large denominator is still "over".
         let den = U256::from(10u64).pow(U256::from(30u64));
         let tenth = den / U256::from(10u64);
         assert_eq!(cmp_ratio_bps(tenth, den, 1000), Ordering::Equal);
-        assert_eq!(cmp_ratio_bps(tenth + U256::from(1u64), den, 1000), Ordering::Greater);
+        assert_eq!(
+            cmp_ratio_bps(tenth + U256::from(1u64), den, 1000),
+            Ordering::Greater
+        );
     }
 
     #[test]
     fn no_overflow_at_max() {
         assert_eq!(cmp_ratio_bps(U256::MAX, U256::MAX, 10_000), Ordering::Equal);
-        assert_eq!(cmp_ratio_bps(U256::MAX, U256::from(1u64), u64::MAX), Ordering::Less);
+        assert_eq!(
+            cmp_ratio_bps(U256::MAX, U256::from(1u64), u64::MAX),
+            Ordering::Less
+        );
         assert_eq!(ratio_bps(U256::MAX, U256::from(1u64)), u64::MAX);
         assert_eq!(ratio_bps(U256::MAX, U256::MAX), 10_000);
         assert_eq!(apply_bps_ceil(U256::MAX, 20_000), U256::MAX);
@@ -84,7 +101,10 @@ mod tests {
 
     #[test]
     fn zero_denominator() {
-        assert_eq!(cmp_ratio_bps(U256::from(1u64), U256::ZERO, 50_000), Ordering::Greater);
+        assert_eq!(
+            cmp_ratio_bps(U256::from(1u64), U256::ZERO, 50_000),
+            Ordering::Greater
+        );
         assert_eq!(cmp_ratio_bps(U256::ZERO, U256::ZERO, 0), Ordering::Equal);
         assert_eq!(cmp_ratio_bps(U256::ZERO, U256::ZERO, 1), Ordering::Less);
         assert_eq!(ratio_bps(U256::ZERO, U256::ZERO), 0);
@@ -94,7 +114,10 @@ mod tests {
     fn rounding_direction() {
         assert_eq!(apply_bps_ceil(U256::from(1u64), 1), U256::from(1u64));
         assert_eq!(apply_bps_floor(U256::from(1u64), 1), U256::ZERO);
-        assert_eq!(apply_bps_ceil(U256::from(20_000u64), 50), U256::from(100u64));
+        assert_eq!(
+            apply_bps_ceil(U256::from(20_000u64), 50),
+            U256::from(100u64)
+        );
         assert_eq!(ratio_bps(U256::from(1u64), U256::from(3u64)), 3333);
     }
 }

@@ -10,7 +10,11 @@ use crate::config::SentinelConfig;
 use crate::reason::{ReasonCode, Rejection};
 
 /// The data-freshness gate. Exactly `max_lag_blocks` behind passes; one more is refused.
-pub fn check(cfg: &SentinelConfig, engine_block: u64, proposal_block: u64) -> Result<(), Rejection> {
+pub fn check(
+    cfg: &SentinelConfig,
+    engine_block: u64,
+    proposal_block: u64,
+) -> Result<(), Rejection> {
     if proposal_block <= engine_block {
         let lag = engine_block.saturating_sub(proposal_block);
         if lag > cfg.max_lag_blocks {

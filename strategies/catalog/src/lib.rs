@@ -1,1 +1,162 @@
-//! stratbox-strategies (being built)
+//! The strategy components this workspace builds, ready for the host and the CLI.
+//!
+//! `build.rs` compiles `clamm-maker`, `momentum`, `hostile` and `other-world` for
+//! `wasm32-wasip2` (each a component, not a core module) into `target/strategies/`, and
+//! this crate hands out their absolute paths. Tests, `stratbox up` and the host's sandbox
+//! tests depend on it instead of on a prebuilt binary checked in somewhere.
+
+use std::io;
+
+/// The liquidity maker: keeps a concentrated position around the price.
+pub const CLAMM_MAKER: &str = env!("STRATBOX_WASM_CLAMM_MAKER");
+/// The trend follower: swaps in the direction of recent price moves.
+pub const MOMENTUM: &str = env!("STRATBOX_WASM_MOMENTUM");
+/// One component, many misbehaviours, selected by `{"mode": ...}` (see [`hostile_config`]).
+pub const HOSTILE: &str = env!("STRATBOX_WASM_HOSTILE");
+/// A valid component of another world; admission must refuse it.
+pub const OTHER_WORLD: &str = env!("STRATBOX_WASM_OTHER_WORLD");
+
+const ALL: [(&str, &str); 4] = [
+    ("clamm-maker", CLAMM_MAKER),
+    ("momentum", MOMENTUM),
+    ("hostile", HOSTILE),
+    ("other-world", OTHER_WORLD),
+];
+
+/// The names [`path`] and [`bytes`] accept, in a stable order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    ALL.iter().map(|(name, _)| *name)
+}
+
+/// The absolute path of a component's `.wasm`, by crate name (`"clamm-maker"`, ...).
+pub fn path(name: &str) -> Option<&'static str> {
+    ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+}
+
+/// A component's bytes, read fresh (the file may have been rebuilt since startup).
+pub fn bytes(name: &str) -> io::Result<Vec<u8>> {
+    let path = path(name).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no strategy component named {name:?}"),
+        )
+    })?;
+    std::fs::read(path)
+}
+
+/// The hostile misbehaviours, by the exact names the `hostile` component accepts.
+pub const HOSTILE_MODES: &[&str] = &[
+    "grow-memory",
+    "ignore-grow-failure",
+    "loop",
+    "trap",
+    "recurse",
+    "flood",
+    "giant-string",
+    "bad-amount",
+    "bad-bps",
+    "wasi-probe",
+    "trap-init",
+    "fail-init",
+    "well-behaved",
+];
+
+/// Config selecting one hostile `mode`.
+pub fn hostile_config(mode: &str) -> String {
+    serde_json::json!({ "mode": mode }).to_string()
+}
+
+/// A realistic `clamm-maker` config: a ±600-tick band (about ±6%) re-centred once the price
+/// is 120 ticks past its edge, 10^18 liquidity units, 0.5% slippage.
+pub fn clamm_maker_config(pool: &str) -> String {
+    serde_json::json!({
+        "pool": pool,
+        "half_width_ticks": 600,
+        "margin_ticks": 120,
+        "liquidity": "1000000000000000000",
+        "max_slippage_bps": 50,
+    })
+    .to_string()
+}
+
+/// A realistic `momentum` config: looks 20 blocks back, trades 10^17 raw units of the
+/// input token when the price moved at least 0.3%, 1% slippage.
+pub fn momentum_config(pool: &str) -> String {
+    serde_json::json!({
+        "pool": pool,
+        "lookback_blocks": 20,
+        "threshold_bps": 30,
+        "amount_in": "100000000000000000",
+        "max_slippage_bps": 100,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmparser::{Parser, Payload};
+
+    const PREAMBLE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+    /// The names a component exports at its top level.
+    fn component_exports(bytes: &[u8]) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut depth = 0usize;
+        for payload in Parser::new(0).parse_all(bytes) {
+            match payload.expect("component parses") {
+                Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+                Payload::End(_) => depth = depth.saturating_sub(1),
+                Payload::ComponentExportSection(reader) if depth == 0 => {
+                    for export in reader {
+                        names.push(export.expect("export parses").name.0.to_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn every_component_is_built_and_is_a_component() {
+        assert_eq!(names().count(), 4);
+        for name in names() {
+            let bytes = bytes(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(bytes.starts_with(&PREAMBLE), "{name} is not a component");
+            assert!(wasmparser::Validator::new().validate_all(&bytes).is_ok(), "{name} does not validate");
+        }
+    }
+
+    #[test]
+    fn strategies_export_the_strategy_world() {
+        for name in ["clamm-maker", "momentum", "hostile"] {
+            let exports = component_exports(&bytes(name).unwrap());
+            assert!(exports.iter().any(|e| e == "init"), "{name}: {exports:?}");
+            assert!(exports.iter().any(|e| e == "on-event"), "{name}: {exports:?}");
+        }
+    }
+
+    #[test]
+    fn other_world_exports_something_else() {
+        let exports = component_exports(&bytes("other-world").unwrap());
+        assert_eq!(exports, vec!["run".to_owned()]);
+    }
+
+    #[test]
+    fn lookups() {
+        assert_eq!(path("hostile"), Some(HOSTILE));
+        assert!(path("nope").is_none());
+        assert_eq!(bytes("nope").unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(HOSTILE.ends_with("hostile.wasm"));
+        assert!(std::path::Path::new(CLAMM_MAKER).is_absolute());
+    }
+
+    #[test]
+    fn example_configs_are_json_objects() {
+        for config in [clamm_maker_config("0xabc"), momentum_config("0xabc"), hostile_config("trap")] {
+            let v: serde_json::Value = serde_json::from_str(&config).unwrap();
+            assert!(v.is_object());
+        }
+    }
+}

@@ -1,0 +1,925 @@
+//! The engine: proposals in, gates, exact simulation, one compare-and-set per task, and
+//! the shadow ledger.
+//!
+//! A submitted batch takes two database transactions: the first creates every new task in
+//! INIT (so a crash after it leaves a trace the recovery finds), the second moves each task
+//! to SIMULATED or REJECTED and books its shadow fill in the same transaction. Gates run
+//! under a short lock; simulation runs on the blocking pool.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use prost::Message;
+use ruint::aliases::U512;
+use sha2::{Digest, Sha256};
+use stratbox_proto::v1;
+use stratbox_proto::{U256, parse_address};
+use stratbox_risk::{ExecutionMode, ReasonCode, Rejection, RiskConfig};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::fsm::TaskState;
+use crate::gates::{GateContext, RiskBook};
+use crate::ledger::{self, Leg, Posting, Signed};
+use crate::metrics::EngineMetrics;
+use crate::proposal::{self, Address, CheckedProposal, TradeAction, hex_address};
+use crate::simulation::{PoolInfo, SimOutcome, Simulator, check_outcome};
+use crate::store::{Audit, Inserted, KillSwitchRow, NewTask, SimRecord, Store, StoreError, TaskFilter, TaskRow, Transition, now_ms};
+use crate::trace;
+
+/// Reason code of a task that recovery expired (not a gate, so not a risk code).
+pub const EXPIRED_ON_RECOVERY: &str = "expired_on_recovery";
+/// Largest page `ListTasks` returns.
+pub const MAX_PAGE: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("simulation worker: {0}")]
+    Worker(String),
+    #[error("ledger: {0}")]
+    Ledger(String),
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+/// What the engine does with tasks it finds in INIT at start (left by a crash between a
+/// batch's two transactions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recovery {
+    /// Expire them (the default). Their proposals were judged against a watermark and an
+    /// oracle state from before the crash; re-judging them now would trade on stale intent,
+    /// and the strategy proposes again from fresh events anyway. Expiring keeps their
+    /// idempotency keys taken, so a replay of the same proposal is answered with the
+    /// EXPIRED task and can never execute twice.
+    #[default]
+    Expire,
+    /// Run them through the gates and simulation again, as if just submitted.
+    Reevaluate,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub mode: ExecutionMode,
+    pub risk: RiskConfig,
+    pub recovery: Recovery,
+    /// The engine's starting watermark; `None` = the chain's current block.
+    pub watermark: Option<u64>,
+    /// The cash each shadow book is judged to hold for the hard limits, in raw units of the
+    /// pool's quote token (see [`crate::gates`]).
+    pub book_capital: U256,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            mode: ExecutionMode::Shadow,
+            risk: RiskConfig::default(),
+            recovery: Recovery::Expire,
+            watermark: None,
+            // 1,000,000 units of an 18-decimal quote token.
+            book_capital: U256::from(10u64).pow(U256::from(24u64)),
+        }
+    }
+}
+
+pub type SharedChain = Arc<Mutex<Box<dyn Simulator>>>;
+
+struct Inner {
+    store: Store,
+    chain: SharedChain,
+    risk: Mutex<RiskBook>,
+    watermark: AtomicU64,
+    mode: ExecutionMode,
+    chain_id: u64,
+    metrics: Arc<EngineMetrics>,
+}
+
+/// The in-process engine; cheap to clone (every clone is the same engine).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// The name the lead's `stratbox up` uses for an engine it holds.
+pub type EngineHandle = Engine;
+
+/// One proposal's verdict before storage.
+enum Verdict {
+    Reject(Rejection),
+    Pass { mode: ExecutionMode },
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these values half-updated in a way that
+    // matters more than stopping all trading would; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The address a shadow book simulates from: the account itself if it is an address,
+/// otherwise one derived from its name.
+pub fn sim_address(account: &str) -> Address {
+    if let Ok(a) = parse_address(account) {
+        return a;
+    }
+    let d = Sha256::digest(format!("stratbox.shadow:{account}").as_bytes());
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&d[..20]);
+    a
+}
+
+/// The oracle market of a pool: `token0/token1` (lowercase 0x addresses); the feed reports
+/// prices under the same key (base/quote).
+pub fn market_key(base: &Address, quote: &Address) -> String {
+    format!("{}/{}", hex_address(base), hex_address(quote))
+}
+
+fn clip(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+impl Engine {
+    /// Starts an engine over an open store and a chain, and runs recovery.
+    pub async fn start(store: Store, chain: Box<dyn Simulator>, settings: EngineSettings) -> Result<Engine, EngineError> {
+        settings
+            .risk
+            .validate()
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let chain_id = chain.chain_id();
+        let watermark = settings.watermark.unwrap_or_else(|| chain.block_number());
+        let mut book = RiskBook::new(settings.risk.clone(), settings.book_capital);
+        if let Some(k) = store.load_kill_switch().await? {
+            book.restore_kill_switch(&k);
+        }
+        let metrics = EngineMetrics::new();
+        for (state, n) in store.count_tasks().await? {
+            metrics.set_count(state, n);
+        }
+        metrics.watermark.set(i64::try_from(watermark).unwrap_or(i64::MAX));
+        metrics.kill_switch.set(i64::from(book.kill_switch().engaged));
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store,
+                chain: Arc::new(Mutex::new(chain)),
+                risk: Mutex::new(book),
+                watermark: AtomicU64::new(watermark),
+                mode: settings.mode,
+                chain_id,
+                metrics,
+            }),
+        };
+        engine.recover(settings.recovery).await?;
+        Ok(engine)
+    }
+
+    async fn recover(&self, policy: Recovery) -> Result<(), EngineError> {
+        let stuck = self.inner.store.tasks_in_state(TaskState::Init).await?;
+        if stuck.is_empty() {
+            return Ok(());
+        }
+        info!(tasks = stuck.len(), ?policy, "recovering tasks left in INIT");
+        match policy {
+            Recovery::Expire => {
+                let transitions: Vec<Transition> = stuck
+                    .iter()
+                    .map(|t| Transition {
+                        task_id: t.task_id.clone(),
+                        from: TaskState::Init,
+                        to: TaskState::Expired,
+                        reason_code: EXPIRED_ON_RECOVERY.into(),
+                        detail: "left in INIT by an engine that stopped; expired at restart".into(),
+                        sim: None,
+                        trace_id: t.trace_id.clone(),
+                        actor: "engine:recovery".into(),
+                        posting: None,
+                    })
+                    .collect();
+                let moved = self.inner.store.apply(&transitions).await?;
+                for m in moved.iter().filter(|m| **m) {
+                    let _ = m;
+                    self.inner.metrics.moved(Some(TaskState::Init), TaskState::Expired);
+                }
+            }
+            Recovery::Reevaluate => {
+                let mut batch = Vec::new();
+                for t in &stuck {
+                    let p = v1::Proposal::decode(t.proposal.as_slice()).unwrap_or_default();
+                    batch.push((t.task_id.clone(), t.trace_id.clone(), p));
+                }
+                for (task_id, trace_id, p) in batch {
+                    let span = info_span!("recover", trace_id = %trace_id, task_id = %task_id);
+                    self.decide_and_apply(&trace_id, vec![(task_id, p)]).instrument(span).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn metrics(&self) -> &Arc<EngineMetrics> {
+        &self.inner.metrics
+    }
+
+    pub fn mode(&self) -> ExecutionMode {
+        self.inner.mode
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.inner.chain_id
+    }
+
+    /// The chain the engine simulates against, shared: the embedded market moves it.
+    pub fn chain(&self) -> SharedChain {
+        self.inner.chain.clone()
+    }
+
+    /// Runs `f` on the chain under its lock (keep it short: simulations wait for it).
+    pub fn with_chain<R>(&self, f: impl FnOnce(&mut dyn Simulator) -> R) -> R {
+        let mut g = lock(&self.inner.chain);
+        f(g.as_mut())
+    }
+
+    pub fn watermark(&self) -> u64 {
+        self.inner.watermark.load(Ordering::Acquire)
+    }
+
+    /// The newest block the engine has synchronised (the Sync Sentinel's reference).
+    pub fn set_watermark(&self, block: u64) {
+        self.inner.watermark.store(block, Ordering::Release);
+        self.inner.metrics.watermark.set(i64::try_from(block).unwrap_or(i64::MAX));
+    }
+
+    /// One oracle source's price for a market (`market_key(base, quote)`), units of quote
+    /// per unit of base with 18 decimals, as of the engine's watermark.
+    pub fn update_oracle(&self, market: &str, source: &str, price_e18: U256) {
+        let block = self.watermark();
+        lock(&self.inner.risk).update_oracle(market, source, price_e18, block);
+    }
+
+    /// Sets a strategy's permission level (operator action; also for tests).
+    pub fn set_permission_level(&self, strategy: &str, level: stratbox_risk::PermissionLevel) {
+        lock(&self.inner.risk).set_level(strategy, level);
+    }
+
+    pub fn kill_switch(&self) -> v1::KillSwitchState {
+        let k = lock(&self.inner.risk).kill_switch();
+        v1::KillSwitchState {
+            engaged: k.engaged,
+            reason: k.reason,
+            operator: k.operator,
+            changed_at_ms: k.changed_at_ms,
+        }
+    }
+
+    /// Engages the kill switch: persisted and audited before it is reported.
+    pub async fn set_kill_switch(&self, trace_id: &str, reason: &str, operator: &str) -> Result<v1::KillSwitchState, EngineError> {
+        self.change_kill_switch(trace_id, true, reason, operator).await
+    }
+
+    pub async fn clear_kill_switch(&self, trace_id: &str, operator: &str) -> Result<v1::KillSwitchState, EngineError> {
+        self.change_kill_switch(trace_id, false, "", operator).await
+    }
+
+    async fn change_kill_switch(&self, trace_id: &str, engaged: bool, reason: &str, operator: &str) -> Result<v1::KillSwitchState, EngineError> {
+        let row = KillSwitchRow {
+            engaged,
+            reason: clip(reason, 512),
+            operator: if operator.is_empty() { "unknown".into() } else { clip(operator, 128) },
+            changed_at_ms: now_ms(),
+        };
+        // Engage in memory first (fail safe: trading stops even if the write fails); clear
+        // only after the write, so a failed clear leaves trading stopped.
+        if engaged {
+            lock(&self.inner.risk).restore_kill_switch(&row);
+        }
+        self.inner.store.save_kill_switch(&row, trace_id).await?;
+        if !engaged {
+            lock(&self.inner.risk).restore_kill_switch(&row);
+        }
+        self.inner.metrics.kill_switch.set(i64::from(engaged));
+        warn!(trace_id, engaged, operator = %row.operator, reason = %row.reason, "kill switch changed");
+        Ok(self.kill_switch())
+    }
+
+    /// The pools the chain trades, with their state now.
+    pub fn markets(&self) -> Vec<v1::Market> {
+        let chain = lock(&self.inner.chain);
+        let block = chain.block_number();
+        chain
+            .pools()
+            .iter()
+            .filter_map(|p| chain.pool(p).map(|i| (p, i)))
+            .map(|(p, i)| v1::Market {
+                pool: Some(v1::Address { value: hex_address(p) }),
+                token0: Some(v1::Address { value: hex_address(&i.token0) }),
+                token1: Some(v1::Address { value: hex_address(&i.token1) }),
+                fee: i.fee,
+                tick_spacing: i.tick_spacing,
+                sqrt_price_x96: Some(i.sqrt_price_x96.into()),
+                tick: i.tick,
+                liquidity: Some(U256::from(i.liquidity).into()),
+                block,
+            })
+            .collect()
+    }
+
+    pub fn status(&self) -> v1::EngineStatus {
+        v1::EngineStatus {
+            last_sync_block: self.watermark(),
+            mode: self.inner.mode.as_str().into(),
+            kill_switch: Some(self.kill_switch()),
+            chain_id: self.inner.chain_id,
+        }
+    }
+
+    /// Submits a batch: one result per proposal, in order. Never fails for bad input (that
+    /// is a per-proposal `bad_input`); fails only when storage does.
+    pub async fn submit(&self, trace_id: &str, proposals: Vec<v1::Proposal>) -> Result<Vec<v1::ProposalResult>, EngineError> {
+        let trace_id = trace::normalize(trace_id);
+        let span = info_span!("submit", trace_id = %trace_id, proposals = proposals.len());
+        self.submit_inner(trace_id, proposals).instrument(span).await
+    }
+
+    async fn submit_inner(&self, trace_id: String, proposals: Vec<v1::Proposal>) -> Result<Vec<v1::ProposalResult>, EngineError> {
+        let started = Instant::now();
+        let m = &self.inner.metrics;
+        // Keys, and the first position of each key in the batch.
+        let keys: Vec<String> = proposals
+            .iter()
+            .map(|p| match proposal::check(p) {
+                Ok(cp) => proposal::idempotency_key(&cp),
+                Err(_) => proposal::raw_idempotency_key(p),
+            })
+            .collect();
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut unique: Vec<usize> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            if !first.contains_key(k.as_str()) {
+                first.insert(k.as_str(), i);
+                unique.push(i);
+            }
+        }
+        let mode = self.inner.mode.as_str();
+        let new_tasks: Vec<NewTask> = unique
+            .iter()
+            .map(|&i| {
+                let p = &proposals[i];
+                NewTask {
+                    task_id: uuid::Uuid::now_v7().to_string(),
+                    idempotency_key: keys[i].clone(),
+                    mode,
+                    strategy: clip(&p.strategy, proposal::MAX_NAME_LEN),
+                    account: clip(&p.account, proposal::MAX_NAME_LEN),
+                    proposal: p.encode_to_vec(),
+                    trace_id: trace_id.clone(),
+                }
+            })
+            .collect();
+        let t_store = Instant::now();
+        let inserted = self.inner.store.insert_tasks(&new_tasks).await?;
+        let mut store_secs = t_store.elapsed().as_secs_f64();
+
+        let mut to_decide: Vec<(String, v1::Proposal)> = Vec::new();
+        let mut results: HashMap<usize, v1::ProposalResult> = HashMap::new();
+        for ((&i, t), ins) in unique.iter().zip(&new_tasks).zip(inserted) {
+            match ins {
+                Inserted::Created => {
+                    m.moved(None, TaskState::Init);
+                    to_decide.push((t.task_id.clone(), proposals[i].clone()));
+                }
+                Inserted::Existing(s) => {
+                    m.duplicates.inc();
+                    debug!(task_id = %s.task_id, "duplicate proposal");
+                    results.insert(
+                        i,
+                        v1::ProposalResult {
+                            task_id: s.task_id,
+                            idempotency_key: s.idempotency_key,
+                            state: s.state.to_wire() as i32,
+                            reason_code: s.reason_code,
+                            detail: s.detail,
+                            duplicate: true,
+                        },
+                    );
+                }
+            }
+        }
+        let ids: Vec<(usize, String)> = unique
+            .iter()
+            .zip(&new_tasks)
+            .filter(|(i, _)| !results.contains_key(i))
+            .map(|(&i, t)| (i, t.task_id.clone()))
+            .collect();
+        let (decided, secs) = self.decide_and_apply_timed(&trace_id, to_decide).await?;
+        store_secs += secs;
+        for (i, task_id) in ids {
+            if let Some(r) = decided.get(&task_id) {
+                results.insert(i, r.clone());
+            }
+        }
+        let mut out = Vec::with_capacity(proposals.len());
+        for (i, k) in keys.iter().enumerate() {
+            let f = first.get(k.as_str()).copied().unwrap_or(i);
+            let mut r = results.get(&f).cloned().unwrap_or_default();
+            if f != i {
+                r.duplicate = true;
+                m.duplicates.inc();
+            }
+            out.push(r);
+        }
+        m.store_seconds.observe(store_secs);
+        m.submit_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(out)
+    }
+
+    async fn decide_and_apply(&self, trace_id: &str, tasks: Vec<(String, v1::Proposal)>) -> Result<HashMap<String, v1::ProposalResult>, EngineError> {
+        Ok(self.decide_and_apply_timed(trace_id, tasks).await?.0)
+    }
+
+    /// Gates, simulation and the compare-and-set for tasks in INIT.
+    async fn decide_and_apply_timed(
+        &self,
+        trace_id: &str,
+        tasks: Vec<(String, v1::Proposal)>,
+    ) -> Result<(HashMap<String, v1::ProposalResult>, f64), EngineError> {
+        if tasks.is_empty() {
+            return Ok((HashMap::new(), 0.0));
+        }
+        let m = self.inner.metrics.clone();
+        let checked: Vec<Result<CheckedProposal, proposal::BadInput>> = tasks.iter().map(|(_, p)| proposal::check(p)).collect();
+
+        // Pools the batch touches, read once.
+        let pools: HashSet<Address> = checked.iter().filter_map(|c| c.as_ref().ok()).map(|c| c.action.pool()).collect();
+        let (pool_info, block): (HashMap<Address, PoolInfo>, u64) = {
+            let chain = lock(&self.inner.chain);
+            (
+                pools.iter().filter_map(|p| chain.pool(p).map(|i| (*p, i))).collect(),
+                chain.block_number(),
+            )
+        };
+
+        // Gates.
+        let watermark = self.watermark();
+        let now = now_ms();
+        let mut verdicts: Vec<Verdict> = Vec::with_capacity(tasks.len());
+        {
+            let mut book = lock(&self.inner.risk);
+            for c in &checked {
+                let t = Instant::now();
+                let v = match c {
+                    Err(bad) => Verdict::Reject(Rejection::new(ReasonCode::BadInput, bad.to_string())),
+                    Ok(cp) => {
+                        let ctx = GateContext {
+                            watermark,
+                            block,
+                            now_ms: now,
+                            requested: self.inner.mode,
+                            pool: pool_info.get(&cp.action.pool()),
+                        };
+                        match book.evaluate(cp, &ctx) {
+                            Ok(mode) => Verdict::Pass { mode },
+                            Err(r) => Verdict::Reject(r),
+                        }
+                    }
+                };
+                m.gate_seconds.observe(t.elapsed().as_secs_f64());
+                verdicts.push(v);
+            }
+        }
+
+        // Simulation, off the async threads.
+        let jobs: Vec<(usize, Address, TradeAction)> = verdicts
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| matches!(v, Verdict::Pass { .. }))
+            .filter_map(|(i, _)| checked[i].as_ref().ok().map(|cp| (i, sim_address(&cp.account), cp.action)))
+            .collect();
+        let outcomes: HashMap<usize, Result<SimOutcome, String>> = if jobs.is_empty() {
+            HashMap::new()
+        } else {
+            let chain = self.inner.chain.clone();
+            let span = tracing::Span::current();
+            let m2 = m.clone();
+            tokio::task::spawn_blocking(move || {
+                let _e = span.enter();
+                let mut chain = lock(&chain);
+                jobs.into_iter()
+                    .map(|(i, from, action)| {
+                        let t = Instant::now();
+                        let r = chain.simulate(from, &action).map_err(|e| e.to_string());
+                        m2.sim_seconds.observe(t.elapsed().as_secs_f64());
+                        (i, r)
+                    })
+                    .collect()
+            })
+            .await
+            .map_err(|e| EngineError::Worker(e.to_string()))?
+        };
+
+        // Transitions.
+        let mut transitions: Vec<Transition> = Vec::with_capacity(tasks.len());
+        let mut staged_next: Vec<usize> = Vec::new();
+        for (i, ((task_id, _), v)) in tasks.iter().zip(verdicts).enumerate() {
+            let reject = |r: Rejection| Transition {
+                task_id: task_id.clone(),
+                from: TaskState::Init,
+                to: TaskState::Rejected,
+                reason_code: r.code.as_str().into(),
+                detail: r.detail,
+                sim: None,
+                trace_id: trace_id.to_owned(),
+                actor: "engine".into(),
+                posting: None,
+            };
+            let t = match (v, &checked[i]) {
+                (Verdict::Reject(r), _) => reject(r),
+                (Verdict::Pass { .. }, Err(_)) => reject(Rejection::new(ReasonCode::BadInput, "unparsable")),
+                (Verdict::Pass { mode }, Ok(cp)) => match outcomes.get(&i) {
+                    None => reject(Rejection::new(ReasonCode::SimReverted, "not simulated")),
+                    Some(Err(e)) => reject(Rejection::new(ReasonCode::SimReverted, e.clone())),
+                    Some(Ok(o)) => match check_outcome(cp, o) {
+                        Err(r) => {
+                            let mut t = reject(r);
+                            t.sim = Some(SimRecord {
+                                amount0: o.amount0,
+                                amount1: o.amount1,
+                                gas_used: o.gas_used,
+                            });
+                            t
+                        }
+                        Ok(()) => {
+                            let posting = if mode == ExecutionMode::Shadow {
+                                match shadow_posting(task_id, cp, o, pool_info.get(&cp.action.pool())) {
+                                    Ok(p) => Some(p),
+                                    Err(e) => return Err(EngineError::Ledger(e)),
+                                }
+                            } else {
+                                staged_next.push(i);
+                                None
+                            };
+                            Transition {
+                                task_id: task_id.clone(),
+                                from: TaskState::Init,
+                                to: TaskState::Simulated,
+                                reason_code: stratbox_risk::OK.into(),
+                                detail: String::new(),
+                                sim: Some(SimRecord {
+                                    amount0: o.amount0,
+                                    amount1: o.amount1,
+                                    gas_used: o.gas_used,
+                                }),
+                                trace_id: trace_id.to_owned(),
+                                actor: "engine".into(),
+                                posting,
+                            }
+                        }
+                    },
+                },
+            };
+            transitions.push(t);
+        }
+        let t_store = Instant::now();
+        let moved = self.inner.store.apply(&transitions).await?;
+        // Non-shadow trades go on to STAGED (the signer path picks them up from there).
+        let mut staged_moved: HashSet<String> = HashSet::new();
+        if !staged_next.is_empty() {
+            let next: Vec<Transition> = staged_next
+                .iter()
+                .filter(|&&i| moved[i])
+                .map(|&i| Transition {
+                    from: TaskState::Simulated,
+                    to: TaskState::Staged,
+                    posting: None,
+                    ..transitions[i].clone()
+                })
+                .collect();
+            let ok = self.inner.store.apply(&next).await?;
+            for (t, ok) in next.iter().zip(ok) {
+                if ok {
+                    staged_moved.insert(t.task_id.clone());
+                    m.moved(Some(TaskState::Simulated), TaskState::Staged);
+                }
+            }
+        }
+        let store_secs = t_store.elapsed().as_secs_f64();
+
+        let mut out = HashMap::with_capacity(transitions.len());
+        for (t, moved) in transitions.into_iter().zip(moved) {
+            let (key_row, result) = if moved {
+                m.moved(Some(TaskState::Init), t.to);
+                m.outcome(if t.to == TaskState::Rejected { reason_static(&t.reason_code) } else { stratbox_risk::OK });
+                let state = if staged_moved.contains(&t.task_id) { TaskState::Staged } else { t.to };
+                if t.to == TaskState::Rejected {
+                    info!(task_id = %t.task_id, reason = %t.reason_code, detail = %t.detail, "proposal rejected");
+                } else {
+                    info!(task_id = %t.task_id, state = %state, "proposal simulated");
+                }
+                (None, (state, t.reason_code, t.detail))
+            } else {
+                // Someone else moved it (recovery, a concurrent worker): report what is stored.
+                let row = self.inner.store.get_task(&t.task_id).await?;
+                let r = row
+                    .as_ref()
+                    .map(|r| (r.state, r.reason_code.clone(), r.detail.clone()))
+                    .unwrap_or((TaskState::Failed, "missing".into(), String::new()));
+                (row, r)
+            };
+            let key = match key_row {
+                Some(r) => r.idempotency_key,
+                None => self.key_of(&t.task_id).await?,
+            };
+            out.insert(
+                t.task_id.clone(),
+                v1::ProposalResult {
+                    task_id: t.task_id,
+                    idempotency_key: key,
+                    state: result.0.to_wire() as i32,
+                    reason_code: result.1,
+                    detail: result.2,
+                    duplicate: false,
+                },
+            );
+        }
+        Ok((out, store_secs))
+    }
+
+    async fn key_of(&self, _task_id: &str) -> Result<String, EngineError> {
+        // Filled by the caller from the insert; kept as a fallback for recovery paths.
+        Ok(self
+            .inner
+            .store
+            .get_task(_task_id)
+            .await?
+            .map(|r| r.idempotency_key)
+            .unwrap_or_default())
+    }
+
+    pub async fn get_task(&self, task_id: &str) -> Result<Option<v1::Task>, EngineError> {
+        Ok(self.inner.store.get_task(task_id).await?.map(task_to_wire))
+    }
+
+    /// A page of tasks; the token is the last task id of the previous page.
+    pub async fn list_tasks(
+        &self,
+        strategy: &str,
+        state: Option<TaskState>,
+        limit: u32,
+        page_token: &str,
+    ) -> Result<(Vec<v1::Task>, String), EngineError> {
+        let limit = if limit == 0 { 100 } else { limit.min(MAX_PAGE) };
+        let rows = self
+            .inner
+            .store
+            .list_tasks(&TaskFilter {
+                strategy: (!strategy.is_empty()).then(|| strategy.to_owned()),
+                state,
+                after_task_id: (!page_token.is_empty()).then(|| page_token.to_owned()),
+                limit: limit + 1,
+            })
+            .await?;
+        let more = rows.len() > limit as usize;
+        let page: Vec<TaskRow> = rows.into_iter().take(limit as usize).collect();
+        let next = if more { page.last().map(|t| t.task_id.clone()).unwrap_or_default() } else { String::new() };
+        Ok((page.into_iter().map(task_to_wire).collect(), next))
+    }
+
+    pub async fn ledger(&self, account: &str, task_id: &str, limit: u32) -> Result<Vec<v1::LedgerEntry>, EngineError> {
+        let limit = if limit == 0 { 1000 } else { limit.min(10_000) };
+        let rows = self
+            .inner
+            .store
+            .entries((!account.is_empty()).then_some(account), (!task_id.is_empty()).then_some(task_id), limit)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|e| v1::LedgerEntry {
+                entry_id: e.entry_id,
+                posting_id: e.posting_id,
+                task_id: e.task_id,
+                account: e.account,
+                asset: e.asset,
+                side: match e.side {
+                    ledger::Side::Debit => v1::Side::Debit as i32,
+                    ledger::Side::Credit => v1::Side::Credit as i32,
+                },
+                amount: Some(e.amount.into()),
+                memo: e.memo,
+                created_at_ms: e.created_at_ms,
+                reverses_posting_id: e.reverses_posting_id,
+            })
+            .collect())
+    }
+
+    /// Exact positions per (ledger account, asset); `account` empty = all.
+    pub async fn positions(&self, account: &str) -> Result<Vec<v1::Position>, EngineError> {
+        let lines = self.inner.store.lines((!account.is_empty()).then_some(account)).await?;
+        let pos = ledger::positions(&lines).map_err(|e| EngineError::Ledger(e.to_string()))?;
+        Ok(pos
+            .into_iter()
+            .map(|((account, asset), s)| v1::Position {
+                account,
+                asset,
+                balance: Some(v1::SignedAmount {
+                    magnitude: Some(s.magnitude.into()),
+                    negative: s.negative,
+                }),
+            })
+            .collect())
+    }
+
+    /// Checks that every posting, and the whole ledger, balances per asset.
+    pub async fn check_ledger(&self) -> Result<usize, EngineError> {
+        let lines = self.inner.store.lines(None).await?;
+        ledger::check_balanced(&lines).map_err(|e| EngineError::Ledger(e.to_string()))?;
+        Ok(lines.len())
+    }
+
+    /// Books a correction: the reversal of an earlier posting, audited.
+    pub async fn reverse_posting(&self, trace_id: &str, posting_id: &str, operator: &str, memo: &str) -> Result<String, EngineError> {
+        let rows = self.inner.store.entries(None, None, 0).await?;
+        let original: Vec<_> = rows.iter().filter(|e| e.posting_id == posting_id).collect();
+        let Some(first) = original.first() else {
+            return Err(EngineError::Invalid(format!("no posting {posting_id}")));
+        };
+        let entries = original
+            .iter()
+            .map(|e| ledger::Entry {
+                account: e.account.clone(),
+                asset: e.asset.clone(),
+                side: e.side,
+                amount: e.amount,
+            })
+            .collect();
+        let p = Posting::new(posting_id.to_owned(), first.task_id.clone(), String::new(), entries).map_err(|e| EngineError::Ledger(e.to_string()))?;
+        let new_id = format!("{posting_id}:reversal:{}", uuid::Uuid::now_v7());
+        let r = p.reversal(new_id.clone(), clip(memo, 512));
+        let audit = Audit {
+            actor: clip(operator, 128),
+            action: "posting_reversed".into(),
+            subject: posting_id.to_owned(),
+            from_state: String::new(),
+            to_state: String::new(),
+            detail: new_id.clone(),
+            trace_id: trace_id.to_owned(),
+        };
+        self.inner.store.post(&r, &audit).await?;
+        Ok(new_id)
+    }
+
+    /// Shadow PnL per strategy, valued at each pool's current price in its token1: token0
+    /// at the spot price, token1 at par, liquidity positions at what removing them would
+    /// return now (simulated). Returns (strategy, token1 asset, PnL).
+    pub async fn shadow_pnl(&self) -> Result<Vec<(String, String, Signed)>, EngineError> {
+        let lines = self.inner.store.lines(None).await?;
+        let pos = ledger::positions(&lines).map_err(|e| EngineError::Ledger(e.to_string()))?;
+        let chain = self.inner.chain.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut chain = lock(&chain);
+            Ok(value_positions(chain.as_mut(), &pos))
+        })
+        .await
+        .map_err(|e| EngineError::Worker(e.to_string()))?
+    }
+}
+
+/// Reason codes are `&'static` metric labels; a stored string maps back to its code.
+fn reason_static(code: &str) -> &'static str {
+    code.parse::<ReasonCode>().map(|c| c.as_str()).unwrap_or("other")
+}
+
+fn shadow_posting(task_id: &str, cp: &CheckedProposal, o: &SimOutcome, pool: Option<&PoolInfo>) -> Result<Posting, String> {
+    let pool_addr = cp.action.pool();
+    let info = pool.ok_or_else(|| format!("no pool info for {}", hex_address(&pool_addr)))?;
+    let t0 = hex_address(&info.token0);
+    let t1 = hex_address(&info.token1);
+    let legs = match cp.action {
+        TradeAction::Swap { .. } => vec![
+            Leg { asset: t0, amount: o.amount0, to_strategy: !o.token0_in },
+            Leg { asset: t1, amount: o.amount1, to_strategy: o.token0_in },
+        ],
+        TradeAction::AddLiquidity(r) => vec![
+            Leg { asset: t0, amount: o.amount0, to_strategy: false },
+            Leg { asset: t1, amount: o.amount1, to_strategy: false },
+            Leg {
+                asset: ledger::lp_asset(&pool_addr, r.tick_lower, r.tick_upper),
+                amount: U256::from(r.liquidity),
+                to_strategy: true,
+            },
+        ],
+        TradeAction::RemoveLiquidity(r) => vec![
+            Leg { asset: t0, amount: o.amount0, to_strategy: true },
+            Leg { asset: t1, amount: o.amount1, to_strategy: true },
+            Leg {
+                asset: ledger::lp_asset(&pool_addr, r.tick_lower, r.tick_upper),
+                amount: U256::from(r.liquidity),
+                to_strategy: false,
+            },
+        ],
+    };
+    ledger::fill_posting(
+        format!("{task_id}:fill"),
+        task_id.to_owned(),
+        format!("shadow {}", cp.action.kind()),
+        &ledger::strategy_account(&cp.strategy, &cp.account),
+        &ledger::venue_account(&pool_addr),
+        &legs,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// token0 amount in token1 at `sqrt_price_x96`: amount * sqrtP^2 / 2^192, floor.
+fn in_token1(amount0: U256, sqrt_price_x96: U256) -> U512 {
+    let p = U512::from(sqrt_price_x96);
+    // (amount * sqrtP >> 96) * sqrtP >> 96 keeps every product under 512 bits.
+    let step = (U512::from(amount0) * p) >> 96;
+    (step * p) >> 96
+}
+
+fn value_positions(
+    chain: &mut dyn Simulator,
+    pos: &std::collections::BTreeMap<(String, String), Signed>,
+) -> Vec<(String, String, Signed)> {
+    // (strategy, quote) -> (gains, losses)
+    let mut acc: std::collections::BTreeMap<(String, String), (U512, U512)> = std::collections::BTreeMap::new();
+    let mut pools: HashMap<String, Option<PoolInfo>> = HashMap::new();
+    // Which pool prices which token: for a token that is token0 of a pool, the pool's token1
+    // is the quote; a token1 is valued at par in itself.
+    let mut token_pool: HashMap<String, (Address, PoolInfo)> = HashMap::new();
+    for ((account, asset), _) in pos.iter() {
+        if !account.starts_with("venue:") {
+            continue;
+        }
+        if let Some(hexpool) = account.strip_prefix("venue:") {
+            let info = *pools.entry(hexpool.to_owned()).or_insert_with(|| {
+                parse_address(hexpool).ok().and_then(|a| chain.pool(&a))
+            });
+            if let (Some(info), Ok(a)) = (info, parse_address(hexpool)) {
+                token_pool.insert(hex_address(&info.token0), (a, info));
+                let _ = asset;
+            }
+        }
+    }
+    for ((account, asset), bal) in pos.iter() {
+        let Some(rest) = account.strip_prefix("strategy:") else { continue };
+        let strategy = rest.split(':').next().unwrap_or_default().to_owned();
+        let (value, quote): (U512, String) = if let Some(lp) = asset.strip_prefix("lp:") {
+            // lp:<pool>:<lower>:<upper>
+            let parts: Vec<&str> = lp.split(':').collect();
+            let parsed = (|| {
+                let pool = parse_address(parts.first()?).ok()?;
+                let lower: i32 = parts.get(1)?.parse().ok()?;
+                let upper: i32 = parts.get(2)?.parse().ok()?;
+                let liquidity: u128 = bal.magnitude.try_into().ok()?;
+                let info = chain.pool(&pool)?;
+                let o = chain
+                    .simulate(
+                        sim_address("stratbox.valuation"),
+                        &TradeAction::RemoveLiquidity(proposal::Range { pool, tick_lower: lower, tick_upper: upper, liquidity }),
+                    )
+                    .ok()
+                    .filter(|o| o.success)?;
+                Some((in_token1(o.amount0, info.sqrt_price_x96) + U512::from(o.amount1), hex_address(&info.token1)))
+            })();
+            match parsed {
+                Some(v) => v,
+                None => continue,
+            }
+        } else if let Some((_, info)) = token_pool.get(asset) {
+            (in_token1(bal.magnitude, info.sqrt_price_x96), hex_address(&info.token1))
+        } else {
+            (U512::from(bal.magnitude), asset.clone())
+        };
+        let slot = acc.entry((strategy, quote)).or_default();
+        if bal.negative {
+            slot.1 += value;
+        } else {
+            slot.0 += value;
+        }
+    }
+    acc.into_iter()
+        .filter_map(|((s, q), (g, l))| Signed::from_totals(g, l).map(|v| (s, q, v)))
+        .collect()
+}
+
+pub fn task_to_wire(t: TaskRow) -> v1::Task {
+    let proposal = v1::Proposal::decode(t.proposal.as_slice()).ok();
+    v1::Task {
+        task_id: t.task_id,
+        idempotency_key: t.idempotency_key,
+        state: t.state.to_wire() as i32,
+        reason_code: t.reason_code,
+        detail: t.detail,
+        proposal,
+        trace_id: t.trace_id,
+        sim_amount0: t.sim.map(|s| s.amount0.into()),
+        sim_amount1: t.sim.map(|s| s.amount1.into()),
+        sim_gas_used: t.sim.map(|s| s.gas_used).unwrap_or(0),
+        created_at_ms: t.created_at_ms,
+        updated_at_ms: t.updated_at_ms,
+    }
+}

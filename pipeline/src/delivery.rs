@@ -1,0 +1,167 @@
+//! Proposals from the host to the engine over gRPC, without loss and without duplicates.
+//!
+//! When the engine is unreachable the host keeps what it has not delivered and retries
+//! with backoff; because the engine deduplicates on the idempotency key derived from each
+//! proposal, a retry of a batch the engine had in fact accepted returns the first tasks
+//! and never creates second ones. The caller acknowledges the bus message only after
+//! [`EngineLink::submit`] returns, so a host that dies mid-retry leaves the event pending
+//! for another host, which again cannot create duplicates.
+
+use std::time::Duration;
+
+use stratbox_proto::v1::trading_engine_client::TradingEngineClient;
+use stratbox_proto::v1::{self, ListMarketsRequest, SubmitProposalsRequest, TraceContext};
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+
+/// Why proposals could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("engine address {0:?} is not a valid URI: {1}")]
+    BadAddress(String, String),
+    #[error("the engine refused the batch: {0}")]
+    Refused(tonic::Status),
+    #[error("the engine answered {got} results for {sent} proposals")]
+    Mismatch { sent: usize, got: usize },
+    #[error("shut down with {0} proposals undelivered (they stay pending on the bus)")]
+    ShutDown(usize),
+}
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+    /// Most proposals per request; larger outputs are sent in several requests.
+    pub max_batch: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(2),
+            max_batch: 512,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A host's connection to the engine.
+#[derive(Clone)]
+pub struct EngineLink {
+    client: TradingEngineClient<Channel>,
+    policy: RetryPolicy,
+}
+
+impl EngineLink {
+    /// Connects lazily: an engine that is not up yet is retried on first use, not refused.
+    pub fn new(url: &str, policy: RetryPolicy) -> Result<Self, DeliveryError> {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| DeliveryError::BadAddress(url.to_owned(), e.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(policy.request_timeout)
+            .tcp_nodelay(true);
+        Ok(EngineLink {
+            client: TradingEngineClient::new(endpoint.connect_lazy()),
+            policy,
+        })
+    }
+
+    /// Delivers every proposal, retrying transient failures until accepted or shut down.
+    /// Results come back in the order of `proposals`.
+    pub async fn submit(
+        &self,
+        trace_id: &str,
+        proposals: Vec<v1::Proposal>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Vec<v1::ProposalResult>, DeliveryError> {
+        let mut results = Vec::with_capacity(proposals.len());
+        let total = proposals.len();
+        for chunk in proposals.chunks(self.policy.max_batch.max(1)) {
+            let request = SubmitProposalsRequest {
+                trace: Some(TraceContext {
+                    trace_id: trace_id.to_owned(),
+                    span_id: String::new(),
+                }),
+                proposals: chunk.to_vec(),
+            };
+            let delivered = results.len();
+            let response = self
+                .retrying(shutdown, total - delivered, |mut client| {
+                    let request = request.clone();
+                    async move { client.submit_proposals(request).await }
+                })
+                .await?;
+            if response.results.len() != chunk.len() {
+                return Err(DeliveryError::Mismatch {
+                    sent: chunk.len(),
+                    got: response.results.len(),
+                });
+            }
+            results.extend(response.results);
+        }
+        Ok(results)
+    }
+
+    /// The engine's markets, retried like a submit: a host cannot start without them.
+    pub async fn markets(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Vec<v1::Market>, DeliveryError> {
+        let response = self
+            .retrying(shutdown, 0, |mut client| async move {
+                client.list_markets(ListMarketsRequest { trace: None }).await
+            })
+            .await?;
+        Ok(response.markets)
+    }
+
+    pub async fn positions(&self, account: &str) -> Result<Vec<v1::Position>, DeliveryError> {
+        let mut client = self.client.clone();
+        client
+            .get_positions(v1::GetPositionsRequest {
+                trace: None,
+                account: account.to_owned(),
+            })
+            .await
+            .map(|r| r.into_inner().positions)
+            .map_err(DeliveryError::Refused)
+    }
+
+    async fn retrying<T, F, Fut>(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        pending: usize,
+        mut call: F,
+    ) -> Result<T, DeliveryError>
+    where
+        F: FnMut(TradingEngineClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = self.policy.initial;
+        let mut attempt = 0u32;
+        loop {
+            match call(self.client.clone()).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if is_transient(&status) => {
+                    attempt += 1;
+                    tracing::warn!(attempt, code = ?status.code(), message = status.message(), retry_in_ms = backoff.as_millis() as u64, "engine unreachable; keeping proposals and retrying");
+                }
+                Err(status) => return Err(DeliveryError::Refused(status)),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return Err(DeliveryError::ShutDown(pending)),
+            }
+            backoff = (backoff * 2).min(self.policy.max);
+        }
+    }
+}
+
+/// Failures where trying again later can succeed; everything else is the engine saying no.
+fn is_transient(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::ResourceExhausted | Code::Aborted | Code::Cancelled
+    )
+}

@@ -1,0 +1,20 @@
+//! The pipeline that joins stratbox's zones: market events from the bus into strategy
+//! instances (Zone A), their proposals over gRPC into the engine (Zone B).
+//!
+//! - [`translate`]: proto `ChainEvent` -> WIT `Event`, validated proposal -> proto `Proposal`.
+//! - [`market`]: pool state, watermark and `host.history` derived from the bus alone.
+//! - [`fleet`]: instances on worker threads; hot swap and scaling between two events.
+//! - [`service`]: a host's loop: bus -> fleet -> engine -> acknowledge.
+//! - [`delivery`]: the engine link that retries without losing or duplicating proposals.
+
+pub mod delivery;
+pub mod fleet;
+pub mod market;
+pub mod service;
+pub mod translate;
+
+pub use delivery::{DeliveryError, EngineLink, RetryPolicy};
+pub use fleet::{Answer, Fleet, FleetError, FleetStats, Identity, Member, RunOutput, Runner};
+pub use market::{Market, SharedMarketHistory};
+pub use translate::{Envelope, Incoming, TranslateError};
+pub use service::{Handled, HostService, ServiceError, ServiceStats};

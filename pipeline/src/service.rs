@@ -1,0 +1,263 @@
+//! A strategy host's main loop: read the bus as one consumer of a group, give each event to
+//! the fleet, deliver the proposals to the engine, and only then acknowledge the event.
+//!
+//! Acknowledging after delivery is what makes a host crash lose nothing: whatever was not
+//! acknowledged stays pending in the group and is re-delivered to this consumer when it
+//! restarts under the same name, or claimed by another host after `min_idle`. What is
+//! handled twice that way is deduplicated by the engine's idempotency keys.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use stratbox_bus::{Bus, BusError, GroupReader, MessageId, decode_event};
+use stratbox_proto::v1::TaskState;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::delivery::{DeliveryError, EngineLink};
+use crate::fleet::{Fleet, FleetError};
+use crate::translate::{self, Envelope, Incoming};
+
+/// How many recently handled event ids a host remembers, to skip exact re-deliveries
+/// without calling strategies again.
+const RECENT_EVENTS: usize = 65_536;
+
+/// Counters for the live table and metrics.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    pub events: AtomicU64,
+    pub duplicates_skipped: AtomicU64,
+    pub malformed: AtomicU64,
+    pub reorgs: AtomicU64,
+    pub proposals_sent: AtomicU64,
+    pub simulated: AtomicU64,
+    pub rejected: AtomicU64,
+    pub acked: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    #[error("fleet: {0}")]
+    Fleet(#[from] FleetError),
+    #[error("delivery: {0}")]
+    Delivery(#[from] DeliveryError),
+}
+
+/// Reported for each handled event, for latency measurement (`stratbox bench pipeline`).
+#[derive(Debug, Clone)]
+pub struct Handled {
+    pub event_id: String,
+    /// When the host received the event and when the engine answered for it.
+    pub received: Instant,
+    pub answered: Instant,
+    pub proposals: usize,
+}
+
+pub struct HostService<B: Bus + ?Sized> {
+    reader: GroupReader<B>,
+    fleet: Arc<Fleet>,
+    link: EngineLink,
+    stats: Arc<ServiceStats>,
+    recent: RecentIds,
+    handled: Option<tokio::sync::mpsc::UnboundedSender<Handled>>,
+}
+
+impl<B: Bus + ?Sized> HostService<B> {
+    pub fn new(reader: GroupReader<B>, fleet: Arc<Fleet>, link: EngineLink) -> Self {
+        HostService {
+            reader,
+            fleet,
+            link,
+            stats: Arc::new(ServiceStats::default()),
+            recent: RecentIds::new(RECENT_EVENTS),
+            handled: None,
+        }
+    }
+
+    pub fn stats(&self) -> Arc<ServiceStats> {
+        self.stats.clone()
+    }
+
+    /// Reports every handled event on `tx`.
+    pub fn report_to(&mut self, tx: tokio::sync::mpsc::UnboundedSender<Handled>) {
+        self.handled = Some(tx);
+    }
+
+    /// Runs until `shutdown` turns true. Returns after acknowledging what it finished; what
+    /// it did not finish stays pending on the bus.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ServiceError> {
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let batch = tokio::select! {
+                batch = self.reader.next_batch() => batch,
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    // A dropped bus connection: the bus reconnects itself; wait a little
+                    // rather than spinning.
+                    tracing::warn!(error = %e, "bus read failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                    }
+                }
+            };
+            let mut done: Vec<MessageId> = Vec::with_capacity(batch.len());
+            for delivery in &batch {
+                match self.handle(delivery, &mut shutdown).await {
+                    Ok(()) => done.push(delivery.id),
+                    Err(ServiceError::Delivery(DeliveryError::ShutDown(_))) => break,
+                    Err(e) => {
+                        // Not acknowledged: it will be re-delivered and retried.
+                        tracing::error!(error = %e, id = %delivery.id, "event not handled; left pending");
+                        break;
+                    }
+                }
+            }
+            if !done.is_empty() {
+                let n = self.reader.ack(&done).await?;
+                self.stats.acked.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        delivery: &stratbox_bus::Delivery,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), ServiceError> {
+        let received = Instant::now();
+        let event = match decode_event(delivery) {
+            Ok(e) => e.event,
+            Err(e) => {
+                // A poison message would be re-delivered forever: count it and let it go.
+                tracing::error!(error = %e, "undecodable bus message acknowledged and dropped");
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        };
+        let trace_id = event
+            .trace
+            .as_ref()
+            .map(|t| t.trace_id.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| event.event_id.clone());
+        let span = tracing::info_span!("event", trace_id = %trace_id, event_id = %event.event_id);
+        async {
+            let incoming = match translate::incoming(&event) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::error!(error = %e, "malformed event acknowledged and dropped");
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            };
+            let wit = match incoming {
+                Incoming::Reorg { common_ancestor } => {
+                    self.stats.reorgs.fetch_add(1, Ordering::Relaxed);
+                    self.fleet.market().write().unwrap_or_else(|p| p.into_inner()).rewind(common_ancestor);
+                    // Canonical events are re-published with new ids (their block hash
+                    // changed); forget nothing else.
+                    tracing::info!(common_ancestor, "reorg: history rewound");
+                    return Ok(());
+                }
+                Incoming::Event(e) => e,
+            };
+            if !self.recent.insert(&event.event_id) {
+                self.stats.duplicates_skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            self.fleet
+                .market()
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .apply(&wit, event.last_sync_block, event.timestamp);
+            let watermark = self.fleet.market().read().unwrap_or_else(|p| p.into_inner()).watermark();
+            let answers = self.fleet.dispatch(wit).await?;
+            let mut proposals = Vec::new();
+            for answer in &answers {
+                match &answer.result {
+                    Ok(out) => {
+                        let envelope = Envelope {
+                            strategy: &answer.identity.strategy,
+                            version: &answer.identity.version,
+                            instance_id: &answer.identity.instance_id,
+                            account: &answer.identity.account,
+                            event_id: &event.event_id,
+                            last_sync_block: watermark,
+                        };
+                        for (i, p) in out.proposals.iter().enumerate() {
+                            proposals.push(translate::proposal(&envelope, i as u32, p));
+                        }
+                    }
+                    Err(e) => tracing::warn!(instance = %answer.identity.instance_id, kind = e.kind(), error = %e, "strategy call failed"),
+                }
+            }
+            let count = proposals.len();
+            if count > 0 {
+                let results = self.link.submit(&trace_id, proposals, shutdown).await?;
+                self.stats.proposals_sent.fetch_add(count as u64, Ordering::Relaxed);
+                for r in &results {
+                    if r.state == TaskState::Simulated as i32 {
+                        self.stats.simulated.fetch_add(1, Ordering::Relaxed);
+                    } else if r.state == TaskState::Rejected as i32 {
+                        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(reason = %r.reason_code, detail = %r.detail, "proposal rejected");
+                    }
+                }
+            }
+            self.stats.events.fetch_add(1, Ordering::Relaxed);
+            if let Some(tx) = &self.handled {
+                let _ = tx.send(Handled {
+                    event_id: event.event_id.clone(),
+                    received,
+                    answered: Instant::now(),
+                    proposals: count,
+                });
+            }
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// A bounded set of recently seen ids, oldest forgotten first.
+struct RecentIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+    cap: usize,
+}
+
+impl RecentIds {
+    fn new(cap: usize) -> Self {
+        RecentIds {
+            set: HashSet::with_capacity(cap),
+            order: VecDeque::with_capacity(cap),
+            cap,
+        }
+    }
+
+    /// False if `id` was already there.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() == self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.set.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        true
+    }
+}

@@ -1,0 +1,14 @@
+//! Human-readable reasons for reverts and halts, so a refused trade says why.
+
+use alloy_primitives::hex;
+
+/// `Error(string)`, `Panic(uint256)` or raw data, as text.
+pub(crate) fn reason(output: &[u8]) -> String {
+    if output.is_empty() {
+        return "reverted without reason".to_owned();
+    }
+    match alloy_sol_types::decode_revert_reason(output) {
+        Some(reason) => reason,
+        None => format!("reverted with data 0x{}", hex::encode(output)),
+    }
+}
