@@ -1,2 +1,181 @@
 //! The real chain behind [`crate::Simulator`]: `stratbox_sim::Chain` (revm with the
 //! Uniswap V3 bytecode), embedded or forked.
+//!
+//! A shadow book holds no tokens, so the first time the engine simulates for an account it
+//! funds that account's simulation address with [`SHADOW_FUNDING`] of every pool token.
+//! The funding is deliberately finite: a proposal to spend more than any real account
+//! could (say 2^256-1) reverts in the token, exactly as it would on chain.
+
+use std::collections::HashSet;
+
+use stratbox_proto::U256;
+use stratbox_sim::{Action, Chain, EmbeddedConfig};
+
+use crate::proposal::{Address, TradeAction};
+use crate::simulation::{PoolInfo, SimError, SimOutcome, Simulator};
+
+/// 2^160 raw units of each token per simulated account.
+pub const SHADOW_FUNDING: U256 = U256::from_limbs([0, 0, 1 << 32, 0]);
+
+/// `stratbox_sim::Chain` plus the set of accounts already funded for simulation.
+pub struct SimChain {
+    chain: Chain,
+    funded: HashSet<Address>,
+}
+
+fn addr(a: &Address) -> stratbox_sim::Address {
+    stratbox_sim::Address::from(*a)
+}
+
+fn raw(a: stratbox_sim::Address) -> Address {
+    a.into_array()
+}
+
+impl SimChain {
+    pub fn new(chain: Chain) -> SimChain {
+        SimChain {
+            chain,
+            funded: HashSet::new(),
+        }
+    }
+
+    /// The embedded default: one token pair, one seeded pool.
+    pub fn embedded() -> Result<SimChain, SimError> {
+        Chain::embedded(&EmbeddedConfig::default())
+            .map(SimChain::new)
+            .map_err(|e| SimError::Backend(e.to_string()))
+    }
+
+    /// A fork of a JSON-RPC node, trading `pools`.
+    pub async fn fork(url: &str, pools: &[Address], block: Option<u64>) -> Result<SimChain, SimError> {
+        let pools: Vec<_> = pools.iter().map(addr).collect();
+        Chain::fork(url, &pools, block)
+            .await
+            .map(SimChain::new)
+            .map_err(|e| SimError::Backend(e.to_string()))
+    }
+
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    pub fn chain_mut(&mut self) -> &mut Chain {
+        &mut self.chain
+    }
+
+    fn ensure_funded(&mut self, from: Address) -> Result<(), SimError> {
+        if self.funded.contains(&from) {
+            return Ok(());
+        }
+        let mut tokens: Vec<stratbox_sim::Address> = Vec::new();
+        for p in self.chain.pools() {
+            for t in [p.token0, p.token1] {
+                if !tokens.contains(&t) {
+                    tokens.push(t);
+                }
+            }
+        }
+        for t in tokens {
+            self.chain
+                .fund(addr(&from), t, SHADOW_FUNDING)
+                .map_err(|e| SimError::Backend(e.to_string()))?;
+        }
+        self.funded.insert(from);
+        Ok(())
+    }
+}
+
+fn outcome(o: &stratbox_sim::Outcome) -> SimOutcome {
+    SimOutcome {
+        success: o.success,
+        revert_reason: o.revert_reason.clone().unwrap_or_default(),
+        amount0: o.amount0,
+        amount1: o.amount1,
+        token0_in: o.token0_in,
+        gas_used: o.gas_used,
+    }
+}
+
+impl Simulator for SimChain {
+    fn chain_id(&self) -> u64 {
+        self.chain.chain_id()
+    }
+
+    fn block_number(&self) -> u64 {
+        self.chain.block_number()
+    }
+
+    fn pools(&self) -> Vec<Address> {
+        self.chain.pools().iter().map(|p| raw(p.address)).collect()
+    }
+
+    fn pool(&self, pool: &Address) -> Option<PoolInfo> {
+        let info = self.chain.pool_info(addr(pool)).ok()?;
+        let state = self.chain.pool_state(addr(pool)).ok()?;
+        Some(PoolInfo {
+            token0: raw(info.token0),
+            token1: raw(info.token1),
+            fee: info.fee,
+            tick_spacing: info.tick_spacing,
+            sqrt_price_x96: state.sqrt_price_x96,
+            tick: state.tick,
+            liquidity: state.liquidity,
+        })
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn simulate(&mut self, from: Address, action: &TradeAction) -> Result<SimOutcome, SimError> {
+        self.ensure_funded(from)?;
+        let actions: Vec<Action> = match *action {
+            TradeAction::Swap {
+                pool,
+                zero_for_one,
+                amount_in,
+                sqrt_price_limit_x96,
+            } => vec![Action::Swap {
+                pool: addr(&pool),
+                zero_for_one,
+                amount_in,
+                sqrt_price_limit_x96,
+            }],
+            TradeAction::AddLiquidity(r) => vec![Action::AddLiquidity {
+                pool: addr(&r.pool),
+                tick_lower: r.tick_lower,
+                tick_upper: r.tick_upper,
+                liquidity: r.liquidity,
+            }],
+            // A shadow book holds no position: open it, then close it, and judge the close.
+            TradeAction::RemoveLiquidity(r) => vec![
+                Action::AddLiquidity {
+                    pool: addr(&r.pool),
+                    tick_lower: r.tick_lower,
+                    tick_upper: r.tick_upper,
+                    liquidity: r.liquidity,
+                },
+                Action::RemoveLiquidity {
+                    pool: addr(&r.pool),
+                    tick_lower: r.tick_lower,
+                    tick_upper: r.tick_upper,
+                    liquidity: r.liquidity,
+                },
+            ],
+        };
+        let outs = self
+            .chain
+            .simulate(addr(&from), &actions)
+            .map_err(|e| match e {
+                stratbox_sim::SimError::UnknownPool(p) => SimError::UnknownPool(format!("{p:#x}")),
+                other => SimError::Backend(other.to_string()),
+            })?;
+        // If the opening add reverted the close never ran; report the first failure.
+        if let Some(first_fail) = outs.iter().find(|o| !o.success) {
+            return Ok(outcome(first_fail));
+        }
+        outs.last()
+            .map(outcome)
+            .ok_or_else(|| SimError::Backend("simulator returned no outcome".into()))
+    }
+}

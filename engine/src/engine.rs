@@ -206,11 +206,11 @@ impl Engine {
                 let mut batch = Vec::new();
                 for t in &stuck {
                     let p = v1::Proposal::decode(t.proposal.as_slice()).unwrap_or_default();
-                    batch.push((t.task_id.clone(), t.trace_id.clone(), p));
+                    batch.push((t.task_id.clone(), t.idempotency_key.clone(), t.trace_id.clone(), p));
                 }
-                for (task_id, trace_id, p) in batch {
+                for (task_id, key, trace_id, p) in batch {
                     let span = info_span!("recover", trace_id = %trace_id, task_id = %task_id);
-                    self.decide_and_apply(&trace_id, vec![(task_id, p)]).instrument(span).await?;
+                    self.decide_and_apply(&trace_id, vec![(task_id, key, p)]).instrument(span).await?;
                 }
             }
         }
@@ -384,13 +384,13 @@ impl Engine {
         let inserted = self.inner.store.insert_tasks(&new_tasks).await?;
         let mut store_secs = t_store.elapsed().as_secs_f64();
 
-        let mut to_decide: Vec<(String, v1::Proposal)> = Vec::new();
+        let mut to_decide: Vec<(String, String, v1::Proposal)> = Vec::new();
         let mut results: HashMap<usize, v1::ProposalResult> = HashMap::new();
         for ((&i, t), ins) in unique.iter().zip(&new_tasks).zip(inserted) {
             match ins {
                 Inserted::Created => {
                     m.moved(None, TaskState::Init);
-                    to_decide.push((t.task_id.clone(), proposals[i].clone()));
+                    to_decide.push((t.task_id.clone(), t.idempotency_key.clone(), proposals[i].clone()));
                 }
                 Inserted::Existing(s) => {
                     m.duplicates.inc();
@@ -437,7 +437,7 @@ impl Engine {
         Ok(out)
     }
 
-    async fn decide_and_apply(&self, trace_id: &str, tasks: Vec<(String, v1::Proposal)>) -> Result<HashMap<String, v1::ProposalResult>, EngineError> {
+    async fn decide_and_apply(&self, trace_id: &str, tasks: Vec<(String, String, v1::Proposal)>) -> Result<HashMap<String, v1::ProposalResult>, EngineError> {
         Ok(self.decide_and_apply_timed(trace_id, tasks).await?.0)
     }
 
@@ -445,13 +445,13 @@ impl Engine {
     async fn decide_and_apply_timed(
         &self,
         trace_id: &str,
-        tasks: Vec<(String, v1::Proposal)>,
+        tasks: Vec<(String, String, v1::Proposal)>,
     ) -> Result<(HashMap<String, v1::ProposalResult>, f64), EngineError> {
         if tasks.is_empty() {
             return Ok((HashMap::new(), 0.0));
         }
         let m = self.inner.metrics.clone();
-        let checked: Vec<Result<CheckedProposal, proposal::BadInput>> = tasks.iter().map(|(_, p)| proposal::check(p)).collect();
+        let checked: Vec<Result<CheckedProposal, proposal::BadInput>> = tasks.iter().map(|(_, _, p)| proposal::check(p)).collect();
 
         // Pools the batch touches, read once.
         let pools: HashSet<Address> = checked.iter().filter_map(|c| c.as_ref().ok()).map(|c| c.action.pool()).collect();
@@ -524,7 +524,8 @@ impl Engine {
         // Transitions.
         let mut transitions: Vec<Transition> = Vec::with_capacity(tasks.len());
         let mut staged_next: Vec<usize> = Vec::new();
-        for (i, ((task_id, _), v)) in tasks.iter().zip(verdicts).enumerate() {
+        let keys: HashMap<&str, &str> = tasks.iter().map(|(t, k, _)| (t.as_str(), k.as_str())).collect();
+        for (i, ((task_id, _, _), v)) in tasks.iter().zip(verdicts).enumerate() {
             let reject = |r: Rejection| Transition {
                 task_id: task_id.clone(),
                 from: TaskState::Init,
@@ -610,7 +611,7 @@ impl Engine {
 
         let mut out = HashMap::with_capacity(transitions.len());
         for (t, moved) in transitions.into_iter().zip(moved) {
-            let (key_row, result) = if moved {
+            let result = if moved {
                 m.moved(Some(TaskState::Init), t.to);
                 m.outcome(if t.to == TaskState::Rejected { reason_static(&t.reason_code) } else { stratbox_risk::OK });
                 let state = if staged_moved.contains(&t.task_id) { TaskState::Staged } else { t.to };
@@ -619,20 +620,17 @@ impl Engine {
                 } else {
                     info!(task_id = %t.task_id, state = %state, "proposal simulated");
                 }
-                (None, (state, t.reason_code, t.detail))
+                (state, t.reason_code, t.detail)
             } else {
                 // Someone else moved it (recovery, a concurrent worker): report what is stored.
-                let row = self.inner.store.get_task(&t.task_id).await?;
-                let r = row
-                    .as_ref()
-                    .map(|r| (r.state, r.reason_code.clone(), r.detail.clone()))
-                    .unwrap_or((TaskState::Failed, "missing".into(), String::new()));
-                (row, r)
+                self.inner
+                    .store
+                    .get_task(&t.task_id)
+                    .await?
+                    .map(|r| (r.state, r.reason_code, r.detail))
+                    .unwrap_or((TaskState::Failed, "missing".into(), String::new()))
             };
-            let key = match key_row {
-                Some(r) => r.idempotency_key,
-                None => self.key_of(&t.task_id).await?,
-            };
+            let key = keys.get(t.task_id.as_str()).map(|k| (*k).to_owned()).unwrap_or_default();
             out.insert(
                 t.task_id.clone(),
                 v1::ProposalResult {
@@ -646,17 +644,6 @@ impl Engine {
             );
         }
         Ok((out, store_secs))
-    }
-
-    async fn key_of(&self, _task_id: &str) -> Result<String, EngineError> {
-        // Filled by the caller from the insert; kept as a fallback for recovery paths.
-        Ok(self
-            .inner
-            .store
-            .get_task(_task_id)
-            .await?
-            .map(|r| r.idempotency_key)
-            .unwrap_or_default())
     }
 
     pub async fn get_task(&self, task_id: &str) -> Result<Option<v1::Task>, EngineError> {

@@ -203,3 +203,30 @@ impl RiskBook {
         evaluate(&self.cfg, &mut self.oracle, &input).map(|c| c.mode)
     }
 }
+
+/// Why a risk configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RiskConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("parsing {path} as TOML: {source}")]
+    Toml { path: String, source: toml::de::Error },
+    #[error("parsing {path} as JSON: {source}")]
+    Json { path: String, source: serde_json::Error },
+    #[error(transparent)]
+    Invalid(#[from] stratbox_risk::ConfigError),
+}
+
+/// Loads thresholds from a TOML or JSON file (by extension; `.json` is JSON, anything else
+/// TOML). Absent fields keep `stratbox-risk`'s defaults; unknown fields are refused.
+pub fn load_risk_config(path: &std::path::Path) -> Result<RiskConfig, RiskConfigError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| RiskConfigError::Read { path: p.clone(), source })?;
+    let cfg: RiskConfig = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        serde_json::from_str(&text).map_err(|source| RiskConfigError::Json { path: p, source })?
+    } else {
+        toml::from_str(&text).map_err(|source| RiskConfigError::Toml { path: p, source })?
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}

@@ -55,12 +55,12 @@ impl EngineMetrics {
         registry.register("store_seconds", "Latency of one batch's database transactions", store_seconds.clone());
         registry.register("kill_switch_engaged", "1 while the kill switch is engaged", kill_switch.clone());
         registry.register("watermark_block", "The engine's watermark (newest synchronised block)", watermark.clone());
-        proposals.get_or_create(&[("result", stratbox_risk::OK)]);
+        let _ = proposals.get_or_create(&[("result", stratbox_risk::OK)]);
         for code in ReasonCode::ALL {
-            proposals.get_or_create(&[("result", code.as_str())]);
+            let _ = proposals.get_or_create(&[("result", code.as_str())]);
         }
         for s in TaskState::ALL {
-            tasks.get_or_create(&[("state", s.as_str())]);
+            let _ = tasks.get_or_create(&[("state", s.as_str())]);
         }
         Arc::new(EngineMetrics {
             registry,

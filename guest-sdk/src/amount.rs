@@ -98,19 +98,31 @@ impl Amount {
     }
 
     pub fn checked_add(self, rhs: Amount) -> Result<Amount, AmountError> {
-        self.0.checked_add(rhs.0).map(Amount).ok_or(AmountError::Overflow)
+        self.0
+            .checked_add(rhs.0)
+            .map(Amount)
+            .ok_or(AmountError::Overflow)
     }
 
     pub fn checked_sub(self, rhs: Amount) -> Result<Amount, AmountError> {
-        self.0.checked_sub(rhs.0).map(Amount).ok_or(AmountError::Underflow)
+        self.0
+            .checked_sub(rhs.0)
+            .map(Amount)
+            .ok_or(AmountError::Underflow)
     }
 
     pub fn checked_mul(self, rhs: Amount) -> Result<Amount, AmountError> {
-        self.0.checked_mul(rhs.0).map(Amount).ok_or(AmountError::Overflow)
+        self.0
+            .checked_mul(rhs.0)
+            .map(Amount)
+            .ok_or(AmountError::Overflow)
     }
 
     pub fn checked_div(self, rhs: Amount) -> Result<Amount, AmountError> {
-        self.0.checked_div(rhs.0).map(Amount).ok_or(AmountError::DivisionByZero)
+        self.0
+            .checked_div(rhs.0)
+            .map(Amount)
+            .ok_or(AmountError::DivisionByZero)
     }
 
     /// `self * mul / div` with a 512-bit intermediate, rounded down: the product of two
@@ -313,7 +325,10 @@ mod tests {
         assert_eq!(refused(" 1"), AmountParseError::Whitespace { index: 0 });
         assert_eq!(refused("1 "), AmountParseError::Whitespace { index: 1 });
         assert_eq!(refused("1\n"), AmountParseError::Whitespace { index: 1 });
-        assert_eq!(refused("1\u{a0}2"), AmountParseError::Whitespace { index: 1 });
+        assert_eq!(
+            refused("1\u{a0}2"),
+            AmountParseError::Whitespace { index: 1 }
+        );
     }
 
     #[test]
@@ -326,31 +341,58 @@ mod tests {
 
     #[test]
     fn refuses_exponent() {
-        assert_eq!(refused("1e18"), AmountParseError::Exponent { marker: 'e', index: 1 });
-        assert_eq!(refused("1E3"), AmountParseError::Exponent { marker: 'E', index: 1 });
+        assert_eq!(
+            refused("1e18"),
+            AmountParseError::Exponent {
+                marker: 'e',
+                index: 1
+            }
+        );
+        assert_eq!(
+            refused("1E3"),
+            AmountParseError::Exponent {
+                marker: 'E',
+                index: 1
+            }
+        );
     }
 
     #[test]
     fn refuses_other_characters() {
         assert_eq!(
             refused("0x10"),
-            AmountParseError::InvalidDigit { found: 'x', index: 1 }
+            AmountParseError::InvalidDigit {
+                found: 'x',
+                index: 1
+            }
         );
         assert_eq!(
             refused("1_000"),
-            AmountParseError::InvalidDigit { found: '_', index: 1 }
+            AmountParseError::InvalidDigit {
+                found: '_',
+                index: 1
+            }
         );
         assert_eq!(
             refused("12a"),
-            AmountParseError::InvalidDigit { found: 'a', index: 2 }
+            AmountParseError::InvalidDigit {
+                found: 'a',
+                index: 2
+            }
         );
         assert_eq!(
             refused("１"),
-            AmountParseError::InvalidDigit { found: '１', index: 0 }
+            AmountParseError::InvalidDigit {
+                found: '１',
+                index: 0
+            }
         );
         assert_eq!(
             refused("NaN"),
-            AmountParseError::InvalidDigit { found: 'N', index: 0 }
+            AmountParseError::InvalidDigit {
+                found: 'N',
+                index: 0
+            }
         );
     }
 
@@ -366,7 +408,10 @@ mod tests {
         // 2^256 exactly: 78 digits, one past the maximum.
         let two_pow_256 =
             "115792089237316195423570985008687907853269984665640564039457584007913129639936";
-        assert_eq!(refused(two_pow_256), AmountParseError::Overflow { bits: 256 });
+        assert_eq!(
+            refused(two_pow_256),
+            AmountParseError::Overflow { bits: 256 }
+        );
         assert_eq!(
             refused(&"9".repeat(79)),
             AmountParseError::Overflow { bits: 256 }
@@ -390,14 +435,23 @@ mod tests {
         let one = Amount::from(1u8);
         assert_eq!(Amount::MAX.checked_add(one), Err(AmountError::Overflow));
         assert_eq!(Amount::ZERO.checked_sub(one), Err(AmountError::Underflow));
-        assert_eq!(one.checked_div(Amount::ZERO), Err(AmountError::DivisionByZero));
-        assert_eq!(Amount::MAX.checked_mul(Amount::from(2u8)), Err(AmountError::Overflow));
+        assert_eq!(
+            one.checked_div(Amount::ZERO),
+            Err(AmountError::DivisionByZero)
+        );
+        assert_eq!(
+            Amount::MAX.checked_mul(Amount::from(2u8)),
+            Err(AmountError::Overflow)
+        );
         assert_eq!(
             Amount::from(7u8).checked_mul(Amount::from(6u8)),
             Ok(Amount::from(42u8))
         );
         // The 512-bit intermediate: MAX * MAX / MAX is MAX, not an overflow.
-        assert_eq!(Amount::MAX.mul_div(Amount::MAX, Amount::MAX), Ok(Amount::MAX));
+        assert_eq!(
+            Amount::MAX.mul_div(Amount::MAX, Amount::MAX),
+            Ok(Amount::MAX)
+        );
     }
 
     #[test]

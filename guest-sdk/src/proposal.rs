@@ -47,8 +47,15 @@ pub fn swap(pool: &str, zero_for_one: bool, amount_in: Amount) -> ProposalBuilde
 }
 
 /// Add `liquidity` on `[tick_lower, tick_upper)` of `pool`.
-pub fn add_liquidity(pool: &str, tick_lower: i32, tick_upper: i32, liquidity: Amount) -> ProposalBuilder {
-    ProposalBuilder::new(Action::AddLiquidity(range(pool, tick_lower, tick_upper, liquidity)))
+pub fn add_liquidity(
+    pool: &str,
+    tick_lower: i32,
+    tick_upper: i32,
+    liquidity: Amount,
+) -> ProposalBuilder {
+    ProposalBuilder::new(Action::AddLiquidity(range(
+        pool, tick_lower, tick_upper, liquidity,
+    )))
 }
 
 /// Remove `liquidity` from `[tick_lower, tick_upper)` of `pool`.
@@ -58,7 +65,9 @@ pub fn remove_liquidity(
     tick_upper: i32,
     liquidity: Amount,
 ) -> ProposalBuilder {
-    ProposalBuilder::new(Action::RemoveLiquidity(range(pool, tick_lower, tick_upper, liquidity)))
+    ProposalBuilder::new(Action::RemoveLiquidity(range(
+        pool, tick_lower, tick_upper, liquidity,
+    )))
 }
 
 fn range(pool: &str, tick_lower: i32, tick_upper: i32, liquidity: Amount) -> RangeLiquidity {
@@ -171,7 +180,10 @@ mod tests {
     #[test]
     fn refuses_what_the_host_would() {
         assert_eq!(
-            swap(POOL, true, Amount::from(1u8)).max_slippage_bps(10_001).build().unwrap_err(),
+            swap(POOL, true, Amount::from(1u8))
+                .max_slippage_bps(10_001)
+                .build()
+                .unwrap_err(),
             ProposalError::SlippageOutOfRange(10_001)
         );
         assert_eq!(
@@ -179,18 +191,27 @@ mod tests {
             ProposalError::ZeroAmount("swap")
         );
         assert_eq!(
-            add_liquidity(POOL, 60, 60, Amount::from(1u8)).build().unwrap_err(),
-            ProposalError::EmptyRange { lower: 60, upper: 60 }
+            add_liquidity(POOL, 60, 60, Amount::from(1u8))
+                .build()
+                .unwrap_err(),
+            ProposalError::EmptyRange {
+                lower: 60,
+                upper: 60
+            }
         );
         assert_eq!(
-            remove_liquidity(POOL, -60, 60, Amount::ZERO).build().unwrap_err(),
+            remove_liquidity(POOL, -60, 60, Amount::ZERO)
+                .build()
+                .unwrap_err(),
             ProposalError::ZeroAmount("liquidity")
         );
     }
 
     #[test]
     fn liquidity_actions_carry_the_range() {
-        let p = remove_liquidity(POOL, -120, 60, Amount::from(5u8)).build().unwrap();
+        let p = remove_liquidity(POOL, -120, 60, Amount::from(5u8))
+            .build()
+            .unwrap();
         assert_eq!(
             p.action,
             Action::RemoveLiquidity(RangeLiquidity {

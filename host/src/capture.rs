@@ -35,7 +35,6 @@ pub(crate) struct SinkState {
     stdout_line: Vec<u8>,
     stderr_line: Vec<u8>,
     last_stderr: String,
-    forwarded_lines: u64,
 }
 
 impl OutputSink {
@@ -48,7 +47,6 @@ impl OutputSink {
                 stdout_line: Vec::new(),
                 stderr_line: Vec::new(),
                 last_stderr: String::new(),
-                forwarded_lines: 0,
             })),
         }
     }
@@ -111,7 +109,6 @@ impl SinkState {
             return;
         }
         let text = String::from_utf8_lossy(&line);
-        self.forwarded_lines += 1;
         match stream {
             Stream::Stdout => tracing::info!(target: "stratbox::guest", stream = "stdout", "{text}"),
             Stream::Stderr => {
@@ -144,10 +141,6 @@ impl SinkState {
     pub(crate) fn take_last_stderr(&mut self) -> String {
         self.flush_line(Stream::Stderr);
         std::mem::take(&mut self.last_stderr)
-    }
-
-    pub(crate) fn forwarded_lines(&self) -> u64 {
-        self.forwarded_lines
     }
 }
 

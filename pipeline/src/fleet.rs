@@ -22,7 +22,16 @@ use crate::market::Market;
 /// One live strategy instance, as the fleet drives it. Implemented for the host's
 /// `StrategyInstance`; tests use scripted ones.
 pub trait Runner: Send + 'static {
-    fn call(&mut self, event: &Event, snapshot: &Snapshot) -> Result<RunOutput, CallError>;
+    fn call(&mut self, event: &Event, snapshot: &Snapshot, trace_id: &str) -> Result<RunOutput, CallError>;
+}
+
+impl Runner for stratbox_host::StrategyInstance {
+    fn call(&mut self, event: &Event, snapshot: &Snapshot, trace_id: &str) -> Result<RunOutput, CallError> {
+        stratbox_host::StrategyInstance::call(self, event, snapshot, trace_id).map(|out| RunOutput {
+            proposals: out.proposals,
+            fuel_used: out.fuel_used,
+        })
+    }
 }
 
 /// What one successful call produced.
@@ -57,6 +66,7 @@ pub struct Answer {
 enum Command {
     Event {
         event: Arc<Event>,
+        trace_id: Arc<str>,
         reply: oneshot::Sender<Vec<Answer>>,
     },
     /// Replace every instance of `strategy` in this shard with `members` (possibly none).
@@ -142,15 +152,17 @@ impl Fleet {
     }
 
     /// Gives `event` to every instance; answers in a stable order (shard, then position).
-    pub async fn dispatch(&self, event: Event) -> Result<Vec<Answer>, FleetError> {
+    pub async fn dispatch(&self, event: Event, trace_id: &str) -> Result<Vec<Answer>, FleetError> {
         self.stats.events.fetch_add(1, Ordering::Relaxed);
         let event = Arc::new(event);
+        let trace_id: Arc<str> = Arc::from(trace_id);
         let mut replies = Vec::with_capacity(self.shards.len());
         for shard in &self.shards {
             let (reply, rx) = oneshot::channel();
             shard
                 .send(Command::Event {
                     event: event.clone(),
+                    trace_id: trace_id.clone(),
                     reply,
                 })
                 .map_err(|_| FleetError::WorkerGone)?;
@@ -210,7 +222,7 @@ fn shard_loop(rx: std::sync::mpsc::Receiver<Command>, market: Arc<RwLock<Market>
     let mut members: Vec<Member> = Vec::new();
     while let Ok(command) = rx.recv() {
         match command {
-            Command::Event { event, reply } => {
+            Command::Event { event, trace_id, reply } => {
                 let mut answers = Vec::with_capacity(members.len());
                 // One snapshot per account per event, built under a short read lock.
                 let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
@@ -227,7 +239,7 @@ fn shard_loop(rx: std::sync::mpsc::Receiver<Command>, market: Arc<RwLock<Market>
                         continue;
                     };
                     let started = Instant::now();
-                    let result = m.runner.call(&event, snapshot);
+                    let result = m.runner.call(&event, snapshot, &trace_id);
                     let elapsed = started.elapsed();
                     stats.calls.fetch_add(1, Ordering::Relaxed);
                     match &result {
@@ -286,7 +298,7 @@ mod tests {
     }
 
     impl Runner for Counting {
-        fn call(&mut self, event: &Event, _: &Snapshot) -> Result<RunOutput, CallError> {
+        fn call(&mut self, event: &Event, _: &Snapshot, _: &str) -> Result<RunOutput, CallError> {
             let block = stratbox_host::wit::event_block(event);
             self.seen.lock().unwrap().push((self.tag.clone(), block));
             Ok(RunOutput::default())
@@ -325,14 +337,14 @@ mod tests {
             .await
             .unwrap();
         for n in 0..5 {
-            assert_eq!(fleet.dispatch(block(n)).await.unwrap().len(), 4);
+            assert_eq!(fleet.dispatch(block(n), "t").await.unwrap().len(), 4);
         }
         fleet
             .replace("s", (0..3).map(|i| member("s", "v2", i, &seen)).collect())
             .await
             .unwrap();
         for n in 5..10 {
-            assert_eq!(fleet.dispatch(block(n)).await.unwrap().len(), 3);
+            assert_eq!(fleet.dispatch(block(n), "t").await.unwrap().len(), 3);
         }
         let seen = seen.lock().unwrap();
         assert!(seen.iter().all(|(v, b)| (v == "v1") == (*b < 5)), "{seen:?}");

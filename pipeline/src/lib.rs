@@ -4,12 +4,14 @@
 //! - [`translate`]: proto `ChainEvent` -> WIT `Event`, validated proposal -> proto `Proposal`.
 //! - [`market`]: pool state, watermark and `host.history` derived from the bus alone.
 //! - [`fleet`]: instances on worker threads; hot swap and scaling between two events.
+//! - [`roster`]: building and starting instances before they join a fleet.
 //! - [`service`]: a host's loop: bus -> fleet -> engine -> acknowledge.
 //! - [`delivery`]: the engine link that retries without losing or duplicating proposals.
 
 pub mod delivery;
 pub mod fleet;
 pub mod market;
+pub mod roster;
 pub mod service;
 pub mod translate;
 
@@ -18,3 +20,4 @@ pub use fleet::{Answer, Fleet, FleetError, FleetStats, Identity, Member, RunOutp
 pub use market::{Market, SharedMarketHistory};
 pub use translate::{Envelope, Incoming, TranslateError};
 pub use service::{Handled, HostService, ServiceError, ServiceStats};
+pub use roster::{Deployment, StartError};

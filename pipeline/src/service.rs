@@ -181,7 +181,7 @@ impl<B: Bus + ?Sized> HostService<B> {
                 .unwrap_or_else(|p| p.into_inner())
                 .apply(&wit, event.last_sync_block, event.timestamp);
             let watermark = self.fleet.market().read().unwrap_or_else(|p| p.into_inner()).watermark();
-            let answers = self.fleet.dispatch(wit).await?;
+            let answers = self.fleet.dispatch(wit, &trace_id).await?;
             let mut proposals = Vec::new();
             for answer in &answers {
                 match &answer.result {

@@ -15,8 +15,9 @@
 //!
 //! The peak used is the larger of the recorded peak and the current equity (a peak that
 //! lags a new high is stale, not a drawdown). A zero peak or zero day-start equity means
-//! no drawdown or daily loss can be measured and those two limits pass; zero equity then
-//! fails the leverage (any exposure) or cash-reserve limit.
+//! no drawdown or daily loss can be measured and those two limits pass. An account with
+//! neither equity nor a peak has never been funded and any trade on it is `bad_input`; one
+//! whose equity fell to zero from a peak is at a 100% drawdown.
 //!
 //! With `allow_risk_reducing`, a trade that leaves leverage, cash reserve or exposure over
 //! its limit but strictly better than before is allowed, so a breached account can always
@@ -103,7 +104,8 @@ fn reject(code: ReasonCode, detail: String) -> Rejection {
     Rejection::new(code, detail)
 }
 
-/// Project the account after `trade`.
+/// Project the account after `trade` (see the module docs for the pessimism). Cash spent
+/// beyond the balance saturates to zero; [`check_trade`] refuses such a trade.
 pub fn project<'a>(
     account: &AccountRisk<'a>,
     trade: &TradeRisk<'a>,
@@ -125,14 +127,9 @@ pub fn project<'a>(
     let mut gross = account.gross_exposure;
     let mut increased = None;
     match sell {
-        Leg::Cash => {
-            cash = cash.checked_sub(n).ok_or_else(|| {
-                reject(
-                    ReasonCode::LimitCashReserve,
-                    format!("trade spends {n} cash, account holds {}", account.cash),
-                )
-            })?;
-        }
+        // Spending more cash than the account holds saturates to zero here;
+        // `check_trade` refuses it at the cash-reserve gate, in its place in the order.
+        Leg::Cash => cash = cash.saturating_sub(n),
         Leg::Asset(_) => gross = gross.saturating_sub(n),
     }
     match buy {
@@ -227,6 +224,12 @@ pub fn check_trade(
             format!("slippage {} bps is more than 100%", trade.slippage_bps),
         ));
     }
+    if account.equity.is_zero() && account.peak_equity.is_zero() {
+        return Err(reject(
+            ReasonCode::BadInput,
+            "account has never had equity".into(),
+        ));
+    }
     if trade.slippage_bps > limits.max_slippage_bps {
         return Err(reject(
             ReasonCode::LimitSlippage,
@@ -261,7 +264,20 @@ pub fn check_trade(
             ));
         }
     }
-    // Cash reserve: cash / equity >= min.
+    // Cash reserve: the trade must be payable, then cash / equity >= min.
+    if let TradeEffect::Swap {
+        sell: Leg::Cash, ..
+    } = trade.effect
+        && trade.notional > account.cash
+    {
+        return Err(reject(
+            ReasonCode::LimitCashReserve,
+            format!(
+                "trade spends {} cash, account holds {}",
+                trade.notional, account.cash
+            ),
+        ));
+    }
     if cmp_ratio_bps(post.cash, post.equity, limits.min_cash_reserve_bps.into()).is_lt() {
         let better = !post.equity.is_zero()
             && cmp_ratios(post.cash, post.equity, account.cash, account.equity).is_gt();

@@ -91,6 +91,10 @@ mod tests {
         assert_eq!(cmp_ratio_bps(U256::MAX, U256::MAX, 10_000), Ordering::Equal);
         assert_eq!(
             cmp_ratio_bps(U256::MAX, U256::from(1u64), u64::MAX),
+            Ordering::Greater
+        );
+        assert_eq!(
+            cmp_ratio_bps(U256::from(1u64), U256::MAX, u64::MAX),
             Ordering::Less
         );
         assert_eq!(ratio_bps(U256::MAX, U256::from(1u64)), u64::MAX);

@@ -134,6 +134,9 @@ impl Chain {
             chain.fund(*account, pair.0, *amount0)?;
             chain.fund(*account, pair.1, *amount1)?;
         }
+        // Deployment is genesis state: the first block starts with no transactions or logs.
+        chain.tx_in_block = 0;
+        chain.logs_in_block = 0;
         Ok(chain)
     }
 

@@ -28,9 +28,9 @@ where
 }
 
 pub(crate) fn decode(slot0: U256, liquidity: U256) -> PoolState {
-    let mask160 = (U256::from(1u8) << 160) - U256::from(1u8);
+    let mask160 = (U256::from(1u8) << 160usize) - U256::from(1u8);
     let sqrt_price_x96 = slot0 & mask160;
-    let tick_raw = ((slot0 >> 160) & U256::from(0xFF_FFFFu32)).to::<u32>();
+    let tick_raw: u32 = ((slot0 >> 160usize) & U256::from(0xFF_FFFFu32)).to::<u32>();
     // Sign-extend the 24-bit tick.
     let tick = ((tick_raw << 8) as i32) >> 8;
     let liquidity = (liquidity & U256::from(u128::MAX)).to::<u128>();

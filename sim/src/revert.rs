@@ -8,7 +8,11 @@ pub(crate) fn reason(output: &[u8]) -> String {
         return "reverted without reason".to_owned();
     }
     match alloy_sol_types::decode_revert_reason(output) {
-        Some(reason) => reason,
+        // alloy prefixes `Error(string)` reasons with "revert: "; the reason is the contract's.
+        Some(reason) => match reason.strip_prefix("revert: ") {
+            Some(stripped) => stripped.to_owned(),
+            None => reason,
+        },
         None => format!("reverted with data 0x{}", hex::encode(output)),
     }
 }

@@ -1,8 +1,163 @@
-//! `stratbox engine`.
+//! `stratbox engine`: Zone B as a gRPC service (with server reflection) and Prometheus
+//! metrics, on embedded defaults unless told otherwise.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use stratbox_engine::chain::SimChain;
+use stratbox_engine::gates::{load_risk_config, spot_price_e18};
+use stratbox_engine::{Engine, EngineSettings, ExecutionMode, RiskConfig, Simulator, Store, market_key, server};
+use tokio::sync::watch;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// gRPC address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` (embedded default) or `postgres://...`.
+    #[arg(long, default_value = "sqlite://.stratbox/engine.db", env = "STRATBOX_DATABASE")]
+    pub database: String,
+    /// JSON-RPC node to fork instead of the embedded revm chain (needs `--pool`).
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Pools to trade on a forked chain (0x addresses; repeat or comma-separate).
+    #[arg(long = "pool", value_delimiter = ',')]
+    pub pools: Vec<String>,
+    /// Block to fork at (default: the node's latest).
+    #[arg(long)]
+    pub fork_block: Option<u64>,
+    /// How far trades go: `shadow` stops at SIMULATED and books virtual fills.
+    #[arg(long, default_value = "shadow", value_parser = parse_mode)]
+    pub mode: ExecutionMode,
+    /// Risk thresholds (TOML, or JSON by extension); defaults from stratbox-risk.
+    #[arg(long)]
+    pub risk_config: Option<PathBuf>,
+    /// Serve Prometheus `/metrics` on this address.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Demo only: report each pool's own spot price as all three oracle sources, so a
+    /// standalone engine with no price feed can pass the oracle gate. Never in production:
+    /// it makes the triple-oracle check agree with itself.
+    #[arg(long)]
+    pub oracle_from_pool: bool,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`stratbox engine` is not built yet")
+fn parse_mode(s: &str) -> Result<ExecutionMode, String> {
+    match s {
+        "shadow" => Ok(ExecutionMode::Shadow),
+        "staged" => Ok(ExecutionMode::Staged),
+        "live" => Ok(ExecutionMode::Live),
+        other => Err(format!("unknown mode {other:?} (shadow, staged or live)")),
+    }
+}
+
+fn feed_pool_prices(engine: &Engine) {
+    let quotes: Vec<(String, stratbox_proto::U256)> = engine.with_chain(|c| {
+        c.pools()
+            .iter()
+            .filter_map(|p| c.pool(p))
+            .map(|i| (market_key(&i.token0, &i.token1), spot_price_e18(i.sqrt_price_x96)))
+            .collect()
+    });
+    for (market, price) in quotes {
+        for source in ["pool-spot-a", "pool-spot-b", "pool-spot-c"] {
+            engine.update_oracle(&market, source, price);
+        }
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let risk = match &args.risk_config {
+        Some(p) => load_risk_config(p)?,
+        None => RiskConfig::default(),
+    };
+    let store = Store::connect(&args.database)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&args.database)))?;
+    let chain: Box<dyn Simulator> = match &args.chain {
+        None => Box::new(tokio::task::spawn_blocking(SimChain::embedded).await?.context("deploying the embedded chain")?),
+        Some(url) => {
+            anyhow::ensure!(!args.pools.is_empty(), "--chain needs at least one --pool to trade");
+            let pools = args
+                .pools
+                .iter()
+                .map(|p| stratbox_proto::parse_address(p).with_context(|| format!("--pool {p}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Box::new(SimChain::fork(url, &pools, args.fork_block).await.context("forking the chain")?)
+        }
+    };
+    let settings = EngineSettings {
+        mode: args.mode,
+        risk,
+        ..EngineSettings::default()
+    };
+    let engine = Engine::start(store, chain, settings).await.context("starting the engine")?;
+    if args.oracle_from_pool {
+        feed_pool_prices(&engine);
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let listener = server::bind(args.listen).await?;
+    let grpc_addr = listener.local_addr()?;
+    let grpc = tokio::spawn(server::serve_grpc(engine.clone(), listener, stopped(stop_rx.clone())));
+    let metrics = match args.metrics_listen {
+        Some(addr) => {
+            let l = server::bind(addr).await?;
+            println!("metrics on http://{}/metrics", l.local_addr()?);
+            Some(tokio::spawn(server::serve_metrics(engine.clone(), l, stopped(stop_rx.clone()))))
+        }
+        None => None,
+    };
+    let feeder = args.oracle_from_pool.then(|| {
+        let engine = engine.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => feed_pool_prices(&engine),
+                    _ = rx.changed() => break,
+                }
+            }
+        })
+    });
+    let status = engine.status();
+    println!(
+        "stratbox engine listening on {grpc_addr} (gRPC, reflection on); database {} ({}); chain id {}, watermark {}; mode {}",
+        redact(&args.database),
+        engine.store().backend().name(),
+        status.chain_id,
+        status.last_sync_block,
+        status.mode
+    );
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    println!("shutting down");
+    let _ = stop_tx.send(true);
+    grpc.await?.context("gRPC server")?;
+    if let Some(m) = metrics {
+        m.await?.context("metrics server")?;
+    }
+    if let Some(f) = feeder {
+        let _ = f.await;
+    }
+    engine.store().close().await;
+    Ok(())
+}
+
+/// Hides a password in a database URL before printing it.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }

@@ -38,7 +38,10 @@ const SCRUBBED_ENV: &[&str] = &[
 fn main() {
     if let Err(reason) = run() {
         // A build-script failure prints its stdout; make the last line the one-line reason.
-        println!("cargo:warning={}", reason.lines().last().unwrap_or("strategy build failed"));
+        println!(
+            "cargo:warning={}",
+            reason.lines().last().unwrap_or("strategy build failed")
+        );
         eprintln!("{reason}");
         std::process::exit(1);
     }
@@ -151,7 +154,9 @@ fn ensure_target() -> Result<(), String> {
         .stdout(Stdio::null())
         .status()
         .map_err(|e| {
-            format!("the {TARGET} target is missing and `rustup target add {TARGET}` could not run: {e}")
+            format!(
+                "the {TARGET} target is missing and `rustup target add {TARGET}` could not run: {e}"
+            )
         })?;
     if !status.success() {
         return Err(format!("`rustup target add {TARGET}` failed ({status})"));

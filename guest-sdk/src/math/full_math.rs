@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn refuses_quotient_overflow() {
-        assert_eq!(mul_div(Q128, Q128, U256::from(1u8)), Err(MathError::Overflow));
+        assert_eq!(
+            mul_div(Q128, Q128, U256::from(1u8)),
+            Err(MathError::Overflow)
+        );
         assert_eq!(
             mul_div(U256::MAX, U256::MAX, U256::MAX - U256::from(1u8)),
             Err(MathError::Overflow)
@@ -90,7 +93,11 @@ mod tests {
     fn known_vectors() {
         assert_eq!(mul_div(U256::MAX, U256::MAX, U256::MAX), Ok(U256::MAX));
         assert_eq!(
-            mul_div(Q128, U256::from(50u8) * Q128 / U256::from(100u8), U256::from(150u8) * Q128 / U256::from(100u8)),
+            mul_div(
+                Q128,
+                U256::from(50u8) * Q128 / U256::from(100u8),
+                U256::from(150u8) * Q128 / U256::from(100u8)
+            ),
             Ok(Q128 / U256::from(3u8))
         );
         assert_eq!(
@@ -112,7 +119,10 @@ mod tests {
             10,
         )
         .unwrap();
-        assert_eq!(mul_div_rounding_up(a, b, U256::from(2u8)), Err(MathError::Overflow));
+        assert_eq!(
+            mul_div_rounding_up(a, b, U256::from(2u8)),
+            Err(MathError::Overflow)
+        );
     }
 
     fn any_u256() -> impl Strategy<Value = U256> {

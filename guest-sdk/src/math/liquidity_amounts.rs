@@ -157,26 +157,56 @@ mod tests {
     fn liquidity_for_amounts() {
         // Price inside.
         assert_eq!(
-            get_liquidity_for_amounts(p_1_1(), p_100_110(), p_110_100(), U256::from(100u8), U256::from(200u8)),
+            get_liquidity_for_amounts(
+                p_1_1(),
+                p_100_110(),
+                p_110_100(),
+                U256::from(100u8),
+                U256::from(200u8)
+            ),
             Ok(2148)
         );
         // Price below.
         assert_eq!(
-            get_liquidity_for_amounts(u("75162434512514379355924140470"), p_100_110(), p_110_100(), U256::from(100u8), U256::from(200u8)),
+            get_liquidity_for_amounts(
+                u("75162434512514379355924140470"),
+                p_100_110(),
+                p_110_100(),
+                U256::from(100u8),
+                U256::from(200u8)
+            ),
             Ok(1048)
         );
         // Price above.
         assert_eq!(
-            get_liquidity_for_amounts(u("83472048772503200000000000000"), p_100_110(), p_110_100(), U256::from(100u8), U256::from(200u8)),
+            get_liquidity_for_amounts(
+                u("83472048772503200000000000000"),
+                p_100_110(),
+                p_110_100(),
+                U256::from(100u8),
+                U256::from(200u8)
+            ),
             Ok(2097)
         );
         // Price at the bounds.
         assert_eq!(
-            get_liquidity_for_amounts(p_100_110(), p_100_110(), p_110_100(), U256::from(100u8), U256::from(200u8)),
+            get_liquidity_for_amounts(
+                p_100_110(),
+                p_100_110(),
+                p_110_100(),
+                U256::from(100u8),
+                U256::from(200u8)
+            ),
             Ok(1048)
         );
         assert_eq!(
-            get_liquidity_for_amounts(p_110_100(), p_100_110(), p_110_100(), U256::from(100u8), U256::from(200u8)),
+            get_liquidity_for_amounts(
+                p_110_100(),
+                p_100_110(),
+                p_110_100(),
+                U256::from(100u8),
+                U256::from(200u8)
+            ),
             Ok(2097)
         );
     }
@@ -188,11 +218,21 @@ mod tests {
             Ok((U256::from(99u8), U256::from(99u8)))
         );
         assert_eq!(
-            get_amounts_for_liquidity(u("75162434512514379355924140470"), p_100_110(), p_110_100(), 1048),
+            get_amounts_for_liquidity(
+                u("75162434512514379355924140470"),
+                p_100_110(),
+                p_110_100(),
+                1048
+            ),
             Ok((U256::from(99u8), U256::ZERO))
         );
         assert_eq!(
-            get_amounts_for_liquidity(u("83472048772503200000000000000"), p_100_110(), p_110_100(), 2097),
+            get_amounts_for_liquidity(
+                u("83472048772503200000000000000"),
+                p_100_110(),
+                p_110_100(),
+                2097
+            ),
             Ok((U256::ZERO, U256::from(199u8)))
         );
         assert_eq!(
@@ -227,6 +267,9 @@ mod tests {
             get_liquidity_for_amount1(p_100_110(), p_110_100(), U256::from(1u8) << 130usize),
             Err(MathError::ResultOverflow(128))
         );
-        assert_eq!(get_amount0_for_liquidity(U256::ZERO, p_1_1(), 1), Err(MathError::DivisionByZero));
+        assert_eq!(
+            get_amount0_for_liquidity(U256::ZERO, p_1_1(), 1),
+            Err(MathError::DivisionByZero)
+        );
     }
 }

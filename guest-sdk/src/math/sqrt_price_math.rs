@@ -40,7 +40,9 @@ pub fn get_next_sqrt_price_from_amount0_rounding_up(
             let denominator = numerator1.wrapping_add(product);
             if denominator >= numerator1 {
                 return Ok(truncate_u160(mul_div_rounding_up(
-                    numerator1, sqrt_px96, denominator,
+                    numerator1,
+                    sqrt_px96,
+                    denominator,
                 )?));
             }
         }
@@ -201,8 +203,14 @@ mod tests {
     // Vectors from the v3-core SqrtPriceMath tests.
     #[test]
     fn next_price_from_input() {
-        assert_eq!(get_next_sqrt_price_from_input(U256::ZERO, 1, e18() / U256::from(10u8), false), Err(MathError::ZeroPrice));
-        assert_eq!(get_next_sqrt_price_from_input(U256::from(1u8), 0, e18() / U256::from(10u8), true), Err(MathError::ZeroLiquidity));
+        assert_eq!(
+            get_next_sqrt_price_from_input(U256::ZERO, 1, e18() / U256::from(10u8), false),
+            Err(MathError::ZeroPrice)
+        );
+        assert_eq!(
+            get_next_sqrt_price_from_input(U256::from(1u8), 0, e18() / U256::from(10u8), true),
+            Err(MathError::ZeroLiquidity)
+        );
         let max_u160 = (U256::from(1u8) << 160usize) - U256::from(1u8);
         assert_eq!(
             get_next_sqrt_price_from_input(max_u160, 1024, U256::from(1024u32), false),
@@ -215,8 +223,14 @@ mod tests {
         );
         // Returns the input price if the amount in is zero, either direction.
         let l = 10u128.pow(17);
-        assert_eq!(get_next_sqrt_price_from_input(price_1_1(), l, U256::ZERO, true), Ok(price_1_1()));
-        assert_eq!(get_next_sqrt_price_from_input(price_1_1(), l, U256::ZERO, false), Ok(price_1_1()));
+        assert_eq!(
+            get_next_sqrt_price_from_input(price_1_1(), l, U256::ZERO, true),
+            Ok(price_1_1())
+        );
+        assert_eq!(
+            get_next_sqrt_price_from_input(price_1_1(), l, U256::ZERO, false),
+            Ok(price_1_1())
+        );
         // Returns the minimum price for max inputs.
         let sqrt_p = max_u160;
         let liquidity = u128::MAX;
@@ -237,7 +251,12 @@ mod tests {
         );
         // amountIn > type(uint96).max and zeroForOne = true.
         assert_eq!(
-            get_next_sqrt_price_from_input(price_1_1(), 10u128.pow(19), U256::from(1u8) << 100usize, true),
+            get_next_sqrt_price_from_input(
+                price_1_1(),
+                10u128.pow(19),
+                U256::from(1u8) << 100usize,
+                true
+            ),
             Ok(u("624999999995069620"))
         );
         // Can return 1 with enough amountIn and zeroForOne = true.
@@ -249,16 +268,34 @@ mod tests {
 
     #[test]
     fn next_price_from_output() {
-        assert_eq!(get_next_sqrt_price_from_output(U256::ZERO, 1, e18() / U256::from(10u8), false), Err(MathError::ZeroPrice));
-        assert_eq!(get_next_sqrt_price_from_output(U256::from(1u8), 0, e18() / U256::from(10u8), true), Err(MathError::ZeroLiquidity));
+        assert_eq!(
+            get_next_sqrt_price_from_output(U256::ZERO, 1, e18() / U256::from(10u8), false),
+            Err(MathError::ZeroPrice)
+        );
+        assert_eq!(
+            get_next_sqrt_price_from_output(U256::from(1u8), 0, e18() / U256::from(10u8), true),
+            Err(MathError::ZeroLiquidity)
+        );
         // Fails if output amount is exactly the virtual reserves of token0.
         let price = u("20282409603651670423947251286016");
         let liquidity = 1024u128;
-        assert_eq!(get_next_sqrt_price_from_output(price, liquidity, U256::from(4u8), false), Err(MathError::InsufficientLiquidity));
-        assert_eq!(get_next_sqrt_price_from_output(price, liquidity, U256::from(5u8), false), Err(MathError::InsufficientLiquidity));
+        assert_eq!(
+            get_next_sqrt_price_from_output(price, liquidity, U256::from(4u8), false),
+            Err(MathError::InsufficientLiquidity)
+        );
+        assert_eq!(
+            get_next_sqrt_price_from_output(price, liquidity, U256::from(5u8), false),
+            Err(MathError::InsufficientLiquidity)
+        );
         // Fails if output amount is exactly / greater than the virtual reserves of token1.
-        assert_eq!(get_next_sqrt_price_from_output(price, liquidity, U256::from(262_144u32), true), Err(MathError::InsufficientLiquidity));
-        assert_eq!(get_next_sqrt_price_from_output(price, liquidity, U256::from(262_145u32), true), Err(MathError::InsufficientLiquidity));
+        assert_eq!(
+            get_next_sqrt_price_from_output(price, liquidity, U256::from(262_144u32), true),
+            Err(MathError::InsufficientLiquidity)
+        );
+        assert_eq!(
+            get_next_sqrt_price_from_output(price, liquidity, U256::from(262_145u32), true),
+            Err(MathError::InsufficientLiquidity)
+        );
         // Succeeds if output amount is just less than the virtual reserves of token1.
         assert_eq!(
             get_next_sqrt_price_from_output(price, liquidity, U256::from(262_143u32), true),
@@ -276,16 +313,28 @@ mod tests {
         );
         // Reverts if amountOut is impossible in either direction.
         // (overflow in mulDivRoundingUp first one way, the price crossing zero the other)
-        assert_eq!(get_next_sqrt_price_from_output(price_1_1(), 1, U256::MAX, true), Err(MathError::Overflow));
-        assert_eq!(get_next_sqrt_price_from_output(price_1_1(), 1, U256::MAX, false), Err(MathError::InsufficientLiquidity));
+        assert_eq!(
+            get_next_sqrt_price_from_output(price_1_1(), 1, U256::MAX, true),
+            Err(MathError::Overflow)
+        );
+        assert_eq!(
+            get_next_sqrt_price_from_output(price_1_1(), 1, U256::MAX, false),
+            Err(MathError::InsufficientLiquidity)
+        );
     }
 
     #[test]
     fn amount_deltas() {
         let l = 10u128.pow(18);
         // Returns 0 if liquidity is 0 or the prices are equal.
-        assert_eq!(get_amount0_delta(price_1_1(), u("112045541949572279837463876454"), 0, true), Ok(U256::ZERO));
-        assert_eq!(get_amount0_delta(price_1_1(), price_1_1(), 0, true), Ok(U256::ZERO));
+        assert_eq!(
+            get_amount0_delta(price_1_1(), u("112045541949572279837463876454"), 0, true),
+            Ok(U256::ZERO)
+        );
+        assert_eq!(
+            get_amount0_delta(price_1_1(), price_1_1(), 0, true),
+            Ok(U256::ZERO)
+        );
         // Price 1 -> 1.21 (encodePriceSqrt(121, 100) = 87150978765690771352898345369).
         let p121 = u("87150978765690771352898345369");
         let a0 = get_amount0_delta(price_1_1(), p121, l, true).unwrap();
@@ -303,8 +352,14 @@ mod tests {
         let down = get_amount0_delta(p_hi, p_lo, l, false).unwrap();
         assert_eq!(up, down + U256::from(1u8));
         // A zero lower price is the Solidity's require(sqrtRatioAX96 > 0).
-        assert_eq!(get_amount0_delta(U256::ZERO, price_1_1(), l, true), Err(MathError::ZeroPrice));
-        assert_eq!(get_amount0_delta(U256::MAX, price_1_1(), l, true), Err(MathError::NotUint160));
+        assert_eq!(
+            get_amount0_delta(U256::ZERO, price_1_1(), l, true),
+            Err(MathError::ZeroPrice)
+        );
+        assert_eq!(
+            get_amount0_delta(U256::MAX, price_1_1(), l, true),
+            Err(MathError::NotUint160)
+        );
     }
 
     #[test]
@@ -314,8 +369,12 @@ mod tests {
         let liquidity = 50015962439936049619261659728067971248u128;
         let zero_for_one = true;
         let amount_in = U256::from(406u32);
-        let sqrt_q = get_next_sqrt_price_from_input(sqrt_p, liquidity, amount_in, zero_for_one).unwrap();
-        assert_eq!(sqrt_q, u("1025574284609383582644711336373707553698163132913"));
+        let sqrt_q =
+            get_next_sqrt_price_from_input(sqrt_p, liquidity, amount_in, zero_for_one).unwrap();
+        assert_eq!(
+            sqrt_q,
+            u("1025574284609383582644711336373707553698163132913")
+        );
         let amount0_delta = get_amount0_delta(sqrt_q, sqrt_p, liquidity, true).unwrap();
         assert_eq!(amount0_delta, U256::from(406u32));
     }

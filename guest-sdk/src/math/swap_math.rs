@@ -90,19 +90,23 @@ pub fn compute_swap_step(
     }
 
     let max = target == sqrt_ratio_next_x96;
+    // Solidity's `max && exactIn ? amountIn : ...` and `max && !exactIn ? amountOut : ...`:
+    // keep the amount computed against the target, else recompute against the new price.
+    let keep_in = max && exact_in;
+    let keep_out = max && !exact_in;
 
     if zero_for_one {
-        if !(max && exact_in) {
+        if !keep_in {
             amount_in = get_amount0_delta(sqrt_ratio_next_x96, current, liquidity, true)?;
         }
-        if !(max && !exact_in) {
+        if !keep_out {
             amount_out = get_amount1_delta(sqrt_ratio_next_x96, current, liquidity, false)?;
         }
     } else {
-        if !(max && exact_in) {
+        if !keep_in {
             amount_in = get_amount1_delta(current, sqrt_ratio_next_x96, liquidity, true)?;
         }
-        if !(max && !exact_in) {
+        if !keep_out {
             amount_out = get_amount0_delta(current, sqrt_ratio_next_x96, liquidity, false)?;
         }
     }
@@ -182,13 +186,8 @@ mod tests {
         assert_eq!(step.fee_amount, u("600000000000000"));
         assert_eq!(step.amount_out, u("666399946655997866"));
         assert_eq!(step.amount_in + step.fee_amount, e18());
-        let price_after_less_fee = get_next_sqrt_price_from_input(
-            price,
-            liquidity,
-            step.amount_in,
-            false,
-        )
-        .unwrap();
+        let price_after_less_fee =
+            get_next_sqrt_price_from_input(price, liquidity, step.amount_in, false).unwrap();
         assert!(step.sqrt_ratio_next_x96 < price_target);
         assert_eq!(step.sqrt_ratio_next_x96, price_after_less_fee);
     }
@@ -219,7 +218,10 @@ mod tests {
         assert_eq!(step.amount_in, U256::from(1u8));
         assert_eq!(step.fee_amount, U256::from(1u8));
         assert_eq!(step.amount_out, U256::from(1u8));
-        assert_eq!(step.sqrt_ratio_next_x96, u("417332158212080721273783715441581"));
+        assert_eq!(
+            step.sqrt_ratio_next_x96,
+            u("417332158212080721273783715441581")
+        );
     }
 
     #[test]
@@ -273,8 +275,15 @@ mod tests {
     fn handles_intermediate_insufficient_liquidity_in_one_for_zero_exact_output() {
         let sqrt_p = u("20282409603651670423947251286016");
         let sqrt_p_target = sqrt_p * U256::from(9u8) / U256::from(10u8);
-        let step = compute_swap_step(sqrt_p, sqrt_p_target, 1024, U256::from(263_000u32), false, 3000)
-            .unwrap();
+        let step = compute_swap_step(
+            sqrt_p,
+            sqrt_p_target,
+            1024,
+            U256::from(263_000u32),
+            false,
+            3000,
+        )
+        .unwrap();
         assert_eq!(step.amount_out, U256::from(26214u32));
         assert_eq!(step.sqrt_ratio_next_x96, sqrt_p_target);
         assert_eq!(step.amount_in, U256::from(1u8));
@@ -284,11 +293,25 @@ mod tests {
     #[test]
     fn refuses_what_solidity_would_revert_on() {
         assert_eq!(
-            compute_swap_step(Q96, Q96 / U256::from(2u8), 1, U256::from(1u8), true, 1_000_000),
+            compute_swap_step(
+                Q96,
+                Q96 / U256::from(2u8),
+                1,
+                U256::from(1u8),
+                true,
+                1_000_000
+            ),
             Err(MathError::InvalidFee(1_000_000))
         );
         assert_eq!(
-            compute_swap_step(Q96, Q96 / U256::from(2u8), 1, U256::from(1u8) << 255usize, true, 3000),
+            compute_swap_step(
+                Q96,
+                Q96 / U256::from(2u8),
+                1,
+                U256::from(1u8) << 255usize,
+                true,
+                3000
+            ),
             Err(MathError::AmountRemainingOutOfRange)
         );
         assert_eq!(
@@ -299,8 +322,100 @@ mod tests {
 
     #[test]
     fn zero_remaining_is_exact_in_whatever_the_flag() {
-        let a = compute_swap_step(Q96, Q96 / U256::from(2u8), 10u128.pow(18), U256::ZERO, false, 3000);
-        let b = compute_swap_step(Q96, Q96 / U256::from(2u8), 10u128.pow(18), U256::ZERO, true, 3000);
+        let a = compute_swap_step(
+            Q96,
+            Q96 / U256::from(2u8),
+            10u128.pow(18),
+            U256::ZERO,
+            false,
+            3000,
+        );
+        let b = compute_swap_step(
+            Q96,
+            Q96 / U256::from(2u8),
+            10u128.pow(18),
+            U256::ZERO,
+            true,
+            3000,
+        );
         assert_eq!(a, b);
+    }
+
+    fn any_u160() -> impl proptest::strategy::Strategy<Value = U256> {
+        use proptest::prelude::*;
+        (prop::array::uniform3(any::<u64>()), 1usize..=160).prop_map(|(l, bits)| {
+            let v = U256::from_limbs([l[0], l[1], l[2], 0]);
+            v & ((U256::from(1u8) << bits) - U256::from(1u8))
+        })
+    }
+
+    fn any_amount() -> impl proptest::strategy::Strategy<Value = U256> {
+        use proptest::prelude::*;
+        (prop::array::uniform4(any::<u64>()), 0usize..=256).prop_map(|(l, bits)| {
+            let v = U256::from_limbs(l);
+            if bits == 256 { v } else { v & ((U256::from(1u8) << bits) - U256::from(1u8)) }
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// Properties the v3-core SwapMath echidna test asserts, on arbitrary typed input;
+        /// and no input may panic (only a typed error).
+        #[test]
+        fn swap_step_invariants(
+            current in any_u160(),
+            target in any_u160(),
+            liquidity in proptest::prelude::any::<u128>(),
+            remaining in any_amount(),
+            exact_in in proptest::prelude::any::<bool>(),
+            fee in 0u32..1_000_000,
+        ) {
+            let Ok(step) = compute_swap_step(current, target, liquidity, remaining, exact_in, fee) else {
+                return Ok(());
+            };
+            let exact_in = exact_in || remaining.is_zero();
+            if exact_in {
+                proptest::prop_assert!(step.amount_in.checked_add(step.fee_amount).is_some_and(|t| t <= remaining));
+            } else {
+                proptest::prop_assert!(step.amount_out <= remaining);
+            }
+            // The echidna test's preconditions: non-zero prices and fee.
+            let echidna = !current.is_zero() && !target.is_zero() && fee > 0;
+            if current == target && echidna {
+                proptest::prop_assert_eq!(step.sqrt_ratio_next_x96, target);
+                proptest::prop_assert_eq!((step.amount_in, step.amount_out, step.fee_amount), (U256::ZERO, U256::ZERO, U256::ZERO));
+            }
+            // The price moves toward the target and never past it.
+            if current >= target {
+                proptest::prop_assert!(step.sqrt_ratio_next_x96 <= current && step.sqrt_ratio_next_x96 >= target);
+            } else {
+                proptest::prop_assert!(step.sqrt_ratio_next_x96 >= current && step.sqrt_ratio_next_x96 <= target);
+            }
+            // If the target was not reached, the entire amount was consumed.
+            if step.sqrt_ratio_next_x96 != target && echidna {
+                if exact_in {
+                    proptest::prop_assert_eq!(step.amount_in + step.fee_amount, remaining);
+                } else {
+                    proptest::prop_assert_eq!(step.amount_out, remaining);
+                }
+            }
+        }
+
+        #[test]
+        fn sqrt_price_math_never_panics(
+            p in any_u160(),
+            q in any_u160(),
+            liquidity in proptest::prelude::any::<u128>(),
+            amount in any_amount(),
+            flag in proptest::prelude::any::<bool>(),
+        ) {
+            let _ = get_next_sqrt_price_from_input(p, liquidity, amount, flag);
+            let _ = get_next_sqrt_price_from_output(p, liquidity, amount, flag);
+            let _ = get_amount0_delta(p, q, liquidity, flag);
+            let _ = get_amount1_delta(p, q, liquidity, flag);
+            let _ = crate::math::liquidity_amounts::get_amounts_for_liquidity(p, q, amount | U256::from(1u8), liquidity);
+            let _ = crate::math::liquidity_amounts::get_liquidity_for_amounts(p, q, amount, amount, amount);
+        }
     }
 }

@@ -129,7 +129,10 @@ mod tests {
 
     #[test]
     fn bounds() {
-        assert_eq!(get_sqrt_ratio_at_tick(0), Ok(u("79228162514264337593543950336")));
+        assert_eq!(
+            get_sqrt_ratio_at_tick(0),
+            Ok(u("79228162514264337593543950336"))
+        );
         assert_eq!(get_sqrt_ratio_at_tick(MIN_TICK), Ok(u("4295128739")));
         assert_eq!(
             get_sqrt_ratio_at_tick(MAX_TICK),
@@ -146,18 +149,42 @@ mod tests {
 
     #[test]
     fn refuses_ticks_out_of_range() {
-        assert_eq!(get_sqrt_ratio_at_tick(MIN_TICK - 1), Err(MathError::TickOutOfRange(MIN_TICK - 1)));
-        assert_eq!(get_sqrt_ratio_at_tick(MAX_TICK + 1), Err(MathError::TickOutOfRange(MAX_TICK + 1)));
-        assert_eq!(get_sqrt_ratio_at_tick(i32::MIN), Err(MathError::TickOutOfRange(i32::MIN)));
-        assert_eq!(get_sqrt_ratio_at_tick(i32::MAX), Err(MathError::TickOutOfRange(i32::MAX)));
+        assert_eq!(
+            get_sqrt_ratio_at_tick(MIN_TICK - 1),
+            Err(MathError::TickOutOfRange(MIN_TICK - 1))
+        );
+        assert_eq!(
+            get_sqrt_ratio_at_tick(MAX_TICK + 1),
+            Err(MathError::TickOutOfRange(MAX_TICK + 1))
+        );
+        assert_eq!(
+            get_sqrt_ratio_at_tick(i32::MIN),
+            Err(MathError::TickOutOfRange(i32::MIN))
+        );
+        assert_eq!(
+            get_sqrt_ratio_at_tick(i32::MAX),
+            Err(MathError::TickOutOfRange(i32::MAX))
+        );
     }
 
     #[test]
     fn refuses_prices_out_of_range() {
-        assert_eq!(get_tick_at_sqrt_ratio(MIN_SQRT_RATIO - U256::from(1u8)), Err(MathError::SqrtPriceOutOfRange));
-        assert_eq!(get_tick_at_sqrt_ratio(MAX_SQRT_RATIO), Err(MathError::SqrtPriceOutOfRange));
-        assert_eq!(get_tick_at_sqrt_ratio(U256::ZERO), Err(MathError::SqrtPriceOutOfRange));
-        assert_eq!(get_tick_at_sqrt_ratio(U256::MAX), Err(MathError::NotUint160));
+        assert_eq!(
+            get_tick_at_sqrt_ratio(MIN_SQRT_RATIO - U256::from(1u8)),
+            Err(MathError::SqrtPriceOutOfRange)
+        );
+        assert_eq!(
+            get_tick_at_sqrt_ratio(MAX_SQRT_RATIO),
+            Err(MathError::SqrtPriceOutOfRange)
+        );
+        assert_eq!(
+            get_tick_at_sqrt_ratio(U256::ZERO),
+            Err(MathError::SqrtPriceOutOfRange)
+        );
+        assert_eq!(
+            get_tick_at_sqrt_ratio(U256::MAX),
+            Err(MathError::NotUint160)
+        );
     }
 
     #[test]
@@ -168,9 +195,18 @@ mod tests {
             get_tick_at_sqrt_ratio(u("1461373636630004318706518188784493106690254656249")),
             Ok(MAX_TICK - 1)
         );
-        assert_eq!(get_tick_at_sqrt_ratio(MAX_SQRT_RATIO - U256::from(1u8)), Ok(MAX_TICK - 1));
-        assert_eq!(get_tick_at_sqrt_ratio(u("79228162514264337593543950336")), Ok(0));
-        assert_eq!(get_tick_at_sqrt_ratio(u("79228162514264337593543950335")), Ok(-1));
+        assert_eq!(
+            get_tick_at_sqrt_ratio(MAX_SQRT_RATIO - U256::from(1u8)),
+            Ok(MAX_TICK - 1)
+        );
+        assert_eq!(
+            get_tick_at_sqrt_ratio(u("79228162514264337593543950336")),
+            Ok(0)
+        );
+        assert_eq!(
+            get_tick_at_sqrt_ratio(u("79228162514264337593543950335")),
+            Ok(-1)
+        );
     }
 
     /// The definition the Solidity implements: greatest tick with ratio <= price.

@@ -109,7 +109,7 @@ mod tests {
                 Payload::End(_) => depth = depth.saturating_sub(1),
                 Payload::ComponentExportSection(reader) if depth == 0 => {
                     for export in reader {
-                        names.push(export.expect("export parses").name.0.to_owned());
+                        names.push(export.expect("export parses").name.name.to_owned());
                     }
                 }
                 _ => {}
@@ -124,7 +124,10 @@ mod tests {
         for name in names() {
             let bytes = bytes(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(bytes.starts_with(&PREAMBLE), "{name} is not a component");
-            assert!(wasmparser::Validator::new().validate_all(&bytes).is_ok(), "{name} does not validate");
+            assert!(
+                wasmparser::Validator::new().validate_all(&bytes).is_ok(),
+                "{name} does not validate"
+            );
         }
     }
 
@@ -133,7 +136,10 @@ mod tests {
         for name in ["clamm-maker", "momentum", "hostile"] {
             let exports = component_exports(&bytes(name).unwrap());
             assert!(exports.iter().any(|e| e == "init"), "{name}: {exports:?}");
-            assert!(exports.iter().any(|e| e == "on-event"), "{name}: {exports:?}");
+            assert!(
+                exports.iter().any(|e| e == "on-event"),
+                "{name}: {exports:?}"
+            );
         }
     }
 
@@ -154,7 +160,11 @@ mod tests {
 
     #[test]
     fn example_configs_are_json_objects() {
-        for config in [clamm_maker_config("0xabc"), momentum_config("0xabc"), hostile_config("trap")] {
+        for config in [
+            clamm_maker_config("0xabc"),
+            momentum_config("0xabc"),
+            hostile_config("trap"),
+        ] {
             let v: serde_json::Value = serde_json::from_str(&config).unwrap();
             assert!(v.is_object());
         }

@@ -68,10 +68,16 @@ impl Strategy for ClammMaker {
             ));
         }
         if config.margin_ticks < 0 {
-            return Err(format!("margin_ticks must not be negative, got {}", config.margin_ticks));
+            return Err(format!(
+                "margin_ticks must not be negative, got {}",
+                config.margin_ticks
+            ));
         }
         if config.max_slippage_bps > 10_000 {
-            return Err(format!("max_slippage_bps must be <= 10000, got {}", config.max_slippage_bps));
+            return Err(format!(
+                "max_slippage_bps must be <= 10000, got {}",
+                config.max_slippage_bps
+            ));
         }
         let liquidity = u128::try_from(config.liquidity.into_u256())
             .map_err(|_| "liquidity must fit in uint128".to_owned())?;
@@ -99,13 +105,15 @@ impl Strategy for ClammMaker {
         };
         match self.position {
             None => {
-                let range = centred_range(pool.tick, pool.tick_spacing, self.config.half_width_ticks)?;
+                let range =
+                    centred_range(pool.tick, pool.tick_spacing, self.config.half_width_ticks)?;
                 let add = self.add(pool, range)?;
                 self.position = Some(range);
                 Ok(vec![add])
             }
             Some(held) if outside(pool.tick, held, self.config.margin_ticks) => {
-                let range = centred_range(pool.tick, pool.tick_spacing, self.config.half_width_ticks)?;
+                let range =
+                    centred_range(pool.tick, pool.tick_spacing, self.config.half_width_ticks)?;
                 let remove = self.remove(pool, held)?;
                 let add = self.add(pool, range)?;
                 self.position = Some(range);
@@ -121,31 +129,45 @@ stratbox_sdk::export_strategy!(ClammMaker);
 impl ClammMaker {
     fn add(&self, pool: &PoolState, range: Range) -> Result<Proposal, String> {
         let (a, b) = range_prices(range)?;
-        let (amount0, amount1) = amounts_for_mint(pool.sqrt_price()?.into_u256(), a, b, self.liquidity)?;
-        Ok(add_liquidity(&self.config.pool, range.lower, range.upper, self.config.liquidity)
-            .expect(amount0.into(), amount1.into())
-            .max_slippage_bps(self.config.max_slippage_bps)
-            .reason(format!("centre liquidity on tick {}", pool.tick))
-            .build()?)
+        let (amount0, amount1) =
+            amounts_for_mint(pool.sqrt_price()?.into_u256(), a, b, self.liquidity)?;
+        Ok(add_liquidity(
+            &self.config.pool,
+            range.lower,
+            range.upper,
+            self.config.liquidity,
+        )
+        .expect(amount0.into(), amount1.into())
+        .max_slippage_bps(self.config.max_slippage_bps)
+        .reason(format!("centre liquidity on tick {}", pool.tick))
+        .build()?)
     }
 
     fn remove(&self, pool: &PoolState, range: Range) -> Result<Proposal, String> {
         let (a, b) = range_prices(range)?;
         let (amount0, amount1) =
             get_amounts_for_liquidity(pool.sqrt_price()?.into_u256(), a, b, self.liquidity)?;
-        Ok(remove_liquidity(&self.config.pool, range.lower, range.upper, self.config.liquidity)
-            .expect(amount0.into(), amount1.into())
-            .max_slippage_bps(self.config.max_slippage_bps)
-            .reason(format!(
-                "tick {} left [{}, {}) by more than {}",
-                pool.tick, range.lower, range.upper, self.config.margin_ticks
-            ))
-            .build()?)
+        Ok(remove_liquidity(
+            &self.config.pool,
+            range.lower,
+            range.upper,
+            self.config.liquidity,
+        )
+        .expect(amount0.into(), amount1.into())
+        .max_slippage_bps(self.config.max_slippage_bps)
+        .reason(format!(
+            "tick {} left [{}, {}) by more than {}",
+            pool.tick, range.lower, range.upper, self.config.margin_ticks
+        ))
+        .build()?)
     }
 }
 
 fn range_prices(range: Range) -> Result<(U256, U256), String> {
-    Ok((get_sqrt_ratio_at_tick(range.lower)?, get_sqrt_ratio_at_tick(range.upper)?))
+    Ok((
+        get_sqrt_ratio_at_tick(range.lower)?,
+        get_sqrt_ratio_at_tick(range.upper)?,
+    ))
 }
 
 /// True once `tick` is more than `margin` ticks below the range or at/above its upper edge
@@ -157,22 +179,26 @@ pub fn outside(tick: i32, range: Range, margin: i32) -> bool {
 }
 
 /// A range of about `2 * half_width` ticks centred on `tick`, on tick-spacing multiples,
-/// clamped to the ticks the pool can use.
+/// clamped to the ticks the pool can use. Computed in `i64`: tick and spacing come from the
+/// host's snapshot, and no value of them may make this overflow.
 pub fn centred_range(tick: i32, spacing: i32, half_width: i32) -> Result<Range, String> {
     if spacing <= 0 {
         return Err(format!("pool tick spacing {spacing} is not positive"));
     }
-    let centre = tick.div_euclid(spacing) * spacing;
-    // Both positive here: ceiling division without the (signed, unstable) div_ceil.
-    let half = ((half_width + spacing - 1) / spacing).max(1) * spacing;
+    let s = i64::from(spacing);
+    let centre = i64::from(tick.clamp(MIN_TICK, MAX_TICK)).div_euclid(s) * s;
+    let half = ((i64::from(half_width.max(1)) + s - 1) / s) * s;
     // `TickMath.MIN_TICK / spacing * spacing`: Solidity divides toward zero.
-    let min_usable = MIN_TICK / spacing * spacing;
-    let max_usable = MAX_TICK / spacing * spacing;
-    let lower = centre.saturating_sub(half).max(min_usable);
-    let upper = centre.saturating_add(half).min(max_usable);
+    let min_usable = i64::from(MIN_TICK) / s * s;
+    let max_usable = i64::from(MAX_TICK) / s * s;
+    let lower = (centre - half).max(min_usable);
+    let upper = (centre + half).min(max_usable);
     if lower >= upper {
         return Err(format!("no usable range around tick {tick} with spacing {spacing}"));
     }
+    // Both within [MIN_TICK, MAX_TICK] now, so they fit an i32.
+    let lower = i32::try_from(lower).map_err(|_| "range bound out of i32".to_owned())?;
+    let upper = i32::try_from(upper).map_err(|_| "range bound out of i32".to_owned())?;
     Ok(Range { lower, upper })
 }
 
@@ -209,7 +235,11 @@ mod tests {
 
     fn swap(tick: i32) -> Event {
         Event::Swap(SwapEvent {
-            origin: EventOrigin { block: 10, log_index: 0, tx_hash: String::new() },
+            origin: EventOrigin {
+                block: 10,
+                log_index: 0,
+                tx_hash: String::new(),
+            },
             pool: POOL.into(),
             zero_for_one: true,
             amount_in: "1".into(),
@@ -233,12 +263,34 @@ mod tests {
 
     #[test]
     fn ranges_are_aligned_and_centred() {
-        assert_eq!(centred_range(0, 60, 600), Ok(Range { lower: -600, upper: 600 }));
-        assert_eq!(centred_range(-1, 60, 600), Ok(Range { lower: -660, upper: 540 }));
-        assert_eq!(centred_range(125, 60, 100), Ok(Range { lower: 0, upper: 240 }));
+        assert_eq!(
+            centred_range(0, 60, 600),
+            Ok(Range {
+                lower: -600,
+                upper: 600
+            })
+        );
+        assert_eq!(
+            centred_range(-1, 60, 600),
+            Ok(Range {
+                lower: -660,
+                upper: 540
+            })
+        );
+        assert_eq!(
+            centred_range(125, 60, 100),
+            Ok(Range {
+                lower: 0,
+                upper: 240
+            })
+        );
         assert_eq!(centred_range(MIN_TICK, 60, 600).unwrap().lower, -887_220);
         assert_eq!(centred_range(MAX_TICK - 1, 60, 600).unwrap().upper, 887_220);
         assert!(centred_range(0, 0, 600).is_err());
+        // Hostile snapshot values: no overflow, just a refusal or a clamped range.
+        assert!(centred_range(i32::MIN, 7, 600).is_ok());
+        assert!(centred_range(i32::MAX, 1, i32::MAX).is_ok());
+        assert!(centred_range(0, i32::MAX, 600).is_err());
     }
 
     #[test]
@@ -251,8 +303,17 @@ mod tests {
         assert!(m.on_event(&swap(-700), &snapshot(-700)).unwrap().is_empty());
         // Past the margin: move.
         let moved = m.on_event(&swap(800), &snapshot(800)).unwrap();
-        assert_eq!(ranges(&moved), vec![("remove", -600, 600), ("add", 180, 1380)]);
-        assert_eq!(m.position(), Some(Range { lower: 180, upper: 1380 }));
+        assert_eq!(
+            ranges(&moved),
+            vec![("remove", -600, 600), ("add", 180, 1380)]
+        );
+        assert_eq!(
+            m.position(),
+            Some(Range {
+                lower: 180,
+                upper: 1380
+            })
+        );
     }
 
     #[test]
@@ -285,10 +346,20 @@ mod tests {
             s.pool = "0x0000000000000000000000000000000000000bad".into();
         }
         assert!(m.on_event(&other, &snapshot(0)).unwrap().is_empty());
-        let empty = Snapshot { pools: Vec::new(), ..snapshot(0) };
-        let block = Event::NewBlock(BlockInfo { number: 11, timestamp: 0, hash: String::new() });
+        let empty = Snapshot {
+            pools: Vec::new(),
+            ..snapshot(0)
+        };
+        let block = Event::NewBlock(BlockInfo {
+            number: 11,
+            timestamp: 0,
+            hash: String::new(),
+        });
         assert!(m.on_event(&block, &empty).unwrap().is_empty());
-        assert_eq!(ranges(&m.on_event(&block, &snapshot(0)).unwrap()), vec![("add", -600, 600)]);
+        assert_eq!(
+            ranges(&m.on_event(&block, &snapshot(0)).unwrap()),
+            vec![("add", -600, 600)]
+        );
     }
 
     #[test]

@@ -188,9 +188,7 @@ fn recurse(depth: u64) -> u64 {
 }
 
 fn flood() -> Vec<Proposal> {
-    (0..FLOOD_COUNT)
-        .map(|_| swap(String::new(), "1"))
-        .collect()
+    (0..FLOOD_COUNT).map(|_| swap(String::new(), "1")).collect()
 }
 
 /// Tries every ambient authority a WASI program could have and reports what happened, as
@@ -289,8 +287,17 @@ mod tests {
     #[test]
     fn modes_parse_by_their_exact_names() {
         for name in [
-            "grow-memory", "ignore-grow-failure", "loop", "trap", "recurse", "flood",
-            "giant-string", "bad-amount", "bad-bps", "wasi-probe", "well-behaved",
+            "grow-memory",
+            "ignore-grow-failure",
+            "loop",
+            "trap",
+            "recurse",
+            "flood",
+            "giant-string",
+            "bad-amount",
+            "bad-bps",
+            "wasi-probe",
+            "well-behaved",
         ] {
             let h = Hostile::init(&format!(r#"{{"mode":"{name}"}}"#));
             assert!(h.is_ok(), "{name} refused");
@@ -309,13 +316,22 @@ mod tests {
         assert!(matches!(&p[0].action, Action::Swap(s) if s.amount_in == "1.5"));
 
         let mut h = Hostile::init(r#"{"mode":"bad-bps"}"#).unwrap();
-        assert_eq!(h.on_event(&event(), &snapshot()).unwrap()[0].max_slippage_bps, 20_000);
+        assert_eq!(
+            h.on_event(&event(), &snapshot()).unwrap()[0].max_slippage_bps,
+            20_000
+        );
 
         let mut h = Hostile::init(r#"{"mode":"giant-string"}"#).unwrap();
-        assert_eq!(h.on_event(&event(), &snapshot()).unwrap()[0].reason.len(), GIANT_LEN);
+        assert_eq!(
+            h.on_event(&event(), &snapshot()).unwrap()[0].reason.len(),
+            GIANT_LEN
+        );
 
         let mut h = Hostile::init(r#"{"mode":"flood"}"#).unwrap();
-        assert_eq!(h.on_event(&event(), &snapshot()).unwrap().len(), FLOOD_COUNT);
+        assert_eq!(
+            h.on_event(&event(), &snapshot()).unwrap().len(),
+            FLOOD_COUNT
+        );
 
         let mut h = Hostile::init(r#"{"mode":"well-behaved"}"#).unwrap();
         assert!(h.on_event(&event(), &snapshot()).unwrap().is_empty());
@@ -326,7 +342,15 @@ mod tests {
         let mut h = Hostile::init(r#"{"mode":"wasi-probe"}"#).unwrap();
         let report = h.on_event(&event(), &snapshot()).unwrap_err();
         let v: serde_json::Value = serde_json::from_str(&report).unwrap();
-        for key in ["file", "dir", "env_count", "wall_clock_unix_ns", "monotonic_ns", "random_hex", "socket"] {
+        for key in [
+            "file",
+            "dir",
+            "env_count",
+            "wall_clock_unix_ns",
+            "monotonic_ns",
+            "random_hex",
+            "socket",
+        ] {
             assert!(v.get(key).is_some(), "missing {key} in {report}");
         }
     }

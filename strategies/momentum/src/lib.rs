@@ -60,10 +60,16 @@ impl Strategy for Momentum {
             return Err("lookback_blocks must be positive".to_owned());
         }
         if config.threshold_bps == 0 || config.threshold_bps >= 10_000 {
-            return Err(format!("threshold_bps must be in 1..10000, got {}", config.threshold_bps));
+            return Err(format!(
+                "threshold_bps must be in 1..10000, got {}",
+                config.threshold_bps
+            ));
         }
         if config.max_slippage_bps == 0 || config.max_slippage_bps > 10_000 {
-            return Err(format!("max_slippage_bps must be in 1..=10000, got {}", config.max_slippage_bps));
+            return Err(format!(
+                "max_slippage_bps must be in 1..=10000, got {}",
+                config.max_slippage_bps
+            ));
         }
         if config.amount_in.is_zero() {
             return Err("amount_in must be positive".to_owned());
@@ -112,10 +118,17 @@ impl Strategy for Momentum {
             Trend::Up => false,
             Trend::Down => true,
         };
-        let token_in = if zero_for_one { &pool.token0 } else { &pool.token1 };
+        let token_in = if zero_for_one {
+            &pool.token0
+        } else {
+            &pool.token1
+        };
         let balance = snapshot.balance(token_in)?;
         if balance < self.config.amount_in {
-            host::debug(&format!("{trend:?} signal but balance {balance} < {}", self.config.amount_in));
+            host::debug(&format!(
+                "{trend:?} signal but balance {balance} < {}",
+                self.config.amount_in
+            ));
             return Ok(Vec::new());
         }
         let Some(proposal) = self.propose(pool, zero_for_one, trend, then, now)? else {
@@ -179,7 +192,11 @@ pub fn trend(then: U256, now: U256, threshold_bps: u32) -> Result<Trend, String>
     let ratio = mul_div(mul_div(now, one, then)?, now, then)?;
     let bps = U256::from(10_000u32);
     let up = mul_div(one, U256::from(10_000 + threshold_bps), bps)?;
-    let down = mul_div(one, U256::from(10_000u32.saturating_sub(threshold_bps)), bps)?;
+    let down = mul_div(
+        one,
+        U256::from(10_000u32.saturating_sub(threshold_bps)),
+        bps,
+    )?;
     Ok(if ratio >= up {
         Trend::Up
     } else if ratio <= down {
@@ -221,7 +238,11 @@ mod tests {
 
     fn swap_at(block: u64, tick: i32) -> Event {
         Event::Swap(SwapEvent {
-            origin: EventOrigin { block, log_index: 0, tx_hash: String::new() },
+            origin: EventOrigin {
+                block,
+                log_index: 0,
+                tx_hash: String::new(),
+            },
             pool: POOL.into(),
             zero_for_one: true,
             amount_in: "1".into(),
@@ -247,14 +268,24 @@ mod tests {
                 liquidity: "100000000000000000000".into(),
             }],
             balances: vec![
-                TokenBalance { token: T0.into(), amount: "1000000000000000000".into() },
-                TokenBalance { token: T1.into(), amount: "1000000000000000000".into() },
+                TokenBalance {
+                    token: T0.into(),
+                    amount: "1000000000000000000".into(),
+                },
+                TokenBalance {
+                    token: T1.into(),
+                    amount: "1000000000000000000".into(),
+                },
             ],
         }
     }
 
     fn block(n: u64) -> Event {
-        Event::NewBlock(BlockInfo { number: n, timestamp: 0, hash: String::new() })
+        Event::NewBlock(BlockInfo {
+            number: n,
+            timestamp: 0,
+            hash: String::new(),
+        })
     }
 
     #[test]
@@ -264,7 +295,10 @@ mod tests {
         let down = get_sqrt_ratio_at_tick(-31).unwrap();
         assert_eq!(trend(p, up, 30), Ok(Trend::Up));
         assert_eq!(trend(p, down, 30), Ok(Trend::Down));
-        assert_eq!(trend(p, get_sqrt_ratio_at_tick(20).unwrap(), 30), Ok(Trend::Flat));
+        assert_eq!(
+            trend(p, get_sqrt_ratio_at_tick(20).unwrap(), 30),
+            Ok(Trend::Flat)
+        );
         assert_eq!(trend(p, p, 30), Ok(Trend::Flat));
         assert!(trend(U256::ZERO, p, 30).is_err());
     }
@@ -275,7 +309,9 @@ mod tests {
         let mut m = Momentum::init(&config()).unwrap();
         let out = m.on_event(&block(100), &snapshot(100, 100)).unwrap();
         assert_eq!(out.len(), 1);
-        let Action::Swap(s) = &out[0].action else { panic!("not a swap") };
+        let Action::Swap(s) = &out[0].action else {
+            panic!("not a swap")
+        };
         assert!(!s.zero_for_one);
         assert_eq!(s.amount_in, "100000000000000000");
         let limit: U256 = s.sqrt_price_limit_x96.as_deref().unwrap().parse().unwrap();
@@ -283,10 +319,22 @@ mod tests {
         // Expected: pays all of amount_in in token1, receives token0 per the swap step.
         assert_eq!(out[0].expected_amount1, "100000000000000000");
         let now = get_sqrt_ratio_at_tick(100).unwrap();
-        let step = compute_swap_step(now, limit, 10u128.pow(20), U256::from(10u64.pow(17)), true, 3000).unwrap();
+        let step = compute_swap_step(
+            now,
+            limit,
+            10u128.pow(20),
+            U256::from(10u64.pow(17)),
+            true,
+            3000,
+        )
+        .unwrap();
         assert_eq!(out[0].expected_amount0, step.amount_out.to_string());
         // Cooldown: the next blocks within the lookback do nothing.
-        assert!(m.on_event(&block(101), &snapshot(101, 200)).unwrap().is_empty());
+        assert!(
+            m.on_event(&block(101), &snapshot(101, 200))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -294,7 +342,9 @@ mod tests {
         testing::set_history(vec![swap_at(85, 0)]);
         let mut m = Momentum::init(&config()).unwrap();
         let out = m.on_event(&block(100), &snapshot(100, -100)).unwrap();
-        let Action::Swap(s) = &out[0].action else { panic!("not a swap") };
+        let Action::Swap(s) = &out[0].action else {
+            panic!("not a swap")
+        };
         assert!(s.zero_for_one);
         assert_eq!(out[0].expected_amount0, "100000000000000000");
     }
@@ -303,9 +353,17 @@ mod tests {
     fn quiet_without_signal_history_or_balance() {
         let mut m = Momentum::init(&config()).unwrap();
         testing::set_history(Vec::new());
-        assert!(m.on_event(&block(100), &snapshot(100, 500)).unwrap().is_empty());
+        assert!(
+            m.on_event(&block(100), &snapshot(100, 500))
+                .unwrap()
+                .is_empty()
+        );
         testing::set_history(vec![swap_at(95, 0)]);
-        assert!(m.on_event(&block(101), &snapshot(101, 10)).unwrap().is_empty());
+        assert!(
+            m.on_event(&block(101), &snapshot(101, 10))
+                .unwrap()
+                .is_empty()
+        );
         // Signal, but no balance of the input token.
         let mut poor = snapshot(102, 500);
         poor.balances.clear();
@@ -313,7 +371,11 @@ mod tests {
         assert!(!testing::take_logs().is_empty());
         // History outside the lookback window is not served.
         testing::set_history(vec![swap_at(10, 0)]);
-        assert!(m.on_event(&block(103), &snapshot(103, 500)).unwrap().is_empty());
+        assert!(
+            m.on_event(&block(103), &snapshot(103, 500))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

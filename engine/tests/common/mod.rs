@@ -1,0 +1,183 @@
+//! Shared by the engine's tests: a real database per test (a fresh SQLite file, or a fresh
+//! PostgreSQL database created on the local server and dropped afterwards), an engine over
+//! the embedded revm chain, and proposal builders.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use sqlx::Connection;
+use stratbox_engine::chain::SimChain;
+use stratbox_engine::gates::spot_price_e18;
+use stratbox_engine::proposal::{Address, TradeAction, hex_address};
+use stratbox_engine::{Engine, EngineSettings, SimOutcome, Store, market_key};
+use stratbox_proto::U256;
+use stratbox_proto::v1::{self, proposal::Action};
+
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+pub enum Db {
+    Sqlite { dir: tempfile::TempDir, path: PathBuf },
+    Postgres { name: String },
+}
+
+impl Db {
+    pub fn url(&self) -> String {
+        match self {
+            Db::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            Db::Postgres { name } => format!("postgres://postgres@127.0.0.1:5432/{name}"),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Db::Sqlite { .. } => "sqlite",
+            Db::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// Drops the PostgreSQL database (SQLite's directory goes with the TempDir).
+    pub async fn cleanup(self) {
+        if let Db::Postgres { name } = &self {
+            if let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+            }
+        }
+    }
+}
+
+pub async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("engine.db");
+    Db::Sqlite { dir, path }
+}
+
+pub async fn postgres() -> Db {
+    let name = format!("stratbox_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.expect("connect to the local PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.expect("create test database");
+    Db::Postgres { name }
+}
+
+pub async fn db(kind: &str) -> Db {
+    match kind {
+        "postgres" => postgres().await,
+        _ => sqlite().await,
+    }
+}
+
+/// An engine on the embedded chain, with three agreeing oracle sources at the pool's price.
+pub async fn engine(db: &Db) -> Engine {
+    engine_with(db, EngineSettings::default()).await
+}
+
+pub async fn engine_with(db: &Db, settings: EngineSettings) -> Engine {
+    let store = Store::connect(&db.url()).await.expect("store");
+    let chain = SimChain::embedded().expect("embedded chain");
+    let engine = Engine::start(store, Box::new(chain), settings).await.expect("engine");
+    feed_oracles(&engine, 0);
+    engine
+}
+
+pub fn pool(engine: &Engine) -> Address {
+    engine.with_chain(|c| c.pools()[0])
+}
+
+/// Feeds sources a, b, c at the pool's spot price; `skew_bps` moves source c.
+pub fn feed_oracles(engine: &Engine, skew_bps: i64) {
+    let p = pool(engine);
+    let info = engine.with_chain(|c| c.pool(&p)).expect("pool info");
+    let price = spot_price_e18(info.sqrt_price_x96);
+    let market = market_key(&info.token0, &info.token1);
+    engine.update_oracle(&market, "a", price);
+    engine.update_oracle(&market, "b", price);
+    let skewed = if skew_bps >= 0 {
+        price + price * U256::from(skew_bps as u64) / U256::from(10_000u64)
+    } else {
+        price - price * U256::from((-skew_bps) as u64) / U256::from(10_000u64)
+    };
+    engine.update_oracle(&market, "c", skewed);
+}
+
+pub fn amount(v: U256) -> Option<v1::Amount> {
+    Some(v1::Amount { value: v.to_string() })
+}
+
+pub fn address(a: &Address) -> Option<v1::Address> {
+    Some(v1::Address { value: hex_address(a) })
+}
+
+/// What the chain says a swap returns right now (from the account's simulation address).
+pub fn quote(engine: &Engine, account: &str, action: &TradeAction) -> SimOutcome {
+    let from = stratbox_engine::sim_address(account);
+    engine.with_chain(|c| c.simulate(from, action)).expect("simulate")
+}
+
+pub fn swap_action(pool: Address, zero_for_one: bool, amount_in: U256) -> TradeAction {
+    TradeAction::Swap {
+        pool,
+        zero_for_one,
+        amount_in,
+        sqrt_price_limit_x96: None,
+    }
+}
+
+/// A proposal for `action` expecting exactly `(e0, e1)`.
+pub fn proposal(engine: &Engine, strategy: &str, event: &str, index: u32, action: &TradeAction, e0: U256, e1: U256, bps: u32) -> v1::Proposal {
+    let act = match *action {
+        TradeAction::Swap {
+            pool,
+            zero_for_one,
+            amount_in,
+            sqrt_price_limit_x96,
+        } => Action::Swap(v1::SwapAction {
+            pool: address(&pool),
+            zero_for_one,
+            amount_in: amount(amount_in),
+            sqrt_price_limit_x96: sqrt_price_limit_x96.and_then(amount),
+        }),
+        TradeAction::AddLiquidity(r) => Action::AddLiquidity(v1::RangeLiquidity {
+            pool: address(&r.pool),
+            tick_lower: r.tick_lower,
+            tick_upper: r.tick_upper,
+            liquidity: amount(U256::from(r.liquidity)),
+        }),
+        TradeAction::RemoveLiquidity(r) => Action::RemoveLiquidity(v1::RangeLiquidity {
+            pool: address(&r.pool),
+            tick_lower: r.tick_lower,
+            tick_upper: r.tick_upper,
+            liquidity: amount(U256::from(r.liquidity)),
+        }),
+    };
+    v1::Proposal {
+        strategy: strategy.into(),
+        strategy_version: "1.0.0".into(),
+        instance_id: "i-1".into(),
+        account: "acct-1".into(),
+        event_id: event.into(),
+        index,
+        last_sync_block: engine.watermark(),
+        action: Some(act),
+        expected_amount0: amount(e0),
+        expected_amount1: amount(e1),
+        max_slippage_bps: bps,
+        reason: "test".into(),
+    }
+}
+
+/// A swap proposal whose expectation is what the chain quotes now (so it passes).
+pub fn good_swap(engine: &Engine, event: &str, index: u32, amount_in: u64) -> v1::Proposal {
+    let p = pool(engine);
+    let a = swap_action(p, true, U256::from(amount_in));
+    let q = quote(engine, "acct-1", &a);
+    assert!(q.success, "quote reverted: {}", q.revert_reason);
+    proposal(engine, "momentum", event, index, &a, q.amount0, q.amount1, 50)
+}
+
+pub fn state(r: &v1::ProposalResult) -> v1::TaskState {
+    v1::TaskState::try_from(r.state).unwrap_or(v1::TaskState::Unspecified)
+}
+
+pub async fn assert_ledger_balances(engine: &Engine) {
+    engine.check_ledger().await.expect("ledger balances per posting and per asset");
+}

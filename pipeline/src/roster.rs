@@ -1,0 +1,63 @@
+//! Building the instances of a strategy before they join a fleet.
+//!
+//! Instances are built and `init`-ed here, off the event path, so that a hot swap or a
+//! scale-up only moves ready instances into the fleet; a version whose instances cannot
+//! start never reaches it.
+
+use stratbox_host::{InstanceSpec, LoadedComponent, StrategyInstance, StrategyLimits};
+
+use crate::fleet::{Identity, Member};
+use crate::market::SharedMarketHistory;
+
+/// What an operator asks for: `count` instances of one component version.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub strategy: String,
+    pub version: String,
+    pub account: String,
+    pub config: String,
+    pub count: usize,
+    pub limits: StrategyLimits,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("instance {instance} of {strategy}@{version} failed to start: {source}")]
+pub struct StartError {
+    pub strategy: String,
+    pub version: String,
+    pub instance: String,
+    #[source]
+    pub source: stratbox_host::CallError,
+}
+
+/// Builds and initialises every instance, or none: the first failure is returned and the
+/// instances built so far are dropped.
+pub fn build(
+    component: &LoadedComponent,
+    deployment: &Deployment,
+    history: &SharedMarketHistory,
+) -> Result<Vec<Member>, StartError> {
+    let mut members = Vec::with_capacity(deployment.count);
+    for i in 0..deployment.count {
+        let instance_id = format!("{}-{}", deployment.strategy, i);
+        let spec = InstanceSpec::new(instance_id.clone(), deployment.config.clone())
+            .with_limits(deployment.limits.clone());
+        let mut instance = StrategyInstance::new(component, spec, history.clone());
+        instance.start().map_err(|source| StartError {
+            strategy: deployment.strategy.clone(),
+            version: deployment.version.clone(),
+            instance: instance_id.clone(),
+            source,
+        })?;
+        members.push(Member {
+            identity: Identity {
+                strategy: deployment.strategy.clone(),
+                version: deployment.version.clone(),
+                instance_id,
+                account: deployment.account.clone(),
+            },
+            runner: Box::new(instance),
+        });
+    }
+    Ok(members)
+}

@@ -1,0 +1,158 @@
+//! The embedded market `stratbox up` runs: a random walk of real swaps on the in-process
+//! revm chain (real Uniswap V3 bytecode), published on the bus as the chain adapter would
+//! publish a live chain's, with three oracle prices per market and the engine's watermark
+//! advanced block by block.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, publish_event};
+use stratbox_contracts::pool_events::{LiquidityEvent as PoolLiquidity, PoolEvent};
+use stratbox_engine::chain::SimChain;
+use stratbox_engine::{Engine, gates::spot_price_e18, market_key};
+use stratbox_feed::{BlockHeader, new_block_event, new_trace_id};
+use stratbox_proto::U256;
+use stratbox_proto::v1::{self, ChainEvent, chain_event::Kind};
+use stratbox_sim::{Address, Executed};
+
+/// The trader the random walk swaps from; not a strategy's account.
+const WALKER: Address = Address::new([0x5a; 20]);
+
+/// Oracle sources and their fixed offsets from the pool price, in tenths of a basis point,
+/// so the triple-oracle gate sees three slightly different but agreeing prices.
+const SOURCES: [(&str, i64); 3] = [("pool-spot", 0), ("feed-a", 7), ("feed-b", -5)];
+
+pub struct Walk {
+    rng: StdRng,
+    pub blocks: u64,
+    pub swaps: u64,
+}
+
+impl Walk {
+    pub fn new(seed: u64) -> Self {
+        Walk {
+            rng: StdRng::seed_from_u64(seed),
+            blocks: 0,
+            swaps: 0,
+        }
+    }
+
+    /// One block with one random swap: commits it, publishes its events, updates oracles
+    /// and the engine's watermark. Returns the events published.
+    pub async fn step(&mut self, engine: &Engine, bus: &Arc<dyn Bus>) -> anyhow::Result<usize> {
+        let rng = &mut self.rng;
+        let (executed, chain_id, prices) = engine.with_chain(|chain| -> anyhow::Result<_> {
+            let sim = chain
+                .as_any_mut()
+                .downcast_mut::<SimChain>()
+                .context("the engine's chain is not the embedded revm chain")?;
+            let chain = sim.chain_mut();
+            chain.next_block();
+            let executed = chain.random_swap(rng, WALKER).context("random-walk swap")?;
+            let mut prices = Vec::new();
+            for pool in chain.pools() {
+                let state = chain.pool_state(pool.address).context("pool state")?;
+                prices.push((pool.token0, pool.token1, state.sqrt_price_x96));
+            }
+            Ok((executed, chain.chain_id(), prices))
+        })?;
+        self.blocks += 1;
+        self.swaps += 1;
+        let block = executed.block_number;
+        for (token0, token1, sqrt) in prices {
+            let spot = spot_price_e18(sqrt);
+            for (source, tenth_bps) in SOURCES {
+                engine.update_oracle(&market_key(&token0.into_array(), &token1.into_array()), source, nudge(spot, tenth_bps));
+            }
+        }
+        let events = chain_events(chain_id, &executed);
+        for event in &events {
+            publish_event(bus.as_ref(), CHAIN_EVENTS_STREAM, event).await?;
+        }
+        engine.set_watermark(block);
+        Ok(events.len())
+    }
+}
+
+fn nudge(price: U256, tenth_bps: i64) -> U256 {
+    let delta = price * U256::from(tenth_bps.unsigned_abs()) / U256::from(100_000u32);
+    if tenth_bps >= 0 { price + delta } else { price - delta }
+}
+
+/// The embedded chain has no block hashes of its own; derive a stable one from the
+/// synthetic transaction hash so event ids stay unique per block.
+fn header(e: &Executed) -> BlockHeader {
+    BlockHeader {
+        number: e.block_number,
+        hash: e.tx_hash,
+        parent_hash: Default::default(),
+        timestamp: e.timestamp,
+    }
+}
+
+/// The same events the chain adapter publishes for a live chain: the pool events of the
+/// block in log order, then the `new_block` event that closes it.
+fn chain_events(chain_id: u64, e: &Executed) -> Vec<ChainEvent> {
+    let header = header(e);
+    let mut out: Vec<ChainEvent> = e
+        .events
+        .iter()
+        .map(|ev| {
+            let origin = v1::EventOrigin {
+                block: e.block_number,
+                log_index: ev.log_index,
+                tx_hash: format!("{:#x}", e.tx_hash),
+            };
+            let kind = match &ev.event {
+                PoolEvent::Swap(s) => Kind::Swap(v1::SwapEvent {
+                    origin: Some(origin),
+                    pool: address(&s.pool),
+                    zero_for_one: s.zero_for_one(),
+                    amount_in: amount(s.amount_in()),
+                    amount_out: amount(s.amount_out()),
+                    sqrt_price_x96: amount(s.sqrt_price_x96),
+                    liquidity: amount(U256::from(s.liquidity)),
+                    tick: s.tick,
+                }),
+                PoolEvent::Mint(l) => Kind::Mint(liquidity(origin, l)),
+                PoolEvent::Burn(l) => Kind::Burn(liquidity(origin, l)),
+            };
+            ChainEvent {
+                event_id: stratbox_feed::event_id(chain_id, &header, u64::from(ev.log_index)),
+                last_sync_block: e.block_number,
+                timestamp: e.timestamp,
+                trace: Some(v1::TraceContext {
+                    trace_id: new_trace_id(),
+                    span_id: String::new(),
+                }),
+                chain_id,
+                kind: Some(kind),
+            }
+        })
+        .collect();
+    out.push(new_block_event(chain_id, &header));
+    out
+}
+
+fn liquidity(origin: v1::EventOrigin, l: &PoolLiquidity) -> v1::LiquidityEvent {
+    v1::LiquidityEvent {
+        origin: Some(origin),
+        pool: address(&l.pool),
+        owner: address(&l.owner),
+        tick_lower: l.tick_lower,
+        tick_upper: l.tick_upper,
+        liquidity: amount(U256::from(l.liquidity)),
+        amount0: amount(l.amount0),
+        amount1: amount(l.amount1),
+    }
+}
+
+fn amount(v: U256) -> Option<v1::Amount> {
+    Some(v1::Amount { value: v.to_string() })
+}
+
+fn address(a: &Address) -> Option<v1::Address> {
+    Some(v1::Address { value: format!("{a:#x}") })
+}
