@@ -12,17 +12,22 @@ pub struct EventDelivery {
 }
 
 /// Appends a `ChainEvent`, prost-encoded, to `stream`.
-pub async fn publish_event<B: Bus + ?Sized>(bus: &B, stream: &str, event: &ChainEvent) -> Result<MessageId, BusError> {
+pub async fn publish_event<B: Bus + ?Sized>(
+    bus: &B,
+    stream: &str,
+    event: &ChainEvent,
+) -> Result<MessageId, BusError> {
     bus.publish(stream, &event.encode_to_vec()).await
 }
 
 /// Decodes a delivery of an event stream. A message that does not decode is a poison message:
 /// the caller acknowledges (and logs) it rather than letting it be re-delivered forever.
 pub fn decode_event(delivery: &Delivery) -> Result<EventDelivery, BusError> {
-    let event = ChainEvent::decode(delivery.payload.as_ref()).map_err(|source| BusError::Decode {
-        id: delivery.id,
-        source,
-    })?;
+    let event =
+        ChainEvent::decode(delivery.payload.as_ref()).map_err(|source| BusError::Decode {
+            id: delivery.id,
+            source,
+        })?;
     Ok(EventDelivery {
         id: delivery.id,
         delivery_count: delivery.delivery_count,

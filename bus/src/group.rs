@@ -94,7 +94,13 @@ impl<B: Bus + ?Sized> GroupReader<B> {
             self.last_claim = Some(Instant::now());
             let stale = self
                 .bus
-                .claim_stale(&self.stream, &self.group, &self.consumer, self.config.min_idle, batch)
+                .claim_stale(
+                    &self.stream,
+                    &self.group,
+                    &self.consumer,
+                    self.config.min_idle,
+                    batch,
+                )
                 .await?;
             if !stale.is_empty() {
                 tracing::info!(stream = %self.stream, group = %self.group, consumer = %self.consumer, claimed = stale.len(), "took over messages a stalled consumer left pending");
@@ -104,7 +110,13 @@ impl<B: Bus + ?Sized> GroupReader<B> {
             }
         }
         self.bus
-            .read_group(&self.stream, &self.group, &self.consumer, batch, self.config.block)
+            .read_group(
+                &self.stream,
+                &self.group,
+                &self.consumer,
+                batch,
+                self.config.block,
+            )
             .await
     }
 

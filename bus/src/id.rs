@@ -51,7 +51,9 @@ impl FromStr for MessageId {
     type Err = BusError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (ms, seq) = s.split_once('-').ok_or_else(|| BusError::InvalidId(s.to_owned()))?;
+        let (ms, seq) = s
+            .split_once('-')
+            .ok_or_else(|| BusError::InvalidId(s.to_owned()))?;
         match (parse_part(ms), parse_part(seq)) {
             (Some(ms), Some(seq)) => Ok(MessageId { ms, seq }),
             _ => Err(BusError::InvalidId(s.to_owned())),
@@ -80,6 +82,9 @@ mod tests {
         assert_eq!(last.next(50), Some(MessageId::new(100, 6)));
         assert_eq!(last.next(100), Some(MessageId::new(100, 6)));
         assert_eq!(last.next(101), Some(MessageId::new(101, 0)));
-        assert_eq!(MessageId::new(7, u64::MAX).next(7), Some(MessageId::new(8, 0)));
+        assert_eq!(
+            MessageId::new(7, u64::MAX).next(7),
+            Some(MessageId::new(8, 0))
+        );
     }
 }

@@ -75,7 +75,12 @@ pub trait Bus: Send + Sync {
     fn publish<'a>(&'a self, stream: &'a str, payload: &'a [u8]) -> BusFuture<'a, MessageId>;
 
     /// Creates the group (and the stream) if missing; an existing group keeps its position.
-    fn ensure_group<'a>(&'a self, stream: &'a str, group: &'a str, start: StartId) -> BusFuture<'a, ()>;
+    fn ensure_group<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        start: StartId,
+    ) -> BusFuture<'a, ()>;
 
     /// Hands up to `count` messages never delivered to the group to `consumer`, waiting up to
     /// `block` for one to arrive (`Duration::ZERO`: do not wait). Each message goes to exactly
@@ -102,7 +107,12 @@ pub trait Bus: Send + Sync {
     ) -> BusFuture<'a, Vec<Delivery>>;
 
     /// Acknowledges messages; returns how many were pending.
-    fn ack<'a>(&'a self, stream: &'a str, group: &'a str, ids: &'a [MessageId]) -> BusFuture<'a, u64>;
+    fn ack<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        ids: &'a [MessageId],
+    ) -> BusFuture<'a, u64>;
 
     /// Takes over up to `count` messages pending for at least `min_idle` with any consumer
     /// (`XAUTOCLAIM`), oldest first. Messages trimmed from the stream meanwhile are dropped

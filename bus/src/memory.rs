@@ -81,19 +81,33 @@ impl MemoryBus {
         stream: &str,
         group: &str,
     ) -> Result<(&'a BTreeMap<MessageId, Bytes>, &'a mut Group), BusError> {
-        let log = streams.get_mut(stream).ok_or_else(|| no_group(stream, group))?;
-        let g = log.groups.get_mut(group).ok_or_else(|| no_group(stream, group))?;
+        let log = streams
+            .get_mut(stream)
+            .ok_or_else(|| no_group(stream, group))?;
+        let g = log
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| no_group(stream, group))?;
         Ok((&log.entries, g))
     }
 
-    fn take_new(&self, stream: &str, group: &str, consumer: &str, count: usize) -> Result<Vec<Delivery>, BusError> {
+    fn take_new(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
         let mut streams = self.streams();
         let (entries, g) = Self::group_mut(&mut streams, stream, group)?;
         g.consumers.insert(consumer.to_owned());
         let now = Instant::now();
         let mut out = Vec::new();
         let start = std::ops::Bound::Excluded(g.last_delivered);
-        for (id, payload) in entries.range((start, std::ops::Bound::Unbounded)).take(count) {
+        for (id, payload) in entries
+            .range((start, std::ops::Bound::Unbounded))
+            .take(count)
+        {
             out.push(Delivery {
                 id: *id,
                 payload: payload.clone(),
@@ -134,7 +148,12 @@ impl Bus for MemoryBus {
         })
     }
 
-    fn ensure_group<'a>(&'a self, stream: &'a str, group: &'a str, start: StartId) -> BusFuture<'a, ()> {
+    fn ensure_group<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        start: StartId,
+    ) -> BusFuture<'a, ()> {
         Box::pin(async move {
             let mut streams = self.streams();
             let log = streams.entry(stream.to_owned()).or_default();
@@ -197,12 +216,18 @@ impl Bus for MemoryBus {
             let now = Instant::now();
             let mut out = Vec::new();
             let from = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
-            for (id, p) in g.pel.range_mut(from).filter(|(_, p)| p.consumer == consumer) {
+            for (id, p) in g
+                .pel
+                .range_mut(from)
+                .filter(|(_, p)| p.consumer == consumer)
+            {
                 if out.len() >= count {
                     break;
                 }
                 // Like Redis, a pending message trimmed away is not handed out again.
-                let Some(payload) = entries.get(id) else { continue };
+                let Some(payload) = entries.get(id) else {
+                    continue;
+                };
                 p.delivery_count += 1;
                 p.delivered_at = now;
                 out.push(Delivery {
@@ -215,10 +240,18 @@ impl Bus for MemoryBus {
         })
     }
 
-    fn ack<'a>(&'a self, stream: &'a str, group: &'a str, ids: &'a [MessageId]) -> BusFuture<'a, u64> {
+    fn ack<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        ids: &'a [MessageId],
+    ) -> BusFuture<'a, u64> {
         Box::pin(async move {
             let mut streams = self.streams();
-            let Some(g) = streams.get_mut(stream).and_then(|l| l.groups.get_mut(group)) else {
+            let Some(g) = streams
+                .get_mut(stream)
+                .and_then(|l| l.groups.get_mut(group))
+            else {
                 return Ok(0);
             };
             let mut acked = 0;
@@ -288,7 +321,12 @@ impl Bus for MemoryBus {
     }
 
     fn len<'a>(&'a self, stream: &'a str) -> BusFuture<'a, u64> {
-        Box::pin(async move { Ok(self.streams().get(stream).map_or(0, |l| l.entries.len() as u64)) })
+        Box::pin(async move {
+            Ok(self
+                .streams()
+                .get(stream)
+                .map_or(0, |l| l.entries.len() as u64))
+        })
     }
 
     fn trim<'a>(&'a self, stream: &'a str, max_len: u64) -> BusFuture<'a, u64> {

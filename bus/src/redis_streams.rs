@@ -144,7 +144,10 @@ impl<'a> Retry<'a> {
                 group: self.group.to_owned(),
             }
         } else {
-            BusError::Redis { op: self.op, source: e }
+            BusError::Redis {
+                op: self.op,
+                source: e,
+            }
         }
     }
 
@@ -211,11 +214,18 @@ fn payload_of(fields: &Value) -> Option<Bytes> {
 
 /// Entries of an `XREADGROUP` reply. Entries whose message was trimmed away (nil fields)
 /// are skipped, as the in-process bus does.
-fn parse_read(op: &'static str, reply: Value, delivery_count: u64) -> Result<Vec<Delivery>, BusError> {
+fn parse_read(
+    op: &'static str,
+    reply: Value,
+    delivery_count: u64,
+) -> Result<Vec<Delivery>, BusError> {
     let streams: Vec<Value> = match reply {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(items) => items,
-        Value::Map(items) => items.into_iter().map(|(k, v)| Value::Array(vec![k, v])).collect(),
+        Value::Map(items) => items
+            .into_iter()
+            .map(|(k, v)| Value::Array(vec![k, v]))
+            .collect(),
         other => return Err(protocol(op, format!("reply is {other:?}"))),
     };
     let mut out = Vec::new();
@@ -255,7 +265,8 @@ impl RedisBus {
     /// Connects (retrying for `connect_timeout` per attempt, with backoff) and checks the
     /// server answers.
     pub async fn connect(config: RedisBusConfig) -> Result<Self, BusError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|source| BusError::Redis { op: "open", source })?;
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|source| BusError::Redis { op: "open", source })?;
         let shared = Self::manager(&client, &config, Some(config.response_timeout)).await?;
         let bus = RedisBus {
             inner: Arc::new(Inner {
@@ -283,7 +294,9 @@ impl RedisBus {
         response_timeout: Option<Duration>,
     ) -> Result<ConnectionManager, BusError> {
         let max_delay = u64::try_from(config.retry_max_delay.as_millis()).unwrap_or(u64::MAX);
-        let factor = u64::try_from(config.retry_initial_delay.as_millis()).unwrap_or(u64::MAX).max(1);
+        let factor = u64::try_from(config.retry_initial_delay.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let mut cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(config.connect_timeout)
             .set_factor(factor)
@@ -313,19 +326,33 @@ impl RedisBus {
 
     fn note_returned(&self, k: &ReaderKey, got: &[Delivery]) {
         if let Some(max) = got.iter().map(|d| d.id).max() {
-            let mut last = self.inner.last_returned.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self
+                .inner
+                .last_returned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let slot = last.entry(k.clone()).or_default();
             *slot = (*slot).max(max);
         }
     }
 
     fn last_returned(&self, k: &ReaderKey) -> MessageId {
-        let last = self.inner.last_returned.lock().unwrap_or_else(|p| p.into_inner());
+        let last = self
+            .inner
+            .last_returned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         last.get(k).copied().unwrap_or_default()
     }
 
     /// Runs one non-blocking command on the shared connection with retries.
-    async fn run(&self, op: &'static str, stream: &str, group: &str, cmd: &Cmd) -> Result<Value, BusError> {
+    async fn run(
+        &self,
+        op: &'static str,
+        stream: &str,
+        group: &str,
+        cmd: &Cmd,
+    ) -> Result<Value, BusError> {
         let mut retry = Retry::new(op, stream, group, &self.inner.config);
         loop {
             let mut conn = self.inner.shared.clone();
@@ -347,7 +374,10 @@ impl RedisBus {
                 .arg("ID")
                 .query_async::<i64>(&mut c)
                 .await
-                .map_err(|source| BusError::Redis { op: "CLIENT ID", source })?;
+                .map_err(|source| BusError::Redis {
+                    op: "CLIENT ID",
+                    source,
+                })?;
             ids.push(id);
         }
         Ok(ids)
@@ -355,8 +385,15 @@ impl RedisBus {
 
     /// History reads do not say how often a message was delivered; `XPENDING` does (these
     /// are the consumer's own entries, so only a concurrent claim could change them).
-    async fn fill_counts(&self, stream: &str, group: &str, consumer: &str, got: &mut [Delivery]) -> Result<(), BusError> {
-        let (Some(first), Some(last)) = (got.first().map(|d| d.id), got.last().map(|d| d.id)) else {
+    async fn fill_counts(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        got: &mut [Delivery],
+    ) -> Result<(), BusError> {
+        let (Some(first), Some(last)) = (got.first().map(|d| d.id), got.last().map(|d| d.id))
+        else {
             return Ok(());
         };
         let mut cmd = redis::cmd("XPENDING");
@@ -374,7 +411,13 @@ impl RedisBus {
         Ok(())
     }
 
-    fn history_cmd(stream: &str, group: &str, consumer: &str, count: usize, after: MessageId) -> Cmd {
+    fn history_cmd(
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        after: MessageId,
+    ) -> Cmd {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(group)
@@ -398,7 +441,12 @@ impl Bus for RedisBus {
         })
     }
 
-    fn ensure_group<'a>(&'a self, stream: &'a str, group: &'a str, start: StartId) -> BusFuture<'a, ()> {
+    fn ensure_group<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        start: StartId,
+    ) -> BusFuture<'a, ()> {
         Box::pin(async move {
             let start = match start {
                 StartId::Beginning => "0".to_owned(),
@@ -406,7 +454,11 @@ impl Bus for RedisBus {
                 StartId::After(id) => id.to_string(),
             };
             let mut cmd = redis::cmd("XGROUP");
-            cmd.arg("CREATE").arg(stream).arg(group).arg(start).arg("MKSTREAM");
+            cmd.arg("CREATE")
+                .arg(stream)
+                .arg(group)
+                .arg(start)
+                .arg("MKSTREAM");
             match self.run("XGROUP CREATE", stream, group, &cmd).await {
                 Ok(_) => Ok(()),
                 Err(BusError::Redis { source, .. }) if source.code() == Some("BUSYGROUP") => Ok(()),
@@ -430,12 +482,17 @@ impl Bus for RedisBus {
             let mut recovering = false;
             loop {
                 let result = if recovering {
-                    let cmd = Self::history_cmd(stream, group, consumer, count, self.last_returned(&k));
+                    let cmd =
+                        Self::history_cmd(stream, group, consumer, count, self.last_returned(&k));
                     let mut conn = self.inner.shared.clone();
                     cmd.query_async::<Value>(&mut conn).await.map(|v| (v, true))
                 } else {
                     let mut cmd = redis::cmd("XREADGROUP");
-                    cmd.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
+                    cmd.arg("GROUP")
+                        .arg(group)
+                        .arg(consumer)
+                        .arg("COUNT")
+                        .arg(count);
                     if let Some(ms) = block_arg(block) {
                         cmd.arg("BLOCK").arg(ms);
                     }
@@ -445,7 +502,9 @@ impl Bus for RedisBus {
                     } else {
                         self.reader(&k).await?
                     };
-                    cmd.query_async::<Value>(&mut conn).await.map(|v| (v, false))
+                    cmd.query_async::<Value>(&mut conn)
+                        .await
+                        .map(|v| (v, false))
                 };
                 match result {
                     Ok((reply, was_history)) => {
@@ -456,7 +515,13 @@ impl Bus for RedisBus {
                                 continue;
                             }
                             self.fill_counts(stream, group, consumer, &mut got).await?;
-                            tracing::info!(stream, group, consumer, recovered = got.len(), "redis bus: re-read messages whose delivery was cut off");
+                            tracing::info!(
+                                stream,
+                                group,
+                                consumer,
+                                recovered = got.len(),
+                                "redis bus: re-read messages whose delivery was cut off"
+                            );
                         }
                         self.note_returned(&k, &got);
                         return Ok(got);
@@ -490,7 +555,12 @@ impl Bus for RedisBus {
         })
     }
 
-    fn ack<'a>(&'a self, stream: &'a str, group: &'a str, ids: &'a [MessageId]) -> BusFuture<'a, u64> {
+    fn ack<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        ids: &'a [MessageId],
+    ) -> BusFuture<'a, u64> {
         Box::pin(async move {
             if ids.is_empty() {
                 return Ok(0);
@@ -540,14 +610,18 @@ impl Bus for RedisBus {
                     return Err(protocol("XAUTOCLAIM", "claimed entry is not an array"));
                 };
                 let [id, payload, n] = parts.as_slice() else {
-                    return Err(protocol("XAUTOCLAIM", "claimed entry is not [id, payload, count]"));
+                    return Err(protocol(
+                        "XAUTOCLAIM",
+                        "claimed entry is not [id, payload, count]",
+                    ));
                 };
                 let id = parse_id("XAUTOCLAIM", id)?;
                 // `false` from Lua arrives as nil: an entry without our payload field.
                 let Some(payload) = as_text(payload).map(Bytes::copy_from_slice) else {
                     continue;
                 };
-                let delivery_count = as_int(n).ok_or_else(|| protocol("XAUTOCLAIM", "delivery count is not a number"))?;
+                let delivery_count = as_int(n)
+                    .ok_or_else(|| protocol("XAUTOCLAIM", "delivery count is not a number"))?;
                 out.push(Delivery {
                     id,
                     payload,
@@ -568,10 +642,14 @@ impl Bus for RedisBus {
                 return Err(protocol("XPENDING", format!("reply is {reply:?}")));
             };
             let [total, _, _, consumers] = parts.as_slice() else {
-                return Err(protocol("XPENDING", "summary is not [count, min, max, consumers]"));
+                return Err(protocol(
+                    "XPENDING",
+                    "summary is not [count, min, max, consumers]",
+                ));
             };
             let mut summary = PendingSummary {
-                total: as_int(total).ok_or_else(|| protocol("XPENDING", "count is not a number"))?,
+                total: as_int(total)
+                    .ok_or_else(|| protocol("XPENDING", "count is not a number"))?,
                 ..PendingSummary::default()
             };
             if let Value::Array(consumers) = consumers {
@@ -617,9 +695,14 @@ impl Bus for RedisBus {
             let mut cmd = redis::cmd("DEL");
             cmd.arg(stream);
             let reply = self.run("DEL", stream, "", &cmd).await?;
-            let removed = as_int(&reply).ok_or_else(|| protocol("DEL", format!("reply is {reply:?}")))?;
+            let removed =
+                as_int(&reply).ok_or_else(|| protocol("DEL", format!("reply is {reply:?}")))?;
             // Blocking connections of consumers of the deleted stream are no longer needed.
-            self.inner.readers.lock().await.retain(|(s, _, _), _| s != stream);
+            self.inner
+                .readers
+                .lock()
+                .await
+                .retain(|(s, _, _), _| s != stream);
             Ok(removed > 0)
         })
     }
@@ -636,7 +719,10 @@ fn parse_pending_counts(reply: Value) -> Result<HashMap<MessageId, u64>, BusErro
             return Err(protocol("XPENDING", "row is not an array"));
         };
         let [id, _consumer, _idle, n] = cols.as_slice() else {
-            return Err(protocol("XPENDING", "row is not [id, consumer, idle, count]"));
+            return Err(protocol(
+                "XPENDING",
+                "row is not [id, consumer, idle, count]",
+            ));
         };
         let n = as_int(n).ok_or_else(|| protocol("XPENDING", "count is not a number"))?;
         out.insert(parse_id("XPENDING", id)?, n);

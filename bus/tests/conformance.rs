@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stratbox_bus::{
-    Bus, BusError, CHAIN_EVENTS_STREAM, Delivery, GroupReader, GroupReaderConfig, MemoryBus, MessageId, RedisBus,
-    RedisBusConfig, StartId, decode_event, publish_event,
+    Bus, BusError, CHAIN_EVENTS_STREAM, Delivery, GroupReader, GroupReaderConfig, MemoryBus,
+    MessageId, RedisBus, RedisBusConfig, StartId, decode_event, publish_event,
 };
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -55,12 +55,18 @@ mod suite {
         for i in 0..100 {
             ids.push(bus.publish(&s, &payload(i)).await.unwrap());
         }
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids not strictly increasing: {ids:?}");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids not strictly increasing: {ids:?}"
+        );
         assert_eq!(bus.len(&s).await.unwrap(), 100);
         bus.ensure_group(&s, "g", StartId::Beginning).await.unwrap();
         let mut seen = Vec::new();
         loop {
-            let got = bus.read_group(&s, "g", "c", 7, Duration::ZERO).await.unwrap();
+            let got = bus
+                .read_group(&s, "g", "c", 7, Duration::ZERO)
+                .await
+                .unwrap();
             if got.is_empty() {
                 break;
             }
@@ -69,33 +75,62 @@ mod suite {
             seen.extend(got);
         }
         assert_eq!(seen.iter().map(|d| d.id).collect::<Vec<_>>(), ids);
-        assert_eq!(seen.iter().map(index_of).collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
+        assert_eq!(
+            seen.iter().map(index_of).collect::<Vec<_>>(),
+            (0..100).collect::<Vec<_>>()
+        );
     }
 
     pub async fn group_start_positions<B: Bus>(bus: Arc<B>, s: String) {
         let first = bus.publish(&s, &payload(0)).await.unwrap();
         bus.publish(&s, &payload(1)).await.unwrap();
-        bus.ensure_group(&s, "latest", StartId::Latest).await.unwrap();
-        bus.ensure_group(&s, "after", StartId::After(first)).await.unwrap();
+        bus.ensure_group(&s, "latest", StartId::Latest)
+            .await
+            .unwrap();
+        bus.ensure_group(&s, "after", StartId::After(first))
+            .await
+            .unwrap();
         bus.publish(&s, &payload(2)).await.unwrap();
-        let latest = bus.read_group(&s, "latest", "c", 10, Duration::ZERO).await.unwrap();
+        let latest = bus
+            .read_group(&s, "latest", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(latest.iter().map(index_of).collect::<Vec<_>>(), vec![2]);
-        let after = bus.read_group(&s, "after", "c", 10, Duration::ZERO).await.unwrap();
+        let after = bus
+            .read_group(&s, "after", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(after.iter().map(index_of).collect::<Vec<_>>(), vec![1, 2]);
         // Creating an existing group again neither fails nor rewinds it.
-        bus.ensure_group(&s, "after", StartId::Beginning).await.unwrap();
-        assert!(bus.read_group(&s, "after", "c", 10, Duration::ZERO).await.unwrap().is_empty());
+        bus.ensure_group(&s, "after", StartId::Beginning)
+            .await
+            .unwrap();
+        assert!(
+            bus.read_group(&s, "after", "c", 10, Duration::ZERO)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     pub async fn missing_group_is_an_error<B: Bus>(bus: Arc<B>, s: String) {
         bus.publish(&s, b"x").await.unwrap();
-        let err = bus.read_group(&s, "nope", "c", 1, Duration::ZERO).await.unwrap_err();
+        let err = bus
+            .read_group(&s, "nope", "c", 1, Duration::ZERO)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BusError::NoGroup { .. }), "{err:?}");
-        let err = bus.claim_stale(&s, "nope", "c", Duration::ZERO, 1).await.unwrap_err();
+        let err = bus
+            .claim_stale(&s, "nope", "c", Duration::ZERO, 1)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BusError::NoGroup { .. }), "{err:?}");
         let err = bus.pending(&s, "nope").await.unwrap_err();
         assert!(matches!(err, BusError::NoGroup { .. }), "{err:?}");
-        assert_eq!(bus.ack(&s, "nope", &[MessageId::new(1, 0)]).await.unwrap(), 0);
+        assert_eq!(
+            bus.ack(&s, "nope", &[MessageId::new(1, 0)]).await.unwrap(),
+            0
+        );
     }
 
     pub async fn consumers_split_the_work<B: Bus>(bus: Arc<B>, s: String) {
@@ -103,15 +138,25 @@ mod suite {
         for i in 0..10 {
             bus.publish(&s, &payload(i)).await.unwrap();
         }
-        let a = bus.read_group(&s, "g", "a", 4, Duration::ZERO).await.unwrap();
-        let b = bus.read_group(&s, "g", "b", 4, Duration::ZERO).await.unwrap();
-        let c = bus.read_group(&s, "g", "c", 4, Duration::ZERO).await.unwrap();
+        let a = bus
+            .read_group(&s, "g", "a", 4, Duration::ZERO)
+            .await
+            .unwrap();
+        let b = bus
+            .read_group(&s, "g", "b", 4, Duration::ZERO)
+            .await
+            .unwrap();
+        let c = bus
+            .read_group(&s, "g", "c", 4, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(a.iter().map(index_of).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         assert_eq!(b.iter().map(index_of).collect::<Vec<_>>(), vec![4, 5, 6, 7]);
         assert_eq!(c.iter().map(index_of).collect::<Vec<_>>(), vec![8, 9]);
         let pending = bus.pending(&s, "g").await.unwrap();
         assert_eq!(pending.total, 10);
-        let expected: BTreeMap<String, u64> = [("a".into(), 4), ("b".into(), 4), ("c".into(), 2)].into();
+        let expected: BTreeMap<String, u64> =
+            [("a".into(), 4), ("b".into(), 4), ("c".into(), 2)].into();
         assert_eq!(pending.per_consumer, expected);
     }
 
@@ -127,9 +172,17 @@ mod suite {
                     if handled.lock().unwrap().len() >= N {
                         return;
                     }
-                    let got = bus.read_group(&s, "g", name, 3, Duration::from_millis(100)).await.unwrap();
+                    let got = bus
+                        .read_group(&s, "g", name, 3, Duration::from_millis(100))
+                        .await
+                        .unwrap();
                     for d in &got {
-                        handled.lock().unwrap().entry(index_of(d)).or_default().push(name.to_owned());
+                        handled
+                            .lock()
+                            .unwrap()
+                            .entry(index_of(d))
+                            .or_default()
+                            .push(name.to_owned());
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
                     let ids: Vec<MessageId> = got.iter().map(|d| d.id).collect();
@@ -148,12 +201,19 @@ mod suite {
         }
         {
             let handled = handled.lock().unwrap();
-            assert_eq!(handled.keys().copied().collect::<BTreeSet<_>>(), (0..N).collect::<BTreeSet<_>>());
+            assert_eq!(
+                handled.keys().copied().collect::<BTreeSet<_>>(),
+                (0..N).collect::<BTreeSet<_>>()
+            );
             for (i, by) in handled.iter() {
                 assert_eq!(by.len(), 1, "message {i} handled by {by:?}");
             }
             let per_worker: BTreeSet<&String> = handled.values().flatten().collect();
-            assert_eq!(per_worker.len(), 3, "work was not spread over all consumers: {per_worker:?}");
+            assert_eq!(
+                per_worker.len(),
+                3,
+                "work was not spread over all consumers: {per_worker:?}"
+            );
         }
         assert_eq!(bus.pending(&s, "g").await.unwrap().total, 0);
     }
@@ -163,17 +223,30 @@ mod suite {
         for i in 0..10 {
             bus.publish(&s, &payload(i)).await.unwrap();
         }
-        let got = bus.read_group(&s, "g", "c", 10, Duration::ZERO).await.unwrap();
+        let got = bus
+            .read_group(&s, "g", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(bus.pending(&s, "g").await.unwrap().total, 10);
         let first4: Vec<MessageId> = got[..4].iter().map(|d| d.id).collect();
         assert_eq!(bus.ack(&s, "g", &first4).await.unwrap(), 4);
-        assert_eq!(bus.ack(&s, "g", &first4).await.unwrap(), 0, "a second ack must not count");
+        assert_eq!(
+            bus.ack(&s, "g", &first4).await.unwrap(),
+            0,
+            "a second ack must not count"
+        );
         let pending = bus.pending(&s, "g").await.unwrap();
         assert_eq!(pending.total, 6);
         assert_eq!(pending.per_consumer.get("c"), Some(&6));
         // Acknowledged messages are never claimed again, even when idle.
-        let stale = bus.claim_stale(&s, "g", "other", Duration::ZERO, 100).await.unwrap();
-        assert_eq!(stale.iter().map(index_of).collect::<Vec<_>>(), (4..10).collect::<Vec<_>>());
+        let stale = bus
+            .claim_stale(&s, "g", "other", Duration::ZERO, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            stale.iter().map(index_of).collect::<Vec<_>>(),
+            (4..10).collect::<Vec<_>>()
+        );
         let rest: Vec<MessageId> = stale.iter().map(|d| d.id).collect();
         assert_eq!(bus.ack(&s, "g", &rest).await.unwrap(), 6);
         let pending = bus.pending(&s, "g").await.unwrap();
@@ -187,30 +260,64 @@ mod suite {
             bus.publish(&s, &payload(i)).await.unwrap();
         }
         // "dead" takes five and never acknowledges them.
-        let dead = bus.read_group(&s, "g", "dead", 5, Duration::ZERO).await.unwrap();
+        let dead = bus
+            .read_group(&s, "g", "dead", 5, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(dead.len(), 5);
         // While they are fresh, nobody else gets them.
         let min_idle = Duration::from_millis(300);
-        assert!(bus.claim_stale(&s, "g", "alive", min_idle, 100).await.unwrap().is_empty());
-        let fresh = bus.read_group(&s, "g", "alive", 100, Duration::ZERO).await.unwrap();
-        assert_eq!(fresh.iter().map(index_of).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9]);
+        assert!(
+            bus.claim_stale(&s, "g", "alive", min_idle, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let fresh = bus
+            .read_group(&s, "g", "alive", 100, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            fresh.iter().map(index_of).collect::<Vec<_>>(),
+            vec![5, 6, 7, 8, 9]
+        );
         tokio::time::sleep(min_idle + Duration::from_millis(100)).await;
         // Both consumers' messages are now idle; the claim takes over all of them, oldest first,
         // and counts the extra delivery.
-        let claimed = bus.claim_stale(&s, "g", "alive", min_idle, 3).await.unwrap();
-        assert_eq!(claimed.iter().map(index_of).collect::<Vec<_>>(), vec![0, 1, 2]);
+        let claimed = bus
+            .claim_stale(&s, "g", "alive", min_idle, 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            claimed.iter().map(index_of).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
         assert!(claimed.iter().all(|d| d.delivery_count == 2), "{claimed:?}");
-        let more = bus.claim_stale(&s, "g", "alive", min_idle, 2).await.unwrap();
+        let more = bus
+            .claim_stale(&s, "g", "alive", min_idle, 2)
+            .await
+            .unwrap();
         assert_eq!(more.iter().map(index_of).collect::<Vec<_>>(), vec![3, 4]);
         let pending = bus.pending(&s, "g").await.unwrap();
         assert_eq!(pending.per_consumer.get("dead"), None);
         assert_eq!(pending.per_consumer.get("alive"), Some(&10));
         // Just claimed means fresh again: a third consumer can take only what "alive" read
         // long ago and did not acknowledge, not what it has just claimed.
-        let third = bus.claim_stale(&s, "g", "third", min_idle, 100).await.unwrap();
-        assert_eq!(third.iter().map(index_of).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9]);
+        let third = bus
+            .claim_stale(&s, "g", "third", min_idle, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            third.iter().map(index_of).collect::<Vec<_>>(),
+            vec![5, 6, 7, 8, 9]
+        );
         assert!(third.iter().all(|d| d.delivery_count == 2), "{third:?}");
-        let all: Vec<MessageId> = claimed.iter().chain(&more).chain(&third).map(|d| d.id).collect();
+        let all: Vec<MessageId> = claimed
+            .iter()
+            .chain(&more)
+            .chain(&third)
+            .map(|d| d.id)
+            .collect();
         assert_eq!(bus.ack(&s, "g", &all).await.unwrap(), 10);
     }
 
@@ -219,24 +326,47 @@ mod suite {
         for i in 0..6 {
             bus.publish(&s, &payload(i)).await.unwrap();
         }
-        let got = bus.read_group(&s, "g", "c", 4, Duration::ZERO).await.unwrap();
+        let got = bus
+            .read_group(&s, "g", "c", 4, Duration::ZERO)
+            .await
+            .unwrap();
         bus.ack(&s, "g", &[got[1].id]).await.unwrap();
-        let again = bus.read_own_pending(&s, "g", "c", MessageId::ZERO, 10).await.unwrap();
-        assert_eq!(again.iter().map(index_of).collect::<Vec<_>>(), vec![0, 2, 3]);
+        let again = bus
+            .read_own_pending(&s, "g", "c", MessageId::ZERO, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.iter().map(index_of).collect::<Vec<_>>(),
+            vec![0, 2, 3]
+        );
         assert!(again.iter().all(|d| d.delivery_count == 2), "{again:?}");
-        let after = bus.read_own_pending(&s, "g", "c", again[0].id, 1).await.unwrap();
+        let after = bus
+            .read_own_pending(&s, "g", "c", again[0].id, 1)
+            .await
+            .unwrap();
         assert_eq!(after.iter().map(index_of).collect::<Vec<_>>(), vec![2]);
         assert_eq!(after[0].delivery_count, 3);
-        assert!(bus.read_own_pending(&s, "g", "other", MessageId::ZERO, 10).await.unwrap().is_empty());
+        assert!(
+            bus.read_own_pending(&s, "g", "other", MessageId::ZERO, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     pub async fn blocking_read_wakes_on_publish<B: Bus + 'static>(bus: Arc<B>, s: String) {
         bus.ensure_group(&s, "g", StartId::Latest).await.unwrap();
-        let empty = bus.read_group(&s, "g", "c", 1, Duration::from_millis(50)).await.unwrap();
+        let empty = bus
+            .read_group(&s, "g", "c", 1, Duration::from_millis(50))
+            .await
+            .unwrap();
         assert!(empty.is_empty());
         let reader = {
             let (bus, s) = (bus.clone(), s.clone());
-            tokio::spawn(async move { bus.read_group(&s, "g", "c", 10, Duration::from_secs(20)).await })
+            tokio::spawn(async move {
+                bus.read_group(&s, "g", "c", 10, Duration::from_secs(20))
+                    .await
+            })
         };
         tokio::time::sleep(Duration::from_millis(100)).await;
         bus.publish(&s, &payload(7)).await.unwrap();
@@ -246,12 +376,17 @@ mod suite {
 
     pub async fn large_and_empty_payloads<B: Bus>(bus: Arc<B>, s: String) {
         bus.ensure_group(&s, "g", StartId::Beginning).await.unwrap();
-        let big: Vec<u8> = (0..5 * 1024 * 1024).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let big: Vec<u8> = (0..5 * 1024 * 1024)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         let payloads: Vec<Vec<u8>> = vec![big, Vec::new(), vec![0u8], (0..=255u8).collect()];
         for p in &payloads {
             bus.publish(&s, p).await.unwrap();
         }
-        let got = bus.read_group(&s, "g", "c", 10, Duration::ZERO).await.unwrap();
+        let got = bus
+            .read_group(&s, "g", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(got.len(), payloads.len());
         for (d, p) in got.iter().zip(&payloads) {
             assert_eq!(d.payload.as_ref(), p.as_slice());
@@ -263,16 +398,28 @@ mod suite {
         for i in 0..10 {
             bus.publish(&s, &payload(i)).await.unwrap();
         }
-        let got = bus.read_group(&s, "g", "c", 4, Duration::ZERO).await.unwrap();
+        let got = bus
+            .read_group(&s, "g", "c", 4, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(got.len(), 4);
         assert_eq!(bus.trim(&s, 7).await.unwrap(), 3);
         assert_eq!(bus.len(&s).await.unwrap(), 7);
         // Trimmed messages are gone from the claim (and then from the pending list).
-        let claimed = bus.claim_stale(&s, "g", "d", Duration::ZERO, 10).await.unwrap();
+        let claimed = bus
+            .claim_stale(&s, "g", "d", Duration::ZERO, 10)
+            .await
+            .unwrap();
         assert_eq!(claimed.iter().map(index_of).collect::<Vec<_>>(), vec![3]);
         assert_eq!(bus.pending(&s, "g").await.unwrap().total, 1);
-        let rest = bus.read_group(&s, "g", "c", 100, Duration::ZERO).await.unwrap();
-        assert_eq!(rest.iter().map(index_of).collect::<Vec<_>>(), (4..10).collect::<Vec<_>>());
+        let rest = bus
+            .read_group(&s, "g", "c", 100, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            rest.iter().map(index_of).collect::<Vec<_>>(),
+            (4..10).collect::<Vec<_>>()
+        );
         assert_eq!(bus.trim(&format!("{s}:missing"), 1).await.unwrap(), 0);
     }
 
@@ -289,7 +436,10 @@ mod suite {
         for i in 0..N {
             bus.publish(&s, &payload(i)).await.unwrap();
         }
-        let mut victim = GroupReader::join(bus.clone(), &s, "g", "victim", StartId::Beginning, config).await.unwrap();
+        let mut victim =
+            GroupReader::join(bus.clone(), &s, "g", "victim", StartId::Beginning, config)
+                .await
+                .unwrap();
         let lost = victim.next_batch().await.unwrap();
         assert_eq!(lost.len(), 4);
         drop(victim);
@@ -299,11 +449,18 @@ mod suite {
         for name in ["w1", "w2"] {
             let (bus, s, handled) = (bus.clone(), s.clone(), handled.clone());
             workers.push(tokio::spawn(async move {
-                let mut reader = GroupReader::join(bus, &s, "g", name, StartId::Beginning, config).await.unwrap();
+                let mut reader = GroupReader::join(bus, &s, "g", name, StartId::Beginning, config)
+                    .await
+                    .unwrap();
                 while handled.lock().unwrap().len() < N {
                     let got = reader.next_batch().await.unwrap();
                     for d in &got {
-                        handled.lock().unwrap().entry(index_of(d)).or_default().push(name.to_owned());
+                        handled
+                            .lock()
+                            .unwrap()
+                            .entry(index_of(d))
+                            .or_default()
+                            .push(name.to_owned());
                     }
                     let ids: Vec<MessageId> = got.iter().map(|d| d.id).collect();
                     reader.ack(&ids).await.unwrap();
@@ -317,7 +474,11 @@ mod suite {
             let handled = handled.lock().unwrap();
             assert_eq!(handled.len(), N, "messages lost");
             for (i, by) in handled.iter() {
-                assert_eq!(by.len(), 1, "message {i} handled by two live workers: {by:?}");
+                assert_eq!(
+                    by.len(),
+                    1,
+                    "message {i} handled by two live workers: {by:?}"
+                );
             }
         }
         assert_eq!(bus.pending(&s, "g").await.unwrap().total, 0);
@@ -341,11 +502,17 @@ mod suite {
         };
         let id = publish_event(bus.as_ref(), &s, &event).await.unwrap();
         bus.publish(&s, b"\xff\xff not protobuf").await.unwrap();
-        let got = bus.read_group(&s, "g", "c", 10, Duration::ZERO).await.unwrap();
+        let got = bus
+            .read_group(&s, "g", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
         let decoded = decode_event(&got[0]).unwrap();
         assert_eq!(decoded.id, id);
         assert_eq!(decoded.event, event);
-        assert!(matches!(decode_event(&got[1]), Err(BusError::Decode { .. })));
+        assert!(matches!(
+            decode_event(&got[1]),
+            Err(BusError::Decode { .. })
+        ));
         assert_eq!(CHAIN_EVENTS_STREAM, "stream:chain:events");
     }
 }
@@ -384,16 +551,28 @@ async fn redis_survives_killed_connections() {
         const N: usize = 200;
         bus.ensure_group(&s, "g", StartId::Beginning).await.unwrap();
         // Opens the consumer's blocking connection so it can be killed too.
-        assert!(bus.read_group(&s, "g", "c", 1, Duration::from_millis(1)).await.unwrap().is_empty());
+        assert!(
+            bus.read_group(&s, "g", "c", 1, Duration::from_millis(1))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let ids = bus.connection_ids().await.unwrap();
-        assert_eq!(ids.len(), 2, "one shared and one blocking connection expected: {ids:?}");
+        assert_eq!(
+            ids.len(),
+            2,
+            "one shared and one blocking connection expected: {ids:?}"
+        );
 
         let consumer = {
             let (bus, s) = (bus.clone(), s.clone());
             tokio::spawn(async move {
                 let mut seen = BTreeSet::new();
                 while seen.len() < N {
-                    let got = bus.read_group(&s, "g", "c", 10, Duration::from_millis(500)).await.unwrap();
+                    let got = bus
+                        .read_group(&s, "g", "c", 10, Duration::from_millis(500))
+                        .await
+                        .unwrap();
                     let acks: Vec<MessageId> = got.iter().map(|d| d.id).collect();
                     seen.extend(got.iter().map(index_of));
                     bus.ack(&s, "g", &acks).await.unwrap();
@@ -429,7 +608,10 @@ async fn redis_survives_killed_connections() {
         // Publishes retried after a lost reply may have appended a message twice; none lost.
         assert!(bus.len(&s).await.unwrap() >= N as u64);
         let new_ids = bus.connection_ids().await.unwrap();
-        assert!(new_ids.iter().all(|id| !ids.contains(id)), "connections were not replaced: {ids:?} -> {new_ids:?}");
+        assert!(
+            new_ids.iter().all(|id| !ids.contains(id)),
+            "connections were not replaced: {ids:?} -> {new_ids:?}"
+        );
         assert_eq!(bus.pending(&s, "g").await.unwrap().total, 0);
     })
     .await;

@@ -21,7 +21,10 @@ impl CanonicalChain {
     }
 
     /// Rebuilds from persisted `(number, hash)` pairs; `None` if they are not contiguous.
-    pub fn from_blocks(blocks: impl IntoIterator<Item = (u64, B256)>, capacity: usize) -> Option<Self> {
+    pub fn from_blocks(
+        blocks: impl IntoIterator<Item = (u64, B256)>,
+        capacity: usize,
+    ) -> Option<Self> {
         let mut chain = CanonicalChain::new(capacity);
         for (n, h) in blocks {
             if let Some((head, _)) = chain.head()

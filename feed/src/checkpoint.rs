@@ -97,11 +97,18 @@ impl Checkpoint for FileCheckpoint {
             let (n, h) = line
                 .split_once(' ')
                 .ok_or_else(|| self.corrupt(format!("line {} is not `<number> <hash>`", i + 2)))?;
-            let n: u64 = n.parse().map_err(|_| self.corrupt(format!("bad block number on line {}", i + 2)))?;
-            let h: B256 = h.parse().map_err(|_| self.corrupt(format!("bad block hash on line {}", i + 2)))?;
+            let n: u64 = n
+                .parse()
+                .map_err(|_| self.corrupt(format!("bad block number on line {}", i + 2)))?;
+            let h: B256 = h
+                .parse()
+                .map_err(|_| self.corrupt(format!("bad block hash on line {}", i + 2)))?;
             blocks.push((n, h));
         }
-        if blocks.windows(2).any(|w| w[0].0.checked_add(1) != Some(w[1].0)) {
+        if blocks
+            .windows(2)
+            .any(|w| w[0].0.checked_add(1) != Some(w[1].0))
+        {
             return Err(self.corrupt("blocks are not contiguous"));
         }
         Ok(Some(SavedChain { chain_id, blocks }))
@@ -132,7 +139,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cp = FileCheckpoint::new(dir.path().join("feed.checkpoint"));
         assert_eq!(cp.load().unwrap(), None);
-        let chain = CanonicalChain::from_blocks([(7, B256::repeat_byte(7)), (8, B256::repeat_byte(8))], 64).unwrap();
+        let chain =
+            CanonicalChain::from_blocks([(7, B256::repeat_byte(7)), (8, B256::repeat_byte(8))], 64)
+                .unwrap();
         cp.save(31337, &chain).unwrap();
         let saved = cp.load().unwrap().unwrap();
         assert_eq!(saved.chain_id, 31337);

@@ -22,7 +22,9 @@ pub enum FeedError {
 
     /// The node's chain diverges below the oldest block the feed remembers. Needs an
     /// operator: raise the window or reset the checkpoint.
-    #[error("reorg deeper than the remembered window (no common ancestor at or above block {oldest_known})")]
+    #[error(
+        "reorg deeper than the remembered window (no common ancestor at or above block {oldest_known})"
+    )]
     DeepReorg { oldest_known: u64 },
 }
 

@@ -86,7 +86,11 @@ fn rpc(op: &'static str) -> impl FnOnce(alloy::transports::TransportError) -> Fe
 impl<B: Bus + ?Sized> Feed<B> {
     /// Connects to the node, learns its chain id and restores the checkpoint (refusing one
     /// written for another chain).
-    pub async fn connect(config: FeedConfig, bus: Arc<B>, checkpoint: Box<dyn Checkpoint>) -> Result<Self, FeedError> {
+    pub async fn connect(
+        config: FeedConfig,
+        bus: Arc<B>,
+        checkpoint: Box<dyn Checkpoint>,
+    ) -> Result<Self, FeedError> {
         let provider = RootProvider::<Ethereum>::connect(&config.rpc_url)
             .await
             .map_err(|e| FeedError::InvalidUrl {
@@ -102,10 +106,12 @@ impl<B: Bus + ?Sized> Feed<B> {
                     node: chain_id,
                 });
             }
-            chain = CanonicalChain::from_blocks(saved.blocks, config.reorg_window).ok_or_else(|| FeedError::Checkpoint {
-                path: "(loaded)".into(),
-                detail: "blocks are not contiguous".into(),
-            })?;
+            chain = CanonicalChain::from_blocks(saved.blocks, config.reorg_window).ok_or_else(
+                || FeedError::Checkpoint {
+                    path: "(loaded)".into(),
+                    detail: "blocks are not contiguous".into(),
+                },
+            )?;
             if let Some((n, h)) = chain.head() {
                 tracing::info!(chain_id, block = n, hash = %h, "feed resumes from checkpoint");
             }
@@ -152,10 +158,12 @@ impl<B: Bus + ?Sized> Feed<B> {
     }
 
     async fn latest(&self) -> Result<BlockHeader, FeedError> {
-        self.header(BlockNumberOrTag::Latest).await?.ok_or(FeedError::Rpc {
-            op: "eth_getBlockByNumber",
-            detail: "node has no latest block".into(),
-        })
+        self.header(BlockNumberOrTag::Latest)
+            .await?
+            .ok_or(FeedError::Rpc {
+                op: "eth_getBlockByNumber",
+                detail: "node has no latest block".into(),
+            })
     }
 
     /// Publishes every block the node has beyond the last one published (at most
@@ -178,7 +186,9 @@ impl<B: Bus + ?Sized> Feed<B> {
             report.blocks += 1;
         }
         while report.blocks < self.config.max_blocks_per_poll.max(1) {
-            let Some((head, head_hash)) = self.chain.head() else { break };
+            let Some((head, head_hash)) = self.chain.head() else {
+                break;
+            };
             if latest.number <= head {
                 if self.chain.hash_at(latest.number) == Some(latest.hash) {
                     break;
@@ -226,17 +236,28 @@ impl<B: Bus + ?Sized> Feed<B> {
             }
             match self.poll_once().await {
                 Ok(r) if r.blocks > 0 || r.reorgs > 0 => {
-                    tracing::debug!(blocks = r.blocks, events = r.events, reorgs = r.reorgs, "feed poll");
+                    tracing::debug!(
+                        blocks = r.blocks,
+                        events = r.events,
+                        reorgs = r.reorgs,
+                        "feed poll"
+                    );
                 }
                 Ok(_) => {}
-                Err(e) if e.is_transient() => tracing::warn!(error = %e, "feed poll failed; retrying"),
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "feed poll failed; retrying")
+                }
                 Err(e) => return Err(e),
             }
         }
     }
 
     async fn publish(&self, event: &ChainEvent) -> Result<(), FeedError> {
-        let trace_id = event.trace.as_ref().map(|t| t.trace_id.as_str()).unwrap_or_default();
+        let trace_id = event
+            .trace
+            .as_ref()
+            .map(|t| t.trace_id.as_str())
+            .unwrap_or_default();
         let span = tracing::debug_span!("publish", trace_id, event_id = %event.event_id);
         publish_event(self.bus.as_ref(), &self.config.stream, event)
             .instrument(span)
@@ -255,7 +276,10 @@ impl<B: Bus + ?Sized> Feed<B> {
                 .at_block_hash(block.hash)
                 .address(self.config.pools.clone())
                 .event_signature(POOL_EVENT_TOPICS.to_vec());
-            self.provider.get_logs(&filter).await.map_err(rpc("eth_getLogs"))?
+            self.provider
+                .get_logs(&filter)
+                .await
+                .map_err(rpc("eth_getLogs"))?
         };
         logs.retain(|l| !l.removed);
         logs.sort_by_key(|l| l.log_index);
@@ -280,7 +304,9 @@ impl<B: Bus + ?Sized> Feed<B> {
         let mut k = old_head.min(node_head);
         let ancestor = loop {
             if k < oldest {
-                return Err(FeedError::DeepReorg { oldest_known: oldest });
+                return Err(FeedError::DeepReorg {
+                    oldest_known: oldest,
+                });
             }
             if let Some(node) = self.header(BlockNumberOrTag::Number(k)).await?
                 && self.chain.hash_at(k) == Some(node.hash)
@@ -289,7 +315,11 @@ impl<B: Bus + ?Sized> Feed<B> {
             }
             k = match k.checked_sub(1) {
                 Some(k) => k,
-                None => return Err(FeedError::DeepReorg { oldest_known: oldest }),
+                None => {
+                    return Err(FeedError::DeepReorg {
+                        oldest_known: oldest,
+                    });
+                }
             };
         };
         tracing::warn!(
@@ -300,7 +330,12 @@ impl<B: Bus + ?Sized> Feed<B> {
         );
         let event = ChainEvent {
             // Identifies the abandoned fork, so a re-detection after a restart dedupes.
-            event_id: format!("{}:{}:reorg:{}", self.chain_id, ancestor.number, hex_hash(&old_hash)),
+            event_id: format!(
+                "{}:{}:reorg:{}",
+                self.chain_id,
+                ancestor.number,
+                hex_hash(&old_hash)
+            ),
             last_sync_block: ancestor.number,
             timestamp: ancestor.timestamp,
             trace: Some(TraceContext {

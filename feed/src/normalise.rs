@@ -5,7 +5,8 @@
 use alloy_primitives::{Address, B256, I256, Log, U256};
 use alloy_sol_types::{SolEvent, sol};
 use stratbox_proto::v1::{
-    self, Amount, BlockInfo, ChainEvent, EventOrigin, LiquidityEvent, SwapEvent, TraceContext, chain_event::Kind,
+    self, Amount, BlockInfo, ChainEvent, EventOrigin, LiquidityEvent, SwapEvent, TraceContext,
+    chain_event::Kind,
 };
 
 sol! {
@@ -39,7 +40,11 @@ sol! {
 }
 
 /// `topic0` of the events the feed follows, for log filters.
-pub const POOL_EVENT_TOPICS: [B256; 3] = [Swap::SIGNATURE_HASH, Mint::SIGNATURE_HASH, Burn::SIGNATURE_HASH];
+pub const POOL_EVENT_TOPICS: [B256; 3] = [
+    Swap::SIGNATURE_HASH,
+    Mint::SIGNATURE_HASH,
+    Burn::SIGNATURE_HASH,
+];
 
 /// The header fields every event of a block carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +102,9 @@ pub(crate) fn hex_hash(h: &B256) -> String {
 }
 
 fn amount(v: U256) -> Option<Amount> {
-    Some(Amount { value: v.to_string() })
+    Some(Amount {
+        value: v.to_string(),
+    })
 }
 
 fn address(a: &Address) -> Option<v1::Address> {
@@ -108,7 +115,11 @@ fn address(a: &Address) -> Option<v1::Address> {
 
 /// The stable identity consumers deduplicate on.
 pub fn event_id(chain_id: u64, block: &BlockHeader, log_index: u64) -> String {
-    format!("{chain_id}:{}:{log_index}:{}", block.number, hex_hash(&block.hash))
+    format!(
+        "{chain_id}:{}:{log_index}:{}",
+        block.number,
+        hex_hash(&block.hash)
+    )
 }
 
 fn envelope(chain_id: u64, block: &BlockHeader, event_id: String, kind: Kind) -> ChainEvent {
@@ -151,7 +162,11 @@ fn swap_event(origin: EventOrigin, pool: &Address, s: &Swap) -> SwapEvent {
 /// Normalises one block: its Swap/Mint/Burn logs in log order, then a `new_block` event that
 /// closes the block (a consumer seeing it knows the block is complete). Logs that are not
 /// Uniswap V3 pool events, or do not decode, are skipped; callers filter by pool address.
-pub fn events_from_logs<L: BlockLog>(chain_id: u64, block: &BlockHeader, logs: &[L]) -> Vec<ChainEvent> {
+pub fn events_from_logs<L: BlockLog>(
+    chain_id: u64,
+    block: &BlockHeader,
+    logs: &[L],
+) -> Vec<ChainEvent> {
     let mut out = Vec::with_capacity(logs.len() + 1);
     for (position, l) in logs.iter().enumerate() {
         let log = l.log();
@@ -161,7 +176,9 @@ pub fn events_from_logs<L: BlockLog>(chain_id: u64, block: &BlockHeader, logs: &
             log_index: u32::try_from(log_index).unwrap_or(u32::MAX),
             tx_hash: l.tx_hash().map(|h| hex_hash(&h)).unwrap_or_default(),
         };
-        let Some(topic0) = log.topics().first() else { continue };
+        let Some(topic0) = log.topics().first() else {
+            continue;
+        };
         let kind = if *topic0 == Swap::SIGNATURE_HASH {
             Swap::decode_log_data(&log.data)
                 .ok()
@@ -196,9 +213,18 @@ pub fn events_from_logs<L: BlockLog>(chain_id: u64, block: &BlockHeader, logs: &
             None
         };
         match kind {
-            Some(kind) => out.push(envelope(chain_id, block, event_id(chain_id, block, log_index), kind)),
+            Some(kind) => out.push(envelope(
+                chain_id,
+                block,
+                event_id(chain_id, block, log_index),
+                kind,
+            )),
             None if POOL_EVENT_TOPICS.contains(topic0) => {
-                tracing::warn!(block = block.number, log_index, "pool event log does not decode; skipped");
+                tracing::warn!(
+                    block = block.number,
+                    log_index,
+                    "pool event log does not decode; skipped"
+                );
             }
             None => {}
         }
@@ -209,7 +235,11 @@ pub fn events_from_logs<L: BlockLog>(chain_id: u64, block: &BlockHeader, logs: &
 
 /// The event that closes a block.
 pub fn new_block_event(chain_id: u64, block: &BlockHeader) -> ChainEvent {
-    let id = format!("{chain_id}:{}:block:{}", block.number, hex_hash(&block.hash));
+    let id = format!(
+        "{chain_id}:{}:block:{}",
+        block.number,
+        hex_hash(&block.hash)
+    );
     envelope(
         chain_id,
         block,
@@ -235,13 +265,18 @@ mod tests {
         BlockHeader {
             number: 42,
             hash: b256!("0x00000000000000000000000000000000000000000000000000000000000000aa"),
-            parent_hash: b256!("0x00000000000000000000000000000000000000000000000000000000000000bb"),
+            parent_hash: b256!(
+                "0x00000000000000000000000000000000000000000000000000000000000000bb"
+            ),
             timestamp: 1_700_000_042,
         }
     }
 
     fn log(data: LogData) -> Log {
-        Log { address: POOL, data }
+        Log {
+            address: POOL,
+            data,
+        }
     }
 
     fn swap(amount0: i128, amount1: i128) -> Log {
@@ -274,9 +309,15 @@ mod tests {
         assert_eq!(a.amount_in.as_ref().unwrap().value, "1000");
         assert_eq!(a.amount_out.as_ref().unwrap().value, "997");
         assert_eq!(a.tick, -887_220);
-        assert_eq!(a.sqrt_price_x96.as_ref().unwrap().value, "79228162514264337593543950336");
+        assert_eq!(
+            a.sqrt_price_x96.as_ref().unwrap().value,
+            "79228162514264337593543950336"
+        );
         assert_eq!(a.liquidity.as_ref().unwrap().value, "1000000");
-        assert_eq!(a.pool.as_ref().unwrap().value, "0x1111111111111111111111111111111111111111");
+        assert_eq!(
+            a.pool.as_ref().unwrap().value,
+            "0x1111111111111111111111111111111111111111"
+        );
         let b = swap_of(&events[1]);
         assert!(!b.zero_for_one);
         assert_eq!(b.amount_in.as_ref().unwrap().value, "2010");
@@ -286,7 +327,10 @@ mod tests {
 
     #[test]
     fn every_event_is_stamped_and_the_block_closes_the_list() {
-        let unrelated = log(LogData::new_unchecked(vec![B256::repeat_byte(9)], vec![1, 2, 3].into()));
+        let unrelated = log(LogData::new_unchecked(
+            vec![B256::repeat_byte(9)],
+            vec![1, 2, 3].into(),
+        ));
         let mint = log(Mint {
             sender: Address::ZERO,
             owner: POOL,
@@ -316,11 +360,16 @@ mod tests {
             Some(Kind::Mint(m)) => {
                 assert_eq!((m.tick_lower, m.tick_upper), (-60, 60));
                 assert_eq!(m.amount0.as_ref().unwrap().value, "7");
-                assert_eq!(m.owner.as_ref().unwrap().value, "0x1111111111111111111111111111111111111111");
+                assert_eq!(
+                    m.owner.as_ref().unwrap().value,
+                    "0x1111111111111111111111111111111111111111"
+                );
             }
             other => panic!("not a mint: {other:?}"),
         }
-        assert!(matches!(&events[1].kind, Some(Kind::Burn(b)) if b.amount1.as_ref().unwrap().value == "7"));
+        assert!(
+            matches!(&events[1].kind, Some(Kind::Burn(b)) if b.amount1.as_ref().unwrap().value == "7")
+        );
         match &events[2].kind {
             Some(Kind::NewBlock(b)) => {
                 assert_eq!(b.number, 42);
@@ -336,14 +385,23 @@ mod tests {
             assert_eq!(e.chain_id, 10);
             let t = &e.trace.as_ref().unwrap().trace_id;
             assert_eq!(t.len(), 32);
-            assert!(t.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
-            assert!(traces.insert(t.clone()), "trace ids must be fresh per event");
+            assert!(
+                t.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            );
+            assert!(
+                traces.insert(t.clone()),
+                "trace ids must be fresh per event"
+            );
         }
     }
 
     #[test]
     fn malformed_pool_log_is_skipped() {
-        let bad = log(LogData::new_unchecked(vec![Swap::SIGNATURE_HASH], vec![0u8; 5].into()));
+        let bad = log(LogData::new_unchecked(
+            vec![Swap::SIGNATURE_HASH],
+            vec![0u8; 5].into(),
+        ));
         let events = events_from_logs(1, &block(), &[bad]);
         assert_eq!(events.len(), 1);
         assert!(matches!(events[0].kind, Some(Kind::NewBlock(_))));

@@ -26,14 +26,31 @@ struct Env {
     stream: String,
 }
 
+/// Anvils are started one at a time: `Anvil::spawn` picks a free port and releases it before
+/// anvil binds it, so two spawns racing in one process could end up sharing one node.
+static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 async fn env() -> Env {
-    let anvil = Anvil::spawn().unwrap();
-    let provider = RootProvider::<Ethereum>::connect(&anvil.endpoint()).await.unwrap();
+    let anvil = {
+        let _one_at_a_time = SPAWN.lock().unwrap_or_else(|p| p.into_inner());
+        Anvil::spawn().unwrap()
+    };
+    let provider = RootProvider::<Ethereum>::connect(&anvil.endpoint())
+        .await
+        .unwrap();
     let from = anvil.accounts()[0];
-    let dep = deploy(&provider, from, &DeployConfig::default()).await.unwrap();
-    let bus = Arc::new(RedisBus::connect(RedisBusConfig::new("redis://127.0.0.1:6379")).await.unwrap());
+    let dep = deploy(&provider, from, &DeployConfig::default())
+        .await
+        .unwrap();
+    let bus = Arc::new(
+        RedisBus::connect(RedisBusConfig::new("redis://127.0.0.1:6379"))
+            .await
+            .unwrap(),
+    );
     let stream = format!("test:feed:{}", uuid::Uuid::new_v4().simple());
-    bus.ensure_group(&stream, "check", StartId::Beginning).await.unwrap();
+    bus.ensure_group(&stream, "check", StartId::Beginning)
+        .await
+        .unwrap();
     Env {
         _anvil: anvil,
         provider,
@@ -62,7 +79,11 @@ impl Env {
     async fn drain(&self) -> Vec<ChainEvent> {
         let mut out = Vec::new();
         loop {
-            let got = self.bus.read_group(&self.stream, "check", "t", 100, Duration::ZERO).await.unwrap();
+            let got = self
+                .bus
+                .read_group(&self.stream, "check", "t", 100, Duration::ZERO)
+                .await
+                .unwrap();
             if got.is_empty() {
                 return out;
             }
@@ -74,13 +95,22 @@ impl Env {
 
     async fn swap(&self, zero_for_one: bool, amount_in: u128) -> TransactionReceipt {
         self.dep
-            .swap(&self.provider, self.from, zero_for_one, U256::from(amount_in), None)
+            .swap(
+                &self.provider,
+                self.from,
+                zero_for_one,
+                U256::from(amount_in),
+                None,
+            )
             .await
             .unwrap()
     }
 
     async fn evm(&self, method: &'static str, params: serde_json::Value) -> serde_json::Value {
-        self.provider.raw_request(method.into(), params).await.unwrap()
+        self.provider
+            .raw_request(method.into(), params)
+            .await
+            .unwrap()
     }
 
     async fn cleanup(self) {
@@ -121,20 +151,48 @@ fn receipt_block(r: &TransactionReceipt) -> (u64, B256) {
 async fn swaps_and_liquidity_become_chain_events() {
     let env = env().await;
     let start = env.head().await + 1;
-    let mut feed = Feed::connect(env.config(start), env.bus.clone(), Box::new(MemoryCheckpoint::new()))
-        .await
-        .unwrap();
+    let mut feed = Feed::connect(
+        env.config(start),
+        env.bus.clone(),
+        Box::new(MemoryCheckpoint::new()),
+    )
+    .await
+    .unwrap();
     let watermark = feed.watermark();
     let (token0, token1) = (env.dep.token0, env.dep.token1);
 
-    let t1_before = env.dep.balance_of(&env.provider, token1, env.from).await.unwrap();
+    let t1_before = env
+        .dep
+        .balance_of(&env.provider, token1, env.from)
+        .await
+        .unwrap();
     let r1 = env.swap(true, E18).await;
-    let t1_after = env.dep.balance_of(&env.provider, token1, env.from).await.unwrap();
-    let t0_before = env.dep.balance_of(&env.provider, token0, env.from).await.unwrap();
+    let t1_after = env
+        .dep
+        .balance_of(&env.provider, token1, env.from)
+        .await
+        .unwrap();
+    let t0_before = env
+        .dep
+        .balance_of(&env.provider, token0, env.from)
+        .await
+        .unwrap();
     let r2 = env.swap(false, 3 * E18 / 10).await;
-    let t0_after = env.dep.balance_of(&env.provider, token0, env.from).await.unwrap();
-    let r3 = env.dep.add_liquidity(&env.provider, env.from, -600, 600, E18).await.unwrap();
-    let r4 = env.dep.remove_liquidity(&env.provider, env.from, -600, 600, E18 / 2).await.unwrap();
+    let t0_after = env
+        .dep
+        .balance_of(&env.provider, token0, env.from)
+        .await
+        .unwrap();
+    let r3 = env
+        .dep
+        .add_liquidity(&env.provider, env.from, -600, 600, E18)
+        .await
+        .unwrap();
+    let r4 = env
+        .dep
+        .remove_liquidity(&env.provider, env.from, -600, 600, E18 / 2)
+        .await
+        .unwrap();
     let (sqrt_price, tick, _) = env.dep.pool_state(&env.provider).await.unwrap();
 
     let report = feed.poll_once().await.unwrap();
@@ -144,19 +202,32 @@ async fn swaps_and_liquidity_become_chain_events() {
     assert_eq!(events.len() as u64, report.events);
 
     let chain_id = feed.chain_id();
-    let swaps: Vec<(&ChainEvent, &SwapEvent)> = events.iter().filter_map(|e| swap_of(e).map(|s| (e, s))).collect();
+    let swaps: Vec<(&ChainEvent, &SwapEvent)> = events
+        .iter()
+        .filter_map(|e| swap_of(e).map(|s| (e, s)))
+        .collect();
     assert_eq!(swaps.len(), 2);
     let (e1, s1) = swaps[0];
     let (n1, h1) = receipt_block(&r1);
     assert!(s1.zero_for_one);
     assert_eq!(value(&s1.amount_in), U256::from(E18));
-    assert_eq!(value(&s1.amount_out), t1_after - t1_before, "amount out must be what the trader received");
+    assert_eq!(
+        value(&s1.amount_out),
+        t1_after - t1_before,
+        "amount out must be what the trader received"
+    );
     assert_eq!(e1.last_sync_block, n1);
     let o1 = s1.origin.as_ref().unwrap();
     assert_eq!(o1.block, n1);
     assert_eq!(o1.tx_hash, format!("{:#x}", r1.transaction_hash));
-    assert_eq!(e1.event_id, format!("{chain_id}:{n1}:{}:{h1:#x}", o1.log_index));
-    assert_eq!(s1.pool.as_ref().unwrap().value, format!("{:#x}", env.dep.pool));
+    assert_eq!(
+        e1.event_id,
+        format!("{chain_id}:{n1}:{}:{h1:#x}", o1.log_index)
+    );
+    assert_eq!(
+        s1.pool.as_ref().unwrap().value,
+        format!("{:#x}", env.dep.pool)
+    );
 
     let (e2, s2) = swaps[1];
     assert!(!s2.zero_for_one);
@@ -185,7 +256,10 @@ async fn swaps_and_liquidity_become_chain_events() {
 
     // One new_block per block, closing it, in order; every event of a block carries it.
     let blocks: Vec<u64> = events.iter().filter_map(block_of).collect();
-    assert_eq!(blocks, (start..=r4.block_number.unwrap()).collect::<Vec<_>>());
+    assert_eq!(
+        blocks,
+        (start..=r4.block_number.unwrap()).collect::<Vec<_>>()
+    );
     let mut current = start;
     for e in &events {
         assert_eq!(e.last_sync_block, current);
@@ -196,7 +270,11 @@ async fn swaps_and_liquidity_become_chain_events() {
         }
     }
     assert_eq!(*watermark.borrow(), r4.block_number.unwrap());
-    assert_eq!(feed.poll_once().await.unwrap().blocks, 0, "nothing new, nothing published");
+    assert_eq!(
+        feed.poll_once().await.unwrap().blocks,
+        0,
+        "nothing new, nothing published"
+    );
     assert!(env.drain().await.is_empty());
     env.cleanup().await;
 }
@@ -205,9 +283,13 @@ async fn swaps_and_liquidity_become_chain_events() {
 async fn reorgs_are_detected_and_the_canonical_chain_republished() {
     let env = env().await;
     let base = env.head().await;
-    let mut feed = Feed::connect(env.config(base), env.bus.clone(), Box::new(MemoryCheckpoint::new()))
-        .await
-        .unwrap();
+    let mut feed = Feed::connect(
+        env.config(base),
+        env.bus.clone(),
+        Box::new(MemoryCheckpoint::new()),
+    )
+    .await
+    .unwrap();
     let watermark = feed.watermark();
     feed.poll_once().await.unwrap();
 
@@ -218,7 +300,10 @@ async fn reorgs_are_detected_and_the_canonical_chain_republished() {
     feed.poll_once().await.unwrap();
     assert_eq!(*watermark.borrow(), base + 2);
     env.drain().await;
-    assert_eq!(env.evm("evm_revert", serde_json::json!([snap])).await, serde_json::json!(true));
+    assert_eq!(
+        env.evm("evm_revert", serde_json::json!([snap])).await,
+        serde_json::json!(true)
+    );
     // A node whose head is behind ours, on our chain, is not a reorg (a lagging RPC replica
     // looks the same): nothing happens until a block that contradicts ours appears.
     let report = feed.poll_once().await.unwrap();
@@ -233,15 +318,24 @@ async fn reorgs_are_detected_and_the_canonical_chain_republished() {
     assert_eq!((report.blocks, report.reorgs), (3, 1));
     let events = env.drain().await;
     let r = reorg_of(&events[0]).expect("the reorg comes first");
-    assert_eq!((r.common_ancestor, r.old_head, r.new_head), (base, base + 2, base + 3));
+    assert_eq!(
+        (r.common_ancestor, r.old_head, r.new_head),
+        (base, base + 2, base + 3)
+    );
     assert_eq!(events[0].last_sync_block, base);
     let swaps: Vec<&SwapEvent> = events.iter().filter_map(swap_of).collect();
     assert_eq!(swaps.len(), 1);
     assert_eq!(value(&swaps[0].amount_in), U256::from(5 * E18));
     let (n_c, h_c) = receipt_block(&c);
     assert_eq!(n_c, base + 1);
-    assert!(events[1].event_id.ends_with(&format!("{h_c:#x}")), "ids carry the new block hash");
-    assert_eq!(events.iter().filter_map(block_of).collect::<Vec<_>>(), vec![base + 1, base + 2, base + 3]);
+    assert!(
+        events[1].event_id.ends_with(&format!("{h_c:#x}")),
+        "ids carry the new block hash"
+    );
+    assert_eq!(
+        events.iter().filter_map(block_of).collect::<Vec<_>>(),
+        vec![base + 1, base + 2, base + 3]
+    );
     assert_eq!(*watermark.borrow(), base + 3);
 
     // Fork 3: our head replaced by a block of the same height (the node's head is one we do
@@ -259,15 +353,34 @@ async fn reorgs_are_detected_and_the_canonical_chain_republished() {
     feed.poll_once().await.unwrap();
     let events = env.drain().await;
     let r = reorg_of(&events[0]).expect("the reorg comes first");
-    assert_eq!((r.common_ancestor, r.old_head, r.new_head), (base + 3, base + 4, base + 4));
+    assert_eq!(
+        (r.common_ancestor, r.old_head, r.new_head),
+        (base + 3, base + 4, base + 4)
+    );
     let republished: Vec<u64> = events.iter().filter_map(block_of).collect();
     assert_eq!(republished, vec![base + 4, base + 5, base + 6]);
     let swaps: Vec<&SwapEvent> = events.iter().filter_map(swap_of).collect();
-    assert_eq!(swaps.len(), 1, "only the canonical branch's swap is published");
+    assert_eq!(
+        swaps.len(),
+        1,
+        "only the canonical branch's swap is published"
+    );
     assert_eq!(value(&swaps[0].amount_in), U256::from(11 * E18));
     assert_eq!(events[1].last_sync_block, e.block_number.unwrap());
     assert_eq!(*watermark.borrow(), base + 6);
-    assert_eq!(feed.head(), Some((base + 6, env.provider.get_block_by_number((base + 6).into()).await.unwrap().unwrap().header.hash)));
+    assert_eq!(
+        feed.head(),
+        Some((
+            base + 6,
+            env.provider
+                .get_block_by_number((base + 6).into())
+                .await
+                .unwrap()
+                .unwrap()
+                .header
+                .hash
+        ))
+    );
     env.cleanup().await;
 }
 
@@ -278,9 +391,13 @@ async fn restart_resumes_without_gaps_or_duplicates() {
     let path = dir.path().join("feed.checkpoint");
     let start = env.head().await + 1;
 
-    let mut feed = Feed::connect(env.config(start), env.bus.clone(), Box::new(FileCheckpoint::new(&path)))
-        .await
-        .unwrap();
+    let mut feed = Feed::connect(
+        env.config(start),
+        env.bus.clone(),
+        Box::new(FileCheckpoint::new(&path)),
+    )
+    .await
+    .unwrap();
     env.swap(true, E18).await;
     env.swap(false, E18).await;
     feed.poll_once().await.unwrap();
@@ -290,44 +407,67 @@ async fn restart_resumes_without_gaps_or_duplicates() {
     // Blocks mined while the feed is down.
     env.swap(true, 2 * E18).await;
     env.swap(true, 3 * E18).await;
-    let feed = Feed::connect(env.config(start), env.bus.clone(), Box::new(FileCheckpoint::new(&path)))
-        .await
-        .unwrap();
-    assert_eq!(feed.head(), Some(head1), "resumed from the checkpoint, not from `start`");
+    let feed = Feed::connect(
+        env.config(start),
+        env.bus.clone(),
+        Box::new(FileCheckpoint::new(&path)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        feed.head(),
+        Some(head1),
+        "resumed from the checkpoint, not from `start`"
+    );
     assert_eq!(*feed.watermark().borrow(), head1.0);
     // Run it as a service this time, until it caught up.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut watermark = feed.watermark();
     let target = env.head().await;
     let service = tokio::spawn(feed.run(stopped));
-    tokio::time::timeout(Duration::from_secs(30), watermark.wait_for(|w| *w >= target))
-        .await
-        .expect("feed did not catch up")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        watermark.wait_for(|w| *w >= target),
+    )
+    .await
+    .expect("feed did not catch up")
+    .unwrap();
     stop.send(true).unwrap();
     service.await.unwrap().unwrap();
 
     // A reorg while the feed is down is found from the checkpointed hashes.
     let snap = env.evm("evm_snapshot", serde_json::json!([])).await;
     env.swap(true, 4 * E18).await;
-    let mut feed = Feed::connect(env.config(start), env.bus.clone(), Box::new(FileCheckpoint::new(&path)))
-        .await
-        .unwrap();
+    let mut feed = Feed::connect(
+        env.config(start),
+        env.bus.clone(),
+        Box::new(FileCheckpoint::new(&path)),
+    )
+    .await
+    .unwrap();
     feed.poll_once().await.unwrap();
     drop(feed);
     env.evm("evm_revert", serde_json::json!([snap])).await;
     env.swap(false, 6 * E18).await;
     env.evm("evm_mine", serde_json::json!([])).await;
-    let mut feed = Feed::connect(env.config(start), env.bus.clone(), Box::new(FileCheckpoint::new(&path)))
-        .await
-        .unwrap();
+    let mut feed = Feed::connect(
+        env.config(start),
+        env.bus.clone(),
+        Box::new(FileCheckpoint::new(&path)),
+    )
+    .await
+    .unwrap();
     assert_eq!(feed.poll_once().await.unwrap().reorgs, 1);
     let end = env.head().await;
     assert_eq!(*feed.watermark().borrow(), end);
 
     let events = env.drain().await;
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "an event was published twice");
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "an event was published twice"
+    );
     // Block sequence: contiguous from `start`, going back only right after the reorg event.
     let mut expected = start;
     let mut reorgs = 0;
@@ -344,8 +484,18 @@ async fn restart_resumes_without_gaps_or_duplicates() {
     }
     assert_eq!(reorgs, 1);
     assert_eq!(expected, end + 1);
-    let swaps: Vec<U256> = events.iter().filter_map(swap_of).map(|s| value(&s.amount_in)).collect();
-    let expected_swaps: Vec<U256> = [1, 1, 2, 3, 4, 6].iter().map(|k| U256::from(k * E18)).collect();
-    assert_eq!(swaps, expected_swaps, "every swap once, the orphaned one before the reorg");
+    let swaps: Vec<U256> = events
+        .iter()
+        .filter_map(swap_of)
+        .map(|s| value(&s.amount_in))
+        .collect();
+    let expected_swaps: Vec<U256> = [1, 1, 2, 3, 4, 6]
+        .iter()
+        .map(|k| U256::from(k * E18))
+        .collect();
+    assert_eq!(
+        swaps, expected_swaps,
+        "every swap once, the orphaned one before the reorg"
+    );
     env.cleanup().await;
 }

@@ -26,7 +26,7 @@ pub trait Strategy: Sized + 'static {
 /// The instance lives in a per-thread slot (a component is single-threaded); `init`
 /// replaces it, so a host that re-initialises after a failure gets a fresh instance.
 ///
-/// ```ignore
+/// ```text
 /// struct Quiet;
 /// impl stratbox_sdk::Strategy for Quiet { /* ... */ }
 /// stratbox_sdk::export_strategy!(Quiet);

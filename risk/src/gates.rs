@@ -28,7 +28,7 @@ use crate::reason::Rejection;
 use crate::sentinel;
 
 /// Everything the gates look at for one proposal, borrowed from the engine's state.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct GateInput<'a, Q: ?Sized> {
     /// Selects per-strategy limit overrides.
     pub strategy: &'a str,
@@ -46,6 +46,15 @@ pub struct GateInput<'a, Q: ?Sized> {
     pub account: &'a AccountRisk<'a>,
     pub trade: &'a TradeRisk<'a>,
 }
+
+// By hand: a derive would demand `Q: Copy`, which `str` is not; only references are copied.
+impl<Q: ?Sized> Clone for GateInput<'_, Q> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Q: ?Sized> Copy for GateInput<'_, Q> {}
 
 /// A proposal that passed every gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

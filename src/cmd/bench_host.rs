@@ -1,8 +1,284 @@
-//! `stratbox bench host`.
+//! `stratbox bench host`: the strategy host's hot paths, measured side by side in one run.
+//!
+//! - warm `on-event` call (a trivial guest, and clamm-maker on the sample walk);
+//! - rebuild after a kill: fresh store, instantiate, `init`;
+//!   both with the pooling allocator and with on-demand allocation;
+//! - calls per second with 1, 10, 100 and 1,000 live clamm-maker instances, two threads;
+//! - fuel metering's cost: the same clamm-maker calls on an engine with fuel and one with
+//!   epochs only;
+//! - resident memory per idle clamm-maker instance (1,000 live).
+
+use anyhow::Context;
+use std::time::{Duration, Instant};
+use stratbox_host::backtest::quantile;
+use stratbox_host::replay::{Replayer, SAMPLE_POOL, random_walk};
+use stratbox_host::wit::{Event, Snapshot};
+use stratbox_host::{
+    Allocation, HostConfig, HostRuntime, InstanceSpec, LoadedComponent, NoHistory,
+    StrategyInstance,
+};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Fewer iterations: a smoke run, not a measurement.
+    #[arg(long)]
+    quick: bool,
+    /// Print the rows as one JSON object too.
+    #[arg(long)]
+    json: bool,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("this benchmark is not built yet")
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || bench(args)).await?
+}
+
+struct Row {
+    name: String,
+    median: Option<Duration>,
+    p99: Option<Duration>,
+    value: String,
+}
+
+fn row(name: impl Into<String>, samples: &mut [Duration]) -> Row {
+    samples.sort();
+    Row {
+        name: name.into(),
+        median: Some(quantile(samples, 0.5)),
+        p99: Some(quantile(samples, 0.99)),
+        value: String::new(),
+    }
+}
+
+fn value(name: impl Into<String>, value: String) -> Row {
+    Row {
+        name: name.into(),
+        median: None,
+        p99: None,
+        value,
+    }
+}
+
+fn fmt_us(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.2} µs", d.as_nanos() as f64 / 1000.0))
+        .unwrap_or_default()
+}
+
+fn runtime(allocation: Allocation, fuel: bool, max_instances: usize) -> anyhow::Result<HostRuntime> {
+    Ok(HostRuntime::new(HostConfig {
+        allocation,
+        fuel,
+        max_instances,
+        ..HostConfig::default()
+    })?)
+}
+
+fn load(runtime: &HostRuntime, name: &str) -> anyhow::Result<LoadedComponent> {
+    let bytes = stratbox_strategies::bytes(name).with_context(|| name.to_string())?;
+    Ok(runtime.load(&bytes)?)
+}
+
+fn maker_spec(i: usize) -> InstanceSpec {
+    InstanceSpec::new(
+        format!("clamm-maker/{i}"),
+        stratbox_strategies::clamm_maker_config(SAMPLE_POOL),
+    )
+}
+
+fn trivial_spec() -> InstanceSpec {
+    InstanceSpec::new("trivial", stratbox_strategies::hostile_config("well-behaved"))
+}
+
+fn events(blocks: u64) -> Vec<(Event, Snapshot)> {
+    let mut replayer = Replayer::new();
+    random_walk(7, blocks)
+        .into_iter()
+        .map(|l| replayer.apply(l))
+        .collect()
+}
+
+fn warm_calls(
+    instance: &mut StrategyInstance,
+    events: &[(Event, Snapshot)],
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let (e, s) = &events[i % events.len()];
+        let start = Instant::now();
+        instance.call(e, s, "bench").map_err(anyhow::Error::new)?;
+        samples.push(start.elapsed());
+    }
+    Ok(samples)
+}
+
+fn rebuilds(instance: &mut StrategyInstance, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        instance.kill();
+        let start = Instant::now();
+        instance.start().map_err(anyhow::Error::new)?;
+        samples.push(start.elapsed());
+    }
+    Ok(samples)
+}
+
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Calls per second over `instances` live clamm-makers, split over two threads, each
+/// thread calling its instances round-robin on the sample walk.
+fn throughput(
+    component: &LoadedComponent,
+    instances: usize,
+    events: &[(Event, Snapshot)],
+    calls: usize,
+) -> anyhow::Result<f64> {
+    let threads = instances.min(2);
+    let mut groups: Vec<Vec<StrategyInstance>> = (0..threads).map(|_| Vec::new()).collect();
+    for i in 0..instances {
+        let mut inst = StrategyInstance::new(component, maker_spec(i), NoHistory);
+        inst.start().map_err(anyhow::Error::new)?;
+        groups[i % threads].push(inst);
+    }
+    let per_thread = calls / threads;
+    let start = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = groups
+            .iter_mut()
+            .map(|group| {
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for i in 0..per_thread {
+                        let (e, s) = &events[(i / group.len()) % events.len()];
+                        let n = group.len();
+                        group[i % n].call(e, s, "bench").map_err(anyhow::Error::new)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("bench thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok((per_thread * threads) as f64 / start.elapsed().as_secs_f64())
+}
+
+fn bench(args: Args) -> anyhow::Result<()> {
+    let (warm_n, rebuild_n, calls_n) = if args.quick {
+        (2_000, 200, 20_000)
+    } else {
+        (50_000, 5_000, 200_000)
+    };
+    let events = events(400);
+    let mut rows = Vec::new();
+
+    let pooled = runtime(Allocation::Pooling, true, 1_100)?;
+    let on_demand = runtime(Allocation::OnDemand, true, 1_100)?;
+    let epochs_only = runtime(Allocation::Pooling, false, 16)?;
+
+    for (label, rt) in [("pooling", &pooled), ("on-demand", &on_demand)] {
+        let trivial = load(rt, "hostile")?;
+        let maker = load(rt, "clamm-maker")?;
+        let mut t = StrategyInstance::new(&trivial, trivial_spec(), NoHistory);
+        t.start().map_err(anyhow::Error::new)?;
+        warm_calls(&mut t, &events, warm_n / 10)?;
+        rows.push(row(
+            format!("warm call, trivial guest ({label})"),
+            &mut warm_calls(&mut t, &events, warm_n)?,
+        ));
+        let mut m = StrategyInstance::new(&maker, maker_spec(0), NoHistory);
+        m.start().map_err(anyhow::Error::new)?;
+        warm_calls(&mut m, &events, warm_n / 10)?;
+        rows.push(row(
+            format!("warm call, clamm-maker ({label})"),
+            &mut warm_calls(&mut m, &events, warm_n)?,
+        ));
+        rebuilds(&mut t, rebuild_n / 10)?;
+        rows.push(row(
+            format!("rebuild after kill, trivial guest ({label})"),
+            &mut rebuilds(&mut t, rebuild_n)?,
+        ));
+        rows.push(row(
+            format!("rebuild after kill, clamm-maker ({label})"),
+            &mut rebuilds(&mut m, rebuild_n)?,
+        ));
+    }
+
+    // Fuel on vs epochs only: the same clamm-maker calls on both engines.
+    let with_fuel = load(&pooled, "clamm-maker")?;
+    let without_fuel = load(&epochs_only, "clamm-maker")?;
+    let mut a = StrategyInstance::new(&with_fuel, maker_spec(0), NoHistory);
+    let mut b = StrategyInstance::new(&without_fuel, maker_spec(0), NoHistory);
+    a.start().map_err(anyhow::Error::new)?;
+    b.start().map_err(anyhow::Error::new)?;
+    warm_calls(&mut a, &events, warm_n / 10)?;
+    warm_calls(&mut b, &events, warm_n / 10)?;
+    let mut fa = warm_calls(&mut a, &events, warm_n)?;
+    let mut fb = warm_calls(&mut b, &events, warm_n)?;
+    let ra = row("warm call, clamm-maker, fuel + epochs", &mut fa);
+    let rb = row("warm call, clamm-maker, epochs only", &mut fb);
+    let ratio = ra.median.unwrap_or_default().as_secs_f64()
+        / rb.median.unwrap_or_default().as_secs_f64().max(1e-12);
+    rows.push(ra);
+    rows.push(rb);
+    rows.push(value("fuel metering cost (median ratio)", format!("{ratio:.2}x")));
+    drop((a, b));
+
+    // Throughput with many instances.
+    let maker = load(&pooled, "clamm-maker")?;
+    for n in [1usize, 10, 100, 1_000] {
+        let per_s = throughput(&maker, n, &events, calls_n)?;
+        rows.push(value(
+            format!("calls/s, {n} clamm-maker instances, 2 threads"),
+            format!("{per_s:.0}"),
+        ));
+    }
+
+    // Resident memory per idle instance.
+    let before = resident_bytes().unwrap_or(0);
+    let mut idle = Vec::with_capacity(1_000);
+    for i in 0..1_000 {
+        let mut inst = StrategyInstance::new(&maker, maker_spec(i), NoHistory);
+        let (e, s) = &events[i % events.len()];
+        inst.call(e, s, "bench").map_err(anyhow::Error::new)?;
+        idle.push(inst);
+    }
+    let after = resident_bytes().unwrap_or(0);
+    let per = after.saturating_sub(before) / 1_000;
+    rows.push(value(
+        "resident memory per idle clamm-maker (1,000 live, pooling)",
+        format!("{:.1} KiB", per as f64 / 1024.0),
+    ));
+    drop(idle);
+
+    println!("{:<62} {:>12} {:>12} {:>12}", "measurement", "median", "p99", "value");
+    println!("{}", "-".repeat(101));
+    for r in &rows {
+        println!(
+            "{:<62} {:>12} {:>12} {:>12}",
+            r.name,
+            fmt_us(r.median),
+            fmt_us(r.p99),
+            r.value
+        );
+    }
+    if args.json {
+        let json: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "median_ns": r.median.map(|d| d.as_nanos() as u64),
+                    "p99_ns": r.p99.map(|d| d.as_nanos() as u64),
+                    "value": r.value,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&json)?);
+    }
+    Ok(())
 }

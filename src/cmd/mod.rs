@@ -6,6 +6,5 @@ pub mod bench_engine;
 pub mod bench_host;
 pub mod engine;
 pub mod host;
-pub mod market;
 pub mod strategy;
 pub mod up;

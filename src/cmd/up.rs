@@ -17,7 +17,7 @@ use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_pipeline::{Deployment, EngineLink, Fleet, HostService, Market, RetryPolicy, ServiceStats, roster};
 use tokio::sync::watch;
 
-use super::market::Walk;
+use stratbox_market::Walk;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -103,7 +103,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // The bus, and the first block so the market has a price before strategies start.
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
-    let mut walk = Walk::new(args.seed);
+    let mut walk = Walk::new(args.seed, CHAIN_EVENTS_STREAM);
     walk.step(&engine, &bus).await?;
 
     // Zone A: a host with the example strategies, talking to the engine over gRPC.

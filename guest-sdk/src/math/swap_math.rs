@@ -353,7 +353,11 @@ mod tests {
         use proptest::prelude::*;
         (prop::array::uniform4(any::<u64>()), 0usize..=256).prop_map(|(l, bits)| {
             let v = U256::from_limbs(l);
-            if bits == 256 { v } else { v & ((U256::from(1u8) << bits) - U256::from(1u8)) }
+            if bits == 256 {
+                v
+            } else {
+                v & ((U256::from(1u8) << bits) - U256::from(1u8))
+            }
         })
     }
 

@@ -20,7 +20,11 @@ fn good_day(day: u32) -> DayResult {
     DayResult {
         day,
         outcome: DayOutcome::Win,
-        return_ppb: if day.is_multiple_of(2) { 2_000_000 } else { 1_000_000 },
+        return_ppb: if day.is_multiple_of(2) {
+            2_000_000
+        } else {
+            1_000_000
+        },
     }
 }
 
@@ -28,7 +32,11 @@ fn bad_day(day: u32) -> DayResult {
     DayResult {
         day,
         outcome: DayOutcome::Loss,
-        return_ppb: if day.is_multiple_of(2) { -2_000_000 } else { -1_000_000 },
+        return_ppb: if day.is_multiple_of(2) {
+            -2_000_000
+        } else {
+            -1_000_000
+        },
     }
 }
 

@@ -194,7 +194,9 @@ pub fn centred_range(tick: i32, spacing: i32, half_width: i32) -> Result<Range, 
     let lower = (centre - half).max(min_usable);
     let upper = (centre + half).min(max_usable);
     if lower >= upper {
-        return Err(format!("no usable range around tick {tick} with spacing {spacing}"));
+        return Err(format!(
+            "no usable range around tick {tick} with spacing {spacing}"
+        ));
     }
     // Both within [MIN_TICK, MAX_TICK] now, so they fit an i32.
     let lower = i32::try_from(lower).map_err(|_| "range bound out of i32".to_owned())?;

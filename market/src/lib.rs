@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, publish_event};
+use stratbox_bus::{Bus, publish_event};
 use stratbox_contracts::pool_events::{LiquidityEvent as PoolLiquidity, PoolEvent};
 use stratbox_engine::chain::SimChain;
 use stratbox_engine::{Engine, gates::spot_price_e18, market_key};
@@ -26,14 +26,17 @@ const SOURCES: [(&str, i64); 3] = [("pool-spot", 0), ("feed-a", 7), ("feed-b", -
 
 pub struct Walk {
     rng: StdRng,
+    stream: String,
     pub blocks: u64,
     pub swaps: u64,
 }
 
 impl Walk {
-    pub fn new(seed: u64) -> Self {
+    /// A walk publishing on `stream` (normally `stratbox_bus::CHAIN_EVENTS_STREAM`).
+    pub fn new(seed: u64, stream: &str) -> Self {
         Walk {
             rng: StdRng::seed_from_u64(seed),
+            stream: stream.to_owned(),
             blocks: 0,
             swaps: 0,
         }
@@ -69,7 +72,7 @@ impl Walk {
         }
         let events = chain_events(chain_id, &executed);
         for event in &events {
-            publish_event(bus.as_ref(), CHAIN_EVENTS_STREAM, event).await?;
+            publish_event(bus.as_ref(), &self.stream, event).await?;
         }
         engine.set_watermark(block);
         Ok(events.len())

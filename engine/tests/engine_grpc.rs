@@ -1,0 +1,194 @@
+//! The engine over gRPC: server reflection lists the service (what grpcurl relies on; grpcurl
+//! itself is not installed on this machine, so tonic-reflection's own client stands in), a
+//! submit returns tasks, a replay returns the same ones, and reads work. SQLite and
+//! PostgreSQL.
+
+mod common;
+
+use common::*;
+use stratbox_engine::server;
+use stratbox_proto::v1::{self, trading_engine_client::TradingEngineClient};
+use tokio::sync::oneshot;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+
+fn trace() -> Option<v1::TraceContext> {
+    Some(v1::TraceContext {
+        trace_id: TRACE.into(),
+        span_id: String::new(),
+    })
+}
+
+async fn over_grpc(db: &Db) {
+    let engine = engine(db).await;
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(server::serve_grpc(engine.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    let url = format!("http://{addr}");
+
+    // Reflection: list services, then fetch the file that defines the engine's service.
+    let channel = tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect().await.unwrap();
+    let mut refl = ServerReflectionClient::new(channel);
+    let reqs = tokio_stream::iter(vec![
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol("stratbox.v1.TradingEngine".into())),
+        },
+    ]);
+    let mut stream = refl.server_reflection_info(reqs).await.unwrap().into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("expected a service list, got {first:?}");
+    };
+    let names: Vec<String> = list.service.iter().map(|s| s.name.clone()).collect();
+    assert!(names.contains(&"stratbox.v1.TradingEngine".to_owned()), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("grpc.reflection.")), "{names:?}");
+    let second = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = second.message_response else {
+        panic!("expected descriptors, got {second:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+
+    // Submit, replay, read back.
+    let mut client = TradingEngineClient::connect(url).await.unwrap();
+    let mut garbage = good_swap(&engine, "g-1", 1, 1);
+    garbage.expected_amount0 = Some(v1::Amount { value: "1e18".into() });
+    let batch = vec![good_swap(&engine, "g-1", 0, 5_000_000), garbage];
+    let resp = client
+        .submit_proposals(v1::SubmitProposalsRequest {
+            trace: trace(),
+            proposals: batch.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.results.len(), 2);
+    assert_eq!(state(&resp.results[0]), v1::TaskState::Simulated);
+    assert_eq!(resp.results[1].reason_code, "bad_input", "user input is a result, not an RPC error");
+    let replay = client
+        .submit_proposals(v1::SubmitProposalsRequest { trace: None, proposals: batch })
+        .await
+        .unwrap()
+        .into_inner();
+    for (a, b) in resp.results.iter().zip(&replay.results) {
+        assert_eq!(a.task_id, b.task_id);
+        assert!(b.duplicate);
+    }
+    let task = client
+        .get_task(v1::GetTaskRequest {
+            trace: trace(),
+            task_id: resp.results[0].task_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(task.trace_id, TRACE);
+    let missing = client
+        .get_task(v1::GetTaskRequest {
+            trace: trace(),
+            task_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let listed = client
+        .list_tasks(v1::ListTasksRequest {
+            trace: trace(),
+            strategy: "momentum".into(),
+            state: v1::TaskState::Simulated as i32,
+            limit: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.tasks.len(), 1);
+    let ledger = client
+        .get_ledger(v1::GetLedgerRequest {
+            trace: trace(),
+            account: String::new(),
+            task_id: resp.results[0].task_id.clone(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ledger.entries.len(), 4);
+    let positions = client
+        .get_positions(v1::GetPositionsRequest {
+            trace: trace(),
+            account: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(positions.positions.len(), 4, "strategy and venue, two tokens each");
+    let markets = client
+        .list_markets(v1::ListMarketsRequest { trace: trace() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(markets.markets.len(), 1);
+    let bad_kill = client
+        .set_kill_switch(v1::SetKillSwitchRequest {
+            trace: trace(),
+            reason: String::new(),
+            operator: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_kill.code(), tonic::Code::InvalidArgument);
+    let k = client
+        .set_kill_switch(v1::SetKillSwitchRequest {
+            trace: trace(),
+            reason: "drill".into(),
+            operator: "ops".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(k.engaged);
+    let status = client.get_status(v1::GetStatusRequest { trace: trace() }).await.unwrap().into_inner();
+    assert_eq!(status.mode, "shadow");
+    assert_eq!(status.chain_id, 31337);
+    assert!(status.kill_switch.is_some_and(|k| k.engaged && k.operator == "ops"));
+    let k = client
+        .clear_kill_switch(v1::ClearKillSwitchRequest {
+            trace: trace(),
+            operator: "ops".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!k.engaged);
+    assert_ledger_balances(&engine).await;
+
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+    engine.store().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_sqlite() {
+    let db = sqlite().await;
+    over_grpc(&db).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_postgres() {
+    let db = postgres().await;
+    over_grpc(&db).await;
+    db.cleanup().await;
+}
