@@ -38,7 +38,8 @@ enum Source {
 }
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-env-changed=STRATBOX_NODE_MODULES");
     println!("cargo:rerun-if-changed=build.rs");
@@ -60,7 +61,11 @@ fn main() {
                 .unwrap_or_else(|| panic!("artifact {} has no `{field}`", path.display()));
             let bytes = decode_hex(hex)
                 .unwrap_or_else(|e| panic!("artifact {} `{field}`: {e}", path.display()));
-            assert!(!bytes.is_empty(), "artifact {} `{field}` is empty", path.display());
+            assert!(
+                !bytes.is_empty(),
+                "artifact {} `{field}` is empty",
+                path.display()
+            );
             fs::write(out_dir.join(format!("{name}.{suffix}.bin")), bytes).expect("write OUT_DIR");
         }
         let abi = serde_json::to_string(&json["abi"]).expect("re-serialise abi");
@@ -83,20 +88,30 @@ fn locate_node_modules(manifest_dir: &Path) -> PathBuf {
     let root = manifest_dir
         .ancestors()
         .find(|d| d.join("package-lock.json").is_file() && d.join("package.json").is_file())
-        .unwrap_or_else(|| panic!("no package.json + package-lock.json above {}", manifest_dir.display()));
-    println!("cargo:warning=node_modules missing; running `npm ci` in {}", root.display());
+        .unwrap_or_else(|| {
+            panic!(
+                "no package.json + package-lock.json above {}",
+                manifest_dir.display()
+            )
+        });
+    println!(
+        "cargo:warning=node_modules missing; running `npm ci` in {}",
+        root.display()
+    );
     let status = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(root)
         .status()
-        .unwrap_or_else(|e| panic!("cannot run npm (needed once to fetch contract artifacts): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run npm (needed once to fetch contract artifacts): {e}")
+        });
     assert!(status.success(), "`npm ci` failed in {}", root.display());
     root.join("node_modules")
 }
 
 fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     (0..s.len())

@@ -484,6 +484,37 @@ mod suite {
         assert_eq!(bus.pending(&s, "g").await.unwrap().total, 0);
     }
 
+    /// A worker restarting under the same name first gets back what it had not acknowledged,
+    /// without waiting for `min_idle`, then carries on with new messages.
+    pub async fn rejoining_reader_resumes_its_own<B: Bus + 'static>(bus: Arc<B>, s: String) {
+        let config = GroupReaderConfig {
+            batch: 3,
+            block: Duration::from_millis(50),
+            min_idle: Duration::from_secs(60),
+        };
+        for i in 0..5 {
+            bus.publish(&s, &payload(i)).await.unwrap();
+        }
+        let mut first = GroupReader::join(bus.clone(), &s, "g", "w", StartId::Beginning, config)
+            .await
+            .unwrap();
+        let got = first.next_batch().await.unwrap();
+        assert_eq!(got.iter().map(index_of).collect::<Vec<_>>(), vec![0, 1, 2]);
+        first.ack(&[got[1].id]).await.unwrap();
+        drop(first);
+        let mut again = GroupReader::join(bus.clone(), &s, "g", "w", StartId::Beginning, config)
+            .await
+            .unwrap();
+        let resumed = again.next_batch().await.unwrap();
+        assert_eq!(resumed.iter().map(index_of).collect::<Vec<_>>(), vec![0, 2]);
+        assert!(resumed.iter().all(|d| d.delivery_count == 2), "{resumed:?}");
+        let ids: Vec<MessageId> = resumed.iter().map(|d| d.id).collect();
+        again.ack(&ids).await.unwrap();
+        let next = again.next_batch().await.unwrap();
+        assert_eq!(next.iter().map(index_of).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(next[0].delivery_count, 1);
+    }
+
     pub async fn chain_events_round_trip<B: Bus>(bus: Arc<B>, s: String) {
         use stratbox_proto::v1::{BlockInfo, ChainEvent, chain_event::Kind};
         bus.ensure_group(&s, "g", StartId::Beginning).await.unwrap();
@@ -526,7 +557,7 @@ macro_rules! conformance {
                 ack_removes_from_pending, dead_consumer_messages_are_claimed,
                 restarted_consumer_rereads_its_own, blocking_read_wakes_on_publish,
                 large_and_empty_payloads, trim_drops_oldest_and_their_pending,
-                nothing_lost_when_a_worker_dies, chain_events_round_trip);
+                nothing_lost_when_a_worker_dies, rejoining_reader_resumes_its_own, chain_events_round_trip);
         }
     };
     (@case $make:path, $($case:ident),*) => {

@@ -163,7 +163,7 @@ contract StratboxExecutor is IUniswapV3MintCallback, IUniswapV3SwapCallback {
         uint256 amount1Owed,
         bytes calldata
     ) external override {
-        require(msg.sender == activePool, 'CB');
+        require(msg.sender == activePool && msg.sender != address(0), 'CB');
         if (amount0Owed > 0) pay(IUniswapV3Pool(msg.sender).token0(), amount0Owed);
         if (amount1Owed > 0) pay(IUniswapV3Pool(msg.sender).token1(), amount1Owed);
     }
@@ -173,7 +173,7 @@ contract StratboxExecutor is IUniswapV3MintCallback, IUniswapV3SwapCallback {
         int256 amount1Delta,
         bytes calldata
     ) external override {
-        require(msg.sender == activePool, 'CB');
+        require(msg.sender == activePool && msg.sender != address(0), 'CB');
         if (amount0Delta > 0) pay(IUniswapV3Pool(msg.sender).token0(), uint256(amount0Delta));
         if (amount1Delta > 0) pay(IUniswapV3Pool(msg.sender).token1(), uint256(amount1Delta));
     }

@@ -1,6 +1,8 @@
 //! `sol!` bindings for the calls stratbox makes and the events it reads. Hand-written from the
 //! pinned interfaces (v3-core 1.0.1, OpenZeppelin 4.9.6, our executor) so they hold only what
-//! we use; `tests/abi.rs` checks every selector against the artifacts' own ABI JSON.
+//! we use; `tests/artifacts.rs` checks every selector against the artifacts' own ABI JSON.
+
+#![allow(clippy::too_many_arguments)]
 
 use alloy_sol_types::sol;
 
@@ -76,6 +78,7 @@ sol! {
     }
 }
 
+// `LiquidityRemoved` has nine fields, and sol! gives each event a nine-argument `new`.
 sol! {
     /// stratbox's executor (`solidity/StratboxExecutor.sol`).
     #[derive(Debug, PartialEq, Eq)]

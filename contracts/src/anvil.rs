@@ -68,7 +68,9 @@ impl Anvil {
     pub fn spawn_with(options: &AnvilOptions) -> Result<Self, AnvilError> {
         let binary = match &options.binary {
             Some(path) => path.clone(),
-            None => node_modules::locate_or_install(ANVIL_IN_NODE_MODULES)?.join(ANVIL_IN_NODE_MODULES),
+            None => {
+                node_modules::locate_or_install(ANVIL_IN_NODE_MODULES)?.join(ANVIL_IN_NODE_MODULES)
+            }
         };
         let mut last = None;
         // The free port we pick may be taken before anvil binds it; try again on another.
@@ -87,7 +89,8 @@ impl Anvil {
 
     fn try_spawn(binary: &PathBuf, options: &AnvilOptions) -> Result<Self, AnvilError> {
         let port = free_port()?;
-        let config_path = std::env::temp_dir().join(format!("stratbox-anvil-{}-{port}.json", std::process::id()));
+        let config_path =
+            std::env::temp_dir().join(format!("stratbox-anvil-{}-{port}.json", std::process::id()));
         let mut command = Command::new(binary);
         command
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -150,7 +153,8 @@ impl Anvil {
             detail,
         };
         let text = std::fs::read_to_string(&self.config_path).map_err(|e| err(e.to_string()))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
         let accounts = json["available_accounts"]
             .as_array()
             .ok_or_else(|| err("no available_accounts".into()))?

@@ -24,11 +24,15 @@ pub static ERC20_RUNTIME: &[u8] = artifact!("ERC20PresetMinterPauser.runtime.bin
 pub static EXECUTOR_INITCODE: &[u8] = artifact!("StratboxExecutor.initcode.bin");
 pub static EXECUTOR_RUNTIME: &[u8] = artifact!("StratboxExecutor.runtime.bin");
 
-pub static FACTORY_ABI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/UniswapV3Factory.abi.json"));
+pub static FACTORY_ABI_JSON: &str =
+    include_str!(concat!(env!("OUT_DIR"), "/UniswapV3Factory.abi.json"));
 pub static POOL_ABI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/UniswapV3Pool.abi.json"));
-pub static ERC20_ABI_JSON: &str =
-    include_str!(concat!(env!("OUT_DIR"), "/ERC20PresetMinterPauser.abi.json"));
-pub static EXECUTOR_ABI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/StratboxExecutor.abi.json"));
+pub static ERC20_ABI_JSON: &str = include_str!(concat!(
+    env!("OUT_DIR"),
+    "/ERC20PresetMinterPauser.abi.json"
+));
+pub static EXECUTOR_ABI_JSON: &str =
+    include_str!(concat!(env!("OUT_DIR"), "/StratboxExecutor.abi.json"));
 
 /// The committed executor artifact, byte for byte, so a test can compare it with a fresh
 /// compile.

@@ -15,7 +15,9 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy_primitives::{Address, B256, Bytes, U256, uint};
 use alloy_sol_types::{SolCall, SolConstructor};
 
-use crate::abi::{ERC20PresetMinterPauser, IERC20, IUniswapV3Factory, IUniswapV3Pool, StratboxExecutor};
+use crate::abi::{
+    ERC20PresetMinterPauser, IERC20, IUniswapV3Factory, IUniswapV3Pool, StratboxExecutor,
+};
 use crate::bytecode;
 use crate::pool_bounds;
 
@@ -81,7 +83,9 @@ impl DeployConfig {
 
     pub fn seed_range(&self) -> Result<(i32, i32), DeployError> {
         let spacing = self.tick_spacing()?;
-        Ok(self.seed_range.unwrap_or_else(|| pool_bounds::full_range(spacing)))
+        Ok(self
+            .seed_range
+            .unwrap_or_else(|| pool_bounds::full_range(spacing)))
     }
 }
 
@@ -121,7 +125,11 @@ pub fn executor_creation() -> Bytes {
     Bytes::from_static(bytecode::EXECUTOR_INITCODE)
 }
 
-pub fn create_pool_calldata(token0: Address, token1: Address, fee: u32) -> Result<Bytes, DeployError> {
+pub fn create_pool_calldata(
+    token0: Address,
+    token1: Address,
+    fee: u32,
+) -> Result<Bytes, DeployError> {
     Ok(IUniswapV3Factory::createPoolCall {
         tokenA: token0,
         tokenB: token1,
@@ -140,7 +148,9 @@ pub fn initialize_calldata(sqrt_price_x96: U256) -> Result<Bytes, DeployError> {
 }
 
 pub fn mint_token_calldata(to: Address, amount: U256) -> Bytes {
-    ERC20PresetMinterPauser::mintCall { to, amount }.abi_encode().into()
+    ERC20PresetMinterPauser::mintCall { to, amount }
+        .abi_encode()
+        .into()
 }
 
 pub fn approve_calldata(spender: Address, amount: U256) -> Bytes {
@@ -199,11 +209,13 @@ pub fn executor_burn_calldata(
 }
 
 pub fn uint24(v: u32) -> Result<alloy_primitives::aliases::U24, DeployError> {
-    alloy_primitives::aliases::U24::try_from(v).map_err(|_| DeployError::Config(format!("{v} does not fit uint24")))
+    alloy_primitives::aliases::U24::try_from(v)
+        .map_err(|_| DeployError::Config(format!("{v} does not fit uint24")))
 }
 
 pub fn int24(v: i32) -> Result<alloy_primitives::aliases::I24, DeployError> {
-    alloy_primitives::aliases::I24::try_from(v).map_err(|_| DeployError::Config(format!("{v} does not fit int24")))
+    alloy_primitives::aliases::I24::try_from(v)
+        .map_err(|_| DeployError::Config(format!("{v} does not fit int24")))
 }
 
 pub fn uint160(v: U256) -> Result<alloy_primitives::aliases::U160, DeployError> {
@@ -223,11 +235,34 @@ pub async fn deploy<P: Provider<Ethereum>>(
     let tick_spacing = cfg.tick_spacing()?;
     let (seed_lower, seed_upper) = cfg.seed_range()?;
 
-    let token_a = deploy_code(provider, deployer, erc20_creation(&cfg.tokens[0].0, &cfg.tokens[0].1), "token A").await?;
-    let token_b = deploy_code(provider, deployer, erc20_creation(&cfg.tokens[1].0, &cfg.tokens[1].1), "token B").await?;
-    let (token0, token1) = if token_a < token_b { (token_a, token_b) } else { (token_b, token_a) };
+    let token_a = deploy_code(
+        provider,
+        deployer,
+        erc20_creation(&cfg.tokens[0].0, &cfg.tokens[0].1),
+        "token A",
+    )
+    .await?;
+    let token_b = deploy_code(
+        provider,
+        deployer,
+        erc20_creation(&cfg.tokens[1].0, &cfg.tokens[1].1),
+        "token B",
+    )
+    .await?;
+    let (token0, token1) = if token_a < token_b {
+        (token_a, token_b)
+    } else {
+        (token_b, token_a)
+    };
     let factory = deploy_code(provider, deployer, factory_creation(), "factory").await?;
-    send(provider, deployer, factory, create_pool_calldata(token0, token1, cfg.fee)?, "createPool").await?;
+    send(
+        provider,
+        deployer,
+        factory,
+        create_pool_calldata(token0, token1, cfg.fee)?,
+        "createPool",
+    )
+    .await?;
     let pool = read_call(
         provider,
         factory,
@@ -239,7 +274,14 @@ pub async fn deploy<P: Provider<Ethereum>>(
         "getPool",
     )
     .await?;
-    send(provider, deployer, pool, initialize_calldata(cfg.sqrt_price_x96)?, "initialize").await?;
+    send(
+        provider,
+        deployer,
+        pool,
+        initialize_calldata(cfg.sqrt_price_x96)?,
+        "initialize",
+    )
+    .await?;
     let executor = deploy_code(provider, deployer, executor_creation(), "executor").await?;
 
     let deployment = Deployment {
@@ -258,7 +300,13 @@ pub async fn deploy<P: Provider<Ethereum>>(
     deployment.approve_executor(provider, deployer).await?;
     if cfg.seed_liquidity > 0 {
         deployment
-            .add_liquidity(provider, deployer, seed_lower, seed_upper, cfg.seed_liquidity)
+            .add_liquidity(
+                provider,
+                deployer,
+                seed_lower,
+                seed_upper,
+                cfg.seed_liquidity,
+            )
             .await?;
     }
     tracing::info!(%pool, %factory, %executor, %token0, %token1, "stratbox contracts deployed");
@@ -274,15 +322,40 @@ impl Deployment {
         amount0: U256,
         amount1: U256,
     ) -> Result<(), DeployError> {
-        send(provider, self.deployer, self.token0, mint_token_calldata(to, amount0), "mint token0").await?;
-        send(provider, self.deployer, self.token1, mint_token_calldata(to, amount1), "mint token1").await?;
+        send(
+            provider,
+            self.deployer,
+            self.token0,
+            mint_token_calldata(to, amount0),
+            "mint token0",
+        )
+        .await?;
+        send(
+            provider,
+            self.deployer,
+            self.token1,
+            mint_token_calldata(to, amount1),
+            "mint token1",
+        )
+        .await?;
         Ok(())
     }
 
     /// Lets the executor pull both tokens from `owner` (sent from `owner`).
-    pub async fn approve_executor<P: Provider<Ethereum>>(&self, provider: &P, owner: Address) -> Result<(), DeployError> {
+    pub async fn approve_executor<P: Provider<Ethereum>>(
+        &self,
+        provider: &P,
+        owner: Address,
+    ) -> Result<(), DeployError> {
         for token in [self.token0, self.token1] {
-            send(provider, owner, token, approve_calldata(self.executor, U256::MAX), "approve").await?;
+            send(
+                provider,
+                owner,
+                token,
+                approve_calldata(self.executor, U256::MAX),
+                "approve",
+            )
+            .await?;
         }
         Ok(())
     }
@@ -296,7 +369,13 @@ impl Deployment {
         amount_in: U256,
         sqrt_price_limit_x96: Option<U256>,
     ) -> Result<TransactionReceipt, DeployError> {
-        let data = executor_swap_calldata(self.pool, zero_for_one, amount_in, sqrt_price_limit_x96, U256::ZERO)?;
+        let data = executor_swap_calldata(
+            self.pool,
+            zero_for_one,
+            amount_in,
+            sqrt_price_limit_x96,
+            U256::ZERO,
+        )?;
         send(provider, from, self.executor, data, "swap").await
     }
 
@@ -330,14 +409,33 @@ impl Deployment {
         token: Address,
         owner: Address,
     ) -> Result<U256, DeployError> {
-        read_call(provider, token, IERC20::balanceOfCall { account: owner }, "balanceOf").await
+        read_call(
+            provider,
+            token,
+            IERC20::balanceOfCall { account: owner },
+            "balanceOf",
+        )
+        .await
     }
 
     /// (sqrt price, tick, in-range liquidity) read from the pool.
-    pub async fn pool_state<P: Provider<Ethereum>>(&self, provider: &P) -> Result<(U256, i32, u128), DeployError> {
+    pub async fn pool_state<P: Provider<Ethereum>>(
+        &self,
+        provider: &P,
+    ) -> Result<(U256, i32, u128), DeployError> {
         let slot0 = read_call(provider, self.pool, IUniswapV3Pool::slot0Call {}, "slot0").await?;
-        let liquidity = read_call(provider, self.pool, IUniswapV3Pool::liquidityCall {}, "liquidity").await?;
-        Ok((U256::from(slot0.sqrtPriceX96), slot0.tick.as_i32(), liquidity))
+        let liquidity = read_call(
+            provider,
+            self.pool,
+            IUniswapV3Pool::liquidityCall {},
+            "liquidity",
+        )
+        .await?;
+        Ok((
+            U256::from(slot0.sqrtPriceX96),
+            slot0.tick.as_i32(),
+            liquidity,
+        ))
     }
 }
 
@@ -348,7 +446,9 @@ pub async fn deploy_code<P: Provider<Ethereum>>(
     code: Bytes,
     step: &'static str,
 ) -> Result<Address, DeployError> {
-    let tx = TransactionRequest::default().with_from(from).with_deploy_code(code);
+    let tx = TransactionRequest::default()
+        .with_from(from)
+        .with_deploy_code(code);
     let receipt = send_request(provider, tx, step).await?;
     receipt.contract_address.ok_or_else(|| DeployError::Decode {
         step,
@@ -364,7 +464,10 @@ pub async fn send<P: Provider<Ethereum>>(
     data: Bytes,
     step: &'static str,
 ) -> Result<TransactionReceipt, DeployError> {
-    let tx = TransactionRequest::default().with_from(from).with_to(to).with_input(data);
+    let tx = TransactionRequest::default()
+        .with_from(from)
+        .with_to(to)
+        .with_input(data);
     send_request(provider, tx, step).await
 }
 
@@ -385,7 +488,11 @@ pub async fn send_request<P: Provider<Ethereum>>(
     let tx_hash = *pending.tx_hash();
     let start = Instant::now();
     loop {
-        if let Some(receipt) = provider.get_transaction_receipt(tx_hash).await.map_err(rpc)? {
+        if let Some(receipt) = provider
+            .get_transaction_receipt(tx_hash)
+            .await
+            .map_err(rpc)?
+        {
             if !receipt.status() {
                 return Err(DeployError::Reverted { step, tx_hash });
             }
@@ -409,7 +516,9 @@ pub async fn read_call<P: Provider<Ethereum>, C: SolCall>(
     call: C,
     step: &'static str,
 ) -> Result<C::Return, DeployError> {
-    let tx = TransactionRequest::default().with_to(to).with_input(Bytes::from(call.abi_encode()));
+    let tx = TransactionRequest::default()
+        .with_to(to)
+        .with_input(Bytes::from(call.abi_encode()));
     let out = provider.call(tx).await.map_err(|e| DeployError::Rpc {
         step,
         detail: e.to_string(),

@@ -23,7 +23,11 @@ pub fn tick_spacing_for_fee(fee: u32) -> Option<i32> {
 /// The widest range usable at `spacing`: both ends are multiples of it, inside the tick bounds.
 pub fn full_range(spacing: i32) -> (i32, i32) {
     let lower = MIN_TICK.div_euclid(spacing) * spacing;
-    let lower = if lower < MIN_TICK { lower + spacing } else { lower };
+    let lower = if lower < MIN_TICK {
+        lower + spacing
+    } else {
+        lower
+    };
     let upper = MAX_TICK.div_euclid(spacing) * spacing;
     (lower, upper)
 }

@@ -124,7 +124,9 @@ pub fn decode_pool_log(log: &Log) -> Option<PoolEvent> {
 pub fn decode_receipt_logs(logs: &[Log], executor: Address) -> Vec<(usize, PoolEvent)> {
     let mut out = Vec::new();
     for (index, log) in logs.iter().enumerate() {
-        let Some(mut event) = decode_pool_log(log) else { continue };
+        let Some(mut event) = decode_pool_log(log) else {
+            continue;
+        };
         if let PoolEvent::Mint(e) | PoolEvent::Burn(e) = &mut event
             && e.owner == executor
             && let Some(account) = executor_account(&logs[index + 1..], executor, e)
@@ -138,23 +140,26 @@ pub fn decode_receipt_logs(logs: &[Log], executor: Address) -> Vec<(usize, PoolE
 
 /// The account named by the first executor event after a pool mint/burn that matches it.
 fn executor_account(after: &[Log], executor: Address, e: &LiquidityEvent) -> Option<Address> {
-    after.iter().filter(|l| l.address == executor).find_map(|log| {
-        if let Ok(x) = StratboxExecutor::LiquidityAdded::decode_log(log)
-            && x.pool == e.pool
-            && x.tickLower.as_i32() == e.tick_lower
-            && x.tickUpper.as_i32() == e.tick_upper
-            && x.liquidity == e.liquidity
-        {
-            return Some(x.account);
-        }
-        if let Ok(x) = StratboxExecutor::LiquidityRemoved::decode_log(log)
-            && x.pool == e.pool
-            && x.tickLower.as_i32() == e.tick_lower
-            && x.tickUpper.as_i32() == e.tick_upper
-            && x.liquidity == e.liquidity
-        {
-            return Some(x.account);
-        }
-        None
-    })
+    after
+        .iter()
+        .filter(|l| l.address == executor)
+        .find_map(|log| {
+            if let Ok(x) = StratboxExecutor::LiquidityAdded::decode_log(log)
+                && x.pool == e.pool
+                && x.tickLower.as_i32() == e.tick_lower
+                && x.tickUpper.as_i32() == e.tick_upper
+                && x.liquidity == e.liquidity
+            {
+                return Some(x.account);
+            }
+            if let Ok(x) = StratboxExecutor::LiquidityRemoved::decode_log(log)
+                && x.pool == e.pool
+                && x.tickLower.as_i32() == e.tick_lower
+                && x.tickUpper.as_i32() == e.tick_upper
+                && x.liquidity == e.liquidity
+            {
+                return Some(x.account);
+            }
+            None
+        })
 }

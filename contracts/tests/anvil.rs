@@ -32,8 +32,15 @@ async fn deploys_on_anvil_and_a_swap_emits_a_swap_log() -> TestResult {
     let amount = U256::from(10u128.pow(21));
     d.fund(&provider, trader, amount, amount).await?;
     d.approve_executor(&provider, trader).await?;
-    let receipt = d.swap(&provider, trader, true, U256::from(10u128.pow(18)), None).await?;
-    let logs: Vec<_> = receipt.inner.logs().iter().map(|l| l.inner.clone()).collect();
+    let receipt = d
+        .swap(&provider, trader, true, U256::from(10u128.pow(18)), None)
+        .await?;
+    let logs: Vec<_> = receipt
+        .inner
+        .logs()
+        .iter()
+        .map(|l| l.inner.clone())
+        .collect();
     let events = decode_receipt_logs(&logs, d.executor);
     let swaps: Vec<_> = events
         .iter()
@@ -48,14 +55,27 @@ async fn deploys_on_anvil_and_a_swap_emits_a_swap_log() -> TestResult {
     assert_eq!(swap.recipient, trader);
     assert!(swap.zero_for_one());
     assert_eq!(swap.amount_in(), U256::from(10u128.pow(18)));
-    assert_eq!(d.balance_of(&provider, d.token0, trader).await?, amount - swap.amount_in());
-    assert_eq!(d.balance_of(&provider, d.token1, trader).await?, amount + swap.amount_out());
+    assert_eq!(
+        d.balance_of(&provider, d.token0, trader).await?,
+        amount - swap.amount_in()
+    );
+    assert_eq!(
+        d.balance_of(&provider, d.token1, trader).await?,
+        amount + swap.amount_out()
+    );
     let (after, _, _) = d.pool_state(&provider).await?;
     assert_eq!(after, swap.sqrt_price_x96);
 
     // Liquidity through the executor is attributed to the trader.
-    let receipt = d.add_liquidity(&provider, trader, -600, 600, 10u128.pow(18)).await?;
-    let logs: Vec<_> = receipt.inner.logs().iter().map(|l| l.inner.clone()).collect();
+    let receipt = d
+        .add_liquidity(&provider, trader, -600, 600, 10u128.pow(18))
+        .await?;
+    let logs: Vec<_> = receipt
+        .inner
+        .logs()
+        .iter()
+        .map(|l| l.inner.clone())
+        .collect();
     let mint = decode_receipt_logs(&logs, d.executor)
         .into_iter()
         .find_map(|(_, e)| match e {
@@ -65,7 +85,8 @@ async fn deploys_on_anvil_and_a_swap_emits_a_swap_log() -> TestResult {
         .ok_or("no Mint log")?;
     assert_eq!(mint.owner, trader);
     assert_eq!(mint.liquidity, 10u128.pow(18));
-    d.remove_liquidity(&provider, trader, -600, 600, 10u128.pow(18)).await?;
+    d.remove_liquidity(&provider, trader, -600, 600, 10u128.pow(18))
+        .await?;
     Ok(())
 }
 

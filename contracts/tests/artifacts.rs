@@ -6,7 +6,9 @@ use std::process::Command;
 
 use alloy_primitives::keccak256;
 use alloy_sol_types::SolCall;
-use stratbox_contracts::abi::{ERC20PresetMinterPauser, IERC20, IUniswapV3Factory, IUniswapV3Pool, StratboxExecutor};
+use stratbox_contracts::abi::{
+    ERC20PresetMinterPauser, IERC20, IUniswapV3Factory, IUniswapV3Pool, StratboxExecutor,
+};
 use stratbox_contracts::bytecode;
 
 /// Selectors of every function in an artifact's ABI JSON.
@@ -23,7 +25,11 @@ fn selectors(abi_json: &str) -> BTreeSet<[u8; 4]> {
                 .iter()
                 .map(|i| i["type"].as_str().expect("type").to_owned())
                 .collect();
-            let signature = format!("{}({})", item["name"].as_str().expect("name"), inputs.join(","));
+            let signature = format!(
+                "{}({})",
+                item["name"].as_str().expect("name"),
+                inputs.join(",")
+            );
             let hash = keccak256(signature.as_bytes());
             [hash[0], hash[1], hash[2], hash[3]]
         })
@@ -96,7 +102,9 @@ fn committed_executor_artifact_matches_a_fresh_compile() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let solc = manifest.join("../node_modules/solc/package.json");
     if !solc.is_file() || Command::new("node").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: node or node_modules/solc not available; cannot recompile the executor");
+        eprintln!(
+            "SKIPPED: node or node_modules/solc not available; cannot recompile the executor"
+        );
         return;
     }
     let output = Command::new("node")

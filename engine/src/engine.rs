@@ -136,8 +136,10 @@ pub fn market_key(base: &Address, quote: &Address) -> String {
     format!("{}/{}", hex_address(base), hex_address(quote))
 }
 
+/// Clips to `n` characters and replaces NUL, which PostgreSQL TEXT cannot hold (hostile
+/// input must not turn into a storage error).
 fn clip(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
+    s.chars().take(n).map(|c| if c == '\0' { '\u{fffd}' } else { c }).collect()
 }
 
 impl Engine {
@@ -531,7 +533,7 @@ impl Engine {
                 from: TaskState::Init,
                 to: TaskState::Rejected,
                 reason_code: r.code.as_str().into(),
-                detail: r.detail,
+                detail: clip(&r.detail, 1024),
                 sim: None,
                 trace_id: trace_id.to_owned(),
                 actor: "engine".into(),

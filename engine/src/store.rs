@@ -763,3 +763,46 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
         None => format!("sqlite://{path}?mode=rwc"),
     })
 }
+
+/// Creates a PostgreSQL database (for benchmarks and tests that need a fresh one).
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    check_db_name(name)?;
+    let mut c = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await?;
+    Ok(())
+}
+
+/// Drops a PostgreSQL database, disconnecting its sessions.
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    check_db_name(name)?;
+    let mut c = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await?;
+    Ok(())
+}
+
+/// Database names are interpolated into DDL: only `[a-z0-9_]` is accepted.
+fn check_db_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(StoreError::UnsupportedUrl(format!("database name {name:?}")));
+    }
+    Ok(())
+}
+
+/// `postgres://host/db` with the database name replaced.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let root = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}

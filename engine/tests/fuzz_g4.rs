@@ -240,7 +240,12 @@ async fn fuzz(db: &Db, seed: u64) {
     let mut drained = false;
     let mut simulated = 0usize;
     let mut rejected: std::collections::BTreeMap<String, usize> = Default::default();
-    for round in 0..ROUNDS {
+    let rounds: usize = std::env::var("STRATBOX_G4_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(ROUNDS);
+    let t0 = std::time::Instant::now();
+    for round in 0..rounds {
+        if round % 100 == 0 {
+            eprintln!("round {round} at {:?}", t0.elapsed());
+        }
         // Market and control-plane extremes.
         if rng.random_ratio(1, 8) {
             jump(&engine, &mut rng);
@@ -250,7 +255,10 @@ async fn fuzz(db: &Db, seed: u64) {
             drained = !drained;
         }
         let chain_block = engine.with_chain(|c| c.block_number());
+        // The engine's watermark only moves forward (as a feed's does), sometimes jumping
+        // ahead of the simulated chain.
         let wm = if rng.random_ratio(1, 10) { chain_block + rng.random_range(1..20) } else { chain_block };
+        let wm = wm.max(engine.watermark());
         engine.set_watermark(wm);
         let skew = if rng.random_ratio(1, 6) { rng.random_range(-300..=300) } else { 0 };
         feed_oracles(&engine, skew);
@@ -258,7 +266,8 @@ async fn fuzz(db: &Db, seed: u64) {
         if kill {
             engine.set_kill_switch("", "fuzz", "fuzz").await.unwrap();
         }
-        let sqrt_price_before = engine.with_chain(|c| c.pool(&pool(&engine)).map(|i| i.sqrt_price_x96)).unwrap_or_default();
+        let the_pool = pool(&engine);
+        let sqrt_price_before = engine.with_chain(|c| c.pool(&the_pool).map(|i| i.sqrt_price_x96)).unwrap_or_default();
         let n = rng.random_range(1..=4);
         let batch: Vec<_> = (0..n).map(|i| build(&engine, &mut rng, round, i, wm)).collect();
         let results = engine.submit("", batch).await.unwrap_or_else(|e| panic!("round {round}: submit failed: {e}"));

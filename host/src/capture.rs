@@ -110,7 +110,9 @@ impl SinkState {
         }
         let text = String::from_utf8_lossy(&line);
         match stream {
-            Stream::Stdout => tracing::info!(target: "stratbox::guest", stream = "stdout", "{text}"),
+            Stream::Stdout => {
+                tracing::info!(target: "stratbox::guest", stream = "stdout", "{text}")
+            }
             Stream::Stderr => {
                 tracing::warn!(target: "stratbox::guest", stream = "stderr", "{text}");
                 let mut end = text.len().min(LAST_STDERR_BYTES);

@@ -207,16 +207,25 @@ fn compare_world(
                 "exports `{name}`, which the stratbox world does not have"
             )));
         };
-        let expected = ref_world.exports.iter().find_map(|(k, item)| match (k, item) {
-            (WorldKey::Name(n), WorldItem::Function(f)) if *n == name => Some(f),
-            _ => None,
-        });
+        let expected = ref_world
+            .exports
+            .iter()
+            .find_map(|(k, item)| match (k, item) {
+                (WorldKey::Name(n), WorldItem::Function(f)) if *n == name => Some(f),
+                _ => None,
+            });
         let Some(expected) = expected else {
             return Err(CheckError::WrongWorld(format!(
                 "exports `{name}`, which the stratbox world does not have"
             )));
         };
-        compare_function(&format!("export `{name}`"), resolve, func, &reference.resolve, expected)?;
+        compare_function(
+            &format!("export `{name}`"),
+            resolve,
+            func,
+            &reference.resolve,
+            expected,
+        )?;
         exports.push(name);
     }
     for (key, _) in &ref_world.exports {
@@ -294,7 +303,11 @@ fn compare_world(
                 .map(|v| v.to_string())
         })
         .unwrap_or_else(|| "0.1.0".to_string());
-    Ok((format!("stratbox:strategy/strategy@{version}"), imports, exports))
+    Ok((
+        format!("stratbox:strategy/strategy@{version}"),
+        imports,
+        exports,
+    ))
 }
 
 fn compare_function(
@@ -379,15 +392,27 @@ fn render_kind(resolve: &Resolve, kind: &TypeDefKind) -> String {
         ),
         TypeDefKind::Enum(e) => format!(
             "enum{{{}}}",
-            e.cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join("|")
+            e.cases
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join("|")
         ),
         TypeDefKind::Flags(f) => format!(
             "flags{{{}}}",
-            f.flags.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join("|")
+            f.flags
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join("|")
         ),
         TypeDefKind::Tuple(t) => format!(
             "tuple<{}>",
-            t.types.iter().map(|t| render(resolve, t)).collect::<Vec<_>>().join(",")
+            t.types
+                .iter()
+                .map(|t| render(resolve, t))
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         TypeDefKind::Option(t) => format!("option<{}>", render(resolve, t)),
         TypeDefKind::Result(r) => format!("result<{},{}>", opt(&r.ok), opt(&r.err)),
@@ -418,7 +443,10 @@ mod tests {
     #[test]
     fn header_refusals() {
         assert_eq!(check_component(b"", 100), Err(CheckError::NotWasm));
-        assert_eq!(check_component(b"hello world", 100), Err(CheckError::NotWasm));
+        assert_eq!(
+            check_component(b"hello world", 100),
+            Err(CheckError::NotWasm)
+        );
         assert_eq!(
             check_component(b"\0asm\x01\0\0\0", 100),
             Err(CheckError::CoreModule)
@@ -429,7 +457,10 @@ mod tests {
         ));
         assert!(matches!(
             check_component(&[0u8; 200], 100),
-            Err(CheckError::Oversized { size: 200, limit: 100 })
+            Err(CheckError::Oversized {
+                size: 200,
+                limit: 100
+            })
         ));
     }
 }

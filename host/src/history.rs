@@ -40,7 +40,10 @@ impl SharedHistory {
 
     /// Records a delivered event. Events are expected in chain order.
     pub fn push(&self, event: Event) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
     }
 
     pub fn len(&self) -> usize {
@@ -70,7 +73,12 @@ impl History for SharedHistory {
 
 /// Enforces the history contract on whatever a provider returned. Returns how many
 /// events it had to drop for being after the watermark (a provider bug worth logging).
-pub(crate) fn clip(events: &mut Vec<Event>, from_block: u64, limit: usize, watermark: u64) -> usize {
+pub(crate) fn clip(
+    events: &mut Vec<Event>,
+    from_block: u64,
+    limit: usize,
+    watermark: u64,
+) -> usize {
     let before = events.len();
     events.retain(|e| event_block(e) <= watermark);
     let future = before - events.len();

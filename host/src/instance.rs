@@ -104,7 +104,10 @@ fn epoch_ticks(runtime: &RuntimeInner, deadline_ms: u64) -> u64 {
     // The ticker advances every `tick`; a trap fires between (n-1) and n ticks after the
     // deadline is set, so one extra tick guarantees at least `deadline_ms`.
     let tick_us = runtime.config.epoch_tick().as_micros().max(1) as u64;
-    deadline_ms.saturating_mul(1000).div_ceil(tick_us).saturating_add(1)
+    deadline_ms
+        .saturating_mul(1000)
+        .div_ceil(tick_us)
+        .saturating_add(1)
 }
 
 fn lift_bounds(limits: &StrategyLimits) -> LiftBounds {
@@ -130,7 +133,10 @@ fn classify(
     if let Some(reason) = denied {
         return CallError::MemoryLimit(reason);
     }
-    if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         return CallError::PoolExhausted(err.to_string());
     }
     match err.downcast_ref::<Trap>() {
@@ -153,7 +159,9 @@ pub(crate) fn typecheck_exports(runtime: &RuntimeInner, compiled: &Compiled) -> 
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();
     if runtime.config.fuel {
-        store.set_fuel(limits.fuel_init).map_err(|e| e.to_string())?;
+        store
+            .set_fuel(limits.fuel_init)
+            .map_err(|e| e.to_string())?;
     }
     store.set_epoch_deadline(epoch_ticks(runtime, limits.init_deadline_ms));
     let instance = compiled
@@ -195,8 +203,7 @@ impl Live {
             Ok(slot) => slot,
             Err(e) => return Err((e, history)),
         };
-        let state = match StoreState::new(limits, spec.seed, spec.granted_dir.as_deref(), history)
-        {
+        let state = match StoreState::new(limits, spec.seed, spec.granted_dir.as_deref(), history) {
             Ok(state) => state,
             Err(e) => {
                 // `StoreState::new` only fails granting the directory, before it takes
@@ -211,7 +218,10 @@ impl Live {
         if runtime.config.fuel
             && let Err(e) = store.set_fuel(limits.fuel_init)
         {
-            return Err((CallError::Config(e.to_string()), store.into_data().into_history()));
+            return Err((
+                CallError::Config(e.to_string()),
+                store.into_data().into_history(),
+            ));
         }
         store.set_epoch_deadline(epoch_ticks(runtime, limits.init_deadline_ms));
 
@@ -220,8 +230,13 @@ impl Live {
             let denied = store.data_mut().limiter.denied.take();
             let stderr = store.data().host.sink.lock().take_last_stderr();
             store.data().host.sink.lock().end_call();
-            let error = match classify(err, denied, limits.fuel_init, limits.init_deadline_ms, stderr)
-            {
+            let error = match classify(
+                err,
+                denied,
+                limits.fuel_init,
+                limits.init_deadline_ms,
+                stderr,
+            ) {
                 e @ CallError::PoolExhausted(_) => e,
                 e => CallError::Init(e.to_string()),
             };
@@ -248,7 +263,9 @@ impl Live {
             init_fn.call(&mut store, (spec.config.as_str(),))
         };
         let fuel_used = if runtime.config.fuel {
-            limits.fuel_init.saturating_sub(store.get_fuel().unwrap_or(0))
+            limits
+                .fuel_init
+                .saturating_sub(store.get_fuel().unwrap_or(0))
         } else {
             0
         };
@@ -287,7 +304,10 @@ impl Live {
             data.limiter.denied = None;
         }
         if fuel && let Err(e) = self.store.set_fuel(limits.fuel_per_call) {
-            return (Err(CallError::Config(e.to_string())), CallMetrics::default());
+            return (
+                Err(CallError::Config(e.to_string())),
+                CallMetrics::default(),
+            );
         }
         self.store
             .set_epoch_deadline(epoch_ticks(runtime, limits.deadline_ms));
@@ -331,7 +351,13 @@ impl Live {
                     sink.end_call();
                     s
                 };
-                Err(classify(e, denied, limits.fuel_per_call, limits.deadline_ms, stderr))
+                Err(classify(
+                    e,
+                    denied,
+                    limits.fuel_per_call,
+                    limits.deadline_ms,
+                    stderr,
+                ))
             }
         };
         let metrics = CallMetrics {
@@ -465,9 +491,12 @@ impl StrategyInstance {
         self.check_quarantine(now)?;
         self.ensure_live(now)?;
         let Some(live) = self.live.as_mut() else {
-            return Err(CallError::Config("no live instance after a successful build".into()));
+            return Err(CallError::Config(
+                "no live instance after a successful build".into(),
+            ));
         };
-        let (result, metrics) = live.call(&self.component.runtime, &self.spec.limits, event, snapshot);
+        let (result, metrics) =
+            live.call(&self.component.runtime, &self.spec.limits, event, snapshot);
         self.last_call = metrics;
         self.stats.guest_calls += 1;
         self.stats.fuel_used += metrics.fuel_used;

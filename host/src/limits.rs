@@ -108,6 +108,16 @@ pub struct HostConfig {
     pub core_instances_per_component: usize,
     pub memories_per_component: usize,
     pub tables_per_component: usize,
+    /// Bytes at the start of a pooled memory slot kept mapped and reset in place when an
+    /// instance is dropped, instead of being returned to the kernel. A Rust guest touches
+    /// its shadow stack (the first MiB) and the start of its heap on every `init`; keeping
+    /// those pages resident turns a rebuild's page faults into a memset (measured: rebuild
+    /// median 28 µs -> 11 µs for clamm-maker). The cost: a freed slot keeps the pages its
+    /// last instance touched in this range resident until it is reused, so a host that
+    /// once ran N instances keeps about N idle instances' worth of memory.
+    pub keep_resident_bytes: usize,
+    /// Freed pool slots preferred for reuse by the same component (warm images).
+    pub max_unused_warm_slots: u32,
     /// Ceiling of any strategy's `memory_bytes`: the size a pool slot can grow to.
     pub max_memory_bytes: usize,
     /// Wasm stack, in bytes; deeper recursion traps with a stack overflow.
@@ -132,6 +142,8 @@ impl Default for HostConfig {
             core_instances_per_component: 8,
             memories_per_component: 1,
             tables_per_component: 4,
+            keep_resident_bytes: 2 << 20,
+            max_unused_warm_slots: 32,
             max_memory_bytes: 1 << 30,
             max_wasm_stack: 512 << 10,
             fuel: true,

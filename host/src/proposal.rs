@@ -182,8 +182,8 @@ pub(crate) fn validate(raw: RawProposal, index: usize) -> Result<ValidatedPropos
     let action = match raw.action {
         RawAction::Swap(s) => {
             let pool: Address = s.pool.0.parse().map_err(at)?;
-            let amount_in = parse_amount(&s.amount_in.0)
-                .map_err(|e| at(format!("swap amount-in: {e}")))?;
+            let amount_in =
+                parse_amount(&s.amount_in.0).map_err(|e| at(format!("swap amount-in: {e}")))?;
             if amount_in.is_zero() {
                 return Err(at("swap of zero amount-in".into()));
             }
@@ -210,10 +210,10 @@ pub(crate) fn validate(raw: RawProposal, index: usize) -> Result<ValidatedPropos
             Action::RemoveLiquidity(range(r, "remove-liquidity").map_err(at)?)
         }
     };
-    let expected_amount0 = parse_amount(&raw.expected_amount0.0)
-        .map_err(|e| at(format!("expected-amount0: {e}")))?;
-    let expected_amount1 = parse_amount(&raw.expected_amount1.0)
-        .map_err(|e| at(format!("expected-amount1: {e}")))?;
+    let expected_amount0 =
+        parse_amount(&raw.expected_amount0.0).map_err(|e| at(format!("expected-amount0: {e}")))?;
+    let expected_amount1 =
+        parse_amount(&raw.expected_amount1.0).map_err(|e| at(format!("expected-amount1: {e}")))?;
     Ok(ValidatedProposal {
         action,
         expected_amount0,
@@ -244,9 +244,17 @@ mod tests {
 
     #[test]
     fn addresses_parse_strictly() {
-        let a: Address = "0x00000000000000000000000000000000000000Ab".parse().expect("valid");
+        let a: Address = "0x00000000000000000000000000000000000000Ab"
+            .parse()
+            .expect("valid");
         assert_eq!(a.to_string(), "0x00000000000000000000000000000000000000ab");
-        for bad in ["", "0x", "00000000000000000000000000000000000000ab", "0x123", "0xzz00000000000000000000000000000000000000"] {
+        for bad in [
+            "",
+            "0x",
+            "00000000000000000000000000000000000000ab",
+            "0x123",
+            "0xzz00000000000000000000000000000000000000",
+        ] {
             assert!(bad.parse::<Address>().is_err(), "{bad:?} must be refused");
         }
     }

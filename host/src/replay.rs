@@ -353,7 +353,12 @@ pub fn sqrt_price_at_tick(tick: i32) -> U256 {
         ratio = U256::MAX / ratio;
     }
     let rem = ratio & U256::from(u32::MAX);
-    (ratio >> 32) + if rem.is_zero() { U256::ZERO } else { U256::from(1u8) }
+    (ratio >> 32)
+        + if rem.is_zero() {
+            U256::ZERO
+        } else {
+            U256::from(1u8)
+        }
 }
 
 /// Addresses of the sample's pool and tokens.
@@ -419,7 +424,11 @@ pub fn random_walk(seed: u64, blocks: u64) -> Vec<ReplayLine> {
             let l = U512::from(liquidity);
             let amount1 = (l * diff) >> 96;
             let amount0 = ((l << 96) * diff) / U512::from(hi) / U512::from(lo);
-            let (amount_in, amount_out): (U512, U512) = if down { (amount0, amount1) } else { (amount1, amount0) };
+            let (amount_in, amount_out): (U512, U512) = if down {
+                (amount0, amount1)
+            } else {
+                (amount1, amount0)
+            };
             // The 0.3% fee is paid on top of what moves the price.
             let amount_in = amount_in * U512::from(1_000_000u64) / U512::from(997_000u64);
             tick = new_tick;
@@ -498,7 +507,11 @@ mod tests {
     #[test]
     fn sample_file_is_the_generator_output() {
         let text = include_str!("../testdata/random-walk.jsonl");
-        assert_eq!(text, to_jsonl(&random_walk(7, 200)), "regenerate host/testdata/random-walk.jsonl");
+        assert_eq!(
+            text,
+            to_jsonl(&random_walk(7, 200)),
+            "regenerate host/testdata/random-walk.jsonl"
+        );
         let parsed = read_jsonl(text.as_bytes()).expect("sample parses");
         assert_eq!(parsed.len(), text.lines().count());
     }

@@ -107,7 +107,10 @@ fn engine_config(config: &HostConfig) -> Config {
             .max_core_instances_per_component(config.core_instances_per_component as u32)
             .max_memories_per_component(config.memories_per_component as u32)
             .max_tables_per_component(config.tables_per_component as u32)
-            .max_memory_size(config.max_memory_bytes);
+            .max_memory_size(config.max_memory_bytes)
+            .linear_memory_keep_resident(config.keep_resident_bytes)
+            .table_keep_resident(64 << 10)
+            .max_unused_warm_slots(config.max_unused_warm_slots);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c
@@ -115,8 +118,8 @@ fn engine_config(config: &HostConfig) -> Config {
 
 impl HostRuntime {
     pub fn new(config: HostConfig) -> Result<Self, LoadError> {
-        let engine =
-            Engine::new(&engine_config(&config)).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let engine = Engine::new(&engine_config(&config))
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let linker = build_linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let ticker = Ticker::start(engine.clone(), config.epoch_tick())?;
         if let Some(dir) = &config.cache_dir {
@@ -190,7 +193,10 @@ impl HostRuntime {
         // The engine's compatibility hash is part of the name, so artifacts of another
         // wasmtime version or configuration are never even opened.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(&self.inner.engine.precompile_compatibility_hash(), &mut hasher);
+        std::hash::Hash::hash(
+            &self.inner.engine.precompile_compatibility_hash(),
+            &mut hasher,
+        );
         let engine = std::hash::Hasher::finish(&hasher);
         Some(dir.join(format!("{key}-{engine:016x}.cwasm")))
     }
@@ -205,7 +211,9 @@ impl HostRuntime {
             // of this engine configuration. Nothing else writes there.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached component"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached component")
+                }
             }
         }
         let component =
@@ -232,15 +240,20 @@ impl HostRuntime {
 /// Reads at most `max + 1` bytes, so an oversized file is refused without reading it all.
 pub fn read_capped(path: &std::path::Path, max: usize) -> Result<Vec<u8>, LoadError> {
     use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
     let mut bytes = Vec::new();
     file.take(max as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
     if bytes.len() > max {
-        let size = std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(bytes.len());
-        return Err(LoadError::Check(crate::check::CheckError::Oversized { size, limit: max }));
+        let size = std::fs::metadata(path)
+            .map(|m| m.len() as usize)
+            .unwrap_or(bytes.len());
+        return Err(LoadError::Check(crate::check::CheckError::Oversized {
+            size,
+            limit: max,
+        }));
     }
     Ok(bytes)
 }
@@ -343,7 +356,9 @@ impl RuntimeInner {
         let max = self.config.max_instances;
         let taken = self
             .live
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
         match taken {
             Ok(_) => Ok(Slot {
                 runtime: self.clone(),

@@ -201,7 +201,12 @@ impl wit::stratbox::strategy::host::Host for HostCtx {
         Ok(())
     }
 
-    fn history(&mut self, pool: String, from_block: u64, limit: u32) -> wasmtime::Result<Vec<Event>> {
+    fn history(
+        &mut self,
+        pool: String,
+        from_block: u64,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<Event>> {
         if pool.len() > MAX_POOL_ARG_BYTES {
             return Ok(Vec::new());
         }
@@ -209,7 +214,9 @@ impl wit::stratbox::strategy::host::Host for HostCtx {
         if limit == 0 || from_block > self.watermark {
             return Ok(Vec::new());
         }
-        let mut events = self.history.events(&pool, from_block, limit, self.watermark);
+        let mut events = self
+            .history
+            .events(&pool, from_block, limit, self.watermark);
         let future = clip(&mut events, from_block, limit, self.watermark);
         if future > 0 {
             tracing::warn!(

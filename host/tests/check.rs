@@ -10,7 +10,10 @@ fn catalog(name: &str) -> Vec<u8> {
 fn refusal(bytes: &[u8], max: usize) -> CheckError {
     let err = check_component(bytes, max).expect_err("must be refused");
     let line = err.to_string();
-    assert!(!line.is_empty() && !line.contains('\n'), "reason must be one line: {line:?}");
+    assert!(
+        !line.is_empty() && !line.contains('\n'),
+        "reason must be one line: {line:?}"
+    );
     err
 }
 
@@ -19,10 +22,24 @@ fn strategies_are_accepted_with_their_world_imports_and_digest() {
     for name in ["clamm-maker", "momentum", "hostile"] {
         let bytes = catalog(name);
         let report = check_component(&bytes, DEFAULT_MAX_COMPONENT_BYTES).expect(name);
-        assert!(report.world.starts_with("stratbox:strategy/strategy@0.1."), "{report:?}");
-        assert_eq!(report.exports, vec!["init".to_string(), "on-event".to_string()]);
-        assert!(report.imports.iter().any(|i| i.starts_with("wasi:")), "{report:?}");
-        assert!(report.imports.iter().all(|i| i.starts_with("wasi:") || i.starts_with("stratbox:strategy/")));
+        assert!(
+            report.world.starts_with("stratbox:strategy/strategy@0.1."),
+            "{report:?}"
+        );
+        assert_eq!(
+            report.exports,
+            vec!["init".to_string(), "on-event".to_string()]
+        );
+        assert!(
+            report.imports.iter().any(|i| i.starts_with("wasi:")),
+            "{report:?}"
+        );
+        assert!(
+            report
+                .imports
+                .iter()
+                .all(|i| i.starts_with("wasi:") || i.starts_with("stratbox:strategy/"))
+        );
         assert_eq!(report.size, bytes.len());
         assert_eq!(report.sha256, stratbox_host::check::sha256_hex(&bytes));
         assert_eq!(report.sha256.len(), 64);
@@ -41,7 +58,10 @@ fn random_bytes_are_refused() {
             (x >> 24) as u8
         })
         .collect();
-    assert_eq!(refusal(&bytes, DEFAULT_MAX_COMPONENT_BYTES), CheckError::NotWasm);
+    assert_eq!(
+        refusal(&bytes, DEFAULT_MAX_COMPONENT_BYTES),
+        CheckError::NotWasm
+    );
 }
 
 #[test]
@@ -49,7 +69,10 @@ fn a_truncated_component_is_refused() {
     let bytes = catalog("clamm-maker");
     for cut in [9, bytes.len() / 2, bytes.len() - 1] {
         let err = refusal(&bytes[..cut], DEFAULT_MAX_COMPONENT_BYTES);
-        assert!(matches!(err, CheckError::Truncated(_)), "cut at {cut}: {err}");
+        assert!(
+            matches!(err, CheckError::Truncated(_)),
+            "cut at {cut}: {err}"
+        );
     }
 }
 
@@ -65,14 +88,23 @@ fn a_core_module_is_refused() {
 fn a_component_of_another_world_is_refused() {
     let err = refusal(&catalog("other-world"), DEFAULT_MAX_COMPONENT_BYTES);
     assert!(matches!(err, CheckError::WrongWorld(_)), "{err}");
-    assert!(err.to_string().contains("run"), "the reason names the foreign export: {err}");
+    assert!(
+        err.to_string().contains("run"),
+        "the reason names the foreign export: {err}"
+    );
 }
 
 #[test]
 fn an_oversized_file_is_refused_before_parsing() {
     let bytes = catalog("clamm-maker");
     let err = refusal(&bytes, bytes.len() - 1);
-    assert_eq!(err, CheckError::Oversized { size: bytes.len(), limit: bytes.len() - 1 });
+    assert_eq!(
+        err,
+        CheckError::Oversized {
+            size: bytes.len(),
+            limit: bytes.len() - 1
+        }
+    );
 }
 
 #[test]
@@ -82,8 +114,20 @@ fn the_runtime_refuses_what_check_refuses() {
         ..Default::default()
     })
     .expect("runtime");
-    let err = runtime.load(&catalog("other-world")).err().expect("refused");
-    assert!(matches!(err, stratbox_host::LoadError::Check(CheckError::WrongWorld(_))), "{err}");
+    let err = runtime
+        .load(&catalog("other-world"))
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            err,
+            stratbox_host::LoadError::Check(CheckError::WrongWorld(_))
+        ),
+        "{err}"
+    );
     let err = runtime.load(b"\0asm\x01\0\0\0").err().expect("refused");
-    assert!(matches!(err, stratbox_host::LoadError::Check(CheckError::CoreModule)), "{err}");
+    assert!(
+        matches!(err, stratbox_host::LoadError::Check(CheckError::CoreModule)),
+        "{err}"
+    );
 }

@@ -5,9 +5,16 @@ mod common;
 
 use stratbox_host::{CallError, InstanceSpec, NoHistory, StrategyInstance, StrategyLimits};
 
-fn hostile(component: &stratbox_host::LoadedComponent, mode: &str, limits: StrategyLimits) -> StrategyInstance {
-    let spec = InstanceSpec::new(format!("hostile/{mode}"), stratbox_strategies::hostile_config(mode))
-        .with_limits(limits);
+fn hostile(
+    component: &stratbox_host::LoadedComponent,
+    mode: &str,
+    limits: StrategyLimits,
+) -> StrategyInstance {
+    let spec = InstanceSpec::new(
+        format!("hostile/{mode}"),
+        stratbox_strategies::hostile_config(mode),
+    )
+    .with_limits(limits);
     StrategyInstance::new(component, spec, NoHistory)
 }
 
@@ -48,8 +55,13 @@ fn every_hostile_mode_is_stopped_with_its_own_error() {
     let mut checked = 0;
     for &mode in stratbox_strategies::HOSTILE_MODES {
         let cases: Vec<(StrategyLimits, &str)> = match mode {
-            "grow-memory" | "ignore-grow-failure" => vec![(fuel_for_memory.clone(), "memory_limit")],
-            "loop" => vec![(no_fuel_limit.clone(), "deadline"), (no_deadline.clone(), "out_of_fuel")],
+            "grow-memory" | "ignore-grow-failure" => {
+                vec![(fuel_for_memory.clone(), "memory_limit")]
+            }
+            "loop" => vec![
+                (no_fuel_limit.clone(), "deadline"),
+                (no_deadline.clone(), "out_of_fuel"),
+            ],
             "trap" | "recurse" => vec![(default.clone(), "trap")],
             "flood" => vec![(roomy.clone(), "bad_output")],
             "giant-string" | "bad-amount" | "bad-bps" => vec![(roomy.clone(), "bad_output")],
@@ -74,25 +86,38 @@ fn every_hostile_mode_is_stopped_with_its_own_error() {
                 limits.fuel_per_call
             );
             match (&result, mode) {
-                (Err(CallError::OutOfFuel { limit }), _) => assert_eq!(*limit, limits.fuel_per_call),
-                (Err(CallError::Deadline { deadline_ms }), _) => assert_eq!(*deadline_ms, limits.deadline_ms),
+                (Err(CallError::OutOfFuel { limit }), _) => {
+                    assert_eq!(*limit, limits.fuel_per_call)
+                }
+                (Err(CallError::Deadline { deadline_ms }), _) => {
+                    assert_eq!(*deadline_ms, limits.deadline_ms)
+                }
                 // Rust keeps its frames' arrays on a shadow stack in linear memory, so deep
                 // recursion ends either on wasmtime's stack limit or off the bottom of memory.
                 (Err(CallError::Trap(m)), "recurse") => {
                     assert!(m.contains("stack") || m.contains("out of bounds"), "{m}")
                 }
                 (Err(CallError::Trap(m)), "trap") => assert!(m.contains("unreachable"), "{m}"),
-                (Err(CallError::BadOutput(m)), "flood") => assert!(m.contains("1000000 proposals"), "{m}"),
-                (Err(CallError::BadOutput(m)), "giant-string") => assert!(m.contains("string of 16777216 bytes"), "{m}"),
+                (Err(CallError::BadOutput(m)), "flood") => {
+                    assert!(m.contains("1000000 proposals"), "{m}")
+                }
+                (Err(CallError::BadOutput(m)), "giant-string") => {
+                    assert!(m.contains("string of 16777216 bytes"), "{m}")
+                }
                 (Err(CallError::BadOutput(m)), "bad-amount") => assert!(m.contains("1.5"), "{m}"),
                 (Err(CallError::BadOutput(m)), "bad-bps") => assert!(m.contains("20000"), "{m}"),
-                (Err(CallError::Init(m)), "fail-init") => assert!(m.contains("refused on purpose"), "{m}"),
+                (Err(CallError::Init(m)), "fail-init") => {
+                    assert!(m.contains("refused on purpose"), "{m}")
+                }
                 (Err(CallError::Init(m)), "trap-init") => assert!(m.contains("unreachable"), "{m}"),
                 (Err(CallError::MemoryLimit(m)), _) => assert!(m.contains("refused"), "{m}"),
                 _ => {}
             }
             if expected != "ok" && expected != "strategy" {
-                assert!(!instance.is_live(), "mode {mode}: a stopped instance must be discarded");
+                assert!(
+                    !instance.is_live(),
+                    "mode {mode}: a stopped instance must be discarded"
+                );
             }
             checked += 1;
         }
@@ -103,15 +128,28 @@ fn every_hostile_mode_is_stopped_with_its_own_error() {
     let maker = common::load(&runtime, "clamm-maker");
     let mut instance = StrategyInstance::new(
         &maker,
-        InstanceSpec::new("clamm-maker", stratbox_strategies::clamm_maker_config(common::pool())),
+        InstanceSpec::new(
+            "clamm-maker",
+            stratbox_strategies::clamm_maker_config(common::pool()),
+        ),
         NoHistory,
     );
     let proposals: usize = events
         .iter()
-        .map(|(e, s)| instance.call(e, s, "t-after").expect("clamm-maker call").proposals.len())
+        .map(|(e, s)| {
+            instance
+                .call(e, s, "t-after")
+                .expect("clamm-maker call")
+                .proposals
+                .len()
+        })
         .sum();
     assert!(proposals > 0, "clamm-maker proposes its first position");
-    assert_eq!(runtime.live_instances(), 1, "every stopped instance gave its slot back");
+    assert_eq!(
+        runtime.live_instances(),
+        1,
+        "every stopped instance gave its slot back"
+    );
 }
 
 #[test]
@@ -129,7 +167,10 @@ fn wasi_probe_finds_nothing_granted() {
     let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     assert!(!text("file").starts_with("READ"), "file read: {report}");
     assert!(!text("dir").starts_with("LISTED"), "dir listed: {report}");
-    assert!(!text("socket").contains("CONNECTED"), "socket connected: {report}");
+    assert!(
+        !text("socket").contains("CONNECTED"),
+        "socket connected: {report}"
+    );
     assert_eq!(v["env_count"], 0, "{report}");
     let event_ns = snapshot.timestamp * 1_000_000_000;
     assert_eq!(v["wall_clock_unix_ns"].as_u64(), Some(event_ns), "{report}");

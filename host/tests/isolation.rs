@@ -29,10 +29,18 @@ fn clamm_makers_beside_hostiles_propose_what_they_propose_alone() {
     let mut alone = maker(&maker_component, 0);
     let expected: Vec<Vec<ValidatedProposal>> = events
         .iter()
-        .map(|(e, s)| alone.call(e, s, "alone").expect("clamm-maker alone").proposals)
+        .map(|(e, s)| {
+            alone
+                .call(e, s, "alone")
+                .expect("clamm-maker alone")
+                .proposals
+        })
         .collect();
     let total: usize = expected.iter().map(Vec::len).sum();
-    assert!(total >= 5, "the walk must make clamm-maker act more than once, got {total}");
+    assert!(
+        total >= 5,
+        "the walk must make clamm-maker act more than once, got {total}"
+    );
     drop(alone);
 
     // Beside every hostile mode. Limits are small so the run stays quick; what stops each
@@ -57,25 +65,42 @@ fn clamm_makers_beside_hostiles_propose_what_they_propose_alone() {
     let mut hostile_failures = 0;
     for (e, s) in &events {
         // Interleave: every hostile once per event, between the makers' calls.
-        for i in 0..hostiles.len().max(makers.len()) {
-            if let Some(h) = hostiles.get_mut(i)
-                && h.call(e, s, "hostile").is_err()
-            {
+        let mut makers_iter = makers.iter_mut().zip(got.iter_mut());
+        for h in hostiles.iter_mut() {
+            if h.call(e, s, "hostile").is_err() {
                 hostile_failures += 1;
             }
-            if let Some(m) = makers.get_mut(i) {
-                got[i].push(m.call(e, s, "beside").expect("clamm-maker beside hostiles").proposals);
+            if let Some((m, out)) = makers_iter.next() {
+                out.push(
+                    m.call(e, s, "beside")
+                        .expect("clamm-maker beside hostiles")
+                        .proposals,
+                );
             }
+        }
+        for (m, out) in makers_iter {
+            out.push(
+                m.call(e, s, "beside")
+                    .expect("clamm-maker beside hostiles")
+                    .proposals,
+            );
         }
     }
     assert!(hostile_failures > 0, "the hostiles misbehaved");
     for (i, proposals) in got.iter().enumerate() {
-        assert_eq!(proposals, &expected, "clamm-maker {i} diverged beside the hostiles");
+        assert_eq!(
+            proposals, &expected,
+            "clamm-maker {i} diverged beside the hostiles"
+        );
     }
     for h in &hostiles {
         let mode = &h.spec().name;
         if mode != "well-behaved" && mode != "wasi-probe" {
-            assert!(h.stats().builds > 1, "{mode} was rebuilt after failing: {:?}", h.stats());
+            assert!(
+                h.stats().builds > 1,
+                "{mode} was rebuilt after failing: {:?}",
+                h.stats()
+            );
         }
     }
 }

@@ -21,7 +21,8 @@ fn a_failed_instance_is_rebuilt_and_init_runs_again() {
         max_consecutive_failures: 100,
         ..StrategyLimits::default()
     };
-    let mut trapper = StrategyInstance::new(&component, hostile_spec("trap", limits.clone()), NoHistory);
+    let mut trapper =
+        StrategyInstance::new(&component, hostile_spec("trap", limits.clone()), NoHistory);
     for round in 1..=3u64 {
         assert!(matches!(trapper.call(e, s, "t"), Err(CallError::Trap(_))));
         assert!(!trapper.is_live());
@@ -30,12 +31,18 @@ fn a_failed_instance_is_rebuilt_and_init_runs_again() {
     }
 
     // A kill is not a failure, and the rebuilt instance answers normally.
-    let mut good = StrategyInstance::new(&component, hostile_spec("well-behaved", limits), NoHistory);
+    let mut good =
+        StrategyInstance::new(&component, hostile_spec("well-behaved", limits), NoHistory);
     good.start().expect("start");
     assert_eq!(good.stats().inits, 1);
     good.kill();
     assert!(!good.is_live());
-    assert!(good.call(e, s, "t").expect("after kill").proposals.is_empty());
+    assert!(
+        good.call(e, s, "t")
+            .expect("after kill")
+            .proposals
+            .is_empty()
+    );
     assert_eq!(good.stats().inits, 2);
     assert_eq!(good.stats().quarantines, 0);
     assert_eq!(runtime.live_instances(), 1);
@@ -56,9 +63,15 @@ fn repeated_failures_quarantine_with_doubling_backoff() {
     let mut instance = StrategyInstance::new(&component, hostile_spec("trap", limits), NoHistory);
     let t0 = Instant::now();
     for _ in 0..3 {
-        assert!(matches!(instance.call_at(t0, e, s, "t"), Err(CallError::Trap(_))));
+        assert!(matches!(
+            instance.call_at(t0, e, s, "t"),
+            Err(CallError::Trap(_))
+        ));
     }
-    assert_eq!(instance.quarantined_until(), Some(t0 + Duration::from_secs(1)));
+    assert_eq!(
+        instance.quarantined_until(),
+        Some(t0 + Duration::from_secs(1))
+    );
     let builds = instance.stats().builds;
     match instance.call_at(t0 + Duration::from_millis(500), e, s, "t") {
         Err(CallError::Quarantined { failures, retry_in }) => {
@@ -67,16 +80,32 @@ fn repeated_failures_quarantine_with_doubling_backoff() {
         }
         other => panic!("expected quarantine, got {other:?}"),
     }
-    assert_eq!(instance.stats().builds, builds, "a quarantined instance is not rebuilt");
+    assert_eq!(
+        instance.stats().builds,
+        builds,
+        "a quarantined instance is not rebuilt"
+    );
 
     // After the backoff it is tried again; failing again doubles the backoff...
     let t1 = t0 + Duration::from_secs(1);
-    assert!(matches!(instance.call_at(t1, e, s, "t"), Err(CallError::Trap(_))));
-    assert_eq!(instance.quarantined_until(), Some(t1 + Duration::from_secs(2)));
+    assert!(matches!(
+        instance.call_at(t1, e, s, "t"),
+        Err(CallError::Trap(_))
+    ));
+    assert_eq!(
+        instance.quarantined_until(),
+        Some(t1 + Duration::from_secs(2))
+    );
     // ...up to the maximum.
     let t2 = t1 + Duration::from_secs(2);
-    assert!(matches!(instance.call_at(t2, e, s, "t"), Err(CallError::Trap(_))));
-    assert_eq!(instance.quarantined_until(), Some(t2 + Duration::from_secs(3)));
+    assert!(matches!(
+        instance.call_at(t2, e, s, "t"),
+        Err(CallError::Trap(_))
+    ));
+    assert_eq!(
+        instance.quarantined_until(),
+        Some(t2 + Duration::from_secs(3))
+    );
     assert_eq!(instance.stats().quarantines, 3);
     assert_eq!(instance.stats().errors.get("quarantined"), Some(&1));
 
@@ -92,14 +121,26 @@ fn repeated_failures_quarantine_with_doubling_backoff() {
         ),
         NoHistory,
     );
-    assert!(matches!(bad_init.call_at(t0, e, s, "t"), Err(CallError::Init(_))));
-    assert!(matches!(bad_init.call_at(t0, e, s, "t"), Err(CallError::Init(_))));
-    assert!(matches!(bad_init.call_at(t0, e, s, "t"), Err(CallError::Quarantined { .. })));
+    assert!(matches!(
+        bad_init.call_at(t0, e, s, "t"),
+        Err(CallError::Init(_))
+    ));
+    assert!(matches!(
+        bad_init.call_at(t0, e, s, "t"),
+        Err(CallError::Init(_))
+    ));
+    assert!(matches!(
+        bad_init.call_at(t0, e, s, "t"),
+        Err(CallError::Quarantined { .. })
+    ));
 }
 
 #[test]
 fn pool_exhaustion_is_a_clear_error_and_frees_on_drop() {
-    for allocation in [stratbox_host::Allocation::Pooling, stratbox_host::Allocation::OnDemand] {
+    for allocation in [
+        stratbox_host::Allocation::Pooling,
+        stratbox_host::Allocation::OnDemand,
+    ] {
         let runtime = common::runtime_with(HostConfig {
             allocation,
             max_instances: 4,
@@ -110,7 +151,10 @@ fn pool_exhaustion_is_a_clear_error_and_frees_on_drop() {
             .map(|i| {
                 let mut inst = StrategyInstance::new(
                     &component,
-                    InstanceSpec::new(format!("wb{i}"), stratbox_strategies::hostile_config("well-behaved")),
+                    InstanceSpec::new(
+                        format!("wb{i}"),
+                        stratbox_strategies::hostile_config("well-behaved"),
+                    ),
                     NoHistory,
                 );
                 inst.start().expect("within the pool");
@@ -130,7 +174,11 @@ fn pool_exhaustion_is_a_clear_error_and_frees_on_drop() {
             }
             other => panic!("{allocation:?}: expected pool exhaustion, got {other:?}"),
         }
-        assert_eq!(fifth.stats().quarantines, 0, "exhaustion is not the strategy's failure");
+        assert_eq!(
+            fifth.stats().quarantines,
+            0,
+            "exhaustion is not the strategy's failure"
+        );
         instances.pop();
         fifth.start().expect("a freed slot is reused");
         assert_eq!(runtime.live_instances(), 4);
@@ -145,7 +193,8 @@ fn limits_above_the_hosts_ceiling_are_a_config_error() {
         memory_bytes: runtime.config().max_memory_bytes + 1,
         ..StrategyLimits::default()
     };
-    let mut inst = StrategyInstance::new(&component, hostile_spec("well-behaved", limits), NoHistory);
+    let mut inst =
+        StrategyInstance::new(&component, hostile_spec("well-behaved", limits), NoHistory);
     assert!(matches!(inst.start(), Err(CallError::Config(_))));
 }
 
@@ -166,10 +215,17 @@ fn compiled_components_are_cached_by_digest() {
         ..HostConfig::default()
     };
     let bytes = stratbox_strategies::bytes("clamm-maker").expect("bytes");
-    let first = common::runtime_with(config.clone()).load(&bytes).expect("compiles");
+    let first = common::runtime_with(config.clone())
+        .load(&bytes)
+        .expect("compiles");
     let files: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
     assert_eq!(files.len(), 1, "one artifact written");
-    let name = files[0].as_ref().expect("entry").file_name().into_string().expect("utf8");
+    let name = files[0]
+        .as_ref()
+        .expect("entry")
+        .file_name()
+        .into_string()
+        .expect("utf8");
     assert!(name.starts_with(first.sha256()), "{name}");
     // A second runtime (a restart) loads from the cache and works.
     let runtime = common::runtime_with(config);

@@ -6,8 +6,10 @@
 //! - [`fleet`]: instances on worker threads; hot swap and scaling between two events.
 //! - [`roster`]: building and starting instances before they join a fleet.
 //! - [`service`]: a host's loop: bus -> fleet -> engine -> acknowledge.
+//! - [`assemble`]: one way to build a host, for the CLI and the tests.
 //! - [`delivery`]: the engine link that retries without losing or duplicating proposals.
 
+pub mod assemble;
 pub mod delivery;
 pub mod fleet;
 pub mod market;
@@ -21,3 +23,4 @@ pub use market::{Market, SharedMarketHistory};
 pub use translate::{Envelope, Incoming, TranslateError};
 pub use service::{Handled, HostService, ServiceError, ServiceStats};
 pub use roster::{Deployment, StartError};
+pub use assemble::{AssembleError, BusSeat};

@@ -20,6 +20,48 @@
 //!
 //! The accept path of [`gates::evaluate`] does not allocate; a [`Rejection`] carries a
 //! human-readable detail and is built only when a gate fails.
+//!
+//! ```
+//! use stratbox_risk::*;
+//!
+//! let cfg = RiskConfig::default(); // or toml::from_str / serde_json::from_str, then validate()
+//! cfg.validate().expect("default config is valid");
+//! let mut oracle: OracleGuard = OracleGuard::new();
+//! let price = U256::from(3_000u64) * U256::from(10u64).pow(U256::from(18u64));
+//! for source in ["uniswap", "chainlink", "cex"] {
+//!     oracle.update("WETH/USDC", source, price, 100).expect("valid quote");
+//! }
+//! let kill = KillSwitch::default();
+//! let tracker = PermissionTracker::new(&cfg.permission); // L1: shadow only
+//! let account = AccountRisk {
+//!     equity: U256::from(1_000_000u64),
+//!     peak_equity: U256::from(1_000_000u64),
+//!     day_start_equity: U256::from(1_000_000u64),
+//!     cash: U256::from(1_000_000u64),
+//!     gross_exposure: U256::ZERO,
+//!     exposures: &[],
+//! };
+//! let trade = TradeRisk {
+//!     notional: U256::from(10_000u64),
+//!     slippage_bps: 30,
+//!     effect: TradeEffect::Swap { sell: Leg::Cash, buy: Leg::Asset("WETH") },
+//! };
+//! let input = GateInput {
+//!     strategy: "momentum",
+//!     kill_switch: &kill,
+//!     engine_block: 101,
+//!     proposal_block: 100,
+//!     market: "WETH/USDC",
+//!     level: tracker.level(),
+//!     requested_mode: ExecutionMode::Live,
+//!     account: &account,
+//!     trade: &trade,
+//! };
+//! let metrics = GateMetrics::new();
+//! let verdict = evaluate(&cfg, &mut oracle, &input);
+//! metrics.observe(&verdict);
+//! assert_eq!(verdict.map(|c| c.mode), Ok(ExecutionMode::Shadow));
+//! ```
 
 #![deny(clippy::arithmetic_side_effects)]
 

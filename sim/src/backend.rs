@@ -64,7 +64,12 @@ impl DatabaseRef for ForkDb {
     type Error = BackendError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        if let Some(hit) = self.accounts.read().map_err(|_| BackendError::Poisoned)?.get(&address) {
+        if let Some(hit) = self
+            .accounts
+            .read()
+            .map_err(|_| BackendError::Poisoned)?
+            .get(&address)
+        {
             return Ok(hit.clone());
         }
         let info = self
@@ -115,7 +120,12 @@ impl DatabaseRef for ForkDb {
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
-        if let Some(h) = self.block_hashes.read().map_err(|_| BackendError::Poisoned)?.get(&number) {
+        if let Some(h) = self
+            .block_hashes
+            .read()
+            .map_err(|_| BackendError::Poisoned)?
+            .get(&number)
+        {
             return Ok(*h);
         }
         let hash = self

@@ -20,8 +20,8 @@ use stratbox_contracts::{bytecode, deploy as calldata, pool_bounds, pool_events}
 use crate::backend::{Backend, BaseDb, ForkDb};
 use crate::funding::BalanceSlot;
 use crate::{
-    Action, ChainEvent, EmbeddedConfig, Executed, FundedAccount, Outcome, PoolInfo, PoolSpec, PoolState, SimError,
-    pool_storage, revert,
+    Action, ChainEvent, EmbeddedConfig, Executed, FundedAccount, Outcome, PoolInfo, PoolSpec,
+    PoolState, SimError, pool_storage, revert,
 };
 
 /// Deploys the embedded chain's contracts and mints nothing itself.
@@ -80,7 +80,13 @@ fn build_evm<DB: Database>(db: DB, cfg: &CfgEnv, block: &BlockEnv) -> Evm<DB> {
 }
 
 impl Chain {
-    fn with_backend(backend: Backend, chain_id: u64, number: u64, timestamp: u64, block_time: u64) -> Self {
+    fn with_backend(
+        backend: Backend,
+        chain_id: u64,
+        number: u64,
+        timestamp: u64,
+        block_time: u64,
+    ) -> Self {
         let mut cfg = CfgEnv::new_with_spec(SpecId::OSAKA);
         cfg.chain_id = chain_id;
         // Accounts are stratbox's, not signers: nothing here is a signed transaction, so the
@@ -120,7 +126,8 @@ impl Chain {
             cfg.block_time,
         );
         chain.executor = chain.create(chain.deployer, calldata::executor_creation(), "executor")?;
-        chain.factory = Some(chain.create(chain.deployer, calldata::factory_creation(), "factory")?);
+        chain.factory =
+            Some(chain.create(chain.deployer, calldata::factory_creation(), "factory")?);
         let pair = chain.deploy_token_pair()?;
         for spec in &cfg.pools {
             chain.create_pool_from(spec, Some(pair), cfg.market_maker)?;
@@ -144,7 +151,11 @@ impl Chain {
     /// executor installed at [`FORK_EXECUTOR`]. Simulated blocks follow the fork block.
     ///
     /// Must be awaited inside a Tokio runtime; the chain keeps its handle to fetch state later.
-    pub async fn fork(rpc_url: &str, pools: &[Address], block: Option<u64>) -> Result<Self, SimError> {
+    pub async fn fork(
+        rpc_url: &str,
+        pools: &[Address],
+        block: Option<u64>,
+    ) -> Result<Self, SimError> {
         let rpc = |e: &dyn std::fmt::Display| SimError::Rpc(e.to_string());
         let url: alloy::transports::http::reqwest::Url = rpc_url
             .parse()
@@ -179,7 +190,9 @@ impl Chain {
         );
         chain.executor = FORK_EXECUTOR;
         let code = Bytecode::new_raw(Bytes::from_static(bytecode::EXECUTOR_RUNTIME));
-        chain.db.insert_account_info(FORK_EXECUTOR, AccountInfo::default().with_code(code));
+        chain
+            .db
+            .insert_account_info(FORK_EXECUTOR, AccountInfo::default().with_code(code));
         // A fresh contract: its storage is empty, never the node's.
         if let Some(account) = chain.db.cache.accounts.get_mut(&FORK_EXECUTOR) {
             account.account_state = revm::database::AccountState::StorageCleared;
@@ -317,7 +330,13 @@ impl Chain {
                 zero_for_one,
                 amount_in,
                 sqrt_price_limit_x96,
-            } => calldata::executor_swap_calldata(pool, zero_for_one, amount_in, sqrt_price_limit_x96, U256::ZERO),
+            } => calldata::executor_swap_calldata(
+                pool,
+                zero_for_one,
+                amount_in,
+                sqrt_price_limit_x96,
+                U256::ZERO,
+            ),
             Action::AddLiquidity {
                 pool,
                 tick_lower,
@@ -363,9 +382,11 @@ impl Chain {
         };
         let key = slot.key(account);
         let old = self.db.storage_ref(token, key)?;
-        let new = old
-            .checked_add(amount)
-            .ok_or_else(|| SimError::Invalid(format!("funding {account} with {amount} of {token} overflows")))?;
+        let new = old.checked_add(amount).ok_or_else(|| {
+            SimError::Invalid(format!(
+                "funding {account} with {amount} of {token} overflows"
+            ))
+        })?;
         self.db.insert_account_storage(token, key, new)?;
         self.approve_executor(account, token)
     }
@@ -381,14 +402,23 @@ impl Chain {
             },
         )?;
         if allowance < U256::MAX >> 1 {
-            self.must_call(owner, token, calldata::approve_calldata(self.executor, U256::MAX), "approve")?;
+            self.must_call(
+                owner,
+                token,
+                calldata::approve_calldata(self.executor, U256::MAX),
+                "approve",
+            )?;
         }
         Ok(())
     }
 
     /// Creates a pool on the embedded factory, seeded by [`DEFAULT_MARKET_MAKER`]; `pair`
     /// `None` deploys a fresh token pair for it (the factory allows one pool per pair and fee).
-    pub fn create_pool(&mut self, spec: &PoolSpec, pair: Option<(Address, Address)>) -> Result<PoolInfo, SimError> {
+    pub fn create_pool(
+        &mut self,
+        spec: &PoolSpec,
+        pair: Option<(Address, Address)>,
+    ) -> Result<PoolInfo, SimError> {
         self.create_pool_from(spec, pair, DEFAULT_MARKET_MAKER)
     }
 
@@ -398,9 +428,9 @@ impl Chain {
         pair: Option<(Address, Address)>,
         market_maker: Address,
     ) -> Result<PoolInfo, SimError> {
-        let factory = self
-            .factory
-            .ok_or_else(|| SimError::Invalid("a forked chain has no factory of ours to create pools with".into()))?;
+        let factory = self.factory.ok_or_else(|| {
+            SimError::Invalid("a forked chain has no factory of ours to create pools with".into())
+        })?;
         let tick_spacing = pool_bounds::tick_spacing_for_fee(spec.fee)
             .ok_or_else(|| SimError::Invalid(format!("fee {} is not an enabled tier", spec.fee)))?;
         let (token0, token1) = match pair {
@@ -438,7 +468,9 @@ impl Chain {
         };
         self.pools.push(info);
         if spec.seed_liquidity > 0 {
-            let (lower, upper) = spec.seed_range.unwrap_or_else(|| pool_bounds::full_range(tick_spacing));
+            let (lower, upper) = spec
+                .seed_range
+                .unwrap_or_else(|| pool_bounds::full_range(tick_spacing));
             for token in [token0, token1] {
                 let balance = self.balance_of(token, market_maker)?;
                 if balance < SEED_BALANCE {
@@ -472,7 +504,10 @@ impl Chain {
         )?;
         let b = self.create(
             self.deployer,
-            calldata::erc20_creation(&format!("Stratbox Token {}", n + 1), &format!("SB{}", n + 1)),
+            calldata::erc20_creation(
+                &format!("Stratbox Token {}", n + 1),
+                &format!("SB{}", n + 1),
+            ),
             "token",
         )?;
         self.tokens_deployed += 2;
@@ -497,7 +532,13 @@ impl Chain {
     }
 
     /// A committed call that must succeed (set-up, not strategy actions).
-    fn must_call(&mut self, from: Address, to: Address, data: Bytes, step: &str) -> Result<Bytes, SimError> {
+    fn must_call(
+        &mut self,
+        from: Address,
+        to: Address,
+        data: Bytes,
+        step: &str,
+    ) -> Result<Bytes, SimError> {
         let tx = self.tx(from, TxKind::Call(to), data);
         let result = build_evm(&mut self.db, &self.cfg, &self.block)
             .transact_commit(tx)
@@ -512,7 +553,12 @@ impl Chain {
     }
 
     /// A view call on a caller-supplied database (an overlay the caller prepared).
-    pub(crate) fn call_with<DB: Database, C: SolCall>(&self, db: DB, to: Address, call: C) -> Result<C::Return, SimError>
+    pub(crate) fn call_with<DB: Database, C: SolCall>(
+        &self,
+        db: DB,
+        to: Address,
+        call: C,
+    ) -> Result<C::Return, SimError>
     where
         DB::Error: std::fmt::Display,
         EVMError<DB::Error>: std::fmt::Display,
@@ -550,12 +596,17 @@ where
         chain_id: Some(cfg.chain_id),
         ..TxEnv::default()
     };
-    let result = build_evm(db, cfg, block).transact(tx).map_err(evm_err)?.result;
+    let result = build_evm(db, cfg, block)
+        .transact(tx)
+        .map_err(evm_err)?
+        .result;
     match result {
-        ExecutionResult::Success { output, .. } => C::abi_decode_returns(output.data()).map_err(|e| SimError::Decode {
-            what: C::SIGNATURE,
-            detail: e.to_string(),
-        }),
+        ExecutionResult::Success { output, .. } => {
+            C::abi_decode_returns(output.data()).map_err(|e| SimError::Decode {
+                what: C::SIGNATURE,
+                detail: e.to_string(),
+            })
+        }
         other => Err(SimError::Evm(format!(
             "view call {} on {to} failed: {}",
             C::SIGNATURE,
@@ -572,7 +623,11 @@ fn failure_reason(result: &ExecutionResult) -> String {
     }
 }
 
-fn outcome(action: &Action, result: &ExecutionResult, state: PoolState) -> Result<Outcome, SimError> {
+fn outcome(
+    action: &Action,
+    result: &ExecutionResult,
+    state: PoolState,
+) -> Result<Outcome, SimError> {
     let mut out = Outcome {
         success: result.is_success(),
         revert_reason: None,
@@ -599,18 +654,21 @@ fn outcome(action: &Action, result: &ExecutionResult, state: PoolState) -> Resul
     };
     match action {
         Action::Swap { zero_for_one, .. } => {
-            let r = StratboxExecutor::swapCall::abi_decode_returns(data).map_err(decode_err("swap return"))?;
+            let r = StratboxExecutor::swapCall::abi_decode_returns(data)
+                .map_err(decode_err("swap return"))?;
             out.amount0 = r.amount0.unsigned_abs();
             out.amount1 = r.amount1.unsigned_abs();
             out.token0_in = *zero_for_one;
         }
         Action::AddLiquidity { .. } => {
-            let r = StratboxExecutor::mintCall::abi_decode_returns(data).map_err(decode_err("mint return"))?;
+            let r = StratboxExecutor::mintCall::abi_decode_returns(data)
+                .map_err(decode_err("mint return"))?;
             out.amount0 = r.amount0;
             out.amount1 = r.amount1;
         }
         Action::RemoveLiquidity { .. } => {
-            let r = StratboxExecutor::burnCall::abi_decode_returns(data).map_err(decode_err("burn return"))?;
+            let r = StratboxExecutor::burnCall::abi_decode_returns(data)
+                .map_err(decode_err("burn return"))?;
             out.amount0 = r.amount0;
             out.amount1 = r.amount1;
             out.fees0 = r.fees0;
@@ -631,9 +689,14 @@ async fn read_pool_info<P: Provider>(provider: &P, pool: Address) -> Result<Pool
     let fee = calldata::read_call(provider, pool, IUniswapV3Pool::feeCall {}, "fee")
         .await
         .map_err(read)?;
-    let spacing = calldata::read_call(provider, pool, IUniswapV3Pool::tickSpacingCall {}, "tickSpacing")
-        .await
-        .map_err(read)?;
+    let spacing = calldata::read_call(
+        provider,
+        pool,
+        IUniswapV3Pool::tickSpacingCall {},
+        "tickSpacing",
+    )
+    .await
+    .map_err(read)?;
     Ok(PoolInfo {
         address: pool,
         token0,

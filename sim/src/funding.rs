@@ -16,7 +16,8 @@ const MAX_PROBED_SLOT: u64 = 64;
 /// Unlikely to be anyone's real balance.
 const MARKER: U256 = U256::from_limbs([0x5b0c_0de5_eed5_1234, 0x77, 0, 0]);
 /// An account nobody uses, so the probe never collides with a real balance entry.
-const PROBE_ACCOUNT: Address = alloy_primitives::address!("0x5b0c0de00000000000000000000000000000b0b0");
+const PROBE_ACCOUNT: Address =
+    alloy_primitives::address!("0x5b0c0de00000000000000000000000000000b0b0");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Layout {
@@ -59,7 +60,13 @@ pub(crate) fn find_balance_slot(chain: &Chain, token: Address) -> Result<Balance
             };
             let mut overlay = CacheDB::new(chain.base());
             overlay.insert_account_storage(token, candidate.key(PROBE_ACCOUNT), MARKER)?;
-            let seen = chain.call_with(&mut overlay, token, IERC20::balanceOfCall { account: PROBE_ACCOUNT });
+            let seen = chain.call_with(
+                &mut overlay,
+                token,
+                IERC20::balanceOfCall {
+                    account: PROBE_ACCOUNT,
+                },
+            );
             if matches!(seen, Ok(v) if v == MARKER) {
                 return Ok(candidate);
             }

@@ -56,7 +56,9 @@ pub enum Action {
 impl Action {
     pub fn pool(&self) -> Address {
         match *self {
-            Action::Swap { pool, .. } | Action::AddLiquidity { pool, .. } | Action::RemoveLiquidity { pool, .. } => pool,
+            Action::Swap { pool, .. }
+            | Action::AddLiquidity { pool, .. }
+            | Action::RemoveLiquidity { pool, .. } => pool,
         }
     }
 }

@@ -15,7 +15,11 @@ impl Chain {
     /// One random swap on a random pool of this chain, committed. The same `rng` state gives the
     /// same swap on the same chain state. The trader is funded (and approves the executor) when
     /// its balance would not cover the swap.
-    pub fn random_swap<R: Rng + ?Sized>(&mut self, rng: &mut R, trader: Address) -> Result<Executed, SimError> {
+    pub fn random_swap<R: Rng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        trader: Address,
+    ) -> Result<Executed, SimError> {
         let pools = self.pools();
         if pools.is_empty() {
             return Err(SimError::Invalid("no pools to trade on".into()));
@@ -38,7 +42,11 @@ impl Chain {
             liquidity.saturating_mul(state.sqrt_price_x96) / Q96 * step_ppm / million
         }
         .max(U256::from(1_000u32));
-        let token_in = if zero_for_one { info.token0 } else { info.token1 };
+        let token_in = if zero_for_one {
+            info.token0
+        } else {
+            info.token1
+        };
         let balance = self.balance_of(token_in, trader)?;
         if balance < amount_in {
             self.fund(trader, token_in, amount_in.saturating_mul(U256::from(10u8)))?;

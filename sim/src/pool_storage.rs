@@ -14,7 +14,10 @@ use crate::{PoolState, SimError};
 const SLOT0: U256 = U256::ZERO;
 const LIQUIDITY: U256 = U256::from_limbs([4, 0, 0, 0]);
 
-pub(crate) fn read<DB: DatabaseRef>(db: &DB, pool: alloy_primitives::Address) -> Result<PoolState, SimError>
+pub(crate) fn read<DB: DatabaseRef>(
+    db: &DB,
+    pool: alloy_primitives::Address,
+) -> Result<PoolState, SimError>
 where
     DB::Error: std::fmt::Display,
 {

@@ -18,7 +18,7 @@ use stratbox_contracts::abi::IUniswapV3Pool;
 use stratbox_sdk::math::{compute_swap_step, get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio};
 use stratbox_sim::{Action, Chain, EmbeddedConfig, PoolInfo, PoolSpec, SimError};
 
-const DEFAULT_SEED: u64 = 0x5b0c_0de_a11;
+const DEFAULT_SEED: u64 = 0x005b_0c0d_ea11;
 const DEFAULT_CASES: usize = 12_000;
 const CASES_PER_POOL: usize = 40;
 /// A committed swap moves the pool every this many cases.
@@ -29,7 +29,9 @@ const TRADER: Address = address!("0x00000000000000000000000000000000a119e000");
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} does not parse")),
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} does not parse")),
         Err(_) => default,
     }
 }
@@ -38,7 +40,12 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// values are equally likely.
 fn log_uniform(rng: &mut StdRng, max_bits: u32) -> U256 {
     let bits = rng.random_range(1..=max_bits);
-    let limbs = [rng.random::<u64>(), rng.random::<u64>(), rng.random::<u64>(), rng.random::<u64>()];
+    let limbs = [
+        rng.random::<u64>(),
+        rng.random::<u64>(),
+        rng.random::<u64>(),
+        rng.random::<u64>(),
+    ];
     let v = U256::from_limbs(limbs) >> (256 - bits as usize);
     v | (U256::from(1u8) << (bits as usize - 1))
 }
@@ -48,7 +55,12 @@ fn below(rng: &mut StdRng, bound: U256) -> U256 {
     if bound.is_zero() {
         return U256::ZERO;
     }
-    let limbs = [rng.random::<u64>(), rng.random::<u64>(), rng.random::<u64>(), rng.random::<u64>()];
+    let limbs = [
+        rng.random::<u64>(),
+        rng.random::<u64>(),
+        rng.random::<u64>(),
+        rng.random::<u64>(),
+    ];
     U256::from_limbs(limbs) % bound
 }
 
@@ -58,14 +70,25 @@ fn floor_to_spacing(tick: i32, spacing: i32) -> i32 {
 
 /// `TickBitmap.nextInitializedTickWithinOneWord`, on the pool's real bitmap, clamped like the
 /// pool's swap loop does: the first tick boundary the swap would stop at.
-fn next_tick(chain: &Chain, pool: Address, tick: i32, spacing: i32, lte: bool) -> Result<i32, SimError> {
+fn next_tick(
+    chain: &Chain,
+    pool: Address,
+    tick: i32,
+    spacing: i32,
+    lte: bool,
+) -> Result<i32, SimError> {
     let mut compressed = tick / spacing;
     if tick < 0 && tick % spacing != 0 {
         compressed -= 1;
     }
     let next = if lte {
         let (word, bit) = (compressed >> 8, (compressed & 255) as usize);
-        let bitmap = chain.call(pool, IUniswapV3Pool::tickBitmapCall { wordPosition: word as i16 })?;
+        let bitmap = chain.call(
+            pool,
+            IUniswapV3Pool::tickBitmapCall {
+                wordPosition: word as i16,
+            },
+        )?;
         let mask = (U256::from(1u8) << bit) - U256::from(1u8) + (U256::from(1u8) << bit);
         let masked = bitmap & mask;
         if masked.is_zero() {
@@ -77,7 +100,12 @@ fn next_tick(chain: &Chain, pool: Address, tick: i32, spacing: i32, lte: bool) -
     } else {
         let c = compressed + 1;
         let (word, bit) = (c >> 8, (c & 255) as usize);
-        let bitmap = chain.call(pool, IUniswapV3Pool::tickBitmapCall { wordPosition: word as i16 })?;
+        let bitmap = chain.call(
+            pool,
+            IUniswapV3Pool::tickBitmapCall {
+                wordPosition: word as i16,
+            },
+        )?;
         let mask = !((U256::from(1u8) << bit) - U256::from(1u8));
         let masked = bitmap & mask;
         if masked.is_zero() {
@@ -120,7 +148,8 @@ fn random_pool(chain: &mut Chain, rng: &mut StdRng) -> Result<PoolInfo, SimError
         None,
     )?;
     let width = rng.random_range(1..=400) * spacing;
-    let lower = (floor_to_spacing(tick, spacing) - width).max(floor_to_spacing(MIN_TICK, spacing) + spacing);
+    let lower = (floor_to_spacing(tick, spacing) - width)
+        .max(floor_to_spacing(MIN_TICK, spacing) + spacing);
     let upper = (floor_to_spacing(tick, spacing) + width).min(floor_to_spacing(MAX_TICK, spacing));
     let narrow = Action::AddLiquidity {
         pool: info.address,
@@ -150,7 +179,8 @@ fn move_pool(chain: &mut Chain, rng: &mut StdRng, info: &PoolInfo) -> Result<(),
     } else {
         (state.tick + rng.random_range(1..3_000)).min(MAX_TICK - 1)
     };
-    let limit = get_sqrt_ratio_at_tick(target_tick).map_err(|e| SimError::Invalid(e.to_string()))?;
+    let limit =
+        get_sqrt_ratio_at_tick(target_tick).map_err(|e| SimError::Invalid(e.to_string()))?;
     let valid = if zero_for_one {
         limit < state.sqrt_price_x96
     } else {
@@ -188,7 +218,13 @@ struct Case {
 fn random_case(chain: &Chain, rng: &mut StdRng, info: &PoolInfo) -> Result<Option<Case>, SimError> {
     let state = chain.pool_state(info.address)?;
     let zero_for_one = rng.random_bool(0.5);
-    let next = next_tick(chain, info.address, state.tick, info.tick_spacing, zero_for_one)?;
+    let next = next_tick(
+        chain,
+        info.address,
+        state.tick,
+        info.tick_spacing,
+        zero_for_one,
+    )?;
     let boundary = get_sqrt_ratio_at_tick(next).map_err(|e| SimError::Invalid(e.to_string()))?;
     // Open interval between the price and the boundary, exclusive at both ends.
     let (lo, hi) = if zero_for_one {
@@ -206,7 +242,11 @@ fn random_case(chain: &Chain, rng: &mut StdRng, info: &PoolInfo) -> Result<Optio
     } else {
         below(rng, gap)
     };
-    let limit = if zero_for_one { hi - U256::from(1u8) - offset } else { lo + U256::from(1u8) + offset };
+    let limit = if zero_for_one {
+        hi - U256::from(1u8) - offset
+    } else {
+        lo + U256::from(1u8) + offset
+    };
     let amount_in = match rng.random_range(0..10) {
         0 => U256::from(rng.random_range(1u64..1_000)),
         _ => log_uniform(rng, 190),
@@ -236,8 +276,15 @@ fn check(chain: &Chain, case: &Case) -> Result<(), String> {
     else {
         return Err("not a limited swap".into());
     };
-    let step = compute_swap_step(case.sqrt_price, limit, case.liquidity, amount_in, true, case.fee)
-        .map_err(|e| format!("sdk compute_swap_step failed: {e}"))?;
+    let step = compute_swap_step(
+        case.sqrt_price,
+        limit,
+        case.liquidity,
+        amount_in,
+        true,
+        case.fee,
+    )
+    .map_err(|e| format!("sdk compute_swap_step failed: {e}"))?;
     let paid = step.amount_in + step.fee_amount;
     let (want0, want1) = if zero_for_one {
         (paid, step.amount_out)
@@ -247,7 +294,8 @@ fn check(chain: &Chain, case: &Case) -> Result<(), String> {
     let want_tick = if step.sqrt_ratio_next_x96 == case.sqrt_price {
         case.tick
     } else {
-        get_tick_at_sqrt_ratio(step.sqrt_ratio_next_x96).map_err(|e| format!("sdk get_tick_at_sqrt_ratio: {e}"))?
+        get_tick_at_sqrt_ratio(step.sqrt_ratio_next_x96)
+            .map_err(|e| format!("sdk get_tick_at_sqrt_ratio: {e}"))?
     };
     let got = chain
         .simulate(TRADER, &[case.swap])
@@ -270,7 +318,10 @@ fn check(chain: &Chain, case: &Case) -> Result<(), String> {
         ));
     }
     if got.tick_after != want_tick {
-        diffs.push(format!("tick after pool {} sdk {}", got.tick_after, want_tick));
+        diffs.push(format!(
+            "tick after pool {} sdk {}",
+            got.tick_after, want_tick
+        ));
     }
     if got.liquidity_after != case.liquidity {
         diffs.push(format!(
@@ -278,7 +329,11 @@ fn check(chain: &Chain, case: &Case) -> Result<(), String> {
             case.liquidity, got.liquidity_after
         ));
     }
-    if diffs.is_empty() { Ok(()) } else { Err(diffs.join("; ")) }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(diffs.join("; "))
+    }
 }
 
 #[test]
@@ -350,7 +405,10 @@ fn sdk_math_matches_pool_bytecode_exactly() -> Result<(), SimError> {
     );
     assert!(checked >= cases, "only {checked} cases checked");
     // Both outcomes of a step must be exercised, or the test proves less than it claims.
-    assert!(reached_limit > cases / 20 && ran_out > cases / 20, "{reached_limit} / {ran_out}");
+    assert!(
+        reached_limit > cases / 20 && ran_out > cases / 20,
+        "{reached_limit} / {ran_out}"
+    );
     assert!(per_fee.iter().all(|&n| n > cases / 10), "{per_fee:?}");
     Ok(())
 }

@@ -44,9 +44,19 @@ fn deploys_a_pool_whose_storage_reads_match_its_own_getters() -> Result<(), SimE
     assert_eq!(state.tick, slot0.tick.as_i32());
     assert_eq!(state.liquidity, liquidity);
     assert_eq!(state.tick, 0, "initialised at price 1");
-    assert_eq!(state.liquidity, 1_000_000 * E18, "the seed position is in range");
-    assert_eq!(chain.call(info.address, IUniswapV3Pool::token0Call {})?, info.token0);
-    assert_eq!(chain.balance_of(info.token0, ALICE)?, U256::from(1_000_000 * E18));
+    assert_eq!(
+        state.liquidity,
+        1_000_000 * E18,
+        "the seed position is in range"
+    );
+    assert_eq!(
+        chain.call(info.address, IUniswapV3Pool::token0Call {})?,
+        info.token0
+    );
+    assert_eq!(
+        chain.balance_of(info.token0, ALICE)?,
+        U256::from(1_000_000 * E18)
+    );
     Ok(())
 }
 
@@ -55,7 +65,10 @@ fn a_swap_moves_balances_price_and_emits_a_swap_event() -> Result<(), SimError> 
     let mut chain = chain()?;
     let info = chain.pools()[0];
     let before = chain.pool_state(info.address)?;
-    let (a0, a1) = (chain.balance_of(info.token0, ALICE)?, chain.balance_of(info.token1, ALICE)?);
+    let (a0, a1) = (
+        chain.balance_of(info.token0, ALICE)?,
+        chain.balance_of(info.token1, ALICE)?,
+    );
     let (p0, p1) = (
         chain.balance_of(info.token0, info.address)?,
         chain.balance_of(info.token1, info.address)?,
@@ -73,14 +86,23 @@ fn a_swap_moves_balances_price_and_emits_a_swap_event() -> Result<(), SimError> 
     let out = &executed.outcome;
     assert!(out.success, "{:?}", out.revert_reason);
     assert!(out.token0_in);
-    assert_eq!(out.amount0, amount_in, "exact input is spent in full without a limit");
+    assert_eq!(
+        out.amount0, amount_in,
+        "exact input is spent in full without a limit"
+    );
     // At price 1 with 0.3% fee and deep liquidity, the output is a little under 99.7%.
     assert!(out.amount1 < amount_in * U256::from(997) / U256::from(1000));
     assert!(out.amount1 > amount_in * U256::from(996) / U256::from(1000));
     assert_eq!(chain.balance_of(info.token0, ALICE)?, a0 - out.amount0);
     assert_eq!(chain.balance_of(info.token1, ALICE)?, a1 + out.amount1);
-    assert_eq!(chain.balance_of(info.token0, info.address)?, p0 + out.amount0);
-    assert_eq!(chain.balance_of(info.token1, info.address)?, p1 - out.amount1);
+    assert_eq!(
+        chain.balance_of(info.token0, info.address)?,
+        p0 + out.amount0
+    );
+    assert_eq!(
+        chain.balance_of(info.token1, info.address)?,
+        p1 - out.amount1
+    );
     let after = chain.pool_state(info.address)?;
     assert!(after.sqrt_price_x96 < before.sqrt_price_x96);
     assert_eq!(after.sqrt_price_x96, out.sqrt_price_after);
@@ -111,7 +133,10 @@ fn a_swap_moves_balances_price_and_emits_a_swap_event() -> Result<(), SimError> 
 fn add_and_remove_liquidity_round_trip_and_pay_fees() -> Result<(), SimError> {
     let mut chain = chain()?;
     let info = chain.pools()[0];
-    let (a0, a1) = (chain.balance_of(info.token0, ALICE)?, chain.balance_of(info.token1, ALICE)?);
+    let (a0, a1) = (
+        chain.balance_of(info.token0, ALICE)?,
+        chain.balance_of(info.token1, ALICE)?,
+    );
     let add = Action::AddLiquidity {
         pool: info.address,
         tick_lower: -600,
@@ -121,18 +146,30 @@ fn add_and_remove_liquidity_round_trip_and_pay_fees() -> Result<(), SimError> {
     let minted = chain.execute(ALICE, &add)?;
     assert!(minted.outcome.success, "{:?}", minted.outcome.revert_reason);
     assert!(minted.outcome.amount0 > U256::ZERO && minted.outcome.amount1 > U256::ZERO);
-    assert_eq!(chain.balance_of(info.token0, ALICE)?, a0 - minted.outcome.amount0);
-    assert_eq!(chain.balance_of(info.token1, ALICE)?, a1 - minted.outcome.amount1);
+    assert_eq!(
+        chain.balance_of(info.token0, ALICE)?,
+        a0 - minted.outcome.amount0
+    );
+    assert_eq!(
+        chain.balance_of(info.token1, ALICE)?,
+        a1 - minted.outcome.amount1
+    );
     let mint_event = minted.events.iter().find_map(|e| match e.event {
         PoolEvent::Mint(m) => Some(m),
         _ => None,
     });
     let mint_event = mint_event.ok_or_else(|| SimError::Invalid("no Mint event".into()))?;
-    assert_eq!(mint_event.owner, ALICE, "the executor's position is attributed to the account");
+    assert_eq!(
+        mint_event.owner, ALICE,
+        "the executor's position is attributed to the account"
+    );
     assert_eq!((mint_event.tick_lower, mint_event.tick_upper), (-600, 600));
     assert_eq!(mint_event.liquidity, 1_000 * E18);
     assert_eq!(mint_event.amount0, minted.outcome.amount0);
-    assert!(minted.events[0].log_index > 0, "transfers precede the pool's Mint log");
+    assert!(
+        minted.events[0].log_index > 0,
+        "transfers precede the pool's Mint log"
+    );
 
     // Bob trades through Alice's range both ways, so it earns fees in both tokens.
     for zero_for_one in [true, false] {
@@ -154,9 +191,20 @@ fn add_and_remove_liquidity_round_trip_and_pay_fees() -> Result<(), SimError> {
     let burned = chain.execute(ALICE, &remove)?;
     let out = &burned.outcome;
     assert!(out.success, "{:?}", out.revert_reason);
-    assert!(out.fees0 > U256::ZERO && out.fees1 > U256::ZERO, "fees {} {}", out.fees0, out.fees1);
-    assert_eq!(chain.balance_of(info.token0, ALICE)?, a0 - minted.outcome.amount0 + out.amount0 + out.fees0);
-    assert_eq!(chain.balance_of(info.token1, ALICE)?, a1 - minted.outcome.amount1 + out.amount1 + out.fees1);
+    assert!(
+        out.fees0 > U256::ZERO && out.fees1 > U256::ZERO,
+        "fees {} {}",
+        out.fees0,
+        out.fees1
+    );
+    assert_eq!(
+        chain.balance_of(info.token0, ALICE)?,
+        a0 - minted.outcome.amount0 + out.amount0 + out.fees0
+    );
+    assert_eq!(
+        chain.balance_of(info.token1, ALICE)?,
+        a1 - minted.outcome.amount1 + out.amount1 + out.fees1
+    );
     let burn_event = burned.events.iter().find_map(|e| match e.event {
         PoolEvent::Burn(b) => Some(b),
         _ => None,
@@ -302,7 +350,10 @@ fn reverts_are_outcomes_with_decoded_reasons() -> Result<(), SimError> {
         amount_in: U256::from(1u8),
         sqrt_price_limit_x96: None,
     };
-    assert!(matches!(chain.simulate(ALICE, &[unknown]), Err(SimError::UnknownPool(_))));
+    assert!(matches!(
+        chain.simulate(ALICE, &[unknown]),
+        Err(SimError::UnknownPool(_))
+    ));
     Ok(())
 }
 
@@ -329,5 +380,65 @@ fn blocks_advance_and_the_random_market_is_deterministic() -> Result<(), SimErro
     assert!(moved);
     assert_eq!(a.block_number(), 21);
     assert_eq!(a.timestamp(), 1_700_000_000 + 20 * 12);
+    Ok(())
+}
+
+#[test]
+fn the_executor_only_pays_the_pool_it_is_calling() -> Result<(), SimError> {
+    let chain = chain()?;
+    let info = chain.pools()[0];
+    // Anyone calling the callback directly (or a fake pool) is refused: nothing is pulled
+    // from accounts that approved the executor.
+    let direct = chain.call(
+        chain.executor(),
+        stratbox_contracts::abi::StratboxExecutor::uniswapV3SwapCallbackCall {
+            amount0Delta: alloy_primitives::I256::from_raw(U256::from(1_000u32)),
+            amount1Delta: alloy_primitives::I256::ZERO,
+            data: Default::default(),
+        },
+    );
+    match direct {
+        Err(SimError::Evm(msg)) => assert!(msg.ends_with("CB"), "{msg}"),
+        other => panic!("callback from outside a swap must revert, got {other:?}"),
+    }
+    assert_eq!(
+        chain.balance_of(info.token0, ALICE)?,
+        U256::from(1_000_000 * E18)
+    );
+    Ok(())
+}
+
+#[test]
+fn several_fee_tiers_share_one_token_pair() -> Result<(), SimError> {
+    let chain = Chain::embedded(&EmbeddedConfig {
+        pools: [500u32, 3000, 10_000]
+            .map(|fee| stratbox_sim::PoolSpec {
+                fee,
+                ..Default::default()
+            })
+            .to_vec(),
+        ..EmbeddedConfig::default()
+    })?;
+    let pools = chain.pools();
+    assert_eq!(
+        pools
+            .iter()
+            .map(|p| (p.fee, p.tick_spacing))
+            .collect::<Vec<_>>(),
+        vec![(500, 10), (3000, 60), (10_000, 200)]
+    );
+    assert!(
+        pools
+            .iter()
+            .all(|p| (p.token0, p.token1) == (pools[0].token0, pools[0].token1))
+    );
+    let distinct: std::collections::BTreeSet<_> = pools.iter().map(|p| p.address).collect();
+    assert_eq!(distinct.len(), 3);
+    for p in &pools {
+        assert_eq!(
+            chain.pool_state(p.address)?.liquidity,
+            stratbox_sim::PoolSpec::default().seed_liquidity
+        );
+    }
     Ok(())
 }

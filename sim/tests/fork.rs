@@ -21,7 +21,10 @@ async fn a_fork_of_anvil_simulates_what_anvil_then_does() -> TestResult {
 
     let chain = Chain::fork(&anvil.endpoint(), &[d.pool], None).await?;
     let info = chain.pools()[0];
-    assert_eq!((info.token0, info.token1, info.fee, info.tick_spacing), (d.token0, d.token1, 3000, 60));
+    assert_eq!(
+        (info.token0, info.token1, info.fee, info.tick_spacing),
+        (d.token0, d.token1, 3000, 60)
+    );
 
     let swap = Action::Swap {
         pool: d.pool,
@@ -43,8 +46,21 @@ async fn a_fork_of_anvil_simulates_what_anvil_then_does() -> TestResult {
     assert!(predicted.success, "{:?}", predicted.revert_reason);
 
     d.approve_executor(&provider, trader).await?;
-    let receipt = d.swap(&provider, trader, false, U256::from(3 * 10u128.pow(18)), None).await?;
-    let logs: Vec<_> = receipt.inner.logs().iter().map(|l| l.inner.clone()).collect();
+    let receipt = d
+        .swap(
+            &provider,
+            trader,
+            false,
+            U256::from(3 * 10u128.pow(18)),
+            None,
+        )
+        .await?;
+    let logs: Vec<_> = receipt
+        .inner
+        .logs()
+        .iter()
+        .map(|l| l.inner.clone())
+        .collect();
     let real = decode_receipt_logs(&logs, d.executor)
         .into_iter()
         .find_map(|(_, e)| match e {

@@ -54,14 +54,16 @@ fn backtest(args: Args) -> anyhow::Result<()> {
     // One instance: a small pool, so the process reserves little address space.
     let runtime = HostRuntime::new(HostConfig {
         max_instances: 2,
-        max_memory_bytes: limits.memory_bytes.max(HostConfig::default().max_memory_bytes),
+        max_memory_bytes: limits
+            .memory_bytes
+            .max(HostConfig::default().max_memory_bytes),
         ..HostConfig::default()
     })?;
     let component = runtime
         .load_file(&args.strategy)
         .with_context(|| format!("{}", args.strategy.display()))?;
-    let file = std::fs::File::open(&args.events)
-        .with_context(|| format!("{}", args.events.display()))?;
+    let file =
+        std::fs::File::open(&args.events).with_context(|| format!("{}", args.events.display()))?;
     let lines = stratbox_host::replay::read_jsonl(std::io::BufReader::new(file))
         .with_context(|| format!("{}", args.events.display()))?;
     let options = BacktestOptions {
@@ -80,7 +82,10 @@ fn backtest(args: Args) -> anyhow::Result<()> {
 
 fn print_summary(r: &BacktestReport) {
     println!("strategy  {} ({})", r.world, &r.sha256[..16]);
-    println!("events    {}   calls {}   proposals {}", r.events, r.calls, r.proposal_count);
+    println!(
+        "events    {}   calls {}   proposals {}",
+        r.events, r.calls, r.proposal_count
+    );
     println!(
         "fuel      total {}   mean/call {}   max/call {}",
         r.fuel.total, r.fuel.mean_per_call, r.fuel.max_per_call

@@ -14,8 +14,7 @@ use stratbox_host::backtest::quantile;
 use stratbox_host::replay::{Replayer, SAMPLE_POOL, random_walk};
 use stratbox_host::wit::{Event, Snapshot};
 use stratbox_host::{
-    Allocation, HostConfig, HostRuntime, InstanceSpec, LoadedComponent, NoHistory,
-    StrategyInstance,
+    Allocation, HostConfig, HostRuntime, InstanceSpec, LoadedComponent, NoHistory, StrategyInstance,
 };
 
 #[derive(clap::Args)]
@@ -63,7 +62,11 @@ fn fmt_us(d: Option<Duration>) -> String {
         .unwrap_or_default()
 }
 
-fn runtime(allocation: Allocation, fuel: bool, max_instances: usize) -> anyhow::Result<HostRuntime> {
+fn runtime(
+    allocation: Allocation,
+    fuel: bool,
+    max_instances: usize,
+) -> anyhow::Result<HostRuntime> {
     Ok(HostRuntime::new(HostConfig {
         allocation,
         fuel,
@@ -85,7 +88,10 @@ fn maker_spec(i: usize) -> InstanceSpec {
 }
 
 fn trivial_spec() -> InstanceSpec {
-    InstanceSpec::new("trivial", stratbox_strategies::hostile_config("well-behaved"))
+    InstanceSpec::new(
+        "trivial",
+        stratbox_strategies::hostile_config("well-behaved"),
+    )
 }
 
 fn events(blocks: u64) -> Vec<(Event, Snapshot)> {
@@ -153,14 +159,17 @@ fn throughput(
                     for i in 0..per_thread {
                         let (e, s) = &events[(i / group.len()) % events.len()];
                         let n = group.len();
-                        group[i % n].call(e, s, "bench").map_err(anyhow::Error::new)?;
+                        group[i % n]
+                            .call(e, s, "bench")
+                            .map_err(anyhow::Error::new)?;
                     }
                     Ok(())
                 })
             })
             .collect();
         for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("bench thread panicked"))??;
+            h.join()
+                .map_err(|_| anyhow::anyhow!("bench thread panicked"))??;
         }
         Ok(())
     })?;
@@ -225,7 +234,10 @@ fn bench(args: Args) -> anyhow::Result<()> {
         / rb.median.unwrap_or_default().as_secs_f64().max(1e-12);
     rows.push(ra);
     rows.push(rb);
-    rows.push(value("fuel metering cost (median ratio)", format!("{ratio:.2}x")));
+    rows.push(value(
+        "fuel metering cost (median ratio)",
+        format!("{ratio:.2}x"),
+    ));
     drop((a, b));
 
     // Throughput with many instances.
@@ -238,7 +250,11 @@ fn bench(args: Args) -> anyhow::Result<()> {
         ));
     }
 
-    // Resident memory per idle instance.
+    // Resident memory per idle instance, on a fresh pool: slots freed by the throughput
+    // runs above keep their touched pages resident (see `keep_resident_bytes`).
+    drop(maker);
+    let fresh = runtime(Allocation::Pooling, true, 1_100)?;
+    let maker = load(&fresh, "clamm-maker")?;
     let before = resident_bytes().unwrap_or(0);
     let mut idle = Vec::with_capacity(1_000);
     for i in 0..1_000 {
@@ -255,7 +271,10 @@ fn bench(args: Args) -> anyhow::Result<()> {
     ));
     drop(idle);
 
-    println!("{:<62} {:>12} {:>12} {:>12}", "measurement", "median", "p99", "value");
+    println!(
+        "{:<62} {:>12} {:>12} {:>12}",
+        "measurement", "median", "p99", "value"
+    );
     println!("{}", "-".repeat(101));
     for r in &rows {
         println!(

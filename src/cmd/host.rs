@@ -5,13 +5,13 @@
 //! and a host that dies leaves its unacknowledged events to the others.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, GroupReader, GroupReaderConfig, RedisBus, RedisBusConfig, StartId};
+use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox_pipeline::{Deployment, EngineLink, Fleet, HostService, Market, RetryPolicy, roster};
+use stratbox_pipeline::{BusSeat, Deployment, EngineLink, RetryPolicy, assemble};
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -73,17 +73,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let link = EngineLink::new(&args.engine, RetryPolicy::default())?;
-    eprintln!("host {consumer}: waiting for the engine at {}", args.engine);
-    let markets = link.markets(&mut stop.clone()).await?;
-    let pool = markets
-        .first()
-        .and_then(|m| m.pool.as_ref())
-        .map(|a| a.value.clone())
-        .unwrap_or_default();
-    let market = Arc::new(RwLock::new(Market::from_markets(&markets)));
-    let history = market.read().unwrap_or_else(|p| p.into_inner()).history();
     let runtime = HostRuntime::new(HostConfig::default())?;
-    let fleet = Arc::new(Fleet::start(args.workers, market)?);
+    let mut strategies = Vec::new();
     for (name, file) in &args.strategies {
         let component = runtime
             .load_file(file)
@@ -92,33 +83,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             strategy: name.clone(),
             version: component.sha256()[..12].to_owned(),
             account: format!("book:{name}"),
-            config: args.config.replace("{pool}", &pool),
+            config: args.config.clone(),
             count: args.instances,
             limits: limits.clone(),
         };
-        let members = roster::build(&component, &deployment, &history)?;
-        fleet.replace(name, members).await?;
-        eprintln!("host {consumer}: {name} x{} ready", args.instances);
+        strategies.push((component, deployment));
     }
-
     let bus: Arc<dyn Bus> = Arc::new(
         RedisBus::connect(RedisBusConfig::new(args.bus.clone()))
             .await
             .with_context(|| format!("connecting to the bus at {}", args.bus))?,
     );
-    let reader = GroupReader::join(
-        bus,
-        CHAIN_EVENTS_STREAM,
-        &args.group,
-        &consumer,
-        StartId::Beginning,
-        GroupReaderConfig {
-            block: Duration::from_millis(200),
-            ..GroupReaderConfig::default()
-        },
-    )
-    .await?;
-    let service = HostService::new(reader, fleet, link);
+    let seat = BusSeat {
+        stream: CHAIN_EVENTS_STREAM.to_owned(),
+        group: args.group.clone(),
+        consumer: consumer.clone(),
+        block: Duration::from_millis(200),
+    };
+    eprintln!("host {consumer}: waiting for the engine at {}", args.engine);
+    let (service, _fleet) = assemble::host(link, bus, &seat, strategies, args.workers, &stop).await?;
     let task = tokio::spawn(service.run(stop));
     eprintln!("host {consumer}: consuming {CHAIN_EVENTS_STREAM} in group {}", args.group);
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

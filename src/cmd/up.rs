@@ -7,14 +7,14 @@
 //! and a summary when it stops (Ctrl-C or `--duration`).
 
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, GroupReader, GroupReaderConfig, MemoryBus, StartId};
+use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
 use stratbox_engine::{Engine, EngineSettings, Store, TaskState, chain::SimChain, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox_pipeline::{Deployment, EngineLink, Fleet, HostService, Market, RetryPolicy, ServiceStats, roster};
+use stratbox_pipeline::{BusSeat, Deployment, EngineLink, Fleet, RetryPolicy, ServiceStats, assemble};
 use tokio::sync::watch;
 
 use stratbox_market::Walk;
@@ -108,20 +108,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Zone A: a host with the example strategies, talking to the engine over gRPC.
     let link = EngineLink::new(&format!("http://{engine_addr}"), RetryPolicy::default())?;
-    let markets = link.markets(&mut stop.clone()).await?;
-    let pool = markets
-        .first()
-        .and_then(|m| m.pool.as_ref())
-        .map(|a| a.value.clone())
-        .context("the engine lists no market")?;
-    let market = Arc::new(RwLock::new(Market::from_markets(&markets)));
-    let history = market.read().unwrap_or_else(|p| p.into_inner()).history();
     let runtime = HostRuntime::new(HostConfig::default())?;
-    let fleet = Arc::new(Fleet::start(args.workers, market)?);
     let examples = [
-        ("clamm-maker", args.clamm_instances, demo_maker_config(&pool)),
-        ("momentum", args.momentum_instances, stratbox_strategies::momentum_config(&pool)),
+        ("clamm-maker", args.clamm_instances, demo_maker_config("{pool}")),
+        ("momentum", args.momentum_instances, stratbox_strategies::momentum_config("{pool}")),
     ];
+    let mut strategies = Vec::new();
     for (name, count, config) in examples {
         let bytes = stratbox_strategies::bytes(name).with_context(|| format!("reading the {name} component"))?;
         let component = runtime.load(&bytes).with_context(|| format!("loading {name}"))?;
@@ -133,22 +125,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             count,
             limits: StrategyLimits::default(),
         };
-        let members = roster::build(&component, &deployment, &history)?;
-        fleet.replace(name, members).await?;
+        strategies.push((component, deployment));
     }
-    let reader = GroupReader::join(
-        bus.clone(),
-        CHAIN_EVENTS_STREAM,
-        "hosts",
-        "host-up",
-        StartId::Beginning,
-        GroupReaderConfig {
-            block: Duration::from_millis(100),
-            ..GroupReaderConfig::default()
-        },
-    )
-    .await?;
-    let service = HostService::new(reader, fleet.clone(), link);
+    let seat = BusSeat {
+        stream: CHAIN_EVENTS_STREAM.to_owned(),
+        group: "hosts".to_owned(),
+        consumer: "host-up".to_owned(),
+        block: Duration::from_millis(100),
+    };
+    let (service, fleet) = assemble::host(link, bus.clone(), &seat, strategies, args.workers, &stop).await?;
     let host_stats = service.stats();
     let host = tokio::spawn(service.run(stop.clone()));
 
