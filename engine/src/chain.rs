@@ -47,7 +47,11 @@ impl SimChain {
     }
 
     /// A fork of a JSON-RPC node, trading `pools`.
-    pub async fn fork(url: &str, pools: &[Address], block: Option<u64>) -> Result<SimChain, SimError> {
+    pub async fn fork(
+        url: &str,
+        pools: &[Address],
+        block: Option<u64>,
+    ) -> Result<SimChain, SimError> {
         let pools: Vec<_> = pools.iter().map(addr).collect();
         Chain::fork(url, &pools, block)
             .await

@@ -25,7 +25,10 @@ use crate::ledger::{self, Leg, Posting, Signed};
 use crate::metrics::EngineMetrics;
 use crate::proposal::{self, Address, CheckedProposal, TradeAction, hex_address};
 use crate::simulation::{PoolInfo, SimOutcome, Simulator, check_outcome};
-use crate::store::{Audit, Inserted, KillSwitchRow, NewTask, SimRecord, Store, StoreError, TaskFilter, TaskRow, Transition, now_ms};
+use crate::store::{
+    Audit, Inserted, KillSwitchRow, NewTask, SimRecord, Store, StoreError, TaskFilter, TaskRow,
+    Transition, now_ms,
+};
 use crate::trace;
 
 /// Reason code of a task that recovery expired (not a gate, so not a risk code).
@@ -139,12 +142,19 @@ pub fn market_key(base: &Address, quote: &Address) -> String {
 /// Clips to `n` characters and replaces NUL, which PostgreSQL TEXT cannot hold (hostile
 /// input must not turn into a storage error).
 fn clip(s: &str, n: usize) -> String {
-    s.chars().take(n).map(|c| if c == '\0' { '\u{fffd}' } else { c }).collect()
+    s.chars()
+        .take(n)
+        .map(|c| if c == '\0' { '\u{fffd}' } else { c })
+        .collect()
 }
 
 impl Engine {
     /// Starts an engine over an open store and a chain, and runs recovery.
-    pub async fn start(store: Store, chain: Box<dyn Simulator>, settings: EngineSettings) -> Result<Engine, EngineError> {
+    pub async fn start(
+        store: Store,
+        chain: Box<dyn Simulator>,
+        settings: EngineSettings,
+    ) -> Result<Engine, EngineError> {
         settings
             .risk
             .validate()
@@ -159,8 +169,12 @@ impl Engine {
         for (state, n) in store.count_tasks().await? {
             metrics.set_count(state, n);
         }
-        metrics.watermark.set(i64::try_from(watermark).unwrap_or(i64::MAX));
-        metrics.kill_switch.set(i64::from(book.kill_switch().engaged));
+        metrics
+            .watermark
+            .set(i64::try_from(watermark).unwrap_or(i64::MAX));
+        metrics
+            .kill_switch
+            .set(i64::from(book.kill_switch().engaged));
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
@@ -181,7 +195,11 @@ impl Engine {
         if stuck.is_empty() {
             return Ok(());
         }
-        info!(tasks = stuck.len(), ?policy, "recovering tasks left in INIT");
+        info!(
+            tasks = stuck.len(),
+            ?policy,
+            "recovering tasks left in INIT"
+        );
         match policy {
             Recovery::Expire => {
                 let transitions: Vec<Transition> = stuck
@@ -201,18 +219,27 @@ impl Engine {
                 let moved = self.inner.store.apply(&transitions).await?;
                 for m in moved.iter().filter(|m| **m) {
                     let _ = m;
-                    self.inner.metrics.moved(Some(TaskState::Init), TaskState::Expired);
+                    self.inner
+                        .metrics
+                        .moved(Some(TaskState::Init), TaskState::Expired);
                 }
             }
             Recovery::Reevaluate => {
                 let mut batch = Vec::new();
                 for t in &stuck {
                     let p = v1::Proposal::decode(t.proposal.as_slice()).unwrap_or_default();
-                    batch.push((t.task_id.clone(), t.idempotency_key.clone(), t.trace_id.clone(), p));
+                    batch.push((
+                        t.task_id.clone(),
+                        t.idempotency_key.clone(),
+                        t.trace_id.clone(),
+                        p,
+                    ));
                 }
                 for (task_id, key, trace_id, p) in batch {
                     let span = info_span!("recover", trace_id = %trace_id, task_id = %task_id);
-                    self.decide_and_apply(&trace_id, vec![(task_id, key, p)]).instrument(span).await?;
+                    self.decide_and_apply(&trace_id, vec![(task_id, key, p)])
+                        .instrument(span)
+                        .await?;
                 }
             }
         }
@@ -253,7 +280,10 @@ impl Engine {
     /// The newest block the engine has synchronised (the Sync Sentinel's reference).
     pub fn set_watermark(&self, block: u64) {
         self.inner.watermark.store(block, Ordering::Release);
-        self.inner.metrics.watermark.set(i64::try_from(block).unwrap_or(i64::MAX));
+        self.inner
+            .metrics
+            .watermark
+            .set(i64::try_from(block).unwrap_or(i64::MAX));
     }
 
     /// One oracle source's price for a market (`market_key(base, quote)`), units of quote
@@ -279,19 +309,39 @@ impl Engine {
     }
 
     /// Engages the kill switch: persisted and audited before it is reported.
-    pub async fn set_kill_switch(&self, trace_id: &str, reason: &str, operator: &str) -> Result<v1::KillSwitchState, EngineError> {
-        self.change_kill_switch(trace_id, true, reason, operator).await
+    pub async fn set_kill_switch(
+        &self,
+        trace_id: &str,
+        reason: &str,
+        operator: &str,
+    ) -> Result<v1::KillSwitchState, EngineError> {
+        self.change_kill_switch(trace_id, true, reason, operator)
+            .await
     }
 
-    pub async fn clear_kill_switch(&self, trace_id: &str, operator: &str) -> Result<v1::KillSwitchState, EngineError> {
+    pub async fn clear_kill_switch(
+        &self,
+        trace_id: &str,
+        operator: &str,
+    ) -> Result<v1::KillSwitchState, EngineError> {
         self.change_kill_switch(trace_id, false, "", operator).await
     }
 
-    async fn change_kill_switch(&self, trace_id: &str, engaged: bool, reason: &str, operator: &str) -> Result<v1::KillSwitchState, EngineError> {
+    async fn change_kill_switch(
+        &self,
+        trace_id: &str,
+        engaged: bool,
+        reason: &str,
+        operator: &str,
+    ) -> Result<v1::KillSwitchState, EngineError> {
         let row = KillSwitchRow {
             engaged,
             reason: clip(reason, 512),
-            operator: if operator.is_empty() { "unknown".into() } else { clip(operator, 128) },
+            operator: if operator.is_empty() {
+                "unknown".into()
+            } else {
+                clip(operator, 128)
+            },
             changed_at_ms: now_ms(),
         };
         // Engage in memory first (fail safe: trading stops even if the write fails); clear
@@ -317,9 +367,15 @@ impl Engine {
             .iter()
             .filter_map(|p| chain.pool(p).map(|i| (p, i)))
             .map(|(p, i)| v1::Market {
-                pool: Some(v1::Address { value: hex_address(p) }),
-                token0: Some(v1::Address { value: hex_address(&i.token0) }),
-                token1: Some(v1::Address { value: hex_address(&i.token1) }),
+                pool: Some(v1::Address {
+                    value: hex_address(p),
+                }),
+                token0: Some(v1::Address {
+                    value: hex_address(&i.token0),
+                }),
+                token1: Some(v1::Address {
+                    value: hex_address(&i.token1),
+                }),
                 fee: i.fee,
                 tick_spacing: i.tick_spacing,
                 sqrt_price_x96: Some(i.sqrt_price_x96.into()),
@@ -341,13 +397,23 @@ impl Engine {
 
     /// Submits a batch: one result per proposal, in order. Never fails for bad input (that
     /// is a per-proposal `bad_input`); fails only when storage does.
-    pub async fn submit(&self, trace_id: &str, proposals: Vec<v1::Proposal>) -> Result<Vec<v1::ProposalResult>, EngineError> {
+    pub async fn submit(
+        &self,
+        trace_id: &str,
+        proposals: Vec<v1::Proposal>,
+    ) -> Result<Vec<v1::ProposalResult>, EngineError> {
         let trace_id = trace::normalize(trace_id);
         let span = info_span!("submit", trace_id = %trace_id, proposals = proposals.len());
-        self.submit_inner(trace_id, proposals).instrument(span).await
+        self.submit_inner(trace_id, proposals)
+            .instrument(span)
+            .await
     }
 
-    async fn submit_inner(&self, trace_id: String, proposals: Vec<v1::Proposal>) -> Result<Vec<v1::ProposalResult>, EngineError> {
+    async fn submit_inner(
+        &self,
+        trace_id: String,
+        proposals: Vec<v1::Proposal>,
+    ) -> Result<Vec<v1::ProposalResult>, EngineError> {
         let started = Instant::now();
         let m = &self.inner.metrics;
         // Keys, and the first position of each key in the batch.
@@ -392,7 +458,11 @@ impl Engine {
             match ins {
                 Inserted::Created => {
                     m.moved(None, TaskState::Init);
-                    to_decide.push((t.task_id.clone(), t.idempotency_key.clone(), proposals[i].clone()));
+                    to_decide.push((
+                        t.task_id.clone(),
+                        t.idempotency_key.clone(),
+                        proposals[i].clone(),
+                    ));
                 }
                 Inserted::Existing(s) => {
                     m.duplicates.inc();
@@ -439,7 +509,11 @@ impl Engine {
         Ok(out)
     }
 
-    async fn decide_and_apply(&self, trace_id: &str, tasks: Vec<(String, String, v1::Proposal)>) -> Result<HashMap<String, v1::ProposalResult>, EngineError> {
+    async fn decide_and_apply(
+        &self,
+        trace_id: &str,
+        tasks: Vec<(String, String, v1::Proposal)>,
+    ) -> Result<HashMap<String, v1::ProposalResult>, EngineError> {
         Ok(self.decide_and_apply_timed(trace_id, tasks).await?.0)
     }
 
@@ -453,14 +527,22 @@ impl Engine {
             return Ok((HashMap::new(), 0.0));
         }
         let m = self.inner.metrics.clone();
-        let checked: Vec<Result<CheckedProposal, proposal::BadInput>> = tasks.iter().map(|(_, _, p)| proposal::check(p)).collect();
+        let checked: Vec<Result<CheckedProposal, proposal::BadInput>> =
+            tasks.iter().map(|(_, _, p)| proposal::check(p)).collect();
 
         // Pools the batch touches, read once.
-        let pools: HashSet<Address> = checked.iter().filter_map(|c| c.as_ref().ok()).map(|c| c.action.pool()).collect();
+        let pools: HashSet<Address> = checked
+            .iter()
+            .filter_map(|c| c.as_ref().ok())
+            .map(|c| c.action.pool())
+            .collect();
         let (pool_info, block): (HashMap<Address, PoolInfo>, u64) = {
             let chain = lock(&self.inner.chain);
             (
-                pools.iter().filter_map(|p| chain.pool(p).map(|i| (*p, i))).collect(),
+                pools
+                    .iter()
+                    .filter_map(|p| chain.pool(p).map(|i| (*p, i)))
+                    .collect(),
                 chain.block_number(),
             )
         };
@@ -474,7 +556,9 @@ impl Engine {
             for c in &checked {
                 let t = Instant::now();
                 let v = match c {
-                    Err(bad) => Verdict::Reject(Rejection::new(ReasonCode::BadInput, bad.to_string())),
+                    Err(bad) => {
+                        Verdict::Reject(Rejection::new(ReasonCode::BadInput, bad.to_string()))
+                    }
                     Ok(cp) => {
                         let ctx = GateContext {
                             watermark,
@@ -499,7 +583,12 @@ impl Engine {
             .iter()
             .enumerate()
             .filter(|(_, v)| matches!(v, Verdict::Pass { .. }))
-            .filter_map(|(i, _)| checked[i].as_ref().ok().map(|cp| (i, sim_address(&cp.account), cp.action)))
+            .filter_map(|(i, _)| {
+                checked[i]
+                    .as_ref()
+                    .ok()
+                    .map(|cp| (i, sim_address(&cp.account), cp.action))
+            })
             .collect();
         let outcomes: HashMap<usize, Result<SimOutcome, String>> = if jobs.is_empty() {
             HashMap::new()
@@ -526,7 +615,10 @@ impl Engine {
         // Transitions.
         let mut transitions: Vec<Transition> = Vec::with_capacity(tasks.len());
         let mut staged_next: Vec<usize> = Vec::new();
-        let keys: HashMap<&str, &str> = tasks.iter().map(|(t, k, _)| (t.as_str(), k.as_str())).collect();
+        let keys: HashMap<&str, &str> = tasks
+            .iter()
+            .map(|(t, k, _)| (t.as_str(), k.as_str()))
+            .collect();
         for (i, ((task_id, _, _), v)) in tasks.iter().zip(verdicts).enumerate() {
             let reject = |r: Rejection| Transition {
                 task_id: task_id.clone(),
@@ -541,7 +633,9 @@ impl Engine {
             };
             let t = match (v, &checked[i]) {
                 (Verdict::Reject(r), _) => reject(r),
-                (Verdict::Pass { .. }, Err(_)) => reject(Rejection::new(ReasonCode::BadInput, "unparsable")),
+                (Verdict::Pass { .. }, Err(_)) => {
+                    reject(Rejection::new(ReasonCode::BadInput, "unparsable"))
+                }
                 (Verdict::Pass { mode }, Ok(cp)) => match outcomes.get(&i) {
                     None => reject(Rejection::new(ReasonCode::SimReverted, "not simulated")),
                     Some(Err(e)) => reject(Rejection::new(ReasonCode::SimReverted, e.clone())),
@@ -557,7 +651,12 @@ impl Engine {
                         }
                         Ok(()) => {
                             let posting = if mode == ExecutionMode::Shadow {
-                                match shadow_posting(task_id, cp, o, pool_info.get(&cp.action.pool())) {
+                                match shadow_posting(
+                                    task_id,
+                                    cp,
+                                    o,
+                                    pool_info.get(&cp.action.pool()),
+                                ) {
                                     Ok(p) => Some(p),
                                     Err(e) => return Err(EngineError::Ledger(e)),
                                 }
@@ -615,8 +714,16 @@ impl Engine {
         for (t, moved) in transitions.into_iter().zip(moved) {
             let result = if moved {
                 m.moved(Some(TaskState::Init), t.to);
-                m.outcome(if t.to == TaskState::Rejected { reason_static(&t.reason_code) } else { stratbox_risk::OK });
-                let state = if staged_moved.contains(&t.task_id) { TaskState::Staged } else { t.to };
+                m.outcome(if t.to == TaskState::Rejected {
+                    reason_static(&t.reason_code)
+                } else {
+                    stratbox_risk::OK
+                });
+                let state = if staged_moved.contains(&t.task_id) {
+                    TaskState::Staged
+                } else {
+                    t.to
+                };
                 if t.to == TaskState::Rejected {
                     info!(task_id = %t.task_id, reason = %t.reason_code, detail = %t.detail, "proposal rejected");
                 } else {
@@ -632,7 +739,10 @@ impl Engine {
                     .map(|r| (r.state, r.reason_code, r.detail))
                     .unwrap_or((TaskState::Failed, "missing".into(), String::new()))
             };
-            let key = keys.get(t.task_id.as_str()).map(|k| (*k).to_owned()).unwrap_or_default();
+            let key = keys
+                .get(t.task_id.as_str())
+                .map(|k| (*k).to_owned())
+                .unwrap_or_default();
             out.insert(
                 t.task_id.clone(),
                 v1::ProposalResult {
@@ -673,16 +783,29 @@ impl Engine {
             .await?;
         let more = rows.len() > limit as usize;
         let page: Vec<TaskRow> = rows.into_iter().take(limit as usize).collect();
-        let next = if more { page.last().map(|t| t.task_id.clone()).unwrap_or_default() } else { String::new() };
+        let next = if more {
+            page.last().map(|t| t.task_id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok((page.into_iter().map(task_to_wire).collect(), next))
     }
 
-    pub async fn ledger(&self, account: &str, task_id: &str, limit: u32) -> Result<Vec<v1::LedgerEntry>, EngineError> {
+    pub async fn ledger(
+        &self,
+        account: &str,
+        task_id: &str,
+        limit: u32,
+    ) -> Result<Vec<v1::LedgerEntry>, EngineError> {
         let limit = if limit == 0 { 1000 } else { limit.min(10_000) };
         let rows = self
             .inner
             .store
-            .entries((!account.is_empty()).then_some(account), (!task_id.is_empty()).then_some(task_id), limit)
+            .entries(
+                (!account.is_empty()).then_some(account),
+                (!task_id.is_empty()).then_some(task_id),
+                limit,
+            )
             .await?;
         Ok(rows
             .into_iter()
@@ -706,7 +829,11 @@ impl Engine {
 
     /// Exact positions per (ledger account, asset); `account` empty = all.
     pub async fn positions(&self, account: &str) -> Result<Vec<v1::Position>, EngineError> {
-        let lines = self.inner.store.lines((!account.is_empty()).then_some(account)).await?;
+        let lines = self
+            .inner
+            .store
+            .lines((!account.is_empty()).then_some(account))
+            .await?;
         let pos = ledger::positions(&lines).map_err(|e| EngineError::Ledger(e.to_string()))?;
         Ok(pos
             .into_iter()
@@ -729,7 +856,13 @@ impl Engine {
     }
 
     /// Books a correction: the reversal of an earlier posting, audited.
-    pub async fn reverse_posting(&self, trace_id: &str, posting_id: &str, operator: &str, memo: &str) -> Result<String, EngineError> {
+    pub async fn reverse_posting(
+        &self,
+        trace_id: &str,
+        posting_id: &str,
+        operator: &str,
+        memo: &str,
+    ) -> Result<String, EngineError> {
         let rows = self.inner.store.entries(None, None, 0).await?;
         let original: Vec<_> = rows.iter().filter(|e| e.posting_id == posting_id).collect();
         let Some(first) = original.first() else {
@@ -744,7 +877,13 @@ impl Engine {
                 amount: e.amount,
             })
             .collect();
-        let p = Posting::new(posting_id.to_owned(), first.task_id.clone(), String::new(), entries).map_err(|e| EngineError::Ledger(e.to_string()))?;
+        let p = Posting::new(
+            posting_id.to_owned(),
+            first.task_id.clone(),
+            String::new(),
+            entries,
+        )
+        .map_err(|e| EngineError::Ledger(e.to_string()))?;
         let new_id = format!("{posting_id}:reversal:{}", uuid::Uuid::now_v7());
         let r = p.reversal(new_id.clone(), clip(memo, 512));
         let audit = Audit {
@@ -778,22 +917,45 @@ impl Engine {
 
 /// Reason codes are `&'static` metric labels; a stored string maps back to its code.
 fn reason_static(code: &str) -> &'static str {
-    code.parse::<ReasonCode>().map(|c| c.as_str()).unwrap_or("other")
+    code.parse::<ReasonCode>()
+        .map(|c| c.as_str())
+        .unwrap_or("other")
 }
 
-fn shadow_posting(task_id: &str, cp: &CheckedProposal, o: &SimOutcome, pool: Option<&PoolInfo>) -> Result<Posting, String> {
+fn shadow_posting(
+    task_id: &str,
+    cp: &CheckedProposal,
+    o: &SimOutcome,
+    pool: Option<&PoolInfo>,
+) -> Result<Posting, String> {
     let pool_addr = cp.action.pool();
     let info = pool.ok_or_else(|| format!("no pool info for {}", hex_address(&pool_addr)))?;
     let t0 = hex_address(&info.token0);
     let t1 = hex_address(&info.token1);
     let legs = match cp.action {
         TradeAction::Swap { .. } => vec![
-            Leg { asset: t0, amount: o.amount0, to_strategy: !o.token0_in },
-            Leg { asset: t1, amount: o.amount1, to_strategy: o.token0_in },
+            Leg {
+                asset: t0,
+                amount: o.amount0,
+                to_strategy: !o.token0_in,
+            },
+            Leg {
+                asset: t1,
+                amount: o.amount1,
+                to_strategy: o.token0_in,
+            },
         ],
         TradeAction::AddLiquidity(r) => vec![
-            Leg { asset: t0, amount: o.amount0, to_strategy: false },
-            Leg { asset: t1, amount: o.amount1, to_strategy: false },
+            Leg {
+                asset: t0,
+                amount: o.amount0,
+                to_strategy: false,
+            },
+            Leg {
+                asset: t1,
+                amount: o.amount1,
+                to_strategy: false,
+            },
             Leg {
                 asset: ledger::lp_asset(&pool_addr, r.tick_lower, r.tick_upper),
                 amount: U256::from(r.liquidity),
@@ -801,8 +963,16 @@ fn shadow_posting(task_id: &str, cp: &CheckedProposal, o: &SimOutcome, pool: Opt
             },
         ],
         TradeAction::RemoveLiquidity(r) => vec![
-            Leg { asset: t0, amount: o.amount0, to_strategy: true },
-            Leg { asset: t1, amount: o.amount1, to_strategy: true },
+            Leg {
+                asset: t0,
+                amount: o.amount0,
+                to_strategy: true,
+            },
+            Leg {
+                asset: t1,
+                amount: o.amount1,
+                to_strategy: true,
+            },
             Leg {
                 asset: ledger::lp_asset(&pool_addr, r.tick_lower, r.tick_upper),
                 amount: U256::from(r.liquidity),
@@ -834,7 +1004,8 @@ fn value_positions(
     pos: &std::collections::BTreeMap<(String, String), Signed>,
 ) -> Vec<(String, String, Signed)> {
     // (strategy, quote) -> (gains, losses)
-    let mut acc: std::collections::BTreeMap<(String, String), (U512, U512)> = std::collections::BTreeMap::new();
+    let mut acc: std::collections::BTreeMap<(String, String), (U512, U512)> =
+        std::collections::BTreeMap::new();
     let mut pools: HashMap<String, Option<PoolInfo>> = HashMap::new();
     // Which pool prices which token: for a token that is token0 of a pool, the pool's token1
     // is the quote; a token1 is valued at par in itself.
@@ -844,9 +1015,9 @@ fn value_positions(
             continue;
         }
         if let Some(hexpool) = account.strip_prefix("venue:") {
-            let info = *pools.entry(hexpool.to_owned()).or_insert_with(|| {
-                parse_address(hexpool).ok().and_then(|a| chain.pool(&a))
-            });
+            let info = *pools
+                .entry(hexpool.to_owned())
+                .or_insert_with(|| parse_address(hexpool).ok().and_then(|a| chain.pool(&a)));
             if let (Some(info), Ok(a)) = (info, parse_address(hexpool)) {
                 token_pool.insert(hex_address(&info.token0), (a, info));
                 let _ = asset;
@@ -854,7 +1025,9 @@ fn value_positions(
         }
     }
     for ((account, asset), bal) in pos.iter() {
-        let Some(rest) = account.strip_prefix("strategy:") else { continue };
+        let Some(rest) = account.strip_prefix("strategy:") else {
+            continue;
+        };
         let strategy = rest.split(':').next().unwrap_or_default().to_owned();
         let (value, quote): (U512, String) = if let Some(lp) = asset.strip_prefix("lp:") {
             // lp:<pool>:<lower>:<upper>
@@ -868,18 +1041,29 @@ fn value_positions(
                 let o = chain
                     .simulate(
                         sim_address("stratbox.valuation"),
-                        &TradeAction::RemoveLiquidity(proposal::Range { pool, tick_lower: lower, tick_upper: upper, liquidity }),
+                        &TradeAction::RemoveLiquidity(proposal::Range {
+                            pool,
+                            tick_lower: lower,
+                            tick_upper: upper,
+                            liquidity,
+                        }),
                     )
                     .ok()
                     .filter(|o| o.success)?;
-                Some((in_token1(o.amount0, info.sqrt_price_x96) + U512::from(o.amount1), hex_address(&info.token1)))
+                Some((
+                    in_token1(o.amount0, info.sqrt_price_x96) + U512::from(o.amount1),
+                    hex_address(&info.token1),
+                ))
             })();
             match parsed {
                 Some(v) => v,
                 None => continue,
             }
         } else if let Some((_, info)) = token_pool.get(asset) {
-            (in_token1(bal.magnitude, info.sqrt_price_x96), hex_address(&info.token1))
+            (
+                in_token1(bal.magnitude, info.sqrt_price_x96),
+                hex_address(&info.token1),
+            )
         } else {
             (U512::from(bal.magnitude), asset.clone())
         };

@@ -81,6 +81,7 @@ impl TaskState {
     /// The allowed edges. Forward along the happy path, approval optional, and any live
     /// state may end in REJECTED/FAILED/EXPIRED; a signed or broadcast transaction cannot be
     /// "rejected" any more (it may be out in the world), only fail or expire.
+    #[allow(clippy::match_like_matches_macro)] // one edge per line reads as the diagram
     pub const fn can_move_to(self, to: TaskState) -> bool {
         use TaskState::*;
         match (self, to) {
@@ -92,10 +93,14 @@ impl TaskState {
             (Signed, Broadcast) => true,
             (Broadcast, Confirmed) => true,
             (Init | Simulated | Staged | AwaitingApproval | Approved, Rejected) => true,
-            (Init | Simulated | Staged | AwaitingApproval | Approved | Signed | Broadcast, Failed) => true,
-            (Init | Simulated | Staged | AwaitingApproval | Approved | Signed | Broadcast, Expired) => {
-                true
-            }
+            (
+                Init | Simulated | Staged | AwaitingApproval | Approved | Signed | Broadcast,
+                Failed,
+            ) => true,
+            (
+                Init | Simulated | Staged | AwaitingApproval | Approved | Signed | Broadcast,
+                Expired,
+            ) => true,
             _ => false,
         }
     }
@@ -172,7 +177,16 @@ mod tests {
     #[test]
     fn happy_paths_are_allowed() {
         let shadow = [Init, Simulated];
-        let staged = [Init, Simulated, Staged, AwaitingApproval, Approved, Signed, Broadcast, Confirmed];
+        let staged = [
+            Init,
+            Simulated,
+            Staged,
+            AwaitingApproval,
+            Approved,
+            Signed,
+            Broadcast,
+            Confirmed,
+        ];
         let live = [Init, Simulated, Staged, Signed, Broadcast, Confirmed];
         for path in [&shadow[..], &staged[..], &live[..]] {
             for w in path.windows(2) {
@@ -193,7 +207,10 @@ mod tests {
                 }
             }
         }
-        assert!(Simulated.check(Signed).is_err(), "signing must pass through STAGED");
+        assert!(
+            Simulated.check(Signed).is_err(),
+            "signing must pass through STAGED"
+        );
         assert!(Signed.check(Rejected).is_err());
         assert!(Init.check(Confirmed).is_err());
     }

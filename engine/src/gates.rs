@@ -21,7 +21,10 @@ use std::collections::HashMap;
 use ruint::aliases::U512;
 use stratbox_proto::U256;
 use stratbox_risk::limits::{AccountRisk, AssetExposure, Leg, PostTrade, TradeEffect, TradeRisk};
-use stratbox_risk::{ExecutionMode, GateInput, KillSwitch, OracleGuard, PermissionLevel, PermissionTracker, Rejection, RiskConfig, evaluate};
+use stratbox_risk::{
+    ExecutionMode, GateInput, KillSwitch, OracleGuard, PermissionLevel, PermissionTracker,
+    Rejection, RiskConfig, evaluate,
+};
 
 use crate::engine::market_key;
 use crate::proposal::{CheckedProposal, TradeAction, hex_address};
@@ -124,7 +127,11 @@ impl RiskBook {
     }
 
     /// Runs the gates for one proposal; the mode the trade may run in, or why not.
-    pub fn evaluate(&mut self, p: &CheckedProposal, ctx: &GateContext<'_>) -> Result<ExecutionMode, Rejection> {
+    pub fn evaluate(
+        &mut self,
+        p: &CheckedProposal,
+        ctx: &GateContext<'_>,
+    ) -> Result<ExecutionMode, Rejection> {
         let level = self.level(&p.strategy);
         let (market, notional, lp) = match ctx.pool {
             Some(info) => {
@@ -142,21 +149,35 @@ impl RiskBook {
                         }
                     }
                     TradeAction::AddLiquidity(_) | TradeAction::RemoveLiquidity(_) => {
-                        token0_in_token1(p.expected_amount0, info.sqrt_price_x96).saturating_add(p.expected_amount1)
+                        token0_in_token1(p.expected_amount0, info.sqrt_price_x96)
+                            .saturating_add(p.expected_amount1)
                     }
                 };
-                (market, notional, format!("lp:{}", hex_address(&p.action.pool())))
+                (
+                    market,
+                    notional,
+                    format!("lp:{}", hex_address(&p.action.pool())),
+                )
             }
             // An unknown pool has no market; the oracle gate refuses it.
-            None => (format!("unknown-pool:{}", hex_address(&p.action.pool())), U256::ZERO, String::new()),
+            None => (
+                format!("unknown-pool:{}", hex_address(&p.action.pool())),
+                U256::ZERO,
+                String::new(),
+            ),
         };
         let token0 = ctx.pool.map(|i| hex_address(&i.token0)).unwrap_or_default();
         let effect = match p.action {
-            TradeAction::Swap { zero_for_one: true, .. } => TradeEffect::Swap {
+            TradeAction::Swap {
+                zero_for_one: true, ..
+            } => TradeEffect::Swap {
                 sell: Leg::Asset(&token0),
                 buy: Leg::Cash,
             },
-            TradeAction::Swap { zero_for_one: false, .. } => TradeEffect::Swap {
+            TradeAction::Swap {
+                zero_for_one: false,
+                ..
+            } => TradeEffect::Swap {
                 sell: Leg::Cash,
                 buy: Leg::Asset(&token0),
             },
@@ -208,11 +229,20 @@ impl RiskBook {
 #[derive(Debug, thiserror::Error)]
 pub enum RiskConfigError {
     #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("parsing {path} as TOML: {source}")]
-    Toml { path: String, source: toml::de::Error },
+    Toml {
+        path: String,
+        source: toml::de::Error,
+    },
     #[error("parsing {path} as JSON: {source}")]
-    Json { path: String, source: serde_json::Error },
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Invalid(#[from] stratbox_risk::ConfigError),
 }
@@ -221,8 +251,14 @@ pub enum RiskConfigError {
 /// TOML). Absent fields keep `stratbox-risk`'s defaults; unknown fields are refused.
 pub fn load_risk_config(path: &std::path::Path) -> Result<RiskConfig, RiskConfigError> {
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| RiskConfigError::Read { path: p.clone(), source })?;
-    let cfg: RiskConfig = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+    let text = std::fs::read_to_string(path).map_err(|source| RiskConfigError::Read {
+        path: p.clone(),
+        source,
+    })?;
+    let cfg: RiskConfig = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
         serde_json::from_str(&text).map_err(|source| RiskConfigError::Json { path: p, source })?
     } else {
         toml::from_str(&text).map_err(|source| RiskConfigError::Toml { path: p, source })?

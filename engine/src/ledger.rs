@@ -80,7 +80,9 @@ fn wide(v: U256) -> U512 {
 }
 
 /// Per-asset (debits, credits) of a set of entries; `None` only if 512 bits overflow.
-fn totals<'a>(entries: impl Iterator<Item = (&'a str, Side, U256)>) -> Option<BTreeMap<&'a str, (U512, U512)>> {
+fn totals<'a>(
+    entries: impl Iterator<Item = (&'a str, Side, U256)>,
+) -> Option<BTreeMap<&'a str, (U512, U512)>> {
     let mut t: BTreeMap<&str, (U512, U512)> = BTreeMap::new();
     for (asset, side, amount) in entries {
         let slot = t.entry(asset).or_default();
@@ -99,11 +101,12 @@ impl Posting {
         memo: String,
         entries: Vec<Entry>,
     ) -> Result<Posting, Unbalanced> {
-        let sums = totals(entries.iter().map(|e| (e.asset.as_str(), e.side, e.amount))).ok_or_else(|| Unbalanced {
-            asset: "?".into(),
-            debits: "overflow".into(),
-            credits: "overflow".into(),
-        })?;
+        let sums = totals(entries.iter().map(|e| (e.asset.as_str(), e.side, e.amount)))
+            .ok_or_else(|| Unbalanced {
+                asset: "?".into(),
+                debits: "overflow".into(),
+                credits: "overflow".into(),
+            })?;
         for (asset, (d, c)) in sums {
             if d != c {
                 return Err(Unbalanced {
@@ -220,7 +223,10 @@ impl Signed {
             (credits - debits, true)
         };
         let magnitude = <U256 as ruint::UintTryFrom<U512>>::uint_try_from(m).ok()?;
-        Some(Signed { magnitude, negative })
+        Some(Signed {
+            magnitude,
+            negative,
+        })
     }
 
     pub fn is_zero(&self) -> bool {
@@ -254,10 +260,22 @@ pub enum LedgerImbalance {
 pub fn check_balanced(lines: &[StoredLine]) -> Result<(), LedgerImbalance> {
     let mut per_posting: BTreeMap<(&str, &str), (U512, U512)> = BTreeMap::new();
     for l in lines {
-        let slot = per_posting.entry((l.posting_id.as_str(), l.asset.as_str())).or_default();
+        let slot = per_posting
+            .entry((l.posting_id.as_str(), l.asset.as_str()))
+            .or_default();
         match l.side {
-            Side::Debit => slot.0 = slot.0.checked_add(wide(l.amount)).ok_or(LedgerImbalance::Overflow)?,
-            Side::Credit => slot.1 = slot.1.checked_add(wide(l.amount)).ok_or(LedgerImbalance::Overflow)?,
+            Side::Debit => {
+                slot.0 = slot
+                    .0
+                    .checked_add(wide(l.amount))
+                    .ok_or(LedgerImbalance::Overflow)?
+            }
+            Side::Credit => {
+                slot.1 = slot
+                    .1
+                    .checked_add(wide(l.amount))
+                    .ok_or(LedgerImbalance::Overflow)?
+            }
         }
     }
     for ((posting_id, asset), (d, c)) in &per_posting {
@@ -268,7 +286,8 @@ pub fn check_balanced(lines: &[StoredLine]) -> Result<(), LedgerImbalance> {
             });
         }
     }
-    let total = totals(lines.iter().map(|l| (l.asset.as_str(), l.side, l.amount))).ok_or(LedgerImbalance::Overflow)?;
+    let total = totals(lines.iter().map(|l| (l.asset.as_str(), l.side, l.amount)))
+        .ok_or(LedgerImbalance::Overflow)?;
     for (asset, (d, c)) in total {
         if d != c {
             return Err(LedgerImbalance::Total {
@@ -280,17 +299,33 @@ pub fn check_balanced(lines: &[StoredLine]) -> Result<(), LedgerImbalance> {
 }
 
 /// Positions per (account, asset): debits minus credits, exactly.
-pub fn positions(lines: &[StoredLine]) -> Result<BTreeMap<(String, String), Signed>, LedgerImbalance> {
+pub fn positions(
+    lines: &[StoredLine],
+) -> Result<BTreeMap<(String, String), Signed>, LedgerImbalance> {
     let mut t: BTreeMap<(String, String), (U512, U512)> = BTreeMap::new();
     for l in lines {
         let slot = t.entry((l.account.clone(), l.asset.clone())).or_default();
         match l.side {
-            Side::Debit => slot.0 = slot.0.checked_add(wide(l.amount)).ok_or(LedgerImbalance::Overflow)?,
-            Side::Credit => slot.1 = slot.1.checked_add(wide(l.amount)).ok_or(LedgerImbalance::Overflow)?,
+            Side::Debit => {
+                slot.0 = slot
+                    .0
+                    .checked_add(wide(l.amount))
+                    .ok_or(LedgerImbalance::Overflow)?
+            }
+            Side::Credit => {
+                slot.1 = slot
+                    .1
+                    .checked_add(wide(l.amount))
+                    .ok_or(LedgerImbalance::Overflow)?
+            }
         }
     }
     t.into_iter()
-        .map(|(k, (d, c))| Signed::from_totals(d, c).map(|s| (k, s)).ok_or(LedgerImbalance::Overflow))
+        .map(|(k, (d, c))| {
+            Signed::from_totals(d, c)
+                .map(|s| (k, s))
+                .ok_or(LedgerImbalance::Overflow)
+        })
         .collect()
 }
 
@@ -310,20 +345,47 @@ mod tests {
             side,
             amount: u(amount),
         };
-        assert!(Posting::new("p".into(), "t".into(), "".into(), vec![e("a", Side::Debit, 5), e("b", Side::Credit, 4)]).is_err());
-        assert!(Posting::new("p".into(), "t".into(), "".into(), vec![e("a", Side::Debit, 5), e("b", Side::Credit, 5)]).is_ok());
+        assert!(
+            Posting::new(
+                "p".into(),
+                "t".into(),
+                "".into(),
+                vec![e("a", Side::Debit, 5), e("b", Side::Credit, 4)]
+            )
+            .is_err()
+        );
+        assert!(
+            Posting::new(
+                "p".into(),
+                "t".into(),
+                "".into(),
+                vec![e("a", Side::Debit, 5), e("b", Side::Credit, 5)]
+            )
+            .is_ok()
+        );
         let max = Entry {
             amount: U256::MAX,
             ..e("a", Side::Debit, 0)
         };
-        assert!(Posting::new("p".into(), "t".into(), "".into(), vec![max.clone(), max]).is_err(), "overflow must not wrap");
+        assert!(
+            Posting::new("p".into(), "t".into(), "".into(), vec![max.clone(), max]).is_err(),
+            "overflow must not wrap"
+        );
     }
 
     #[test]
     fn fills_and_reversals_balance_and_net_to_zero() {
         let legs = [
-            Leg { asset: "T0".into(), amount: u(1000), to_strategy: false },
-            Leg { asset: "T1".into(), amount: U256::MAX, to_strategy: true },
+            Leg {
+                asset: "T0".into(),
+                amount: u(1000),
+                to_strategy: false,
+            },
+            Leg {
+                asset: "T1".into(),
+                amount: U256::MAX,
+                to_strategy: true,
+            },
         ];
         let p = fill_posting("p1".into(), "t".into(), "swap".into(), "s", "v", &legs).unwrap();
         let r = p.reversal("p2".into(), "fix".into());
@@ -341,8 +403,20 @@ mod tests {
             .collect();
         assert_eq!(check_balanced(&lines), Ok(()));
         let pos = positions(&lines[..4]).unwrap();
-        assert_eq!(pos[&("s".into(), "T0".into())], Signed { magnitude: u(1000), negative: true });
-        assert_eq!(pos[&("s".into(), "T1".into())], Signed { magnitude: U256::MAX, negative: false });
+        assert_eq!(
+            pos[&("s".into(), "T0".into())],
+            Signed {
+                magnitude: u(1000),
+                negative: true
+            }
+        );
+        assert_eq!(
+            pos[&("s".into(), "T1".into())],
+            Signed {
+                magnitude: U256::MAX,
+                negative: false
+            }
+        );
         // A posting and its reversal net every position to zero, even at 2^256-1.
         assert!(positions(&lines).unwrap().values().all(Signed::is_zero));
     }

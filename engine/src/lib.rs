@@ -20,7 +20,9 @@ pub mod simulation;
 pub mod store;
 pub mod trace;
 
-pub use engine::{Engine, EngineError, EngineHandle, EngineSettings, Recovery, market_key, sim_address};
+pub use engine::{
+    Engine, EngineError, EngineHandle, EngineSettings, Recovery, market_key, sim_address,
+};
 pub use fsm::TaskState;
 pub use simulation::{PoolInfo, SimError, SimOutcome, Simulator};
 pub use store::{Backend, Store, StoreError};

@@ -46,15 +46,47 @@ impl EngineMetrics {
         let store_seconds = h();
         let kill_switch = Gauge::default();
         let watermark = Gauge::default();
-        registry.register("proposals", "Proposals by outcome (ok or reason code)", proposals.clone());
+        registry.register(
+            "proposals",
+            "Proposals by outcome (ok or reason code)",
+            proposals.clone(),
+        );
         registry.register("tasks", "Trade tasks by current state", tasks.clone());
-        registry.register("duplicates", "Proposals answered with an earlier task", duplicates.clone());
-        registry.register("submit_seconds", "Latency of one submitted batch, gates to stored result", submit_seconds.clone());
-        registry.register("gate_seconds", "Latency of the gates for one proposal", gate_seconds.clone());
-        registry.register("sim_seconds", "Latency of one proposal's revm simulation", sim_seconds.clone());
-        registry.register("store_seconds", "Latency of one batch's database transactions", store_seconds.clone());
-        registry.register("kill_switch_engaged", "1 while the kill switch is engaged", kill_switch.clone());
-        registry.register("watermark_block", "The engine's watermark (newest synchronised block)", watermark.clone());
+        registry.register(
+            "duplicates",
+            "Proposals answered with an earlier task",
+            duplicates.clone(),
+        );
+        registry.register(
+            "submit_seconds",
+            "Latency of one submitted batch, gates to stored result",
+            submit_seconds.clone(),
+        );
+        registry.register(
+            "gate_seconds",
+            "Latency of the gates for one proposal",
+            gate_seconds.clone(),
+        );
+        registry.register(
+            "sim_seconds",
+            "Latency of one proposal's revm simulation",
+            sim_seconds.clone(),
+        );
+        registry.register(
+            "store_seconds",
+            "Latency of one batch's database transactions",
+            store_seconds.clone(),
+        );
+        registry.register(
+            "kill_switch_engaged",
+            "1 while the kill switch is engaged",
+            kill_switch.clone(),
+        );
+        registry.register(
+            "watermark_block",
+            "The engine's watermark (newest synchronised block)",
+            watermark.clone(),
+        );
         let _ = proposals.get_or_create(&[("result", stratbox_risk::OK)]);
         for code in ReasonCode::ALL {
             let _ = proposals.get_or_create(&[("result", code.as_str())]);
@@ -88,7 +120,9 @@ impl EngineMetrics {
     }
 
     pub fn set_count(&self, state: TaskState, n: i64) {
-        self.tasks.get_or_create(&[("state", state.as_str())]).set(n);
+        self.tasks
+            .get_or_create(&[("state", state.as_str())])
+            .set(n);
     }
 
     /// The text exposition.

@@ -145,7 +145,10 @@ pub fn check(p: &v1::Proposal) -> Result<CheckedProposal, BadInput> {
             let sqrt_price_limit_x96 = match &s.sqrt_price_limit_x96 {
                 None => None,
                 Some(a) if a.value.is_empty() => None,
-                Some(a) => Some(parse_amount(&a.value).map_err(|e| bad("sqrt_price_limit_x96", e.to_string()))?),
+                Some(a) => Some(
+                    parse_amount(&a.value)
+                        .map_err(|e| bad("sqrt_price_limit_x96", e.to_string()))?,
+                ),
             };
             if let Some(limit) = sqrt_price_limit_x96 {
                 // sqrtPriceX96 is a uint160 in the pool; a larger limit can only be a mistake.
@@ -164,7 +167,10 @@ pub fn check(p: &v1::Proposal) -> Result<CheckedProposal, BadInput> {
         WireAction::RemoveLiquidity(r) => TradeAction::RemoveLiquidity(range(r)?),
     };
     if p.max_slippage_bps > 10_000 {
-        return Err(bad("max_slippage_bps", format!("{} is more than 10000", p.max_slippage_bps)));
+        return Err(bad(
+            "max_slippage_bps",
+            format!("{} is more than 10000", p.max_slippage_bps),
+        ));
     }
     Ok(CheckedProposal {
         strategy: name("strategy", &p.strategy, true)?,
@@ -265,11 +271,17 @@ mod tests {
                     value: format!("0x{}", "ab".repeat(20)),
                 }),
                 zero_for_one: true,
-                amount_in: Some(v1::Amount { value: "1000".into() }),
+                amount_in: Some(v1::Amount {
+                    value: "1000".into(),
+                }),
                 sqrt_price_limit_x96: None,
             })),
-            expected_amount0: Some(v1::Amount { value: "1000".into() }),
-            expected_amount1: Some(v1::Amount { value: "990".into() }),
+            expected_amount0: Some(v1::Amount {
+                value: "1000".into(),
+            }),
+            expected_amount1: Some(v1::Amount {
+                value: "990".into(),
+            }),
             max_slippage_bps: 50,
             reason: "r".into(),
         }
@@ -285,14 +297,18 @@ mod tests {
         p.max_slippage_bps = 10_001;
         cases.push(p);
         let mut p = swap();
-        p.expected_amount1 = Some(v1::Amount { value: "1.5".into() });
+        p.expected_amount1 = Some(v1::Amount {
+            value: "1.5".into(),
+        });
         cases.push(p);
         let mut p = swap();
         p.expected_amount0 = Some(v1::Amount { value: "-1".into() });
         cases.push(p);
         let mut p = swap();
         if let Some(WireAction::Swap(s)) = &mut p.action {
-            s.pool = Some(v1::Address { value: "0x1234".into() });
+            s.pool = Some(v1::Address {
+                value: "0x1234".into(),
+            });
         }
         cases.push(p);
         let mut p = swap();

@@ -14,7 +14,10 @@ use crate::service::EngineService;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("binding {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("reflection: {0}")]
     Reflection(String),
     #[error("gRPC server: {0}")]
@@ -24,11 +27,17 @@ pub enum ServeError {
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 /// Serves the engine's gRPC API on `listener` until `shutdown` resolves.
-pub async fn serve_grpc(engine: Engine, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+pub async fn serve_grpc(
+    engine: Engine,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(stratbox_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -42,14 +51,21 @@ pub async fn serve_grpc(engine: Engine, listener: TcpListener, shutdown: impl Fu
 }
 
 /// Serves `/metrics` (Prometheus text format) on `listener` until `shutdown` resolves.
-pub async fn serve_metrics(engine: Engine, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve_metrics(
+    engine: Engine,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let engine = engine.clone();
             async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
                     engine.metrics().render(),
                 )
             }

@@ -40,58 +40,92 @@ fn status(e: EngineError) -> Status {
 
 #[tonic::async_trait]
 impl TradingEngine for EngineService {
-    async fn submit_proposals(&self, request: Request<v1::SubmitProposalsRequest>) -> Result<Response<v1::SubmitProposalsResponse>, Status> {
+    async fn submit_proposals(
+        &self,
+        request: Request<v1::SubmitProposalsRequest>,
+    ) -> Result<Response<v1::SubmitProposalsResponse>, Status> {
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
         // `Engine::submit` opens the span itself with this same id.
-        let results = self.engine.submit(&trace_id, req.proposals).await.map_err(status)?;
+        let results = self
+            .engine
+            .submit(&trace_id, req.proposals)
+            .await
+            .map_err(status)?;
         Ok(Response::new(v1::SubmitProposalsResponse { results }))
     }
 
-    async fn get_task(&self, request: Request<v1::GetTaskRequest>) -> Result<Response<v1::Task>, Status> {
+    async fn get_task(
+        &self,
+        request: Request<v1::GetTaskRequest>,
+    ) -> Result<Response<v1::Task>, Status> {
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
         async {
             match self.engine.get_task(&req.task_id).await.map_err(status)? {
                 Some(t) => Ok(Response::new(t)),
-                None => Err(Status::not_found(format!("no task {:?}", req.task_id.chars().take(64).collect::<String>()))),
+                None => Err(Status::not_found(format!(
+                    "no task {:?}",
+                    req.task_id.chars().take(64).collect::<String>()
+                ))),
             }
         }
         .instrument(info_span!("get_task", trace_id = %trace_id))
         .await
     }
 
-    async fn list_tasks(&self, request: Request<v1::ListTasksRequest>) -> Result<Response<v1::ListTasksResponse>, Status> {
+    async fn list_tasks(
+        &self,
+        request: Request<v1::ListTasksRequest>,
+    ) -> Result<Response<v1::ListTasksResponse>, Status> {
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
         async {
             let state = match v1::TaskState::try_from(req.state) {
                 Ok(s) => TaskState::from_wire(s),
-                Err(_) => return Err(Status::invalid_argument(format!("unknown task state {}", req.state))),
+                Err(_) => {
+                    return Err(Status::invalid_argument(format!(
+                        "unknown task state {}",
+                        req.state
+                    )));
+                }
             };
             let (tasks, next_page_token) = self
                 .engine
                 .list_tasks(&req.strategy, state, req.limit, &req.page_token)
                 .await
                 .map_err(status)?;
-            Ok(Response::new(v1::ListTasksResponse { tasks, next_page_token }))
+            Ok(Response::new(v1::ListTasksResponse {
+                tasks,
+                next_page_token,
+            }))
         }
         .instrument(info_span!("list_tasks", trace_id = %trace_id))
         .await
     }
 
-    async fn get_ledger(&self, request: Request<v1::GetLedgerRequest>) -> Result<Response<v1::GetLedgerResponse>, Status> {
+    async fn get_ledger(
+        &self,
+        request: Request<v1::GetLedgerRequest>,
+    ) -> Result<Response<v1::GetLedgerResponse>, Status> {
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
         async {
-            let entries = self.engine.ledger(&req.account, &req.task_id, req.limit).await.map_err(status)?;
+            let entries = self
+                .engine
+                .ledger(&req.account, &req.task_id, req.limit)
+                .await
+                .map_err(status)?;
             Ok(Response::new(v1::GetLedgerResponse { entries }))
         }
         .instrument(info_span!("get_ledger", trace_id = %trace_id))
         .await
     }
 
-    async fn get_positions(&self, request: Request<v1::GetPositionsRequest>) -> Result<Response<v1::GetPositionsResponse>, Status> {
+    async fn get_positions(
+        &self,
+        request: Request<v1::GetPositionsRequest>,
+    ) -> Result<Response<v1::GetPositionsResponse>, Status> {
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
         async {
@@ -102,12 +136,17 @@ impl TradingEngine for EngineService {
         .await
     }
 
-    async fn set_kill_switch(&self, request: Request<v1::SetKillSwitchRequest>) -> Result<Response<v1::KillSwitchState>, Status> {
+    async fn set_kill_switch(
+        &self,
+        request: Request<v1::SetKillSwitchRequest>,
+    ) -> Result<Response<v1::KillSwitchState>, Status> {
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
         async {
             if req.operator.trim().is_empty() || req.reason.trim().is_empty() {
-                return Err(Status::invalid_argument("engaging the kill switch needs an operator and a reason"));
+                return Err(Status::invalid_argument(
+                    "engaging the kill switch needs an operator and a reason",
+                ));
             }
             let k = self
                 .engine
@@ -120,21 +159,33 @@ impl TradingEngine for EngineService {
         .await
     }
 
-    async fn clear_kill_switch(&self, request: Request<v1::ClearKillSwitchRequest>) -> Result<Response<v1::KillSwitchState>, Status> {
+    async fn clear_kill_switch(
+        &self,
+        request: Request<v1::ClearKillSwitchRequest>,
+    ) -> Result<Response<v1::KillSwitchState>, Status> {
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
         async {
             if req.operator.trim().is_empty() {
-                return Err(Status::invalid_argument("clearing the kill switch needs an operator"));
+                return Err(Status::invalid_argument(
+                    "clearing the kill switch needs an operator",
+                ));
             }
-            let k = self.engine.clear_kill_switch(&trace_id, &req.operator).await.map_err(status)?;
+            let k = self
+                .engine
+                .clear_kill_switch(&trace_id, &req.operator)
+                .await
+                .map_err(status)?;
             Ok(Response::new(k))
         }
         .instrument(info_span!("clear_kill_switch", trace_id = %trace_id))
         .await
     }
 
-    async fn list_markets(&self, request: Request<v1::ListMarketsRequest>) -> Result<Response<v1::ListMarketsResponse>, Status> {
+    async fn list_markets(
+        &self,
+        request: Request<v1::ListMarketsRequest>,
+    ) -> Result<Response<v1::ListMarketsResponse>, Status> {
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
         let _e = info_span!("list_markets", trace_id = %trace_id).entered();
@@ -143,7 +194,10 @@ impl TradingEngine for EngineService {
         }))
     }
 
-    async fn get_status(&self, request: Request<v1::GetStatusRequest>) -> Result<Response<v1::EngineStatus>, Status> {
+    async fn get_status(
+        &self,
+        request: Request<v1::GetStatusRequest>,
+    ) -> Result<Response<v1::EngineStatus>, Status> {
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
         let _e = info_span!("get_status", trace_id = %trace_id).entered();

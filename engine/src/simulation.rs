@@ -76,8 +76,15 @@ fn mul(a: U256, b: u64) -> U512 {
 /// `out * 10000 < expected_out * (10000 - bps)` for either token.
 pub fn check_outcome(p: &CheckedProposal, o: &SimOutcome) -> Result<(), Rejection> {
     if !o.success {
-        let reason = if o.revert_reason.is_empty() { "no reason" } else { o.revert_reason.as_str() };
-        return Err(Rejection::new(ReasonCode::SimReverted, format!("simulated transaction reverted: {reason}")));
+        let reason = if o.revert_reason.is_empty() {
+            "no reason"
+        } else {
+            o.revert_reason.as_str()
+        };
+        return Err(Rejection::new(
+            ReasonCode::SimReverted,
+            format!("simulated transaction reverted: {reason}"),
+        ));
     }
     let bps = u64::from(p.max_slippage_bps);
     let below = 10_000u64.saturating_sub(bps);
@@ -90,7 +97,10 @@ pub fn check_outcome(p: &CheckedProposal, o: &SimOutcome) -> Result<(), Rejectio
                 (o.amount0, p.expected_amount0)
             };
             if o.token0_in != zero_for_one {
-                return Err(Rejection::new(ReasonCode::SimReverted, "simulated swap went the other way"));
+                return Err(Rejection::new(
+                    ReasonCode::SimReverted,
+                    "simulated swap went the other way",
+                ));
             }
             if mul(out, 10_000) < mul(expected, below) {
                 return Err(Rejection::new(
@@ -100,7 +110,10 @@ pub fn check_outcome(p: &CheckedProposal, o: &SimOutcome) -> Result<(), Rejectio
             }
         }
         TradeAction::AddLiquidity(_) => {
-            for (paid, expected) in [(o.amount0, p.expected_amount0), (o.amount1, p.expected_amount1)] {
+            for (paid, expected) in [
+                (o.amount0, p.expected_amount0),
+                (o.amount1, p.expected_amount1),
+            ] {
                 if mul(paid, 10_000) > mul(expected, above) {
                     return Err(Rejection::new(
                         ReasonCode::SimMaxIn,
@@ -110,7 +123,10 @@ pub fn check_outcome(p: &CheckedProposal, o: &SimOutcome) -> Result<(), Rejectio
             }
         }
         TradeAction::RemoveLiquidity(_) => {
-            for (got, expected) in [(o.amount0, p.expected_amount0), (o.amount1, p.expected_amount1)] {
+            for (got, expected) in [
+                (o.amount0, p.expected_amount0),
+                (o.amount1, p.expected_amount1),
+            ] {
                 if mul(got, 10_000) < mul(expected, below) {
                     return Err(Rejection::new(
                         ReasonCode::SimMinOut,
@@ -170,25 +186,52 @@ mod tests {
     #[test]
     fn swap_min_out_is_exact_at_the_boundary() {
         let p = proposal(SWAP, 1000, 1000, 100);
-        assert!(check_outcome(&p, &outcome(1000, 990, true)).is_ok(), "exactly 1% short passes");
+        assert!(
+            check_outcome(&p, &outcome(1000, 990, true)).is_ok(),
+            "exactly 1% short passes"
+        );
         let r = check_outcome(&p, &outcome(1000, 989, true)).unwrap_err();
         assert_eq!(r.code, ReasonCode::SimMinOut);
-        assert_eq!(check_outcome(&p, &outcome(1000, 2000, false)).unwrap_err().code, ReasonCode::SimReverted);
+        assert_eq!(
+            check_outcome(&p, &outcome(1000, 2000, false))
+                .unwrap_err()
+                .code,
+            ReasonCode::SimReverted
+        );
     }
 
     #[test]
     fn liquidity_limits() {
         let add = proposal(TradeAction::AddLiquidity(RANGE), 1000, 1000, 50);
         assert!(check_outcome(&add, &outcome(1005, 1000, true)).is_ok());
-        assert_eq!(check_outcome(&add, &outcome(1006, 1000, true)).unwrap_err().code, ReasonCode::SimMaxIn);
+        assert_eq!(
+            check_outcome(&add, &outcome(1006, 1000, true))
+                .unwrap_err()
+                .code,
+            ReasonCode::SimMaxIn
+        );
         let rm = proposal(TradeAction::RemoveLiquidity(RANGE), 1000, 1000, 0);
         assert!(check_outcome(&rm, &outcome(1000, 1000, false)).is_ok());
-        assert_eq!(check_outcome(&rm, &outcome(1000, 999, false)).unwrap_err().code, ReasonCode::SimMinOut);
-        let reverted = SimOutcome { success: false, ..outcome(0, 0, false) };
-        assert_eq!(check_outcome(&rm, &reverted).unwrap_err().code, ReasonCode::SimReverted);
+        assert_eq!(
+            check_outcome(&rm, &outcome(1000, 999, false))
+                .unwrap_err()
+                .code,
+            ReasonCode::SimMinOut
+        );
+        let reverted = SimOutcome {
+            success: false,
+            ..outcome(0, 0, false)
+        };
+        assert_eq!(
+            check_outcome(&rm, &reverted).unwrap_err().code,
+            ReasonCode::SimReverted
+        );
         // Huge expectations cannot overflow the comparison.
         let mut huge = proposal(SWAP, 0, 0, 10_000);
         huge.expected_amount1 = U256::MAX;
-        assert!(check_outcome(&huge, &outcome(1, 0, true)).is_ok(), "10000 bps accepts any out");
+        assert!(
+            check_outcome(&huge, &outcome(1, 0, true)).is_ok(),
+            "10000 bps accepts any out"
+        );
     }
 }

@@ -389,7 +389,10 @@ impl Store {
             })
             .collect();
         insert_audits(&mut tx, &audits, now).await?;
-        let missing: Vec<&NewTask> = tasks.iter().filter(|t| !created.contains(&t.task_id)).collect();
+        let missing: Vec<&NewTask> = tasks
+            .iter()
+            .filter(|t| !created.contains(&t.task_id))
+            .collect();
         let mut existing: HashMap<String, TaskSummary> = HashMap::new();
         for chunk in missing.chunks(CHUNK) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
@@ -416,7 +419,12 @@ impl Store {
                     existing
                         .remove(&t.idempotency_key)
                         .map(Inserted::Existing)
-                        .ok_or_else(|| StoreError::Corrupt(format!("key {} neither inserted nor found", t.idempotency_key)))
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "key {} neither inserted nor found",
+                                t.idempotency_key
+                            ))
+                        })
                 }
             })
             .collect()
@@ -444,7 +452,11 @@ impl Store {
             let mut q = sqlx::query(&sql);
             for t in chunk {
                 let (a0, a1, gas) = match t.sim {
-                    Some(s) => (s.amount0.to_string(), s.amount1.to_string(), i64::try_from(s.gas_used).unwrap_or(i64::MAX)),
+                    Some(s) => (
+                        s.amount0.to_string(),
+                        s.amount1.to_string(),
+                        i64::try_from(s.gas_used).unwrap_or(i64::MAX),
+                    ),
                     None => (String::new(), String::new(), 0),
                 };
                 q = q
@@ -487,7 +499,10 @@ impl Store {
             .collect();
         insert_audits(&mut tx, &audits, now).await?;
         tx.commit().await?;
-        Ok(transitions.iter().map(|t| moved.contains(&t.task_id)).collect())
+        Ok(transitions
+            .iter()
+            .map(|t| moved.contains(&t.task_id))
+            .collect())
     }
 
     /// Books a posting outside any task transition (corrections, reversals).
@@ -502,7 +517,10 @@ impl Store {
 
     pub async fn get_task(&self, task_id: &str) -> Result<Option<TaskRow>, StoreError> {
         let sql = format!("SELECT {TASK_COLS} FROM trade_tasks WHERE task_id = $1");
-        let row = sqlx::query(&sql).bind(task_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(task_row).transpose()
     }
 
@@ -535,7 +553,11 @@ impl Store {
             q = q.bind(s);
         }
         q = q.bind(i64::from(f.limit));
-        q.fetch_all(&self.pool).await?.iter().map(task_row).collect()
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(task_row)
+            .collect()
     }
 
     pub async fn tasks_in_state(&self, state: TaskState) -> Result<Vec<TaskRow>, StoreError> {
@@ -554,12 +576,22 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((TaskState::from_str(&r.try_get::<String, _>("state")?)?, r.try_get::<i64, _>("n")?)))
+            .map(|r| {
+                Ok((
+                    TaskState::from_str(&r.try_get::<String, _>("state")?)?,
+                    r.try_get::<i64, _>("n")?,
+                ))
+            })
             .collect()
     }
 
     /// Ledger entries, newest last, filtered by account and/or task; `limit` 0 = all.
-    pub async fn entries(&self, account: Option<&str>, task_id: Option<&str>, limit: u32) -> Result<Vec<EntryRow>, StoreError> {
+    pub async fn entries(
+        &self,
+        account: Option<&str>,
+        task_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EntryRow>, StoreError> {
         let mut sql = String::from(
             "SELECT entry_id, posting_id, task_id, account, asset, side, amount, memo, created_at_ms, \
              reverses_posting_id FROM ledger_entries WHERE 1 = 1",
@@ -588,7 +620,11 @@ impl Store {
         if limit > 0 {
             q = q.bind(i64::from(limit));
         }
-        q.fetch_all(&self.pool).await?.iter().map(entry_row).collect()
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(entry_row)
+            .collect()
     }
 
     /// Ledger lines for checking and positions; `account_prefix` narrows by account name.
@@ -623,7 +659,11 @@ impl Store {
     }
 
     /// Persists the kill switch and audits the change in one transaction.
-    pub async fn save_kill_switch(&self, k: &KillSwitchRow, trace_id: &str) -> Result<(), StoreError> {
+    pub async fn save_kill_switch(
+        &self,
+        k: &KillSwitchRow,
+        trace_id: &str,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO engine_flags (name, engaged, reason, operator, changed_at_ms) VALUES ('kill_switch', $1, $2, $3, $4) \
@@ -638,7 +678,12 @@ impl Store {
         .await?;
         let audit = Audit {
             actor: k.operator.clone(),
-            action: if k.engaged { "kill_switch_set" } else { "kill_switch_cleared" }.into(),
+            action: if k.engaged {
+                "kill_switch_set"
+            } else {
+                "kill_switch_cleared"
+            }
+            .into(),
             subject: "kill_switch".into(),
             from_state: String::new(),
             to_state: if k.engaged { "ENGAGED" } else { "CLEAR" }.into(),
@@ -673,7 +718,11 @@ impl Store {
     }
 }
 
-async fn insert_audits(tx: &mut sqlx::Transaction<'_, sqlx::Any>, audits: &[Audit], now: i64) -> Result<(), StoreError> {
+async fn insert_audits(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    audits: &[Audit],
+    now: i64,
+) -> Result<(), StoreError> {
     for chunk in audits.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO audit_log (at_ms, actor, action, subject, from_state, to_state, detail, trace_id) VALUES {}",
@@ -696,7 +745,11 @@ async fn insert_audits(tx: &mut sqlx::Transaction<'_, sqlx::Any>, audits: &[Audi
     Ok(())
 }
 
-async fn insert_postings(tx: &mut sqlx::Transaction<'_, sqlx::Any>, postings: &[&Posting], now: i64) -> Result<(), StoreError> {
+async fn insert_postings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    postings: &[&Posting],
+    now: i64,
+) -> Result<(), StoreError> {
     if postings.is_empty() {
         return Ok(());
     }
@@ -747,15 +800,18 @@ async fn insert_postings(tx: &mut sqlx::Transaction<'_, sqlx::Any>, postings: &[
 
 /// `sqlite://PATH` with the file created if missing (`mode=rwc`) and its directory made.
 fn sqlite_url(url: &str) -> Result<String, StoreError> {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let (path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
     };
-    if path != ":memory:" && !path.is_empty() {
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| path != ":memory:" && !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)?;
     }
     Ok(match query {
         Some(q) if q.contains("mode=") => format!("sqlite://{path}?{q}"),
@@ -769,7 +825,9 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<(),
     use sqlx::Connection;
     check_db_name(name)?;
     let mut c = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await?;
     Ok(())
 }
 
@@ -778,14 +836,22 @@ pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), S
     use sqlx::Connection;
     check_db_name(name)?;
     let mut c = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut c)
+        .await?;
     Ok(())
 }
 
 /// Database names are interpolated into DDL: only `[a-z0-9_]` is accepted.
 fn check_db_name(name: &str) -> Result<(), StoreError> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        return Err(StoreError::UnsupportedUrl(format!("database name {name:?}")));
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(StoreError::UnsupportedUrl(format!(
+            "database name {name:?}"
+        )));
     }
     Ok(())
 }

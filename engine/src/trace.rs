@@ -4,7 +4,9 @@
 /// otherwise a fresh random one, so every request is traceable even from a careless client.
 pub fn normalize(given: &str) -> String {
     let valid = given.len() == 32
-        && given.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && given
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && given.bytes().any(|b| b != b'0');
     if valid {
         given.to_owned()
@@ -33,7 +35,12 @@ mod tests {
     fn keeps_valid_and_replaces_invalid() {
         let good = "0af7651916cd43dd8448eb211c80319c";
         assert_eq!(normalize(good), good);
-        for bad in ["", "0AF7651916CD43DD8448EB211C80319C", "00000000000000000000000000000000", "xyz"] {
+        for bad in [
+            "",
+            "0AF7651916CD43DD8448EB211C80319C",
+            "00000000000000000000000000000000",
+            "xyz",
+        ] {
             let n = normalize(bad);
             assert_ne!(n, bad);
             assert_eq!(n.len(), 32);

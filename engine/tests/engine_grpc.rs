@@ -9,10 +9,10 @@ use common::*;
 use stratbox_engine::server;
 use stratbox_proto::v1::{self, trading_engine_client::TradingEngineClient};
 use tokio::sync::oneshot;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 
@@ -34,7 +34,11 @@ async fn over_grpc(db: &Db) {
     let url = format!("http://{addr}");
 
     // Reflection: list services, then fetch the file that defines the engine's service.
-    let channel = tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut refl = ServerReflectionClient::new(channel);
     let reqs = tokio_stream::iter(vec![
         ServerReflectionRequest {
@@ -43,17 +47,29 @@ async fn over_grpc(db: &Db) {
         },
         ServerReflectionRequest {
             host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol("stratbox.v1.TradingEngine".into())),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "stratbox.v1.TradingEngine".into(),
+            )),
         },
     ]);
-    let mut stream = refl.server_reflection_info(reqs).await.unwrap().into_inner();
+    let mut stream = refl
+        .server_reflection_info(reqs)
+        .await
+        .unwrap()
+        .into_inner();
     let first = stream.message().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
         panic!("expected a service list, got {first:?}");
     };
     let names: Vec<String> = list.service.iter().map(|s| s.name.clone()).collect();
-    assert!(names.contains(&"stratbox.v1.TradingEngine".to_owned()), "{names:?}");
-    assert!(names.iter().any(|n| n.starts_with("grpc.reflection.")), "{names:?}");
+    assert!(
+        names.contains(&"stratbox.v1.TradingEngine".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("grpc.reflection.")),
+        "{names:?}"
+    );
     let second = stream.message().await.unwrap().unwrap();
     let Some(MessageResponse::FileDescriptorResponse(files)) = second.message_response else {
         panic!("expected descriptors, got {second:?}");
@@ -63,7 +79,9 @@ async fn over_grpc(db: &Db) {
     // Submit, replay, read back.
     let mut client = TradingEngineClient::connect(url).await.unwrap();
     let mut garbage = good_swap(&engine, "g-1", 1, 1);
-    garbage.expected_amount0 = Some(v1::Amount { value: "1e18".into() });
+    garbage.expected_amount0 = Some(v1::Amount {
+        value: "1e18".into(),
+    });
     let batch = vec![good_swap(&engine, "g-1", 0, 5_000_000), garbage];
     let resp = client
         .submit_proposals(v1::SubmitProposalsRequest {
@@ -75,9 +93,15 @@ async fn over_grpc(db: &Db) {
         .into_inner();
     assert_eq!(resp.results.len(), 2);
     assert_eq!(state(&resp.results[0]), v1::TaskState::Simulated);
-    assert_eq!(resp.results[1].reason_code, "bad_input", "user input is a result, not an RPC error");
+    assert_eq!(
+        resp.results[1].reason_code, "bad_input",
+        "user input is a result, not an RPC error"
+    );
     let replay = client
-        .submit_proposals(v1::SubmitProposalsRequest { trace: None, proposals: batch })
+        .submit_proposals(v1::SubmitProposalsRequest {
+            trace: None,
+            proposals: batch,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -133,7 +157,11 @@ async fn over_grpc(db: &Db) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(positions.positions.len(), 4, "strategy and venue, two tokens each");
+    assert_eq!(
+        positions.positions.len(),
+        4,
+        "strategy and venue, two tokens each"
+    );
     let markets = client
         .list_markets(v1::ListMarketsRequest { trace: trace() })
         .await
@@ -159,10 +187,18 @@ async fn over_grpc(db: &Db) {
         .unwrap()
         .into_inner();
     assert!(k.engaged);
-    let status = client.get_status(v1::GetStatusRequest { trace: trace() }).await.unwrap().into_inner();
+    let status = client
+        .get_status(v1::GetStatusRequest { trace: trace() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(status.mode, "shadow");
     assert_eq!(status.chain_id, 31337);
-    assert!(status.kill_switch.is_some_and(|k| k.engaged && k.operator == "ops"));
+    assert!(
+        status
+            .kill_switch
+            .is_some_and(|k| k.engaged && k.operator == "ops")
+    );
     let k = client
         .clear_kill_switch(v1::ClearKillSwitchRequest {
             trace: trace(),

@@ -53,8 +53,12 @@ fn wide(v: U256) -> U512 {
 fn jump(engine: &Engine, rng: &mut StdRng) {
     let p = pool(engine);
     engine.with_chain(|c| {
-        let Some(chain) = c.as_any_mut().downcast_mut::<SimChain>() else { return };
-        let Some(state) = chain.chain().pool_state(p.into()).ok() else { return };
+        let Some(chain) = c.as_any_mut().downcast_mut::<SimChain>() else {
+            return;
+        };
+        let Some(state) = chain.chain().pool_state(p.into()).ok() else {
+            return;
+        };
         let up = rng.random_bool(0.5);
         // sqrt(1.5) ~ 1.2247
         let limit = if up {
@@ -79,14 +83,26 @@ fn jump(engine: &Engine, rng: &mut StdRng) {
 fn drain_or_restore(engine: &Engine, drain: bool) {
     let p = pool(engine);
     engine.with_chain(|c| {
-        let Some(chain) = c.as_any_mut().downcast_mut::<SimChain>() else { return };
+        let Some(chain) = c.as_any_mut().downcast_mut::<SimChain>() else {
+            return;
+        };
         let (lower, upper) = (-887_220, 887_220);
         let seed: u128 = 1_000_000_000_000_000_000_000_000;
         let l = seed - 1_000;
         let action = if drain {
-            Action::RemoveLiquidity { pool: p.into(), tick_lower: lower, tick_upper: upper, liquidity: l }
+            Action::RemoveLiquidity {
+                pool: p.into(),
+                tick_lower: lower,
+                tick_upper: upper,
+                liquidity: l,
+            }
         } else {
-            Action::AddLiquidity { pool: p.into(), tick_lower: lower, tick_upper: upper, liquidity: l }
+            Action::AddLiquidity {
+                pool: p.into(),
+                tick_lower: lower,
+                tick_upper: upper,
+                liquidity: l,
+            }
         };
         let _ = chain.chain_mut().execute(DEFAULT_MARKET_MAKER, &action);
         chain.chain_mut().next_block();
@@ -94,7 +110,18 @@ fn drain_or_restore(engine: &Engine, drain: bool) {
 }
 
 fn garbage(rng: &mut StdRng) -> String {
-    let options = ["", "-1", "1.5", "1e18", "0x10", "01", " 1", "١٢", "NaN", "115792089237316195423570985008687907853269984665640564039457584007913129639936"];
+    let options = [
+        "",
+        "-1",
+        "1.5",
+        "1e18",
+        "0x10",
+        "01",
+        " 1",
+        "١٢",
+        "NaN",
+        "115792089237316195423570985008687907853269984665640564039457584007913129639936",
+    ];
     options[rng.random_range(0..options.len())].to_owned()
 }
 
@@ -121,7 +148,12 @@ fn build(engine: &Engine, rng: &mut StdRng, round: usize, index: u32, wm: u64) -
                 3 => U256::from(1u8) << rng.random_range(60..200),
                 _ => U256::from(rng.random_range(1u64..1_000_000)),
             };
-            TradeAction::Swap { pool: p, zero_for_one: rng.random_bool(0.5), amount_in, sqrt_price_limit_x96: None }
+            TradeAction::Swap {
+                pool: p,
+                zero_for_one: rng.random_bool(0.5),
+                amount_in,
+                sqrt_price_limit_x96: None,
+            }
         }
         _ => {
             let spacing = if rng.random_bool(0.8) { 60 } else { 7 };
@@ -132,8 +164,17 @@ fn build(engine: &Engine, rng: &mut StdRng, round: usize, index: u32, wm: u64) -
                 1 => u128::MAX,
                 _ => rng.random_range(1..1_000_000_000_000_000_000u128),
             };
-            let r = Range { pool: p, tick_lower: lower, tick_upper: lower + width, liquidity };
-            if kind == 1 { TradeAction::AddLiquidity(r) } else { TradeAction::RemoveLiquidity(r) }
+            let r = Range {
+                pool: p,
+                tick_lower: lower,
+                tick_upper: lower + width,
+                liquidity,
+            };
+            if kind == 1 {
+                TradeAction::AddLiquidity(r)
+            } else {
+                TradeAction::RemoveLiquidity(r)
+            }
         }
     };
     let q = quote(engine, "fuzz-acct", &action);
@@ -145,7 +186,16 @@ fn build(engine: &Engine, rng: &mut StdRng, round: usize, index: u32, wm: u64) -
         2 => rng.random_range(0..=10_000),
         _ => rng.random_range(10_000..=u32::MAX),
     };
-    let mut prop = proposal(engine, "fuzz", &format!("round-{round}"), index, &action, e0, e1, bps);
+    let mut prop = proposal(
+        engine,
+        "fuzz",
+        &format!("round-{round}"),
+        index,
+        &action,
+        e0,
+        e1,
+        bps,
+    );
     prop.account = "fuzz-acct".into();
     prop.last_sync_block = match rng.random_range(0..5) {
         0 => wm.saturating_sub(rng.random_range(0..10)),
@@ -155,13 +205,19 @@ fn build(engine: &Engine, rng: &mut StdRng, round: usize, index: u32, wm: u64) -
     // Malformed strings, one field at a time.
     if rng.random_ratio(1, 6) {
         match rng.random_range(0..5) {
-            0 => prop.expected_amount0 = Some(v1::Amount { value: garbage(rng) }),
+            0 => {
+                prop.expected_amount0 = Some(v1::Amount {
+                    value: garbage(rng),
+                })
+            }
             1 => prop.expected_amount1 = None,
             2 => prop.action = None,
             3 => prop.strategy = "\u{0}bad".into(),
             _ => {
                 if let Some(v1::proposal::Action::Swap(s)) = &mut prop.action {
-                    s.pool = Some(v1::Address { value: format!("0x{}", garbage(rng)) });
+                    s.pool = Some(v1::Address {
+                        value: format!("0x{}", garbage(rng)),
+                    });
                 } else {
                     prop.account = String::new();
                 }
@@ -183,13 +239,24 @@ fn recheck(task: &v1::Task, r: &Round, cfg: &RiskConfig) -> Result<(), String> {
     if mean_skew > i64::from(cfg.oracle.max_deviation_bps) {
         return Err(format!("simulated with an oracle {mean_skew} bps off"));
     }
-    if p.last_sync_block > r.watermark || r.watermark - p.last_sync_block > cfg.sentinel.max_lag_blocks {
-        return Err(format!("simulated with watermark {} vs engine {}", p.last_sync_block, r.watermark));
+    if p.last_sync_block > r.watermark
+        || r.watermark - p.last_sync_block > cfg.sentinel.max_lag_blocks
+    {
+        return Err(format!(
+            "simulated with watermark {} vs engine {}",
+            p.last_sync_block, r.watermark
+        ));
     }
     if p.max_slippage_bps > cfg.limits.max_slippage_bps {
-        return Err(format!("slippage {} bps over the limit", p.max_slippage_bps));
+        return Err(format!(
+            "slippage {} bps over the limit",
+            p.max_slippage_bps
+        ));
     }
-    let parse = |a: &Option<v1::Amount>| a.as_ref().and_then(|a| stratbox_proto::parse_amount(&a.value).ok());
+    let parse = |a: &Option<v1::Amount>| {
+        a.as_ref()
+            .and_then(|a| stratbox_proto::parse_amount(&a.value).ok())
+    };
     let e0 = parse(&p.expected_amount0).ok_or("malformed expected_amount0 simulated")?;
     let e1 = parse(&p.expected_amount1).ok_or("malformed expected_amount1 simulated")?;
     let s0 = parse(&task.sim_amount0).ok_or("no sim amount0")?;
@@ -199,7 +266,8 @@ fn recheck(task: &v1::Task, r: &Round, cfg: &RiskConfig) -> Result<(), String> {
     let upb = wide(u(u128::from(10_000 + bps)));
     let t = wide(u(10_000));
     let capital = U256::from(10u64).pow(U256::from(24u64));
-    let l1_cap = capital * u(u128::from(cfg.permission.levels.l1.max_trade_bps_of_equity)) / u(10_000);
+    let l1_cap =
+        capital * u(u128::from(cfg.permission.levels.l1.max_trade_bps_of_equity)) / u(10_000);
     match p.action.as_ref().ok_or("no action simulated")? {
         v1::proposal::Action::Swap(s) => {
             let amount_in = parse(&s.amount_in).ok_or("malformed amount_in")?;
@@ -207,19 +275,27 @@ fn recheck(task: &v1::Task, r: &Round, cfg: &RiskConfig) -> Result<(), String> {
             if wide(out) * t < wide(exp) * down {
                 return Err(format!("swap out {out} below {exp} less {bps} bps"));
             }
-            let notional = if s.zero_for_one { token0_in_token1(amount_in, r.sqrt_price_before) } else { amount_in };
+            let notional = if s.zero_for_one {
+                token0_in_token1(amount_in, r.sqrt_price_before)
+            } else {
+                amount_in
+            };
             if notional > l1_cap {
                 return Err(format!("notional {notional} over the L1 cap {l1_cap}"));
             }
         }
         v1::proposal::Action::AddLiquidity(_) => {
             if wide(s0) * t > wide(e0) * upb || wide(s1) * t > wide(e1) * upb {
-                return Err(format!("add paid ({s0}, {s1}) over ({e0}, {e1}) plus {bps} bps"));
+                return Err(format!(
+                    "add paid ({s0}, {s1}) over ({e0}, {e1}) plus {bps} bps"
+                ));
             }
         }
         v1::proposal::Action::RemoveLiquidity(_) => {
             if wide(s0) * t < wide(e0) * down || wide(s1) * t < wide(e1) * down {
-                return Err(format!("remove got ({s0}, {s1}) under ({e0}, {e1}) less {bps} bps"));
+                return Err(format!(
+                    "remove got ({s0}, {s1}) under ({e0}, {e1}) less {bps} bps"
+                ));
             }
         }
     }
@@ -232,15 +308,22 @@ async fn fuzz(db: &Db, seed: u64) {
     engine.with_chain(|c| {
         if let Some(chain) = c.as_any_mut().downcast_mut::<SimChain>() {
             let p = chain.chain().pools()[0];
-            let _ = chain.chain_mut().fund(WHALE.into(), p.token0, U256::from(1u8) << 200);
-            let _ = chain.chain_mut().fund(WHALE.into(), p.token1, U256::from(1u8) << 200);
+            let _ = chain
+                .chain_mut()
+                .fund(WHALE.into(), p.token0, U256::from(1u8) << 200);
+            let _ = chain
+                .chain_mut()
+                .fund(WHALE.into(), p.token1, U256::from(1u8) << 200);
         }
     });
     let mut rng = StdRng::seed_from_u64(seed);
     let mut drained = false;
     let mut simulated = 0usize;
     let mut rejected: std::collections::BTreeMap<String, usize> = Default::default();
-    let rounds: usize = std::env::var("STRATBOX_G4_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(ROUNDS);
+    let rounds: usize = std::env::var("STRATBOX_G4_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ROUNDS);
     let t0 = std::time::Instant::now();
     for round in 0..rounds {
         if round % 100 == 0 {
@@ -257,30 +340,60 @@ async fn fuzz(db: &Db, seed: u64) {
         let chain_block = engine.with_chain(|c| c.block_number());
         // The engine's watermark only moves forward (as a feed's does), sometimes jumping
         // ahead of the simulated chain.
-        let wm = if rng.random_ratio(1, 10) { chain_block + rng.random_range(1..20) } else { chain_block };
+        let wm = if rng.random_ratio(1, 10) {
+            chain_block + rng.random_range(1..20)
+        } else {
+            chain_block
+        };
         let wm = wm.max(engine.watermark());
         engine.set_watermark(wm);
-        let skew = if rng.random_ratio(1, 6) { rng.random_range(-300..=300) } else { 0 };
+        let skew = if rng.random_ratio(1, 6) {
+            rng.random_range(-300..=300)
+        } else {
+            0
+        };
         feed_oracles(&engine, skew);
         let kill = rng.random_ratio(1, 12);
         if kill {
             engine.set_kill_switch("", "fuzz", "fuzz").await.unwrap();
         }
         let the_pool = pool(&engine);
-        let sqrt_price_before = engine.with_chain(|c| c.pool(&the_pool).map(|i| i.sqrt_price_x96)).unwrap_or_default();
+        let sqrt_price_before = engine
+            .with_chain(|c| c.pool(&the_pool).map(|i| i.sqrt_price_x96))
+            .unwrap_or_default();
         let n = rng.random_range(1..=4);
-        let batch: Vec<_> = (0..n).map(|i| build(&engine, &mut rng, round, i, wm)).collect();
-        let results = engine.submit("", batch).await.unwrap_or_else(|e| panic!("round {round}: submit failed: {e}"));
-        assert_eq!(results.len(), n as usize, "round {round}: one result per proposal");
-        let r = Round { watermark: wm, kill, oracle_skew_bps: skew, sqrt_price_before };
+        let batch: Vec<_> = (0..n)
+            .map(|i| build(&engine, &mut rng, round, i, wm))
+            .collect();
+        let results = engine
+            .submit("", batch)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: submit failed: {e}"));
+        assert_eq!(
+            results.len(),
+            n as usize,
+            "round {round}: one result per proposal"
+        );
+        let r = Round {
+            watermark: wm,
+            kill,
+            oracle_skew_bps: skew,
+            sqrt_price_before,
+        };
         for res in &results {
-            assert!(!res.task_id.is_empty(), "round {round}: result without a task");
+            assert!(
+                !res.task_id.is_empty(),
+                "round {round}: result without a task"
+            );
             match state(res) {
                 W::Simulated => {
                     simulated += 1;
                     let task = engine.get_task(&res.task_id).await.unwrap().expect("task");
                     if let Err(why) = recheck(&task, &r, &cfg) {
-                        panic!("round {round} (seed {seed}): task {} broke a limit yet reached SIMULATED: {why}", res.task_id);
+                        panic!(
+                            "round {round} (seed {seed}): task {} broke a limit yet reached SIMULATED: {why}",
+                            res.task_id
+                        );
                     }
                 }
                 W::Rejected => *rejected.entry(res.reason_code.clone()).or_default() += 1,
@@ -297,9 +410,18 @@ async fn fuzz(db: &Db, seed: u64) {
         // A halted market recovers only by rules of its own; start each round's oracle fresh
         // enough that later rounds still exercise the later gates.
     }
-    eprintln!("{}: {simulated} simulated, rejected by reason: {rejected:?}", db.name());
-    assert!(simulated > 0, "the fuzz never produced a passing trade: it tests nothing past the gates");
-    assert!(rejected.contains_key("bad_input") && rejected.contains_key("sim_min_out"), "{rejected:?}");
+    eprintln!(
+        "{}: {simulated} simulated, rejected by reason: {rejected:?}",
+        db.name()
+    );
+    assert!(
+        simulated > 0,
+        "the fuzz never produced a passing trade: it tests nothing past the gates"
+    );
+    assert!(
+        rejected.contains_key("bad_input") && rejected.contains_key("sim_min_out"),
+        "{rejected:?}"
+    );
     engine.store().close().await;
 }
 

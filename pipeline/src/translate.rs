@@ -174,7 +174,7 @@ pub fn proposal(envelope: &Envelope<'_>, index: u32, p: &ValidatedProposal) -> v
             pool: address(pool),
             zero_for_one: *zero_for_one,
             amount_in: amount(amount_in),
-            sqrt_price_limit_x96: sqrt_price_limit_x96.as_ref().and_then(|v| amount(v)),
+            sqrt_price_limit_x96: sqrt_price_limit_x96.as_ref().and_then(amount),
         }),
         Action::AddLiquidity(r) => v1::proposal::Action::AddLiquidity(range(r)),
         Action::RemoveLiquidity(r) => v1::proposal::Action::RemoveLiquidity(range(r)),

@@ -52,15 +52,23 @@ impl Measured {
 }
 
 fn amount(v: U256) -> Option<v1::Amount> {
-    Some(v1::Amount { value: v.to_string() })
+    Some(v1::Amount {
+        value: v.to_string(),
+    })
 }
 
 async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Result<Measured> {
-    let store = Store::connect(url).await.with_context(|| format!("opening {backend}"))?;
+    let store = Store::connect(url)
+        .await
+        .with_context(|| format!("opening {backend}"))?;
     let chain = tokio::task::spawn_blocking(SimChain::embedded).await??;
     let engine = Engine::start(store, Box::new(chain), EngineSettings::default()).await?;
-    let pool = engine.with_chain(|c| c.pools().first().copied()).context("no pool")?;
-    let info = engine.with_chain(|c| c.pool(&pool)).context("no pool state")?;
+    let pool = engine
+        .with_chain(|c| c.pools().first().copied())
+        .context("no pool")?;
+    let info = engine
+        .with_chain(|c| c.pool(&pool))
+        .context("no pool state")?;
     let market = market_key(&info.token0, &info.token1);
     for s in ["a", "b", "c"] {
         engine.update_oracle(&market, s, spot_price_e18(info.sqrt_price_x96));
@@ -87,7 +95,9 @@ async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Resul
             index: (i % 4) as u32,
             last_sync_block: watermark,
             action: Some(Action::Swap(v1::SwapAction {
-                pool: Some(v1::Address { value: hex_address(&pool) }),
+                pool: Some(v1::Address {
+                    value: hex_address(&pool),
+                }),
                 zero_for_one: true,
                 amount_in: amount(amount_in),
                 sqrt_price_limit_x96: None,
@@ -98,7 +108,10 @@ async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Resul
             reason: String::new(),
         })
         .collect();
-    let batches: Vec<Vec<v1::Proposal>> = proposals.chunks(args.batch.max(1)).map(<[v1::Proposal]>::to_vec).collect();
+    let batches: Vec<Vec<v1::Proposal>> = proposals
+        .chunks(args.batch.max(1))
+        .map(<[v1::Proposal]>::to_vec)
+        .collect();
     let queue = std::sync::Arc::new(tokio::sync::Mutex::new(batches.into_iter()));
     let started = Instant::now();
     let mut clients = Vec::new();
@@ -109,12 +122,17 @@ async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Resul
             let mut lat: Vec<(Duration, usize)> = Vec::new();
             let mut simulated = 0usize;
             loop {
-                let Some(batch) = queue.lock().await.next() else { break };
+                let Some(batch) = queue.lock().await.next() else {
+                    break;
+                };
                 let n = batch.len();
                 let t = Instant::now();
                 let results = engine.submit("", batch).await?;
                 lat.push((t.elapsed(), n));
-                simulated += results.iter().filter(|r| r.state == v1::TaskState::Simulated as i32).count();
+                simulated += results
+                    .iter()
+                    .filter(|r| r.state == v1::TaskState::Simulated as i32)
+                    .count();
             }
             anyhow::Ok((lat, simulated))
         }));
@@ -129,10 +147,18 @@ async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Resul
         }
     }
     let elapsed = started.elapsed();
-    engine.check_ledger().await.context("ledger check after the run")?;
+    engine
+        .check_ledger()
+        .await
+        .context("ledger check after the run")?;
     engine.store().close().await;
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Ok(Measured {
         backend,
         proposals: args.proposals,
@@ -154,7 +180,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     if !args.sqlite_only {
         let name = format!("stratbox_bench_{}", uuid::Uuid::new_v4().simple());
-        create_postgres_database(&args.postgres, &name).await.context("creating the benchmark database")?;
+        create_postgres_database(&args.postgres, &name)
+            .await
+            .context("creating the benchmark database")?;
         let r = run_one("postgres", &with_database(&args.postgres, &name), &args).await;
         let _ = drop_postgres_database(&args.postgres, &name).await;
         rows.push(r);
@@ -164,7 +192,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "engine: {} proposals per backend, batches of {}, {} clients; submit -> SIMULATED (gates + revm + storage)",
         args.proposals, args.batch, args.clients
     );
-    println!("{:<10} {:>12} {:>10} {:>10} {:>10} {:>10}", "backend", "proposals/s", "p50 ms", "p99 ms", "simulated", "total s");
+    println!(
+        "{:<10} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        "backend", "proposals/s", "p50 ms", "p99 ms", "simulated", "total s"
+    );
     for r in &rows {
         println!(
             "{:<10} {:>12.0} {:>10.2} {:>10.2} {:>10} {:>10.2}",

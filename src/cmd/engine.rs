@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use stratbox_engine::chain::SimChain;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
-use stratbox_engine::{Engine, EngineSettings, ExecutionMode, RiskConfig, Simulator, Store, market_key, server};
+use stratbox_engine::{
+    Engine, EngineSettings, ExecutionMode, RiskConfig, Simulator, Store, market_key, server,
+};
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -17,7 +19,11 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
     /// `sqlite://PATH` (embedded default) or `postgres://...`.
-    #[arg(long, default_value = "sqlite://.stratbox/engine.db", env = "STRATBOX_DATABASE")]
+    #[arg(
+        long,
+        default_value = "sqlite://.stratbox/engine.db",
+        env = "STRATBOX_DATABASE"
+    )]
     pub database: String,
     /// JSON-RPC node to fork instead of the embedded revm chain (needs `--pool`).
     #[arg(long)]
@@ -58,7 +64,12 @@ fn feed_pool_prices(engine: &Engine) {
         c.pools()
             .iter()
             .filter_map(|p| c.pool(p))
-            .map(|i| (market_key(&i.token0, &i.token1), spot_price_e18(i.sqrt_price_x96)))
+            .map(|i| {
+                (
+                    market_key(&i.token0, &i.token1),
+                    spot_price_e18(i.sqrt_price_x96),
+                )
+            })
             .collect()
     });
     for (market, price) in quotes {
@@ -77,15 +88,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the database {}", redact(&args.database)))?;
     let chain: Box<dyn Simulator> = match &args.chain {
-        None => Box::new(tokio::task::spawn_blocking(SimChain::embedded).await?.context("deploying the embedded chain")?),
+        None => Box::new(
+            tokio::task::spawn_blocking(SimChain::embedded)
+                .await?
+                .context("deploying the embedded chain")?,
+        ),
         Some(url) => {
-            anyhow::ensure!(!args.pools.is_empty(), "--chain needs at least one --pool to trade");
+            anyhow::ensure!(
+                !args.pools.is_empty(),
+                "--chain needs at least one --pool to trade"
+            );
             let pools = args
                 .pools
                 .iter()
                 .map(|p| stratbox_proto::parse_address(p).with_context(|| format!("--pool {p}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            Box::new(SimChain::fork(url, &pools, args.fork_block).await.context("forking the chain")?)
+            Box::new(
+                SimChain::fork(url, &pools, args.fork_block)
+                    .await
+                    .context("forking the chain")?,
+            )
         }
     };
     let settings = EngineSettings {
@@ -93,7 +115,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         risk,
         ..EngineSettings::default()
     };
-    let engine = Engine::start(store, chain, settings).await.context("starting the engine")?;
+    let engine = Engine::start(store, chain, settings)
+        .await
+        .context("starting the engine")?;
     if args.oracle_from_pool {
         feed_pool_prices(&engine);
     }
@@ -104,12 +128,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let listener = server::bind(args.listen).await?;
     let grpc_addr = listener.local_addr()?;
-    let grpc = tokio::spawn(server::serve_grpc(engine.clone(), listener, stopped(stop_rx.clone())));
+    let grpc = tokio::spawn(server::serve_grpc(
+        engine.clone(),
+        listener,
+        stopped(stop_rx.clone()),
+    ));
     let metrics = match args.metrics_listen {
         Some(addr) => {
             let l = server::bind(addr).await?;
             println!("metrics on http://{}/metrics", l.local_addr()?);
-            Some(tokio::spawn(server::serve_metrics(engine.clone(), l, stopped(stop_rx.clone()))))
+            Some(tokio::spawn(server::serve_metrics(
+                engine.clone(),
+                l,
+                stopped(stop_rx.clone()),
+            )))
         }
         None => None,
     };
@@ -134,7 +166,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         status.last_sync_block,
         status.mode
     );
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     println!("shutting down");
     let _ = stop_tx.send(true);
     grpc.await?.context("gRPC server")?;

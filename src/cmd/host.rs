@@ -30,8 +30,12 @@ pub struct Args {
     #[arg(long, env = "STRATBOX_CONSUMER")]
     pub consumer: Option<String>,
     /// A strategy to run, as NAME=FILE.wasm; repeat for several.
-    #[arg(long = "strategy", value_parser = parse_strategy, required = true)]
+    #[arg(long = "strategy", value_parser = parse_strategy)]
     pub strategies: Vec<(String, PathBuf)>,
+    /// A read-only directory of components: every `NAME.wasm` in it runs as strategy NAME
+    /// (the deployment's mount, see deploy/compose.yaml).
+    #[arg(long = "strategies")]
+    pub strategy_dir: Option<PathBuf>,
     /// Instances per strategy.
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
@@ -72,10 +76,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => StrategyLimits::default(),
     };
 
+    let mut wanted = args.strategies.clone();
+    if let Some(dir) = &args.strategy_dir {
+        let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "wasm")
+                && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+            {
+                wanted.push(parse_strategy(&format!("{stem}={}", path.display())).map_err(anyhow::Error::msg)?);
+            }
+        }
+    }
+    if wanted.is_empty() {
+        anyhow::bail!("no strategy to run: give --strategy NAME=FILE.wasm or --strategies DIR");
+    }
     let link = EngineLink::new(&args.engine, RetryPolicy::default())?;
     let runtime = HostRuntime::new(HostConfig::default())?;
     let mut strategies = Vec::new();
-    for (name, file) in &args.strategies {
+    for (name, file) in &wanted {
         let component = runtime
             .load_file(file)
             .with_context(|| format!("loading {name} from {}", file.display()))?;

@@ -2,7 +2,7 @@
 //! PostgreSQL database created on the local server and dropped afterwards), an engine over
 //! the embedded revm chain, and proposal builders.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::too_many_arguments)]
 
 use std::path::PathBuf;
 
@@ -17,8 +17,13 @@ use stratbox_proto::v1::{self, proposal::Action};
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 pub enum Db {
-    Sqlite { dir: tempfile::TempDir, path: PathBuf },
-    Postgres { name: String },
+    Sqlite {
+        dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        name: String,
+    },
 }
 
 impl Db {
@@ -38,9 +43,13 @@ impl Db {
 
     /// Drops the PostgreSQL database (SQLite's directory goes with the TempDir).
     pub async fn cleanup(self) {
-        if let Db::Postgres { name } = &self {
-            if let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+        if let Db::Postgres { name } = &self
+            && let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN).await
+        {
+            {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await;
             }
         }
     }
@@ -54,8 +63,13 @@ pub async fn sqlite() -> Db {
 
 pub async fn postgres() -> Db {
     let name = format!("stratbox_test_{}", hex::encode(rand::random::<[u8; 6]>()));
-    let mut c = sqlx::PgConnection::connect(PG_ADMIN).await.expect("connect to the local PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.expect("create test database");
+    let mut c = sqlx::PgConnection::connect(PG_ADMIN)
+        .await
+        .expect("connect to the local PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .expect("create test database");
     Db::Postgres { name }
 }
 
@@ -74,7 +88,9 @@ pub async fn engine(db: &Db) -> Engine {
 pub async fn engine_with(db: &Db, settings: EngineSettings) -> Engine {
     let store = Store::connect(&db.url()).await.expect("store");
     let chain = SimChain::embedded().expect("embedded chain");
-    let engine = Engine::start(store, Box::new(chain), settings).await.expect("engine");
+    let engine = Engine::start(store, Box::new(chain), settings)
+        .await
+        .expect("engine");
     feed_oracles(&engine, 0);
     engine
 }
@@ -100,17 +116,23 @@ pub fn feed_oracles(engine: &Engine, skew_bps: i64) {
 }
 
 pub fn amount(v: U256) -> Option<v1::Amount> {
-    Some(v1::Amount { value: v.to_string() })
+    Some(v1::Amount {
+        value: v.to_string(),
+    })
 }
 
 pub fn address(a: &Address) -> Option<v1::Address> {
-    Some(v1::Address { value: hex_address(a) })
+    Some(v1::Address {
+        value: hex_address(a),
+    })
 }
 
 /// What the chain says a swap returns right now (from the account's simulation address).
 pub fn quote(engine: &Engine, account: &str, action: &TradeAction) -> SimOutcome {
     let from = stratbox_engine::sim_address(account);
-    engine.with_chain(|c| c.simulate(from, action)).expect("simulate")
+    engine
+        .with_chain(|c| c.simulate(from, action))
+        .expect("simulate")
 }
 
 pub fn swap_action(pool: Address, zero_for_one: bool, amount_in: U256) -> TradeAction {
@@ -123,7 +145,16 @@ pub fn swap_action(pool: Address, zero_for_one: bool, amount_in: U256) -> TradeA
 }
 
 /// A proposal for `action` expecting exactly `(e0, e1)`.
-pub fn proposal(engine: &Engine, strategy: &str, event: &str, index: u32, action: &TradeAction, e0: U256, e1: U256, bps: u32) -> v1::Proposal {
+pub fn proposal(
+    engine: &Engine,
+    strategy: &str,
+    event: &str,
+    index: u32,
+    action: &TradeAction,
+    e0: U256,
+    e1: U256,
+    bps: u32,
+) -> v1::Proposal {
     let act = match *action {
         TradeAction::Swap {
             pool,
@@ -171,7 +202,9 @@ pub fn good_swap(engine: &Engine, event: &str, index: u32, amount_in: u64) -> v1
     let a = swap_action(p, true, U256::from(amount_in));
     let q = quote(engine, "acct-1", &a);
     assert!(q.success, "quote reverted: {}", q.revert_reason);
-    proposal(engine, "momentum", event, index, &a, q.amount0, q.amount1, 50)
+    proposal(
+        engine, "momentum", event, index, &a, q.amount0, q.amount1, 50,
+    )
 }
 
 pub fn state(r: &v1::ProposalResult) -> v1::TaskState {
@@ -179,5 +212,8 @@ pub fn state(r: &v1::ProposalResult) -> v1::TaskState {
 }
 
 pub async fn assert_ledger_balances(engine: &Engine) {
-    engine.check_ledger().await.expect("ledger balances per posting and per asset");
+    engine
+        .check_ledger()
+        .await
+        .expect("ledger balances per posting and per asset");
 }
