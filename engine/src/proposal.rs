@@ -193,44 +193,23 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update(bytes);
 }
 
-/// The idempotency key: sha256 of the proposal's canonical content (strategy, instance,
-/// account, event id, index, action, amounts, bps), lowercase hex.
+/// The idempotency key: sha256 of the proposal's identity (strategy, instance, account,
+/// the event it answers and its index among that instance's answers), lowercase hex.
 ///
-/// Deliberately left out: the strategy version (a hot-swapped version replaying the same
-/// event must not trade twice), the watermark and the free-text reason.
+/// Identity, not content: when an event is re-delivered after a host crash, the restarted
+/// instance no longer has the state its predecessor had and may answer the same event
+/// differently. The engine must treat that answer as the same proposal and return the first
+/// task, or a crash would let one event trade twice (`tests/pipeline_e2e.rs` shows it).
+/// Also left out: the strategy version (a hot-swapped version replaying the same event must
+/// not trade twice), the watermark and the free-text reason.
 pub fn idempotency_key(p: &CheckedProposal) -> String {
     let mut h = Sha256::new();
-    field(&mut h, b"stratbox.proposal.v1");
+    field(&mut h, b"stratbox.proposal.v2");
     field(&mut h, p.strategy.as_bytes());
     field(&mut h, p.instance_id.as_bytes());
     field(&mut h, p.account.as_bytes());
     field(&mut h, p.event_id.as_bytes());
     field(&mut h, &p.index.to_be_bytes());
-    field(&mut h, p.action.kind().as_bytes());
-    field(&mut h, &p.action.pool());
-    match p.action {
-        TradeAction::Swap {
-            zero_for_one,
-            amount_in,
-            sqrt_price_limit_x96,
-            ..
-        } => {
-            field(&mut h, &[u8::from(zero_for_one)]);
-            field(&mut h, &amount_in.to_be_bytes::<32>());
-            match sqrt_price_limit_x96 {
-                Some(l) => field(&mut h, &l.to_be_bytes::<32>()),
-                None => field(&mut h, b""),
-            }
-        }
-        TradeAction::AddLiquidity(r) | TradeAction::RemoveLiquidity(r) => {
-            field(&mut h, &r.tick_lower.to_be_bytes());
-            field(&mut h, &r.tick_upper.to_be_bytes());
-            field(&mut h, &r.liquidity.to_be_bytes());
-        }
-    }
-    field(&mut h, &p.expected_amount0.to_be_bytes::<32>());
-    field(&mut h, &p.expected_amount1.to_be_bytes::<32>());
-    field(&mut h, &p.max_slippage_bps.to_be_bytes());
     hex::encode(h.finalize())
 }
 
@@ -331,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn key_ignores_version_watermark_reason_but_not_content() {
+    fn key_is_the_proposals_identity_not_its_content() {
         let base = check(&swap()).unwrap();
         let mut p = swap();
         p.strategy_version = "2".into();
@@ -342,8 +321,15 @@ mod tests {
         p.index = 1;
         assert_ne!(idempotency_key(&check(&p).unwrap()), idempotency_key(&base));
         let mut p = swap();
-        p.max_slippage_bps = 51;
+        p.event_id = "another-event".into();
         assert_ne!(idempotency_key(&check(&p).unwrap()), idempotency_key(&base));
+        let mut p = swap();
+        p.instance_id = "another-instance".into();
+        assert_ne!(idempotency_key(&check(&p).unwrap()), idempotency_key(&base));
+        // A restarted instance answering the same event differently is the same proposal.
+        let mut p = swap();
+        p.max_slippage_bps = 51;
+        assert_eq!(idempotency_key(&check(&p).unwrap()), idempotency_key(&base));
         // Address case does not make a different proposal.
         let mut p = swap();
         if let Some(WireAction::Swap(s)) = &mut p.action {

@@ -7,11 +7,14 @@ pub enum Command {
     Host(super::bench_host::Args),
     /// The engine: proposals per second and latency to SIMULATED, SQLite beside PostgreSQL.
     Engine(super::bench_engine::Args),
+    /// The whole pipeline: chain swap to engine answer, with many instances.
+    Pipeline(super::bench_pipeline::Args),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Host(args) => super::bench_host::run(args).await,
         Command::Engine(args) => super::bench_engine::run(args).await,
+        Command::Pipeline(args) => super::bench_pipeline::run(args).await,
     }
 }

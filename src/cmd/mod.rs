@@ -4,6 +4,7 @@ pub mod backtest;
 pub mod bench;
 pub mod bench_engine;
 pub mod bench_host;
+pub mod bench_pipeline;
 pub mod engine;
 pub mod host;
 pub mod strategy;

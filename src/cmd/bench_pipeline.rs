@@ -1,0 +1,164 @@
+//! `stratbox bench pipeline`: the latency from a swap landing on the (embedded) chain to
+//! the engine answering for its proposals, with many strategy instances, through the same
+//! pieces `stratbox up` runs: revm chain -> bus -> host fleet -> gRPC -> gates, revm
+//! simulation, storage.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
+use stratbox_engine::{Engine, EngineSettings, Store, chain::SimChain, server};
+use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
+use stratbox_market::Walk;
+use stratbox_pipeline::{BusSeat, Deployment, EngineLink, RetryPolicy, assemble};
+use tokio::sync::watch;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Strategy instances on the host (split between clamm-maker and momentum).
+    #[arg(long, default_value_t = 100)]
+    pub instances: usize,
+    /// Blocks (each with one swap) to measure.
+    #[arg(long, default_value_t = 300)]
+    pub blocks: usize,
+    /// Time between blocks; 0 publishes as fast as the pipeline takes them (throughput).
+    #[arg(long, default_value = "20ms", value_parser = super::up::parse_duration)]
+    pub block_interval: Duration,
+    /// Engine database (a fresh SQLite file by default).
+    #[arg(long)]
+    pub database: Option<String>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let dir = tempdir()?;
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
+    let mut settings = EngineSettings::default();
+    // A latency benchmark must not measure refusals for lag it causes itself.
+    settings.risk.sentinel.max_lag_blocks = u64::MAX / 4;
+    let engine = Engine::start(Store::connect(&database).await?, Box::new(SimChain::embedded()?), settings).await?;
+    let listener = server::bind("127.0.0.1:0".parse()?).await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop) = watch::channel(false);
+    let grpc = {
+        let engine = engine.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            server::serve_grpc(engine, listener, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let mut walk = Walk::new(5, CHAIN_EVENTS_STREAM);
+    walk.step(&engine, &bus).await?;
+
+    let runtime = HostRuntime::new(HostConfig::default())?;
+    let makers = args.instances * 9 / 10;
+    let mut strategies = Vec::new();
+    for (name, count) in [("clamm-maker", makers), ("momentum", args.instances - makers)] {
+        let component = runtime.load(&stratbox_strategies::bytes(name)?)?;
+        // Narrow bands so makers re-centre often and the engine has work per swap.
+        let config = match name {
+            "clamm-maker" => serde_json::json!({
+                "pool": "{pool}", "half_width_ticks": 120, "margin_ticks": 0,
+                "liquidity": "1000000000000000", "max_slippage_bps": 100,
+            })
+            .to_string(),
+            _ => stratbox_strategies::momentum_config("{pool}"),
+        };
+        strategies.push((
+            component.clone(),
+            Deployment {
+                strategy: name.into(),
+                version: component.sha256()[..12].into(),
+                account: format!("book:{name}"),
+                config,
+                count,
+                limits: StrategyLimits::default(),
+            },
+        ));
+    }
+    let seat = BusSeat {
+        stream: CHAIN_EVENTS_STREAM.into(),
+        group: "bench".into(),
+        consumer: "bench-host".into(),
+        block: Duration::from_millis(5),
+    };
+    let link = EngineLink::new(&format!("http://{addr}"), RetryPolicy::default())?;
+    let (mut service, _fleet) = assemble::host(link, bus.clone(), &seat, strategies, 2, &stop).await?;
+    let (tx, mut handled) = tokio::sync::mpsc::unbounded_channel();
+    service.report_to(tx);
+    let stats = service.stats();
+    let host = tokio::spawn(service.run(stop.clone()));
+
+    // Warm up, then measure: block number -> when its swap was committed and published.
+    let mut landed: HashMap<u64, Instant> = HashMap::new();
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(args.block_interval.max(Duration::from_micros(1)));
+    for _ in 0..args.blocks {
+        if !args.block_interval.is_zero() {
+            ticker.tick().await;
+        }
+        let t = Instant::now();
+        walk.step(&engine, &bus).await?;
+        landed.insert(engine.watermark(), t);
+    }
+    let published = bus.len(CHAIN_EVENTS_STREAM).await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut all = Vec::new();
+    let mut with_proposals = Vec::new();
+    let mut seen = 0u64;
+    while seen < published {
+        let h = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), handled.recv())
+            .await
+            .context("the pipeline did not drain within 120 s")?
+            .context("host stopped")?;
+        seen += 1;
+        let block = h.event_id.split(':').nth(1).and_then(|b| b.parse::<u64>().ok());
+        if let Some(t0) = block.and_then(|b| landed.get(&b)) {
+            let latency = h.answered.saturating_duration_since(*t0);
+            all.push(latency);
+            if h.proposals > 0 {
+                with_proposals.push(latency);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = stop_tx.send(true);
+    let _ = host.await;
+    let _ = grpc.await;
+
+    use std::sync::atomic::Ordering::Relaxed;
+    println!("stratbox bench pipeline: {} instances, {} blocks, block interval {:?}", args.instances, args.blocks, args.block_interval);
+    println!("{:<46} {:>10} {:>10} {:>8}", "chain -> engine answered", "p50", "p99", "n");
+    for (label, mut v) in [("every event", all), ("events with proposals (to SIMULATED/REJECTED)", with_proposals)] {
+        v.sort();
+        let q = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default();
+        println!("{label:<46} {:>8.2}ms {:>8.2}ms {:>8}", ms(q(0.5)), ms(q(0.99)), v.len());
+    }
+    println!(
+        "events handled {}  proposals {}  simulated {}  rejected {}  events/s {:.0}",
+        stats.events.load(Relaxed),
+        stats.proposals_sent.load(Relaxed),
+        stats.simulated.load(Relaxed),
+        stats.rejected.load(Relaxed),
+        stats.events.load(Relaxed) as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn tempdir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("stratbox-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
