@@ -22,7 +22,8 @@ use stratbox_proto::v1;
 use tokio::sync::watch;
 
 fn postgres_base() -> String {
-    std::env::var("STRATBOX_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("STRATBOX_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 fn redis_url() -> String {
@@ -41,12 +42,19 @@ fn unique(prefix: &str) -> String {
 fn fresh_database() -> String {
     let name = unique("stratbox_e2e");
     let status = std::process::Command::new("psql")
-        .args([postgres_base().as_str(), "-qc", &format!("CREATE DATABASE {name}")])
+        .args([
+            postgres_base().as_str(),
+            "-qc",
+            &format!("CREATE DATABASE {name}"),
+        ])
         .status()
         .expect("psql runs");
     assert!(status.success(), "could not create database {name}");
     let base = postgres_base();
-    let root = base.rsplit_once('/').map(|(r, _)| r.to_owned()).unwrap_or(base);
+    let root = base
+        .rsplit_once('/')
+        .map(|(r, _)| r.to_owned())
+        .unwrap_or(base);
     format!("{root}/{name}")
 }
 
@@ -77,10 +85,18 @@ impl Grpc {
 
 fn strategies(runtime: &HostRuntime) -> Vec<(LoadedComponent, Deployment)> {
     let mut out = Vec::new();
-    for (name, count) in [("clamm-maker", 3usize), ("momentum", 2), ("clamm-narrow", 1)] {
+    for (name, count) in [
+        ("clamm-maker", 3usize),
+        ("momentum", 2),
+        ("clamm-narrow", 1),
+    ] {
         // `clamm-narrow` is clamm-maker re-centring on almost every swap, so that the host
         // has proposals to deliver (and to hold during the engine outage) on most events.
-        let file = if name == "clamm-narrow" { "clamm-maker" } else { name };
+        let file = if name == "clamm-narrow" {
+            "clamm-maker"
+        } else {
+            name
+        };
         let bytes = stratbox_strategies::bytes(file).expect("catalog component");
         let component = runtime.load(&bytes).expect("component loads");
         let config = match name {
@@ -116,7 +132,11 @@ async fn start_host(
     bus: Arc<dyn Bus>,
     seat: &BusSeat,
     runtime: &HostRuntime,
-) -> (tokio::task::JoinHandle<()>, Arc<ServiceStats>, watch::Sender<bool>) {
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<ServiceStats>,
+    watch::Sender<bool>,
+) {
     let (stop_tx, stop) = watch::channel(false);
     let policy = RetryPolicy {
         initial: Duration::from_millis(20),
@@ -151,16 +171,24 @@ async fn events_become_simulated_tasks_across_a_host_kill_and_an_engine_outage()
     // freshness is not what this test is about.
     let mut settings = EngineSettings::default();
     settings.risk.sentinel.max_lag_blocks = 1_000;
-    let engine = Engine::start(store, Box::new(SimChain::embedded().expect("embedded chain")), settings)
-        .await
-        .expect("engine starts");
+    let engine = Engine::start(
+        store,
+        Box::new(SimChain::embedded().expect("embedded chain")),
+        settings,
+    )
+    .await
+    .expect("engine starts");
     let addr: SocketAddr = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         probe.local_addr().expect("addr")
     };
     let grpc = serve(&engine, addr).await;
 
-    let bus: Arc<dyn Bus> = Arc::new(RedisBus::connect(RedisBusConfig::new(redis_url())).await.expect("redis"));
+    let bus: Arc<dyn Bus> = Arc::new(
+        RedisBus::connect(RedisBusConfig::new(redis_url()))
+            .await
+            .expect("redis"),
+    );
     let stream = unique("test:e2e:events");
     let seat = BusSeat {
         stream: stream.clone(),
@@ -177,7 +205,12 @@ async fn events_become_simulated_tasks_across_a_host_kill_and_an_engine_outage()
     for _ in 1..30 {
         sent += walk.step(&engine, &bus).await.expect("market step") as u64;
     }
-    wait_for("the host to be under way", Duration::from_secs(60), async || stats.events.load(Relaxed) >= 20).await;
+    wait_for(
+        "the host to be under way",
+        Duration::from_secs(60),
+        async || stats.events.load(Relaxed) >= 20,
+    )
+    .await;
 
     // Take the engine away for 5 seconds while the market goes on. The host keeps what it
     // cannot deliver and retries; nothing may be answered meanwhile.
@@ -185,38 +218,67 @@ async fn events_become_simulated_tasks_across_a_host_kill_and_an_engine_outage()
     let answered = || stats.simulated.load(Relaxed) + stats.rejected.load(Relaxed);
     let at_outage_start = answered();
     for _ in 0..30 {
-        sent += walk.step(&engine, &bus).await.expect("market step while the engine is away") as u64;
+        sent += walk
+            .step(&engine, &bus)
+            .await
+            .expect("market step while the engine is away") as u64;
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(answered() - at_outage_start, 0, "proposals were answered while the engine was down");
+    assert_eq!(
+        answered() - at_outage_start,
+        0,
+        "proposals were answered while the engine was down"
+    );
 
     // Kill the host mid-stream, while it holds a batch it could not deliver: that batch is
     // never acknowledged by this run.
     host.abort();
     let _ = host.await;
     let published = bus.len(&stream).await.expect("stream length");
-    assert_eq!(published, sent, "the stream holds what the market published");
-    assert!(published > 60, "a block event per block and some swaps, got {published}");
+    assert_eq!(
+        published, sent,
+        "the stream holds what the market published"
+    );
+    assert!(
+        published > 60,
+        "a block event per block and some swaps, got {published}"
+    );
     let unacked_at_kill = published - stats.acked.load(Relaxed);
-    assert!(unacked_at_kill > 0, "the host had acknowledged everything before it was killed");
+    assert!(
+        unacked_at_kill > 0,
+        "the host had acknowledged everything before it was killed"
+    );
 
     // The engine comes back; the host restarts under the same consumer name.
     let grpc = serve(&engine, addr).await;
     let (host, stats2, stop2) = start_host(addr, bus.clone(), &seat, &runtime).await;
 
     let total = bus.len(&stream).await.expect("stream length");
-    wait_for("every event to be acknowledged", Duration::from_secs(120), async || {
-        bus.pending(&stream, "hosts").await.map(|p| p.total == 0).unwrap_or(false)
-            && stats2.acked.load(Relaxed) + stats.acked.load(Relaxed) >= total
-    })
+    wait_for(
+        "every event to be acknowledged",
+        Duration::from_secs(120),
+        async || {
+            bus.pending(&stream, "hosts")
+                .await
+                .map(|p| p.total == 0)
+                .unwrap_or(false)
+                && stats2.acked.load(Relaxed) + stats.acked.load(Relaxed) >= total
+        },
+    )
     .await;
     let _ = stop2.send(true);
     host.await.expect("host stops cleanly");
 
     // Every event acknowledged exactly by the two runs together (the killed run's
     // unacknowledged batch was acknowledged by the second).
-    assert_eq!(stats.acked.load(Relaxed) + stats2.acked.load(Relaxed), total);
-    assert!(stats2.proposals_sent.load(Relaxed) > 0, "the restarted host delivered nothing");
+    assert_eq!(
+        stats.acked.load(Relaxed) + stats2.acked.load(Relaxed),
+        total
+    );
+    assert!(
+        stats2.proposals_sent.load(Relaxed) > 0,
+        "the restarted host delivered nothing"
+    );
 
     // No proposal became two tasks: one task per (instance, event, index).
     let mut seen: HashMap<(String, String, u32), String> = HashMap::new();
@@ -244,7 +306,10 @@ async fn events_become_simulated_tasks_across_a_host_kill_and_an_engine_outage()
         }
         page = next;
     }
-    assert!(simulated > 0, "no task reached SIMULATED; reasons {reasons:?}");
+    assert!(
+        simulated > 0,
+        "no task reached SIMULATED; reasons {reasons:?}"
+    );
     let postings = engine.check_ledger().await.expect("ledger balances");
     assert!(postings > 0, "no shadow fill was booked");
 

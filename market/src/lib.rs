@@ -67,7 +67,11 @@ impl Walk {
         for (token0, token1, sqrt) in prices {
             let spot = spot_price_e18(sqrt);
             for (source, tenth_bps) in SOURCES {
-                engine.update_oracle(&market_key(&token0.into_array(), &token1.into_array()), source, nudge(spot, tenth_bps));
+                engine.update_oracle(
+                    &market_key(&token0.into_array(), &token1.into_array()),
+                    source,
+                    nudge(spot, tenth_bps),
+                );
             }
         }
         let events = chain_events(chain_id, &executed);
@@ -81,7 +85,11 @@ impl Walk {
 
 fn nudge(price: U256, tenth_bps: i64) -> U256 {
     let delta = price * U256::from(tenth_bps.unsigned_abs()) / U256::from(100_000u32);
-    if tenth_bps >= 0 { price + delta } else { price - delta }
+    if tenth_bps >= 0 {
+        price + delta
+    } else {
+        price - delta
+    }
 }
 
 /// The embedded chain has no block hashes of its own; derive a stable one from the
@@ -153,9 +161,13 @@ fn liquidity(origin: v1::EventOrigin, l: &PoolLiquidity) -> v1::LiquidityEvent {
 }
 
 fn amount(v: U256) -> Option<v1::Amount> {
-    Some(v1::Amount { value: v.to_string() })
+    Some(v1::Amount {
+        value: v.to_string(),
+    })
 }
 
 fn address(a: &Address) -> Option<v1::Address> {
-    Some(v1::Address { value: format!("{a:#x}") })
+    Some(v1::Address {
+        value: format!("{a:#x}"),
+    })
 }

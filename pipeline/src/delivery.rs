@@ -106,10 +106,15 @@ impl EngineLink {
     }
 
     /// The engine's markets, retried like a submit: a host cannot start without them.
-    pub async fn markets(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Vec<v1::Market>, DeliveryError> {
+    pub async fn markets(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Vec<v1::Market>, DeliveryError> {
         let response = self
             .retrying(shutdown, 0, |mut client| async move {
-                client.list_markets(ListMarketsRequest { trace: None }).await
+                client
+                    .list_markets(ListMarketsRequest { trace: None })
+                    .await
             })
             .await?;
         Ok(response.markets)
@@ -162,6 +167,11 @@ fn is_transient(status: &tonic::Status) -> bool {
     use tonic::Code;
     matches!(
         status.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::ResourceExhausted | Code::Aborted | Code::Cancelled
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Unknown
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Cancelled
     )
 }

@@ -22,14 +22,26 @@ use crate::market::Market;
 /// One live strategy instance, as the fleet drives it. Implemented for the host's
 /// `StrategyInstance`; tests use scripted ones.
 pub trait Runner: Send + 'static {
-    fn call(&mut self, event: &Event, snapshot: &Snapshot, trace_id: &str) -> Result<RunOutput, CallError>;
+    fn call(
+        &mut self,
+        event: &Event,
+        snapshot: &Snapshot,
+        trace_id: &str,
+    ) -> Result<RunOutput, CallError>;
 }
 
 impl Runner for stratbox_host::StrategyInstance {
-    fn call(&mut self, event: &Event, snapshot: &Snapshot, trace_id: &str) -> Result<RunOutput, CallError> {
-        stratbox_host::StrategyInstance::call(self, event, snapshot, trace_id).map(|out| RunOutput {
-            proposals: out.proposals,
-            fuel_used: out.fuel_used,
+    fn call(
+        &mut self,
+        event: &Event,
+        snapshot: &Snapshot,
+        trace_id: &str,
+    ) -> Result<RunOutput, CallError> {
+        stratbox_host::StrategyInstance::call(self, event, snapshot, trace_id).map(|out| {
+            RunOutput {
+                proposals: out.proposals,
+                fuel_used: out.fuel_used,
+            }
         })
     }
 }
@@ -89,7 +101,10 @@ pub struct FleetStats {
 
 impl FleetStats {
     pub fn errors(&self) -> BTreeMap<&'static str, u64> {
-        self.errors.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -177,7 +192,11 @@ impl Fleet {
 
     /// Switches `strategy` to `members` (already built and initialised) between two
     /// events. Returns the longest pause any shard spent switching.
-    pub async fn replace(&self, strategy: &str, members: Vec<Member>) -> Result<Duration, FleetError> {
+    pub async fn replace(
+        &self,
+        strategy: &str,
+        members: Vec<Member>,
+    ) -> Result<Duration, FleetError> {
         let count = members.len();
         let mut parts: Vec<Vec<Member>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
         for (i, m) in members.into_iter().enumerate() {
@@ -218,11 +237,19 @@ impl Drop for Fleet {
     }
 }
 
-fn shard_loop(rx: std::sync::mpsc::Receiver<Command>, market: Arc<RwLock<Market>>, stats: Arc<FleetStats>) {
+fn shard_loop(
+    rx: std::sync::mpsc::Receiver<Command>,
+    market: Arc<RwLock<Market>>,
+    stats: Arc<FleetStats>,
+) {
     let mut members: Vec<Member> = Vec::new();
     while let Ok(command) = rx.recv() {
         match command {
-            Command::Event { event, trace_id, reply } => {
+            Command::Event {
+                event,
+                trace_id,
+                reply,
+            } => {
                 let mut answers = Vec::with_capacity(members.len());
                 // One snapshot per account per event, built under a short read lock.
                 let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
@@ -245,7 +272,9 @@ fn shard_loop(rx: std::sync::mpsc::Receiver<Command>, market: Arc<RwLock<Market>
                     match &result {
                         Ok(out) => {
                             stats.fuel.fetch_add(out.fuel_used, Ordering::Relaxed);
-                            stats.proposals.fetch_add(out.proposals.len() as u64, Ordering::Relaxed);
+                            stats
+                                .proposals
+                                .fetch_add(out.proposals.len() as u64, Ordering::Relaxed);
                         }
                         Err(e) => {
                             *stats
@@ -274,8 +303,9 @@ fn shard_loop(rx: std::sync::mpsc::Receiver<Command>, market: Arc<RwLock<Market>
                 // store is not part of the switch.
                 let old: Vec<Member>;
                 {
-                    let (keep, gone): (Vec<Member>, Vec<Member>) =
-                        members.drain(..).partition(|m| m.identity.strategy != strategy);
+                    let (keep, gone): (Vec<Member>, Vec<Member>) = members
+                        .drain(..)
+                        .partition(|m| m.identity.strategy != strategy);
                     members = keep;
                     members.extend(new);
                     old = gone;
@@ -305,7 +335,12 @@ mod tests {
         }
     }
 
-    fn member(strategy: &str, version: &str, i: usize, seen: &Arc<Mutex<Vec<(String, u64)>>>) -> Member {
+    fn member(
+        strategy: &str,
+        version: &str,
+        i: usize,
+        seen: &Arc<Mutex<Vec<(String, u64)>>>,
+    ) -> Member {
         Member {
             identity: Identity {
                 strategy: strategy.into(),
@@ -347,7 +382,10 @@ mod tests {
             assert_eq!(fleet.dispatch(block(n), "t").await.unwrap().len(), 3);
         }
         let seen = seen.lock().unwrap();
-        assert!(seen.iter().all(|(v, b)| (v == "v1") == (*b < 5)), "{seen:?}");
+        assert!(
+            seen.iter().all(|(v, b)| (v == "v1") == (*b < 5)),
+            "{seen:?}"
+        );
         assert_eq!(seen.len(), 4 * 5 + 3 * 5);
         assert_eq!(fleet.sizes().get("s"), Some(&3));
     }

@@ -17,10 +17,10 @@ pub mod roster;
 pub mod service;
 pub mod translate;
 
+pub use assemble::{AssembleError, BusSeat};
 pub use delivery::{DeliveryError, EngineLink, RetryPolicy};
 pub use fleet::{Answer, Fleet, FleetError, FleetStats, Identity, Member, RunOutput, Runner};
 pub use market::{Market, SharedMarketHistory};
-pub use translate::{Envelope, Incoming, TranslateError};
-pub use service::{Handled, HostService, ServiceError, ServiceStats};
 pub use roster::{Deployment, StartError};
-pub use assemble::{AssembleError, BusSeat};
+pub use service::{Handled, HostService, ServiceError, ServiceStats};
+pub use translate::{Envelope, Incoming, TranslateError};

@@ -31,8 +31,16 @@ impl Market {
     pub fn from_markets(markets: &[v1::Market]) -> Self {
         let mut market = Market::default();
         for m in markets {
-            let text = |a: &Option<v1::Address>| a.as_ref().map(|a| a.value.to_ascii_lowercase()).unwrap_or_default();
-            let amount = |a: &Option<v1::Amount>| a.as_ref().map(|a| a.value.clone()).unwrap_or_else(|| "0".into());
+            let text = |a: &Option<v1::Address>| {
+                a.as_ref()
+                    .map(|a| a.value.to_ascii_lowercase())
+                    .unwrap_or_default()
+            };
+            let amount = |a: &Option<v1::Amount>| {
+                a.as_ref()
+                    .map(|a| a.value.clone())
+                    .unwrap_or_else(|| "0".into())
+            };
             let pool = text(&m.pool);
             market.watermark = market.watermark.max(m.block);
             market.pools.insert(
@@ -108,7 +116,9 @@ pub struct SharedMarketHistory {
 
 impl SharedMarketHistory {
     fn push(&self, event: &Event) {
-        let Some(pool) = event_pool(event) else { return };
+        let Some(pool) = event_pool(event) else {
+            return;
+        };
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let events = inner.entry(pool.to_owned()).or_default();
         if events.len() == HISTORY_PER_POOL {
@@ -174,7 +184,10 @@ mod tests {
         }
         let mut h = market.history();
         let got = h.events("0xAA", 3, 100, 6);
-        assert_eq!(got.iter().map(event_block).collect::<Vec<_>>(), vec![3, 4, 5, 6]);
+        assert_eq!(
+            got.iter().map(event_block).collect::<Vec<_>>(),
+            vec![3, 4, 5, 6]
+        );
         market.rewind(4);
         assert_eq!(market.watermark(), 4);
         assert_eq!(h.events("0xaa", 0, 100, 100).len(), 4);

@@ -14,7 +14,10 @@ use stratbox_proto::{parse_address, parse_amount};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TranslateError {
     #[error("event {event_id}: field {field} is missing")]
-    Missing { event_id: String, field: &'static str },
+    Missing {
+        event_id: String,
+        field: &'static str,
+    },
     #[error("event {event_id}: field {field}: {reason}")]
     Invalid {
         event_id: String,
@@ -37,7 +40,11 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
-    fn amount(&self, field: &'static str, value: &Option<v1::Amount>) -> Result<String, TranslateError> {
+    fn amount(
+        &self,
+        field: &'static str,
+        value: &Option<v1::Amount>,
+    ) -> Result<String, TranslateError> {
         let value = value.as_ref().ok_or_else(|| TranslateError::Missing {
             event_id: self.event_id.to_owned(),
             field,
@@ -47,7 +54,11 @@ impl Fields<'_> {
             .map_err(|e| self.invalid(field, e.to_string()))
     }
 
-    fn address(&self, field: &'static str, value: &Option<v1::Address>) -> Result<String, TranslateError> {
+    fn address(
+        &self,
+        field: &'static str,
+        value: &Option<v1::Address>,
+    ) -> Result<String, TranslateError> {
         let value = value.as_ref().ok_or_else(|| TranslateError::Missing {
             event_id: self.event_id.to_owned(),
             field,
@@ -156,8 +167,16 @@ pub struct Envelope<'a> {
 /// A validated proposal in the engine's terms; `index` is its place among the proposals
 /// this instance made for this event, which together with the envelope makes it unique.
 pub fn proposal(envelope: &Envelope<'_>, index: u32, p: &ValidatedProposal) -> v1::Proposal {
-    let amount = |v: &stratbox_host::U256| Some(v1::Amount { value: v.to_string() });
-    let address = |a: &stratbox_host::Address| Some(v1::Address { value: a.to_string() });
+    let amount = |v: &stratbox_host::U256| {
+        Some(v1::Amount {
+            value: v.to_string(),
+        })
+    };
+    let address = |a: &stratbox_host::Address| {
+        Some(v1::Address {
+            value: a.to_string(),
+        })
+    };
     let range = |r: &stratbox_host::proposal::RangeLiquidity| v1::RangeLiquidity {
         pool: address(&r.pool),
         tick_lower: r.tick_lower,
@@ -216,12 +235,16 @@ mod tests {
                     value: "0x00000000000000000000000000000000000000AA".into(),
                 }),
                 zero_for_one: true,
-                amount_in: Some(v1::Amount { value: amount_in.into() }),
+                amount_in: Some(v1::Amount {
+                    value: amount_in.into(),
+                }),
                 amount_out: Some(v1::Amount { value: "5".into() }),
                 sqrt_price_x96: Some(v1::Amount {
                     value: "79228162514264337593543950336".into(),
                 }),
-                liquidity: Some(v1::Amount { value: "1000".into() }),
+                liquidity: Some(v1::Amount {
+                    value: "1000".into(),
+                }),
                 tick: 0,
             })),
         }
@@ -241,11 +264,17 @@ mod tests {
     fn refuses_float_and_missing_fields() {
         assert!(matches!(
             incoming(&swap_event("1.5")),
-            Err(TranslateError::Invalid { field: "amount_in", .. })
+            Err(TranslateError::Invalid {
+                field: "amount_in",
+                ..
+            })
         ));
         let mut e = swap_event("1");
         e.kind = None;
-        assert!(matches!(incoming(&e), Err(TranslateError::Missing { field: "kind", .. })));
+        assert!(matches!(
+            incoming(&e),
+            Err(TranslateError::Missing { field: "kind", .. })
+        ));
     }
 
     #[test]
@@ -256,6 +285,9 @@ mod tests {
             old_head: 7,
             new_head: 8,
         }));
-        assert!(matches!(incoming(&e), Ok(Incoming::Reorg { common_ancestor: 5 })));
+        assert!(matches!(
+            incoming(&e),
+            Ok(Incoming::Reorg { common_ancestor: 5 })
+        ));
     }
 }

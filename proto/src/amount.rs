@@ -12,7 +12,9 @@ pub use ruint::aliases::U256;
 pub enum AmountError {
     #[error("amount is empty")]
     Empty,
-    #[error("amount {0:?} has a character other than 0-9 (no signs, decimal points, exponents or spaces)")]
+    #[error(
+        "amount {0:?} has a character other than 0-9 (no signs, decimal points, exponents or spaces)"
+    )]
     NotDigits(String),
     #[error("amount {0:?} has a leading zero")]
     LeadingZero(String),
@@ -76,20 +78,32 @@ mod tests {
     #[test]
     fn accepts_the_wire_form() {
         assert_eq!(parse_amount("0"), Ok(U256::ZERO));
-        assert_eq!(parse_amount("1000000000000000000"), Ok(U256::from(10u64).pow(U256::from(18))));
+        assert_eq!(
+            parse_amount("1000000000000000000"),
+            Ok(U256::from(10u64).pow(U256::from(18)))
+        );
         let max = U256::MAX.to_string();
         assert_eq!(parse_amount(&max), Ok(U256::MAX));
     }
 
     #[test]
     fn refuses_everything_else() {
-        for bad in ["", "1.5", "1e18", "-1", "+1", " 1", "1 ", "0x10", "01", "00", "١"] {
+        for bad in [
+            "", "1.5", "1e18", "-1", "+1", " 1", "1 ", "0x10", "01", "00", "١",
+        ] {
             assert!(parse_amount(bad).is_err(), "{bad:?} was accepted");
         }
         let too_big = format!("{}0", U256::MAX);
-        assert!(matches!(parse_amount(&too_big), Err(AmountError::Overflow(_))));
-        let one_over = "115792089237316195423570985008687907853269984665640564039457584007913129639936";
-        assert!(matches!(parse_amount(one_over), Err(AmountError::Overflow(_))));
+        assert!(matches!(
+            parse_amount(&too_big),
+            Err(AmountError::Overflow(_))
+        ));
+        let one_over =
+            "115792089237316195423570985008687907853269984665640564039457584007913129639936";
+        assert!(matches!(
+            parse_amount(one_over),
+            Err(AmountError::Overflow(_))
+        ));
     }
 
     #[test]

@@ -10,10 +10,11 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of every stratbox proto, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stratbox_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/stratbox_descriptor.bin"));
 
-mod amount;
 mod address;
+mod amount;
 
 pub use address::{AddressError, parse_address};
 pub use amount::{AmountError, U256, parse_amount};

@@ -40,7 +40,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut settings = EngineSettings::default();
     // A latency benchmark must not measure refusals for lag it causes itself.
     settings.risk.sentinel.max_lag_blocks = u64::MAX / 4;
-    let engine = Engine::start(Store::connect(&database).await?, Box::new(SimChain::embedded()?), settings).await?;
+    let engine = Engine::start(
+        Store::connect(&database).await?,
+        Box::new(SimChain::embedded()?),
+        settings,
+    )
+    .await?;
     let listener = server::bind("127.0.0.1:0".parse()?).await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop) = watch::channel(false);
@@ -61,7 +66,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let runtime = HostRuntime::new(HostConfig::default())?;
     let makers = args.instances * 9 / 10;
     let mut strategies = Vec::new();
-    for (name, count) in [("clamm-maker", makers), ("momentum", args.instances - makers)] {
+    for (name, count) in [
+        ("clamm-maker", makers),
+        ("momentum", args.instances - makers),
+    ] {
         let component = runtime.load(&stratbox_strategies::bytes(name)?)?;
         // Narrow bands so makers re-centre often and the engine has work per swap.
         let config = match name {
@@ -91,7 +99,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         block: Duration::from_millis(5),
     };
     let link = EngineLink::new(&format!("http://{addr}"), RetryPolicy::default())?;
-    let (mut service, _fleet) = assemble::host(link, bus.clone(), &seat, strategies, 2, &stop).await?;
+    let (mut service, _fleet) =
+        assemble::host(link, bus.clone(), &seat, strategies, 2, &stop).await?;
     let (tx, mut handled) = tokio::sync::mpsc::unbounded_channel();
     service.report_to(tx);
     let stats = service.stats();
@@ -115,12 +124,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut with_proposals = Vec::new();
     let mut seen = 0u64;
     while seen < published {
-        let h = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), handled.recv())
-            .await
-            .context("the pipeline did not drain within 120 s")?
-            .context("host stopped")?;
+        let h = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            handled.recv(),
+        )
+        .await
+        .context("the pipeline did not drain within 120 s")?
+        .context("host stopped")?;
         seen += 1;
-        let block = h.event_id.split(':').nth(1).and_then(|b| b.parse::<u64>().ok());
+        let block = h
+            .event_id
+            .split(':')
+            .nth(1)
+            .and_then(|b| b.parse::<u64>().ok());
         if let Some(t0) = block.and_then(|b| landed.get(&b)) {
             let latency = h.answered.saturating_duration_since(*t0);
             all.push(latency);
@@ -135,12 +151,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = grpc.await;
 
     use std::sync::atomic::Ordering::Relaxed;
-    println!("stratbox bench pipeline: {} instances, {} blocks, block interval {:?}", args.instances, args.blocks, args.block_interval);
-    println!("{:<46} {:>10} {:>10} {:>8}", "chain -> engine answered", "p50", "p99", "n");
-    for (label, mut v) in [("every event", all), ("events with proposals (to SIMULATED/REJECTED)", with_proposals)] {
+    println!(
+        "stratbox bench pipeline: {} instances, {} blocks, block interval {:?}",
+        args.instances, args.blocks, args.block_interval
+    );
+    println!(
+        "{:<46} {:>10} {:>10} {:>8}",
+        "chain -> engine answered", "p50", "p99", "n"
+    );
+    for (label, mut v) in [
+        ("every event", all),
+        (
+            "events with proposals (to SIMULATED/REJECTED)",
+            with_proposals,
+        ),
+    ] {
         v.sort();
-        let q = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default();
-        println!("{label:<46} {:>8.2}ms {:>8.2}ms {:>8}", ms(q(0.5)), ms(q(0.99)), v.len());
+        let q = |p: f64| {
+            v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or_default()
+        };
+        println!(
+            "{label:<46} {:>8.2}ms {:>8.2}ms {:>8}",
+            ms(q(0.5)),
+            ms(q(0.99)),
+            v.len()
+        );
     }
     println!(
         "events handled {}  proposals {}  simulated {}  rejected {}  events/s {:.0}",

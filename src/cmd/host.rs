@@ -17,7 +17,11 @@ use tokio::sync::watch;
 #[derive(clap::Args)]
 pub struct Args {
     /// The engine's gRPC address.
-    #[arg(long, env = "STRATBOX_ENGINE", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "STRATBOX_ENGINE",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub engine: String,
     /// The Redis bus.
     #[arg(long, env = "STRATBOX_BUS", default_value = "redis://127.0.0.1:6379")]
@@ -55,8 +59,14 @@ fn parse_strategy(s: &str) -> Result<(String, PathBuf), String> {
     let (name, file) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?}: expected NAME=FILE.wasm"))?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(format!("{name:?}: a strategy name is letters, digits, '-' and '_'"));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "{name:?}: a strategy name is letters, digits, '-' and '_'"
+        ));
     }
     Ok((name.to_owned(), PathBuf::from(file)))
 }
@@ -78,13 +88,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut wanted = args.strategies.clone();
     if let Some(dir) = &args.strategy_dir {
-        let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
         for entry in entries {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "wasm")
                 && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
             {
-                wanted.push(parse_strategy(&format!("{stem}={}", path.display())).map_err(anyhow::Error::msg)?);
+                wanted.push(
+                    parse_strategy(&format!("{stem}={}", path.display()))
+                        .map_err(anyhow::Error::msg)?,
+                );
             }
         }
     }
@@ -120,10 +134,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         block: Duration::from_millis(200),
     };
     eprintln!("host {consumer}: waiting for the engine at {}", args.engine);
-    let (service, _fleet) = assemble::host(link, bus, &seat, strategies, args.workers, &stop).await?;
+    let (service, _fleet) =
+        assemble::host(link, bus, &seat, strategies, args.workers, &stop).await?;
     let task = tokio::spawn(service.run(stop));
-    eprintln!("host {consumer}: consuming {CHAIN_EVENTS_STREAM} in group {}", args.group);
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    eprintln!(
+        "host {consumer}: consuming {CHAIN_EVENTS_STREAM} in group {}",
+        args.group
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     let _ = stop_tx.send(true);
     task.await.context("host task")??;
     Ok(())

@@ -14,7 +14,9 @@ use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
 use stratbox_engine::{Engine, EngineSettings, Store, TaskState, chain::SimChain, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox_pipeline::{BusSeat, Deployment, EngineLink, Fleet, RetryPolicy, ServiceStats, assemble};
+use stratbox_pipeline::{
+    BusSeat, Deployment, EngineLink, Fleet, RetryPolicy, ServiceStats, assemble,
+};
 use tokio::sync::watch;
 
 use stratbox_market::Walk;
@@ -50,7 +52,9 @@ pub struct Args {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like 30, 30s, 500ms or 2m"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30, 30s, 500ms or 2m"))?;
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
@@ -83,7 +87,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             format!("sqlite://{}/run-{stamp}.db", dir.display())
         }
     };
-    let store = Store::connect(&database).await.with_context(|| format!("opening {database}"))?;
+    let store = Store::connect(&database)
+        .await
+        .with_context(|| format!("opening {database}"))?;
     let chain = SimChain::embedded().context("deploying the embedded chain")?;
     let engine = Engine::start(store, Box::new(chain), EngineSettings::default())
         .await
@@ -110,13 +116,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let link = EngineLink::new(&format!("http://{engine_addr}"), RetryPolicy::default())?;
     let runtime = HostRuntime::new(HostConfig::default())?;
     let examples = [
-        ("clamm-maker", args.clamm_instances, demo_maker_config("{pool}")),
-        ("momentum", args.momentum_instances, stratbox_strategies::momentum_config("{pool}")),
+        (
+            "clamm-maker",
+            args.clamm_instances,
+            demo_maker_config("{pool}"),
+        ),
+        (
+            "momentum",
+            args.momentum_instances,
+            stratbox_strategies::momentum_config("{pool}"),
+        ),
     ];
     let mut strategies = Vec::new();
     for (name, count, config) in examples {
-        let bytes = stratbox_strategies::bytes(name).with_context(|| format!("reading the {name} component"))?;
-        let component = runtime.load(&bytes).with_context(|| format!("loading {name}"))?;
+        let bytes = stratbox_strategies::bytes(name)
+            .with_context(|| format!("reading the {name} component"))?;
+        let component = runtime
+            .load(&bytes)
+            .with_context(|| format!("loading {name}"))?;
         let deployment = Deployment {
             strategy: name.to_owned(),
             version: component.sha256()[..12].to_owned(),
@@ -133,7 +150,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         consumer: "host-up".to_owned(),
         block: Duration::from_millis(100),
     };
-    let (service, fleet) = assemble::host(link, bus.clone(), &seat, strategies, args.workers, &stop).await?;
+    let (service, fleet) =
+        assemble::host(link, bus.clone(), &seat, strategies, args.workers, &stop).await?;
     let host_stats = service.stats();
     let host = tokio::spawn(service.run(stop.clone()));
 
@@ -170,7 +188,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     host.await.context("host task")??;
     grpc.await.context("gRPC task")??;
     println!("\nsummary after {:.1}s", started.elapsed().as_secs_f64());
-    print!("{}", render(&engine, &fleet, &host_stats, &walk, started).await);
+    print!(
+        "{}",
+        render(&engine, &fleet, &host_stats, &walk, started).await
+    );
     let balanced = engine.check_ledger().await.context("checking the ledger")?;
     println!("ledger: {balanced} postings, every one balanced per asset");
     println!("database: {database}");
@@ -192,7 +213,13 @@ fn demo_maker_config(pool: &str) -> String {
     .to_string()
 }
 
-async fn render(engine: &Engine, fleet: &Fleet, host: &ServiceStats, walk: &Walk, started: Instant) -> String {
+async fn render(
+    engine: &Engine,
+    fleet: &Fleet,
+    host: &ServiceStats,
+    walk: &Walk,
+    started: Instant,
+) -> String {
     use std::fmt::Write as _;
     use std::sync::atomic::Ordering::Relaxed;
     let mut out = String::new();
@@ -217,7 +244,11 @@ async fn render(engine: &Engine, fleet: &Fleet, host: &ServiceStats, walk: &Walk
     let errors = if errors.is_empty() {
         "none".to_owned()
     } else {
-        errors.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(" ")
+        errors
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let _ = writeln!(out, "errors  {errors}");
     match engine.store().count_tasks().await {
@@ -228,7 +259,15 @@ async fn render(engine: &Engine, fleet: &Fleet, host: &ServiceStats, walk: &Walk
                 .map(|(s, n)| format!("{}={n}", state_name(*s)))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let _ = writeln!(out, "tasks   {}", if line.is_empty() { "none yet".into() } else { line });
+            let _ = writeln!(
+                out,
+                "tasks   {}",
+                if line.is_empty() {
+                    "none yet".into()
+                } else {
+                    line
+                }
+            );
         }
         Err(e) => {
             let _ = writeln!(out, "tasks   unavailable: {e}");
@@ -238,7 +277,11 @@ async fn render(engine: &Engine, fleet: &Fleet, host: &ServiceStats, walk: &Walk
         Ok(rows) if !rows.is_empty() => {
             for (strategy, asset, pnl) in rows {
                 let sign = if pnl.negative { "-" } else { "+" };
-                let _ = writeln!(out, "pnl     {strategy:<24} {sign}{} (raw units of {asset})", pnl.magnitude);
+                let _ = writeln!(
+                    out,
+                    "pnl     {strategy:<24} {sign}{} (raw units of {asset})",
+                    pnl.magnitude
+                );
             }
         }
         Ok(_) => {
