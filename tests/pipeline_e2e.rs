@@ -315,4 +315,20 @@ async fn events_become_simulated_tasks_across_a_host_kill_and_an_engine_outage()
 
     grpc.shut().await;
     let _ = bus.delete_stream(&stream).await;
+    drop(engine);
+    drop_database(&database);
+}
+
+/// Best effort: a database left behind by a failed run holds evidence worth keeping.
+fn drop_database(url: &str) {
+    let Some(name) = url.rsplit('/').next() else {
+        return;
+    };
+    let _ = std::process::Command::new("psql")
+        .args([
+            postgres_base().as_str(),
+            "-qc",
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        ])
+        .status();
 }
