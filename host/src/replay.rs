@@ -315,50 +315,12 @@ impl Replayer {
     }
 }
 
-/// `sqrt(1.0001^tick) * 2^96`, rounded up: Uniswap V3's `TickMath.getSqrtRatioAtTick`.
+/// `sqrt(1.0001^tick) * 2^96`, rounded up: Uniswap V3's `TickMath.getSqrtRatioAtTick`,
+/// from the SDK (whose math is checked against the pool bytecode); the sample walk clamps
+/// ticks to the valid range, so this never fails.
 pub fn sqrt_price_at_tick(tick: i32) -> U256 {
-    const FACTORS: [(u32, u128); 19] = [
-        (0x2, 0xfff97272373d413259a46990580e213a),
-        (0x4, 0xfff2e50f5f656932ef12357cf3c7fdcc),
-        (0x8, 0xffe5caca7e10e4e61c3624eaa0941cd0),
-        (0x10, 0xffcb9843d60f6159c9db58835c926644),
-        (0x20, 0xff973b41fa98c081472e6896dfb254c0),
-        (0x40, 0xff2ea16466c96a3843ec78b326b52861),
-        (0x80, 0xfe5dee046a99a2a811c461f1969c3053),
-        (0x100, 0xfcbe86c7900a88aedcffc83b479aa3a4),
-        (0x200, 0xf987a7253ac413176f2b074cf7815e54),
-        (0x400, 0xf3392b0822b70005940c7a398e4b70f3),
-        (0x800, 0xe7159475a2c29b7443b29c7fa6e889d9),
-        (0x1000, 0xd097f3bdfd2022b8845ad8f792aa5825),
-        (0x2000, 0xa9f746462d870fdf8a65dc1f90e061e5),
-        (0x4000, 0x70d869a156d2a1b890bb3df62baf32f7),
-        (0x8000, 0x31be135f97d08fd981231505542fcfa6),
-        (0x10000, 0x9aa508b5b7a84e1c677de54f3e99bc9),
-        (0x20000, 0x5d6af8dedb81196699c329225ee604),
-        (0x40000, 0x2216e584f5fa1ea926041bedfe98),
-        (0x80000, 0x48a170391f7dc42444e8fa2),
-    ];
-    let abs = tick.unsigned_abs().min(887_272);
-    let mut ratio = if abs & 1 != 0 {
-        U256::from(0xfffcb933bd6fad37aa2d162d1a594001u128)
-    } else {
-        U256::from(1u8) << 128
-    };
-    for (bit, factor) in FACTORS {
-        if abs & bit != 0 {
-            ratio = (ratio * U256::from(factor)) >> 128;
-        }
-    }
-    if tick > 0 {
-        ratio = U256::MAX / ratio;
-    }
-    let rem = ratio & U256::from(u32::MAX);
-    (ratio >> 32)
-        + if rem.is_zero() {
-            U256::ZERO
-        } else {
-            U256::from(1u8)
-        }
+    use stratbox_sdk::math::tick_math::{MAX_TICK, MIN_TICK, get_sqrt_ratio_at_tick};
+    get_sqrt_ratio_at_tick(tick.clamp(MIN_TICK, MAX_TICK)).unwrap_or_default()
 }
 
 /// Addresses of the sample's pool and tokens.
