@@ -848,7 +848,8 @@ impl Engine {
             .collect())
     }
 
-    /// Checks that every posting, and the whole ledger, balances per asset.
+    /// Checks that every posting, and the whole ledger, balances per asset; returns how
+    /// many ledger entries (lines) it checked.
     pub async fn check_ledger(&self) -> Result<usize, EngineError> {
         let lines = self.inner.store.lines(None).await?;
         ledger::check_balanced(&lines).map_err(|e| EngineError::Ledger(e.to_string()))?;

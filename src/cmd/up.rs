@@ -193,7 +193,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         render(&engine, &fleet, &host_stats, &walk, started).await
     );
     let balanced = engine.check_ledger().await.context("checking the ledger")?;
-    println!("ledger: {balanced} postings, every one balanced per asset");
+    println!("ledger: {balanced} entries; every posting and the whole ledger balance per asset");
     println!("database: {database}");
     Ok(())
 }
