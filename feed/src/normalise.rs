@@ -2,8 +2,9 @@
 //! (stratbox-sim's revm logs) both go through here, so a strategy sees the same events
 //! whichever produced them.
 
-use alloy_primitives::{Address, B256, I256, Log, U256};
+use alloy_primitives::{Address, B256, Log, U256};
 use alloy_sol_types::{SolEvent, sol};
+use stratbox_contracts::pool_events::{PoolEvent, decode_pool_log};
 use stratbox_proto::v1::{
     self, Amount, BlockInfo, ChainEvent, EventOrigin, LiquidityEvent, SwapEvent, TraceContext,
     chain_event::Kind,
@@ -138,25 +139,55 @@ fn envelope(chain_id: u64, block: &BlockHeader, event_id: String, kind: Kind) ->
     }
 }
 
-/// Uniswap reports signed deltas from the pool's side: positive = paid into the pool.
-/// Strategies get magnitudes and a direction instead.
-fn swap_event(origin: EventOrigin, pool: &Address, s: &Swap) -> SwapEvent {
-    let zero_for_one = s.amount0 > I256::ZERO;
-    let (amount_in, amount_out) = if zero_for_one {
-        (s.amount0.unsigned_abs(), s.amount1.unsigned_abs())
-    } else {
-        (s.amount1.unsigned_abs(), s.amount0.unsigned_abs())
+/// One decoded pool event as the bus carries it. Uniswap reports signed deltas from the
+/// pool's side (positive = paid in); strategies get magnitudes and a direction instead.
+fn pool_event_kind(origin: EventOrigin, event: &PoolEvent) -> Kind {
+    let liquidity = |l: &stratbox_contracts::pool_events::LiquidityEvent| LiquidityEvent {
+        origin: Some(origin.clone()),
+        pool: address(&l.pool),
+        owner: address(&l.owner),
+        tick_lower: l.tick_lower,
+        tick_upper: l.tick_upper,
+        liquidity: amount(U256::from(l.liquidity)),
+        amount0: amount(l.amount0),
+        amount1: amount(l.amount1),
     };
-    SwapEvent {
-        origin: Some(origin),
-        pool: address(pool),
-        zero_for_one,
-        amount_in: amount(amount_in),
-        amount_out: amount(amount_out),
-        sqrt_price_x96: amount(U256::from(s.sqrtPriceX96)),
-        liquidity: amount(U256::from(s.liquidity)),
-        tick: s.tick.as_i32(),
+    match event {
+        PoolEvent::Swap(s) => Kind::Swap(SwapEvent {
+            origin: Some(origin.clone()),
+            pool: address(&s.pool),
+            zero_for_one: s.zero_for_one(),
+            amount_in: amount(s.amount_in()),
+            amount_out: amount(s.amount_out()),
+            sqrt_price_x96: amount(s.sqrt_price_x96),
+            liquidity: amount(U256::from(s.liquidity)),
+            tick: s.tick,
+        }),
+        PoolEvent::Mint(l) => Kind::Mint(liquidity(l)),
+        PoolEvent::Burn(l) => Kind::Burn(liquidity(l)),
     }
+}
+
+/// A pool event that was already decoded (the embedded revm chain hands these out) in
+/// the same form [`events_from_logs`] gives a live chain's logs.
+pub fn pool_event(
+    chain_id: u64,
+    block: &BlockHeader,
+    log_index: u64,
+    tx_hash: &B256,
+    event: &PoolEvent,
+) -> ChainEvent {
+    let origin = EventOrigin {
+        block: block.number,
+        log_index: u32::try_from(log_index).unwrap_or(u32::MAX),
+        tx_hash: hex_hash(tx_hash),
+    };
+    envelope(
+        chain_id,
+        block,
+        event_id(chain_id, block, log_index),
+        pool_event_kind(origin, event),
+    )
 }
 
 /// Normalises one block: its Swap/Mint/Burn logs in log order, then a `new_block` event that
@@ -176,50 +207,18 @@ pub fn events_from_logs<L: BlockLog>(
             log_index: u32::try_from(log_index).unwrap_or(u32::MAX),
             tx_hash: l.tx_hash().map(|h| hex_hash(&h)).unwrap_or_default(),
         };
-        let Some(topic0) = log.topics().first() else {
-            continue;
-        };
-        let kind = if *topic0 == Swap::SIGNATURE_HASH {
-            Swap::decode_log_data(&log.data)
-                .ok()
-                .map(|s| Kind::Swap(swap_event(origin, &log.address, &s)))
-        } else if *topic0 == Mint::SIGNATURE_HASH {
-            Mint::decode_log_data(&log.data).ok().map(|m| {
-                Kind::Mint(LiquidityEvent {
-                    origin: Some(origin),
-                    pool: address(&log.address),
-                    owner: address(&m.owner),
-                    tick_lower: m.tickLower.as_i32(),
-                    tick_upper: m.tickUpper.as_i32(),
-                    liquidity: amount(U256::from(m.amount)),
-                    amount0: amount(m.amount0),
-                    amount1: amount(m.amount1),
-                })
-            })
-        } else if *topic0 == Burn::SIGNATURE_HASH {
-            Burn::decode_log_data(&log.data).ok().map(|b| {
-                Kind::Burn(LiquidityEvent {
-                    origin: Some(origin),
-                    pool: address(&log.address),
-                    owner: address(&b.owner),
-                    tick_lower: b.tickLower.as_i32(),
-                    tick_upper: b.tickUpper.as_i32(),
-                    liquidity: amount(U256::from(b.amount)),
-                    amount0: amount(b.amount0),
-                    amount1: amount(b.amount1),
-                })
-            })
-        } else {
-            None
-        };
-        match kind {
-            Some(kind) => out.push(envelope(
+        match decode_pool_log(log) {
+            Some(event) => out.push(envelope(
                 chain_id,
                 block,
                 event_id(chain_id, block, log_index),
-                kind,
+                pool_event_kind(origin, &event),
             )),
-            None if POOL_EVENT_TOPICS.contains(topic0) => {
+            None if log
+                .topics()
+                .first()
+                .is_some_and(|t| POOL_EVENT_TOPICS.contains(t)) =>
+            {
                 tracing::warn!(
                     block = block.number,
                     log_index,
@@ -257,7 +256,7 @@ pub fn new_block_event(chain_id: u64, block: &BlockHeader) -> ChainEvent {
 mod tests {
     use super::*;
     use alloy_primitives::aliases::{I24, U160};
-    use alloy_primitives::{LogData, address, b256};
+    use alloy_primitives::{I256, LogData, address, b256};
 
     const POOL: Address = address!("0x1111111111111111111111111111111111111111");
 

@@ -9,12 +9,11 @@ use anyhow::Context;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use stratbox_bus::{Bus, publish_event};
-use stratbox_contracts::pool_events::{LiquidityEvent as PoolLiquidity, PoolEvent};
 use stratbox_engine::chain::SimChain;
 use stratbox_engine::{Engine, gates::spot_price_e18, market_key};
-use stratbox_feed::{BlockHeader, new_block_event, new_trace_id};
+use stratbox_feed::{BlockHeader, new_block_event, pool_event};
 use stratbox_proto::U256;
-use stratbox_proto::v1::{self, ChainEvent, chain_event::Kind};
+use stratbox_proto::v1::ChainEvent;
 use stratbox_sim::{Address, Executed};
 
 /// The trader the random walk swaps from; not a strategy's account.
@@ -111,63 +110,15 @@ fn chain_events(chain_id: u64, e: &Executed) -> Vec<ChainEvent> {
         .events
         .iter()
         .map(|ev| {
-            let origin = v1::EventOrigin {
-                block: e.block_number,
-                log_index: ev.log_index,
-                tx_hash: format!("{:#x}", e.tx_hash),
-            };
-            let kind = match &ev.event {
-                PoolEvent::Swap(s) => Kind::Swap(v1::SwapEvent {
-                    origin: Some(origin),
-                    pool: address(&s.pool),
-                    zero_for_one: s.zero_for_one(),
-                    amount_in: amount(s.amount_in()),
-                    amount_out: amount(s.amount_out()),
-                    sqrt_price_x96: amount(s.sqrt_price_x96),
-                    liquidity: amount(U256::from(s.liquidity)),
-                    tick: s.tick,
-                }),
-                PoolEvent::Mint(l) => Kind::Mint(liquidity(origin, l)),
-                PoolEvent::Burn(l) => Kind::Burn(liquidity(origin, l)),
-            };
-            ChainEvent {
-                event_id: stratbox_feed::event_id(chain_id, &header, u64::from(ev.log_index)),
-                last_sync_block: e.block_number,
-                timestamp: e.timestamp,
-                trace: Some(v1::TraceContext {
-                    trace_id: new_trace_id(),
-                    span_id: String::new(),
-                }),
+            pool_event(
                 chain_id,
-                kind: Some(kind),
-            }
+                &header,
+                u64::from(ev.log_index),
+                &e.tx_hash,
+                &ev.event,
+            )
         })
         .collect();
     out.push(new_block_event(chain_id, &header));
     out
-}
-
-fn liquidity(origin: v1::EventOrigin, l: &PoolLiquidity) -> v1::LiquidityEvent {
-    v1::LiquidityEvent {
-        origin: Some(origin),
-        pool: address(&l.pool),
-        owner: address(&l.owner),
-        tick_lower: l.tick_lower,
-        tick_upper: l.tick_upper,
-        liquidity: amount(U256::from(l.liquidity)),
-        amount0: amount(l.amount0),
-        amount1: amount(l.amount1),
-    }
-}
-
-fn amount(v: U256) -> Option<v1::Amount> {
-    Some(v1::Amount {
-        value: v.to_string(),
-    })
-}
-
-fn address(a: &Address) -> Option<v1::Address> {
-    Some(v1::Address {
-        value: format!("{a:#x}"),
-    })
 }
