@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "stratbox/v1/data_stream.proto",
     "stratbox/v1/trading.proto",
     "stratbox/v1/signer.proto",
+    "stratbox/v1/registry.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

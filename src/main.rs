@@ -35,6 +35,9 @@ enum Command {
     /// Inspect and manage strategy components.
     #[command(subcommand)]
     Strategy(cmd::strategy::Command),
+    /// Operator accounts for the registry's admin API (run against the database).
+    #[command(subcommand)]
+    Operator(cmd::operator::Command),
     /// Replay recorded events through one strategy instance.
     Backtest(cmd::backtest::Args),
     /// Measure the hot paths and print a table.
@@ -51,6 +54,7 @@ async fn main() -> std::process::ExitCode {
         Command::Engine(args) => cmd::engine::run(args).await,
         Command::Host(args) => cmd::host::run(args).await,
         Command::Strategy(command) => cmd::strategy::run(command).await,
+        Command::Operator(command) => cmd::operator::run(command).await,
         Command::Backtest(args) => cmd::backtest::run(args).await,
         Command::Bench(command) => cmd::bench::run(command).await,
     };

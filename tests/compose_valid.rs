@@ -487,7 +487,8 @@ fn compose_host_scales_and_mounts_strategies_read_only() {
             "--bus",
             "redis://redis:6379",
             "--strategies",
-            "/strategies"
+            "/strategies",
+            "--watch-deployments"
         ]
     );
 }

@@ -21,22 +21,8 @@ use stratbox_pipeline::{BusSeat, Deployment, EngineLink, RetryPolicy, ServiceSta
 use stratbox_proto::v1;
 use tokio::sync::watch;
 
-fn postgres_base() -> String {
-    std::env::var("STRATBOX_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("STRATBOX_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
+mod support;
+use support::{postgres_admin as postgres_base, redis_url, unique};
 
 /// A database of its own, so runs never see each other's tasks.
 fn fresh_database() -> String {

@@ -21,6 +21,10 @@ pub const SHADOW_FUNDING: U256 = U256::from_limbs([0, 0, 1 << 32, 0]);
 pub struct SimChain {
     chain: Chain,
     funded: HashSet<Address>,
+    /// A fork's state is as of the block it read (N) while revm simulates in block N+1;
+    /// N is the block the engine reports (initial watermark, ListMarkets' `block`), or a
+    /// host would stamp proposals a block ahead of the feed's events.
+    fork_block: Option<u64>,
 }
 
 fn addr(a: &Address) -> stratbox_sim::Address {
@@ -36,6 +40,7 @@ impl SimChain {
         SimChain {
             chain,
             funded: HashSet::new(),
+            fork_block: None,
         }
     }
 
@@ -53,10 +58,14 @@ impl SimChain {
         block: Option<u64>,
     ) -> Result<SimChain, SimError> {
         let pools: Vec<_> = pools.iter().map(addr).collect();
-        Chain::fork(url, &pools, block)
+        let chain = Chain::fork(url, &pools, block)
             .await
-            .map(SimChain::new)
-            .map_err(|e| SimError::Backend(e.to_string()))
+            .map_err(|e| SimError::Backend(e.to_string()))?;
+        let read_at = chain.block_number().saturating_sub(1);
+        Ok(SimChain {
+            fork_block: Some(read_at),
+            ..SimChain::new(chain)
+        })
     }
 
     pub fn chain(&self) -> &Chain {
@@ -106,7 +115,7 @@ impl Simulator for SimChain {
     }
 
     fn block_number(&self) -> u64 {
-        self.chain.block_number()
+        self.fork_block.unwrap_or_else(|| self.chain.block_number())
     }
 
     fn pools(&self) -> Vec<Address> {
@@ -131,8 +140,25 @@ impl Simulator for SimChain {
         self
     }
 
-    fn simulate(&mut self, from: Address, action: &TradeAction) -> Result<SimOutcome, SimError> {
-        self.ensure_funded(from)?;
+    fn is_prepared(&self, from: &Address) -> bool {
+        self.funded.contains(from)
+    }
+
+    fn prepare(&mut self, from: Address) -> Result<(), SimError> {
+        self.ensure_funded(from)
+    }
+
+    fn simulate_prepared(
+        &self,
+        from: Address,
+        action: &TradeAction,
+    ) -> Result<SimOutcome, SimError> {
+        if !self.funded.contains(&from) {
+            return Err(SimError::Backend(format!(
+                "account {} is not prepared for simulation",
+                crate::proposal::hex_address(&from)
+            )));
+        }
         let actions: Vec<Action> = match *action {
             TradeAction::Swap {
                 pool,

@@ -1,14 +1,16 @@
 //! The engine: proposals in, gates, exact simulation, one compare-and-set per task, and
 //! the shadow ledger.
 //!
-//! A submitted batch takes two database transactions: the first creates every new task in
-//! INIT (so a crash after it leaves a trace the recovery finds), the second moves each task
-//! to SIMULATED or REJECTED and books its shadow fill in the same transaction. Gates run
-//! under a short lock; simulation runs on the blocking pool.
+//! A submitted batch is decided first (gates under a short lock, then simulation of every
+//! proposal that passed, concurrently on the blocking pool against the shared chain state)
+//! and then stored in one database transaction: every new task is created in INIT and moved
+//! by its compare-and-set to SIMULATED or REJECTED, with its shadow fill and audit rows.
+//! One commit per batch; tasks left in INIT by an older engine (or a crash of the
+//! recovery path) are still found and handled by [`Recovery`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use prost::Message;
@@ -19,6 +21,7 @@ use stratbox_proto::{U256, parse_address};
 use stratbox_risk::{ExecutionMode, ReasonCode, Rejection, RiskConfig};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::books::{Marks, Valuation};
 use crate::fsm::TaskState;
 use crate::gates::{GateContext, RiskBook};
 use crate::ledger::{self, Leg, Posting, Signed};
@@ -73,6 +76,9 @@ pub struct EngineSettings {
     /// The cash each shadow book is judged to hold for the hard limits, in raw units of the
     /// pool's quote token (see [`crate::gates`]).
     pub book_capital: U256,
+    /// The gas price trades are judged at until [`Engine::set_gas_price`] (wei); the
+    /// embedded chain's base fee is zero.
+    pub gas_price_wei: U256,
 }
 
 impl Default for EngineSettings {
@@ -84,15 +90,23 @@ impl Default for EngineSettings {
             watermark: None,
             // 1,000,000 units of an 18-decimal quote token.
             book_capital: U256::from(10u64).pow(U256::from(24u64)),
+            gas_price_wei: U256::ZERO,
         }
     }
 }
 
-pub type SharedChain = Arc<Mutex<Box<dyn Simulator>>>;
+/// The chain, shared: simulations read it concurrently, the market and funding write it.
+pub type SharedChain = Arc<RwLock<Box<dyn Simulator>>>;
+
+/// Fewer simulations than this per blocking task cost more in hand-offs than they gain.
+const MIN_SIMS_PER_PART: usize = 4;
 
 struct Inner {
     store: Store,
     chain: SharedChain,
+    /// Simulation parts running at once: the machine's cores.
+    workers: usize,
+    cpu: Arc<tokio::sync::Semaphore>,
     risk: Mutex<RiskBook>,
     watermark: AtomicU64,
     mode: ExecutionMode,
@@ -119,6 +133,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these values half-updated in a way that
     // matters more than stopping all trading would; keep serving.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T: ?Sized>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T: ?Sized>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What deciding a batch produced, before storage.
+#[derive(Default)]
+struct Decided {
+    /// One per task, in order.
+    transitions: Vec<Transition>,
+    /// Indexes of transitions that go on to STAGED once SIMULATED.
+    staged_next: Vec<usize>,
+    /// Transitions that book a shadow fill, with whose book it is.
+    fills: Vec<BookedFill>,
+}
+
+/// A shadow fill a transition books (if its compare-and-set succeeds).
+#[derive(Debug, Clone)]
+struct BookedFill {
+    transition: usize,
+    strategy: String,
+    account: String,
 }
 
 /// The address a shadow book simulates from: the account itself if it is an address,
@@ -162,9 +203,11 @@ impl Engine {
         let chain_id = chain.chain_id();
         let watermark = settings.watermark.unwrap_or_else(|| chain.block_number());
         let mut book = RiskBook::new(settings.risk.clone(), settings.book_capital);
+        book.set_gas_price(settings.gas_price_wei);
         if let Some(k) = store.load_kill_switch().await? {
             book.restore_kill_switch(&k);
         }
+        load_books(&store, &mut book, &marks_of(chain.as_ref())).await?;
         let metrics = EngineMetrics::new();
         for (state, n) in store.count_tasks().await? {
             metrics.set_count(state, n);
@@ -175,10 +218,15 @@ impl Engine {
         metrics
             .kill_switch
             .set(i64::from(book.kill_switch().engaged));
+        let workers = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1);
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
-                chain: Arc::new(Mutex::new(chain)),
+                chain: Arc::new(RwLock::new(chain)),
+                workers,
+                cpu: Arc::new(tokio::sync::Semaphore::new(workers)),
                 risk: Mutex::new(book),
                 watermark: AtomicU64::new(watermark),
                 mode: settings.mode,
@@ -267,10 +315,16 @@ impl Engine {
         self.inner.chain.clone()
     }
 
-    /// Runs `f` on the chain under its lock (keep it short: simulations wait for it).
+    /// Runs `f` on the chain under its write lock (keep it short: simulations wait for it).
     pub fn with_chain<R>(&self, f: impl FnOnce(&mut dyn Simulator) -> R) -> R {
-        let mut g = lock(&self.inner.chain);
+        let mut g = write(&self.inner.chain);
         f(g.as_mut())
+    }
+
+    /// Runs `f` on the chain under its read lock (beside running simulations).
+    pub fn with_chain_ref<R>(&self, f: impl FnOnce(&dyn Simulator) -> R) -> R {
+        let g = read(&self.inner.chain);
+        f(g.as_ref())
     }
 
     pub fn watermark(&self) -> u64 {
@@ -360,7 +414,7 @@ impl Engine {
 
     /// The pools the chain trades, with their state now.
     pub fn markets(&self) -> Vec<v1::Market> {
-        let chain = lock(&self.inner.chain);
+        let chain = read(&self.inner.chain);
         let block = chain.block_number();
         chain
             .pools()
@@ -448,21 +502,39 @@ impl Engine {
                 }
             })
             .collect();
-        let t_store = Instant::now();
-        let inserted = self.inner.store.insert_tasks(&new_tasks).await?;
-        let mut store_secs = t_store.elapsed().as_secs_f64();
 
-        let mut to_decide: Vec<(String, String, v1::Proposal)> = Vec::new();
+        // Decide first (gates, simulation), then create and move every task in one
+        // transaction. A proposal whose key is already taken is decided for nothing and
+        // answered with the first task; that waste is the price of one commit per batch
+        // instead of two, and replays are rare next to fresh proposals.
+        let to_decide: Vec<(String, String, v1::Proposal)> = unique
+            .iter()
+            .zip(&new_tasks)
+            .map(|(&i, t)| {
+                (
+                    t.task_id.clone(),
+                    t.idempotency_key.clone(),
+                    proposals[i].clone(),
+                )
+            })
+            .collect();
+        let decided = self.decide(&trace_id, &to_decide).await?;
+        let t_store = Instant::now();
+        let (inserted, moved) = self
+            .inner
+            .store
+            .create_and_apply(&new_tasks, &decided.transitions)
+            .await?;
+        let mut store_secs = t_store.elapsed().as_secs_f64();
+        self.inner.metrics.stages.add_store(t_store.elapsed());
+
         let mut results: HashMap<usize, v1::ProposalResult> = HashMap::new();
+        let mut created: HashSet<&str> = HashSet::new();
         for ((&i, t), ins) in unique.iter().zip(&new_tasks).zip(inserted) {
             match ins {
                 Inserted::Created => {
                     m.moved(None, TaskState::Init);
-                    to_decide.push((
-                        t.task_id.clone(),
-                        t.idempotency_key.clone(),
-                        proposals[i].clone(),
-                    ));
+                    created.insert(t.task_id.as_str());
                 }
                 Inserted::Existing(s) => {
                     m.duplicates.inc();
@@ -481,16 +553,48 @@ impl Engine {
                 }
             }
         }
-        let ids: Vec<(usize, String)> = unique
+        // Only the transitions of tasks this call created were applied.
+        let Decided {
+            transitions,
+            staged_next,
+            fills,
+        } = decided;
+        let mut keep: Vec<bool> = Vec::with_capacity(transitions.len());
+        for t in &transitions {
+            keep.push(created.contains(t.task_id.as_str()));
+        }
+        let mut ours: Vec<Transition> = Vec::new();
+        let mut ours_moved: Vec<bool> = Vec::new();
+        let mut ours_staged: Vec<usize> = Vec::new();
+        let mut ours_fills: Vec<BookedFill> = Vec::new();
+        let mut index: HashMap<usize, usize> = HashMap::new();
+        for (i, ((t, mv), k)) in transitions.into_iter().zip(moved).zip(&keep).enumerate() {
+            if *k {
+                index.insert(i, ours.len());
+                ours.push(t);
+                ours_moved.push(mv);
+            }
+        }
+        for i in staged_next {
+            if let Some(&j) = index.get(&i) {
+                ours_staged.push(j);
+            }
+        }
+        for f in fills {
+            if let Some(&j) = index.get(&f.transition) {
+                ours_fills.push(BookedFill { transition: j, ..f });
+            }
+        }
+        let key_of: HashMap<&str, &str> = to_decide
             .iter()
-            .zip(&new_tasks)
-            .filter(|(i, _)| !results.contains_key(i))
-            .map(|(&i, t)| (i, t.task_id.clone()))
+            .map(|(t, k, _)| (t.as_str(), k.as_str()))
             .collect();
-        let (decided, secs) = self.decide_and_apply_timed(&trace_id, to_decide).await?;
+        let (decided, secs) = self
+            .settle(ours, ours_moved, ours_staged, ours_fills, &key_of)
+            .await?;
         store_secs += secs;
-        for (i, task_id) in ids {
-            if let Some(r) = decided.get(&task_id) {
+        for (&i, t) in unique.iter().zip(&new_tasks) {
+            if let Some(r) = decided.get(&t.task_id) {
                 results.insert(i, r.clone());
             }
         }
@@ -509,22 +613,41 @@ impl Engine {
         Ok(out)
     }
 
+    /// Gates, simulation and the compare-and-set for tasks already stored in INIT (the
+    /// recovery path; a submit creates and moves its tasks in one transaction).
     async fn decide_and_apply(
         &self,
         trace_id: &str,
         tasks: Vec<(String, String, v1::Proposal)>,
     ) -> Result<HashMap<String, v1::ProposalResult>, EngineError> {
-        Ok(self.decide_and_apply_timed(trace_id, tasks).await?.0)
+        if tasks.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let Decided {
+            transitions,
+            staged_next,
+            fills,
+        } = self.decide(trace_id, &tasks).await?;
+        let moved = self.inner.store.apply(&transitions).await?;
+        let keys: HashMap<&str, &str> = tasks
+            .iter()
+            .map(|(t, k, _)| (t.as_str(), k.as_str()))
+            .collect();
+        Ok(self
+            .settle(transitions, moved, staged_next, fills, &keys)
+            .await?
+            .0)
     }
 
-    /// Gates, simulation and the compare-and-set for tasks in INIT.
-    async fn decide_and_apply_timed(
+    /// Gates and simulation for tasks in INIT: the transition each should take, with its
+    /// shadow posting, and which of them go on to STAGED.
+    async fn decide(
         &self,
         trace_id: &str,
-        tasks: Vec<(String, String, v1::Proposal)>,
-    ) -> Result<(HashMap<String, v1::ProposalResult>, f64), EngineError> {
+        tasks: &[(String, String, v1::Proposal)],
+    ) -> Result<Decided, EngineError> {
         if tasks.is_empty() {
-            return Ok((HashMap::new(), 0.0));
+            return Ok(Decided::default());
         }
         let m = self.inner.metrics.clone();
         let checked: Vec<Result<CheckedProposal, proposal::BadInput>> =
@@ -536,18 +659,23 @@ impl Engine {
             .filter_map(|c| c.as_ref().ok())
             .map(|c| c.action.pool())
             .collect();
+        // ...and every pool the books are valued at.
         let (pool_info, block): (HashMap<Address, PoolInfo>, u64) = {
-            let chain = lock(&self.inner.chain);
+            let chain = read(&self.inner.chain);
             (
                 pools
                     .iter()
-                    .filter_map(|p| chain.pool(p).map(|i| (*p, i)))
+                    .copied()
+                    .chain(chain.pools())
+                    .filter_map(|p| chain.pool(&p).map(|i| (p, i)))
                     .collect(),
                 chain.block_number(),
             )
         };
+        let marks = Marks::new(pool_info.iter());
 
         // Gates.
+        let t_gates = Instant::now();
         let watermark = self.watermark();
         let now = now_ms();
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(tasks.len());
@@ -566,6 +694,7 @@ impl Engine {
                             now_ms: now,
                             requested: self.inner.mode,
                             pool: pool_info.get(&cp.action.pool()),
+                            marks: &marks,
                         };
                         match book.evaluate(cp, &ctx) {
                             Ok(mode) => Verdict::Pass { mode },
@@ -577,8 +706,9 @@ impl Engine {
                 verdicts.push(v);
             }
         }
+        m.stages.add_gates(t_gates.elapsed());
 
-        // Simulation, off the async threads.
+        // Simulation: concurrently, on the blocking pool, against the shared state.
         let jobs: Vec<(usize, Address, TradeAction)> = verdicts
             .iter()
             .enumerate()
@@ -590,35 +720,12 @@ impl Engine {
                     .map(|cp| (i, sim_address(&cp.account), cp.action))
             })
             .collect();
-        let outcomes: HashMap<usize, Result<SimOutcome, String>> = if jobs.is_empty() {
-            HashMap::new()
-        } else {
-            let chain = self.inner.chain.clone();
-            let span = tracing::Span::current();
-            let m2 = m.clone();
-            tokio::task::spawn_blocking(move || {
-                let _e = span.enter();
-                let mut chain = lock(&chain);
-                jobs.into_iter()
-                    .map(|(i, from, action)| {
-                        let t = Instant::now();
-                        let r = chain.simulate(from, &action).map_err(|e| e.to_string());
-                        m2.sim_seconds.observe(t.elapsed().as_secs_f64());
-                        (i, r)
-                    })
-                    .collect()
-            })
-            .await
-            .map_err(|e| EngineError::Worker(e.to_string()))?
-        };
+        let t_sim = Instant::now();
+        let outcomes = self.simulate_all(jobs).await?;
+        m.stages.add_sim_wall(t_sim.elapsed());
 
         // Transitions.
-        let mut transitions: Vec<Transition> = Vec::with_capacity(tasks.len());
-        let mut staged_next: Vec<usize> = Vec::new();
-        let keys: HashMap<&str, &str> = tasks
-            .iter()
-            .map(|(t, k, _)| (t.as_str(), k.as_str()))
-            .collect();
+        let mut out = Decided::default();
         for (i, ((task_id, _, _), v)) in tasks.iter().zip(verdicts).enumerate() {
             let reject = |r: Rejection| Transition {
                 task_id: task_id.clone(),
@@ -661,9 +768,16 @@ impl Engine {
                                     Err(e) => return Err(EngineError::Ledger(e)),
                                 }
                             } else {
-                                staged_next.push(i);
+                                out.staged_next.push(i);
                                 None
                             };
+                            if posting.is_some() {
+                                out.fills.push(BookedFill {
+                                    transition: i,
+                                    strategy: cp.strategy.clone(),
+                                    account: cp.account.clone(),
+                                });
+                            }
                             Transition {
                                 task_id: task_id.clone(),
                                 from: TaskState::Init,
@@ -683,16 +797,117 @@ impl Engine {
                     },
                 },
             };
-            transitions.push(t);
+            out.transitions.push(t);
         }
+        Ok(out)
+    }
+
+    /// Simulates `jobs` (index, from, action) concurrently: the batch is cut into at most
+    /// one part per core, each part runs on the blocking pool under a read guard of the
+    /// chain (every simulation on its own overlay of the shared state), and a semaphore
+    /// sized to the cores keeps concurrent batches from oversubscribing the CPU.
+    async fn simulate_all(
+        &self,
+        jobs: Vec<(usize, Address, TradeAction)>,
+    ) -> Result<HashMap<usize, Result<SimOutcome, String>>, EngineError> {
+        if jobs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // Accounts new to the chain are funded first, under the write lock (once each).
+        let unprepared: Vec<Address> = {
+            let chain = read(&self.inner.chain);
+            let mut v: Vec<Address> = jobs
+                .iter()
+                .map(|(_, from, _)| *from)
+                .filter(|a| !chain.is_prepared(a))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        if !unprepared.is_empty() {
+            let chain = self.inner.chain.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut chain = write(&chain);
+                for a in unprepared {
+                    if let Err(e) = chain.prepare(a) {
+                        // Its simulations fail with "not prepared" and are refused.
+                        warn!(account = %hex_address(&a), error = %e, "preparing a simulation account");
+                    }
+                }
+            })
+            .await
+            .map_err(|e| EngineError::Worker(e.to_string()))?;
+        }
+        let parts = self
+            .inner
+            .workers
+            .min(jobs.len().div_ceil(MIN_SIMS_PER_PART))
+            .max(1);
+        let per = jobs.len().div_ceil(parts);
+        let mut handles = Vec::with_capacity(parts);
+        let mut rest = jobs;
+        while !rest.is_empty() {
+            let tail = rest.split_off(per.min(rest.len()));
+            let part = std::mem::replace(&mut rest, tail);
+            let permit = self
+                .inner
+                .cpu
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| EngineError::Worker(e.to_string()))?;
+            let chain = self.inner.chain.clone();
+            let span = tracing::Span::current();
+            let m = self.inner.metrics.clone();
+            handles.push(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let _e = span.enter();
+                let chain = read(&chain);
+                let t_part = Instant::now();
+                let out: Vec<(usize, Result<SimOutcome, String>)> = part
+                    .into_iter()
+                    .map(|(i, from, action)| {
+                        let t = Instant::now();
+                        let r = chain
+                            .simulate_prepared(from, &action)
+                            .map_err(|e| e.to_string());
+                        m.sim_seconds.observe(t.elapsed().as_secs_f64());
+                        (i, r)
+                    })
+                    .collect();
+                m.stages.add_sim_cpu(t_part.elapsed(), out.len());
+                out
+            }));
+        }
+        let mut outcomes = HashMap::new();
+        for h in futures::future::join_all(handles).await {
+            let part = h.map_err(|e| EngineError::Worker(e.to_string()))?;
+            outcomes.extend(part);
+        }
+        Ok(outcomes)
+    }
+
+    /// After the compare-and-set: moves non-shadow trades on to STAGED, feeds the books and
+    /// metrics, and builds each task's answer. Returns the answers by task id and the
+    /// seconds spent in storage.
+    async fn settle(
+        &self,
+        transitions: Vec<Transition>,
+        moved: Vec<bool>,
+        staged_next: Vec<usize>,
+        fills: Vec<BookedFill>,
+        keys: &HashMap<&str, &str>,
+    ) -> Result<(HashMap<String, v1::ProposalResult>, f64), EngineError> {
+        let m = self.inner.metrics.clone();
         let t_store = Instant::now();
-        let moved = self.inner.store.apply(&transitions).await?;
+        self.after_fills(&transitions, &moved, &fills);
         // Non-shadow trades go on to STAGED (the signer path picks them up from there).
         let mut staged_moved: HashSet<String> = HashSet::new();
         if !staged_next.is_empty() {
             let next: Vec<Transition> = staged_next
                 .iter()
-                .filter(|&&i| moved[i])
+                .filter(|&&i| moved.get(i).copied().unwrap_or(false))
                 .map(|&i| Transition {
                     from: TaskState::Simulated,
                     to: TaskState::Staged,
@@ -756,6 +971,47 @@ impl Engine {
             );
         }
         Ok((out, store_secs))
+    }
+
+    /// Stored fills feed the books the hard limits judge, and the permission trackers.
+    fn after_fills(&self, transitions: &[Transition], moved: &[bool], fills: &[BookedFill]) {
+        let booked: Vec<(&str, &str, &Posting)> = fills
+            .iter()
+            .filter(|f| moved.get(f.transition).copied().unwrap_or(false))
+            .filter_map(|f| {
+                transitions
+                    .get(f.transition)
+                    .and_then(|t| t.posting.as_ref())
+                    .map(|p| (f.strategy.as_str(), f.account.as_str(), p))
+            })
+            .collect();
+        if booked.is_empty() {
+            return;
+        }
+        let marks = marks_of(read(&self.inner.chain).as_ref());
+        lock(&self.inner.risk).on_fills(booked, &marks, now_ms());
+    }
+
+    /// The network gas price trades are judged at (wei); the gas gate refuses every trade
+    /// while it is over the configured cap.
+    pub fn set_gas_price(&self, wei: U256) {
+        lock(&self.inner.risk).set_gas_price(wei);
+    }
+
+    pub fn gas_price(&self) -> U256 {
+        lock(&self.inner.risk).gas_price()
+    }
+
+    /// A strategy's permission level now.
+    pub fn permission_level(&self, strategy: &str) -> stratbox_risk::PermissionLevel {
+        lock(&self.inner.risk).level(strategy)
+    }
+
+    /// A book as the hard limits see it now: its valuation, peak equity and the day's
+    /// starting equity; `None` if it has never traded.
+    pub fn book(&self, strategy: &str, account: &str) -> Option<(Valuation, U256, U256)> {
+        let marks = marks_of(read(&self.inner.chain).as_ref());
+        lock(&self.inner.risk).book(strategy, account, &marks)
     }
 
     pub async fn get_task(&self, task_id: &str) -> Result<Option<v1::Task>, EngineError> {
@@ -908,12 +1164,54 @@ impl Engine {
         let pos = ledger::positions(&lines).map_err(|e| EngineError::Ledger(e.to_string()))?;
         let chain = self.inner.chain.clone();
         tokio::task::spawn_blocking(move || {
-            let mut chain = lock(&chain);
-            Ok(value_positions(chain.as_mut(), &pos))
+            let valuer = sim_address("stratbox.valuation");
+            if !read(&chain).is_prepared(&valuer) {
+                let _ = write(&chain).prepare(valuer);
+            }
+            let chain = read(&chain);
+            Ok(value_positions(chain.as_ref(), &pos))
         })
         .await
         .map_err(|e| EngineError::Worker(e.to_string()))?
     }
+}
+
+/// Every pool's price, as the books are valued.
+fn marks_of(chain: &dyn Simulator) -> Marks {
+    let pools: Vec<(Address, PoolInfo)> = chain
+        .pools()
+        .into_iter()
+        .filter_map(|p| chain.pool(&p).map(|i| (p, i)))
+        .collect();
+    Marks::new(pools.iter().map(|(a, i)| (a, i)))
+}
+
+/// Loads every book from the ledger: the lines of each `strategy:<strategy>:<account>`
+/// ledger account, matched to its (strategy, account) through the tasks that booked them.
+async fn load_books(store: &Store, book: &mut RiskBook, marks: &Marks) -> Result<(), EngineError> {
+    use sqlx::Row;
+    let pairs = sqlx::query("SELECT DISTINCT strategy, account FROM trade_tasks")
+        .fetch_all(store.pool())
+        .await
+        .map_err(StoreError::from)?;
+    let mut owners: HashMap<String, String> = HashMap::new();
+    for r in &pairs {
+        let strategy: String = r.try_get("strategy").map_err(StoreError::from)?;
+        let account: String = r.try_get("account").map_err(StoreError::from)?;
+        owners.insert(ledger::strategy_account(&strategy, &account), strategy);
+    }
+    let mut n = 0usize;
+    for line in store.lines(None).await? {
+        if let Some(strategy) = owners.get(&line.account) {
+            book.load_line(&line.account, strategy, &line.asset, line.side, line.amount);
+            n += 1;
+        }
+    }
+    book.mark_all(marks, now_ms());
+    if n > 0 {
+        info!(lines = n, "books loaded from the ledger");
+    }
+    Ok(())
 }
 
 /// Reason codes are `&'static` metric labels; a stored string maps back to its code.
@@ -1001,7 +1299,7 @@ fn in_token1(amount0: U256, sqrt_price_x96: U256) -> U512 {
 }
 
 fn value_positions(
-    chain: &mut dyn Simulator,
+    chain: &dyn Simulator,
     pos: &std::collections::BTreeMap<(String, String), Signed>,
 ) -> Vec<(String, String, Signed)> {
     // (strategy, quote) -> (gains, losses)
@@ -1040,7 +1338,7 @@ fn value_positions(
                 let liquidity: u128 = bal.magnitude.try_into().ok()?;
                 let info = chain.pool(&pool)?;
                 let o = chain
-                    .simulate(
+                    .simulate_prepared(
                         sim_address("stratbox.valuation"),
                         &TradeAction::RemoveLiquidity(proposal::Range {
                             pool,

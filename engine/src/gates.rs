@@ -10,13 +10,22 @@
 //! valued at its expected amounts. Anything that overflows 256 bits saturates, which the
 //! size limits then refuse.
 //!
-//! Known simplification: every shadow book is judged as a fresh book holding
-//! `book_capital` in cash (equity = peak = day start = cash, no exposure). The limits are
-//! therefore per-trade sizes (notional share, leverage, cash reserve, concentration);
-//! feeding each book's booked positions and PnL back into `AccountRisk` is left for the
-//! live-trading issue.
+//! Each (strategy, account) is judged on its own book ([`crate::books`]): `book_capital` of
+//! notional cash plus every fill booked on the ledger, valued at the pools' prices, with
+//! its peak and the day's starting equity. Booked losses therefore feed drawdown, daily
+//! loss, leverage, cash reserve and exposure. A book found in breach of a hard limit (when
+//! judged or after a fill) drops its strategy to L0 until a human restores it; every fill
+//! decides the book's previous trade (won, lost or flat by the book's equity since) and
+//! every finished day is recorded, which is what promotes and demotes strategies.
+//!
+//! After the hard limits, the gas-price gate refuses every trade while the network's gas
+//! price is over `gas.max_gas_price_gwei` (`gas_price`).
 
 use std::collections::HashMap;
+
+use crate::books::{Book, Marks, Valuation};
+use crate::ledger::{Posting, strategy_account};
+use stratbox_risk::{DayResult, ReasonCode, TradeOutcome, account_breach};
 
 use ruint::aliases::U512;
 use stratbox_proto::U256;
@@ -41,6 +50,8 @@ pub struct GateContext<'a> {
     pub now_ms: i64,
     pub requested: ExecutionMode,
     pub pool: Option<&'a PoolInfo>,
+    /// Prices every book is valued at.
+    pub marks: &'a Marks,
 }
 
 pub struct RiskBook {
@@ -49,6 +60,10 @@ pub struct RiskBook {
     oracle: OracleGuard<String>,
     permissions: HashMap<String, PermissionTracker>,
     capital: U256,
+    /// By ledger account (`strategy:<strategy>:<account>`).
+    books: HashMap<String, Book>,
+    /// The price the engine would execute at, wei.
+    gas_price_wei: U256,
 }
 
 /// 1e18, the oracle's fixed point.
@@ -80,6 +95,174 @@ impl RiskBook {
             oracle: OracleGuard::new(),
             permissions: HashMap::new(),
             capital: book_capital,
+            books: HashMap::new(),
+            gas_price_wei: U256::ZERO,
+        }
+    }
+
+    pub fn set_gas_price(&mut self, wei: U256) {
+        self.gas_price_wei = wei;
+    }
+
+    pub fn gas_price(&self) -> U256 {
+        self.gas_price_wei
+    }
+
+    /// Adds ledger lines of a book at start (`ledger_account` is the book's account).
+    pub fn load_line(
+        &mut self,
+        ledger_account: &str,
+        strategy: &str,
+        asset: &str,
+        side: crate::ledger::Side,
+        amount: U256,
+    ) {
+        self.books
+            .entry(ledger_account.to_owned())
+            .or_insert_with(|| Book::new(strategy))
+            .apply(asset, side, amount);
+    }
+
+    /// Marks every loaded book at `marks` (its peak and day start are its equity now).
+    pub fn mark_all(&mut self, marks: &Marks, now_ms: i64) {
+        let capital = self.capital;
+        for book in self.books.values_mut() {
+            let v = book.value(capital, marks);
+            book.mark(v.equity, now_ms);
+        }
+    }
+
+    /// A book valued at `marks`, with its peak and day-start marks.
+    pub fn book(
+        &self,
+        strategy: &str,
+        account: &str,
+        marks: &Marks,
+    ) -> Option<(Valuation, U256, U256)> {
+        self.books
+            .get(&strategy_account(strategy, account))
+            .map(|b| {
+                (
+                    b.value(self.capital, marks),
+                    b.peak_equity,
+                    b.day_start_equity,
+                )
+            })
+    }
+
+    fn tracker(&mut self, strategy: &str) -> &mut PermissionTracker {
+        let cfg = &self.cfg.permission;
+        self.permissions
+            .entry(strategy.to_owned())
+            .or_insert_with(|| PermissionTracker::new(cfg))
+    }
+
+    /// A hard limit breached by the book as it stands: the strategy drops to L0.
+    fn breach(&mut self, strategy: &str, code: ReasonCode, detail: &str, now_ms: i64) {
+        if let Some(t) = self.tracker(strategy).on_hard_limit_breach(code, now_ms) {
+            tracing::warn!(
+                strategy,
+                from = %t.from,
+                to = %t.to,
+                code = code.as_str(),
+                detail,
+                "hard limit breached: strategy halted until a human restores it"
+            );
+        }
+    }
+
+    fn record_day(&mut self, strategy: &str, day: i64, start: U256, end: U256) {
+        let (pnl, negative) = if end >= start {
+            (end - start, false)
+        } else {
+            (start - end, true)
+        };
+        let day = u32::try_from(day).unwrap_or(u32::MAX);
+        let cfg = self.cfg.permission.clone();
+        match self
+            .tracker(strategy)
+            .record_day(&cfg, DayResult::from_pnl(day, pnl, negative, start))
+        {
+            Ok(Some(t)) => {
+                tracing::info!(strategy, from = %t.from, to = %t.to, cause = t.cause.as_str(), "permission level changed at day end")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(strategy, error = %e, "day not recorded"),
+        }
+    }
+
+    /// Marks a book and checks it for a breach; the valuation it judged.
+    fn judge_book(
+        &mut self,
+        ledger_account: &str,
+        strategy: &str,
+        marks: &Marks,
+        now_ms: i64,
+    ) -> (Valuation, U256, U256) {
+        let capital = self.capital;
+        let book = self
+            .books
+            .entry(ledger_account.to_owned())
+            .or_insert_with(|| Book::new(strategy));
+        let v = book.value(capital, marks);
+        let day_done = book.mark(v.equity, now_ms);
+        let (peak, day_start) = (book.peak_equity, book.day_start_equity);
+        if let Some((day, start, end)) = day_done {
+            self.record_day(strategy, day, start, end);
+        }
+        let exposures: Vec<AssetExposure<'_>> = v
+            .exposures
+            .iter()
+            .map(|(k, e)| AssetExposure {
+                asset: k,
+                value: *e,
+            })
+            .collect();
+        let account = AccountRisk {
+            equity: v.equity,
+            peak_equity: peak,
+            day_start_equity: day_start,
+            cash: v.cash,
+            gross_exposure: v.gross_exposure,
+            exposures: &exposures,
+        };
+        let limits = self.cfg.limits.for_strategy(strategy);
+        if let Some(r) = account_breach(&limits, &account) {
+            self.breach(strategy, r.code, &r.detail, now_ms);
+        }
+        (v, peak, day_start)
+    }
+
+    /// Books shadow fills that were stored: each decides its book's previous trade, moves
+    /// the book's holdings and marks, and a book left in breach halts its strategy.
+    pub fn on_fills<'p>(
+        &mut self,
+        fills: impl IntoIterator<Item = (&'p str, &'p str, &'p Posting)>,
+        marks: &Marks,
+        now_ms: i64,
+    ) {
+        let capital = self.capital;
+        for (strategy, account, posting) in fills {
+            let acct = strategy_account(strategy, account);
+            let book = self
+                .books
+                .entry(acct.clone())
+                .or_insert_with(|| Book::new(strategy));
+            let before = book.value(capital, marks).equity;
+            let previous = book.open_trade_equity.replace(before);
+            book.apply_entries(&acct, posting.entries());
+            if let Some(prev) = previous {
+                let outcome = match before.cmp(&prev) {
+                    std::cmp::Ordering::Greater => TradeOutcome::Won,
+                    std::cmp::Ordering::Less => TradeOutcome::Lost,
+                    std::cmp::Ordering::Equal => TradeOutcome::Flat,
+                };
+                let cfg = self.cfg.permission.clone();
+                if let Some(t) = self.tracker(strategy).record_trade(&cfg, outcome) {
+                    tracing::info!(strategy, from = %t.from, to = %t.to, cause = t.cause.as_str(), "permission level changed by a trade");
+                }
+            }
+            self.judge_book(&acct, strategy, marks, now_ms);
         }
     }
 
@@ -132,7 +315,12 @@ impl RiskBook {
         p: &CheckedProposal,
         ctx: &GateContext<'_>,
     ) -> Result<ExecutionMode, Rejection> {
+        // The level as it was, then the book as it stands: a book found in breach halts
+        // its strategy for every later proposal, and this one is refused by the hard limit
+        // it breaches (a trade can only worsen drawdown and daily loss), naming the cause.
         let level = self.level(&p.strategy);
+        let acct = strategy_account(&p.strategy, &p.account);
+        let (val, peak, day_start) = self.judge_book(&acct, &p.strategy, ctx.marks, ctx.now_ms);
         let (market, notional, lp) = match ctx.pool {
             Some(info) => {
                 let market = market_key(&info.token0, &info.token1);
@@ -182,28 +370,41 @@ impl RiskBook {
                 buy: Leg::Asset(&token0),
             },
             TradeAction::AddLiquidity(_) => TradeEffect::Projected(PostTrade {
-                equity: self.capital,
-                cash: self.capital.saturating_sub(notional),
-                gross_exposure: notional,
+                equity: val.equity,
+                cash: val.cash.saturating_sub(notional),
+                gross_exposure: val.gross_exposure.saturating_add(notional),
                 increased: Some(AssetExposure {
                     asset: &lp,
-                    value: notional,
+                    value: val
+                        .exposures
+                        .get(&lp)
+                        .copied()
+                        .unwrap_or_default()
+                        .saturating_add(notional),
                 }),
             }),
             TradeAction::RemoveLiquidity(_) => TradeEffect::Projected(PostTrade {
-                equity: self.capital,
-                cash: self.capital,
-                gross_exposure: U256::ZERO,
+                equity: val.equity,
+                cash: val.cash.saturating_add(notional),
+                gross_exposure: val.gross_exposure.saturating_sub(notional),
                 increased: None,
             }),
         };
+        let exposures: Vec<AssetExposure<'_>> = val
+            .exposures
+            .iter()
+            .map(|(k, e)| AssetExposure {
+                asset: k,
+                value: *e,
+            })
+            .collect();
         let account = AccountRisk {
-            equity: self.capital,
-            peak_equity: self.capital,
-            day_start_equity: self.capital,
-            cash: self.capital,
-            gross_exposure: U256::ZERO,
-            exposures: &[],
+            equity: val.equity,
+            peak_equity: peak,
+            day_start_equity: day_start,
+            cash: val.cash,
+            gross_exposure: val.gross_exposure,
+            exposures: &exposures,
         };
         let trade = TradeRisk {
             notional,
@@ -221,7 +422,9 @@ impl RiskBook {
             account: &account,
             trade: &trade,
         };
-        evaluate(&self.cfg, &mut self.oracle, &input).map(|c| c.mode)
+        let mode = evaluate(&self.cfg, &mut self.oracle, &input).map(|c| c.mode)?;
+        stratbox_risk::gas::check(&self.cfg.gas, self.gas_price_wei)?;
+        Ok(mode)
     }
 }
 

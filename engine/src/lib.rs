@@ -7,6 +7,7 @@
 //! ends at SIMULATED and its virtual fill is booked in the double-entry [`ledger`] in the
 //! same database transaction.
 
+pub mod books;
 pub mod chain;
 pub mod engine;
 pub mod fsm;

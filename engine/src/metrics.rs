@@ -4,6 +4,8 @@
 //! dashboard's "rejections by reason" never has a hole that looks like a missing gate.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +18,58 @@ use stratbox_risk::ReasonCode;
 use crate::fsm::TaskState;
 
 type Label = [(&'static str, &'static str); 1];
+
+/// Running totals of where submits spend their time, for `stratbox bench engine`'s
+/// profile (the histograms above answer "how long", these answer "where", summed).
+#[derive(Debug, Default)]
+pub struct StageTotals {
+    pub batches: AtomicU64,
+    pub gates_ns: AtomicU64,
+    /// Wall time of a batch's simulation step (waiting for a core included).
+    pub sim_wall_ns: AtomicU64,
+    /// CPU time of simulation parts, summed over parts running at once.
+    pub sim_cpu_ns: AtomicU64,
+    pub simulations: AtomicU64,
+    /// Wall time of a batch's storage transaction(s).
+    pub store_ns: AtomicU64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl StageTotals {
+    pub fn add_gates(&self, d: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.gates_ns.fetch_add(nanos(d), Ordering::Relaxed);
+    }
+
+    pub fn add_sim_wall(&self, d: Duration) {
+        self.sim_wall_ns.fetch_add(nanos(d), Ordering::Relaxed);
+    }
+
+    pub fn add_sim_cpu(&self, d: Duration, n: usize) {
+        self.sim_cpu_ns.fetch_add(nanos(d), Ordering::Relaxed);
+        self.simulations
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub fn add_store(&self, d: Duration) {
+        self.store_ns.fetch_add(nanos(d), Ordering::Relaxed);
+    }
+
+    /// (batches, gates, sim wall, sim cpu, simulations, store) so far.
+    pub fn snapshot(&self) -> [u64; 6] {
+        [
+            self.batches.load(Ordering::Relaxed),
+            self.gates_ns.load(Ordering::Relaxed),
+            self.sim_wall_ns.load(Ordering::Relaxed),
+            self.sim_cpu_ns.load(Ordering::Relaxed),
+            self.simulations.load(Ordering::Relaxed),
+            self.store_ns.load(Ordering::Relaxed),
+        ]
+    }
+}
 
 pub struct EngineMetrics {
     registry: Registry,
@@ -30,6 +84,7 @@ pub struct EngineMetrics {
     pub store_seconds: Histogram,
     pub kill_switch: Gauge,
     pub watermark: Gauge,
+    pub stages: StageTotals,
 }
 
 impl EngineMetrics {
@@ -105,6 +160,7 @@ impl EngineMetrics {
             store_seconds,
             kill_switch,
             watermark,
+            stages: StageTotals::default(),
         })
     }
 

@@ -38,13 +38,43 @@ pub async fn serve_grpc(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(stratbox_proto::FILE_DESCRIPTOR_SET)
+    serve_grpc_with(
+        engine,
+        tonic::service::Routes::default(),
+        listener,
+        shutdown,
+    )
+    .await
+}
+
+/// Like [`serve_grpc`], with more services on the same port (the strategy registry:
+/// `stratbox_registry::routes(registry)`); reflection lists them too, since the descriptor
+/// set holds every stratbox proto. A streaming service in `extra` must end its streams
+/// when `shutdown` resolves, or the server waits for them.
+pub async fn serve_grpc_with(
+    engine: Engine,
+    extra: tonic::service::Routes,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    // Both reflection versions: grpc.reflection.v1 for current clients, v1alpha for the
+    // many deployed ones (grpcurl 1.8, Postman) that only speak it.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(stratbox_proto::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = reflection()
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    tonic::transport::Server::builder()
+    let v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let routes = extra
         .add_service(TradingEngineServer::new(EngineService::new(engine)))
-        .add_service(reflection)
+        .add_service(v1)
+        .add_service(v1alpha);
+    tonic::transport::Server::builder()
+        .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

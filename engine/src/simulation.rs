@@ -47,7 +47,13 @@ pub enum SimError {
 }
 
 /// The chain the engine simulates against.
-pub trait Simulator: Send + 'static {
+///
+/// Simulation reads the state and never changes it, so it takes `&self`: the engine holds
+/// the chain behind a read-write lock and runs many simulations at once on the blocking
+/// pool, each on its own throw-away overlay of the shared state. Only what changes the
+/// state (funding a new shadow account, the market moving, a new block) takes the write
+/// lock.
+pub trait Simulator: Send + Sync + 'static {
     fn chain_id(&self) -> u64;
     fn block_number(&self) -> u64;
     /// The pools this chain trades.
@@ -55,12 +61,27 @@ pub trait Simulator: Send + 'static {
     fn pool(&self, pool: &Address) -> Option<PoolInfo>;
     /// Lets the owner of a concrete chain reach it (`Engine::with_chain`).
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
-    /// Runs one proposal's transaction(s) against the current state without committing,
-    /// and returns the outcome that decides the trade.
+    /// Whether `from` can be simulated from as it is (a shadow account is funded on first
+    /// use, which changes the state and so needs [`Simulator::prepare`]).
+    fn is_prepared(&self, from: &Address) -> bool;
+    /// Makes `from` ready to simulate from; idempotent.
+    fn prepare(&mut self, from: Address) -> Result<(), SimError>;
+    /// Runs one proposal's transaction(s) from a prepared account against the current state
+    /// on a private overlay (nothing is committed), and returns the outcome that decides
+    /// the trade. An unprepared account is an error, never a silent partial simulation.
     ///
     /// A shadow book holds no real position, so removing liquidity is simulated as adding
     /// the same liquidity and then removing it; the removal's outcome is returned.
-    fn simulate(&mut self, from: Address, action: &TradeAction) -> Result<SimOutcome, SimError>;
+    fn simulate_prepared(
+        &self,
+        from: Address,
+        action: &TradeAction,
+    ) -> Result<SimOutcome, SimError>;
+    /// [`Simulator::prepare`] then [`Simulator::simulate_prepared`].
+    fn simulate(&mut self, from: Address, action: &TradeAction) -> Result<SimOutcome, SimError> {
+        self.prepare(from)?;
+        self.simulate_prepared(from, action)
+    }
 }
 
 /// `a * b` exactly (no U256 product can overflow 512 bits).

@@ -3,19 +3,22 @@
 //!
 //! Each round may move the market (50% price jumps, liquidity drained to near zero and
 //! restored), skew one oracle source, engage the kill switch, let the engine's watermark
-//! run ahead, and then submits a batch of hostile proposals: dust and 2^256-1 amounts,
+//! run ahead, spike the gas price (to just over the cap, far over it, or 2^256-1), and then
+//! submits a batch of hostile proposals: dust and 2^256-1 amounts,
 //! greedy or nonsense expectations, any bps, misaligned ticks, malformed strings. After
 //! every round it checks, independently of the engine's own code:
 //! - every task that reached SIMULATED meets its limits: slippage within the configured
 //!   maximum, the simulated amounts within the proposal's bounds (exact integer
-//!   comparison), a fresh watermark, agreeing oracles, kill switch off, a size within the
-//!   L1 policy, and not a malformed proposal;
+//!   comparison), a fresh watermark, agreeing oracles, kill switch off, a gas price within
+//!   the cap, a size within the L1 policy of the book's equity, and not a malformed
+//!   proposal;
 //! - nothing panicked (the submit returned normally), every proposal got a result;
 //! - the ledger balances per posting and per asset.
 //!
-//! "Gas price spikes" have no input to reach here: proposals carry no gas price and the
-//! shadow simulation runs at gas price zero. What gas can do to a trade, a revert (out of
-//! gas included), is covered by `sim_reverted` outcomes, which never reach SIMULATED.
+//! The gas price is the engine's (`Engine::set_gas_price`, what a chain follower reports),
+//! not the proposal's: a spike refuses every trade with `gas_price`. What gas can do inside
+//! a trade, a revert (out of gas included), is covered by `sim_reverted` outcomes, which
+//! never reach SIMULATED.
 
 mod common;
 
@@ -39,6 +42,9 @@ struct Round {
     kill: bool,
     oracle_skew_bps: i64,
     sqrt_price_before: U256,
+    gas_price_wei: U256,
+    /// The fuzz book's equity before the batch (what the per-level size is a share of).
+    equity_before: U256,
 }
 
 fn u(v: u128) -> U256 {
@@ -233,6 +239,13 @@ fn recheck(task: &v1::Task, r: &Round, cfg: &RiskConfig) -> Result<(), String> {
     if r.kill {
         return Err("simulated while the kill switch was engaged".into());
     }
+    let gas_cap = U256::from(cfg.gas.max_gas_price_gwei) * U256::from(1_000_000_000u64);
+    if r.gas_price_wei > gas_cap {
+        return Err(format!(
+            "simulated at gas price {} wei, over the cap",
+            r.gas_price_wei
+        ));
+    }
     let mean_skew = r.oracle_skew_bps.abs();
     // Two sources at the price, one skewed: the median is the price, so a skew beyond the
     // allowed deviation must stop everything.
@@ -265,9 +278,8 @@ fn recheck(task: &v1::Task, r: &Round, cfg: &RiskConfig) -> Result<(), String> {
     let down = wide(u(u128::from(10_000 - bps.min(10_000))));
     let upb = wide(u(u128::from(10_000 + bps)));
     let t = wide(u(10_000));
-    let capital = U256::from(10u64).pow(U256::from(24u64));
-    let l1_cap =
-        capital * u(u128::from(cfg.permission.levels.l1.max_trade_bps_of_equity)) / u(10_000);
+    let l1_cap = r.equity_before * u(u128::from(cfg.permission.levels.l1.max_trade_bps_of_equity))
+        / u(10_000);
     match p.action.as_ref().ok_or("no action simulated")? {
         v1::proposal::Action::Swap(s) => {
             let amount_in = parse(&s.amount_in).ok_or("malformed amount_in")?;
@@ -353,6 +365,15 @@ async fn fuzz(db: &Db, seed: u64) {
             0
         };
         feed_oracles(&engine, skew);
+        let gwei = |g: u64| U256::from(g) * U256::from(1_000_000_000u64);
+        let gas_price_wei = match rng.random_range(0..12) {
+            0 => gwei(cfg.gas.max_gas_price_gwei) + U256::from(1u8),
+            1 => gwei(rng.random_range(cfg.gas.max_gas_price_gwei..1_000_000)),
+            2 => U256::MAX,
+            3 => gwei(cfg.gas.max_gas_price_gwei),
+            _ => gwei(rng.random_range(0..100)),
+        };
+        engine.set_gas_price(gas_price_wei);
         let kill = rng.random_ratio(1, 12);
         if kill {
             engine.set_kill_switch("", "fuzz", "fuzz").await.unwrap();
@@ -361,6 +382,11 @@ async fn fuzz(db: &Db, seed: u64) {
         let sqrt_price_before = engine
             .with_chain(|c| c.pool(&the_pool).map(|i| i.sqrt_price_x96))
             .unwrap_or_default();
+        let capital = U256::from(10u64).pow(U256::from(24u64));
+        let equity_before = engine
+            .book("fuzz", "fuzz-acct")
+            .map(|(v, _, _)| v.equity)
+            .unwrap_or(capital);
         let n = rng.random_range(1..=4);
         let batch: Vec<_> = (0..n)
             .map(|i| build(&engine, &mut rng, round, i, wm))
@@ -379,6 +405,8 @@ async fn fuzz(db: &Db, seed: u64) {
             kill,
             oracle_skew_bps: skew,
             sqrt_price_before,
+            gas_price_wei,
+            equity_before,
         };
         for res in &results {
             assert!(
@@ -419,7 +447,9 @@ async fn fuzz(db: &Db, seed: u64) {
         "the fuzz never produced a passing trade: it tests nothing past the gates"
     );
     assert!(
-        rejected.contains_key("bad_input") && rejected.contains_key("sim_min_out"),
+        rejected.contains_key("bad_input")
+            && rejected.contains_key("sim_min_out")
+            && rejected.contains_key("gas_price"),
         "{rejected:?}"
     );
     engine.store().close().await;

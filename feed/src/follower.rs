@@ -55,6 +55,20 @@ impl FeedConfig {
     }
 }
 
+/// Told where the chain is before the feed publishes anything of a block, so whatever must
+/// be in step with the events (the engine's simulation fork and the watermark its Sync
+/// Sentinel checks) is there before a consumer can act on them. Without it a host could
+/// propose on block N while the engine still believes the chain is at N-1, and the engine
+/// would refuse the proposal as ahead of its watermark.
+pub trait BlockObserver: Send + Sync {
+    /// The feed is about to publish `block`'s events, or has just rewound to `block` (the
+    /// common ancestor of a reorg). Called once per block the feed takes as canonical.
+    fn head<'a>(
+        &'a self,
+        block: &'a BlockHeader,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+}
+
 /// What one poll did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PollReport {
@@ -74,6 +88,7 @@ pub struct Feed<B: Bus + ?Sized> {
     checkpoint: Box<dyn Checkpoint>,
     chain: CanonicalChain,
     watermark: watch::Sender<u64>,
+    observer: Option<Arc<dyn BlockObserver>>,
 }
 
 fn rpc(op: &'static str) -> impl FnOnce(alloy::transports::TransportError) -> FeedError {
@@ -125,7 +140,14 @@ impl<B: Bus + ?Sized> Feed<B> {
             checkpoint,
             chain,
             watermark,
+            observer: None,
         })
+    }
+
+    /// Calls `observer` before each block is published and after each rewind.
+    pub fn with_observer(mut self, observer: Arc<dyn BlockObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn chain_id(&self) -> u64 {
@@ -259,9 +281,14 @@ impl<B: Bus + ?Sized> Feed<B> {
             .map(|t| t.trace_id.as_str())
             .unwrap_or_default();
         let span = tracing::debug_span!("publish", trace_id, event_id = %event.event_id);
-        publish_event(self.bus.as_ref(), &self.config.stream, event)
-            .instrument(span)
-            .await?;
+        async {
+            publish_event(self.bus.as_ref(), &self.config.stream, event).await?;
+            // The first line of this event's trace: host and engine lines carry the same id.
+            tracing::debug!(block = event.last_sync_block, "chain event published");
+            Ok::<(), FeedError>(())
+        }
+        .instrument(span)
+        .await?;
         Ok(())
     }
 
@@ -284,6 +311,9 @@ impl<B: Bus + ?Sized> Feed<B> {
         logs.retain(|l| !l.removed);
         logs.sort_by_key(|l| l.log_index);
         let events = events_from_logs(self.chain_id, block, &logs);
+        if let Some(observer) = &self.observer {
+            observer.head(block).await;
+        }
         for e in &events {
             self.publish(e).await?;
         }
@@ -349,6 +379,9 @@ impl<B: Bus + ?Sized> Feed<B> {
                 new_head: node_head,
             })),
         };
+        if let Some(observer) = &self.observer {
+            observer.head(&ancestor).await;
+        }
         self.publish(&event).await?;
         self.chain.truncate_after(ancestor.number);
         self.checkpoint.save(self.chain_id, &self.chain)?;

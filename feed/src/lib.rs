@@ -15,7 +15,7 @@ mod normalise;
 pub use canon::CanonicalChain;
 pub use checkpoint::{Checkpoint, FileCheckpoint, MemoryCheckpoint, SavedChain};
 pub use error::FeedError;
-pub use follower::{Feed, FeedConfig, PollReport, StartBlock};
+pub use follower::{BlockObserver, Feed, FeedConfig, PollReport, StartBlock};
 pub use normalise::{
     BlockHeader, BlockLog, Burn, Mint, POOL_EVENT_TOPICS, Swap, event_id, events_from_logs,
     new_block_event, new_trace_id, pool_event,

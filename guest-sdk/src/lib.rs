@@ -3,7 +3,8 @@
 //! What a stratbox strategy author depends on: the bindings of the `strategy` WIT world,
 //! [`Amount`] (a 256-bit integer with a strict base-10 wire form), exact Uniswap V3
 //! [`math`], the [`Strategy`] trait and the [`export_strategy!`] macro that makes a
-//! component of it.
+//! component of it; [`Stateful`] and [`export_stateful_strategy!`] for a strategy whose
+//! state travels to its next version during a hot swap.
 //!
 //! ## A minimal strategy
 //!
@@ -63,11 +64,11 @@ pub mod types;
 pub use amount::{Amount, AmountError, AmountParseError, U256};
 pub use math::MathError;
 pub use proposal::{ProposalBuilder, ProposalError};
-pub use strategy::Strategy;
+pub use strategy::{Stateful, Strategy};
 
 /// What the macros expand to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::strategy::{init, on_event};
+    pub use crate::strategy::{init, on_event, restore, save};
     pub use wit_bindgen;
 }

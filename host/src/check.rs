@@ -5,8 +5,9 @@
 //! validation, then the component's WIT compared structurally with `wit/strategy.wit`.
 //! Every refusal is one line an author can act on.
 //!
-//! "Of the stratbox world" means: exports exactly `init` and `on-event` with the types of
-//! `stratbox:strategy@0.1.x`, and imports nothing but `stratbox:strategy/{host,types}@0.1.x`
+//! "Of the stratbox world" means: exports `init` and `on-event` with the types of
+//! `stratbox:strategy@0.1.x`, optionally `save` and `restore` together (world 0.1.1, the
+//! hand-over of state in a hot swap) and nothing else, and imports nothing but `stratbox:strategy/{host,types}@0.1.x`
 //! (each imported function with its stratbox type) and WASI 0.2 interfaces, which the host
 //! links but grants nothing through.
 
@@ -21,6 +22,14 @@ pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 32 << 20;
 
 /// The stratbox WIT package every strategy is checked against.
 const STRATEGY_WIT: &str = include_str!("../../wit/strategy.wit");
+/// 0.1.1: the 0.1.0 world plus the optional `save` and `restore`; the reference the
+/// exports are compared with.
+const STRATEGY_WIT_0_1_1: &str = include_str!("../../wit/v0.1.1/strategy.wit");
+
+/// Exports every strategy has; the others of the reference world are optional.
+const REQUIRED_EXPORTS: [&str; 2] = ["init", "on-event"];
+/// Exports that come as a pair or not at all.
+const STATE_EXPORTS: [&str; 2] = ["save", "restore"];
 
 /// What `stratbox strategy check` prints for a component it accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,8 +164,11 @@ struct Reference {
 
 static REFERENCE: LazyLock<Result<Reference, String>> = LazyLock::new(|| {
     let mut resolve = Resolve::default();
-    let pkg = resolve
+    resolve
         .push_str("strategy.wit", STRATEGY_WIT)
+        .map_err(|e| format!("{e:#}"))?;
+    let pkg = resolve
+        .push_str("v0.1.1/strategy.wit", STRATEGY_WIT_0_1_1)
         .map_err(|e| format!("{e:#}"))?;
     let world = resolve
         .select_world(&[pkg], Some("strategy"))
@@ -228,14 +240,31 @@ fn compare_world(
         )?;
         exports.push(name);
     }
-    for (key, _) in &ref_world.exports {
-        let name = reference.resolve.name_world_key(key);
-        if !exports.contains(&name) {
+    for name in REQUIRED_EXPORTS {
+        if !exports.iter().any(|e| e == name) {
             return Err(CheckError::WrongWorld(format!(
                 "does not export `{name}` (a strategy exports `init` and `on-event`)"
             )));
         }
     }
+    let state_exports = STATE_EXPORTS
+        .iter()
+        .filter(|name| exports.iter().any(|e| e.as_str() == **name))
+        .count();
+    if state_exports == 1 {
+        return Err(CheckError::WrongWorld(
+            "exports only one of `save` and `restore`; a stateful strategy exports both".into(),
+        ));
+    }
+    let stateful = state_exports == 2;
+    // Reported in the world's order, whatever order the component lists them in.
+    let rank = |name: &String| {
+        REQUIRED_EXPORTS
+            .iter()
+            .chain(STATE_EXPORTS.iter())
+            .position(|n| n == name)
+    };
+    exports.sort_by_key(rank);
 
     // Imports: stratbox host/types with matching functions, and WASI 0.2.
     let mut imports = Vec::new();
@@ -292,17 +321,23 @@ fn compare_world(
         imports.push(name);
     }
 
-    let version = stratbox_version
-        .map(|v| v.to_string())
-        .or_else(|| {
-            let pkg = ref_world.package?;
-            reference.resolve.packages[pkg]
-                .name
-                .version
-                .as_ref()
-                .map(|v| v.to_string())
-        })
-        .unwrap_or_else(|| "0.1.0".to_string());
+    // The 0.1.1 world adds exports only; its imports are still the 0.1.0 interfaces, so
+    // the exports say which world a component targets.
+    let version = (if stateful {
+        Some("0.1.1".to_string())
+    } else {
+        None
+    })
+    .or_else(|| stratbox_version.map(|v| v.to_string()))
+    .or_else(|| {
+        let pkg = ref_world.package?;
+        reference.resolve.packages[pkg]
+            .name
+            .version
+            .as_ref()
+            .map(|v| v.to_string())
+    })
+    .unwrap_or_else(|| "0.1.0".to_string());
     Ok((
         format!("stratbox:strategy/strategy@{version}"),
         imports,
@@ -437,7 +472,8 @@ mod tests {
     fn reference_world_parses() {
         let r = reference().expect("strategy.wit parses");
         let world = &r.resolve.worlds[r.world];
-        assert_eq!(world.exports.len(), 2);
+        // init, on-event (from 0.1.0), save, restore.
+        assert_eq!(world.exports.len(), 4);
     }
 
     #[test]

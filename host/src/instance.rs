@@ -23,6 +23,8 @@ use wasmtime::component::{Func, TypedFunc};
 use wasmtime::{Store, Trap};
 
 type InitFn<'a> = TypedFunc<(&'a str,), (Result<(), ErrorString>,)>;
+type SaveFn = TypedFunc<(), (Vec<u8>,)>;
+type RestoreFn<'a> = TypedFunc<(&'a [u8],), (Result<(), ErrorString>,)>;
 type OnEventFn<'a> =
     TypedFunc<(&'a Event, &'a Snapshot), (Result<BoundedList<RawProposal>, ErrorString>,)>;
 
@@ -92,10 +94,17 @@ pub struct InstanceStats {
     pub errors: BTreeMap<&'static str, u64>,
 }
 
+/// Largest state a strategy may hand over in a hot swap. The guest's own memory limit
+/// bounds what it can return at all; this keeps a state that is mostly garbage from
+/// being copied into a second instance.
+pub const MAX_STATE_BYTES: usize = 16 << 20;
+
 /// A live store and the handles into it.
 struct Live {
     store: Store<StoreState>,
     on_event: Func,
+    /// `save` and `restore`, when the component exports them.
+    state: Option<(Func, Func)>,
     // Dropped after the store, releasing the host's slot count once wasmtime's is free.
     _slot: Slot,
 }
@@ -177,6 +186,14 @@ pub(crate) fn typecheck_exports(runtime: &RuntimeInner, compiled: &Compiled) -> 
             &compiled.on_event,
         )
         .map_err(|e| format!("`on-event`: {e}"))?;
+    if let Some(state) = &compiled.state {
+        instance
+            .get_typed_func::<(), (Vec<u8>,)>(&mut store, &state.save)
+            .map_err(|e| format!("`save`: {e}"))?;
+        instance
+            .get_typed_func::<(&[u8],), (Result<(), ErrorString>,)>(&mut store, &state.restore)
+            .map_err(|e| format!("`restore`: {e}"))?;
+    }
     Ok(())
 }
 
@@ -254,6 +271,19 @@ impl Live {
             let e = wasmtime::format_err!("exports missing after instantiation");
             return Err(fail(store, e));
         };
+        let state = match &component.compiled.state {
+            None => None,
+            Some(exports) => match (
+                instance.get_func(&mut store, exports.save),
+                instance.get_func(&mut store, exports.restore),
+            ) {
+                (Some(save), Some(restore)) => Some((save, restore)),
+                _ => {
+                    let e = wasmtime::format_err!("`save`/`restore` missing after instantiation");
+                    return Err(fail(store, e));
+                }
+            },
+        };
         // SAFETY: the export types were checked against exactly these Rust types when the
         // component was loaded (`typecheck_exports`), and every instance of a component
         // has the same export types.
@@ -276,6 +306,7 @@ impl Live {
                     Live {
                         store,
                         on_event,
+                        state,
                         _slot: slot,
                     },
                     fuel_used,
@@ -286,6 +317,96 @@ impl Live {
                 Err((CallError::Init(message.0), store.into_data().into_history()))
             }
             Err(e) => Err(fail(store, e)),
+        }
+    }
+
+    /// Gives a state call the per-call fuel and deadline, like an event.
+    fn arm(&mut self, runtime: &RuntimeInner, limits: &StrategyLimits) -> Result<(), CallError> {
+        self.store.data_mut().limiter.denied = None;
+        if runtime.config.fuel {
+            self.store
+                .set_fuel(limits.fuel_per_call)
+                .map_err(|e| CallError::Config(e.to_string()))?;
+        }
+        self.store
+            .set_epoch_deadline(epoch_ticks(runtime, limits.deadline_ms));
+        Ok(())
+    }
+
+    fn failed(&mut self, err: wasmtime::Error, limits: &StrategyLimits) -> CallError {
+        let denied = self.store.data_mut().limiter.denied.take();
+        let stderr = {
+            let mut sink = self.store.data().host.sink.lock();
+            let s = sink.take_last_stderr();
+            sink.end_call();
+            s
+        };
+        classify(
+            err,
+            denied,
+            limits.fuel_per_call,
+            limits.deadline_ms,
+            stderr,
+        )
+    }
+
+    /// `Ok(None)`: the component does not export `save`.
+    fn save(
+        &mut self,
+        runtime: &RuntimeInner,
+        limits: &StrategyLimits,
+    ) -> Result<Option<Vec<u8>>, CallError> {
+        let Some((save, _)) = self.state else {
+            return Ok(None);
+        };
+        self.arm(runtime, limits)?;
+        // SAFETY: the type was checked against exactly this one at load time.
+        let save: SaveFn = unsafe { TypedFunc::new_unchecked(save) };
+        match save.call(&mut self.store, ()) {
+            Ok((bytes,)) => {
+                self.store.data().host.sink.lock().end_call();
+                if bytes.len() > MAX_STATE_BYTES {
+                    return Err(CallError::BadOutput(format!(
+                        "saved state is {} bytes, over the limit of {MAX_STATE_BYTES}",
+                        bytes.len()
+                    )));
+                }
+                Ok(Some(bytes))
+            }
+            Err(e) => Err(self.failed(e, limits)),
+        }
+    }
+
+    /// `Ok(false)`: the component does not export `restore`.
+    fn restore(
+        &mut self,
+        runtime: &RuntimeInner,
+        limits: &StrategyLimits,
+        state: &[u8],
+    ) -> Result<bool, CallError> {
+        let Some((_, restore)) = self.state else {
+            return Ok(false);
+        };
+        self.arm(runtime, limits)?;
+        // SAFETY: the type was checked against exactly this one at load time.
+        let restore: RestoreFn<'_> = unsafe { TypedFunc::new_unchecked(restore) };
+        let result = {
+            let _bounds = lift_bounds(limits).install();
+            restore.call(&mut self.store, (state,))
+        };
+        match result {
+            Ok((Ok(()),)) => {
+                self.store.data().host.sink.lock().end_call();
+                Ok(true)
+            }
+            Ok((Err(message),)) => {
+                self.store.data().host.sink.lock().end_call();
+                Err(CallError::Strategy(format!(
+                    "restore refused the state: {}",
+                    message.0
+                )))
+            }
+            Err(e) => Err(self.failed(e, limits)),
         }
     }
 
@@ -431,6 +552,48 @@ impl StrategyInstance {
     pub fn start_at(&mut self, now: Instant) -> Result<(), CallError> {
         self.check_quarantine(now)?;
         self.ensure_live(now)
+    }
+
+    /// Exports `save` and `restore`.
+    pub fn is_stateful(&self) -> bool {
+        self.component.is_stateful()
+    }
+
+    /// The live instance's state, for the version that replaces it. `Ok(None)` when the
+    /// component is not stateful or no instance is live (a quarantined or never-started
+    /// instance has no state worth handing over). A failed `save` discards the instance
+    /// like a failed call.
+    pub fn save(&mut self) -> Result<Option<Vec<u8>>, CallError> {
+        let Some(live) = self.live.as_mut() else {
+            return Ok(None);
+        };
+        let result = live.save(&self.component.runtime, &self.spec.limits);
+        if let Err(e) = &result
+            && e.discards_instance()
+        {
+            self.kill();
+        }
+        result
+    }
+
+    /// Hands `state` (from an earlier version's [`Self::save`]) to the live instance, which
+    /// must have been started. `Ok(false)` when the component does not export `restore`.
+    /// A refusal (`CallError::Strategy`) leaves the instance as `init` made it; a trap
+    /// discards it, so its next call rebuilds it from `init` alone.
+    pub fn restore(&mut self, state: &[u8]) -> Result<bool, CallError> {
+        self.ensure_live(Instant::now())?;
+        let Some(live) = self.live.as_mut() else {
+            return Err(CallError::Config(
+                "no live instance after a successful build".into(),
+            ));
+        };
+        let result = live.restore(&self.component.runtime, &self.spec.limits, state);
+        if let Err(e) = &result
+            && e.discards_instance()
+        {
+            self.kill();
+        }
+        result
     }
 
     /// Throws the live store away (an operator's kill, or a benchmark's). Not a failure:

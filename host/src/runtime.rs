@@ -293,6 +293,16 @@ pub(crate) struct Compiled {
     pub(crate) report: CheckReport,
     pub(crate) init: ComponentExportIndex,
     pub(crate) on_event: ComponentExportIndex,
+    /// `save` and `restore` (world 0.1.1), present together or not at all: looked up
+    /// here rather than demanded by the bindings, so 0.1.0 components load unchanged.
+    pub(crate) state: Option<StateExports>,
+}
+
+/// The optional exports through which a strategy hands its state to its next version.
+#[derive(Clone, Copy)]
+pub(crate) struct StateExports {
+    pub(crate) save: ComponentExportIndex,
+    pub(crate) restore: ComponentExportIndex,
 }
 
 impl Compiled {
@@ -311,11 +321,25 @@ impl Compiled {
         let on_event = component
             .get_export_index(None, "on-event")
             .ok_or_else(|| LoadError::Compile("no export `on-event`".into()))?;
+        let state = match (
+            component.get_export_index(None, "save"),
+            component.get_export_index(None, "restore"),
+        ) {
+            (Some(save), Some(restore)) => Some(StateExports { save, restore }),
+            (None, None) => None,
+            _ => {
+                return Err(LoadError::Compile(
+                    "exports only one of `save` and `restore`; a stateful strategy exports both"
+                        .into(),
+                ));
+            }
+        };
         let compiled = Self {
             pre,
             report,
             init,
             on_event,
+            state,
         };
         // Type-check the exports once, against a real instance: every later instance of
         // this component has the same types, so calls can skip the check.
@@ -340,6 +364,12 @@ impl LoadedComponent {
 
     pub fn sha256(&self) -> &str {
         &self.compiled.report.sha256
+    }
+
+    /// Exports `save` and `restore` (world `stratbox:strategy/strategy@0.1.1`), so its state
+    /// can be handed to the version that replaces it.
+    pub fn is_stateful(&self) -> bool {
+        self.compiled.state.is_some()
     }
 }
 

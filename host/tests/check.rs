@@ -19,17 +19,22 @@ fn refusal(bytes: &[u8], max: usize) -> CheckError {
 
 #[test]
 fn strategies_are_accepted_with_their_world_imports_and_digest() {
-    for name in ["clamm-maker", "momentum", "hostile"] {
+    for name in ["clamm-maker", "momentum", "tally", "hostile"] {
         let bytes = catalog(name);
         let report = check_component(&bytes, DEFAULT_MAX_COMPONENT_BYTES).expect(name);
-        assert!(
-            report.world.starts_with("stratbox:strategy/strategy@0.1."),
-            "{report:?}"
-        );
-        assert_eq!(
-            report.exports,
-            vec!["init".to_string(), "on-event".to_string()]
-        );
+        // momentum and tally hand their state over in a hot swap (world 0.1.1); the others
+        // are of the original world, which the host still accepts.
+        let stateful = matches!(name, "momentum" | "tally");
+        let (world, exports): (&str, &[&str]) = if stateful {
+            (
+                "stratbox:strategy/strategy@0.1.1",
+                &["init", "on-event", "save", "restore"],
+            )
+        } else {
+            ("stratbox:strategy/strategy@0.1.0", &["init", "on-event"])
+        };
+        assert_eq!(report.world, world, "{report:?}");
+        assert_eq!(report.exports, exports);
         assert!(
             report.imports.iter().any(|i| i.starts_with("wasi:")),
             "{report:?}"

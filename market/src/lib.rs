@@ -1,7 +1,15 @@
-//! The embedded market `stratbox up` runs: a random walk of real swaps on the in-process
-//! revm chain (real Uniswap V3 bytecode), published on the bus as the chain adapter would
-//! publish a live chain's, with three oracle prices per market and the engine's watermark
-//! advanced block by block.
+//! The market `stratbox up` runs: a random walk of real swaps on the real Uniswap V3
+//! bytecode, with three oracle prices per market and the engine's watermark advanced block
+//! by block.
+//!
+//! - [`Walk`]: on the in-process revm chain, published on the bus as the chain adapter
+//!   would publish a live chain's.
+//! - [`anvil::AnvilMarket`]: real swap transactions on an Anvil node; the chain adapter
+//!   (stratbox-feed) follows the node and publishes the events.
+//! - [`follow::ForkFollower`]: keeps an engine's fork and watermark at the feed's block.
+
+pub mod anvil;
+pub mod follow;
 
 use std::sync::Arc;
 
@@ -64,14 +72,7 @@ impl Walk {
         self.swaps += 1;
         let block = executed.block_number;
         for (token0, token1, sqrt) in prices {
-            let spot = spot_price_e18(sqrt);
-            for (source, tenth_bps) in SOURCES {
-                engine.update_oracle(
-                    &market_key(&token0.into_array(), &token1.into_array()),
-                    source,
-                    nudge(spot, tenth_bps),
-                );
-            }
+            quote(engine, &token0.into_array(), &token1.into_array(), sqrt);
         }
         let events = chain_events(chain_id, &executed);
         for event in &events {
@@ -79,6 +80,29 @@ impl Walk {
         }
         engine.set_watermark(block);
         Ok(events.len())
+    }
+}
+
+/// Reports a pool's spot price as the three oracle sources (slightly apart, agreeing).
+fn quote(engine: &Engine, token0: &[u8; 20], token1: &[u8; 20], sqrt_price_x96: U256) {
+    let spot = spot_price_e18(sqrt_price_x96);
+    for (source, tenth_bps) in SOURCES {
+        engine.update_oracle(&market_key(token0, token1), source, nudge(spot, tenth_bps));
+    }
+}
+
+/// Quotes every pool of the engine's chain from its own state. For demos and tests, which
+/// have no independent price feed: it makes the triple-oracle check agree with the pool.
+pub fn quote_pools(engine: &Engine) {
+    let pools: Vec<([u8; 20], [u8; 20], U256)> = engine.with_chain(|c| {
+        c.pools()
+            .iter()
+            .filter_map(|p| c.pool(p))
+            .map(|i| (i.token0, i.token1, i.sqrt_price_x96))
+            .collect()
+    });
+    for (token0, token1, sqrt) in pools {
+        quote(engine, &token0, &token1, sqrt);
     }
 }
 

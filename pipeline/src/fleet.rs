@@ -6,7 +6,11 @@
 //! queued between events N and N+1 takes effect for every instance at that boundary: event
 //! N is handled by the old version everywhere, N+1 by the new one everywhere, and a call in
 //! flight always finishes on the instance that started it. New instances are built and
-//! `init`-ed before the swap is queued, so the switch itself only moves pointers.
+//! `init`-ed before the swap is queued, so the switch itself only moves pointers (and,
+//! when both versions export `save`/`restore`, hands each old instance's state to the new
+//! instance of the same id). Commands reach every shard in one order because they are
+//! queued under one lock: two tasks dispatching and swapping at once cannot make shards
+//! disagree about which side of the swap an event is on.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,21 @@ pub trait Runner: Send + 'static {
         snapshot: &Snapshot,
         trace_id: &str,
     ) -> Result<RunOutput, CallError>;
+
+    /// Exports `save`/`restore`: its state can travel to the instance replacing it.
+    fn is_stateful(&self) -> bool {
+        false
+    }
+
+    /// The state to hand over; `Ok(None)` when there is none.
+    fn save(&mut self) -> Result<Option<Vec<u8>>, CallError> {
+        Ok(None)
+    }
+
+    /// Takes over an old instance's state; `Ok(false)` when this runner cannot.
+    fn restore(&mut self, _state: &[u8]) -> Result<bool, CallError> {
+        Ok(false)
+    }
 }
 
 impl Runner for stratbox_host::StrategyInstance {
@@ -43,6 +62,18 @@ impl Runner for stratbox_host::StrategyInstance {
                 fuel_used: out.fuel_used,
             }
         })
+    }
+
+    fn is_stateful(&self) -> bool {
+        stratbox_host::StrategyInstance::is_stateful(self)
+    }
+
+    fn save(&mut self) -> Result<Option<Vec<u8>>, CallError> {
+        stratbox_host::StrategyInstance::save(self)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<bool, CallError> {
+        stratbox_host::StrategyInstance::restore(self, state)
     }
 }
 
@@ -85,8 +116,41 @@ enum Command {
     Replace {
         strategy: String,
         members: Vec<Member>,
-        reply: oneshot::Sender<Duration>,
+        reply: oneshot::Sender<ShardSwitch>,
     },
+    /// Add `members` beside the instances this shard already runs.
+    Add {
+        members: Vec<Member>,
+        reply: oneshot::Sender<ShardSwitch>,
+    },
+    /// Drop the instances of `strategy` with these ids.
+    Remove {
+        strategy: String,
+        ids: Vec<String>,
+        reply: oneshot::Sender<ShardSwitch>,
+    },
+}
+
+/// What one shard did at a switch.
+#[derive(Debug, Default)]
+struct ShardSwitch {
+    pause: Duration,
+    handed_over: usize,
+    hand_over_failures: Vec<String>,
+}
+
+/// What a swap or scale did, over all shards.
+#[derive(Debug, Clone, Default)]
+pub struct Switch {
+    /// The longest time any shard held its events back for the switch: what an event
+    /// arriving at that moment waited. Measured in the shard's loop, around the switch.
+    pub max_pause: Duration,
+    /// Per shard, in shard order.
+    pub pauses: Vec<Duration>,
+    /// New instances that took over an old instance's state.
+    pub handed_over: usize,
+    /// Why some state did not travel (the new instances still run, from `init`'s state).
+    pub hand_over_failures: Vec<String>,
 }
 
 /// Counters the live table and the metrics endpoint read.
@@ -114,8 +178,12 @@ pub struct Fleet {
     workers: Vec<std::thread::JoinHandle<()>>,
     market: Arc<RwLock<Market>>,
     stats: Arc<FleetStats>,
-    /// Instances per strategy, for `replace` to spread new ones evenly.
-    sizes: Mutex<BTreeMap<String, usize>>,
+    /// Which shard runs each instance: strategy -> instance id -> shard. Lets a new
+    /// version's instance land where the old one of the same id is (to take its state),
+    /// and spreads added instances evenly.
+    placement: Mutex<BTreeMap<String, BTreeMap<String, usize>>>,
+    /// Held while a command is queued to every shard, so all shards see one order.
+    order: Mutex<()>,
 }
 
 /// Why the fleet could not do what was asked.
@@ -149,7 +217,8 @@ impl Fleet {
             workers: handles,
             market,
             stats,
-            sizes: Mutex::new(BTreeMap::new()),
+            placement: Mutex::new(BTreeMap::new()),
+            order: Mutex::new(()),
         })
     }
 
@@ -163,7 +232,17 @@ impl Fleet {
 
     /// Instances per strategy.
     pub fn sizes(&self) -> BTreeMap<String, usize> {
-        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(strategy, ids)| (strategy.clone(), ids.len()))
+            .collect()
+    }
+
+    /// Worker threads, each a shard of the instances.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
     /// Gives `event` to every instance; answers in a stable order (shard, then position).
@@ -172,16 +251,19 @@ impl Fleet {
         let event = Arc::new(event);
         let trace_id: Arc<str> = Arc::from(trace_id);
         let mut replies = Vec::with_capacity(self.shards.len());
-        for shard in &self.shards {
-            let (reply, rx) = oneshot::channel();
-            shard
-                .send(Command::Event {
-                    event: event.clone(),
-                    trace_id: trace_id.clone(),
-                    reply,
-                })
-                .map_err(|_| FleetError::WorkerGone)?;
-            replies.push(rx);
+        {
+            let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            for shard in &self.shards {
+                let (reply, rx) = oneshot::channel();
+                shard
+                    .send(Command::Event {
+                        event: event.clone(),
+                        trace_id: trace_id.clone(),
+                        reply,
+                    })
+                    .map_err(|_| FleetError::WorkerGone)?;
+                replies.push(rx);
+            }
         }
         let mut answers = Vec::new();
         for rx in replies {
@@ -191,41 +273,147 @@ impl Fleet {
     }
 
     /// Switches `strategy` to `members` (already built and initialised) between two
-    /// events. Returns the longest pause any shard spent switching.
+    /// events. A new member whose instance id an old one had goes to that shard and, when
+    /// both are stateful, takes over the old one's state.
     pub async fn replace(
         &self,
         strategy: &str,
         members: Vec<Member>,
-    ) -> Result<Duration, FleetError> {
-        let count = members.len();
-        let mut parts: Vec<Vec<Member>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
-        for (i, m) in members.into_iter().enumerate() {
-            parts[i % self.shards.len()].push(m);
+    ) -> Result<Switch, FleetError> {
+        let n = self.shards.len();
+        let mut parts: Vec<Vec<Member>> = (0..n).map(|_| Vec::new()).collect();
+        let mut placed = BTreeMap::new();
+        {
+            let placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
+            let old = placement.get(strategy);
+            let mut load = vec![0usize; n];
+            for m in members {
+                let shard = old
+                    .and_then(|o| o.get(&m.identity.instance_id).copied())
+                    .filter(|s| *s < n)
+                    .unwrap_or_else(|| least_loaded(&load));
+                load[shard] += 1;
+                placed.insert(m.identity.instance_id.clone(), shard);
+                parts[shard].push(m);
+            }
         }
-        let mut replies = Vec::new();
-        for (shard, members) in self.shards.iter().zip(parts) {
-            let (reply, rx) = oneshot::channel();
-            shard
-                .send(Command::Replace {
-                    strategy: strategy.to_owned(),
-                    members,
-                    reply,
-                })
-                .map_err(|_| FleetError::WorkerGone)?;
-            replies.push(rx);
-        }
-        let mut pause = Duration::ZERO;
-        for rx in replies {
-            pause = pause.max(rx.await.map_err(|_| FleetError::WorkerGone)?);
-        }
-        let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
-        if count == 0 {
-            sizes.remove(strategy);
+        let switch = self
+            .to_every_shard(parts, |members, reply| Command::Replace {
+                strategy: strategy.to_owned(),
+                members,
+                reply,
+            })
+            .await?;
+        let mut placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
+        if placed.is_empty() {
+            placement.remove(strategy);
         } else {
-            sizes.insert(strategy.to_owned(), count);
+            placement.insert(strategy.to_owned(), placed);
         }
-        Ok(pause)
+        Ok(switch)
     }
+
+    /// Adds instances of their strategies beside the running ones (a scale-up); nothing
+    /// already running is touched.
+    pub async fn add(&self, members: Vec<Member>) -> Result<Switch, FleetError> {
+        let n = self.shards.len();
+        let mut parts: Vec<Vec<Member>> = (0..n).map(|_| Vec::new()).collect();
+        let mut placed: Vec<(String, String, usize)> = Vec::new();
+        {
+            let placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
+            let mut loads: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for m in members {
+                let load = loads.entry(m.identity.strategy.clone()).or_insert_with(|| {
+                    let mut load = vec![0usize; n];
+                    for shard in placement
+                        .get(&m.identity.strategy)
+                        .into_iter()
+                        .flat_map(|ids| ids.values())
+                    {
+                        if let Some(l) = load.get_mut(*shard) {
+                            *l += 1;
+                        }
+                    }
+                    load
+                });
+                let shard = least_loaded(load);
+                load[shard] += 1;
+                placed.push((
+                    m.identity.strategy.clone(),
+                    m.identity.instance_id.clone(),
+                    shard,
+                ));
+                parts[shard].push(m);
+            }
+        }
+        let switch = self
+            .to_every_shard(parts, |members, reply| Command::Add { members, reply })
+            .await?;
+        let mut placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
+        for (strategy, id, shard) in placed {
+            placement.entry(strategy).or_default().insert(id, shard);
+        }
+        Ok(switch)
+    }
+
+    /// Drops the instances of `strategy` with these ids (a scale-down); the others go on.
+    pub async fn remove(&self, strategy: &str, ids: &[String]) -> Result<Switch, FleetError> {
+        let parts: Vec<Vec<String>> = (0..self.shards.len()).map(|_| ids.to_vec()).collect();
+        let switch = self
+            .to_every_shard(parts, |ids, reply| Command::Remove {
+                strategy: strategy.to_owned(),
+                ids,
+                reply,
+            })
+            .await?;
+        let mut placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(placed) = placement.get_mut(strategy) {
+            for id in ids {
+                placed.remove(id);
+            }
+            if placed.is_empty() {
+                placement.remove(strategy);
+            }
+        }
+        Ok(switch)
+    }
+
+    /// Queues one command per shard (under the order lock) and gathers what they did.
+    async fn to_every_shard<P>(
+        &self,
+        parts: Vec<P>,
+        command: impl Fn(P, oneshot::Sender<ShardSwitch>) -> Command,
+    ) -> Result<Switch, FleetError> {
+        let mut replies = Vec::with_capacity(self.shards.len());
+        {
+            let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            for (shard, part) in self.shards.iter().zip(parts) {
+                let (reply, rx) = oneshot::channel();
+                shard
+                    .send(command(part, reply))
+                    .map_err(|_| FleetError::WorkerGone)?;
+                replies.push(rx);
+            }
+        }
+        let mut switch = Switch::default();
+        for rx in replies {
+            let shard = rx.await.map_err(|_| FleetError::WorkerGone)?;
+            switch.max_pause = switch.max_pause.max(shard.pause);
+            switch.pauses.push(shard.pause);
+            switch.handed_over += shard.handed_over;
+            switch.hand_over_failures.extend(shard.hand_over_failures);
+        }
+        Ok(switch)
+    }
+}
+
+/// The first shard with the fewest instances.
+fn least_loaded(load: &[usize]) -> usize {
+    load.iter()
+        .enumerate()
+        .min_by_key(|(i, l)| (**l, *i))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
 }
 
 impl Drop for Fleet {
@@ -299,23 +487,84 @@ fn shard_loop(
                 reply,
             } => {
                 let started = Instant::now();
-                // The old instances are dropped after the pause is measured: freeing a
-                // store is not part of the switch.
-                let old: Vec<Member>;
-                {
-                    let (keep, gone): (Vec<Member>, Vec<Member>) = members
-                        .drain(..)
-                        .partition(|m| m.identity.strategy != strategy);
-                    members = keep;
-                    members.extend(new);
-                    old = gone;
-                }
+                let (keep, mut old): (Vec<Member>, Vec<Member>) = members
+                    .drain(..)
+                    .partition(|m| m.identity.strategy != strategy);
+                members = keep;
+                let mut new = new;
+                let (handed_over, hand_over_failures) = hand_over(&mut old, &mut new);
+                members.extend(new);
                 let pause = started.elapsed();
-                let _ = reply.send(pause);
+                let _ = reply.send(ShardSwitch {
+                    pause,
+                    handed_over,
+                    hand_over_failures,
+                });
+                // Freeing the old stores is not part of the switch.
                 drop(old);
+            }
+            Command::Add {
+                members: new,
+                reply,
+            } => {
+                let started = Instant::now();
+                members.extend(new);
+                let _ = reply.send(ShardSwitch {
+                    pause: started.elapsed(),
+                    ..ShardSwitch::default()
+                });
+            }
+            Command::Remove {
+                strategy,
+                ids,
+                reply,
+            } => {
+                let started = Instant::now();
+                let ids: std::collections::HashSet<String> = ids.into_iter().collect();
+                let (gone, keep): (Vec<Member>, Vec<Member>) = members.drain(..).partition(|m| {
+                    m.identity.strategy == strategy && ids.contains(&m.identity.instance_id)
+                });
+                members = keep;
+                let _ = reply.send(ShardSwitch {
+                    pause: started.elapsed(),
+                    ..ShardSwitch::default()
+                });
+                drop(gone);
             }
         }
     }
+}
+
+/// Hands each old instance's state to the new instance of the same id, when both are
+/// stateful. Returns how many took state over and why the others did not.
+fn hand_over(old: &mut [Member], new: &mut [Member]) -> (usize, Vec<String>) {
+    let mut handed = 0;
+    let mut failures = Vec::new();
+    for m in new.iter_mut() {
+        if !m.runner.is_stateful() {
+            continue;
+        }
+        let Some(from) = old
+            .iter_mut()
+            .find(|o| o.identity.instance_id == m.identity.instance_id)
+        else {
+            continue;
+        };
+        if !from.runner.is_stateful() {
+            continue;
+        }
+        let id = &m.identity.instance_id;
+        match from.runner.save() {
+            Ok(Some(state)) => match m.runner.restore(&state) {
+                Ok(true) => handed += 1,
+                Ok(false) => {}
+                Err(e) => failures.push(format!("{id}: restore: {e}")),
+            },
+            Ok(None) => {}
+            Err(e) => failures.push(format!("{id}: save: {e}")),
+        }
+    }
+    (handed, failures)
 }
 
 #[cfg(test)]
@@ -361,6 +610,140 @@ mod tests {
             timestamp: n,
             hash: String::new(),
         })
+    }
+
+    /// Counts events; its "state" is that count, handed over through save/restore.
+    struct Tally {
+        count: u64,
+    }
+
+    impl Runner for Tally {
+        fn call(&mut self, _: &Event, _: &Snapshot, _: &str) -> Result<RunOutput, CallError> {
+            self.count += 1;
+            Ok(RunOutput::default())
+        }
+        fn is_stateful(&self) -> bool {
+            true
+        }
+        fn save(&mut self) -> Result<Option<Vec<u8>>, CallError> {
+            Ok(Some(self.count.to_le_bytes().to_vec()))
+        }
+        fn restore(&mut self, state: &[u8]) -> Result<bool, CallError> {
+            let bytes: [u8; 8] = state
+                .try_into()
+                .map_err(|_| CallError::Strategy("bad state".into()))?;
+            self.count = u64::from_le_bytes(bytes);
+            Ok(true)
+        }
+    }
+
+    fn tally(strategy: &str, version: &str, i: usize, count: u64) -> Member {
+        Member {
+            identity: Identity {
+                strategy: strategy.into(),
+                version: version.into(),
+                instance_id: format!("{strategy}-{i}"),
+                account: "acct".into(),
+            },
+            runner: Box::new(Tally { count }),
+        }
+    }
+
+    #[tokio::test]
+    async fn state_goes_to_the_new_instance_of_the_same_id_on_its_shard() {
+        let fleet = Fleet::start(3, Arc::new(RwLock::new(Market::default()))).unwrap();
+        fleet
+            .replace("s", (0..5).map(|i| tally("s", "v1", i, 0)).collect())
+            .await
+            .unwrap();
+        for n in 0..4 {
+            fleet.dispatch(block(n), "t").await.unwrap();
+        }
+        let switch = fleet
+            .replace("s", (0..5).map(|i| tally("s", "v2", i, 0)).collect())
+            .await
+            .unwrap();
+        assert_eq!(switch.handed_over, 5);
+        assert_eq!(switch.pauses.len(), 3);
+        // Each v2 instance now holds v1's count (4 events); after one more event a third
+        // version of probes records what each is handed.
+        struct Probe(Arc<Mutex<Vec<u64>>>);
+        impl Runner for Probe {
+            fn call(&mut self, _: &Event, _: &Snapshot, _: &str) -> Result<RunOutput, CallError> {
+                Ok(RunOutput::default())
+            }
+            fn is_stateful(&self) -> bool {
+                true
+            }
+            fn restore(&mut self, state: &[u8]) -> Result<bool, CallError> {
+                let bytes: [u8; 8] = state.try_into().unwrap();
+                self.0.lock().unwrap().push(u64::from_le_bytes(bytes));
+                Ok(true)
+            }
+        }
+        fleet.dispatch(block(4), "t").await.unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let probes = (0..5)
+            .map(|i| Member {
+                identity: Identity {
+                    strategy: "s".into(),
+                    version: "v3".into(),
+                    instance_id: format!("s-{i}"),
+                    account: "acct".into(),
+                },
+                runner: Box::new(Probe(got.clone())) as Box<dyn Runner>,
+            })
+            .collect();
+        fleet.replace("s", probes).await.unwrap();
+        assert_eq!(*got.lock().unwrap(), vec![5; 5], "4 events on v1 + 1 on v2");
+    }
+
+    #[tokio::test]
+    async fn add_and_remove_leave_the_other_instances_alone() {
+        let fleet = Fleet::start(2, Arc::new(RwLock::new(Market::default()))).unwrap();
+        fleet
+            .replace("s", vec![tally("s", "v1", 0, 0)])
+            .await
+            .unwrap();
+        fleet.dispatch(block(0), "t").await.unwrap();
+        fleet
+            .add((1..10).map(|i| tally("s", "v1", i, 0)).collect())
+            .await
+            .unwrap();
+        assert_eq!(fleet.sizes().get("s"), Some(&10));
+        assert_eq!(fleet.dispatch(block(1), "t").await.unwrap().len(), 10);
+        let ids: Vec<String> = (1..10).map(|i| format!("s-{i}")).collect();
+        fleet.remove("s", &ids).await.unwrap();
+        assert_eq!(fleet.sizes().get("s"), Some(&1));
+        let answers = fleet.dispatch(block(2), "t").await.unwrap();
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].identity.instance_id, "s-0");
+        // s-0 saw all three events: it was never replaced.
+        let got = Arc::new(Mutex::new(0u64));
+        struct Read(Arc<Mutex<u64>>);
+        impl Runner for Read {
+            fn call(&mut self, _: &Event, _: &Snapshot, _: &str) -> Result<RunOutput, CallError> {
+                Ok(RunOutput::default())
+            }
+            fn is_stateful(&self) -> bool {
+                true
+            }
+            fn restore(&mut self, state: &[u8]) -> Result<bool, CallError> {
+                *self.0.lock().unwrap() = u64::from_le_bytes(state.try_into().unwrap());
+                Ok(true)
+            }
+        }
+        let reader = Member {
+            identity: Identity {
+                strategy: "s".into(),
+                version: "v2".into(),
+                instance_id: "s-0".into(),
+                account: "acct".into(),
+            },
+            runner: Box::new(Read(got.clone())),
+        };
+        fleet.replace("s", vec![reader]).await.unwrap();
+        assert_eq!(*got.lock().unwrap(), 3);
     }
 
     #[tokio::test]

@@ -5,22 +5,30 @@
 //! - [`market`]: pool state, watermark and `host.history` derived from the bus alone.
 //! - [`fleet`]: instances on worker threads; hot swap and scaling between two events.
 //! - [`roster`]: building and starting instances before they join a fleet.
+//! - [`rollout`]: following the registry's desired state: hot swap, scale, state hand-over.
 //! - [`service`]: a host's loop: bus -> fleet -> engine -> acknowledge.
 //! - [`assemble`]: one way to build a host, for the CLI and the tests.
+//! - [`metrics`]: the host's Prometheus metrics.
 //! - [`delivery`]: the engine link that retries without losing or duplicating proposals.
 
 pub mod assemble;
 pub mod delivery;
 pub mod fleet;
 pub mod market;
+pub mod metrics;
+pub mod rollout;
 pub mod roster;
 pub mod service;
 pub mod translate;
 
 pub use assemble::{AssembleError, BusSeat};
 pub use delivery::{DeliveryError, EngineLink, RetryPolicy};
-pub use fleet::{Answer, Fleet, FleetError, FleetStats, Identity, Member, RunOutput, Runner};
+pub use fleet::{
+    Answer, Fleet, FleetError, FleetStats, Identity, Member, RunOutput, Runner, Switch,
+};
 pub use market::{Market, SharedMarketHistory};
+pub use metrics::HostMetrics;
+pub use rollout::{ComponentSource, Outcome, OutcomeKind, RegistryLink, Rollout, RolloutError};
 pub use roster::{Deployment, StartError};
 pub use service::{Handled, HostService, ServiceError, ServiceStats};
 pub use translate::{Envelope, Incoming, TranslateError};

@@ -37,9 +37,29 @@ pub fn build(
     deployment: &Deployment,
     history: &SharedMarketHistory,
 ) -> Result<Vec<Member>, StartError> {
-    let mut members = Vec::with_capacity(deployment.count);
-    for i in 0..deployment.count {
-        let instance_id = format!("{}-{}", deployment.strategy, i);
+    let ids: Vec<String> = (0..deployment.count)
+        .map(|i| instance_id(&deployment.strategy, i))
+        .collect();
+    build_ids(component, deployment, history, &ids)
+}
+
+/// The id of a strategy's `i`-th instance. A new version's instance with the same id is
+/// the one that takes the old one's place (and state).
+pub fn instance_id(strategy: &str, i: usize) -> String {
+    format!("{strategy}-{i}")
+}
+
+/// [`build`] for exactly these instance ids (a scale-up builds only the new ones);
+/// `deployment.count` is not consulted.
+pub fn build_ids(
+    component: &LoadedComponent,
+    deployment: &Deployment,
+    history: &SharedMarketHistory,
+    ids: &[String],
+) -> Result<Vec<Member>, StartError> {
+    let mut members = Vec::with_capacity(ids.len());
+    for instance_id in ids {
+        let instance_id = instance_id.clone();
         let spec = InstanceSpec::new(instance_id.clone(), deployment.config.clone())
             .with_limits(deployment.limits.clone());
         let mut instance = StrategyInstance::new(component, spec, history.clone());

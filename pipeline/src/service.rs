@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::delivery::{DeliveryError, EngineLink};
 use crate::fleet::{Fleet, FleetError};
+use crate::metrics::{HostMetrics, event_kind};
 use crate::translate::{self, Envelope, Incoming};
 
 /// How many recently handled event ids a host remembers, to skip exact re-deliveries
@@ -64,6 +65,7 @@ pub struct HostService<B: Bus + ?Sized> {
     stats: Arc<ServiceStats>,
     recent: RecentIds,
     handled: Option<tokio::sync::mpsc::UnboundedSender<Handled>>,
+    metrics: Option<Arc<HostMetrics>>,
 }
 
 impl<B: Bus + ?Sized> HostService<B> {
@@ -75,11 +77,17 @@ impl<B: Bus + ?Sized> HostService<B> {
             stats: Arc::new(ServiceStats::default()),
             recent: RecentIds::new(RECENT_EVENTS),
             handled: None,
+            metrics: None,
         }
     }
 
     pub fn stats(&self) -> Arc<ServiceStats> {
         self.stats.clone()
+    }
+
+    /// Records what this host does in `metrics` (served on `/metrics`).
+    pub fn metrics_to(&mut self, metrics: Arc<HostMetrics>) {
+        self.metrics = Some(metrics);
     }
 
     /// Reports every handled event on `tx`.
@@ -129,6 +137,12 @@ impl<B: Bus + ?Sized> HostService<B> {
         }
     }
 
+    fn count_event(&self, kind: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.event(kind);
+        }
+    }
+
     async fn handle(
         &mut self,
         delivery: &stratbox_bus::Delivery,
@@ -141,6 +155,7 @@ impl<B: Bus + ?Sized> HostService<B> {
                 // A poison message would be re-delivered forever: count it and let it go.
                 tracing::error!(error = %e, "undecodable bus message acknowledged and dropped");
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                self.count_event("malformed");
                 return Ok(());
             }
         };
@@ -157,12 +172,14 @@ impl<B: Bus + ?Sized> HostService<B> {
                 Err(e) => {
                     tracing::error!(error = %e, "malformed event acknowledged and dropped");
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    self.count_event("malformed");
                     return Ok(());
                 }
             };
             let wit = match incoming {
                 Incoming::Reorg { common_ancestor } => {
                     self.stats.reorgs.fetch_add(1, Ordering::Relaxed);
+                    self.count_event("reorg");
                     self.fleet.market().write().unwrap_or_else(|p| p.into_inner()).rewind(common_ancestor);
                     // Canonical events are re-published with new ids (their block hash
                     // changed); forget nothing else.
@@ -173,8 +190,10 @@ impl<B: Bus + ?Sized> HostService<B> {
             };
             if !self.recent.insert(&event.event_id) {
                 self.stats.duplicates_skipped.fetch_add(1, Ordering::Relaxed);
+                self.count_event("duplicate");
                 return Ok(());
             }
+            self.count_event(event_kind(&event));
             self.fleet
                 .market()
                 .write()
@@ -182,6 +201,9 @@ impl<B: Bus + ?Sized> HostService<B> {
                 .apply(&wit, event.last_sync_block, event.timestamp);
             let watermark = self.fleet.market().read().unwrap_or_else(|p| p.into_inner()).watermark();
             let answers = self.fleet.dispatch(wit, &trace_id).await?;
+            if let Some(m) = &self.metrics {
+                m.answered(&answers);
+            }
             let mut proposals = Vec::new();
             for answer in &answers {
                 match &answer.result {
@@ -203,7 +225,13 @@ impl<B: Bus + ?Sized> HostService<B> {
             }
             let count = proposals.len();
             if count > 0 {
+                let strategies: Vec<String> = proposals.iter().map(|p| p.strategy.clone()).collect();
+                let sent = Instant::now();
                 let results = self.link.submit(&trace_id, proposals, shutdown).await?;
+                if let Some(m) = &self.metrics {
+                    m.delivered(strategies.iter().map(String::as_str), &results, sent.elapsed());
+                }
+                tracing::debug!(proposals = count, micros = sent.elapsed().as_micros() as u64, "proposals delivered");
                 self.stats.proposals_sent.fetch_add(count as u64, Ordering::Relaxed);
                 for r in &results {
                     if r.state == TaskState::Simulated as i32 {

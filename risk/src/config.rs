@@ -22,6 +22,24 @@ pub struct RiskConfig {
     pub oracle: OracleConfig,
     pub limits: LimitsConfig,
     pub permission: PermissionConfig,
+    pub gas: GasConfig,
+}
+
+/// The gas-price gate: a trade is not worth taking at any price the network asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GasConfig {
+    /// Highest gas price (base fee plus tip) a trade may be simulated and sent at, in gwei.
+    /// Exactly this much passes.
+    pub max_gas_price_gwei: u64,
+}
+
+impl Default for GasConfig {
+    fn default() -> Self {
+        GasConfig {
+            max_gas_price_gwei: 500,
+        }
+    }
 }
 
 /// Sync Sentinel: how far a proposal's watermark may be from the engine's.

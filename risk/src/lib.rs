@@ -13,6 +13,8 @@
 //! 4. permission level (`permission_level`) and its per-level trade size (`limit_notional`)
 //! 5. hard limits: `limit_slippage`, `limit_drawdown`, `limit_daily_loss`, `limit_leverage`,
 //!    `limit_cash_reserve`, `limit_exposure`
+//! 6. gas price (`gas_price`, [`gas::check`]), run by the engine after [`gates::evaluate`]
+//!    with the network's current price
 //!
 //! Money is `U256` in raw units of one quote asset and every ratio is compared exactly in
 //! basis points ([`ratio`]); no float ever becomes an amount. The only floats are the
@@ -67,6 +69,7 @@
 
 pub mod amount;
 pub mod config;
+pub mod gas;
 pub mod gates;
 pub mod kill_switch;
 pub mod limits;
@@ -81,7 +84,7 @@ pub use ruint::aliases::U256;
 
 pub use amount::{AmountError, parse_amount};
 pub use config::{
-    ConfigError, DemotionRule, Demotions, EffectiveLimits, LevelPolicies, LevelPolicy,
+    ConfigError, DemotionRule, Demotions, EffectiveLimits, GasConfig, LevelPolicies, LevelPolicy,
     LimitsConfig, LimitsOverride, OracleConfig, PermissionConfig, PromotionRule, Promotions,
     RiskConfig, SentinelConfig,
 };

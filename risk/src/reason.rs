@@ -50,12 +50,16 @@ pub enum ReasonCode {
     SimMaxIn,
     /// The proposal or the risk inputs are malformed.
     BadInput,
+    /// The network's gas price is over the configured cap (a spike): the trade would pay
+    /// more to execute than the operator allows. Added after the others, so indexes of the
+    /// older codes are unchanged.
+    GasPrice,
 }
 
 impl ReasonCode {
     /// Every code, in gate order then the engine's post-simulation codes. Metric exports
     /// iterate this so each code has a series even at zero.
-    pub const ALL: [ReasonCode; 17] = [
+    pub const ALL: [ReasonCode; 18] = [
         ReasonCode::KillSwitch,
         ReasonCode::StaleWatermark,
         ReasonCode::OracleMissing,
@@ -73,6 +77,7 @@ impl ReasonCode {
         ReasonCode::SimMinOut,
         ReasonCode::SimMaxIn,
         ReasonCode::BadInput,
+        ReasonCode::GasPrice,
     ];
 
     /// Number of codes; sizes the metric counter array.
@@ -98,6 +103,7 @@ impl ReasonCode {
             ReasonCode::SimMinOut => "sim_min_out",
             ReasonCode::SimMaxIn => "sim_max_in",
             ReasonCode::BadInput => "bad_input",
+            ReasonCode::GasPrice => "gas_price",
         }
     }
 
@@ -187,6 +193,7 @@ mod tests {
             "sim_min_out",
             "sim_max_in",
             "bad_input",
+            "gas_price",
         ];
         assert_eq!(ReasonCode::ALL.len(), expected.len());
         for (i, (code, s)) in ReasonCode::ALL.iter().zip(expected).enumerate() {

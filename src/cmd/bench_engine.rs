@@ -4,7 +4,13 @@
 //! Each backend gets a fresh database (a temporary SQLite file; a new PostgreSQL database
 //! created for the run and dropped after) and a fresh embedded chain. Proposals are
 //! distinct swaps that all pass, submitted in batches by concurrent clients, as hosts do.
-//! A proposal's latency is its batch's (it is answered when its batch is).
+//! A proposal is answered when its batch is, so its latency (submit to SIMULATED) is its
+//! batch's round trip: the run is repeated for several batch sizes, because a batch of 100
+//! buys throughput with latency and a batch of 1 shows the latency one proposal sees.
+//!
+//! A second table says where the time goes, from the engine's own stage totals: gates,
+//! simulation (CPU summed over cores, and wall time per batch), the storage transaction,
+//! and the SQL statements sent per batch.
 
 use std::time::{Duration, Instant};
 
@@ -12,22 +18,24 @@ use anyhow::Context;
 use stratbox_engine::chain::SimChain;
 use stratbox_engine::gates::spot_price_e18;
 use stratbox_engine::proposal::{TradeAction, hex_address};
-use stratbox_engine::store::{create_postgres_database, drop_postgres_database, with_database};
+use stratbox_engine::store::{
+    create_postgres_database, drop_postgres_database, statements_executed, with_database,
+};
 use stratbox_engine::{Engine, EngineSettings, Store, market_key, sim_address};
 use stratbox_proto::U256;
 use stratbox_proto::v1::{self, proposal::Action};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Proposals per backend.
-    #[arg(long, default_value_t = 10_000)]
+    /// Proposals per backend and batch size.
+    #[arg(long, default_value_t = 5_000)]
     pub proposals: usize,
     /// PostgreSQL server to use (a fresh database is created on it and dropped after).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pub postgres: String,
-    /// Proposals per submitted batch.
-    #[arg(long, default_value_t = 100)]
-    pub batch: usize,
+    /// Proposals per submitted batch; one run per size.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 10, 100])]
+    pub batch: Vec<usize>,
     /// Concurrent submitting clients.
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
@@ -36,13 +44,21 @@ pub struct Args {
     pub sqlite_only: bool,
 }
 
+/// One backend at one batch size.
 struct Measured {
-    backend: &'static str,
     proposals: usize,
     simulated: usize,
+    batches: usize,
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
+    /// Stage totals over the run: gates, sim wall, sim cpu, store (ns); simulations.
+    gates_ns: u64,
+    sim_wall_ns: u64,
+    sim_cpu_ns: u64,
+    simulations: u64,
+    store_ns: u64,
+    statements: u64,
 }
 
 impl Measured {
@@ -57,17 +73,24 @@ fn amount(v: U256) -> Option<v1::Amount> {
     })
 }
 
-async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Result<Measured> {
+struct Bench {
+    engine: Engine,
+    pool: stratbox_engine::proposal::Address,
+    amount_in: U256,
+    expected: (U256, U256),
+}
+
+async fn open(backend: &str, url: &str) -> anyhow::Result<Bench> {
     let store = Store::connect(url)
         .await
         .with_context(|| format!("opening {backend}"))?;
     let chain = tokio::task::spawn_blocking(SimChain::embedded).await??;
     let engine = Engine::start(store, Box::new(chain), EngineSettings::default()).await?;
     let pool = engine
-        .with_chain(|c| c.pools().first().copied())
+        .with_chain_ref(|c| c.pools().first().copied())
         .context("no pool")?;
     let info = engine
-        .with_chain(|c| c.pool(&pool))
+        .with_chain_ref(|c| c.pool(&pool))
         .context("no pool state")?;
     let market = market_key(&info.token0, &info.token1);
     for s in ["a", "b", "c"] {
@@ -83,6 +106,16 @@ async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Resul
     let q = engine
         .with_chain(|c| c.simulate(sim_address("bench-acct"), &action))
         .map_err(|e| anyhow::anyhow!("quote: {e}"))?;
+    Ok(Bench {
+        engine,
+        pool,
+        amount_in,
+        expected: (q.amount0, q.amount1),
+    })
+}
+
+async fn run_one(b: &Bench, batch: usize, args: &Args) -> anyhow::Result<Measured> {
+    let engine = &b.engine;
     let watermark = engine.watermark();
     let run_id = uuid::Uuid::now_v7().to_string();
     let proposals: Vec<v1::Proposal> = (0..args.proposals)
@@ -96,39 +129,42 @@ async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Resul
             last_sync_block: watermark,
             action: Some(Action::Swap(v1::SwapAction {
                 pool: Some(v1::Address {
-                    value: hex_address(&pool),
+                    value: hex_address(&b.pool),
                 }),
                 zero_for_one: true,
-                amount_in: amount(amount_in),
+                amount_in: amount(b.amount_in),
                 sqrt_price_limit_x96: None,
             })),
-            expected_amount0: amount(q.amount0),
-            expected_amount1: amount(q.amount1),
+            expected_amount0: amount(b.expected.0),
+            expected_amount1: amount(b.expected.1),
             max_slippage_bps: 50,
             reason: String::new(),
         })
         .collect();
     let batches: Vec<Vec<v1::Proposal>> = proposals
-        .chunks(args.batch.max(1))
+        .chunks(batch.max(1))
         .map(<[v1::Proposal]>::to_vec)
         .collect();
-    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(batches.into_iter()));
+    let n_batches = batches.len();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(batches.into_iter()));
+    let stages0 = engine.metrics().stages.snapshot();
+    let statements0 = statements_executed();
     let started = Instant::now();
     let mut clients = Vec::new();
     for _ in 0..args.clients.max(1) {
         let engine = engine.clone();
         let queue = queue.clone();
         clients.push(tokio::spawn(async move {
-            let mut lat: Vec<(Duration, usize)> = Vec::new();
+            let mut lat: Vec<Duration> = Vec::new();
             let mut simulated = 0usize;
             loop {
-                let Some(batch) = queue.lock().await.next() else {
+                let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                let Some(batch) = next else {
                     break;
                 };
-                let n = batch.len();
                 let t = Instant::now();
                 let results = engine.submit("", batch).await?;
-                lat.push((t.elapsed(), n));
+                lat.push(t.elapsed());
                 simulated += results
                     .iter()
                     .filter(|r| r.state == v1::TaskState::Simulated as i32)
@@ -137,21 +173,18 @@ async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Resul
             anyhow::Ok((lat, simulated))
         }));
     }
-    let mut latencies: Vec<Duration> = Vec::with_capacity(args.proposals);
+    let mut latencies: Vec<Duration> = Vec::with_capacity(n_batches);
     let mut simulated = 0;
     for c in clients {
         let (lat, s) = c.await??;
         simulated += s;
-        for (d, n) in lat {
-            latencies.extend(std::iter::repeat_n(d, n));
-        }
+        latencies.extend(lat);
     }
     let elapsed = started.elapsed();
-    engine
-        .check_ledger()
-        .await
-        .context("ledger check after the run")?;
-    engine.store().close().await;
+    let stages1 = engine.metrics().stages.snapshot();
+    let statements = statements_executed() - statements0;
+    // Every proposal of a batch waits for the whole batch: percentiles over batches are
+    // the percentiles over proposals (all batches are the same size but the last).
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies
@@ -159,62 +192,144 @@ async fn run_one(backend: &'static str, url: &str, args: &Args) -> anyhow::Resul
             .copied()
             .unwrap_or_default()
     };
+    let d = |i: usize| stages1[i].saturating_sub(stages0[i]);
     Ok(Measured {
-        backend,
         proposals: args.proposals,
         simulated,
+        batches: n_batches,
         elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
+        gates_ns: d(1),
+        sim_wall_ns: d(2),
+        sim_cpu_ns: d(3),
+        simulations: d(4),
+        store_ns: d(5),
+        statements,
     })
+}
+
+async fn run_backend(backend: &str, url: &str, args: &Args) -> anyhow::Result<Vec<Measured>> {
+    let b = open(backend, url).await?;
+    let mut out = Vec::new();
+    for &batch in &args.batch {
+        out.push(run_one(&b, batch, args).await?);
+    }
+    b.engine
+        .check_ledger()
+        .await
+        .context("ledger check after the run")?;
+    b.engine.store().close().await;
+    Ok(out)
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+fn per(ns: u64, n: usize) -> f64 {
+    ns as f64 / 1e3 / n.max(1) as f64
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("stratbox-bench-{}", uuid::Uuid::now_v7()));
     let sqlite_url = format!("sqlite://{}", dir.join("engine.db").display());
-    let mut rows = vec![run_one("sqlite", &sqlite_url, &args).await];
+    let sqlite = run_backend("sqlite", &sqlite_url, &args).await;
     let _ = std::fs::remove_dir_all(&dir);
-    if !args.sqlite_only {
+    let sqlite = sqlite?;
+    let pg = if args.sqlite_only {
+        None
+    } else {
         let name = format!("stratbox_bench_{}", uuid::Uuid::new_v4().simple());
         create_postgres_database(&args.postgres, &name)
             .await
             .context("creating the benchmark database")?;
-        let r = run_one("postgres", &with_database(&args.postgres, &name), &args).await;
+        let r = run_backend("postgres", &with_database(&args.postgres, &name), &args).await;
         let _ = drop_postgres_database(&args.postgres, &name).await;
-        rows.push(r);
-    }
-    let rows: Vec<Measured> = rows.into_iter().collect::<anyhow::Result<_>>()?;
+        Some(r?)
+    };
+    let cores = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1);
     println!(
-        "engine: {} proposals per backend, batches of {}, {} clients; submit -> SIMULATED (gates + revm + storage)",
-        args.proposals, args.batch, args.clients
+        "engine: {} proposals per backend and batch size, {} clients, {cores} cores; \
+         submit -> SIMULATED (gates + revm + storage); latency = the batch's round trip",
+        args.proposals, args.clients
     );
     println!(
-        "{:<10} {:>12} {:>10} {:>10} {:>10} {:>10}",
-        "backend", "proposals/s", "p50 ms", "p99 ms", "simulated", "total s"
+        "{:>6} | {:>10} {:>10} {:>6} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6} | {:>9}",
+        "batch",
+        "sqlite/s",
+        "pg/s",
+        "pg/sq",
+        "sq p50ms",
+        "pg p50ms",
+        "pg/sq",
+        "sq p99ms",
+        "pg p99ms",
+        "pg/sq",
+        "simulated"
     );
-    for r in &rows {
-        println!(
-            "{:<10} {:>12.0} {:>10.2} {:>10.2} {:>10} {:>10.2}",
-            r.backend,
-            r.rate(),
-            ms(r.p50),
-            ms(r.p99),
-            r.simulated,
-            r.elapsed.as_secs_f64()
-        );
+    for (i, &batch) in args.batch.iter().enumerate() {
+        let s = &sqlite[i];
+        match pg.as_ref().map(|p| &p[i]) {
+            Some(p) => println!(
+                "{:>6} | {:>10.0} {:>10.0} {:>6.2} | {:>9.2} {:>9.2} {:>6.2} | {:>9.2} {:>9.2} {:>6.2} | {:>4}/{:<4}",
+                batch,
+                s.rate(),
+                p.rate(),
+                p.rate() / s.rate(),
+                ms(s.p50),
+                ms(p.p50),
+                ms(p.p50) / ms(s.p50).max(1e-9),
+                ms(s.p99),
+                ms(p.p99),
+                ms(p.p99) / ms(s.p99).max(1e-9),
+                s.simulated.min(p.simulated),
+                s.proposals
+            ),
+            None => println!(
+                "{:>6} | {:>10.0} {:>10} {:>6} | {:>9.2} {:>9} {:>6} | {:>9.2} {:>9} {:>6} | {:>4}/{:<4}",
+                batch,
+                s.rate(),
+                "-",
+                "-",
+                ms(s.p50),
+                "-",
+                "-",
+                ms(s.p99),
+                "-",
+                "-",
+                s.simulated,
+                s.proposals
+            ),
+        }
     }
-    if let [s, p] = &rows[..] {
-        println!(
-            "{:<10} {:>12.2} {:>10.2} {:>10.2}",
-            "pg/sqlite",
-            p.rate() / s.rate(),
-            ms(p.p50) / ms(s.p50).max(1e-9),
-            ms(p.p99) / ms(s.p99).max(1e-9)
-        );
+    println!();
+    println!(
+        "where the time goes (per proposal: gates, simulation CPU summed over cores; per batch: simulation wall, storage transaction, SQL statements)"
+    );
+    println!(
+        "{:>6} {:>9} | {:>9} {:>11} | {:>12} {:>11} {:>9}",
+        "batch", "backend", "gates µs", "sim cpu µs", "sim wall ms", "store ms", "stmts"
+    );
+    for (i, &batch) in args.batch.iter().enumerate() {
+        let mut rows: Vec<(&str, &Measured)> = vec![("sqlite", &sqlite[i])];
+        if let Some(p) = pg.as_ref() {
+            rows.push(("postgres", &p[i]));
+        }
+        for (name, m) in rows {
+            println!(
+                "{:>6} {:>9} | {:>9.1} {:>11.1} | {:>12.2} {:>11.2} {:>9.1}",
+                batch,
+                name,
+                per(m.gates_ns, m.proposals),
+                per(m.sim_cpu_ns, m.simulations as usize),
+                per(m.sim_wall_ns, m.batches) / 1e3,
+                per(m.store_ns, m.batches) / 1e3,
+                m.statements as f64 / m.batches.max(1) as f64
+            );
+        }
     }
     Ok(())
 }

@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use std::sync::Arc;
+use stratbox_bus::{CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_engine::chain::SimChain;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
 use stratbox_engine::{
     Engine, EngineSettings, ExecutionMode, RiskConfig, Simulator, Store, market_key, server,
 };
+use stratbox_feed::{Checkpoint, Feed, FeedConfig, FileCheckpoint, MemoryCheckpoint, StartBlock};
+use stratbox_market::follow::ForkFollower;
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -48,6 +52,31 @@ pub struct Args {
     /// it makes the triple-oracle check agree with itself.
     #[arg(long)]
     pub oracle_from_pool: bool,
+    /// With `--chain`: run the chain adapter, publishing the pools' events (stamped with
+    /// `last_sync_block`) on this Redis bus's `stream:chain:events`. The engine's watermark
+    /// and fork then follow the blocks it publishes.
+    #[arg(long, env = "STRATBOX_BUS")]
+    pub bus: Option<String>,
+    /// Where the chain adapter remembers what it published, so a restart neither skips
+    /// nor repeats blocks. Without it the feed starts at `--feed-start` every time.
+    #[arg(long)]
+    pub feed_checkpoint: Option<PathBuf>,
+    /// First block the chain adapter publishes when it has no checkpoint (default: the
+    /// node's head).
+    #[arg(long)]
+    pub feed_start: Option<u64>,
+    /// How often the chain adapter (or, without `--bus`, the fork) polls the node.
+    #[arg(long, default_value = "250ms", value_parser = super::up::parse_duration)]
+    pub feed_poll_interval: Duration,
+    /// The bus stream the chain adapter appends to (hosts read the same one).
+    #[arg(long, default_value = CHAIN_EVENTS_STREAM)]
+    pub stream: String,
+    /// Strategy registry: uploads larger than this many bytes are refused.
+    #[arg(long, default_value_t = stratbox_registry::admission::DEFAULT_MAX_COMPONENT_BYTES)]
+    pub max_component_bytes: usize,
+    /// Strategy registry: an upload's compile (a child process) is killed after this long.
+    #[arg(long, default_value = "60s", value_parser = super::up::parse_duration)]
+    pub compile_timeout: Duration,
 }
 
 fn parse_mode(s: &str) -> Result<ExecutionMode, String> {
@@ -118,18 +147,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let engine = Engine::start(store, chain, settings)
         .await
         .context("starting the engine")?;
-    if args.oracle_from_pool {
+    // A followed chain is quoted by its follower at every block instead.
+    if args.oracle_from_pool && args.chain.is_none() {
         feed_pool_prices(&engine);
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let follow = match &args.chain {
+        Some(url) => Some(follow_chain(&args, url, &engine, stop_rx.clone()).await?),
+        None => None,
+    };
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
     let listener = server::bind(args.listen).await?;
     let grpc_addr = listener.local_addr()?;
-    let grpc = tokio::spawn(server::serve_grpc(
+    // The strategy registry on the engine's own database and port; uploads compile in a
+    // child process of this same binary (`stratbox strategy compile`).
+    let registry = stratbox_registry::Registry::open(
+        engine.store().pool().clone(),
+        engine.store().backend(),
+        stratbox_registry::RegistryConfig {
+            max_component_bytes: args.max_component_bytes,
+            compile_timeout: args.compile_timeout,
+            ..Default::default()
+        },
+        Arc::new(stratbox_registry::ProcessCompiler::stratbox(
+            std::env::current_exe().context("locating the stratbox binary")?,
+            args.compile_timeout,
+        )),
+    )
+    .await
+    .context("opening the strategy registry")?;
+    let grpc = tokio::spawn(server::serve_grpc_with(
         engine.clone(),
+        stratbox_registry::routes(registry.clone()),
         listener,
         stopped(stop_rx.clone()),
     ));
@@ -145,7 +197,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let feeder = args.oracle_from_pool.then(|| {
+    let feeder = (args.oracle_from_pool && args.chain.is_none()).then(|| {
         let engine = engine.clone();
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
@@ -170,6 +222,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("waiting for Ctrl-C")?;
     println!("shutting down");
+    // Ends hosts' WatchDeployments streams, which the gRPC server would otherwise wait on.
+    registry.shutdown();
     let _ = stop_tx.send(true);
     grpc.await?.context("gRPC server")?;
     if let Some(m) = metrics {
@@ -178,8 +232,76 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(f) = feeder {
         let _ = f.await;
     }
+    if let Some(f) = follow {
+        f.await?.context("chain adapter")?;
+    }
     engine.store().close().await;
     Ok(())
+}
+
+/// Keeps the engine at the forked node's head: with `--bus`, the chain adapter publishes
+/// each block's pool events and, before it does, moves the engine's fork and watermark to
+/// that block; without, only the fork and watermark follow the head.
+async fn follow_chain(
+    args: &Args,
+    url: &str,
+    engine: &Engine,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let pools = engine.with_chain(|c| c.pools());
+    let follower = Arc::new(ForkFollower::new(
+        engine.clone(),
+        url,
+        &pools,
+        args.oracle_from_pool,
+    ));
+    let Some(bus_url) = &args.bus else {
+        let task = stratbox_market::follow::follow_head(
+            url.to_owned(),
+            follower,
+            args.feed_poll_interval,
+            stop,
+        );
+        return Ok(tokio::spawn(async move {
+            task.await;
+            Ok(())
+        }));
+    };
+    let bus = Arc::new(
+        RedisBus::connect(RedisBusConfig::new(bus_url.clone()))
+            .await
+            .with_context(|| format!("connecting to the bus at {bus_url}"))?,
+    );
+    let checkpoint: Box<dyn Checkpoint> = match &args.feed_checkpoint {
+        Some(path) => Box::new(FileCheckpoint::new(path)),
+        None => Box::new(MemoryCheckpoint::new()),
+    };
+    let config = FeedConfig {
+        poll_interval: args.feed_poll_interval,
+        stream: args.stream.clone(),
+        start: args
+            .feed_start
+            .map_or(StartBlock::Latest, StartBlock::Number),
+        ..FeedConfig::new(
+            url,
+            pools
+                .iter()
+                .map(|p| stratbox_sim::Address::from(*p))
+                .collect(),
+        )
+    };
+    let feed = Feed::connect(config, bus, checkpoint)
+        .await
+        .context("connecting the chain adapter")?
+        .with_observer(follower);
+    println!(
+        "chain adapter: following {url} (chain id {}) into {} on {bus_url}",
+        feed.chain_id(),
+        args.stream
+    );
+    Ok(tokio::spawn(async move {
+        feed.run(stop).await.map_err(anyhow::Error::from)
+    }))
 }
 
 /// Hides a password in a database URL before printing it.

@@ -11,7 +11,10 @@ use std::time::Duration;
 use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox_pipeline::{BusSeat, Deployment, EngineLink, RetryPolicy, assemble};
+use stratbox_pipeline::{
+    BusSeat, Deployment, EngineLink, HostMetrics, RegistryLink, RetryPolicy, Rollout, assemble,
+    rollout,
+};
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -26,6 +29,9 @@ pub struct Args {
     /// The Redis bus.
     #[arg(long, env = "STRATBOX_BUS", default_value = "redis://127.0.0.1:6379")]
     pub bus: String,
+    /// The bus stream of chain events (the engine's `--stream`).
+    #[arg(long, default_value = CHAIN_EVENTS_STREAM)]
+    pub stream: String,
     /// Consumer group shared by every host of this deployment.
     #[arg(long, default_value = "hosts")]
     pub group: String,
@@ -53,6 +59,15 @@ pub struct Args {
     /// Fleet worker threads.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Also run what the engine's strategy registry deploys (`stratbox strategy deploy`),
+    /// following its changes while running: hot swaps, scaling, rollbacks. Needs no
+    /// operator key. With this flag `--strategy`/`--strategies` are optional.
+    #[arg(long)]
+    pub watch_deployments: bool,
+    /// Serve Prometheus `/metrics` on this address (events, calls, fuel, errors by kind,
+    /// latencies, proposals).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn parse_strategy(s: &str) -> Result<(String, PathBuf), String> {
@@ -102,8 +117,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    if wanted.is_empty() {
-        anyhow::bail!("no strategy to run: give --strategy NAME=FILE.wasm or --strategies DIR");
+    if wanted.is_empty() && !args.watch_deployments {
+        anyhow::bail!(
+            "no strategy to run: give --strategy NAME=FILE.wasm, --strategies DIR or --watch-deployments"
+        );
     }
     let link = EngineLink::new(&args.engine, RetryPolicy::default())?;
     let runtime = HostRuntime::new(HostConfig::default())?;
@@ -128,23 +145,66 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("connecting to the bus at {}", args.bus))?,
     );
     let seat = BusSeat {
-        stream: CHAIN_EVENTS_STREAM.to_owned(),
+        stream: args.stream.clone(),
         group: args.group.clone(),
         consumer: consumer.clone(),
         block: Duration::from_millis(200),
     };
     eprintln!("host {consumer}: waiting for the engine at {}", args.engine);
-    let (service, _fleet) =
+    let (mut service, fleet) =
         assemble::host(link, bus, &seat, strategies, args.workers, &stop).await?;
+    let watcher = if args.watch_deployments {
+        let registry = RegistryLink::new(&args.engine)?;
+        let rollout = Rollout::new(consumer.clone(), fleet.clone(), runtime.clone(), limits);
+        eprintln!(
+            "host {consumer}: following the strategy registry at {}",
+            args.engine
+        );
+        Some(tokio::spawn(rollout::watch(
+            registry,
+            rollout,
+            stop.clone(),
+        )))
+    } else {
+        None
+    };
+    let metrics = match args.metrics_listen {
+        Some(addr) => {
+            let m = HostMetrics::new();
+            service.metrics_to(m.clone());
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics address {addr}"))?;
+            eprintln!(
+                "host {consumer}: metrics on http://{}/metrics",
+                listener.local_addr()?
+            );
+            let mut rx = stop.clone();
+            Some(tokio::spawn(stratbox_pipeline::metrics::serve(
+                m,
+                listener,
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
     let task = tokio::spawn(service.run(stop));
     eprintln!(
-        "host {consumer}: consuming {CHAIN_EVENTS_STREAM} in group {}",
-        args.group
+        "host {consumer}: consuming {} in group {}",
+        args.stream, args.group
     );
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     let _ = stop_tx.send(true);
     task.await.context("host task")??;
+    if let Some(w) = watcher {
+        w.await.context("registry watcher")?;
+    }
+    if let Some(m) = metrics {
+        m.await?.context("metrics server")?;
+    }
     Ok(())
 }

@@ -7,5 +7,6 @@ pub mod bench_host;
 pub mod bench_pipeline;
 pub mod engine;
 pub mod host;
+pub mod operator;
 pub mod strategy;
 pub mod up;

@@ -1,10 +1,39 @@
-//! `stratbox strategy ...`: inspect and manage strategy components.
+//! `stratbox strategy ...`: inspect strategy components locally (`check`) and manage them in
+//! an engine's registry (`upload`, `list`, `show`, `deploy`, `scale`, `rollback`).
 //!
-//! Only `check` exists so far; `upload`, `list`, `show`, `deploy`, `scale` and `rollback`
-//! join this enum as the engine grows the endpoints behind them.
+//! The operator API key comes from `--api-key-file FILE` or the environment variable
+//! `STRATBOX_API_KEY`, never from a flag holding the key itself: a flag's value lands in
+//! shell history and in every user's `ps` output.
 
-use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
 use stratbox_host::check::{DEFAULT_MAX_COMPONENT_BYTES, check_component};
+use stratbox_proto::v1::{self, registry_client::RegistryClient};
+use tonic::transport::Channel;
+
+/// The largest file the client reads and sends; the engine applies its own, usually
+/// smaller, cap and says so.
+const CLIENT_MAX_BYTES: usize = 256 << 20;
+
+#[derive(clap::Args)]
+pub struct Remote {
+    /// The engine's gRPC address.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:50051",
+        env = "STRATBOX_ENGINE"
+    )]
+    engine: String,
+    /// File holding the operator API key (default: the environment variable
+    /// STRATBOX_API_KEY).
+    #[arg(long)]
+    api_key_file: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -13,13 +42,66 @@ pub enum Command {
     /// Prints the world it targets, its imports, size and sha256; exits non-zero with a
     /// one-line reason for anything else.
     Check {
-        file: std::path::PathBuf,
+        file: PathBuf,
         /// Refuse files larger than this many bytes.
         #[arg(long, default_value_t = DEFAULT_MAX_COMPONENT_BYTES)]
         max_bytes: usize,
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Upload a component as the next version of a strategy (needs an operator key).
+    Upload {
+        file: PathBuf,
+        /// Strategy name (a-z 0-9 - _ .).
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List every stored version of every strategy.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Versions, deployments (current first) and hosts' rollout reports of one strategy.
+    Show {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run NAME@VERSION (or NAME: the newest version) with K instances (needs a key).
+    Deploy {
+        /// `NAME@VERSION`, or `NAME` for the newest upload.
+        target: String,
+        #[arg(long, default_value_t = 1)]
+        instances: u32,
+        /// JSON file handed to every instance's `init` (default `{}`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Change how many instances the current deployment runs (needs a key).
+    Scale {
+        name: String,
+        instances: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Go back to the deployment before the current one (needs a key).
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Compile a component the way a host would (the engine runs this in a child process,
+    /// under a time limit, for every upload).
+    #[command(hide = true)]
+    Compile {
+        file: PathBuf,
+        #[arg(long, default_value_t = DEFAULT_MAX_COMPONENT_BYTES)]
+        max_bytes: usize,
     },
 }
 
@@ -30,10 +112,49 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             max_bytes,
             json,
         } => check(&file, max_bytes, json),
+        Command::Compile { file, max_bytes } => compile(&file, max_bytes),
+        Command::Upload { file, name, remote } => upload(&remote, &file, &name).await,
+        Command::List { remote } => list(&remote).await,
+        Command::Show { name, remote } => show(&remote, &name).await,
+        Command::Deploy {
+            target,
+            instances,
+            config,
+            remote,
+        } => deploy(&remote, &target, instances, config.as_deref()).await,
+        Command::Scale {
+            name,
+            instances,
+            remote,
+        } => {
+            let mut c = client(&remote).await?;
+            let req = authed(
+                &remote,
+                v1::ScaleRequest {
+                    trace: Some(trace()),
+                    name,
+                    instances,
+                },
+            )?;
+            let d = c.scale(req).await.map_err(rpc)?.into_inner();
+            print_deployment(&remote, &d)
+        }
+        Command::Rollback { name, remote } => {
+            let mut c = client(&remote).await?;
+            let req = authed(
+                &remote,
+                v1::RollbackRequest {
+                    trace: Some(trace()),
+                    name,
+                },
+            )?;
+            let d = c.rollback(req).await.map_err(rpc)?.into_inner();
+            print_deployment(&remote, &d)
+        }
     }
 }
 
-fn check(file: &std::path::Path, max_bytes: usize, json: bool) -> anyhow::Result<()> {
+fn check(file: &Path, max_bytes: usize, json: bool) -> anyhow::Result<()> {
     let bytes = stratbox_host::runtime::read_capped(file, max_bytes)
         .map_err(anyhow::Error::new)
         .with_context(|| format!("{}", file.display()))?;
@@ -53,4 +174,405 @@ fn check(file: &std::path::Path, max_bytes: usize, json: bool) -> anyhow::Result
         println!("  {import}");
     }
     Ok(())
+}
+
+/// The child side of the registry's compile step: exit 0 when it compiles, else one
+/// `error:` line on stderr that the engine passes on as the refusal reason.
+fn compile(file: &Path, max_bytes: usize) -> anyhow::Result<()> {
+    let bytes = stratbox_host::runtime::read_capped(file, max_bytes)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("{}", file.display()))?;
+    let report = stratbox_registry::admission::compile_component(&bytes, max_bytes).map_err(
+        |e| match e {
+            stratbox_registry::RegistryError::Refused(r) => anyhow!("{r}"),
+            other => anyhow!("{other}"),
+        },
+    )?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+async fn client(remote: &Remote) -> anyhow::Result<RegistryClient<Channel>> {
+    let channel = tonic::transport::Endpoint::from_shared(remote.engine.clone())
+        .with_context(|| format!("engine address {:?}", remote.engine))?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to the engine at {}", remote.engine))?;
+    Ok(RegistryClient::new(channel)
+        .max_decoding_message_size(CLIENT_MAX_BYTES + (1 << 20))
+        .max_encoding_message_size(CLIENT_MAX_BYTES + (1 << 20)))
+}
+
+/// The operator key: `--api-key-file`, else `STRATBOX_API_KEY`.
+fn api_key(remote: &Remote) -> anyhow::Result<String> {
+    let key = match &remote.api_key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the API key file {}", path.display()))?,
+        None => std::env::var("STRATBOX_API_KEY").map_err(|_| {
+            anyhow!(
+                "this command needs an operator API key: --api-key-file FILE or the environment variable STRATBOX_API_KEY (create one with `stratbox operator add NAME`)"
+            )
+        })?,
+    };
+    let key = key.trim().to_owned();
+    anyhow::ensure!(
+        !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic()),
+        "the API key is empty or not printable ASCII"
+    );
+    Ok(key)
+}
+
+fn authed<T>(remote: &Remote, message: T) -> anyhow::Result<tonic::Request<T>> {
+    let key = api_key(remote)?;
+    let mut req = tonic::Request::new(message);
+    let value = format!("Bearer {key}")
+        .parse()
+        .map_err(|_| anyhow!("the API key cannot be sent as a header"))?;
+    req.metadata_mut().insert("authorization", value);
+    Ok(req)
+}
+
+fn trace() -> v1::TraceContext {
+    v1::TraceContext {
+        trace_id: stratbox_engine::trace::fresh(),
+        span_id: String::new(),
+    }
+}
+
+/// One line: the engine's reason and the status code.
+fn rpc(s: tonic::Status) -> anyhow::Error {
+    anyhow!("{} ({:?})", s.message(), s.code())
+}
+
+async fn upload(remote: &Remote, file: &Path, name: &str) -> anyhow::Result<()> {
+    let bytes = stratbox_host::runtime::read_capped(file, CLIENT_MAX_BYTES)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("{}", file.display()))?;
+    let req = authed(
+        remote,
+        v1::UploadStrategyRequest {
+            trace: Some(trace()),
+            name: name.to_owned(),
+            component: bytes,
+        },
+    )?;
+    let v = client(remote)
+        .await?
+        .upload_strategy(req)
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    if remote.json {
+        println!("{}", version_json(&v));
+    } else {
+        println!(
+            "uploaded {}@{} sha256 {} ({} bytes, {}{})",
+            v.name,
+            v.version,
+            v.sha256,
+            v.size_bytes,
+            v.world,
+            if v.stateful { ", stateful" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+async fn list(remote: &Remote) -> anyhow::Result<()> {
+    let versions = client(remote)
+        .await?
+        .list_strategies(v1::ListStrategiesRequest {})
+        .await
+        .map_err(rpc)?
+        .into_inner()
+        .versions;
+    if remote.json {
+        let all: Vec<_> = versions.iter().map(version_json).collect();
+        println!("{}", serde_json::Value::Array(all));
+    } else {
+        print_versions(&versions);
+    }
+    Ok(())
+}
+
+async fn show(remote: &Remote, name: &str) -> anyhow::Result<()> {
+    let s = client(remote)
+        .await?
+        .show_strategy(v1::ShowStrategyRequest {
+            name: name.to_owned(),
+        })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    if remote.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "versions": s.versions.iter().map(version_json).collect::<Vec<_>>(),
+                "deployments": s.deployments.iter().map(deployment_json).collect::<Vec<_>>(),
+                "rollouts": s.rollouts.iter().map(rollout_json).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(());
+    }
+    println!("versions:");
+    print_versions(&s.versions);
+    println!();
+    println!("deployments (current first):");
+    if s.deployments.is_empty() {
+        println!("  (not deployed)");
+    } else {
+        let rows = s
+            .deployments
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                vec![
+                    d.revision.to_string(),
+                    d.version.clone(),
+                    d.instances.to_string(),
+                    short(&d.sha256),
+                    d.deployed_by.clone(),
+                    time(d.at_ms),
+                    if i == 0 {
+                        "current".into()
+                    } else {
+                        String::new()
+                    },
+                    d.config_json.clone(),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "REVISION",
+                "VERSION",
+                "INSTANCES",
+                "SHA256",
+                "BY",
+                "AT",
+                "",
+                "CONFIG",
+            ],
+            rows,
+        );
+    }
+    if !s.rollouts.is_empty() {
+        println!();
+        println!("rollouts (newest per host):");
+        let rows = s
+            .rollouts
+            .iter()
+            .map(|r| {
+                vec![
+                    r.host.clone(),
+                    r.version.clone(),
+                    r.revision.to_string(),
+                    if r.switched { "switched" } else { "refused" }.into(),
+                    format!("{:.3} ms", r.max_pause_ns as f64 / 1e6),
+                    r.markets.to_string(),
+                    r.instances.to_string(),
+                    time(r.at_ms),
+                    r.error.clone(),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "HOST",
+                "VERSION",
+                "REVISION",
+                "RESULT",
+                "MAX PAUSE",
+                "MARKETS",
+                "INSTANCES",
+                "AT",
+                "ERROR",
+            ],
+            rows,
+        );
+    }
+    Ok(())
+}
+
+async fn deploy(
+    remote: &Remote,
+    target: &str,
+    instances: u32,
+    config: Option<&Path>,
+) -> anyhow::Result<()> {
+    let (name, version) = match target.split_once('@') {
+        Some((n, v)) => (n, v),
+        None => (target, ""),
+    };
+    let config_json = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config {}", path.display()))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            text
+        }
+        None => "{}".to_owned(),
+    };
+    let req = authed(
+        remote,
+        v1::DeployRequest {
+            trace: Some(trace()),
+            name: name.to_owned(),
+            version: version.to_owned(),
+            instances,
+            config_json,
+        },
+    )?;
+    let d = client(remote)
+        .await?
+        .deploy(req)
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    print_deployment(remote, &d)
+}
+
+fn print_deployment(remote: &Remote, d: &v1::Deployment) -> anyhow::Result<()> {
+    if remote.json {
+        println!("{}", deployment_json(d));
+    } else {
+        println!(
+            "{}@{} x{} at revision {} (by {})",
+            d.name, d.version, d.instances, d.revision, d.deployed_by
+        );
+    }
+    Ok(())
+}
+
+fn print_versions(versions: &[v1::StrategyVersion]) {
+    if versions.is_empty() {
+        println!("  (no strategies)");
+        return;
+    }
+    let rows = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                v.version.clone(),
+                short(&v.sha256),
+                v.size_bytes.to_string(),
+                v.world.clone(),
+                if v.stateful { "yes" } else { "no" }.into(),
+                v.uploader.clone(),
+                time(v.created_at_ms),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "VERSION", "SHA256", "BYTES", "WORLD", "STATEFUL", "UPLOADER", "CREATED",
+        ],
+        rows,
+    );
+}
+
+fn short(sha: &str) -> String {
+    sha.chars().take(12).collect()
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row);
+    }
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
+fn time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn version_json(v: &v1::StrategyVersion) -> serde_json::Value {
+    serde_json::json!({
+        "name": v.name,
+        "version": v.version,
+        "sha256": v.sha256,
+        "world": v.world,
+        "uploader": v.uploader,
+        "created_at_ms": v.created_at_ms,
+        "size_bytes": v.size_bytes,
+        "stateful": v.stateful,
+    })
+}
+
+fn deployment_json(d: &v1::Deployment) -> serde_json::Value {
+    serde_json::json!({
+        "name": d.name,
+        "version": d.version,
+        "sha256": d.sha256,
+        "instances": d.instances,
+        "config_json": d.config_json,
+        "revision": d.revision,
+        "deployed_by": d.deployed_by,
+        "at_ms": d.at_ms,
+    })
+}
+
+fn rollout_json(r: &v1::RolloutReport) -> serde_json::Value {
+    serde_json::json!({
+        "host": r.host,
+        "name": r.name,
+        "version": r.version,
+        "revision": r.revision,
+        "switched": r.switched,
+        "error": r.error,
+        "max_pause_ns": r.max_pause_ns,
+        "markets": r.markets,
+        "instances": r.instances,
+        "at_ms": r.at_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_formats_utc() {
+        assert_eq!(super::time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(super::time(1_700_000_000_123), "2023-11-14 22:13:20");
+    }
 }

@@ -4,7 +4,11 @@
 //! serving gRPC on a loopback port, an in-process bus, a market that makes a random walk of
 //! swaps on that pool, and a host running the example strategies, which reaches the engine
 //! over gRPC exactly as a separate `stratbox host` process would. It prints a live table
-//! and a summary when it stops (Ctrl-C or `--duration`).
+//! and a summary when it stops (Ctrl-C, SIGTERM or `--duration`).
+//!
+//! `--chain anvil` runs the same against a real node: an Anvil from the npm package with
+//! the real pool deployed, the walk sending real swap transactions, the chain adapter
+//! following the node into the bus, and the engine's fork moved to each block it publishes.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -19,7 +23,10 @@ use stratbox_pipeline::{
 };
 use tokio::sync::watch;
 
+use stratbox_feed::{Feed, FeedConfig, MemoryCheckpoint, StartBlock};
 use stratbox_market::Walk;
+use stratbox_market::anvil::AnvilMarket;
+use stratbox_market::follow::ForkFollower;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,14 +70,53 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    if args.chain != "embedded" {
-        anyhow::bail!(
-            "--chain {:?}: only the embedded chain is wired into `stratbox up` so far; for Anvil run \
-             `stratbox engine --chain URL` with a node of your own",
-            args.chain
-        );
+/// Where the market's blocks come from.
+enum Source {
+    /// The in-process revm chain; the walk publishes its events itself.
+    Embedded(Box<Walk>),
+    /// An Anvil node: the walk sends real transactions, the feed follows the node.
+    Anvil {
+        market: Box<AnvilMarket>,
+        feed: Option<tokio::task::JoinHandle<Result<(), stratbox_feed::FeedError>>>,
+        follower: Arc<ForkFollower>,
+    },
+}
+
+impl Source {
+    async fn step(&mut self, engine: &Engine, bus: &Arc<dyn Bus>) -> anyhow::Result<()> {
+        match self {
+            Source::Embedded(walk) => walk.step(engine, bus).await.map(|_| ()),
+            Source::Anvil { market, .. } => market.step().await.map(|_| ()),
+        }
     }
+
+    /// Waits for the feed to stop (after the stop signal went out).
+    async fn stop_feed(&mut self) -> anyhow::Result<()> {
+        if let Source::Anvil { feed, .. } = self
+            && let Some(task) = feed.take()
+        {
+            task.await.context("feed task")?.context("feed")?;
+        }
+        Ok(())
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        match self {
+            Source::Embedded(walk) => (walk.blocks, walk.swaps),
+            Source::Anvil { market, .. } => (market.blocks, market.swaps),
+        }
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let anvil = match args.chain.as_str() {
+        "embedded" => false,
+        "anvil" => true,
+        other => anyhow::bail!(
+            "--chain {other:?}: `stratbox up` runs the embedded chain or `anvil`; for a node of \
+             your own run `stratbox engine --chain URL --pool ADDR --bus redis://...`"
+        ),
+    };
     let started = Instant::now();
     let (stop_tx, stop) = watch::channel(false);
 
@@ -90,7 +136,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::connect(&database)
         .await
         .with_context(|| format!("opening {database}"))?;
-    let chain = SimChain::embedded().context("deploying the embedded chain")?;
+    let market = if anvil {
+        println!("starting anvil and deploying the Uniswap V3 pool...");
+        Some(AnvilMarket::start(args.seed).await?)
+    } else {
+        None
+    };
+    let chain = match &market {
+        None => SimChain::embedded().context("deploying the embedded chain")?,
+        Some(m) => SimChain::fork(&m.endpoint(), &[m.pool().into_array()], None)
+            .await
+            .context("forking anvil")?,
+    };
     let engine = Engine::start(store, Box::new(chain), EngineSettings::default())
         .await
         .context("starting the engine")?;
@@ -109,8 +166,45 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // The bus, and the first block so the market has a price before strategies start.
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
-    let mut walk = Walk::new(args.seed, CHAIN_EVENTS_STREAM);
-    walk.step(&engine, &bus).await?;
+    let mut source = match market {
+        None => {
+            let mut walk = Walk::new(args.seed, CHAIN_EVENTS_STREAM);
+            walk.step(&engine, &bus).await?;
+            Source::Embedded(Box::new(walk))
+        }
+        Some(market) => {
+            let follower = Arc::new(ForkFollower::new(
+                engine.clone(),
+                &market.endpoint(),
+                &[market.pool().into_array()],
+                true,
+            ));
+            let config = FeedConfig {
+                poll_interval: Duration::from_millis(50),
+                start: StartBlock::Latest,
+                ..FeedConfig::new(market.endpoint(), vec![market.pool()])
+            };
+            let mut feed = Feed::connect(config, bus.clone(), Box::new(MemoryCheckpoint::new()))
+                .await
+                .context("connecting the feed to anvil")?
+                .with_observer(follower.clone());
+            // The node's head, published before the host starts: the engine then has a
+            // watermark, a fork at the head and oracle prices.
+            feed.poll_once().await.context("first feed poll")?;
+            let feed = tokio::spawn(feed.run(stop.clone()));
+            println!(
+                "anvil at {} (chain id {}), pool {}",
+                market.endpoint(),
+                engine.chain_id(),
+                market.pool()
+            );
+            Source::Anvil {
+                market: Box::new(market),
+                feed: Some(feed),
+                follower,
+            }
+        }
+    };
 
     // Zone A: a host with the example strategies, talking to the engine over gRPC.
     let link = EngineLink::new(&format!("http://{engine_addr}"), RetryPolicy::default())?;
@@ -162,18 +256,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let interactive = std::io::stdout().is_terminal();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // A supervisor's stop (SIGTERM) ends the run as cleanly as Ctrl-C, so Anvil is killed.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     loop {
         tokio::select! {
             _ = &mut ctrl_c => break,
+            _ = term.recv() => break,
             _ = ticker.tick() => {}
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        walk.step(&engine, &bus).await?;
+        source.step(&engine, &bus).await?;
         if last_table.elapsed() >= Duration::from_secs(1) {
             last_table = Instant::now();
-            let table = render(&engine, &fleet, &host_stats, &walk, started).await;
+            let table = render(&engine, &fleet, &host_stats, source.counts(), started).await;
             if interactive {
                 print!("\x1b[2J\x1b[H{table}");
             } else {
@@ -183,18 +281,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    // Stop: the host finishes the event in hand and acknowledges it; then the engine.
+    // Stop: the feed, then the host finishes the event in hand and acknowledges it; then
+    // the engine; Anvil last (dropped with the market).
     let _ = stop_tx.send(true);
+    source.stop_feed().await?;
     host.await.context("host task")??;
     grpc.await.context("gRPC task")??;
     println!("\nsummary after {:.1}s", started.elapsed().as_secs_f64());
     print!(
         "{}",
-        render(&engine, &fleet, &host_stats, &walk, started).await
+        render(&engine, &fleet, &host_stats, source.counts(), started).await
     );
+    if let Source::Anvil { follower: f, .. } = &source {
+        use std::sync::atomic::Ordering::Relaxed;
+        println!(
+            "fork    followed {} blocks of anvil ({} could not be followed)",
+            f.refreshes.load(Relaxed),
+            f.failures.load(Relaxed)
+        );
+    }
     let balanced = engine.check_ledger().await.context("checking the ledger")?;
     println!("ledger: {balanced} entries; every posting and the whole ledger balance per asset");
     println!("database: {database}");
+    drop(source);
     Ok(())
 }
 
@@ -217,7 +326,7 @@ async fn render(
     engine: &Engine,
     fleet: &Fleet,
     host: &ServiceStats,
-    walk: &Walk,
+    (blocks, swaps): (u64, u64),
     started: Instant,
 ) -> String {
     use std::fmt::Write as _;
@@ -228,9 +337,9 @@ async fn render(
         out,
         "stratbox up  {:>6.1}s  block {}  watermark {}  swaps {}",
         started.elapsed().as_secs_f64(),
-        walk.blocks,
+        blocks,
         engine.watermark(),
-        walk.swaps
+        swaps
     );
     let _ = writeln!(
         out,

@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 const COMPONENTS: &[(&str, &str)] = &[
     ("clamm-maker", "STRATBOX_WASM_CLAMM_MAKER"),
     ("momentum", "STRATBOX_WASM_MOMENTUM"),
+    ("tally", "STRATBOX_WASM_TALLY"),
     ("hostile", "STRATBOX_WASM_HOSTILE"),
     ("other-world", "STRATBOX_WASM_OTHER_WORLD"),
 ];

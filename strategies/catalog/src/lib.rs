@@ -1,6 +1,6 @@
 //! The strategy components this workspace builds, ready for the host and the CLI.
 //!
-//! `build.rs` compiles `clamm-maker`, `momentum`, `hostile` and `other-world` for
+//! `build.rs` compiles `clamm-maker`, `momentum`, `tally`, `hostile` and `other-world` for
 //! `wasm32-wasip2` (each a component, not a core module) into `target/strategies/`, and
 //! this crate hands out their absolute paths. Tests, `stratbox up` and the host's sandbox
 //! tests depend on it instead of on a prebuilt binary checked in somewhere.
@@ -9,16 +9,21 @@ use std::io;
 
 /// The liquidity maker: keeps a concentrated position around the price.
 pub const CLAMM_MAKER: &str = env!("STRATBOX_WASM_CLAMM_MAKER");
-/// The trend follower: swaps in the direction of recent price moves.
+/// The trend follower: swaps in the direction of recent price moves. Stateful (world
+/// 0.1.1): its last decision and trade blocks travel to its next version.
 pub const MOMENTUM: &str = env!("STRATBOX_WASM_MOMENTUM");
+/// The hot-swap tests' witness: one proposal per swap, numbered by a count that travels
+/// to its next version (world 0.1.1).
+pub const TALLY: &str = env!("STRATBOX_WASM_TALLY");
 /// One component, many misbehaviours, selected by `{"mode": ...}` (see [`hostile_config`]).
 pub const HOSTILE: &str = env!("STRATBOX_WASM_HOSTILE");
 /// A valid component of another world; admission must refuse it.
 pub const OTHER_WORLD: &str = env!("STRATBOX_WASM_OTHER_WORLD");
 
-const ALL: [(&str, &str); 4] = [
+const ALL: [(&str, &str); 5] = [
     ("clamm-maker", CLAMM_MAKER),
     ("momentum", MOMENTUM),
+    ("tally", TALLY),
     ("hostile", HOSTILE),
     ("other-world", OTHER_WORLD),
 ];
@@ -79,6 +84,11 @@ pub fn clamm_maker_config(pool: &str) -> String {
     .to_string()
 }
 
+/// A `tally` config: counter-swaps of 1000 raw units on `pool`.
+pub fn tally_config(pool: &str) -> String {
+    serde_json::json!({ "pool": pool, "amount_in": "1000" }).to_string()
+}
+
 /// A realistic `momentum` config: looks 20 blocks back, trades 10^17 raw units of the
 /// input token when the price moved at least 0.3%, 1% slippage.
 pub fn momentum_config(pool: &str) -> String {
@@ -120,7 +130,7 @@ mod tests {
 
     #[test]
     fn every_component_is_built_and_is_a_component() {
-        assert_eq!(names().count(), 4);
+        assert_eq!(names().count(), 5);
         for name in names() {
             let bytes = bytes(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(bytes.starts_with(&PREAMBLE), "{name} is not a component");
@@ -133,13 +143,32 @@ mod tests {
 
     #[test]
     fn strategies_export_the_strategy_world() {
-        for name in ["clamm-maker", "momentum", "hostile"] {
+        for name in ["clamm-maker", "momentum", "tally", "hostile"] {
             let exports = component_exports(&bytes(name).unwrap());
             assert!(exports.iter().any(|e| e == "init"), "{name}: {exports:?}");
             assert!(
                 exports.iter().any(|e| e == "on-event"),
                 "{name}: {exports:?}"
             );
+        }
+    }
+
+    #[test]
+    fn stateful_strategies_add_save_and_restore_to_the_world() {
+        let sorted = |name: &str| {
+            let mut exports = component_exports(&bytes(name).unwrap());
+            exports.sort();
+            exports
+        };
+        for name in ["momentum", "tally"] {
+            assert_eq!(
+                sorted(name),
+                ["init", "on-event", "restore", "save"],
+                "{name}"
+            );
+        }
+        for name in ["clamm-maker", "hostile"] {
+            assert_eq!(sorted(name), ["init", "on-event"], "{name}");
         }
     }
 

@@ -11,16 +11,20 @@
 //! fell that much it sells `amount_in` of token0. After a trade it waits `lookback_blocks`
 //! so one move is not traded twice.
 //!
+//! Its state is which blocks it last decided and traded on: it travels to the next
+//! version in a hot swap (`save`/`restore`, world 0.1.1), so a new version does not trade
+//! again a move the old one already traded.
+//!
 //! The expected output is one `compute_swap_step` against the snapshot's in-range liquidity,
 //! bounded by a price limit derived from `max_slippage_bps`; that is exact while the swap
 //! stays inside the current tick range, and the price limit keeps the pool from going
 //! further.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stratbox_sdk::math::{MAX_SQRT_RATIO, MIN_SQRT_RATIO, compute_swap_step, mul_div};
 use stratbox_sdk::proposal::swap;
 use stratbox_sdk::types::{Event, PoolState, Proposal, Snapshot, same_address};
-use stratbox_sdk::{Amount, Strategy, U256, host};
+use stratbox_sdk::{Amount, Stateful, Strategy, U256, host};
 
 /// Events asked of the host per decision; the reference is the oldest swap among them.
 const HISTORY_LIMIT: u32 = 64;
@@ -139,7 +143,51 @@ impl Strategy for Momentum {
     }
 }
 
-stratbox_sdk::export_strategy!(Momentum);
+/// What `save` writes: JSON, versioned, tied to the pool it was learnt on.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct SavedState {
+    format: u32,
+    pool: String,
+    last_decision_block: Option<u64>,
+    last_trade_block: Option<u64>,
+}
+
+const STATE_FORMAT: u32 = 1;
+
+impl Stateful for Momentum {
+    fn save(&self) -> Vec<u8> {
+        let state = SavedState {
+            format: STATE_FORMAT,
+            pool: self.config.pool.clone(),
+            last_decision_block: self.last_decision_block,
+            last_trade_block: self.last_trade_block,
+        };
+        // Serialising plain integers and a string cannot fail; an empty state would only
+        // make the next version start fresh.
+        serde_json::to_vec(&state).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let state: SavedState =
+            serde_json::from_slice(state).map_err(|e| format!("unreadable momentum state: {e}"))?;
+        if state.format != STATE_FORMAT {
+            return Err(format!("momentum state format {} is unknown", state.format));
+        }
+        // State learnt on another pool says nothing about this one.
+        if !same_address(&state.pool, &self.config.pool) {
+            return Err(format!(
+                "state is for pool {}, this instance trades {}",
+                state.pool, self.config.pool
+            ));
+        }
+        self.last_decision_block = state.last_decision_block;
+        self.last_trade_block = state.last_trade_block;
+        Ok(())
+    }
+}
+
+stratbox_sdk::export_stateful_strategy!(Momentum);
 
 impl Momentum {
     fn propose(
@@ -391,6 +439,49 @@ mod tests {
         let a = run();
         assert_eq!(a, run());
         assert!(!a.is_empty());
+    }
+
+    #[test]
+    fn state_travels_and_stops_a_second_trade_of_the_same_move() {
+        testing::set_history(vec![swap_at(95, 0)]);
+        let mut old = Momentum::init(&config()).unwrap();
+        assert_eq!(
+            old.on_event(&block(100), &snapshot(100, 500))
+                .unwrap()
+                .len(),
+            1
+        );
+        let state = old.save();
+
+        // A fresh instance trades the same move again; a restored one does not.
+        let mut fresh = Momentum::init(&config()).unwrap();
+        assert_eq!(
+            fresh
+                .on_event(&block(101), &snapshot(101, 500))
+                .unwrap()
+                .len(),
+            1
+        );
+        let mut restored = Momentum::init(&config()).unwrap();
+        restored.restore(&state).unwrap();
+        assert!(
+            restored
+                .on_event(&block(101), &snapshot(101, 500))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(restored.save(), state);
+    }
+
+    #[test]
+    fn refuses_state_it_cannot_use() {
+        let mut m = Momentum::init(&config()).unwrap();
+        let before = m.save();
+        assert!(m.restore(b"not json").is_err());
+        let other = config().replace(POOL, "0x0000000000000000000000000000000000000099");
+        let foreign = Momentum::init(&other).unwrap().save();
+        assert!(m.restore(&foreign).unwrap_err().contains("is for pool"));
+        assert_eq!(m.save(), before, "a refused restore changed the state");
     }
 
     #[test]

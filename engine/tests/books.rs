@@ -1,0 +1,186 @@
+//! Hard limits fed by the books: a strategy's booked fills, marked at the pool's price,
+//! are what drawdown, daily loss, cash reserve and exposure judge. On SQLite and on
+//! PostgreSQL (the books are loaded from the stored ledger at start).
+
+mod common;
+
+use common::*;
+use stratbox_engine::Engine;
+use stratbox_engine::chain::SimChain;
+use stratbox_proto::U256;
+use stratbox_proto::v1::TaskState as W;
+use stratbox_risk::PermissionLevel;
+use stratbox_sim::Action;
+
+const TRACE: &str = "books-test";
+const STRATEGY: &str = "books";
+const WHALE: [u8; 20] = [0x77; 20];
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = super::sqlite().await;
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = super::postgres().await;
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+        }
+    };
+}
+
+fn e(n: u64, exp: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(exp))
+}
+
+/// A buy of token0 for `amount_in` token1, expecting what the chain quotes now.
+fn buy(engine: &Engine, event: &str, amount_in: U256) -> stratbox_proto::v1::Proposal {
+    let a = swap_action(pool(engine), false, amount_in);
+    let q = quote(engine, "acct-1", &a);
+    assert!(q.success, "quote reverted: {}", q.revert_reason);
+    proposal(engine, STRATEGY, event, 0, &a, q.amount0, q.amount1, 50)
+}
+
+/// A whale sells token0 until the price is 1/1.5 of what it was (committed on the chain).
+fn crash(engine: &Engine) {
+    let p = pool(engine);
+    engine.with_chain(|c| {
+        let chain = c
+            .as_any_mut()
+            .downcast_mut::<SimChain>()
+            .expect("embedded chain");
+        let info = chain.chain().pools()[0];
+        chain
+            .chain_mut()
+            .fund(WHALE.into(), info.token0, U256::from(1u8) << 200)
+            .expect("fund whale");
+        let state = chain.chain().pool_state(p.into()).expect("pool state");
+        let limit = state.sqrt_price_x96 * U256::from(10_000u64) / U256::from(12_247u64);
+        let out = chain
+            .chain_mut()
+            .execute(
+                WHALE.into(),
+                &Action::Swap {
+                    pool: p.into(),
+                    zero_for_one: true,
+                    amount_in: U256::from(1u8) << 120,
+                    sqrt_price_limit_x96: Some(limit),
+                },
+            )
+            .expect("whale swap");
+        assert!(out.outcome.success, "{:?}", out.outcome.revert_reason);
+        chain.chain_mut().next_block();
+    });
+    // The oracles follow the pool.
+    feed_oracles(engine, 0);
+}
+
+both!(booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy);
+async fn booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy(db: &Db) {
+    let engine = engine(db).await;
+    let capital = e(1, 24);
+    // Five buys of 4% of capital each: ~19% of equity in token0, each paying the fee and
+    // its price impact (about 0.8% of capital in all at the pool's unchanged price).
+    for i in 0..5 {
+        let r = engine
+            .submit(TRACE, vec![buy(&engine, &format!("buy-{i}"), e(4, 22))])
+            .await
+            .unwrap();
+        assert_eq!(state(&r[0]), W::Simulated, "buy {i}: {:?}", r[0]);
+    }
+    let (v, peak, day_start) = engine.book(STRATEGY, "acct-1").expect("book");
+    assert_eq!(
+        day_start, capital,
+        "the day started with the book's capital"
+    );
+    assert_eq!(peak, capital);
+    assert!(v.equity < capital, "fees and impact are booked losses");
+    assert!(v.gross_exposure > e(18, 22), "{v:?}");
+    assert!(
+        v.cash < capital - e(19, 22),
+        "cash paid for the buys: {v:?}"
+    );
+    assert_eq!(engine.permission_level(STRATEGY), PermissionLevel::L1);
+
+    // A 33% price fall on ~19% of equity: a loss of ~7% today, over the 5% limit and
+    // under the 10% drawdown limit.
+    crash(&engine);
+    let (v, _, day_start) = engine.book(STRATEGY, "acct-1").expect("book");
+    let loss_bps = (day_start - v.equity) * U256::from(10_000u64) / day_start;
+    assert!(
+        loss_bps >= U256::from(500u64) && loss_bps < U256::from(1_000u64),
+        "the scenario needs a loss between 5% and 10%, got {loss_bps} bps"
+    );
+
+    // The next proposal, even a small one, is refused by the daily loss limit...
+    let r = engine
+        .submit(TRACE, vec![buy(&engine, "after-crash", e(1, 18))])
+        .await
+        .unwrap();
+    assert_eq!(state(&r[0]), W::Rejected);
+    assert_eq!(r[0].reason_code, "limit_daily_loss", "{:?}", r[0]);
+    // ...and the breach halted the strategy until a human restores it.
+    assert_eq!(engine.permission_level(STRATEGY), PermissionLevel::L0);
+    let r = engine
+        .submit(TRACE, vec![buy(&engine, "halted", e(1, 18))])
+        .await
+        .unwrap();
+    assert_eq!(r[0].reason_code, "permission_level", "{:?}", r[0]);
+    // Another strategy on its own fresh book still trades.
+    let mut other = buy(&engine, "other", e(1, 18));
+    other.strategy = "other-strategy".into();
+    let r = engine.submit(TRACE, vec![other]).await.unwrap();
+    assert_eq!(state(&r[0]), W::Simulated, "{:?}", r[0]);
+    assert_ledger_balances(&engine).await;
+    engine.store().close().await;
+
+    // A restart loads the same holdings from the ledger: on a chain in the same state the
+    // book is valued exactly as before.
+    let restarted = common::engine(db).await;
+    crash(&restarted);
+    let (again, _, _) = restarted
+        .book(STRATEGY, "acct-1")
+        .expect("book after restart");
+    assert_eq!(again, v, "the restarted engine sees the same book");
+    restarted.store().close().await;
+}
+
+both!(gas_price_spikes_are_refused_with_a_stable_code);
+async fn gas_price_spikes_are_refused_with_a_stable_code(db: &Db) {
+    let engine = engine(db).await;
+    let gwei = |g: u64| U256::from(g) * U256::from(1_000_000_000u64);
+    engine.set_gas_price(gwei(30));
+    let r = engine
+        .submit(TRACE, vec![buy(&engine, "gas-ok", e(1, 18))])
+        .await
+        .unwrap();
+    assert_eq!(state(&r[0]), W::Simulated, "{:?}", r[0]);
+    // The default cap is 500 gwei: exactly the cap passes, one wei more is a spike.
+    engine.set_gas_price(gwei(500) + U256::from(1u8));
+    let r = engine
+        .submit(TRACE, vec![buy(&engine, "gas-spike", e(1, 18))])
+        .await
+        .unwrap();
+    assert_eq!(state(&r[0]), W::Rejected);
+    assert_eq!(r[0].reason_code, "gas_price", "{:?}", r[0]);
+    engine.set_gas_price(U256::MAX);
+    let r = engine
+        .submit(TRACE, vec![buy(&engine, "gas-max", e(1, 18))])
+        .await
+        .unwrap();
+    assert_eq!(r[0].reason_code, "gas_price");
+    engine.set_gas_price(gwei(500));
+    let r = engine
+        .submit(TRACE, vec![buy(&engine, "gas-cap", e(1, 18))])
+        .await
+        .unwrap();
+    assert_eq!(state(&r[0]), W::Simulated, "{:?}", r[0]);
+    engine.store().close().await;
+}

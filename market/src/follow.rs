@@ -1,0 +1,168 @@
+//! Keeps an engine in step with a live chain the feed follows: before the feed publishes a
+//! block, the engine's simulation fork is moved to that block and its watermark (what the
+//! Sync Sentinel compares proposals against) set to it.
+//!
+//! A fork reads the node's state at one fixed block; left alone it would simulate every
+//! later trade against a pool price that has long moved. One fresh fork per block is cheap
+//! on a local node (a few RPC calls, then state is fetched lazily and cached for the rest of
+//! the block) and exact: every simulation sees the state its proposal's event came from.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use alloy_primitives::B256;
+use stratbox_engine::Engine;
+use stratbox_engine::chain::SimChain;
+use stratbox_feed::{BlockHeader, BlockObserver};
+
+use crate::quote_pools;
+
+/// Why a block could not be followed. The engine then keeps its previous fork and
+/// watermark, so proposals on the new block are refused rather than simulated on old state.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error("forking block {block}: {detail}")]
+    Fork { block: u64, detail: String },
+    #[error("the node is chain {node}, the engine simulates chain {engine}")]
+    ChainId { node: u64, engine: u64 },
+    #[error("the engine's chain is not a revm fork (SimChain)")]
+    NotAFork,
+    #[error("swapping the fork in: {0}")]
+    Worker(String),
+}
+
+/// A [`BlockObserver`] that refreshes an engine's fork and watermark.
+pub struct ForkFollower {
+    engine: Engine,
+    rpc_url: String,
+    pools: Vec<[u8; 20]>,
+    quote_oracles: bool,
+    /// The block the engine's fork is at: a block seen twice (a feed restart) is not
+    /// re-forked, a block replaced by a reorg (same number, new hash) is.
+    current: tokio::sync::Mutex<Option<(u64, B256)>>,
+    /// Forks made, and blocks that could not be followed.
+    pub refreshes: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+impl ForkFollower {
+    /// `quote_oracles`: report each pool's price as the three oracle sources after every
+    /// refresh (demo and test setups with no independent price feed; see `quote_pools`).
+    pub fn new(engine: Engine, rpc_url: &str, pools: &[[u8; 20]], quote_oracles: bool) -> Self {
+        ForkFollower {
+            engine,
+            rpc_url: rpc_url.to_owned(),
+            pools: pools.to_vec(),
+            quote_oracles,
+            current: tokio::sync::Mutex::new(None),
+            refreshes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Moves the engine to `block`. Returns false if it was already there.
+    pub async fn follow(&self, block: &BlockHeader) -> Result<bool, FollowError> {
+        let mut current = self.current.lock().await;
+        if *current == Some((block.number, block.hash)) {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let fork = SimChain::fork(&self.rpc_url, &self.pools, Some(block.number))
+            .await
+            .map_err(|e| FollowError::Fork {
+                block: block.number,
+                detail: e.to_string(),
+            })?;
+        let node = fork.chain().chain_id();
+        if node != self.engine.chain_id() {
+            return Err(FollowError::ChainId {
+                node,
+                engine: self.engine.chain_id(),
+            });
+        }
+        // The swap waits for simulations in flight; keep that wait off the async threads.
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            engine.with_chain(|chain| {
+                let sim = chain
+                    .as_any_mut()
+                    .downcast_mut::<SimChain>()
+                    .ok_or(FollowError::NotAFork)?;
+                *sim = fork;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(|e| FollowError::Worker(e.to_string()))??;
+        self.engine.set_watermark(block.number);
+        if self.quote_oracles {
+            quote_pools(&self.engine);
+        }
+        *current = Some((block.number, block.hash));
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            block = block.number,
+            hash = %block.hash,
+            micros = started.elapsed().as_micros() as u64,
+            "engine fork follows the chain"
+        );
+        Ok(true)
+    }
+}
+
+impl BlockObserver for ForkFollower {
+    fn head<'a>(
+        &'a self,
+        block: &'a BlockHeader,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if let Err(e) = self.follow(block).await {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(block = block.number, error = %e, "engine cannot follow the chain; keeping its previous fork and watermark");
+            }
+        })
+    }
+}
+
+/// Keeps `follower` at the node's head without publishing anything: for an engine that
+/// forks a node but runs no feed (no bus). Polls `eth_getBlockByNumber(latest)` every
+/// `interval` until `stop` turns true; an unreachable node is retried.
+pub async fn follow_head(
+    rpc_url: String,
+    follower: std::sync::Arc<ForkFollower>,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use alloy::providers::{Provider, RootProvider};
+    let provider = match RootProvider::<alloy::network::Ethereum>::connect(&rpc_url).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(url = %rpc_url, error = %e, "cannot follow the node's head");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+        {
+            Ok(Some(b)) => {
+                let header = BlockHeader {
+                    number: b.header.number,
+                    hash: b.header.hash,
+                    parent_hash: b.header.parent_hash,
+                    timestamp: b.header.timestamp,
+                };
+                follower.head(&header).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the node's head failed; retrying"),
+        }
+    }
+}
