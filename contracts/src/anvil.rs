@@ -3,10 +3,12 @@
 //! Synchronous on purpose: it is a child process and a loopback port, usable from a test, a
 //! blocking thread or an async runtime alike. The process is killed when [`Anvil`] drops.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
@@ -22,12 +24,10 @@ pub enum AnvilError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("anvil exited before answering (status {status}); last attempt on port {port}")]
+    #[error("anvil exited before answering (status {status}, port {port})")]
     Exited { status: String, port: u16 },
     #[error("anvil did not answer on port {port} within {waited:?}")]
     Timeout { port: u16, waited: Duration },
-    #[error("cannot find a free loopback port: {0}")]
-    Port(std::io::Error),
     #[error("anvil's account file {path} is unreadable: {detail}")]
     Accounts { path: PathBuf, detail: String },
 }
@@ -57,7 +57,10 @@ pub struct Anvil {
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-const PORT_ATTEMPTS: usize = 5;
+
+/// Config files of anvils started by this process, told apart by a counter because the port
+/// is only known once anvil has bound it.
+static SPAWNED: AtomicU64 = AtomicU64::new(0);
 
 impl Anvil {
     /// Starts Anvil with the default options and waits until it answers JSON-RPC.
@@ -65,6 +68,9 @@ impl Anvil {
         Self::spawn_with(&AnvilOptions::default())
     }
 
+    /// Anvil binds port 0 and says which port it got. Picking a free port ourselves and
+    /// handing it over would leave a window in which another process (a test running beside
+    /// this one) takes it, and this caller would then talk to somebody else's node.
     pub fn spawn_with(options: &AnvilOptions) -> Result<Self, AnvilError> {
         let binary = match &options.binary {
             Some(path) => path.clone(),
@@ -72,32 +78,18 @@ impl Anvil {
                 node_modules::locate_or_install(ANVIL_IN_NODE_MODULES)?.join(ANVIL_IN_NODE_MODULES)
             }
         };
-        let mut last = None;
-        // The free port we pick may be taken before anvil binds it; try again on another.
-        for _ in 0..PORT_ATTEMPTS {
-            match Self::try_spawn(&binary, options) {
-                Ok(anvil) => return Ok(anvil),
-                Err(e @ AnvilError::Exited { .. }) => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(AnvilError::Timeout {
-            port: 0,
-            waited: Duration::ZERO,
-        }))
-    }
-
-    fn try_spawn(binary: &PathBuf, options: &AnvilOptions) -> Result<Self, AnvilError> {
-        let port = free_port()?;
-        let config_path =
-            std::env::temp_dir().join(format!("stratbox-anvil-{}-{port}.json", std::process::id()));
-        let mut command = Command::new(binary);
+        let config_path = std::env::temp_dir().join(format!(
+            "stratbox-anvil-{}-{}.json",
+            std::process::id(),
+            SPAWNED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut command = Command::new(&binary);
         command
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--host", "127.0.0.1", "--port", "0"])
             .arg("--config-out")
             .arg(&config_path)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(block_time) = options.block_time {
             command.args(["--block-time", &block_time.to_string()]);
@@ -106,22 +98,55 @@ impl Anvil {
             command.args(["--chain-id", &chain_id.to_string()]);
         }
         command.args(&options.extra_args);
-        let child = command.spawn().map_err(|source| AnvilError::Spawn {
+        let mut child = command.spawn().map_err(|source| AnvilError::Spawn {
             path: binary.clone(),
             source,
         })?;
+        let (port_tx, port_rx) = mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::spawn(move || watch_stdout(stdout, port_tx));
+        }
         let mut anvil = Anvil {
             child,
-            port,
+            port: 0,
             chain_id: 0,
             accounts: Vec::new(),
             private_keys: Vec::new(),
             config_path,
         };
+        anvil.port = anvil.wait_listening(&port_rx)?;
         anvil.chain_id = anvil.wait_ready()?;
         anvil.read_accounts()?;
-        tracing::debug!(port, chain_id = anvil.chain_id, "anvil ready");
+        tracing::debug!(
+            port = anvil.port,
+            chain_id = anvil.chain_id,
+            "anvil ready"
+        );
         Ok(anvil)
+    }
+
+    fn wait_listening(&mut self, port: &mpsc::Receiver<u16>) -> Result<u16, AnvilError> {
+        let start = Instant::now();
+        loop {
+            match port.recv_timeout(Duration::from_millis(50)) {
+                Ok(port) => return Ok(port),
+                Err(RecvTimeoutError::Timeout) if start.elapsed() <= READY_TIMEOUT => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(AnvilError::Timeout {
+                        port: 0,
+                        waited: start.elapsed(),
+                    });
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self
+                        .child
+                        .wait()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|e| e.to_string());
+                    return Err(AnvilError::Exited { status, port: 0 });
+                }
+            }
+        }
     }
 
     /// Polls `eth_chainId` until it answers, so callers never race the node's start.
@@ -212,10 +237,24 @@ impl Drop for Anvil {
     }
 }
 
-fn free_port() -> Result<u16, AnvilError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(AnvilError::Port)?;
-    let port = listener.local_addr().map_err(AnvilError::Port)?.port();
-    Ok(port)
+/// Sends the port from anvil's `Listening on 127.0.0.1:PORT` line, then keeps reading so a
+/// chatty node never blocks on a full pipe. Ends (dropping the sender) when anvil exits.
+fn watch_stdout(stdout: ChildStdout, port: mpsc::Sender<u16>) {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let Ok(line) = line else { return };
+        if let Some(addr) = line.trim().strip_prefix("Listening on ")
+            && let Some(p) = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok())
+        {
+            let _ = port.send(p);
+            break;
+        }
+    }
+    for line in lines {
+        if line.is_err() {
+            return;
+        }
+    }
 }
 
 /// One raw HTTP/1.1 JSON-RPC `eth_chainId` call; `None` until the node answers.

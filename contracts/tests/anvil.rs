@@ -99,3 +99,34 @@ fn anvil_stops_when_dropped() -> TestResult {
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     Ok(())
 }
+
+/// Anvils started at the same moment each get their own node: every one answers on its own
+/// port with the chain id it was started with, never another's.
+#[test]
+fn anvils_started_at_once_are_distinct_nodes() -> TestResult {
+    use stratbox_contracts::anvil::AnvilOptions;
+    let anvils = std::thread::scope(|s| {
+        let starts: Vec<_> = (0..6u64)
+            .map(|i| {
+                s.spawn(move || {
+                    Anvil::spawn_with(&AnvilOptions {
+                        chain_id: Some(4_000 + i),
+                        ..AnvilOptions::default()
+                    })
+                })
+            })
+            .collect();
+        starts
+            .into_iter()
+            .map(|h| h.join().expect("spawn thread"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let mut ports: Vec<u16> = anvils.iter().map(Anvil::port).collect();
+    for (i, anvil) in anvils.iter().enumerate() {
+        assert_eq!(anvil.chain_id(), 4_000 + i as u64, "node {i} answers as itself");
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), anvils.len(), "one port per node");
+    Ok(())
+}

@@ -12,7 +12,9 @@ use alloy_primitives::{Address, B256, U256};
 use stratbox_bus::{Bus, RedisBus, RedisBusConfig, StartId, decode_event};
 use stratbox_contracts::anvil::Anvil;
 use stratbox_contracts::deploy::{DeployConfig, Deployment, deploy};
-use stratbox_feed::{Feed, FeedConfig, FileCheckpoint, MemoryCheckpoint, StartBlock};
+use stratbox_feed::{
+    BlockHeader, BlockObserver, Feed, FeedConfig, FileCheckpoint, MemoryCheckpoint, StartBlock,
+};
 use stratbox_proto::v1::{ChainEvent, LiquidityEvent, Reorg, SwapEvent, chain_event::Kind};
 
 const E18: u128 = 1_000_000_000_000_000_000;
@@ -26,15 +28,8 @@ struct Env {
     stream: String,
 }
 
-/// Anvils are started one at a time: `Anvil::spawn` picks a free port and releases it before
-/// anvil binds it, so two spawns racing in one process could end up sharing one node.
-static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 async fn env() -> Env {
-    let anvil = {
-        let _one_at_a_time = SPAWN.lock().unwrap_or_else(|p| p.into_inner());
-        Anvil::spawn().unwrap()
-    };
+    let anvil = Anvil::spawn().unwrap();
     let provider = RootProvider::<Ethereum>::connect(&anvil.endpoint())
         .await
         .unwrap();
@@ -115,6 +110,26 @@ impl Env {
 
     async fn cleanup(self) {
         self.bus.delete_stream(&self.stream).await.unwrap();
+    }
+}
+
+/// Records each block the feed announces with the stream's length at that moment, to check
+/// the announcement comes before any of the block's events.
+struct Recorder {
+    bus: Arc<RedisBus>,
+    stream: String,
+    seen: std::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+impl BlockObserver for Recorder {
+    fn head<'a>(
+        &'a self,
+        block: &'a BlockHeader,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let len = self.bus.len(&self.stream).await.unwrap();
+            self.seen.lock().unwrap().push((block.number, len));
+        })
     }
 }
 
@@ -283,13 +298,19 @@ async fn swaps_and_liquidity_become_chain_events() {
 async fn reorgs_are_detected_and_the_canonical_chain_republished() {
     let env = env().await;
     let base = env.head().await;
+    let recorder = Arc::new(Recorder {
+        bus: env.bus.clone(),
+        stream: env.stream.clone(),
+        seen: Default::default(),
+    });
     let mut feed = Feed::connect(
         env.config(base),
         env.bus.clone(),
         Box::new(MemoryCheckpoint::new()),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .with_observer(recorder.clone());
     let watermark = feed.watermark();
     feed.poll_once().await.unwrap();
 
@@ -381,6 +402,48 @@ async fn reorgs_are_detected_and_the_canonical_chain_republished() {
                 .hash
         ))
     );
+
+    // The observer heard of every block the feed took as canonical, and of every rewind
+    // (to the common ancestor), each before the first event about it was on the stream.
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![
+            base,
+            base + 1,
+            base + 2,
+            base, // rewind
+            base + 1,
+            base + 2,
+            base + 3,
+            base + 4,
+            base + 3, // rewind
+            base + 4,
+            base + 5,
+            base + 6
+        ]
+    );
+    env.bus
+        .ensure_group(&env.stream, "all", StartId::Beginning)
+        .await
+        .unwrap();
+    let all: Vec<ChainEvent> = env
+        .bus
+        .read_group(&env.stream, "all", "t", 10_000, Duration::ZERO)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| decode_event(d).unwrap().event)
+        .collect();
+    for (number, len) in seen {
+        let first = all
+            .get(len as usize)
+            .expect("events follow every announcement");
+        assert_eq!(
+            first.last_sync_block, number,
+            "the first event after announcing block {number} is about it"
+        );
+    }
     env.cleanup().await;
 }
 
