@@ -93,12 +93,34 @@ fn grpcurl_lists_describes_and_submits() {
         "reflection lists the engine's service: {services:?}"
     );
     let methods = call(addr, &[], &["list", "stratbox.v1.TradingEngine"]);
-    for method in ["SubmitProposals", "GetTask", "ListTasks", "SetKillSwitch"] {
+    for method in [
+        "SubmitProposals",
+        "GetTask",
+        "ListTasks",
+        "SetKillSwitch",
+        "GetPermission",
+        "RestoreStrategy",
+    ] {
         assert!(
             methods.contains(&format!("stratbox.v1.TradingEngine.{method}")),
             "{method} missing from {methods}"
         );
     }
+    // Anyone who reaches the port (Zone A does) cannot pull the kill switch by naming an
+    // operator: it takes an operator key.
+    let out = Command::new(grpcurl())
+        .args([
+            "-plaintext",
+            "-d",
+            r#"{"reason":"x","operator":"root"}"#,
+            addr,
+        ])
+        .arg("stratbox.v1.TradingEngine/SetKillSwitch")
+        .output()
+        .expect("run grpcurl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused without a key: {stderr}");
+    assert!(stderr.contains("Unauthenticated"), "{stderr}");
     let described = call(addr, &[], &["describe", "stratbox.v1.Amount"]);
     assert!(
         described.contains("string value"),

@@ -1,6 +1,6 @@
 //! The strategy registry through the real binary: `stratbox operator add` against the
 //! database, `stratbox engine` on SQLite serving the registry, and `stratbox strategy
-//! upload/list/show/deploy/scale/rollback` against it. Bad uploads are refused with their
+//! upload/list/show/deploy/scale/rollback/restore` against it. Bad uploads are refused with their
 //! reason and leave `strategy list` unchanged; calls without the operator's key are
 //! refused; every change is in `audit_log` under the operator's name.
 
@@ -255,6 +255,21 @@ fn registry_round_trip_through_the_cli() {
     assert!(line.contains("no deployment before revision 5"), "{line}");
     let line = failed(with_key(&["strategy", "deploy", "maker@7"]));
     assert!(line.contains("no version 7"), "{line}");
+
+    // Restoring a strategy the engine has not halted: refused by the engine (after the
+    // key is checked); `show` reports its level.
+    let line = failed(run(&["strategy", "restore", "maker", "--level", "L1"], &[]));
+    assert!(line.contains("needs an operator API key"), "{line}");
+    let line = failed(run(
+        &["strategy", "restore", "maker"],
+        &[("STRATBOX_API_KEY", &wrong)],
+    ));
+    assert!(line.contains("Unauthenticated"), "{line}");
+    let line = failed(with_key(&["strategy", "restore", "maker", "--level", "L1"]));
+    assert!(line.contains("only a halted (L0) strategy"), "{line}");
+    assert!(line.contains("FailedPrecondition"), "{line}");
+    let shown = ok(run(&["strategy", "show", "maker"], &[]));
+    assert!(shown.contains("permission: L1"), "{shown}");
 
     // Ctrl-C stops the engine cleanly.
     let mut engine = engine;

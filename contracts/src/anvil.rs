@@ -117,11 +117,7 @@ impl Anvil {
         anvil.port = anvil.wait_listening(&port_rx)?;
         anvil.chain_id = anvil.wait_ready()?;
         anvil.read_accounts()?;
-        tracing::debug!(
-            port = anvil.port,
-            chain_id = anvil.chain_id,
-            "anvil ready"
-        );
+        tracing::debug!(port = anvil.port, chain_id = anvil.chain_id, "anvil ready");
         Ok(anvil)
     }
 

@@ -123,7 +123,11 @@ fn anvils_started_at_once_are_distinct_nodes() -> TestResult {
     })?;
     let mut ports: Vec<u16> = anvils.iter().map(Anvil::port).collect();
     for (i, anvil) in anvils.iter().enumerate() {
-        assert_eq!(anvil.chain_id(), 4_000 + i as u64, "node {i} answers as itself");
+        assert_eq!(
+            anvil.chain_id(),
+            4_000 + i as u64,
+            "node {i} answers as itself"
+        );
     }
     ports.sort_unstable();
     ports.dedup();

@@ -20,8 +20,15 @@
 //!
 //! After the hard limits, the gas-price gate refuses every trade while the network's gas
 //! price is over `gas.max_gas_price_gwei` (`gas_price`).
+//!
+//! Durability: the book remembers which trackers changed and which level changes happened
+//! since the engine last stored them ([`RiskBook::drain_changes`]); the engine writes a
+//! level change before it answers the submit that caused it, and a change of a record alone
+//! within a second (see [`crate::permissions`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::books::{Book, Marks, Valuation};
 use crate::ledger::{Posting, strategy_account};
@@ -31,8 +38,8 @@ use ruint::aliases::U512;
 use stratbox_proto::U256;
 use stratbox_risk::limits::{AccountRisk, AssetExposure, Leg, PostTrade, TradeEffect, TradeRisk};
 use stratbox_risk::{
-    ExecutionMode, GateInput, KillSwitch, OracleGuard, PermissionLevel, PermissionTracker,
-    Rejection, RiskConfig, evaluate,
+    ExecutionMode, GateInput, KillSwitch, OracleGuard, PermissionError, PermissionLevel,
+    PermissionTracker, Rejection, RiskConfig, Transition, evaluate,
 };
 
 use crate::engine::market_key;
@@ -54,11 +61,22 @@ pub struct GateContext<'a> {
     pub marks: &'a Marks,
 }
 
+/// Level changes by strategy, oldest first.
+pub type LevelChanges = Vec<(String, Transition)>;
+
 pub struct RiskBook {
     cfg: RiskConfig,
     kill: KillSwitch,
     oracle: OracleGuard<String>,
     permissions: HashMap<String, PermissionTracker>,
+    /// Strategies whose tracker changed since the last [`RiskBook::drain_changes`].
+    changed: HashSet<String>,
+    /// Level changes since the last drain, in the order they happened.
+    transitions: LevelChanges,
+    /// Level changes ever made here (transitions and [`RiskBook::set_level`]). Shared, so
+    /// the engine can tell without this book's lock whether one is not stored yet: that is
+    /// the whole cost of durability on a submit that changed no level.
+    level_changes: Arc<AtomicU64>,
     capital: U256,
     /// By ledger account (`strategy:<strategy>:<account>`).
     books: HashMap<String, Book>,
@@ -94,6 +112,9 @@ impl RiskBook {
             kill: KillSwitch::default(),
             oracle: OracleGuard::new(),
             permissions: HashMap::new(),
+            changed: HashSet::new(),
+            transitions: Vec::new(),
+            level_changes: Arc::new(AtomicU64::new(0)),
             capital: book_capital,
             books: HashMap::new(),
             gas_price_wei: U256::ZERO,
@@ -150,11 +171,21 @@ impl RiskBook {
             })
     }
 
+    /// The tracker of `strategy`, to change: every caller changes it, so it is marked.
     fn tracker(&mut self, strategy: &str) -> &mut PermissionTracker {
         let cfg = &self.cfg.permission;
+        if !self.changed.contains(strategy) {
+            self.changed.insert(strategy.to_owned());
+        }
         self.permissions
             .entry(strategy.to_owned())
             .or_insert_with(|| PermissionTracker::new(cfg))
+    }
+
+    /// Records a level change for the engine to store (and audit).
+    fn note(&mut self, strategy: &str, t: Transition) {
+        self.transitions.push((strategy.to_owned(), t));
+        self.level_changes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A hard limit breached by the book as it stands: the strategy drops to L0.
@@ -168,6 +199,7 @@ impl RiskBook {
                 detail,
                 "hard limit breached: strategy halted until a human restores it"
             );
+            self.note(strategy, t);
         }
     }
 
@@ -184,7 +216,8 @@ impl RiskBook {
             .record_day(&cfg, DayResult::from_pnl(day, pnl, negative, start))
         {
             Ok(Some(t)) => {
-                tracing::info!(strategy, from = %t.from, to = %t.to, cause = t.cause.as_str(), "permission level changed at day end")
+                tracing::info!(strategy, from = %t.from, to = %t.to, cause = t.cause.as_str(), "permission level changed at day end");
+                self.note(strategy, t);
             }
             Ok(None) => {}
             Err(e) => tracing::debug!(strategy, error = %e, "day not recorded"),
@@ -260,6 +293,7 @@ impl RiskBook {
                 let cfg = self.cfg.permission.clone();
                 if let Some(t) = self.tracker(strategy).record_trade(&cfg, outcome) {
                     tracing::info!(strategy, from = %t.from, to = %t.to, cause = t.cause.as_str(), "permission level changed by a trade");
+                    self.note(strategy, t);
                 }
             }
             self.judge_book(&acct, strategy, marks, now_ms);
@@ -303,10 +337,93 @@ impl RiskBook {
             .unwrap_or(self.cfg.permission.initial_level)
     }
 
-    /// Sets a strategy's permission level (operators, and tests).
+    /// Sets a strategy's permission level with an empty record (tests and bootstrapping;
+    /// operators restore a halted strategy with [`RiskBook::plan_restore`]). Stored like
+    /// any level change, but with no audit row: there is no [`Transition`] cause for it.
     pub fn set_level(&mut self, strategy: &str, level: PermissionLevel) {
         self.permissions
             .insert(strategy.to_owned(), PermissionTracker::at_level(level));
+        self.changed.insert(strategy.to_owned());
+        self.level_changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A copy of a strategy's tracker (a new one at the initial level if it has none).
+    pub fn tracker_of(&self, strategy: &str) -> PermissionTracker {
+        self.permissions
+            .get(strategy)
+            .cloned()
+            .unwrap_or_else(|| PermissionTracker::new(&self.cfg.permission))
+    }
+
+    /// Trackers loaded from storage at start; not marked as changed.
+    pub fn restore_trackers(
+        &mut self,
+        trackers: impl IntoIterator<Item = (String, PermissionTracker)>,
+    ) {
+        self.permissions.extend(trackers);
+    }
+
+    /// The trackers changed since the last drain (as they are now) and the level changes
+    /// made since, oldest first; both are forgotten here. A caller that fails to store
+    /// them hands them back with [`RiskBook::requeue`].
+    pub fn drain_changes(&mut self) -> (Vec<(String, PermissionTracker)>, LevelChanges) {
+        let changed = std::mem::take(&mut self.changed);
+        let mut trackers: Vec<(String, PermissionTracker)> = changed
+            .into_iter()
+            .filter_map(|s| self.permissions.get(&s).cloned().map(|t| (s, t)))
+            .collect();
+        trackers.sort_by(|a, b| a.0.cmp(&b.0));
+        (trackers, std::mem::take(&mut self.transitions))
+    }
+
+    /// Hands back what a failed store could not write, to be stored with the next drain:
+    /// the strategies are marked again (their trackers are read afresh then) and the level
+    /// changes go back before any made since.
+    pub fn requeue(
+        &mut self,
+        strategies: impl IntoIterator<Item = String>,
+        mut transitions: LevelChanges,
+    ) {
+        self.changed.extend(strategies);
+        transitions.append(&mut self.transitions);
+        self.transitions = transitions;
+    }
+
+    /// Whether anything changed since the last drain.
+    pub fn has_changes(&self) -> bool {
+        !self.changed.is_empty() || !self.transitions.is_empty()
+    }
+
+    /// How many level changes this book has made; see the field's doc.
+    pub fn level_changes(&self) -> u64 {
+        self.level_changes.load(Ordering::Acquire)
+    }
+
+    /// The counter behind [`RiskBook::level_changes`], to read without this book's lock.
+    pub fn level_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.level_changes)
+    }
+
+    /// What a human restore of `strategy` to `level` would make of its tracker, without
+    /// changing it: the engine stores the result first and only then [`RiskBook::install`]s
+    /// it, so a restore that could not be stored never lets the strategy trade. Refused if
+    /// the strategy is not halted, the level is L0 or above `max_restore_level`, or the
+    /// operator is empty.
+    pub fn plan_restore(
+        &self,
+        strategy: &str,
+        level: PermissionLevel,
+        operator: &str,
+        now_ms: i64,
+    ) -> Result<(PermissionTracker, Transition), PermissionError> {
+        let mut t = self.tracker_of(strategy);
+        let change = t.restore(&self.cfg.permission, level, operator, now_ms)?;
+        Ok((t, change))
+    }
+
+    /// Puts a tracker that is already stored in place (after [`RiskBook::plan_restore`]).
+    pub fn install(&mut self, strategy: &str, tracker: PermissionTracker) {
+        self.permissions.insert(strategy.to_owned(), tracker);
     }
 
     /// Runs the gates for one proposal; the mode the trade may run in, or why not.

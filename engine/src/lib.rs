@@ -12,8 +12,11 @@ pub mod chain;
 pub mod engine;
 pub mod fsm;
 pub mod gates;
+pub mod group_commit;
 pub mod ledger;
 pub mod metrics;
+pub mod operators;
+pub mod permissions;
 pub mod proposal;
 pub mod server;
 pub mod service;
@@ -25,6 +28,8 @@ pub use engine::{
     Engine, EngineError, EngineHandle, EngineSettings, Recovery, market_key, sim_address,
 };
 pub use fsm::TaskState;
+pub use operators::OperatorAuth;
+pub use permissions::PermissionView;
 pub use simulation::{PoolInfo, SimError, SimOutcome, Simulator};
 pub use store::{Backend, Store, StoreError};
-pub use stratbox_risk::{ExecutionMode, RiskConfig};
+pub use stratbox_risk::{ExecutionMode, PermissionLevel, RiskConfig};

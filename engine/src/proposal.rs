@@ -19,7 +19,7 @@ pub const MAX_NAME_LEN: usize = 256;
 pub type Address = [u8; 20];
 
 /// A checked trade action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TradeAction {
     Swap {
         pool: Address,
@@ -31,7 +31,7 @@ pub enum TradeAction {
     RemoveLiquidity(Range),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Range {
     pub pool: Address,
     pub tick_lower: i32,

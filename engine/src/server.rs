@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use stratbox_proto::v1::trading_engine_server::TradingEngineServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::engine::Engine;
+use crate::operators::OperatorAuth;
 use crate::service::EngineService;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +34,8 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Serves the engine's gRPC API on `listener` until `shutdown` resolves.
+/// Serves the engine's gRPC API on `listener` until `shutdown` resolves. No operator keys:
+/// operator actions over gRPC are refused (see [`serve_grpc_with_operators`]).
 pub async fn serve_grpc(
     engine: Engine,
     listener: TcpListener,
@@ -50,10 +53,23 @@ pub async fn serve_grpc(
 /// Like [`serve_grpc`], with more services on the same port (the strategy registry:
 /// `stratbox_registry::routes(registry)`); reflection lists them too, since the descriptor
 /// set holds every stratbox proto. A streaming service in `extra` must end its streams
-/// when `shutdown` resolves, or the server waits for them.
+/// when `shutdown` resolves, or the server waits for them. No operator keys: operator
+/// actions over gRPC are refused (see [`serve_grpc_with_operators`]).
 pub async fn serve_grpc_with(
     engine: Engine,
     extra: tonic::service::Routes,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    serve_grpc_with_operators(engine, extra, None, listener, shutdown).await
+}
+
+/// Like [`serve_grpc_with`], with operator actions (kill switch, restoring a halted
+/// strategy) authenticated by `operators`; `None` refuses them all (`UNAUTHENTICATED`).
+pub async fn serve_grpc_with_operators(
+    engine: Engine,
+    extra: tonic::service::Routes,
+    operators: Option<Arc<dyn OperatorAuth>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -69,8 +85,12 @@ pub async fn serve_grpc_with(
     let v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let service = match operators {
+        Some(o) => EngineService::new(engine).with_operators(o),
+        None => EngineService::new(engine),
+    };
     let routes = extra
-        .add_service(TradingEngineServer::new(EngineService::new(engine)))
+        .add_service(TradingEngineServer::new(service))
         .add_service(v1)
         .add_service(v1alpha);
     tonic::transport::Server::builder()

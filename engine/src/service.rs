@@ -4,24 +4,88 @@
 //! line about the request can be found. User input never becomes an RPC error: malformed
 //! proposals are per-proposal `bad_input` results; only missing tasks (`NOT_FOUND`), bad
 //! arguments to reads (`INVALID_ARGUMENT`) and storage failures (`UNAVAILABLE`) are.
+//!
+//! Operator actions (`SetKillSwitch`, `ClearKillSwitch`, `RestoreStrategy`) are
+//! authenticated first, by the [`OperatorAuth`] given to [`EngineService::with_operators`]:
+//! the port is reachable from Zone A, so a name typed into a request proves nothing. With no
+//! authenticator they are always `UNAUTHENTICATED`. The operator recorded (audit log, kill
+//! switch state) is the authenticated name. The requests' old free-text `operator` field is
+//! kept for wire compatibility and must be empty or that same name: a different name is
+//! refused (`PERMISSION_DENIED`) rather than silently replaced, since it means the caller
+//! holds someone else's key or is confused about whose it is.
+
+use std::sync::Arc;
 
 use stratbox_proto::v1::trading_engine_server::TradingEngine;
 use stratbox_proto::v1::{self, TraceContext};
+use stratbox_risk::{PermissionError, PermissionLevel};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, error, info_span};
 
 use crate::engine::{Engine, EngineError};
 use crate::fsm::TaskState;
+use crate::operators::{OperatorAuth, no_operator_keys};
 use crate::trace;
 
 pub struct EngineService {
     engine: Engine,
+    operators: Option<Arc<dyn OperatorAuth>>,
 }
 
 impl EngineService {
+    /// A service that refuses every operator action (no authenticator).
     pub fn new(engine: Engine) -> Self {
-        EngineService { engine }
+        EngineService {
+            engine,
+            operators: None,
+        }
     }
+
+    /// Operator actions authenticated by `operators` (the registry's keys).
+    pub fn with_operators(mut self, operators: Arc<dyn OperatorAuth>) -> Self {
+        self.operators = Some(operators);
+        self
+    }
+
+    /// The authenticated operator of `request`; `claimed` is the request's free-text
+    /// operator field (see the module docs).
+    async fn operator<T>(&self, request: &Request<T>, claimed: &str) -> Result<String, Status> {
+        let auth = self.operators.as_ref().ok_or_else(no_operator_keys)?;
+        let name = auth.authenticate(request.metadata()).await?;
+        let claimed = claimed.trim();
+        if !claimed.is_empty() && claimed != name {
+            return Err(Status::permission_denied(format!(
+                "the request names operator {:?} but its key is {name:?}'s; leave `operator` empty",
+                claimed.chars().take(64).collect::<String>()
+            )));
+        }
+        Ok(name)
+    }
+}
+
+/// A strategy name as proposals carry it (the engine keys trackers by it).
+fn check_strategy(name: &str) -> Result<(), Status> {
+    if name.is_empty() || name.len() > crate::proposal::MAX_NAME_LEN {
+        return Err(Status::invalid_argument(format!(
+            "strategy: 1 to {} bytes",
+            crate::proposal::MAX_NAME_LEN
+        )));
+    }
+    Ok(())
+}
+
+/// "L0".."L5" (case-insensitive).
+fn parse_level(s: &str) -> Result<PermissionLevel, Status> {
+    let t = s.trim();
+    PermissionLevel::ALL
+        .into_iter()
+        .find(|l| l.as_str().eq_ignore_ascii_case(t))
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "level {:?}: one of L1, L2, L3, L4, L5",
+                t.chars().take(16).collect::<String>()
+            ))
+        })
 }
 
 fn trace_of(t: &Option<TraceContext>) -> String {
@@ -31,6 +95,10 @@ fn trace_of(t: &Option<TraceContext>) -> String {
 fn status(e: EngineError) -> Status {
     match e {
         EngineError::Invalid(m) => Status::invalid_argument(m),
+        EngineError::Permission(p @ PermissionError::NotHalted(_)) => {
+            Status::failed_precondition(p.to_string())
+        }
+        EngineError::Permission(p) => Status::invalid_argument(p.to_string()),
         other => {
             error!(error = %other, "engine error");
             Status::unavailable(other.to_string())
@@ -140,17 +208,18 @@ impl TradingEngine for EngineService {
         &self,
         request: Request<v1::SetKillSwitchRequest>,
     ) -> Result<Response<v1::KillSwitchState>, Status> {
-        let req = request.into_inner();
-        let trace_id = trace_of(&req.trace);
+        let trace_id = trace_of(&request.get_ref().trace);
         async {
-            if req.operator.trim().is_empty() || req.reason.trim().is_empty() {
+            let operator = self.operator(&request, &request.get_ref().operator).await?;
+            let req = request.into_inner();
+            if req.reason.trim().is_empty() {
                 return Err(Status::invalid_argument(
-                    "engaging the kill switch needs an operator and a reason",
+                    "engaging the kill switch needs a reason",
                 ));
             }
             let k = self
                 .engine
-                .set_kill_switch(&trace_id, &req.reason, &req.operator)
+                .set_kill_switch(&trace_id, &req.reason, &operator)
                 .await
                 .map_err(status)?;
             Ok(Response::new(k))
@@ -163,17 +232,12 @@ impl TradingEngine for EngineService {
         &self,
         request: Request<v1::ClearKillSwitchRequest>,
     ) -> Result<Response<v1::KillSwitchState>, Status> {
-        let req = request.into_inner();
-        let trace_id = trace_of(&req.trace);
+        let trace_id = trace_of(&request.get_ref().trace);
         async {
-            if req.operator.trim().is_empty() {
-                return Err(Status::invalid_argument(
-                    "clearing the kill switch needs an operator",
-                ));
-            }
+            let operator = self.operator(&request, &request.get_ref().operator).await?;
             let k = self
                 .engine
-                .clear_kill_switch(&trace_id, &req.operator)
+                .clear_kill_switch(&trace_id, &operator)
                 .await
                 .map_err(status)?;
             Ok(Response::new(k))
@@ -202,5 +266,39 @@ impl TradingEngine for EngineService {
         let trace_id = trace_of(&req.trace);
         let _e = info_span!("get_status", trace_id = %trace_id).entered();
         Ok(Response::new(self.engine.status()))
+    }
+
+    async fn get_permission(
+        &self,
+        request: Request<v1::GetPermissionRequest>,
+    ) -> Result<Response<v1::Permission>, Status> {
+        let req = request.into_inner();
+        let trace_id = trace_of(&req.trace);
+        let _e = info_span!("get_permission", trace_id = %trace_id).entered();
+        check_strategy(&req.strategy)?;
+        Ok(Response::new(
+            self.engine.permission(&req.strategy).to_wire(),
+        ))
+    }
+
+    async fn restore_strategy(
+        &self,
+        request: Request<v1::RestoreStrategyRequest>,
+    ) -> Result<Response<v1::Permission>, Status> {
+        let trace_id = trace_of(&request.get_ref().trace);
+        async {
+            let operator = self.operator(&request, "").await?;
+            let req = request.into_inner();
+            check_strategy(&req.strategy)?;
+            let level = parse_level(&req.level)?;
+            let view = self
+                .engine
+                .restore_strategy(&trace_id, &req.strategy, level, &operator)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(view.to_wire()))
+        }
+        .instrument(info_span!("restore_strategy", trace_id = %trace_id))
+        .await
     }
 }

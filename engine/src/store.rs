@@ -51,6 +51,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
+    #[error("the engine's committer has stopped")]
+    Closed,
 }
 
 impl From<UnknownState> for StoreError {
@@ -658,6 +660,59 @@ impl Store {
         Ok(())
     }
 
+    /// Every stored permission tracker: (strategy, the tracker as JSON), by strategy.
+    pub async fn load_permissions(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT strategy, tracker FROM strategy_permissions ORDER BY strategy")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("strategy")?, r.try_get("tracker")?)))
+            .collect()
+    }
+
+    /// Upserts permission trackers (strategy, tracker JSON) and writes `audits` in one
+    /// transaction, so a level change and its audit row are stored together or not at all.
+    /// A strategy named twice keeps its last tracker.
+    pub async fn save_permissions(
+        &self,
+        trackers: &[(String, String)],
+        audits: &[Audit],
+    ) -> Result<(), StoreError> {
+        if trackers.is_empty() && audits.is_empty() {
+            return Ok(());
+        }
+        // One row per strategy: PostgreSQL refuses an upsert that touches a row twice.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(trackers.len());
+        for (i, (s, _)) in trackers.iter().enumerate() {
+            last.insert(s.as_str(), i);
+        }
+        let rows: Vec<&(String, String)> = trackers
+            .iter()
+            .enumerate()
+            .filter(|(i, (s, _))| last.get(s.as_str()) == Some(i))
+            .map(|(_, r)| r)
+            .collect();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO strategy_permissions (strategy, tracker, updated_at_ms) VALUES {} \
+                 ON CONFLICT (strategy) DO UPDATE SET tracker = excluded.tracker, \
+                 updated_at_ms = excluded.updated_at_ms",
+                placeholders(self.backend, chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for (strategy, tracker) in chunk.iter().copied() {
+                q = q.bind(strategy).bind(tracker).bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        insert_audits(self.backend, &mut tx, audits, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn audit_for(&self, subject: &str) -> Result<Vec<Audit>, StoreError> {
         let rows = sqlx::query(
             "SELECT actor, action, subject, from_state, to_state, detail, trace_id FROM audit_log WHERE subject = $1 ORDER BY audit_id",
@@ -793,8 +848,10 @@ async fn insert_tasks_tx(
             if created.contains(&t.task_id) {
                 Ok(Inserted::Created)
             } else {
+                // `get`, not `remove`: a group commit can carry one key in several batches.
                 existing
-                    .remove(&t.idempotency_key)
+                    .get(&t.idempotency_key)
+                    .cloned()
                     .map(Inserted::Existing)
                     .ok_or_else(|| {
                         StoreError::Corrupt(format!(

@@ -512,3 +512,55 @@ async fn recovery_expires_tasks_left_in_init(db: &Db) {
     assert_eq!(t.reason_code, "expired_on_recovery");
     engine.store().close().await;
 }
+
+both!(concurrent_batches_that_share_proposals_get_one_task_per_proposal);
+/// Batches submitted at once, each repeating half of another's proposals (as a host retrying
+/// beside a second host would): every proposal gets exactly one task, every batch that
+/// carries it is answered with that task as it stands after simulation, and the ledger
+/// balances. On SQLite these batches share commits (group commit); on PostgreSQL they race
+/// on the idempotency key's unique index.
+async fn concurrent_batches_that_share_proposals_get_one_task_per_proposal(db: &Db) {
+    let engine = engine(db).await;
+    let all: Vec<v1::Proposal> = (0..24u32)
+        .map(|i| good_swap(&engine, "ev-group", i, 1_000_000_000_000 + u64::from(i)))
+        .collect();
+    let batches: Vec<Vec<v1::Proposal>> = (0..12usize)
+        .map(|b| {
+            (0..6)
+                .map(|j| all[(b * 2 + j) % all.len()].clone())
+                .collect()
+        })
+        .collect();
+    let handles: Vec<_> = batches
+        .into_iter()
+        .map(|batch| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.submit(TRACE, batch).await })
+        })
+        .collect();
+    let mut task_of: std::collections::HashMap<String, String> = Default::default();
+    let mut answers = 0;
+    for h in handles {
+        for r in h.await.expect("submit task").expect("submit") {
+            assert_eq!(state(&r), W::Simulated, "{r:?}");
+            assert_eq!(r.reason_code, "ok", "{r:?}");
+            let first = task_of
+                .entry(r.idempotency_key.clone())
+                .or_insert_with(|| r.task_id.clone());
+            assert_eq!(*first, r.task_id, "one task per proposal");
+            answers += 1;
+        }
+    }
+    assert_eq!(answers, 72);
+    assert_eq!(task_of.len(), all.len());
+    let stored: i64 = engine
+        .store()
+        .count_tasks()
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(stored, all.len() as i64, "no second task for any proposal");
+    assert_ledger_balances(&engine).await;
+}

@@ -1,13 +1,17 @@
 //! The engine over gRPC: server reflection lists the service (what grpcurl relies on; grpcurl
 //! itself is not installed on this machine, so tonic-reflection's own client stands in), a
-//! submit returns tasks, a replay returns the same ones, and reads work. SQLite and
-//! PostgreSQL.
+//! submit returns tasks, a replay returns the same ones, and reads work. Operator actions
+//! (kill switch, restore) need an operator key and record the key's operator; an engine
+//! served without operator keys refuses them. SQLite and PostgreSQL.
 
 mod common;
+
+use std::sync::Arc;
 
 use common::*;
 use stratbox_engine::server;
 use stratbox_proto::v1::{self, trading_engine_client::TradingEngineClient};
+use stratbox_risk::PermissionLevel;
 use tokio::sync::oneshot;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -15,6 +19,8 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const OPS_KEY: &str = "ops-key-0123456789";
+const EVE_KEY: &str = "eve-key-0123456789";
 
 fn trace() -> Option<v1::TraceContext> {
     Some(v1::TraceContext {
@@ -28,9 +34,16 @@ async fn over_grpc(db: &Db) {
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let serving = tokio::spawn(server::serve_grpc(engine.clone(), listener, async {
-        let _ = stopped.await;
-    }));
+    let operators = Arc::new(TestOperators(vec![(OPS_KEY, "ops"), (EVE_KEY, "eve")]));
+    let serving = tokio::spawn(server::serve_grpc_with_operators(
+        engine.clone(),
+        tonic::service::Routes::default(),
+        Some(operators),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let url = format!("http://{addr}");
 
     // Reflection: list services, then fetch the file that defines the engine's service.
@@ -168,25 +181,45 @@ async fn over_grpc(db: &Db) {
         .unwrap()
         .into_inner();
     assert_eq!(markets.markets.len(), 1);
+    let kill = |operator: &str| v1::SetKillSwitchRequest {
+        trace: trace(),
+        reason: "drill".into(),
+        operator: operator.into(),
+    };
+    // Operator actions: no key, an unknown key, someone else's name: refused, nothing
+    // changed.
+    let e = client.set_kill_switch(kill("ops")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let e = client
+        .set_kill_switch(with_key(kill("ops"), "not-a-key"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let e = client
+        .set_kill_switch(with_key(kill("ops"), EVE_KEY))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(!engine.kill_switch().engaged);
     let bad_kill = client
-        .set_kill_switch(v1::SetKillSwitchRequest {
-            trace: trace(),
-            reason: String::new(),
-            operator: String::new(),
-        })
+        .set_kill_switch(with_key(
+            v1::SetKillSwitchRequest {
+                trace: trace(),
+                reason: String::new(),
+                operator: String::new(),
+            },
+            OPS_KEY,
+        ))
         .await
         .unwrap_err();
     assert_eq!(bad_kill.code(), tonic::Code::InvalidArgument);
     let k = client
-        .set_kill_switch(v1::SetKillSwitchRequest {
-            trace: trace(),
-            reason: "drill".into(),
-            operator: "ops".into(),
-        })
+        .set_kill_switch(with_key(kill("ops"), OPS_KEY))
         .await
         .unwrap()
         .into_inner();
     assert!(k.engaged);
+    assert_eq!(k.operator, "ops");
     let status = client
         .get_status(v1::GetStatusRequest { trace: trace() })
         .await
@@ -199,20 +232,191 @@ async fn over_grpc(db: &Db) {
             .kill_switch
             .is_some_and(|k| k.engaged && k.operator == "ops")
     );
+    let clear = || v1::ClearKillSwitchRequest {
+        trace: trace(),
+        operator: String::new(),
+    };
+    let e = client.clear_kill_switch(clear()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let e = client
+        .clear_kill_switch(with_key(clear(), "not-a-key"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(engine.kill_switch().engaged, "still engaged");
+    // The empty name field is fine: the key says who it is.
     let k = client
-        .clear_kill_switch(v1::ClearKillSwitchRequest {
-            trace: trace(),
-            operator: "ops".into(),
-        })
+        .clear_kill_switch(with_key(clear(), EVE_KEY))
         .await
         .unwrap()
         .into_inner();
     assert!(!k.engaged);
+    assert_eq!(k.operator, "eve");
+    let audit = engine.store().audit_for("kill_switch").await.unwrap();
+    let actors: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|a| (a.actor.as_str(), a.action.as_str()))
+        .collect();
+    assert_eq!(
+        actors,
+        vec![("ops", "kill_switch_set"), ("eve", "kill_switch_cleared")]
+    );
+    assert!(audit.iter().all(|a| a.trace_id == TRACE));
+
+    // Permissions: a read needs no key; a restore needs one and is audited under it.
+    let p = client
+        .get_permission(v1::GetPermissionRequest {
+            trace: trace(),
+            strategy: "momentum".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((p.strategy.as_str(), p.level.as_str()), ("momentum", "L1"));
+    let restore = |level: &str| v1::RestoreStrategyRequest {
+        trace: trace(),
+        strategy: "momentum".into(),
+        level: level.into(),
+    };
+    let e = client.restore_strategy(restore("L1")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let e = client
+        .restore_strategy(with_key(restore("L1"), "not-a-key"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let e = client
+        .restore_strategy(with_key(restore("L1"), OPS_KEY))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        tonic::Code::FailedPrecondition,
+        "not halted: {e:?}"
+    );
+    engine.set_permission_level("momentum", PermissionLevel::L0);
+    for bad in ["L0", "L2", "L9", ""] {
+        let e = client
+            .restore_strategy(with_key(restore(bad), OPS_KEY))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}: {e:?}");
+    }
+    assert_eq!(engine.permission_level("momentum"), PermissionLevel::L0);
+    let p = client
+        .restore_strategy(with_key(restore("l1"), OPS_KEY))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((p.level.as_str(), p.restored_by.as_str()), ("L1", "ops"));
+    assert!(p.restored_at_ms > 0);
+    assert_eq!(engine.permission_level("momentum"), PermissionLevel::L1);
+    let audit = engine.store().audit_for("strategy:momentum").await.unwrap();
+    let last = audit.last().expect("a restore audit row");
+    assert_eq!(
+        (
+            last.actor.as_str(),
+            last.action.as_str(),
+            last.from_state.as_str(),
+            last.to_state.as_str(),
+            last.detail.as_str(),
+            last.trace_id.as_str()
+        ),
+        (
+            "ops",
+            "permission_level",
+            "L0",
+            "L1",
+            "human_restore",
+            TRACE
+        )
+    );
     assert_ledger_balances(&engine).await;
 
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
     engine.store().close().await;
+}
+
+/// Served without operator keys (`serve_grpc`, as `stratbox up` and the benches do), the
+/// engine refuses every operator action, whatever the request says; reads still work.
+async fn no_operator_keys(db: &Db) {
+    let engine = engine(db).await;
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(server::serve_grpc(engine.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    let mut client = TradingEngineClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let e = client
+        .set_kill_switch(with_key(
+            v1::SetKillSwitchRequest {
+                trace: trace(),
+                reason: "drill".into(),
+                operator: "ops".into(),
+            },
+            OPS_KEY,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(e.message().contains("operator keys"), "{}", e.message());
+    assert!(!engine.kill_switch().engaged);
+    engine
+        .set_kill_switch(TRACE, "in-process", "ops")
+        .await
+        .unwrap();
+    let e = client
+        .clear_kill_switch(v1::ClearKillSwitchRequest {
+            trace: trace(),
+            operator: "ops".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(
+        engine.kill_switch().engaged,
+        "a Zone A caller cannot clear it"
+    );
+    engine.set_permission_level("momentum", PermissionLevel::L0);
+    let e = client
+        .restore_strategy(v1::RestoreStrategyRequest {
+            trace: trace(),
+            strategy: "momentum".into(),
+            level: "L1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let p = client
+        .get_permission(v1::GetPermissionRequest {
+            trace: trace(),
+            strategy: "momentum".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.level, "L0");
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+    engine.store().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_operator_keys_sqlite() {
+    let db = sqlite().await;
+    no_operator_keys(&db).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_operator_keys_postgres() {
+    let db = postgres().await;
+    no_operator_keys(&db).await;
+    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

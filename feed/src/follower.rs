@@ -176,6 +176,7 @@ impl<B: Bus + ?Sized> Feed<B> {
             hash: b.header.hash,
             parent_hash: b.header.parent_hash,
             timestamp: b.header.timestamp,
+            base_fee_per_gas: b.header.base_fee_per_gas,
         }))
     }
 

@@ -54,6 +54,9 @@ pub struct BlockHeader {
     pub hash: B256,
     pub parent_hash: B256,
     pub timestamp: u64,
+    /// EIP-1559 base fee (wei); `None` before London or on chains without one. The engine
+    /// judges trades' gas price at it.
+    pub base_fee_per_gas: Option<u64>,
 }
 
 /// A log with where it sits in its block. Implemented for RPC logs (which know their index
@@ -268,6 +271,7 @@ mod tests {
                 "0x00000000000000000000000000000000000000000000000000000000000000bb"
             ),
             timestamp: 1_700_000_042,
+            base_fee_per_gas: None,
         }
     }
 

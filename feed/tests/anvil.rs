@@ -70,6 +70,31 @@ impl Env {
         self.provider.get_block_number().await.unwrap()
     }
 
+    /// Waits until the node's `latest` block is `number` (and `hash`, if given): the feed
+    /// polls `latest`, and a receipt in hand does not prove the node already answers with
+    /// its block there. A test that expects a poll to see a block waits for this first.
+    async fn settled(&self, number: u64, hash: Option<B256>) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let latest = self
+                .provider
+                .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                .await
+                .unwrap()
+                .expect("a latest block");
+            if latest.header.number == number && hash.is_none_or(|h| h == latest.header.hash) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node's latest is {} {:#x}, expected {number} {hash:?}",
+                latest.header.number,
+                latest.header.hash
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Events published since the last call, in stream order.
     async fn drain(&self) -> Vec<ChainEvent> {
         let mut out = Vec::new();
@@ -210,6 +235,7 @@ async fn swaps_and_liquidity_become_chain_events() {
         .unwrap();
     let (sqrt_price, tick, _) = env.dep.pool_state(&env.provider).await.unwrap();
 
+    env.settled(r4.block_number.unwrap(), r4.block_hash).await;
     let report = feed.poll_once().await.unwrap();
     assert_eq!(report.blocks, r4.block_number.unwrap() - start + 1);
     assert_eq!(report.reorgs, 0);
@@ -317,7 +343,8 @@ async fn reorgs_are_detected_and_the_canonical_chain_republished() {
     // Fork 1: two swaps, published; then the node rewinds below them.
     let snap = env.evm("evm_snapshot", serde_json::json!([])).await;
     env.swap(true, E18).await;
-    env.swap(true, 2 * E18).await;
+    let b = env.swap(true, 2 * E18).await;
+    env.settled(base + 2, b.block_hash).await;
     feed.poll_once().await.unwrap();
     assert_eq!(*watermark.borrow(), base + 2);
     env.drain().await;
@@ -327,6 +354,7 @@ async fn reorgs_are_detected_and_the_canonical_chain_republished() {
     );
     // A node whose head is behind ours, on our chain, is not a reorg (a lagging RPC replica
     // looks the same): nothing happens until a block that contradicts ours appears.
+    env.settled(base, None).await;
     let report = feed.poll_once().await.unwrap();
     assert_eq!((report.blocks, report.reorgs), (0, 0));
     assert!(env.drain().await.is_empty());
@@ -335,6 +363,7 @@ async fn reorgs_are_detected_and_the_canonical_chain_republished() {
     let c = env.swap(false, 5 * E18).await;
     env.evm("evm_mine", serde_json::json!([])).await;
     env.evm("evm_mine", serde_json::json!([])).await;
+    env.settled(base + 3, None).await;
     let report = feed.poll_once().await.unwrap();
     assert_eq!((report.blocks, report.reorgs), (3, 1));
     let events = env.drain().await;
@@ -362,15 +391,18 @@ async fn reorgs_are_detected_and_the_canonical_chain_republished() {
     // Fork 3: our head replaced by a block of the same height (the node's head is one we do
     // not know), then the new branch grows.
     let snap = env.evm("evm_snapshot", serde_json::json!([])).await;
-    env.swap(true, 7 * E18).await;
+    let d = env.swap(true, 7 * E18).await;
+    env.settled(base + 4, d.block_hash).await;
     feed.poll_once().await.unwrap();
     env.drain().await;
     env.evm("evm_revert", serde_json::json!([snap])).await;
     let e = env.swap(false, 11 * E18).await;
+    env.settled(base + 4, e.block_hash).await;
     let report = feed.poll_once().await.unwrap();
     assert_eq!((report.blocks, report.reorgs), (1, 1));
     env.evm("evm_mine", serde_json::json!([])).await;
     env.evm("evm_mine", serde_json::json!([])).await;
+    env.settled(base + 6, None).await;
     feed.poll_once().await.unwrap();
     let events = env.drain().await;
     let r = reorg_of(&events[0]).expect("the reorg comes first");
@@ -511,8 +543,9 @@ async fn restart_resumes_without_gaps_or_duplicates() {
     feed.poll_once().await.unwrap();
     drop(feed);
     env.evm("evm_revert", serde_json::json!([snap])).await;
-    env.swap(false, 6 * E18).await;
+    let f = env.swap(false, 6 * E18).await;
     env.evm("evm_mine", serde_json::json!([])).await;
+    env.settled(f.block_number.unwrap() + 1, None).await;
     let mut feed = Feed::connect(
         env.config(start),
         env.bus.clone(),

@@ -95,6 +95,10 @@ impl ForkFollower {
         .await
         .map_err(|e| FollowError::Worker(e.to_string()))??;
         self.engine.set_watermark(block.number);
+        // The gas gate judges trades at what the chain charges now: its base fee.
+        if let Some(fee) = block.base_fee_per_gas {
+            self.engine.set_gas_price(alloy_primitives::U256::from(fee));
+        }
         if self.quote_oracles {
             quote_pools(&self.engine);
         }
@@ -158,6 +162,7 @@ pub async fn follow_head(
                     hash: b.header.hash,
                     parent_hash: b.header.parent_hash,
                     timestamp: b.header.timestamp,
+                    base_fee_per_gas: b.header.base_fee_per_gas,
                 };
                 follower.head(&header).await;
             }

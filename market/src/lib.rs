@@ -123,6 +123,8 @@ fn header(e: &Executed) -> BlockHeader {
         hash: e.tx_hash,
         parent_hash: Default::default(),
         timestamp: e.timestamp,
+        // The embedded chain charges no base fee.
+        base_fee_per_gas: None,
     }
 }
 

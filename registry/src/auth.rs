@@ -158,6 +158,33 @@ pub async fn add_operator(
     Ok(key)
 }
 
+/// The engine's operator actions (kill switch, restoring a halted strategy) authenticated by
+/// the same keys as the registry's: `authorization: Bearer <key>` names the operator whose
+/// key it is. Hand it to `stratbox_engine::server::serve_grpc_with_operators`.
+#[derive(Clone)]
+pub struct Operators {
+    pool: AnyPool,
+}
+
+impl Operators {
+    /// Over the engine's pool (the `operators` table).
+    pub fn new(pool: AnyPool) -> Operators {
+        Operators { pool }
+    }
+}
+
+impl stratbox_engine::OperatorAuth for Operators {
+    fn authenticate<'a>(
+        &'a self,
+        metadata: &'a tonic::metadata::MetadataMap,
+    ) -> stratbox_engine::operators::AuthFuture<'a> {
+        Box::pin(async move {
+            let key = bearer(metadata)?;
+            Ok(authenticate(&self.pool, key).await?.name)
+        })
+    }
+}
+
 /// Operator names and creation times, for listing (never hashes).
 pub async fn list_operators(pool: &AnyPool) -> Result<Vec<(String, i64)>, RegistryError> {
     let rows = sqlx::query("SELECT name, created_at_ms FROM operators ORDER BY name")

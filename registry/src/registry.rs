@@ -147,6 +147,11 @@ impl Registry {
         auth::authenticate(&self.inner.pool, key).await
     }
 
+    /// The engine's operator authentication, by this registry's keys.
+    pub fn operators(&self) -> Arc<dyn stratbox_engine::OperatorAuth> {
+        Arc::new(auth::Operators::new(self.inner.pool.clone()))
+    }
+
     /// Admits and stores a component as the next version of `name`. Re-uploading bytes
     /// that are already a version of `name` returns that version and changes nothing.
     pub async fn upload(

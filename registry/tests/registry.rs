@@ -621,3 +621,185 @@ async fn grpc_authentication_and_watch() {
     store.close().await;
     db.cleanup().await;
 }
+
+/// `req` with `authorization: Bearer <key>`.
+fn keyed<T>(mut req: tonic::Request<T>, key: &str) -> tonic::Request<T> {
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("ascii"),
+    );
+    req
+}
+
+/// The engine's operator actions over gRPC take the registry's operator keys: without a
+/// key or with an unknown one they are refused and change nothing; with a key they are
+/// done and audited under the key's operator, whatever name the request carries.
+async fn engine_operator_actions(kind: &str) {
+    use stratbox_proto::v1::trading_engine_client::TradingEngineClient;
+
+    let db = Db::new(kind).await;
+    let store = Store::connect(&db.url).await.expect("connect");
+    let registry = open(&store).await;
+    let key = auth::add_operator(store.pool(), "dave", "db:test", "t")
+        .await
+        .expect("add");
+    let chain = stratbox_engine::chain::SimChain::embedded().expect("embedded chain");
+    let engine = stratbox_engine::Engine::start(
+        store.clone(),
+        Box::new(chain),
+        stratbox_engine::EngineSettings::default(),
+    )
+    .await
+    .expect("engine");
+    let listener = stratbox_engine::server::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(stratbox_engine::server::serve_grpc_with_operators(
+        engine.clone(),
+        stratbox_registry::routes(registry.clone()),
+        Some(registry.operators()),
+        listener,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    ));
+    let mut client = TradingEngineClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let wrong = hex::encode([1u8; 32]);
+    let kill = || {
+        tonic::Request::new(v1::SetKillSwitchRequest {
+            trace: None,
+            reason: "drill".into(),
+            operator: "mallory".into(),
+        })
+    };
+
+    // Engage: no key, wrong key, then dave's key naming someone else, then dave's.
+    let e = client.set_kill_switch(kill()).await.expect_err("no key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let e = client
+        .set_kill_switch(keyed(kill(), &wrong))
+        .await
+        .expect_err("wrong key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(e.message().contains("unknown API key"), "{}", e.message());
+    let e = client
+        .set_kill_switch(keyed(kill(), key.expose()))
+        .await
+        .expect_err("the key is not mallory's");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(!engine.kill_switch().engaged);
+    let mut req = kill();
+    req.get_mut().operator = String::new();
+    let k = client
+        .set_kill_switch(keyed(req, key.expose()))
+        .await
+        .expect("engage")
+        .into_inner();
+    assert!(k.engaged);
+    assert_eq!(k.operator, "dave");
+
+    // Clear: the same.
+    let clear = || {
+        tonic::Request::new(v1::ClearKillSwitchRequest {
+            trace: None,
+            operator: String::new(),
+        })
+    };
+    let e = client.clear_kill_switch(clear()).await.expect_err("no key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let e = client
+        .clear_kill_switch(keyed(clear(), &wrong))
+        .await
+        .expect_err("wrong key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(engine.kill_switch().engaged, "still engaged");
+    let k = client
+        .clear_kill_switch(keyed(clear(), key.expose()))
+        .await
+        .expect("clear")
+        .into_inner();
+    assert!(!k.engaged);
+    let audit = store.audit_for("kill_switch").await.expect("audit");
+    let rows: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|a| (a.actor.as_str(), a.action.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("dave", "kill_switch_set"), ("dave", "kill_switch_cleared")]
+    );
+
+    // Restore a halted strategy.
+    engine.set_permission_level("maker", stratbox_engine::PermissionLevel::L0);
+    let restore = || {
+        tonic::Request::new(v1::RestoreStrategyRequest {
+            trace: None,
+            strategy: "maker".into(),
+            level: "L1".into(),
+        })
+    };
+    let e = client
+        .restore_strategy(restore())
+        .await
+        .expect_err("no key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let e = client
+        .restore_strategy(keyed(restore(), &wrong))
+        .await
+        .expect_err("wrong key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert_eq!(
+        engine.permission_level("maker"),
+        stratbox_engine::PermissionLevel::L0
+    );
+    let p = client
+        .restore_strategy(keyed(restore(), key.expose()))
+        .await
+        .expect("restore")
+        .into_inner();
+    assert_eq!((p.level.as_str(), p.restored_by.as_str()), ("L1", "dave"));
+    let audit = store.audit_for("strategy:maker").await.expect("audit");
+    let last = audit.last().expect("a restore row");
+    assert_eq!(
+        (
+            last.actor.as_str(),
+            last.action.as_str(),
+            last.from_state.as_str(),
+            last.to_state.as_str()
+        ),
+        ("dave", "permission_level", "L0", "L1")
+    );
+    let p = client
+        .get_permission(v1::GetPermissionRequest {
+            trace: None,
+            strategy: "maker".into(),
+        })
+        .await
+        .expect("a read needs no key")
+        .into_inner();
+    assert_eq!(p.level, "L1");
+
+    registry.shutdown();
+    let _ = stop_tx.send(true);
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("join")
+        .expect("serve");
+    store.close().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_operator_actions_sqlite() {
+    engine_operator_actions("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_operator_actions_postgres() {
+    engine_operator_actions("postgres").await;
+}

@@ -42,6 +42,10 @@ pub struct Args {
     /// Skip PostgreSQL.
     #[arg(long)]
     pub sqlite_only: bool,
+    /// On SQLite, commit every batch on its own instead of letting concurrent batches share
+    /// one (PostgreSQL always commits each on its own).
+    #[arg(long)]
+    pub no_group_commit: bool,
 }
 
 /// One backend at one batch size.
@@ -80,12 +84,16 @@ struct Bench {
     expected: (U256, U256),
 }
 
-async fn open(backend: &str, url: &str) -> anyhow::Result<Bench> {
+async fn open(backend: &str, url: &str, no_group_commit: bool) -> anyhow::Result<Bench> {
     let store = Store::connect(url)
         .await
         .with_context(|| format!("opening {backend}"))?;
     let chain = tokio::task::spawn_blocking(SimChain::embedded).await??;
-    let engine = Engine::start(store, Box::new(chain), EngineSettings::default()).await?;
+    let settings = EngineSettings {
+        group_commit: !no_group_commit,
+        ..EngineSettings::default()
+    };
+    let engine = Engine::start(store, Box::new(chain), settings).await?;
     let pool = engine
         .with_chain_ref(|c| c.pools().first().copied())
         .context("no pool")?;
@@ -132,7 +140,9 @@ async fn run_one(b: &Bench, batch: usize, args: &Args) -> anyhow::Result<Measure
                     value: hex_address(&b.pool),
                 }),
                 zero_for_one: true,
-                amount_in: amount(b.amount_in),
+                // A different amount each: the engine simulates an action once per batch,
+                // and a benchmark of identical swaps would measure one simulation per batch.
+                amount_in: amount(b.amount_in + U256::from(i)),
                 sqrt_price_limit_x96: None,
             })),
             expected_amount0: amount(b.expected.0),
@@ -210,7 +220,7 @@ async fn run_one(b: &Bench, batch: usize, args: &Args) -> anyhow::Result<Measure
 }
 
 async fn run_backend(backend: &str, url: &str, args: &Args) -> anyhow::Result<Vec<Measured>> {
-    let b = open(backend, url).await?;
+    let b = open(backend, url, args.no_group_commit).await?;
     let mut out = Vec::new();
     for &batch in &args.batch {
         out.push(run_one(&b, batch, args).await?);

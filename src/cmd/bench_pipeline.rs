@@ -106,6 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let stats = service.stats();
     let host = tokio::spawn(service.run(stop.clone()));
 
+    let stages0 = engine.metrics().stages.snapshot();
     // Warm up, then measure: block number -> when its swap was committed and published.
     let mut landed: HashMap<u64, Instant> = HashMap::new();
     let started = Instant::now();
@@ -146,6 +147,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed();
+    let stages1 = engine.metrics().stages.snapshot();
     let _ = stop_tx.send(true);
     let _ = host.await;
     let _ = grpc.await;
@@ -186,6 +188,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stats.simulated.load(Relaxed),
         stats.rejected.load(Relaxed),
         stats.events.load(Relaxed) as f64 / elapsed.as_secs_f64()
+    );
+    // The engine's side, per batch it was sent: [batches, gates, sim wall, sim cpu,
+    // simulations, store] (see stratbox_engine::metrics::Stages::snapshot).
+    let d = |i: usize| stages1[i].saturating_sub(stages0[i]);
+    let batches = d(0).max(1) as f64;
+    println!(
+        "engine per batch ({} batches): gates {:.2}ms  simulation wall {:.2}ms  \
+         ({} distinct simulations)  storage {:.2}ms",
+        d(0),
+        d(1) as f64 / 1e6 / batches,
+        d(2) as f64 / 1e6 / batches,
+        d(4),
+        d(5) as f64 / 1e6 / batches,
     );
     Ok(())
 }

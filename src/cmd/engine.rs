@@ -179,9 +179,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("opening the strategy registry")?;
-    let grpc = tokio::spawn(server::serve_grpc_with(
+    // Operator actions on the engine (kill switch, restoring a halted strategy) take the
+    // registry's operator keys.
+    let grpc = tokio::spawn(server::serve_grpc_with_operators(
         engine.clone(),
         stratbox_registry::routes(registry.clone()),
+        Some(registry.operators()),
         listener,
         stopped(stop_rx.clone()),
     ));
@@ -234,6 +237,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(f) = follow {
         f.await?.context("chain adapter")?;
+    }
+    // Records changed in the last second (level changes are stored already).
+    if let Err(e) = engine.flush_permissions().await {
+        eprintln!("storing permission records at shutdown: {e}");
     }
     engine.store().close().await;
     Ok(())

@@ -1,5 +1,6 @@
 //! `stratbox strategy ...`: inspect strategy components locally (`check`) and manage them in
-//! an engine's registry (`upload`, `list`, `show`, `deploy`, `scale`, `rollback`).
+//! an engine's registry (`upload`, `list`, `show`, `deploy`, `scale`, `rollback`), and
+//! restore a strategy the engine halted at L0 (`restore`).
 //!
 //! The operator API key comes from `--api-key-file FILE` or the environment variable
 //! `STRATBOX_API_KEY`, never from a flag holding the key itself: a flag's value lands in
@@ -10,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use stratbox_host::check::{DEFAULT_MAX_COMPONENT_BYTES, check_component};
-use stratbox_proto::v1::{self, registry_client::RegistryClient};
+use stratbox_proto::v1::{
+    self, registry_client::RegistryClient, trading_engine_client::TradingEngineClient,
+};
 use tonic::transport::Channel;
 
 /// The largest file the client reads and sends; the engine applies its own, usually
@@ -95,6 +98,17 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Let a strategy the engine halted at L0 (a hard-limit breach) trade again, at LEVEL
+    /// (needs a key; audited under the key's operator). The engine refuses a strategy that
+    /// is not halted and levels above its `max_restore_level` (L1 by default).
+    Restore {
+        name: String,
+        /// L1 .. L5.
+        #[arg(long, default_value = "L1")]
+        level: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Compile a component the way a host would (the engine runs this in a child process,
     /// under a time limit, for every upload).
     #[command(hide = true)]
@@ -151,6 +165,35 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let d = c.rollback(req).await.map_err(rpc)?.into_inner();
             print_deployment(&remote, &d)
         }
+        Command::Restore {
+            name,
+            level,
+            remote,
+        } => {
+            let req = authed(
+                &remote,
+                v1::RestoreStrategyRequest {
+                    trace: Some(trace()),
+                    strategy: name,
+                    level,
+                },
+            )?;
+            let p = engine_client(&remote)
+                .await?
+                .restore_strategy(req)
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            if remote.json {
+                println!("{}", permission_json(&p));
+            } else {
+                println!(
+                    "{} restored to {} by {}",
+                    p.strategy, p.level, p.restored_by
+                );
+            }
+            Ok(())
+        }
     }
 }
 
@@ -202,6 +245,30 @@ async fn client(remote: &Remote) -> anyhow::Result<RegistryClient<Channel>> {
     Ok(RegistryClient::new(channel)
         .max_decoding_message_size(CLIENT_MAX_BYTES + (1 << 20))
         .max_encoding_message_size(CLIENT_MAX_BYTES + (1 << 20)))
+}
+
+async fn engine_client(remote: &Remote) -> anyhow::Result<TradingEngineClient<Channel>> {
+    let channel = tonic::transport::Endpoint::from_shared(remote.engine.clone())
+        .with_context(|| format!("engine address {:?}", remote.engine))?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to the engine at {}", remote.engine))?;
+    Ok(TradingEngineClient::new(channel))
+}
+
+/// The strategy's permission, or `None` if the engine cannot say (an older engine).
+async fn permission(remote: &Remote, name: &str) -> Option<v1::Permission> {
+    engine_client(remote)
+        .await
+        .ok()?
+        .get_permission(v1::GetPermissionRequest {
+            trace: Some(trace()),
+            strategy: name.to_owned(),
+        })
+        .await
+        .ok()
+        .map(tonic::Response::into_inner)
 }
 
 /// The operator key: `--api-key-file`, else `STRATBOX_API_KEY`.
@@ -305,6 +372,7 @@ async fn show(remote: &Remote, name: &str) -> anyhow::Result<()> {
         .await
         .map_err(rpc)?
         .into_inner();
+    let perm = permission(remote, name).await;
     if remote.json {
         println!(
             "{}",
@@ -312,9 +380,14 @@ async fn show(remote: &Remote, name: &str) -> anyhow::Result<()> {
                 "versions": s.versions.iter().map(version_json).collect::<Vec<_>>(),
                 "deployments": s.deployments.iter().map(deployment_json).collect::<Vec<_>>(),
                 "rollouts": s.rollouts.iter().map(rollout_json).collect::<Vec<_>>(),
+                "permission": perm.as_ref().map(permission_json),
             })
         );
         return Ok(());
+    }
+    if let Some(p) = &perm {
+        println!("permission: {}", permission_line(p));
+        println!();
     }
     println!("versions:");
     print_versions(&s.versions);
@@ -549,6 +622,45 @@ fn deployment_json(d: &v1::Deployment) -> serde_json::Value {
         "revision": d.revision,
         "deployed_by": d.deployed_by,
         "at_ms": d.at_ms,
+    })
+}
+
+/// `L0, halted by limit_daily_loss at ...` / `L2 (restored by alice at ...)`, with the record.
+fn permission_line(p: &v1::Permission) -> String {
+    let mut s = p.level.clone();
+    if !p.breach_code.is_empty() {
+        s.push_str(&format!(
+            ", halted by {} at {} until an operator restores it (`stratbox strategy restore`)",
+            p.breach_code,
+            time(p.breach_at_ms)
+        ));
+    } else if !p.restored_by.is_empty() {
+        s.push_str(&format!(
+            " (restored by {} at {})",
+            p.restored_by,
+            time(p.restored_at_ms)
+        ));
+    }
+    s.push_str(&format!(
+        "; at this level: {} days, {} won / {} lost / {} flat trades",
+        p.days_at_level, p.trades_won, p.trades_lost, p.trades_flat
+    ));
+    s
+}
+
+fn permission_json(p: &v1::Permission) -> serde_json::Value {
+    serde_json::json!({
+        "strategy": p.strategy,
+        "level": p.level,
+        "breach_code": p.breach_code,
+        "breach_at_ms": p.breach_at_ms,
+        "restored_by": p.restored_by,
+        "restored_at_ms": p.restored_at_ms,
+        "days_at_level": p.days_at_level,
+        "trades_won": p.trades_won,
+        "trades_lost": p.trades_lost,
+        "trades_flat": p.trades_flat,
+        "losing_trade_streak": p.losing_trade_streak,
     })
 }
 

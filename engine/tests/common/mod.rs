@@ -217,3 +217,37 @@ pub async fn assert_ledger_balances(engine: &Engine) {
         .await
         .expect("ledger balances per posting and per asset");
 }
+
+/// Operator keys for tests: `authorization: Bearer <key>` names the operator holding it (the
+/// registry's keys stand in for this in production; its own tests cover them).
+pub struct TestOperators(pub Vec<(&'static str, &'static str)>);
+
+impl stratbox_engine::OperatorAuth for TestOperators {
+    fn authenticate<'a>(
+        &'a self,
+        metadata: &'a tonic::metadata::MetadataMap,
+    ) -> stratbox_engine::operators::AuthFuture<'a> {
+        Box::pin(async move {
+            let header = metadata
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .ok_or_else(|| tonic::Status::unauthenticated("no key"))?;
+            self.0
+                .iter()
+                .find(|(key, _)| *key == header)
+                .map(|(_, name)| (*name).to_owned())
+                .ok_or_else(|| tonic::Status::unauthenticated("unknown API key"))
+        })
+    }
+}
+
+/// `message` with `authorization: Bearer <key>`.
+pub fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("ascii key"),
+    );
+    req
+}
