@@ -5,16 +5,12 @@
 mod common;
 
 use common::*;
-use stratbox_engine::Engine;
-use stratbox_engine::chain::SimChain;
 use stratbox_proto::U256;
 use stratbox_proto::v1::TaskState as W;
 use stratbox_risk::PermissionLevel;
-use stratbox_sim::Action;
 
 const TRACE: &str = "books-test";
 const STRATEGY: &str = "books";
-const WHALE: [u8; 20] = [0x77; 20];
 
 macro_rules! both {
     ($name:ident) => {
@@ -40,48 +36,6 @@ fn e(n: u64, exp: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(exp))
 }
 
-/// A buy of token0 for `amount_in` token1, expecting what the chain quotes now.
-fn buy(engine: &Engine, event: &str, amount_in: U256) -> stratbox_proto::v1::Proposal {
-    let a = swap_action(pool(engine), false, amount_in);
-    let q = quote(engine, "acct-1", &a);
-    assert!(q.success, "quote reverted: {}", q.revert_reason);
-    proposal(engine, STRATEGY, event, 0, &a, q.amount0, q.amount1, 50)
-}
-
-/// A whale sells token0 until the price is 1/1.5 of what it was (committed on the chain).
-fn crash(engine: &Engine) {
-    let p = pool(engine);
-    engine.with_chain(|c| {
-        let chain = c
-            .as_any_mut()
-            .downcast_mut::<SimChain>()
-            .expect("embedded chain");
-        let info = chain.chain().pools()[0];
-        chain
-            .chain_mut()
-            .fund(WHALE.into(), info.token0, U256::from(1u8) << 200)
-            .expect("fund whale");
-        let state = chain.chain().pool_state(p.into()).expect("pool state");
-        let limit = state.sqrt_price_x96 * U256::from(10_000u64) / U256::from(12_247u64);
-        let out = chain
-            .chain_mut()
-            .execute(
-                WHALE.into(),
-                &Action::Swap {
-                    pool: p.into(),
-                    zero_for_one: true,
-                    amount_in: U256::from(1u8) << 120,
-                    sqrt_price_limit_x96: Some(limit),
-                },
-            )
-            .expect("whale swap");
-        assert!(out.outcome.success, "{:?}", out.outcome.revert_reason);
-        chain.chain_mut().next_block();
-    });
-    // The oracles follow the pool.
-    feed_oracles(engine, 0);
-}
-
 both!(booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy);
 async fn booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy(db: &Db) {
     let engine = engine(db).await;
@@ -90,7 +44,10 @@ async fn booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy(db
     // its price impact (about 0.8% of capital in all at the pool's unchanged price).
     for i in 0..5 {
         let r = engine
-            .submit(TRACE, vec![buy(&engine, &format!("buy-{i}"), e(4, 22))])
+            .submit(
+                TRACE,
+                vec![buy(&engine, STRATEGY, &format!("buy-{i}"), e(4, 22))],
+            )
             .await
             .unwrap();
         assert_eq!(state(&r[0]), W::Simulated, "buy {i}: {:?}", r[0]);
@@ -121,7 +78,7 @@ async fn booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy(db
 
     // The next proposal, even a small one, is refused by the daily loss limit...
     let r = engine
-        .submit(TRACE, vec![buy(&engine, "after-crash", e(1, 18))])
+        .submit(TRACE, vec![buy(&engine, STRATEGY, "after-crash", e(1, 18))])
         .await
         .unwrap();
     assert_eq!(state(&r[0]), W::Rejected);
@@ -129,12 +86,12 @@ async fn booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy(db
     // ...and the breach halted the strategy until a human restores it.
     assert_eq!(engine.permission_level(STRATEGY), PermissionLevel::L0);
     let r = engine
-        .submit(TRACE, vec![buy(&engine, "halted", e(1, 18))])
+        .submit(TRACE, vec![buy(&engine, STRATEGY, "halted", e(1, 18))])
         .await
         .unwrap();
     assert_eq!(r[0].reason_code, "permission_level", "{:?}", r[0]);
     // Another strategy on its own fresh book still trades.
-    let mut other = buy(&engine, "other", e(1, 18));
+    let mut other = buy(&engine, STRATEGY, "other", e(1, 18));
     other.strategy = "other-strategy".into();
     let r = engine.submit(TRACE, vec![other]).await.unwrap();
     assert_eq!(state(&r[0]), W::Simulated, "{:?}", r[0]);
@@ -158,27 +115,27 @@ async fn gas_price_spikes_are_refused_with_a_stable_code(db: &Db) {
     let gwei = |g: u64| U256::from(g) * U256::from(1_000_000_000u64);
     engine.set_gas_price(gwei(30));
     let r = engine
-        .submit(TRACE, vec![buy(&engine, "gas-ok", e(1, 18))])
+        .submit(TRACE, vec![buy(&engine, STRATEGY, "gas-ok", e(1, 18))])
         .await
         .unwrap();
     assert_eq!(state(&r[0]), W::Simulated, "{:?}", r[0]);
     // The default cap is 500 gwei: exactly the cap passes, one wei more is a spike.
     engine.set_gas_price(gwei(500) + U256::from(1u8));
     let r = engine
-        .submit(TRACE, vec![buy(&engine, "gas-spike", e(1, 18))])
+        .submit(TRACE, vec![buy(&engine, STRATEGY, "gas-spike", e(1, 18))])
         .await
         .unwrap();
     assert_eq!(state(&r[0]), W::Rejected);
     assert_eq!(r[0].reason_code, "gas_price", "{:?}", r[0]);
     engine.set_gas_price(U256::MAX);
     let r = engine
-        .submit(TRACE, vec![buy(&engine, "gas-max", e(1, 18))])
+        .submit(TRACE, vec![buy(&engine, STRATEGY, "gas-max", e(1, 18))])
         .await
         .unwrap();
     assert_eq!(r[0].reason_code, "gas_price");
     engine.set_gas_price(gwei(500));
     let r = engine
-        .submit(TRACE, vec![buy(&engine, "gas-cap", e(1, 18))])
+        .submit(TRACE, vec![buy(&engine, STRATEGY, "gas-cap", e(1, 18))])
         .await
         .unwrap();
     assert_eq!(state(&r[0]), W::Simulated, "{:?}", r[0]);

@@ -251,3 +251,46 @@ pub fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
     );
     req
 }
+
+/// A buy of token0 for `amount_in` token1 by `strategy`, expecting what the chain quotes now.
+pub fn buy(engine: &Engine, strategy: &str, event: &str, amount_in: U256) -> v1::Proposal {
+    let a = swap_action(pool(engine), false, amount_in);
+    let q = quote(engine, "acct-1", &a);
+    assert!(q.success, "quote reverted: {}", q.revert_reason);
+    proposal(engine, strategy, event, 0, &a, q.amount0, q.amount1, 50)
+}
+
+/// A whale sells token0 until the price is 1/1.5 of what it was (committed on the chain), and
+/// the oracles follow: books holding token0 lose a third of its value.
+pub fn crash(engine: &Engine) {
+    const WHALE: [u8; 20] = [0x77; 20];
+    let p = pool(engine);
+    engine.with_chain(|c| {
+        let chain = c
+            .as_any_mut()
+            .downcast_mut::<SimChain>()
+            .expect("embedded chain");
+        let info = chain.chain().pools()[0];
+        chain
+            .chain_mut()
+            .fund(WHALE.into(), info.token0, U256::from(1u8) << 200)
+            .expect("fund whale");
+        let state = chain.chain().pool_state(p.into()).expect("pool state");
+        let limit = state.sqrt_price_x96 * U256::from(10_000u64) / U256::from(12_247u64);
+        let out = chain
+            .chain_mut()
+            .execute(
+                WHALE.into(),
+                &stratbox_sim::Action::Swap {
+                    pool: p.into(),
+                    zero_for_one: true,
+                    amount_in: U256::from(1u8) << 120,
+                    sqrt_price_limit_x96: Some(limit),
+                },
+            )
+            .expect("whale swap");
+        assert!(out.outcome.success, "{:?}", out.outcome.revert_reason);
+        chain.chain_mut().next_block();
+    });
+    feed_oracles(engine, 0);
+}
