@@ -484,6 +484,14 @@ pub async fn send_request<P: Provider<Ethereum>>(
         step,
         detail: e.to_string(),
     };
+    let mut tx = tx;
+    if tx.gas.is_none() {
+        // The node's estimate is exact for the block it estimates in, and a Uniswap V3 swap
+        // costs more in a block of a later second (it writes a new oracle observation), so a
+        // transaction sent on the estimate alone can run out of gas when a second ticks over.
+        let estimate = provider.estimate_gas(tx.clone()).await.map_err(rpc)?;
+        tx.set_gas_limit(estimate + estimate / 4 + 50_000);
+    }
     let pending = provider.send_transaction(tx).await.map_err(rpc)?;
     let tx_hash = *pending.tx_hash();
     let start = Instant::now();
