@@ -2,6 +2,7 @@
 //! are what drawdown, daily loss, cash reserve and exposure judge. On SQLite and on
 //! PostgreSQL (the books are loaded from the stored ledger at start).
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -11,30 +12,6 @@ use stratbox_risk::PermissionLevel;
 
 const TRACE: &str = "books-test";
 const STRATEGY: &str = "books";
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = super::sqlite().await;
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let db = super::postgres().await;
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-        }
-    };
-}
-
-fn e(n: u64, exp: u64) -> U256 {
-    U256::from(n) * U256::from(10u64).pow(U256::from(exp))
-}
 
 both!(booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy);
 async fn booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy(db: &Db) {

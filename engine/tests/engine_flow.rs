@@ -1,6 +1,7 @@
 //! The engine end to end in-process, on the embedded revm chain, against SQLite and the
 //! local PostgreSQL (a fresh database per test).
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -10,25 +11,6 @@ use stratbox_engine::store::{NewTask, Transition};
 use stratbox_engine::{EngineSettings, Recovery, Store};
 use stratbox_proto::U256;
 use stratbox_proto::v1::{self, TaskState as W};
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = super::db("sqlite").await;
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let db = super::db("postgres").await;
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-        }
-    };
-}
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 

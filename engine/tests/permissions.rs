@@ -4,6 +4,7 @@
 //! audited under the operator's name, and that too survives a restart. A record that changes
 //! without a level change reaches storage by the background flush.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -11,37 +12,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use sqlx::Row;
 use stratbox_engine::{EngineError, Store};
-use stratbox_proto::U256;
 use stratbox_proto::v1::TaskState as W;
 use stratbox_risk::{PermissionError, PermissionLevel, PermissionTracker, ReasonCode};
 
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const STRATEGY: &str = "halting";
 const OTHER: &str = "steady";
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = super::sqlite().await;
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let db = super::postgres().await;
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-        }
-    };
-}
-
-fn e(n: u64, exp: u64) -> U256 {
-    U256::from(n) * U256::from(10u64).pow(U256::from(exp))
-}
 
 /// The stored tracker of `strategy`, read straight from the table.
 async fn stored(store: &Store, strategy: &str) -> Option<PermissionTracker> {

@@ -2,7 +2,7 @@
 //! PostgreSQL database created on the local server and dropped afterwards), an engine over
 //! the embedded revm chain, and proposal builders.
 
-#![allow(dead_code, clippy::too_many_arguments)]
+#![allow(dead_code, unused_macros, clippy::too_many_arguments)]
 
 use std::path::PathBuf;
 
@@ -13,6 +13,33 @@ use stratbox_engine::proposal::{Address, TradeAction, hex_address};
 use stratbox_engine::{Engine, EngineSettings, SimOutcome, Store, market_key};
 use stratbox_proto::U256;
 use stratbox_proto::v1::{self, proposal::Action};
+
+/// Runs `async fn $name(&Db)` as two tests, `$name::sqlite` and `$name::postgres`, each on
+/// a fresh database it cleans up after.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = super::sqlite().await;
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = super::postgres().await;
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+        }
+    };
+}
+
+/// `n * 10^exp` raw units.
+pub fn e(n: u64, exp: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(exp))
+}
 
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 
