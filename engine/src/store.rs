@@ -24,6 +24,8 @@ use stratbox_proto::{U256, parse_amount};
 use crate::fsm::{IllegalTransition, TaskState, UnknownState};
 use crate::ledger::{Posting, Side, StoredLine};
 
+mod decided;
+
 /// SQL statements the batch paths sent (BEGIN and COMMIT included), process-wide: the
 /// benchmark divides it by the proposals it submitted.
 static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -426,6 +428,9 @@ impl Store {
         for t in transitions {
             t.from.check(t.to)?;
         }
+        if let Some(decisions) = decided::first_moves(tasks, transitions) {
+            return decided::create(self, tasks, &decisions, transitions).await;
+        }
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         counted(); // BEGIN
@@ -768,80 +773,18 @@ async fn insert_tasks_tx(
     tasks: &[NewTask],
     now: i64,
 ) -> Result<(Vec<Inserted>, Vec<Audit>), StoreError> {
-    let mut created: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for chunk in tasks.chunks(CHUNK) {
-        let size = padded(chunk.len());
-        // `INSERT ... SELECT ... WHERE` rather than `INSERT ... VALUES` so padding rows
-        // (NULL task_id) are dropped before the insert.
-        let sql = format!(
-            "INSERT INTO trade_tasks ({TASK_COLS}) SELECT * FROM (VALUES {}) AS v WHERE v.column1 IS NOT NULL \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING task_id",
-            placeholders(backend, size, 15)
-        );
-        let mut q = sqlx::query(&sql);
-        let last = chunk.len() - 1;
-        for i in 0..size {
-            // Padding repeats the last row's values (so every column keeps its type) under
-            // a NULL task_id.
-            let t = &chunk[i.min(last)];
-            q = q
-                .bind((i <= last).then_some(t.task_id.as_str()))
-                .bind(&t.idempotency_key)
-                .bind(TaskState::Init.as_str())
-                .bind("")
-                .bind("")
-                .bind(t.mode)
-                .bind(&t.strategy)
-                .bind(&t.account)
-                .bind(&t.proposal)
-                .bind(&t.trace_id)
-                .bind("")
-                .bind("")
-                .bind(0i64)
-                .bind(now)
-                .bind(now);
-        }
-        counted();
-        for row in q.fetch_all(&mut **tx).await? {
-            created.insert(row.try_get::<String, _>("task_id")?);
-        }
-    }
+    let created = insert_rows(backend, tx, tasks, &[], now).await?;
     let audits: Vec<Audit> = tasks
         .iter()
         .filter(|t| created.contains(&t.task_id))
-        .map(|t| Audit {
-            actor: "engine".into(),
-            action: "task_created".into(),
-            subject: t.task_id.clone(),
-            from_state: String::new(),
-            to_state: TaskState::Init.as_str().into(),
-            detail: String::new(),
-            trace_id: t.trace_id.clone(),
-        })
+        .map(created_audit)
         .collect();
-    let missing: Vec<&NewTask> = tasks
+    let missing: Vec<&str> = tasks
         .iter()
         .filter(|t| !created.contains(&t.task_id))
+        .map(|t| t.idempotency_key.as_str())
         .collect();
-    let mut existing: HashMap<String, TaskSummary> = HashMap::new();
-    for chunk in missing.chunks(CHUNK) {
-        let size = padded(chunk.len());
-        let sql = format!(
-            "SELECT task_id, idempotency_key, state, reason_code, detail FROM trade_tasks WHERE idempotency_key IN ({})",
-            placeholders(backend, size, 1)
-        );
-        let mut q = sqlx::query(&sql);
-        let last = chunk.len() - 1;
-        // Padding repeats the last key, which `IN` ignores.
-        for i in 0..size {
-            q = q.bind(&chunk[i.min(last)].idempotency_key);
-        }
-        counted();
-        for row in q.fetch_all(&mut **tx).await? {
-            let s = summary(&row)?;
-            existing.insert(s.idempotency_key.clone(), s);
-        }
-    }
+    let existing = read_existing(backend, &mut **tx, &missing).await?;
     let inserted = tasks
         .iter()
         .map(|t| {
@@ -863,6 +806,127 @@ async fn insert_tasks_tx(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((inserted, audits))
+}
+
+/// Inserts `tasks` unless their idempotency key is taken, each in the state its decision
+/// (same index in `decisions`) moves it to, or in INIT without one; returns the ids of
+/// the tasks created.
+async fn insert_rows(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tasks: &[NewTask],
+    decisions: &[Option<&Transition>],
+    now: i64,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut created: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (c, chunk) in tasks.chunks(CHUNK).enumerate() {
+        let size = padded(chunk.len());
+        // `INSERT ... SELECT ... WHERE` rather than `INSERT ... VALUES` so padding rows
+        // (NULL task_id) are dropped before the insert.
+        let sql = format!(
+            "INSERT INTO trade_tasks ({TASK_COLS}) SELECT * FROM (VALUES {}) AS v WHERE v.column1 IS NOT NULL \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING task_id",
+            placeholders(backend, size, 15)
+        );
+        let mut q = sqlx::query(&sql);
+        let last = chunk.len() - 1;
+        for i in 0..size {
+            // Padding repeats the last row's values (so every column keeps its type) under
+            // a NULL task_id.
+            let t = &chunk[i.min(last)];
+            let d = decisions.get(c * CHUNK + i.min(last)).copied().flatten();
+            let (a0, a1, gas) = sim_columns(d.and_then(|d| d.sim));
+            q = q
+                .bind((i <= last).then_some(t.task_id.as_str()))
+                .bind(&t.idempotency_key)
+                .bind(d.map_or(TaskState::Init, |d| d.to).as_str())
+                .bind(d.map_or("", |d| d.reason_code.as_str()))
+                .bind(d.map_or("", |d| d.detail.as_str()))
+                .bind(t.mode)
+                .bind(&t.strategy)
+                .bind(&t.account)
+                .bind(&t.proposal)
+                .bind(&t.trace_id)
+                .bind(a0)
+                .bind(a1)
+                .bind(gas)
+                .bind(now)
+                .bind(now);
+        }
+        counted();
+        for row in q.fetch_all(&mut **tx).await? {
+            created.insert(row.try_get::<String, _>("task_id")?);
+        }
+    }
+    Ok(created)
+}
+
+/// The stored summaries of the tasks holding `keys`.
+async fn read_existing(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+    keys: &[&str],
+) -> Result<HashMap<String, TaskSummary>, StoreError> {
+    let mut existing: HashMap<String, TaskSummary> = HashMap::new();
+    for chunk in keys.chunks(CHUNK) {
+        let size = padded(chunk.len());
+        let sql = format!(
+            "SELECT task_id, idempotency_key, state, reason_code, detail FROM trade_tasks WHERE idempotency_key IN ({})",
+            placeholders(backend, size, 1)
+        );
+        let mut q = sqlx::query(&sql);
+        let last = chunk.len() - 1;
+        // Padding repeats the last key, which `IN` ignores.
+        for i in 0..size {
+            q = q.bind(chunk[i.min(last)]);
+        }
+        counted();
+        for row in q.fetch_all(&mut *conn).await? {
+            let s = summary(&row)?;
+            existing.insert(s.idempotency_key.clone(), s);
+        }
+    }
+    Ok(existing)
+}
+
+/// A task's simulated amounts and gas as stored (empty amounts when it has none).
+fn sim_columns(sim: Option<SimRecord>) -> (String, String, i64) {
+    match sim {
+        Some(s) => (
+            s.amount0.to_string(),
+            s.amount1.to_string(),
+            i64::try_from(s.gas_used).unwrap_or(i64::MAX),
+        ),
+        None => (String::new(), String::new(), 0),
+    }
+}
+
+fn created_audit(t: &NewTask) -> Audit {
+    Audit {
+        actor: "engine".into(),
+        action: "task_created".into(),
+        subject: t.task_id.clone(),
+        from_state: String::new(),
+        to_state: TaskState::Init.as_str().into(),
+        detail: String::new(),
+        trace_id: t.trace_id.clone(),
+    }
+}
+
+fn transition_audit(t: &Transition) -> Audit {
+    Audit {
+        actor: t.actor.clone(),
+        action: "task_transition".into(),
+        subject: t.task_id.clone(),
+        from_state: t.from.as_str().into(),
+        to_state: t.to.as_str().into(),
+        detail: if t.detail.is_empty() {
+            t.reason_code.clone()
+        } else {
+            format!("{}: {}", t.reason_code, t.detail)
+        },
+        trace_id: t.trace_id.clone(),
+    }
 }
 
 /// What [`apply_tx`] did: the task ids that moved, the audit rows to write, and the ledger
@@ -900,14 +964,7 @@ async fn apply_tx(
         let last = chunk.len() - 1;
         for i in 0..size {
             let t = &chunk[i.min(last)];
-            let (a0, a1, gas) = match t.sim {
-                Some(s) => (
-                    s.amount0.to_string(),
-                    s.amount1.to_string(),
-                    i64::try_from(s.gas_used).unwrap_or(i64::MAX),
-                ),
-                None => (String::new(), String::new(), 0),
-            };
+            let (a0, a1, gas) = sim_columns(t.sim);
             q = q
                 .bind((i <= last).then_some(t.task_id.as_str()))
                 .bind(t.from.as_str())
@@ -933,19 +990,7 @@ async fn apply_tx(
     let audits: Vec<Audit> = transitions
         .iter()
         .filter(|t| moved.contains(&t.task_id))
-        .map(|t| Audit {
-            actor: t.actor.clone(),
-            action: "task_transition".into(),
-            subject: t.task_id.clone(),
-            from_state: t.from.as_str().into(),
-            to_state: t.to.as_str().into(),
-            detail: if t.detail.is_empty() {
-                t.reason_code.clone()
-            } else {
-                format!("{}: {}", t.reason_code, t.detail)
-            },
-            trace_id: t.trace_id.clone(),
-        })
+        .map(transition_audit)
         .collect();
     Ok(Applied {
         moved,
@@ -1006,33 +1051,7 @@ async fn insert_postings(
     if postings.is_empty() {
         return Ok(Vec::new());
     }
-    let mut accounts: Vec<&str> = postings
-        .iter()
-        .flat_map(|p| p.entries().iter().map(|e| e.account.as_str()))
-        .collect();
-    accounts.sort_unstable();
-    accounts.dedup();
-    {
-        // A poisoned lock only means another batch panicked; the set is still valid.
-        let known = known_accounts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        accounts.retain(|a| !known.contains(*a));
-    }
-    // Rare after the first batches, so sized by what is new rather than padded.
-    for chunk in accounts.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO ledger_accounts (account, kind, created_at_ms) VALUES {} ON CONFLICT (account) DO NOTHING",
-            placeholders(backend, chunk.len(), 3)
-        );
-        let mut q = sqlx::query(&sql);
-        for a in chunk {
-            let kind = a.split(':').next().unwrap_or("other");
-            q = q.bind(*a).bind(kind).bind(now);
-        }
-        counted();
-        q.execute(&mut **tx).await?;
-    }
+    let new_accounts = insert_accounts(backend, known_accounts, &mut **tx, postings, now).await?;
     let rows: Vec<(&Posting, &crate::ledger::Entry)> = postings
         .iter()
         .flat_map(|p| p.entries().iter().map(move |e| (*p, e)))
@@ -1063,6 +1082,45 @@ async fn insert_postings(
         }
         counted();
         q.execute(&mut **tx).await?;
+    }
+    Ok(new_accounts)
+}
+
+/// Upserts the accounts of `postings` not in `known_accounts`; returns them, for the
+/// caller to add to `known_accounts` once they are committed.
+async fn insert_accounts(
+    backend: Backend,
+    known_accounts: &KnownAccounts,
+    conn: &mut sqlx::AnyConnection,
+    postings: &[&Posting],
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut accounts: Vec<&str> = postings
+        .iter()
+        .flat_map(|p| p.entries().iter().map(|e| e.account.as_str()))
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    {
+        // A poisoned lock only means another batch panicked; the set is still valid.
+        let known = known_accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        accounts.retain(|a| !known.contains(*a));
+    }
+    // Rare after the first batches, so sized by what is new rather than padded.
+    for chunk in accounts.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO ledger_accounts (account, kind, created_at_ms) VALUES {} ON CONFLICT (account) DO NOTHING",
+            placeholders(backend, chunk.len(), 3)
+        );
+        let mut q = sqlx::query(&sql);
+        for a in chunk {
+            let kind = a.split(':').next().unwrap_or("other");
+            q = q.bind(*a).bind(kind).bind(now);
+        }
+        counted();
+        q.execute(&mut *conn).await?;
     }
     Ok(accounts.into_iter().map(str::to_owned).collect())
 }
