@@ -301,6 +301,11 @@ const TASK_COLS: &str = "task_id, idempotency_key, state, reason_code, detail, m
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. On SQLite a pool of one connection: SQLite takes one writer at a
+    /// time, and a second connection that finds the database locked waits in SQLite's
+    /// busy handler, which sleeps in steps of up to 100 ms; writers queued on this pool
+    /// instead take their turn the moment the connection is free. On PostgreSQL, `pool`.
+    writer: AnyPool,
     backend: Backend,
     /// Shared by clones, so every handle skips the upsert of accounts any of them made.
     known_accounts: std::sync::Arc<KnownAccounts>,
@@ -321,38 +326,26 @@ impl Store {
             Backend::Sqlite => sqlite_url(url)?,
             Backend::Postgres => url.to_owned(),
         };
-        let options = AnyPoolOptions::new();
-        let pool = match backend {
+        let (pool, writer) = match backend {
             Backend::Sqlite => {
-                // WAL lets readers (GetTask, ListTasks) run beside the writer; NORMAL
-                // sync is durable across process crashes in WAL mode, which is the
-                // crash model here.
-                options
-                    .max_connections(4)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            for pragma in [
-                                "PRAGMA journal_mode = WAL",
-                                "PRAGMA synchronous = NORMAL",
-                                "PRAGMA busy_timeout = 10000",
-                                "PRAGMA foreign_keys = ON",
-                            ] {
-                                sqlx::Executor::execute(&mut *conn, pragma).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await?
+                let writer = sqlite_pool(&url, 1).await?;
+                sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+                let readers = sqlite_pool(&url, 4).await?;
+                tokio::spawn(checkpoints(readers.clone()));
+                (readers, writer)
             }
-            Backend::Postgres => options.max_connections(8).connect(&url).await?,
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .connect(&url)
+                    .await?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                (pool.clone(), pool)
+            }
         };
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
         Ok(Store {
             pool,
+            writer,
             backend,
             known_accounts: std::sync::Arc::default(),
         })
@@ -368,6 +361,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// Creates tasks in INIT, keyed by idempotency key, in one transaction. A key that is
@@ -377,7 +371,7 @@ impl Store {
     /// The caller passes distinct keys.
     pub async fn insert_tasks(&self, tasks: &[NewTask]) -> Result<Vec<Inserted>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let (inserted, audits) = insert_tasks_tx(self.backend, &mut tx, tasks, now).await?;
         insert_audits(self.backend, &mut tx, &audits, now).await?;
         tx.commit().await?;
@@ -391,7 +385,7 @@ impl Store {
             t.from.check(t.to)?;
         }
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let applied = apply_tx(
             self.backend,
             &self.known_accounts,
@@ -432,7 +426,7 @@ impl Store {
             return decided::create(self, tasks, &decisions, transitions).await;
         }
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         counted(); // BEGIN
         let (inserted, mut audits) = insert_tasks_tx(self.backend, &mut tx, tasks, now).await?;
         let created: std::collections::HashSet<&str> = tasks
@@ -465,7 +459,7 @@ impl Store {
     /// Books a posting outside any task transition (corrections, reversals).
     pub async fn post(&self, posting: &Posting, audit: &Audit) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let new_accounts =
             insert_postings(self.backend, &self.known_accounts, &mut tx, &[posting], now).await?;
         insert_audits(self.backend, &mut tx, std::slice::from_ref(audit), now).await?;
@@ -634,7 +628,7 @@ impl Store {
         k: &KillSwitchRow,
         trace_id: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO engine_flags (name, engaged, reason, operator, changed_at_ms) VALUES ('kill_switch', $1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET engaged = excluded.engaged, reason = excluded.reason, \
@@ -699,7 +693,7 @@ impl Store {
             .map(|(_, r)| r)
             .collect();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for chunk in rows.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO strategy_permissions (strategy, tracker, updated_at_ms) VALUES {} \
@@ -1123,6 +1117,58 @@ async fn insert_accounts(
         q.execute(&mut *conn).await?;
     }
     Ok(accounts.into_iter().map(str::to_owned).collect())
+}
+
+/// An SQLite pool of at most `max` connections. WAL lets readers (GetTask, ListTasks) run
+/// beside the writer; NORMAL sync is durable across process crashes in WAL mode, which is
+/// the crash model here.
+async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, StoreError> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                for pragma in [
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    // Checkpoints run beside the writer (see `checkpoints`).
+                    "PRAGMA wal_autocheckpoint = 0",
+                    "PRAGMA busy_timeout = 10000",
+                    "PRAGMA foreign_keys = ON",
+                ] {
+                    sqlx::Executor::execute(&mut *conn, pragma).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
+}
+
+/// How often the SQLite write-ahead log is checkpointed into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints the SQLite write-ahead log until the pool closes.
+///
+/// SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL pages: that
+/// commit copies the log into the database file and syncs it, and the batch it carries
+/// (and every batch queued behind the single writer) waits, which is where storage's
+/// worst latencies came from. Here a passive checkpoint runs on its own connection
+/// instead: it copies what no reader still needs and never blocks a writer, and each
+/// writer restarts the log from its beginning once a checkpoint has caught up.
+async fn checkpoints(pool: AnyPool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !pool.is_closed() {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_all(&pool)
+            .await
+        {
+            if !pool.is_closed() {
+                tracing::warn!(error = %e, "checkpointing the SQLite write-ahead log");
+            }
+        }
+    }
 }
 
 /// `sqlite://PATH` with the file created if missing (`mode=rwc`) and its directory made.

@@ -52,8 +52,10 @@ pub enum ServiceError {
 #[derive(Debug, Clone)]
 pub struct Handled {
     pub event_id: String,
-    /// When the host received the event and when the engine answered for it.
+    /// When the host received the event, when its strategy instances had all answered,
+    /// and when the engine answered for their proposals.
     pub received: Instant,
+    pub dispatched: Instant,
     pub answered: Instant,
     pub proposals: usize,
 }
@@ -201,6 +203,7 @@ impl<B: Bus + ?Sized> HostService<B> {
                 .apply(&wit, event.last_sync_block, event.timestamp);
             let watermark = self.fleet.market().read().unwrap_or_else(|p| p.into_inner()).watermark();
             let answers = self.fleet.dispatch(wit, &trace_id).await?;
+            let dispatched = Instant::now();
             if let Some(m) = &self.metrics {
                 m.answered(&answers);
             }
@@ -247,6 +250,7 @@ impl<B: Bus + ?Sized> HostService<B> {
                 let _ = tx.send(Handled {
                     event_id: event.event_id.clone(),
                     received,
+                    dispatched,
                     answered: Instant::now(),
                     proposals: count,
                 });

@@ -21,8 +21,12 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub instances: usize,
     /// Blocks (each with one swap) to measure.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 1000)]
     pub blocks: usize,
+    /// Blocks run before measuring: the first batches create ledger accounts, prepare SQL
+    /// statements and fund simulation accounts, which a running system did long ago.
+    #[arg(long, default_value_t = 100)]
+    pub warmup: usize,
     /// Time between blocks; 0 publishes as fast as the pipeline takes them (throughput).
     #[arg(long, default_value = "20ms", value_parser = super::up::parse_duration)]
     pub block_interval: Duration,
@@ -111,18 +115,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut landed: HashMap<u64, Instant> = HashMap::new();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(args.block_interval.max(Duration::from_micros(1)));
-    for _ in 0..args.blocks {
+    for i in 0..args.warmup + args.blocks {
         if !args.block_interval.is_zero() {
             ticker.tick().await;
         }
         let t = Instant::now();
         walk.step(&engine, &bus).await?;
-        landed.insert(engine.watermark(), t);
+        if i >= args.warmup {
+            landed.insert(engine.watermark(), t);
+        }
     }
     let published = bus.len(CHAIN_EVENTS_STREAM).await?;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut all = Vec::new();
     let mut with_proposals = Vec::new();
+    // Events with proposals, by stage: waiting for the host, strategies, engine.
+    let mut stages: [Vec<Duration>; 3] = Default::default();
     let mut seen = 0u64;
     while seen < published {
         let h = tokio::time::timeout(
@@ -143,6 +151,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             all.push(latency);
             if h.proposals > 0 {
                 with_proposals.push(latency);
+                stages[0].push(h.received.saturating_duration_since(*t0));
+                stages[1].push(h.dispatched.saturating_duration_since(h.received));
+                stages[2].push(h.answered.saturating_duration_since(h.dispatched));
             }
         }
     }
@@ -154,32 +165,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     use std::sync::atomic::Ordering::Relaxed;
     println!(
-        "stratbox bench pipeline: {} instances, {} blocks, block interval {:?}",
-        args.instances, args.blocks, args.block_interval
+        "stratbox bench pipeline: {} instances, {} blocks measured after {} of warm-up, block interval {:?}",
+        args.instances, args.blocks, args.warmup, args.block_interval
     );
     println!(
         "{:<46} {:>10} {:>10} {:>8}",
         "chain -> engine answered", "p50", "p99", "n"
     );
-    for (label, mut v) in [
+    let [queued, strategies_ms, engine_ms] = stages;
+    for (label, v) in [
         ("every event", all),
         (
             "events with proposals (to SIMULATED/REJECTED)",
             with_proposals,
         ),
+        ("  of which: landed -> host reads it", queued),
+        ("            strategy instances", strategies_ms),
+        ("            engine (gRPC, gates, sim, store)", engine_ms),
     ] {
-        v.sort();
-        let q = |p: f64| {
-            v.get(((v.len() as f64 - 1.0) * p).round() as usize)
-                .copied()
-                .unwrap_or_default()
-        };
-        println!(
-            "{label:<46} {:>8.2}ms {:>8.2}ms {:>8}",
-            ms(q(0.5)),
-            ms(q(0.99)),
-            v.len()
-        );
+        let (p50, p99, n) = percentiles(v);
+        println!("{label:<46} {:>8.2}ms {:>8.2}ms {:>8}", ms(p50), ms(p99), n);
     }
     println!(
         "events handled {}  proposals {}  simulated {}  rejected {}  events/s {:.0}",
@@ -203,6 +208,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         d(5) as f64 / 1e6 / batches,
     );
     Ok(())
+}
+
+/// p50, p99 (nearest rank) and the count.
+fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration, usize) {
+    v.sort();
+    let q = |p: f64| {
+        v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    (q(0.5), q(0.99), v.len())
 }
 
 fn ms(d: Duration) -> f64 {

@@ -115,7 +115,7 @@ async fn create_sqlite(
     decisions: &[Option<&Transition>],
     now: i64,
 ) -> Result<HashSet<String>, StoreError> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.writer.begin().await?;
     counted(); // BEGIN
     let created = insert_rows(store.backend, &mut tx, tasks, decisions, now).await?;
     let ours = || {
@@ -280,7 +280,7 @@ async fn create_pg(
         .flatten()
         .filter_map(|d| d.posting.as_ref())
         .collect();
-    let mut conn = store.pool.acquire().await?;
+    let mut conn = store.writer.acquire().await?;
     let new_accounts = insert_accounts(
         store.backend,
         &store.known_accounts,
