@@ -1,9 +1,8 @@
 //! Group commit: batches that reach storage while a transaction is being committed share the
 //! next transaction.
 //!
-//! A durable commit waits for the WAL flush (~2.7 ms on this machine's disk) whatever it
-//! carries, and every transaction pays its BEGIN, COMMIT and a handful of statement round
-//! trips. One transaction per submitted batch makes many small batches pay that many times
+//! Every transaction pays a fixed price whatever it carries: its BEGIN and COMMIT, a
+//! handful of statements, and on SQLite the single writer's turn. One transaction per submitted batch makes many small batches pay that many times
 //! over; here each committer takes every batch that is waiting, writes them in one
 //! transaction (still one compare-and-set per task, still every posting balanced) and hands
 //! each batch back its own results. Durability is unchanged: no batch is answered before the
