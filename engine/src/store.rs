@@ -309,6 +309,8 @@ pub struct Store {
     backend: Backend,
     /// Shared by clones, so every handle skips the upsert of accounts any of them made.
     known_accounts: std::sync::Arc<KnownAccounts>,
+    /// Held by every clone; the SQLite checkpointer stops once the last one is gone.
+    _alive: std::sync::Arc<()>,
 }
 
 impl Store {
@@ -330,9 +332,7 @@ impl Store {
             Backend::Sqlite => {
                 let writer = sqlite_pool(&url, 1).await?;
                 sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-                let readers = sqlite_pool(&url, 4).await?;
-                tokio::spawn(checkpoints(readers.clone()));
-                (readers, writer)
+                (sqlite_pool(&url, 4).await?, writer)
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -343,11 +343,16 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
+        let alive = std::sync::Arc::new(());
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoints(pool.clone(), std::sync::Arc::downgrade(&alive)));
+        }
         Ok(Store {
             pool,
             writer,
             backend,
             known_accounts: std::sync::Arc::default(),
+            _alive: alive,
         })
     }
 
@@ -1151,7 +1156,8 @@ async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, StoreError> {
 /// How often the SQLite write-ahead log is checkpointed into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Checkpoints the SQLite write-ahead log until the pool closes.
+/// Checkpoints the SQLite write-ahead log until the pool closes or every handle on the
+/// store is dropped.
 ///
 /// SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL pages: that
 /// commit copies the log into the database file and syncs it, and the batch it carries
@@ -1159,11 +1165,15 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 /// worst latencies came from. Here a passive checkpoint runs on its own connection
 /// instead: it copies what no reader still needs and never blocks a writer, and each
 /// writer restarts the log from its beginning once a checkpoint has caught up.
-async fn checkpoints(pool: AnyPool) {
+async fn checkpoints(pool: AnyPool, store: std::sync::Weak<()>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !pool.is_closed() {
         tick.tick().await;
+        if store.strong_count() == 0 {
+            pool.close().await;
+            return;
+        }
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_all(&pool)
             .await
