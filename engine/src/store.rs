@@ -784,7 +784,16 @@ async fn insert_tasks_tx(
         .map(|t| t.idempotency_key.as_str())
         .collect();
     let existing = read_existing(backend, tx, &missing).await?;
-    let inserted = tasks
+    Ok((what_inserting_did(tasks, &created, &existing)?, audits))
+}
+
+/// Per task: created here, or the first task holding its key.
+fn what_inserting_did(
+    tasks: &[NewTask],
+    created: &std::collections::HashSet<String>,
+    existing: &HashMap<String, TaskSummary>,
+) -> Result<Vec<Inserted>, StoreError> {
+    tasks
         .iter()
         .map(|t| {
             if created.contains(&t.task_id) {
@@ -803,8 +812,7 @@ async fn insert_tasks_tx(
                     })
             }
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((inserted, audits))
+        .collect()
 }
 
 /// Inserts `tasks` unless their idempotency key is taken, each in the state its decision

@@ -27,7 +27,7 @@ use sqlx::Row;
 use super::{
     Backend, Inserted, NewTask, Store, StoreError, TaskSummary, Transition, counted, created_audit,
     insert_accounts, insert_audits, insert_postings, insert_rows, now_ms, read_existing,
-    sim_columns, transition_audit,
+    sim_columns, transition_audit, what_inserting_did,
 };
 use crate::fsm::TaskState;
 use crate::ledger::Posting;
@@ -83,25 +83,7 @@ pub(super) async fn create(
         let mut conn = store.pool.acquire().await?;
         read_existing(store.backend, &mut conn, &missing).await?
     };
-    let inserted = tasks
-        .iter()
-        .map(|t| {
-            if created.contains(&t.task_id) {
-                Ok(Inserted::Created)
-            } else {
-                existing
-                    .get(&t.idempotency_key)
-                    .cloned()
-                    .map(Inserted::Existing)
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "key {} neither inserted nor found",
-                            t.idempotency_key
-                        ))
-                    })
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let inserted = what_inserting_did(tasks, &created, &existing)?;
     let moved = transitions
         .iter()
         .map(|t| created.contains(&t.task_id))
