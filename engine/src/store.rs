@@ -55,6 +55,8 @@ pub enum StoreError {
     Illegal(#[from] IllegalTransition),
     #[error("the engine's committer has stopped")]
     Closed,
+    #[error("a batch to create must hold at most one move from INIT per task it creates: {0}")]
+    NotFirstMoves(String),
 }
 
 impl From<UnknownState> for StoreError {
@@ -409,16 +411,16 @@ impl Store {
             .collect())
     }
 
-    /// A submitted batch in one database transaction: creates `tasks` in INIT (idempotency
-    /// key unique, as [`Store::insert_tasks`]), then runs the compare-and-set of each
-    /// transition whose task this call created, with its posting and audit rows (as
-    /// [`Store::apply`]). A transition whose task already existed is not applied: the first
-    /// task's answer stands.
+    /// A submitted batch in one database transaction: creates each task with its decision,
+    /// the task's one transition from INIT, as a compare-and-set against the task's absence
+    /// (idempotency key unique, as [`Store::insert_tasks`]), with its posting and audit rows
+    /// (as [`Store::apply`]); see [`decided`]. A task whose key was taken is neither created
+    /// nor moved: the first task's answer stands.
     ///
-    /// One commit per batch instead of two: a crash either keeps the whole batch (decided)
-    /// or none of it (the client was not answered and retries under the same keys), so no
-    /// task is ever left in INIT by this path. Returns, per task, what inserting did, and
-    /// per transition whether it moved.
+    /// One commit per batch: a crash either keeps the whole batch (decided) or none of it
+    /// (the client was not answered and retries under the same keys), so no task is ever
+    /// left in INIT by this path. Returns, per task, what inserting did, and per transition
+    /// whether it moved.
     pub async fn create_and_apply(
         &self,
         tasks: &[NewTask],
@@ -427,38 +429,8 @@ impl Store {
         for t in transitions {
             t.from.check(t.to)?;
         }
-        if let Some(decisions) = decided::first_moves(tasks, transitions) {
-            return decided::create(self, tasks, &decisions, transitions).await;
-        }
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        counted(); // BEGIN
-        let (inserted, mut audits) = insert_tasks_tx(self.backend, &mut tx, tasks, now).await?;
-        let created: std::collections::HashSet<&str> = tasks
-            .iter()
-            .zip(&inserted)
-            .filter(|(_, i)| matches!(i, Inserted::Created))
-            .map(|(t, _)| t.task_id.as_str())
-            .collect();
-        let ours: Vec<Transition> = transitions
-            .iter()
-            .filter(|t| created.contains(t.task_id.as_str()))
-            .cloned()
-            .collect();
-        let applied = apply_tx(self.backend, &self.known_accounts, &mut tx, &ours, now).await?;
-        audits.extend(applied.audits);
-        insert_audits(self.backend, &mut tx, &audits, now).await?;
-        counted(); // COMMIT
-        tx.commit().await?;
-        self.remember_accounts(applied.new_accounts);
-        let moved = applied.moved;
-        Ok((
-            inserted,
-            transitions
-                .iter()
-                .map(|t| moved.contains(&t.task_id))
-                .collect(),
-        ))
+        let decisions = decided::first_moves(tasks, transitions)?;
+        decided::create(self, tasks, &decisions, transitions).await
     }
 
     /// Books a posting outside any task transition (corrections, reversals).

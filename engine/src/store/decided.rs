@@ -32,12 +32,12 @@ use super::{
 use crate::fsm::TaskState;
 use crate::ledger::Posting;
 
-/// Each task's transition, when every transition is the first move (from INIT) of a
-/// task in `tasks` and no task has two, which is the shape of a submit; `None` otherwise.
+/// Each task's transition: every transition must be the first move (from INIT) of a task
+/// in `tasks`, and no task may have two, which is the shape of a submit.
 pub(super) fn first_moves<'a>(
     tasks: &[NewTask],
     transitions: &'a [Transition],
-) -> Option<Vec<Option<&'a Transition>>> {
+) -> Result<Vec<Option<&'a Transition>>, StoreError> {
     let index: HashMap<&str, usize> = tasks
         .iter()
         .enumerate()
@@ -45,15 +45,18 @@ pub(super) fn first_moves<'a>(
         .collect();
     let mut out = vec![None; tasks.len()];
     for t in transitions {
+        let bad = |why: &str| StoreError::NotFirstMoves(format!("task {}: {why}", t.task_id));
         if t.from != TaskState::Init {
-            return None;
+            return Err(bad("moves from a state other than INIT"));
         }
-        let i = *index.get(t.task_id.as_str())?;
+        let i = *index
+            .get(t.task_id.as_str())
+            .ok_or_else(|| bad("not among the tasks to create"))?;
         if out[i].replace(t).is_some() {
-            return None;
+            return Err(bad("has two moves"));
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 /// Creates `tasks` with their decisions (see the module docs). Answers as
@@ -286,4 +289,74 @@ async fn create_pg(
 
 fn json<T: Serialize>(rows: &T) -> Result<String, StoreError> {
     serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("encoding a batch: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str) -> NewTask {
+        NewTask {
+            task_id: id.into(),
+            idempotency_key: format!("key-{id}"),
+            mode: "shadow",
+            strategy: "s".into(),
+            account: "a".into(),
+            proposal: Vec::new(),
+            trace_id: String::new(),
+        }
+    }
+
+    fn moving(id: &str, from: TaskState, to: TaskState) -> Transition {
+        Transition {
+            task_id: id.into(),
+            from,
+            to,
+            reason_code: String::new(),
+            detail: String::new(),
+            sim: None,
+            trace_id: String::new(),
+            actor: "engine".into(),
+            posting: None,
+        }
+    }
+
+    #[test]
+    fn a_submit_shape_pairs_each_task_with_its_move() {
+        let tasks = [task("a"), task("b")];
+        let moves = [moving("b", TaskState::Init, TaskState::Rejected)];
+        let paired = first_moves(&tasks, &moves).expect("a submit's shape");
+        assert!(paired[0].is_none());
+        assert_eq!(paired[1].map(|t| t.to), Some(TaskState::Rejected));
+    }
+
+    #[test]
+    fn other_shapes_are_refused_by_name() {
+        let tasks = [task("a")];
+        for (moves, why) in [
+            (
+                vec![moving("a", TaskState::Simulated, TaskState::Staged)],
+                "other than INIT",
+            ),
+            (
+                vec![moving("z", TaskState::Init, TaskState::Rejected)],
+                "not among",
+            ),
+            (
+                vec![
+                    moving("a", TaskState::Init, TaskState::Rejected),
+                    moving("a", TaskState::Init, TaskState::Simulated),
+                ],
+                "two moves",
+            ),
+        ] {
+            match first_moves(&tasks, &moves) {
+                Err(StoreError::NotFirstMoves(m)) => assert!(m.contains(why), "{m}"),
+                other => panic!(
+                    "expected NotFirstMoves ({why}), got {:?}",
+                    other.map(|v| v.len())
+                ),
+            }
+        }
+    }
 }
