@@ -168,6 +168,22 @@ impl EngineMetrics {
         self.proposals.get_or_create(&[("result", code)]).inc();
     }
 
+    /// Proposals refused since start, per reason code (codes with none left out), in
+    /// gate order: what a live view shows next to tasks by state.
+    pub fn rejections(&self) -> Vec<(&'static str, u64)> {
+        ReasonCode::ALL
+            .iter()
+            .map(|c| {
+                let n = self
+                    .proposals
+                    .get_or_create(&[("result", c.as_str())])
+                    .get();
+                (c.as_str(), n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     pub fn moved(&self, from: Option<TaskState>, to: TaskState) {
         if let Some(from) = from {
             self.tasks.get_or_create(&[("state", from.as_str())]).dec();

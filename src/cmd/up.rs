@@ -248,6 +248,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         assemble::host(link, bus.clone(), &seat, strategies, args.workers, &stop).await?;
     let host_stats = service.stats();
     let host = tokio::spawn(service.run(stop.clone()));
+    host_caught_up(bus.as_ref(), &host_stats, &host, Duration::from_secs(60)).await?;
 
     // The market and the live table until told to stop.
     let deadline = args.duration.map(|d| started + d);
@@ -304,6 +305,47 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("ledger: {balanced} entries; every posting and the whole ledger balance per asset");
     println!("database: {database}");
     drop(source);
+    Ok(())
+}
+
+/// Waits until the host has handled every event published so far (the chain's head), so
+/// the market starts moving only then. A maker proposes its position once and assumes it
+/// holds; if the market ran ahead while the host was still starting (a loaded machine),
+/// the engine would rightly refuse those first proposals against the newer state
+/// (`sim_max_in`, or `stale_watermark` a few blocks on) and the demo would book nothing.
+async fn host_caught_up(
+    bus: &dyn Bus,
+    stats: &ServiceStats,
+    host: &tokio::task::JoinHandle<impl Sized>,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let published = bus
+        .len(CHAIN_EVENTS_STREAM)
+        .await
+        .context("reading the event stream's length")?;
+    let handled = || {
+        stats.events.load(Relaxed)
+            + stats.duplicates_skipped.load(Relaxed)
+            + stats.malformed.load(Relaxed)
+    };
+    let started = Instant::now();
+    let mut told = false;
+    // A host that stopped is reported where its task is awaited, after the run.
+    while handled() < published && !host.is_finished() {
+        if started.elapsed() > patience {
+            anyhow::bail!(
+                "the host handled {} of the chain's first {published} events in {patience:?}; \
+                 see the log above",
+                handled()
+            );
+        }
+        if !told && started.elapsed() > Duration::from_secs(2) {
+            println!("waiting for the host to handle the chain's head ({published} events)...");
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }
 
@@ -381,6 +423,15 @@ async fn render(
         Err(e) => {
             let _ = writeln!(out, "tasks   unavailable: {e}");
         }
+    }
+    let refused = engine.metrics().rejections();
+    if !refused.is_empty() {
+        let line = refused
+            .iter()
+            .map(|(code, n)| format!("{code}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = writeln!(out, "refused {line}");
     }
     match engine.shadow_pnl().await {
         Ok(rows) if !rows.is_empty() => {
