@@ -12,8 +12,11 @@
 //! - gross exposure = the sum of the absolute values of non-quote holdings.
 //!
 //! Peak equity and the day's starting equity are marks the engine keeps as it values the
-//! book (on every proposal and every fill). At start they are the book's equity then: a
-//! restart sees the same holdings (they are the ledger's) but starts a new peak and day.
+//! book (on every proposal and every fill). They are stored (`book_marks`) with the
+//! permission trackers, so a restart keeps judging drawdown from the same peak and the
+//! day's loss from the same start: without them, restarting the engine would hand every
+//! book a fresh daily-loss allowance. A book with no stored marks starts them at its
+//! equity then.
 //!
 //! Simplification, documented: with several pools of different quote tokens the values
 //! are summed as if the quote units were one; the embedded chain has one pool.
@@ -62,6 +65,25 @@ pub struct Valuation {
     /// Absolute value per non-quote asset; liquidity positions are grouped per pool under
     /// `lp:<pool>` (the key the gates use for a liquidity trade).
     pub exposures: BTreeMap<String, U256>,
+}
+
+/// The marks of a book that outlive the process: its peak equity and the day it is in,
+/// with that day's starting equity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookMarks {
+    pub peak_equity: U256,
+    /// UTC day number (milliseconds since the epoch / [`DAY_MS`]).
+    pub day: i64,
+    pub day_start_equity: U256,
+}
+
+/// A book's marks as stored, with whose book it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMarks {
+    /// The book's ledger account (`strategy:<strategy>:<account>`).
+    pub book: String,
+    pub strategy: String,
+    pub marks: BookMarks,
 }
 
 /// One book.
@@ -181,6 +203,23 @@ impl Book {
             gross_exposure: saturate(gross),
             exposures,
         }
+    }
+
+    /// The book's marks; `None` before it was first valued.
+    pub fn marks(&self) -> Option<BookMarks> {
+        self.started.then_some(BookMarks {
+            peak_equity: self.peak_equity,
+            day: self.day,
+            day_start_equity: self.day_start_equity,
+        })
+    }
+
+    /// Takes stored marks back (at start, before the book is valued again).
+    pub fn restore_marks(&mut self, m: BookMarks) {
+        self.started = true;
+        self.peak_equity = m.peak_equity;
+        self.day = m.day;
+        self.day_start_equity = m.day_start_equity;
     }
 
     /// Moves the peak and the day with a fresh valuation; returns the finished day

@@ -1342,9 +1342,18 @@ async fn load_books(store: &Store, book: &mut RiskBook, marks: &Marks) -> Result
             n += 1;
         }
     }
+    let stored = store.load_book_marks().await?;
+    let restored = stored.len();
+    for m in stored {
+        book.restore_marks(m);
+    }
     book.mark_all(marks, now_ms());
-    if n > 0 {
-        info!(lines = n, "books loaded from the ledger");
+    if n > 0 || restored > 0 {
+        info!(
+            lines = n,
+            marks = restored,
+            "books loaded from the ledger and their marks"
+        );
     }
     Ok(())
 }

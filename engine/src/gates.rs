@@ -30,7 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::books::{Book, Marks, Valuation};
+use crate::books::{Book, Marks, StoredMarks, Valuation};
 use crate::ledger::{Posting, strategy_account};
 use stratbox_risk::{DayResult, ReasonCode, TradeOutcome, account_breach};
 
@@ -64,6 +64,16 @@ pub struct GateContext<'a> {
 /// Level changes by strategy, oldest first.
 pub type LevelChanges = Vec<(String, Transition)>;
 
+/// What changed since the last [`RiskBook::drain_changes`], for the engine to store.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Trackers that changed, as they are now, by strategy.
+    pub trackers: Vec<(String, PermissionTracker)>,
+    pub transitions: LevelChanges,
+    /// Books' marks that moved, as they are now, by ledger account.
+    pub marks: Vec<StoredMarks>,
+}
+
 pub struct RiskBook {
     cfg: RiskConfig,
     kill: KillSwitch,
@@ -73,6 +83,8 @@ pub struct RiskBook {
     changed: HashSet<String>,
     /// Level changes since the last drain, in the order they happened.
     transitions: LevelChanges,
+    /// Books (by ledger account) whose marks moved since the last drain.
+    marks_changed: HashSet<String>,
     /// Level changes ever made here (transitions and [`RiskBook::set_level`]). Shared, so
     /// the engine can tell without this book's lock whether one is not stored yet: that is
     /// the whole cost of durability on a submit that changed no level.
@@ -114,6 +126,7 @@ impl RiskBook {
             permissions: HashMap::new(),
             changed: HashSet::new(),
             transitions: Vec::new(),
+            marks_changed: HashSet::new(),
             level_changes: Arc::new(AtomicU64::new(0)),
             capital: book_capital,
             books: HashMap::new(),
@@ -144,12 +157,35 @@ impl RiskBook {
             .apply(asset, side, amount);
     }
 
-    /// Marks every loaded book at `marks` (its peak and day start are its equity now).
+    /// Takes a book's stored marks back at start (before [`RiskBook::mark_all`]). Marks of
+    /// a book with no ledger lines are kept too: its equity is its capital, and its peak
+    /// may be above that.
+    pub fn restore_marks(&mut self, stored: StoredMarks) {
+        self.books
+            .entry(stored.book)
+            .or_insert_with(|| Book::new(&stored.strategy))
+            .restore_marks(stored.marks);
+    }
+
+    /// Marks every loaded book at `marks`: a book with stored marks keeps its peak (raised
+    /// if equity is above it) and, on the same day, its day start; a day that ended while
+    /// the engine was down is recorded as ending at the equity now. A book with no stored
+    /// marks starts them at its equity now.
     pub fn mark_all(&mut self, marks: &Marks, now_ms: i64) {
         let capital = self.capital;
-        for book in self.books.values_mut() {
+        let mut days = Vec::new();
+        for (acct, book) in self.books.iter_mut() {
+            let before = book.marks();
             let v = book.value(capital, marks);
-            book.mark(v.equity, now_ms);
+            if let Some((day, start, end)) = book.mark(v.equity, now_ms) {
+                days.push((book.strategy.clone(), day, start, end));
+            }
+            if book.marks() != before {
+                self.marks_changed.insert(acct.clone());
+            }
+        }
+        for (strategy, day, start, end) in days {
+            self.record_day(&strategy, day, start, end);
         }
     }
 
@@ -238,8 +274,13 @@ impl RiskBook {
             .entry(ledger_account.to_owned())
             .or_insert_with(|| Book::new(strategy));
         let v = book.value(capital, marks);
+        let before = book.marks();
         let day_done = book.mark(v.equity, now_ms);
+        let moved = book.marks() != before;
         let (peak, day_start) = (book.peak_equity, book.day_start_equity);
+        if moved && !self.marks_changed.contains(ledger_account) {
+            self.marks_changed.insert(ledger_account.to_owned());
+        }
         if let Some((day, start, end)) = day_done {
             self.record_day(strategy, day, start, end);
         }
@@ -366,32 +407,48 @@ impl RiskBook {
     /// The trackers changed since the last drain (as they are now) and the level changes
     /// made since, oldest first; both are forgotten here. A caller that fails to store
     /// them hands them back with [`RiskBook::requeue`].
-    pub fn drain_changes(&mut self) -> (Vec<(String, PermissionTracker)>, LevelChanges) {
+    pub fn drain_changes(&mut self) -> Changes {
         let changed = std::mem::take(&mut self.changed);
         let mut trackers: Vec<(String, PermissionTracker)> = changed
             .into_iter()
             .filter_map(|s| self.permissions.get(&s).cloned().map(|t| (s, t)))
             .collect();
         trackers.sort_by(|a, b| a.0.cmp(&b.0));
-        (trackers, std::mem::take(&mut self.transitions))
+        let mut marks: Vec<StoredMarks> = std::mem::take(&mut self.marks_changed)
+            .into_iter()
+            .filter_map(|a| {
+                let b = self.books.get(&a)?;
+                Some(StoredMarks {
+                    strategy: b.strategy.clone(),
+                    marks: b.marks()?,
+                    book: a,
+                })
+            })
+            .collect();
+        marks.sort_by(|a, b| a.book.cmp(&b.book));
+        Changes {
+            trackers,
+            transitions: std::mem::take(&mut self.transitions),
+            marks,
+        }
     }
 
     /// Hands back what a failed store could not write, to be stored with the next drain:
     /// the strategies are marked again (their trackers are read afresh then) and the level
     /// changes go back before any made since.
-    pub fn requeue(
-        &mut self,
-        strategies: impl IntoIterator<Item = String>,
-        mut transitions: LevelChanges,
-    ) {
-        self.changed.extend(strategies);
+    pub fn requeue(&mut self, failed: Changes) {
+        self.changed
+            .extend(failed.trackers.into_iter().map(|(s, _)| s));
+        self.marks_changed
+            .extend(failed.marks.into_iter().map(|m| m.book));
+        let mut transitions = failed.transitions;
         transitions.append(&mut self.transitions);
         self.transitions = transitions;
     }
 
     /// Whether anything changed since the last drain.
     pub fn has_changes(&self) -> bool {
-        !self.changed.is_empty() || !self.transitions.is_empty()
+        !self.changed.is_empty() || !self.transitions.is_empty() || !self.marks_changed.is_empty()
     }
 
     /// How many level changes this book has made; see the field's doc.

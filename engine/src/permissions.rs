@@ -8,6 +8,9 @@
 //! - A change of a tracker's **record alone** (a trade or a day booked) is written by a
 //!   background flush once a second ([`crate::Engine::start`]); a crash loses at most that
 //!   second of record, never a level.
+//! - A book's **marks** (peak equity, the day and its starting equity; see
+//!   [`crate::books`]) go with the same writes: with a level change at once, otherwise
+//!   within the second. A crash can lose at most that second of a rising peak.
 //! - A **human restore** is stored and audited (actor: the operator) before it takes effect
 //!   ([`restore`]): a restore that cannot be stored never lets a strategy trade.
 //!
@@ -207,33 +210,34 @@ impl Durability {
         book: &Mutex<RiskBook>,
         trace_id: &str,
     ) -> Result<(), StoreError> {
-        let (trackers, transitions, made) = {
+        let (changes, made) = {
             let mut b = lock(book);
-            let (t, tr) = b.drain_changes();
-            (t, tr, b.level_changes())
+            (b.drain_changes(), b.level_changes())
         };
         let result = async {
-            let rows = trackers
+            let rows = changes
+                .trackers
                 .iter()
                 .map(|(s, t)| Ok((s.clone(), to_json(t)?)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let audits: Vec<Audit> = transitions
+            let audits: Vec<Audit> = changes
+                .transitions
                 .iter()
                 .map(|(s, t)| audit_of(s, t, trace_id))
                 .collect();
-            store.save_permissions(&rows, &audits).await
+            store.save_permissions(&rows, &changes.marks, &audits).await
         }
         .await;
         match result {
             Ok(()) => {
                 self.stored.fetch_max(made, Ordering::AcqRel);
-                for (s, t) in &transitions {
+                for (s, t) in &changes.transitions {
                     tracing::info!(strategy = %s, from = %t.from, to = %t.to, cause = t.cause.as_str(), "permission level stored");
                 }
                 Ok(())
             }
             Err(e) => {
-                lock(book).requeue(trackers.into_iter().map(|(s, _)| s), transitions);
+                lock(book).requeue(changes);
                 Err(e)
             }
         }
@@ -255,7 +259,7 @@ impl Durability {
         let (tracker, change) = lock(book).plan_restore(strategy, level, operator, now)?;
         let audit = audit_of(strategy, &change, trace_id);
         store
-            .save_permissions(&[(strategy.to_owned(), to_json(&tracker)?)], &[audit])
+            .save_permissions(&[(strategy.to_owned(), to_json(&tracker)?)], &[], &[audit])
             .await?;
         let view = PermissionView::new(strategy, &tracker);
         lock(book).install(strategy, tracker);

@@ -21,6 +21,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use stratbox_proto::{U256, parse_amount};
 
+use crate::books::{BookMarks, StoredMarks};
 use crate::fsm::{IllegalTransition, TaskState, UnknownState};
 use crate::ledger::{Posting, Side, StoredLine};
 
@@ -647,15 +648,16 @@ impl Store {
             .collect()
     }
 
-    /// Upserts permission trackers (strategy, tracker JSON) and writes `audits` in one
-    /// transaction, so a level change and its audit row are stored together or not at all.
-    /// A strategy named twice keeps its last tracker.
+    /// Upserts permission trackers (strategy, tracker JSON) and books' marks and writes
+    /// `audits` in one transaction, so a level change and its audit row are stored
+    /// together or not at all. A strategy (or book) named twice keeps its last row.
     pub async fn save_permissions(
         &self,
         trackers: &[(String, String)],
+        marks: &[StoredMarks],
         audits: &[Audit],
     ) -> Result<(), StoreError> {
-        if trackers.is_empty() && audits.is_empty() {
+        if trackers.is_empty() && marks.is_empty() && audits.is_empty() {
             return Ok(());
         }
         // One row per strategy: PostgreSQL refuses an upsert that touches a row twice.
@@ -684,9 +686,67 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(marks.len());
+        for (i, m) in marks.iter().enumerate() {
+            last.insert(m.book.as_str(), i);
+        }
+        let marks: Vec<&StoredMarks> = marks
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| last.get(m.book.as_str()) == Some(i))
+            .map(|(_, m)| m)
+            .collect();
+        for chunk in marks.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO book_marks (book, strategy, peak_equity, day, day_start_equity, \
+                 updated_at_ms) VALUES {} ON CONFLICT (book) DO UPDATE SET \
+                 peak_equity = excluded.peak_equity, day = excluded.day, \
+                 day_start_equity = excluded.day_start_equity, updated_at_ms = excluded.updated_at_ms",
+                placeholders(self.backend, chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for m in chunk {
+                q = q
+                    .bind(&m.book)
+                    .bind(&m.strategy)
+                    .bind(m.marks.peak_equity.to_string())
+                    .bind(m.marks.day)
+                    .bind(m.marks.day_start_equity.to_string())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
         insert_audits(self.backend, &mut tx, audits, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every book's stored marks.
+    pub async fn load_book_marks(&self) -> Result<Vec<StoredMarks>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT book, strategy, peak_equity, day, day_start_equity FROM book_marks ORDER BY book",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let book: String = r.try_get("book")?;
+                let amount = |col: &str| -> Result<U256, StoreError> {
+                    let text: String = r.try_get(col)?;
+                    parse_amount(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("book_marks {book}: {col}: {e}")))
+                };
+                Ok(StoredMarks {
+                    strategy: r.try_get("strategy")?,
+                    marks: BookMarks {
+                        peak_equity: amount("peak_equity")?,
+                        day: r.try_get("day")?,
+                        day_start_equity: amount("day_start_equity")?,
+                    },
+                    book,
+                })
+            })
+            .collect()
     }
 
     pub async fn audit_for(&self, subject: &str) -> Result<Vec<Audit>, StoreError> {

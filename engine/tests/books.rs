@@ -73,16 +73,28 @@ async fn booked_losses_over_the_daily_limit_are_refused_and_halt_the_strategy(db
     let r = engine.submit(TRACE, vec![other]).await.unwrap();
     assert_eq!(state(&r[0]), W::Simulated, "{:?}", r[0]);
     assert_ledger_balances(&engine).await;
+    // What `stratbox engine` does on shutdown (the background flush does it each second).
+    engine.flush_permissions().await.expect("flush");
+    let day = now_day();
     engine.store().close().await;
 
     // A restart loads the same holdings from the ledger: on a chain in the same state the
-    // book is valued exactly as before.
+    // book is valued exactly as before...
     let restarted = common::engine(db).await;
     crash(&restarted);
-    let (again, _, _) = restarted
+    let (again, peak, day_start) = restarted
         .book(STRATEGY, "acct-1")
         .expect("book after restart");
     assert_eq!(again, v, "the restarted engine sees the same book");
+    // ...and judged from the same marks: a restart must not reset the peak (drawdown) or
+    // the day's start (daily loss) to the equity it finds, which is after the loss.
+    assert_eq!(peak, capital, "the stored peak survives the restart");
+    if now_day() == day {
+        assert_eq!(
+            day_start, capital,
+            "the stored day start survives the restart"
+        );
+    }
     restarted.store().close().await;
 }
 
@@ -117,4 +129,12 @@ async fn gas_price_spikes_are_refused_with_a_stable_code(db: &Db) {
         .unwrap();
     assert_eq!(state(&r[0]), W::Simulated, "{:?}", r[0]);
     engine.store().close().await;
+}
+
+fn now_day() -> i64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    ms.div_euclid(stratbox_engine::books::DAY_MS)
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sqlx::Row;
+use stratbox_engine::books::{BookMarks, StoredMarks};
 use stratbox_engine::{EngineError, Store};
+use stratbox_proto::U256;
 use stratbox_proto::v1::TaskState as W;
 use stratbox_risk::{PermissionError, PermissionLevel, PermissionTracker, ReasonCode};
 
@@ -271,20 +273,62 @@ async fn stored_trackers_round_trip(db: &Db) {
                 ("a".into(), l2.clone()),
             ],
             &[],
+            &[],
         )
         .await
         .expect("save");
     store
-        .save_permissions(&[("b".into(), l2.clone())], &[])
+        .save_permissions(&[("b".into(), l2.clone())], &[], &[])
         .await
         .expect("upsert");
     assert_eq!(
         store.load_permissions().await.unwrap(),
         vec![("a".to_owned(), l2.clone()), ("b".to_owned(), l2.clone())]
     );
+    // Books' marks: exact amounts (up to 2^256-1), the last of a book named twice wins.
+    let marks = |book: &str, peak: U256, day: i64| StoredMarks {
+        book: book.into(),
+        strategy: "a".into(),
+        marks: BookMarks {
+            peak_equity: peak,
+            day,
+            day_start_equity: U256::from(7u64),
+        },
+    };
+    store
+        .save_permissions(
+            &[],
+            &[
+                marks("strategy:a:x", U256::from(1u64), 20_000),
+                marks("strategy:a:y", U256::MAX, 20_001),
+                marks("strategy:a:x", U256::from(2u64), 20_002),
+            ],
+            &[],
+        )
+        .await
+        .expect("save marks");
+    store
+        .save_permissions(&[], &[marks("strategy:a:y", U256::from(3u64), 20_003)], &[])
+        .await
+        .expect("upsert marks");
+    assert_eq!(
+        store.load_book_marks().await.unwrap(),
+        vec![
+            marks("strategy:a:x", U256::from(2u64), 20_002),
+            marks("strategy:a:y", U256::from(3u64), 20_003)
+        ]
+    );
+    store
+        .save_permissions(&[], &[marks("strategy:a:y", U256::MAX, 20_004)], &[])
+        .await
+        .expect("upsert marks");
+    assert_eq!(
+        store.load_book_marks().await.unwrap()[1],
+        marks("strategy:a:y", U256::MAX, 20_004)
+    );
     // A broken row (hand-edited, or from a future version) halts, never frees, its strategy.
     store
-        .save_permissions(&[("broken".into(), "{\"level\":".into())], &[])
+        .save_permissions(&[("broken".into(), "{\"level\":".into())], &[], &[])
         .await
         .expect("save");
     store.close().await;
