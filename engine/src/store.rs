@@ -660,17 +660,8 @@ impl Store {
         if trackers.is_empty() && marks.is_empty() && audits.is_empty() {
             return Ok(());
         }
-        // One row per strategy: PostgreSQL refuses an upsert that touches a row twice.
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(trackers.len());
-        for (i, (s, _)) in trackers.iter().enumerate() {
-            last.insert(s.as_str(), i);
-        }
-        let rows: Vec<&(String, String)> = trackers
-            .iter()
-            .enumerate()
-            .filter(|(i, (s, _))| last.get(s.as_str()) == Some(i))
-            .map(|(_, r)| r)
-            .collect();
+        // One row per key: PostgreSQL refuses an upsert that touches a row twice.
+        let rows = last_of(trackers, |(s, _)| s.as_str());
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         for chunk in rows.chunks(CHUNK) {
@@ -686,16 +677,7 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(marks.len());
-        for (i, m) in marks.iter().enumerate() {
-            last.insert(m.book.as_str(), i);
-        }
-        let marks: Vec<&StoredMarks> = marks
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| last.get(m.book.as_str()) == Some(i))
-            .map(|(_, m)| m)
-            .collect();
+        let marks = last_of(marks, |m| m.book.as_str());
         for chunk in marks.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO book_marks (book, strategy, peak_equity, day, day_start_equity, \
@@ -817,6 +799,19 @@ async fn insert_tasks_tx(
         .collect();
     let existing = read_existing(backend, tx, &missing).await?;
     Ok((what_inserting_did(tasks, &created, &existing)?, audits))
+}
+
+/// The last row of each key, in the order the rows were given.
+fn last_of<'a, T>(rows: &'a [T], key: impl Fn(&'a T) -> &'a str) -> Vec<&'a T> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        last.insert(key(r), i);
+    }
+    rows.iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(key(r)) == Some(i))
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// Per task: created here, or the first task holding its key.
