@@ -67,6 +67,130 @@ pub struct Valuation {
     pub exposures: BTreeMap<String, U256>,
 }
 
+/// A quantity moved up and down by trades judged but not yet booked: kept as two exact
+/// totals so a reservation released later takes back exactly what it added, whatever was
+/// reserved and released in between.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Flow {
+    up: U512,
+    down: U512,
+}
+
+impl Flow {
+    fn of(before: U256, after: U256) -> Flow {
+        if after >= before {
+            Flow {
+                up: U512::from(after - before),
+                down: U512::ZERO,
+            }
+        } else {
+            Flow {
+                up: U512::ZERO,
+                down: U512::from(before - after),
+            }
+        }
+    }
+
+    fn on(self, v: U256) -> U256 {
+        saturate((U512::from(v) + self.up).saturating_sub(self.down))
+    }
+
+    fn add(&mut self, o: Flow) {
+        self.up += o.up;
+        self.down += o.down;
+    }
+
+    fn remove(&mut self, o: Flow) {
+        self.up = self.up.saturating_sub(o.up);
+        self.down = self.down.saturating_sub(o.down);
+    }
+
+    fn is_zero(self) -> bool {
+        self.up.is_zero() && self.down.is_zero()
+    }
+}
+
+/// What trades that passed the gates but are not booked yet will do to a book, in the
+/// quote unit, as the gates projected them: one such trade per reservation, or the sum of
+/// a book's reservations.
+///
+/// Why: the gates judge each proposal against the book as it would stand, and proposals
+/// judged one after another in a batch, or in batches running at once, are all decided
+/// before any of them fills. Without this, ten proposals each within the exposure limit
+/// pass together and the book breaches it once they fill.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    equity: Flow,
+    cash: Flow,
+    gross: Flow,
+    exposures: BTreeMap<String, Flow>,
+}
+
+impl Pending {
+    /// The change from `before` to `after` (the gates' projection of one trade).
+    pub fn between(before: &Valuation, after: &Valuation) -> Pending {
+        let mut exposures = BTreeMap::new();
+        for k in before.exposures.keys().chain(after.exposures.keys()) {
+            let b = before.exposures.get(k).copied().unwrap_or_default();
+            let a = after.exposures.get(k).copied().unwrap_or_default();
+            let f = Flow::of(b, a);
+            if !f.is_zero() {
+                exposures.insert(k.clone(), f);
+            }
+        }
+        Pending {
+            equity: Flow::of(before.equity, after.equity),
+            cash: Flow::of(before.cash, after.cash),
+            gross: Flow::of(before.gross_exposure, after.gross_exposure),
+            exposures,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Pending::default()
+    }
+
+    pub fn add(&mut self, o: &Pending) {
+        self.equity.add(o.equity);
+        self.cash.add(o.cash);
+        self.gross.add(o.gross);
+        for (k, f) in &o.exposures {
+            self.exposures.entry(k.clone()).or_default().add(*f);
+        }
+    }
+
+    /// Takes back a reservation [`Pending::add`]ed earlier.
+    pub fn remove(&mut self, o: &Pending) {
+        self.equity.remove(o.equity);
+        self.cash.remove(o.cash);
+        self.gross.remove(o.gross);
+        for (k, f) in &o.exposures {
+            if let Some(e) = self.exposures.get_mut(k) {
+                e.remove(*f);
+                if e.is_zero() {
+                    self.exposures.remove(k);
+                }
+            }
+        }
+    }
+
+    /// `v` with these trades done (each quantity saturating at zero).
+    pub fn on(&self, v: &Valuation) -> Valuation {
+        let mut exposures = v.exposures.clone();
+        for (k, f) in &self.exposures {
+            let e = exposures.entry(k.clone()).or_default();
+            *e = f.on(*e);
+        }
+        exposures.retain(|_, e| !e.is_zero());
+        Valuation {
+            equity: self.equity.on(v.equity),
+            cash: self.cash.on(v.cash),
+            gross_exposure: self.gross.on(v.gross_exposure),
+            exposures,
+        }
+    }
+}
+
 /// The marks of a book that outlive the process: its peak equity and the day it is in,
 /// with that day's starting equity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +223,8 @@ pub struct Book {
     /// equity just before the next one.
     pub open_trade_equity: Option<U256>,
     started: bool,
+    /// The sum of this book's reservations (see [`Pending`]).
+    pub pending: Pending,
 }
 
 fn saturate(v: U512) -> U256 {
@@ -241,5 +367,55 @@ impl Book {
             return Some(done);
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn val(equity: u64, cash: u64, exposures: &[(&str, u64)]) -> Valuation {
+        let exposures: BTreeMap<String, U256> = exposures
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), U256::from(*v)))
+            .collect();
+        Valuation {
+            equity: U256::from(equity),
+            cash: U256::from(cash),
+            gross_exposure: exposures.values().copied().sum(),
+            exposures,
+        }
+    }
+
+    #[test]
+    fn reservations_add_up_and_release_exactly_in_any_order() {
+        let book = val(1_000, 1_000, &[]);
+        let buy = Pending::between(&book, &val(998, 600, &[("t0", 400)]));
+        let lp = Pending::between(&book, &val(1_000, 700, &[("lp:p", 300)]));
+        let mut sum = Pending::default();
+        sum.add(&buy);
+        sum.add(&lp);
+        assert_eq!(sum.on(&book), val(998, 300, &[("t0", 400), ("lp:p", 300)]));
+        // Released in the other order than taken: what is left is exactly the other one.
+        sum.remove(&buy);
+        assert_eq!(sum, lp);
+        sum.remove(&lp);
+        assert!(sum.is_empty());
+        assert_eq!(sum.on(&book), book);
+    }
+
+    #[test]
+    fn a_reservation_spending_more_than_a_book_holds_saturates_at_zero() {
+        let book = val(100, 100, &[("t0", 50)]);
+        let sell = Pending::between(&val(1_000, 1_000, &[("t0", 500)]), &val(900, 0, &[]));
+        assert_eq!(sell.on(&book), val(0, 0, &[]));
+        let max = Valuation {
+            equity: U256::MAX,
+            ..Valuation::default()
+        };
+        let up = Pending::between(&Valuation::default(), &max);
+        let mut twice = up.clone();
+        twice.add(&up);
+        assert_eq!(twice.on(&max).equity, U256::MAX, "saturates, does not wrap");
     }
 }

@@ -121,7 +121,7 @@ struct Inner {
     /// Simulation parts running at once: the machine's cores.
     workers: usize,
     cpu: Arc<tokio::sync::Semaphore>,
-    risk: Mutex<RiskBook>,
+    risk: Arc<Mutex<RiskBook>>,
     /// Stores the book's permission trackers (see [`crate::permissions`]).
     permissions: Durability,
     watermark: AtomicU64,
@@ -168,6 +168,36 @@ struct Decided {
     staged_next: Vec<usize>,
     /// Transitions that book a shadow fill, with whose book it is.
     fills: Vec<BookedFill>,
+    /// The reservations the batch's passed proposals hold on their books.
+    held: Held,
+}
+
+/// The reservations a batch holds on its books (see [`crate::books::Pending`]), by task id.
+/// Released when the batch is settled, together with booking its fills; and on drop, so a
+/// batch that fails or whose caller goes away (a dropped connection cancels the submit)
+/// does not hold them for ever.
+#[derive(Default)]
+struct Held {
+    risk: Option<Arc<Mutex<RiskBook>>>,
+    tasks: Vec<String>,
+}
+
+impl Held {
+    fn release(&mut self, book: &mut RiskBook) {
+        book.release(self.tasks.iter().map(String::as_str));
+        self.tasks.clear();
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(risk) = self.risk.take()
+            && !self.tasks.is_empty()
+        {
+            let tasks = std::mem::take(&mut self.tasks);
+            lock(&risk).release(tasks.iter().map(String::as_str));
+        }
+    }
 }
 
 /// A shadow fill a transition books (if its compare-and-set succeeds).
@@ -247,7 +277,7 @@ impl Engine {
                 chain: Arc::new(RwLock::new(chain)),
                 workers,
                 cpu: Arc::new(tokio::sync::Semaphore::new(workers)),
-                risk: Mutex::new(book),
+                risk: Arc::new(Mutex::new(book)),
                 permissions,
                 watermark: AtomicU64::new(watermark),
                 mode: settings.mode,
@@ -482,9 +512,13 @@ impl Engine {
     ) -> Result<Vec<v1::ProposalResult>, EngineError> {
         let trace_id = trace::normalize(trace_id);
         let span = info_span!("submit", trace_id = %trace_id, proposals = proposals.len());
-        self.submit_inner(trace_id, proposals)
-            .instrument(span)
+        // On its own task: a caller that goes away (a client closing its connection drops
+        // the request's future) must not stop a batch half-way, e.g. after its commit and
+        // before its fills reach the books.
+        let engine = self.clone();
+        tokio::spawn(async move { engine.submit_inner(trace_id, proposals).await }.instrument(span))
             .await
+            .map_err(|e| EngineError::Worker(e.to_string()))?
     }
 
     async fn submit_inner(
@@ -590,6 +624,7 @@ impl Engine {
             transitions,
             staged_next,
             fills,
+            held,
         } = decided;
         let mut keep: Vec<bool> = Vec::with_capacity(transitions.len());
         for t in &transitions {
@@ -622,7 +657,7 @@ impl Engine {
             .map(|(t, k, _)| (t.as_str(), k.as_str()))
             .collect();
         let (decided, secs) = self
-            .settle(ours, ours_moved, ours_staged, ours_fills, &key_of)
+            .settle(ours, ours_moved, ours_staged, ours_fills, held, &key_of)
             .await?;
         store_secs += secs;
         for (&i, t) in unique.iter().zip(&new_tasks) {
@@ -659,6 +694,7 @@ impl Engine {
             transitions,
             staged_next,
             fills,
+            held,
         } = self.decide(trace_id, &tasks).await?;
         let moved = self.inner.store.apply(&transitions).await?;
         let keys: HashMap<&str, &str> = tasks
@@ -666,7 +702,7 @@ impl Engine {
             .map(|(t, k, _)| (t.as_str(), k.as_str()))
             .collect();
         Ok(self
-            .settle(transitions, moved, staged_next, fills, &keys)
+            .settle(transitions, moved, staged_next, fills, held, &keys)
             .await?
             .0)
     }
@@ -711,9 +747,13 @@ impl Engine {
         let watermark = self.watermark();
         let now = now_ms();
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(tasks.len());
+        let mut held = Held {
+            risk: Some(Arc::clone(&self.inner.risk)),
+            tasks: Vec::new(),
+        };
         {
             let mut book = lock(&self.inner.risk);
-            for c in &checked {
+            for ((task_id, _, _), c) in tasks.iter().zip(&checked) {
                 let t = Instant::now();
                 let v = match c {
                     Err(bad) => {
@@ -728,8 +768,11 @@ impl Engine {
                             pool: pool_info.get(&cp.action.pool()),
                             marks: &marks,
                         };
-                        match book.evaluate(cp, &ctx) {
-                            Ok(mode) => Verdict::Pass { mode },
+                        match book.evaluate(cp, &ctx, task_id) {
+                            Ok(mode) => {
+                                held.tasks.push(task_id.clone());
+                                Verdict::Pass { mode }
+                            }
                             Err(r) => Verdict::Reject(r),
                         }
                     }
@@ -757,7 +800,10 @@ impl Engine {
         m.stages.add_sim_wall(t_sim.elapsed());
 
         // Transitions.
-        let mut out = Decided::default();
+        let mut out = Decided {
+            held,
+            ..Decided::default()
+        };
         for (i, ((task_id, _, _), v)) in tasks.iter().zip(verdicts).enumerate() {
             let reject = |r: Rejection| Transition {
                 task_id: task_id.clone(),
@@ -952,11 +998,12 @@ impl Engine {
         moved: Vec<bool>,
         staged_next: Vec<usize>,
         fills: Vec<BookedFill>,
+        held: Held,
         keys: &HashMap<&str, &str>,
     ) -> Result<(HashMap<String, v1::ProposalResult>, f64), EngineError> {
         let m = self.inner.metrics.clone();
         let t_store = Instant::now();
-        self.after_fills(&transitions, &moved, &fills);
+        self.after_fills(&transitions, &moved, &fills, held);
         // A level changed by these fills, or by the gates that decided them (a book found
         // in breach), is stored before anyone is answered; otherwise this is one load.
         let trace_id = transitions.first().map_or("", |t| t.trace_id.as_str());
@@ -1035,8 +1082,16 @@ impl Engine {
         Ok((out, store_secs))
     }
 
-    /// Stored fills feed the books the hard limits judge, and the permission trackers.
-    fn after_fills(&self, transitions: &[Transition], moved: &[bool], fills: &[BookedFill]) {
+    /// Stored fills feed the books the hard limits judge, and the permission trackers; the
+    /// batch's reservations are released under the same lock, so no proposal is judged on
+    /// a book that counts a trade twice or not at all.
+    fn after_fills(
+        &self,
+        transitions: &[Transition],
+        moved: &[bool],
+        fills: &[BookedFill],
+        mut held: Held,
+    ) {
         let booked: Vec<(&str, &str, &Posting)> = fills
             .iter()
             .filter(|f| moved.get(f.transition).copied().unwrap_or(false))
@@ -1048,10 +1103,13 @@ impl Engine {
             })
             .collect();
         if booked.is_empty() {
+            held.release(&mut lock(&self.inner.risk));
             return;
         }
         let marks = marks_of(read(&self.inner.chain).as_ref());
-        lock(&self.inner.risk).on_fills(booked, &marks, now_ms());
+        let mut book = lock(&self.inner.risk);
+        held.release(&mut book);
+        book.on_fills(booked, &marks, now_ms());
     }
 
     /// The network gas price trades are judged at (wei); the gas gate refuses every trade
@@ -1112,6 +1170,12 @@ impl Engine {
 
     /// A book as the hard limits see it now: its valuation, peak equity and the day's
     /// starting equity; `None` if it has never traded.
+    /// Reservations held by proposals that passed the gates and whose batch is not settled
+    /// yet (see [`crate::books::Pending`]); zero whenever no submit is in flight.
+    pub fn reservations(&self) -> usize {
+        lock(&self.inner.risk).reservations()
+    }
+
     pub fn book(&self, strategy: &str, account: &str) -> Option<(Valuation, U256, U256)> {
         let marks = marks_of(read(&self.inner.chain).as_ref());
         lock(&self.inner.risk).book(strategy, account, &marks)

@@ -18,6 +18,11 @@
 //! decides the book's previous trade (won, lost or flat by the book's equity since) and
 //! every finished day is recorded, which is what promotes and demotes strategies.
 //!
+//! Proposals judged before earlier ones filled (later in one batch, or in batches running
+//! at once) are judged on the book with those trades done as the gates projected them:
+//! each trade that passes holds a reservation ([`crate::books::Pending`]) on its book until
+//! its batch is settled, when the fill that replaces it is booked under the same lock.
+//!
 //! After the hard limits, the gas-price gate refuses every trade while the network's gas
 //! price is over `gas.max_gas_price_gwei` (`gas_price`).
 //!
@@ -30,7 +35,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::books::{Book, Marks, StoredMarks, Valuation};
+use crate::books::{Book, Marks, Pending, StoredMarks, Valuation};
 use crate::ledger::{Posting, strategy_account};
 use stratbox_risk::{DayResult, ReasonCode, TradeOutcome, account_breach};
 
@@ -94,6 +99,8 @@ pub struct RiskBook {
     books: HashMap<String, Book>,
     /// The price the engine would execute at, wei.
     gas_price_wei: U256,
+    /// Reservations by task id: the book they are held on and what they hold.
+    reservations: HashMap<String, (String, Pending)>,
 }
 
 /// 1e18, the oracle's fixed point.
@@ -131,6 +138,7 @@ impl RiskBook {
             capital: book_capital,
             books: HashMap::new(),
             gas_price_wei: U256::ZERO,
+            reservations: HashMap::new(),
         }
     }
 
@@ -483,18 +491,28 @@ impl RiskBook {
         self.permissions.insert(strategy.to_owned(), tracker);
     }
 
-    /// Runs the gates for one proposal; the mode the trade may run in, or why not.
+    /// Runs the gates for one proposal; the mode the trade may run in, or why not. A
+    /// proposal that passes holds a reservation on its book under `hold_as` (its task id)
+    /// until [`RiskBook::release`]: later proposals for the book are judged as if it had
+    /// filled as the gates projected it.
     pub fn evaluate(
         &mut self,
         p: &CheckedProposal,
         ctx: &GateContext<'_>,
+        hold_as: &str,
     ) -> Result<ExecutionMode, Rejection> {
         // The level as it was, then the book as it stands: a book found in breach halts
         // its strategy for every later proposal, and this one is refused by the hard limit
         // it breaches (a trade can only worsen drawdown and daily loss), naming the cause.
+        // Breaches are judged on what is booked; the trade on the book with every trade
+        // that passed before it and is not booked yet.
         let level = self.level(&p.strategy);
         let acct = strategy_account(&p.strategy, &p.account);
-        let (val, peak, day_start) = self.judge_book(&acct, &p.strategy, ctx.marks, ctx.now_ms);
+        let (booked, peak, day_start) = self.judge_book(&acct, &p.strategy, ctx.marks, ctx.now_ms);
+        let val = match self.books.get(&acct) {
+            Some(b) if !b.pending.is_empty() => b.pending.on(&booked),
+            _ => booked,
+        };
         let (market, notional, lp) = match ctx.pool {
             Some(info) => {
                 let market = market_key(&info.token0, &info.token1);
@@ -598,8 +616,83 @@ impl RiskBook {
         };
         let mode = evaluate(&self.cfg, &mut self.oracle, &input).map(|c| c.mode)?;
         stratbox_risk::gas::check(&self.cfg.gas, self.gas_price_wei)?;
+        let held = held_effect(&val, &account, &trade, &p.action, &token0, &lp);
+        self.hold(hold_as, &acct, held);
         Ok(mode)
     }
+
+    fn hold(&mut self, task: &str, acct: &str, held: Pending) {
+        if held.is_empty() {
+            return;
+        }
+        if let Some(book) = self.books.get_mut(acct) {
+            book.pending.add(&held);
+            if let Some((old_acct, old)) = self
+                .reservations
+                .insert(task.to_owned(), (acct.to_owned(), held))
+                && let Some(b) = self.books.get_mut(&old_acct)
+            {
+                // A task judged twice holds once.
+                b.pending.remove(&old);
+            }
+        }
+    }
+
+    /// Drops the reservations held under these task ids (decided, booked or abandoned).
+    pub fn release<'t>(&mut self, tasks: impl IntoIterator<Item = &'t str>) {
+        for t in tasks {
+            if let Some((acct, held)) = self.reservations.remove(t)
+                && let Some(b) = self.books.get_mut(&acct)
+            {
+                b.pending.remove(&held);
+            }
+        }
+    }
+
+    /// How many reservations are held (every one is released when its batch is done).
+    pub fn reservations(&self) -> usize {
+        self.reservations.len()
+    }
+}
+
+/// What a trade that passed will do to its book, as the gates projected it: the same
+/// pessimistic projection the limits judged (a swap pays its full slippage), plus the
+/// exposure it gives up.
+fn held_effect(
+    val: &Valuation,
+    account: &AccountRisk<'_>,
+    trade: &TradeRisk<'_>,
+    action: &TradeAction,
+    token0: &str,
+    lp: &str,
+) -> Pending {
+    let Ok(post) = stratbox_risk::limits::project(account, trade) else {
+        return Pending::default();
+    };
+    let mut exposures = val.exposures.clone();
+    if let Some(inc) = post.increased {
+        exposures.insert(inc.asset.to_owned(), inc.value);
+    }
+    let given_up = match action {
+        TradeAction::Swap {
+            zero_for_one: true, ..
+        } => Some(token0),
+        TradeAction::RemoveLiquidity(_) => Some(lp),
+        _ => None,
+    };
+    if let Some(asset) = given_up
+        && let Some(e) = exposures.get_mut(asset)
+    {
+        *e = e.saturating_sub(trade.notional);
+    }
+    exposures.retain(|_, e| !e.is_zero());
+    let after = Valuation {
+        equity: post.equity,
+        cash: post.cash,
+        gross_exposure: post.gross_exposure,
+        exposures,
+    };
+    Pending::between(val, &after)
 }
 
 /// Why a risk configuration file could not be used.

@@ -138,3 +138,144 @@ fn now_day() -> i64 {
         .as_millis() as i64;
     ms.div_euclid(stratbox_engine::books::DAY_MS)
 }
+
+/// Exposure of the book to token0 in basis points of its equity.
+fn exposure_bps(engine: &stratbox_engine::Engine) -> U256 {
+    let (v, _, _) = engine.book(STRATEGY, "acct-1").expect("book");
+    v.gross_exposure * U256::from(10_000u64) / v.equity
+}
+
+/// Buys of 4% of capital each, every one a distinct proposal.
+fn buys(engine: &stratbox_engine::Engine, tag: &str, n: u64) -> Vec<stratbox_proto::v1::Proposal> {
+    (0..n)
+        .map(|i| {
+            buy(
+                engine,
+                STRATEGY,
+                &format!("{tag}-{i}"),
+                e(4, 22) + U256::from(i),
+            )
+        })
+        .collect()
+}
+
+both!(proposals_in_one_batch_are_judged_on_the_book_with_the_ones_before_them);
+async fn proposals_in_one_batch_are_judged_on_the_book_with_the_ones_before_them(db: &Db) {
+    let engine = engine(db).await;
+    // Ten buys of 4% each: every one alone is well inside the 30% single-asset limit, all
+    // ten would hold 40%. Seven fit (28%); the eighth would make 32% with the seven before
+    // it, which pass the gates in the same batch but are not booked yet.
+    let r = engine
+        .submit(TRACE, buys(&engine, "batch", 10))
+        .await
+        .unwrap();
+    let passed = r.iter().filter(|r| state(r) == W::Simulated).count();
+    assert_eq!(passed, 7, "{r:?}");
+    for x in &r[7..] {
+        assert_eq!(x.reason_code, "limit_exposure", "{x:?}");
+    }
+    let bps = exposure_bps(&engine);
+    assert!(
+        bps <= U256::from(3_000u64) && bps > U256::from(2_600u64),
+        "the booked exposure stays under the limit: {bps} bps"
+    );
+    assert_eq!(
+        engine.permission_level(STRATEGY),
+        PermissionLevel::L1,
+        "no breach once the fills are booked"
+    );
+    assert_eq!(
+        engine.reservations(),
+        0,
+        "released once the batch is settled"
+    );
+    // Booked now: the next buy is judged on the book alone and refused the same way.
+    let r = engine
+        .submit(TRACE, buys(&engine, "after", 1))
+        .await
+        .unwrap();
+    assert_eq!(r[0].reason_code, "limit_exposure", "{:?}", r[0]);
+    assert_ledger_balances(&engine).await;
+    engine.store().close().await;
+}
+
+both!(concurrent_batches_for_one_book_share_its_limits);
+async fn concurrent_batches_for_one_book_share_its_limits(db: &Db) {
+    let engine = engine(db).await;
+    // Six batches of two buys at once: twelve buys of 4%, of which seven fit, whichever
+    // batches they are in and in whatever order the batches are judged.
+    let batches: Vec<_> = (0..6)
+        .map(|b| buys(&engine, &format!("conc-{b}"), 2))
+        .collect();
+    let handles: Vec<_> = batches
+        .into_iter()
+        .map(|batch| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.submit(TRACE, batch).await })
+        })
+        .collect();
+    let mut passed = 0;
+    for h in handles {
+        for r in h.await.unwrap().unwrap() {
+            if state(&r) == W::Simulated {
+                passed += 1;
+            } else {
+                assert_eq!(r.reason_code, "limit_exposure", "{r:?}");
+            }
+        }
+    }
+    assert_eq!(passed, 7);
+    assert!(exposure_bps(&engine) <= U256::from(3_000u64));
+    assert_eq!(engine.permission_level(STRATEGY), PermissionLevel::L1);
+    assert_eq!(engine.reservations(), 0);
+    assert_ledger_balances(&engine).await;
+    engine.store().close().await;
+}
+
+both!(a_submit_abandoned_mid_way_still_books_what_it_decided);
+async fn a_submit_abandoned_mid_way_still_books_what_it_decided(db: &Db) {
+    let engine = engine(db).await;
+    // Abandon a batch once it holds reservations (its proposals passed the gates and are
+    // being simulated or stored), as a client that closes its connection does: the batch is
+    // still decided, stored and booked, and its reservations released.
+    let batch = buys(&engine, "abandoned", 5);
+    let submit = {
+        let engine = engine.clone();
+        let batch = batch.clone();
+        tokio::spawn(async move { engine.submit(TRACE, batch).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while engine.reservations() == 0 && !submit.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never held anything"
+        );
+        tokio::task::yield_now().await;
+    }
+    submit.abort();
+    let _ = submit.await;
+    while engine.reservations() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reservations never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Asked again, the same batch is the tasks already made: nothing lost, nothing twice.
+    let again = engine.submit(TRACE, batch).await.unwrap();
+    for r in &again {
+        assert!(r.duplicate, "{r:?}");
+        assert_eq!(state(r), W::Simulated, "{r:?}");
+    }
+    // The five fills are on the book (~20%): two more buys of 4% fit, a third does not.
+    let r = engine
+        .submit(TRACE, buys(&engine, "fresh", 3))
+        .await
+        .unwrap();
+    let passed = r.iter().filter(|r| state(r) == W::Simulated).count();
+    assert_eq!(passed, 2, "{r:?}");
+    assert_eq!(r[2].reason_code, "limit_exposure", "{:?}", r[2]);
+    assert_eq!(engine.reservations(), 0);
+    assert_ledger_balances(&engine).await;
+    engine.store().close().await;
+}
