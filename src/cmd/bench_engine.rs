@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pub postgres: String,
     /// Proposals per submitted batch; one run per size.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 10, 100])]
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 3, 10, 100])]
     pub batch: Vec<usize>,
     /// Concurrent submitting clients.
     #[arg(long, default_value_t = 4)]
@@ -341,5 +341,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    if let Some(pg) = pg.as_ref() {
+        println!();
+        // What this run measured against the target, per batch size; a measurement, not a
+        // verdict on the machine: the same code moves between runs on a shared host.
+        for (i, &batch) in args.batch.iter().enumerate() {
+            let p = &pg[i];
+            let (rate, p99) = (p.rate(), ms(p.p99));
+            let met = rate >= TARGET_RATE && p99 < TARGET_P99_MS;
+            println!(
+                "target (PostgreSQL >= {TARGET_RATE:.0}/s and p99 < {TARGET_P99_MS} ms) at batch {batch}: {} ({rate:.0}/s, p99 {p99:.2} ms)",
+                if met { "met" } else { "not met" }
+            );
+        }
+    }
     Ok(())
 }
+
+/// The engine issue's target: proposals per second to SIMULATED on PostgreSQL, and p99.
+const TARGET_RATE: f64 = 5_000.0;
+const TARGET_P99_MS: f64 = 5.0;

@@ -1,0 +1,97 @@
+//! The benchmark commands run end to end on small workloads: each prints its table with
+//! every proposal simulated (engine) or every event answered (pipeline). Their numbers are
+//! not judged here: speed is measured by running them, never asserted by a test.
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .current_dir(dir.path())
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run stratbox bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "stratbox bench {args:?} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The row of the first table that starts with `batch`, split on `|`.
+fn engine_row(stdout: &str, batch: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .find(|l| l.split('|').next().map(str::trim) == Some(batch))
+        .unwrap_or_else(|| panic!("no row for batch {batch} in\n{stdout}"))
+        .split('|')
+        .map(|c| c.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn bench_engine_simulates_every_proposal_on_both_backends() {
+    let pg = std::env::var("STRATBOX_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let out = bench(&[
+        "engine",
+        "--proposals",
+        "60",
+        "--clients",
+        "2",
+        "--batch",
+        "1",
+        "--batch",
+        "3",
+        "--postgres",
+        &pg,
+    ]);
+    for batch in ["1", "3"] {
+        let row = engine_row(&out, batch);
+        assert_eq!(row.last().map(String::as_str), Some("60/60"), "{out}");
+        let rates: Vec<f64> = row[1]
+            .split_whitespace()
+            .take(2)
+            .map(|r| r.parse().expect("a rate"))
+            .collect();
+        assert!(rates.iter().all(|r| *r > 0.0), "{out}");
+        assert!(
+            out.contains(&format!("at batch {batch}: ")),
+            "the target line for batch {batch}: {out}"
+        );
+    }
+}
+
+#[test]
+fn bench_pipeline_answers_every_event() {
+    let out = bench(&[
+        "pipeline",
+        "--instances",
+        "10",
+        "--blocks",
+        "40",
+        "--warmup",
+        "5",
+        "--block-interval",
+        "0ms",
+    ]);
+    let every = out
+        .lines()
+        .find(|l| l.starts_with("every event"))
+        .unwrap_or_else(|| panic!("no latency row in\n{out}"));
+    let n: u64 = every
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(n >= 40, "every measured block's events are answered: {out}");
+    let handled = out
+        .lines()
+        .find(|l| l.starts_with("events handled"))
+        .unwrap_or_else(|| panic!("no totals in\n{out}"));
+    assert!(!handled.contains("simulated 0 "), "{out}");
+}
