@@ -4,7 +4,9 @@
 //! A shadow book holds no tokens, so the first time the engine simulates for an account it
 //! funds that account's simulation address with [`SHADOW_FUNDING`] of every pool token.
 //! The funding is deliberately finite: a proposal to spend more than any real account
-//! could (say 2^256-1) reverts in the token, exactly as it would on chain.
+//! could (say 2^256-1) reverts in the token, exactly as it would on chain. It also gets
+//! [`SHADOW_GAS_FUNDING`] of ether, since proposals are simulated at the network's gas
+//! price ([`Simulator::set_gas_price`]) and pay for their gas as on chain.
 
 use std::collections::HashSet;
 
@@ -16,6 +18,10 @@ use crate::simulation::{PoolInfo, SimError, SimOutcome, Simulator};
 
 /// 2^160 raw units of each token per simulated account.
 pub const SHADOW_FUNDING: U256 = U256::from_limbs([0, 0, 1 << 32, 0]);
+
+/// 10^6 ether (wei) per simulated account: a transaction's up-front gas (16M gas at the gas
+/// gate's highest cap) is far below it, so only a price no gate would pass runs it out.
+pub const SHADOW_GAS_FUNDING: U256 = U256::from_limbs([0x1bce_cced_a100_0000, 0xd3c2, 0, 0]);
 
 /// `stratbox_sim::Chain` plus the set of accounts already funded for simulation.
 pub struct SimChain {
@@ -93,12 +99,15 @@ impl SimChain {
                 .fund(addr(&from), t, SHADOW_FUNDING)
                 .map_err(|e| SimError::Backend(e.to_string()))?;
         }
+        self.chain
+            .set_native_balance(addr(&from), SHADOW_GAS_FUNDING)
+            .map_err(|e| SimError::Backend(e.to_string()))?;
         self.funded.insert(from);
         Ok(())
     }
 }
 
-fn outcome(o: &stratbox_sim::Outcome) -> SimOutcome {
+fn outcome(o: &stratbox_sim::Outcome, gas_price: u128) -> SimOutcome {
     SimOutcome {
         success: o.success,
         revert_reason: o.revert_reason.clone().unwrap_or_default(),
@@ -106,6 +115,7 @@ fn outcome(o: &stratbox_sim::Outcome) -> SimOutcome {
         amount1: o.amount1,
         token0_in: o.token0_in,
         gas_used: o.gas_used,
+        gas_price: U256::from(gas_price),
     }
 }
 
@@ -146,6 +156,10 @@ impl Simulator for SimChain {
 
     fn prepare(&mut self, from: Address) -> Result<(), SimError> {
         self.ensure_funded(from)
+    }
+
+    fn set_gas_price(&mut self, wei: U256) {
+        self.chain.set_gas_price(wei.saturating_to());
     }
 
     fn simulate_prepared(
@@ -202,10 +216,20 @@ impl Simulator for SimChain {
             })?;
         // If the opening add reverted the close never ran; report the first failure.
         if let Some(first_fail) = outs.iter().find(|o| !o.success) {
-            return Ok(outcome(first_fail));
+            return Ok(outcome(first_fail, self.chain.gas_price()));
         }
         outs.last()
-            .map(outcome)
+            .map(|o| outcome(o, self.chain.gas_price()))
             .ok_or_else(|| SimError::Backend("simulator returned no outcome".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadow_gas_funding_is_a_million_ether() {
+        assert_eq!(SHADOW_GAS_FUNDING, U256::from(10u64).pow(U256::from(24u64)));
     }
 }

@@ -253,6 +253,8 @@ impl Engine {
         let watermark = settings.watermark.unwrap_or_else(|| chain.block_number());
         let mut book = RiskBook::new(settings.risk.clone(), settings.book_capital);
         book.set_gas_price(settings.gas_price_wei);
+        let mut chain = chain;
+        chain.set_gas_price(settings.gas_price_wei);
         if let Some(k) = store.load_kill_switch().await? {
             book.restore_kill_switch(&k);
         }
@@ -834,6 +836,7 @@ impl Engine {
                                 amount0: o.amount0,
                                 amount1: o.amount1,
                                 gas_used: o.gas_used,
+                                gas_price: o.gas_price,
                             });
                             t
                         }
@@ -869,6 +872,7 @@ impl Engine {
                                     amount0: o.amount0,
                                     amount1: o.amount1,
                                     gas_used: o.gas_used,
+                                    gas_price: o.gas_price,
                                 }),
                                 trace_id: trace_id.to_owned(),
                                 actor: "engine".into(),
@@ -1133,9 +1137,11 @@ impl Engine {
         book.on_fills(booked, &marks, now_ms());
     }
 
-    /// The network gas price trades are judged at (wei); the gas gate refuses every trade
-    /// while it is over the configured cap.
+    /// The network gas price trades are judged and simulated at (wei); the gas gate refuses
+    /// every trade while it is over the configured cap.
     pub fn set_gas_price(&self, wei: U256) {
+        // The chain first: a trade the gate passes at the new price is simulated at it.
+        write(&self.inner.chain).set_gas_price(wei);
         lock(&self.inner.risk).set_gas_price(wei);
     }
 
@@ -1620,6 +1626,7 @@ pub fn task_to_wire(t: TaskRow) -> v1::Task {
         sim_amount0: t.sim.map(|s| s.amount0.into()),
         sim_amount1: t.sim.map(|s| s.amount1.into()),
         sim_gas_used: t.sim.map(|s| s.gas_used).unwrap_or(0),
+        sim_gas_price: t.sim.map(|s| s.gas_price.into()),
         created_at_ms: t.created_at_ms,
         updated_at_ms: t.updated_at_ms,
     }

@@ -36,6 +36,8 @@ pub struct SimOutcome {
     pub amount1: U256,
     pub token0_in: bool,
     pub gas_used: u64,
+    /// What each unit of gas was paid at, wei (the network's price when simulated).
+    pub gas_price: U256,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +68,9 @@ pub trait Simulator: Send + Sync + 'static {
     fn is_prepared(&self, from: &Address) -> bool;
     /// Makes `from` ready to simulate from; idempotent.
     fn prepare(&mut self, from: Address) -> Result<(), SimError>;
+    /// The gas price (wei) proposals are simulated at from now on: the network's, so a
+    /// simulated transaction pays for its gas as it would on chain.
+    fn set_gas_price(&mut self, wei: U256);
     /// Runs one proposal's transaction(s) from a prepared account against the current state
     /// on a private overlay (nothing is committed), and returns the outcome that decides
     /// the trade. An unprepared account is an error, never a silent partial simulation.

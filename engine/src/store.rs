@@ -124,6 +124,8 @@ pub struct SimRecord {
     pub amount0: U256,
     pub amount1: U256,
     pub gas_used: u64,
+    /// Wei per unit of gas the simulation paid.
+    pub gas_price: U256,
 }
 
 /// One compare-and-set, with what it books.
@@ -262,6 +264,7 @@ fn task_row(row: &AnyRow) -> Result<TaskRow, StoreError> {
             amount0: amount_col(row, "sim_amount0")?,
             amount1: amount_col(row, "sim_amount1")?,
             gas_used: u64::try_from(row.try_get::<i64, _>("sim_gas_used")?).unwrap_or(0),
+            gas_price: amount_col(row, "sim_gas_price")?,
         })
     };
     Ok(TaskRow {
@@ -298,7 +301,7 @@ fn entry_row(row: &AnyRow) -> Result<EntryRow, StoreError> {
 }
 
 const TASK_COLS: &str = "task_id, idempotency_key, state, reason_code, detail, mode, strategy, account, proposal, \
-     trace_id, sim_amount0, sim_amount1, sim_gas_used, created_at_ms, updated_at_ms";
+     trace_id, sim_amount0, sim_amount1, sim_gas_used, sim_gas_price, created_at_ms, updated_at_ms";
 
 /// The engine's database.
 #[derive(Clone)]
@@ -860,7 +863,7 @@ async fn insert_rows(
         let sql = format!(
             "INSERT INTO trade_tasks ({TASK_COLS}) SELECT * FROM (VALUES {}) AS v WHERE v.column1 IS NOT NULL \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING task_id",
-            placeholders(backend, size, 15)
+            placeholders(backend, size, 16)
         );
         let mut q = sqlx::query(&sql);
         let last = chunk.len() - 1;
@@ -869,7 +872,7 @@ async fn insert_rows(
             // a NULL task_id.
             let t = &chunk[i.min(last)];
             let d = decisions.get(c * CHUNK + i.min(last)).copied().flatten();
-            let (a0, a1, gas) = sim_columns(d.and_then(|d| d.sim));
+            let (a0, a1, gas, price) = sim_columns(d.and_then(|d| d.sim));
             q = q
                 .bind((i <= last).then_some(t.task_id.as_str()))
                 .bind(&t.idempotency_key)
@@ -884,6 +887,7 @@ async fn insert_rows(
                 .bind(a0)
                 .bind(a1)
                 .bind(gas)
+                .bind(price)
                 .bind(now)
                 .bind(now);
         }
@@ -924,14 +928,15 @@ async fn read_existing(
 }
 
 /// A task's simulated amounts and gas as stored (empty amounts when it has none).
-fn sim_columns(sim: Option<SimRecord>) -> (String, String, i64) {
+fn sim_columns(sim: Option<SimRecord>) -> (String, String, i64, String) {
     match sim {
         Some(s) => (
             s.amount0.to_string(),
             s.amount1.to_string(),
             i64::try_from(s.gas_used).unwrap_or(i64::MAX),
+            s.gas_price.to_string(),
         ),
-        None => (String::new(), String::new(), 0),
+        None => (String::new(), String::new(), 0, "0".into()),
     }
 }
 
@@ -985,20 +990,21 @@ async fn apply_tx(
     for chunk in transitions.chunks(CHUNK) {
         let size = padded(chunk.len());
         // column1 task_id, column2 expected, column3 new, column4 reason, column5 detail,
-        // column6 amount0, column7 amount1, column8 gas, column9 now. Padding rows have a
-        // NULL task_id, which equals no row.
+        // column6 amount0, column7 amount1, column8 gas, column9 now, column10 gas price.
+        // Padding rows have a NULL task_id, which equals no row.
         let sql = format!(
             "UPDATE trade_tasks SET state = v.column3, reason_code = v.column4, detail = v.column5, \
-             sim_amount0 = v.column6, sim_amount1 = v.column7, sim_gas_used = v.column8, updated_at_ms = v.column9 \
+             sim_amount0 = v.column6, sim_amount1 = v.column7, sim_gas_used = v.column8, updated_at_ms = v.column9, \
+             sim_gas_price = v.column10 \
              FROM (VALUES {}) AS v WHERE trade_tasks.task_id = v.column1 AND trade_tasks.state = v.column2 \
              RETURNING task_id",
-            placeholders(backend, size, 9)
+            placeholders(backend, size, 10)
         );
         let mut q = sqlx::query(&sql);
         let last = chunk.len() - 1;
         for i in 0..size {
             let t = &chunk[i.min(last)];
-            let (a0, a1, gas) = sim_columns(t.sim);
+            let (a0, a1, gas, price) = sim_columns(t.sim);
             q = q
                 .bind((i <= last).then_some(t.task_id.as_str()))
                 .bind(t.from.as_str())
@@ -1008,7 +1014,8 @@ async fn apply_tx(
                 .bind(a0)
                 .bind(a1)
                 .bind(gas)
-                .bind(now);
+                .bind(now)
+                .bind(price);
         }
         counted();
         for row in q.fetch_all(&mut **tx).await? {

@@ -108,6 +108,13 @@ async fn gas_price_spikes_are_refused_with_a_stable_code(db: &Db) {
         .await
         .unwrap();
     assert_eq!(state(&r[0]), W::Simulated, "{:?}", r[0]);
+    // Simulated at that price, and stored with it: gas used x price is the trade's fee.
+    let task = engine.get_task(&r[0].task_id).await.unwrap().expect("task");
+    assert!(task.sim_gas_used > 50_000, "{task:?}");
+    assert_eq!(
+        task.sim_gas_price.map(|a| a.value),
+        Some(gwei(30).to_string())
+    );
     // The default cap is 500 gwei: exactly the cap passes, one wei more is a spike.
     engine.set_gas_price(gwei(500) + U256::from(1u8));
     let r = engine
@@ -116,11 +123,10 @@ async fn gas_price_spikes_are_refused_with_a_stable_code(db: &Db) {
         .unwrap();
     assert_eq!(state(&r[0]), W::Rejected);
     assert_eq!(r[0].reason_code, "gas_price", "{:?}", r[0]);
+    // (Quoted first: no account can pay for a quote at 2^256-1 wei per gas.)
+    let at_max = buy(&engine, STRATEGY, "gas-max", e(1, 18));
     engine.set_gas_price(U256::MAX);
-    let r = engine
-        .submit(TRACE, vec![buy(&engine, STRATEGY, "gas-max", e(1, 18))])
-        .await
-        .unwrap();
+    let r = engine.submit(TRACE, vec![at_max]).await.unwrap();
     assert_eq!(r[0].reason_code, "gas_price");
     engine.set_gas_price(gwei(500));
     let r = engine

@@ -54,6 +54,9 @@ pub struct Chain {
     tx_in_block: u32,
     logs_in_block: u32,
     tokens_deployed: u32,
+    /// The gas price [`Chain::simulate`] runs transactions at, wei (also the simulated
+    /// block's base fee). Zero until [`Chain::set_gas_price`].
+    sim_gas_price: u128,
 }
 
 impl std::fmt::Debug for Chain {
@@ -109,6 +112,7 @@ impl Chain {
             factory: None,
             pools: Vec::new(),
             balance_slots: HashMap::new(),
+            sim_gas_price: 0,
             tx_in_block: 0,
             logs_in_block: 0,
             tokens_deployed: 0,
@@ -244,6 +248,32 @@ impl Chain {
         self.block.timestamp.saturating_to()
     }
 
+    /// Sets the gas price (wei) proposals are simulated at: the network's, as the engine
+    /// follows it. Transactions the chain itself commits ([`Chain::execute`], set-up) are
+    /// not charged: they stand for other people's trades.
+    pub fn set_gas_price(&mut self, wei: u128) {
+        self.sim_gas_price = wei;
+    }
+
+    pub fn gas_price(&self) -> u128 {
+        self.sim_gas_price
+    }
+
+    /// Sets `account`'s ether balance (what it pays gas with).
+    pub fn set_native_balance(&mut self, account: Address, wei: U256) -> Result<(), SimError> {
+        let acct = self.db.load_account(account).map_err(evm_err)?;
+        acct.info.balance = wei;
+        Ok(())
+    }
+
+    pub fn native_balance(&self, account: Address) -> Result<U256, SimError> {
+        Ok(self
+            .db
+            .basic_ref(account)
+            .map_err(evm_err)?
+            .map_or(U256::ZERO, |a| a.balance))
+    }
+
     /// Starts the next block `seconds` later.
     pub fn advance_block(&mut self, seconds: u64) {
         self.block.number += U256::from(1u8);
@@ -271,11 +301,26 @@ impl Chain {
 
     /// Runs `actions` in order on one throw-away overlay: each sees the previous ones' effects,
     /// nothing is committed. Cost: one fresh overlay (empty maps) and one EVM per call.
+    ///
+    /// The transactions pay [`Chain::gas_price`] in a block whose base fee is that price, so
+    /// a sender that cannot pay `gas limit x price` up front is refused as the chain would
+    /// refuse it (an error, not an outcome).
     pub fn simulate(&self, from: Address, actions: &[Action]) -> Result<Vec<Outcome>, SimError> {
-        let mut evm = build_evm(CacheDB::new(&self.db), &self.cfg, &self.block);
+        let priced;
+        let block = if self.sim_gas_price == 0 {
+            &self.block
+        } else {
+            priced = BlockEnv {
+                basefee: u64::try_from(self.sim_gas_price).unwrap_or(u64::MAX),
+                ..self.block.clone()
+            };
+            &priced
+        };
+        let mut evm = build_evm(CacheDB::new(&self.db), &self.cfg, block);
         let mut outcomes = Vec::with_capacity(actions.len());
         for action in actions {
-            let tx = self.action_tx(from, action)?;
+            let mut tx = self.action_tx(from, action)?;
+            tx.gas_price = self.sim_gas_price;
             let result = evm.transact_commit(tx).map_err(evm_err)?;
             let state = pool_storage::read(&evm.ctx.journaled_state.database, action.pool())?;
             outcomes.push(outcome(action, &result, state)?);

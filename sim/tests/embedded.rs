@@ -442,3 +442,41 @@ fn several_fee_tiers_share_one_token_pair() -> Result<(), SimError> {
     }
     Ok(())
 }
+
+#[test]
+fn simulations_pay_for_gas_at_the_price_set() -> Result<(), SimError> {
+    let mut chain = chain()?;
+    let info = chain.pools()[0];
+    let swap = Action::Swap {
+        pool: info.address,
+        zero_for_one: true,
+        amount_in: U256::from(10 * E18),
+        sqrt_price_limit_x96: None,
+    };
+    let free = chain.simulate(ALICE, &[swap])?.remove(0);
+    assert!(free.success);
+
+    // At 30 gwei, an account without ether cannot pay the transaction's gas up front: the
+    // chain refuses it before it runs, as a node would.
+    let gwei = 1_000_000_000u128;
+    chain.set_gas_price(30 * gwei);
+    assert_eq!(chain.native_balance(ALICE)?, U256::ZERO);
+    let refused = chain.simulate(ALICE, &[swap]);
+    assert!(
+        matches!(&refused, Err(SimError::Evm(e)) if e.to_lowercase().contains("fund")),
+        "{refused:?}"
+    );
+
+    // With ether it runs, and the price changes nothing but who pays for gas.
+    let ether = U256::from(E18);
+    chain.set_native_balance(ALICE, ether)?;
+    let paid = chain.simulate(ALICE, &[swap])?.remove(0);
+    assert_eq!(paid, free);
+    // Nothing was committed: the balance is as set.
+    assert_eq!(chain.native_balance(ALICE)?, ether);
+
+    // A price that `gas limit x price` exceeds the balance at is refused again.
+    chain.set_gas_price(E18 / u128::from(stratbox_sim::TX_GAS_LIMIT) * 2);
+    assert!(chain.simulate(ALICE, &[swap]).is_err());
+    Ok(())
+}

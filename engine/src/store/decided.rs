@@ -147,6 +147,7 @@ struct TaskJson<'a> {
     sim_amount0: String,
     sim_amount1: String,
     sim_gas_used: i64,
+    sim_gas_price: String,
     /// Who decided the task; `None` for a task stored undecided (INIT).
     actor: Option<&'a str>,
     /// Its place in the batch, which orders the rows written for it.
@@ -177,13 +178,14 @@ static PG_CREATE_DECIDED: LazyLock<String> = LazyLock::new(|| {
            SELECT * FROM json_to_recordset($1::json) AS x(task_id text, \
              idempotency_key text, state text, reason_code text, detail text, mode text, \
              strategy text, account text, proposal text, trace_id text, sim_amount0 text, \
-             sim_amount1 text, sim_gas_used bigint, actor text, n bigint) \
+             sim_amount1 text, sim_gas_used bigint, sim_gas_price text, actor text, n bigint) \
          ), ins AS ( \
            INSERT INTO trade_tasks (task_id, idempotency_key, state, reason_code, detail, mode, \
              strategy, account, proposal, trace_id, sim_amount0, sim_amount1, sim_gas_used, \
-             created_at_ms, updated_at_ms) \
+             sim_gas_price, created_at_ms, updated_at_ms) \
            SELECT task_id, idempotency_key, state, reason_code, detail, mode, strategy, account, \
-             decode(proposal, 'hex'), trace_id, sim_amount0, sim_amount1, sim_gas_used, $3, $3 \
+             decode(proposal, 'hex'), trace_id, sim_amount0, sim_amount1, sim_gas_used, \
+             sim_gas_price, $3, $3 \
            FROM t ORDER BY n \
            ON CONFLICT (idempotency_key) DO NOTHING RETURNING task_id \
          ), aud AS ( \
@@ -222,7 +224,7 @@ async fn create_pg(
     let mut entries = Vec::with_capacity(tasks.len() * 4);
     for (i, t) in tasks.iter().enumerate() {
         let d = decisions.get(i).copied().flatten();
-        let (a0, a1, gas) = sim_columns(d.and_then(|d| d.sim));
+        let (a0, a1, gas, price) = sim_columns(d.and_then(|d| d.sim));
         rows.push(TaskJson {
             task_id: &t.task_id,
             idempotency_key: &t.idempotency_key,
@@ -237,6 +239,7 @@ async fn create_pg(
             sim_amount0: a0,
             sim_amount1: a1,
             sim_gas_used: gas,
+            sim_gas_price: price,
             actor: d.map(|d| d.actor.as_str()),
             n: i,
         });

@@ -155,10 +155,18 @@ pub fn address(a: &Address) -> Option<v1::Address> {
 }
 
 /// What the chain says a swap returns right now (from the account's simulation address).
+/// Quoted at gas price 0, as a strategy quotes with the SDK's math: the amounts do not
+/// depend on the gas price, and a test may have set one nobody could pay.
 pub fn quote(engine: &Engine, account: &str, action: &TradeAction) -> SimOutcome {
     let from = stratbox_engine::sim_address(account);
+    let price = engine.gas_price();
     engine
-        .with_chain(|c| c.simulate(from, action))
+        .with_chain(|c| {
+            c.set_gas_price(U256::ZERO);
+            let q = c.simulate(from, action);
+            c.set_gas_price(price);
+            q
+        })
         .expect("simulate")
 }
 
