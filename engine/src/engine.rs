@@ -2,7 +2,8 @@
 //! the shadow ledger.
 //!
 //! A submitted batch is decided first (gates under a short lock, then simulation of every
-//! proposal that passed, concurrently on the blocking pool against the shared chain state)
+//! proposal that passed, concurrently against the shared chain state; see [`crate::gates`]
+//! for the reservations the gates take on each book)
 //! and then stored in one database transaction: every new task is created in INIT and moved
 //! by its compare-and-set to SIMULATED or REJECTED, with its shadow fill and audit rows.
 //! One commit per batch; tasks left in INIT by an older engine (or a crash of the
@@ -890,7 +891,8 @@ impl Engine {
     /// Simulates `jobs` (index, from, action) concurrently: the batch is cut into at most
     /// one part per core, each part runs on the blocking pool under a read guard of the
     /// chain (every simulation on its own overlay of the shared state), and a semaphore
-    /// sized to the cores keeps concurrent batches from oversubscribing the CPU.
+    /// sized to the cores keeps concurrent batches from oversubscribing the CPU. A batch of
+    /// at most [`INLINE_SIMS`] simulations runs on the calling task instead.
     async fn simulate_all(
         &self,
         jobs: Vec<(usize, Address, TradeAction)>,

@@ -4,7 +4,8 @@
 //! The [`Simulator`] trait is the narrow surface the engine needs from a chain; the real
 //! implementation is `stratbox_sim::Chain` (revm running the Uniswap V3 bytecode, see
 //! [`crate::chain`]). Simulation is synchronous CPU work, so the engine runs it on the
-//! blocking pool, never on the async runtime's threads.
+//! blocking pool; only a batch of a few simulations runs on the submitting task, where a
+//! hand-off to another thread would cost more than the simulation.
 
 use ruint::aliases::U512;
 use stratbox_proto::U256;

@@ -194,6 +194,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stats.rejected.load(Relaxed),
         stats.events.load(Relaxed) as f64 / elapsed.as_secs_f64()
     );
+    let refused = engine.metrics().rejections();
+    if !refused.is_empty() {
+        let by_code: Vec<String> = refused
+            .iter()
+            .map(|(code, n)| format!("{code}={n}"))
+            .collect();
+        println!("refused (warm-up included) {}", by_code.join(" "));
+    }
     // The engine's side, per batch it was sent: [batches, gates, sim wall, sim cpu,
     // simulations, store] (see stratbox_engine::metrics::Stages::snapshot).
     let d = |i: usize| stages1[i].saturating_sub(stages0[i]);
