@@ -109,6 +109,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     service.report_to(tx);
     let stats = service.stats();
     let host = tokio::spawn(service.run(stop.clone()));
+    // As `up` does: the makers propose once, on the state they first see.
+    super::up::host_caught_up(bus.as_ref(), &stats, &host, Duration::from_secs(60)).await?;
 
     let stages0 = engine.metrics().stages.snapshot();
     // Warm up, then measure: block number -> when its swap was committed and published.

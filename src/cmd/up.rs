@@ -269,6 +269,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
+        if host.is_finished() {
+            // Its error, if it failed, is reported below where the task is awaited.
+            eprintln!("the host stopped; ending the run");
+            break;
+        }
         source.step(&engine, &bus).await?;
         if last_table.elapsed() >= Duration::from_secs(1) {
             last_table = Instant::now();
@@ -313,7 +318,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// holds; if the market ran ahead while the host was still starting (a loaded machine),
 /// the engine would rightly refuse those first proposals against the newer state
 /// (`sim_max_in`, or `stale_watermark` a few blocks on) and the demo would book nothing.
-async fn host_caught_up(
+pub(crate) async fn host_caught_up(
     bus: &dyn Bus,
     stats: &ServiceStats,
     host: &tokio::task::JoinHandle<impl Sized>,
