@@ -38,6 +38,9 @@ enum Command {
     /// Operator accounts for the registry's admin API (run against the database).
     #[command(subcommand)]
     Operator(cmd::operator::Command),
+    /// Read, engage and clear the engine's kill switch.
+    #[command(subcommand)]
+    KillSwitch(cmd::kill_switch::Command),
     /// Replay recorded events through one strategy instance.
     Backtest(cmd::backtest::Args),
     /// Measure the hot paths and print a table.
@@ -55,6 +58,7 @@ async fn main() -> std::process::ExitCode {
         Command::Host(args) => cmd::host::run(args).await,
         Command::Strategy(command) => cmd::strategy::run(command).await,
         Command::Operator(command) => cmd::operator::run(command).await,
+        Command::KillSwitch(command) => cmd::kill_switch::run(command).await,
         Command::Backtest(args) => cmd::backtest::run(args).await,
         Command::Bench(command) => cmd::bench::run(command).await,
     };

@@ -271,6 +271,32 @@ fn registry_round_trip_through_the_cli() {
     let shown = ok(run(&["strategy", "show", "maker"], &[]));
     assert!(shown.contains("permission: L1"), "{shown}");
 
+    // The kill switch: anyone may read it; engaging and clearing need the key, and are
+    // done under its operator's name.
+    let shown = ok(run(&["kill-switch", "show"], &[]));
+    assert_eq!(shown.trim(), "kill switch off", "{shown}");
+    let line = failed(run(&["kill-switch", "set", "--reason", "maintenance"], &[]));
+    assert!(line.contains("needs an operator API key"), "{line}");
+    let line = failed(run(
+        &["kill-switch", "clear"],
+        &[("STRATBOX_API_KEY", &wrong)],
+    ));
+    assert!(line.contains("Unauthenticated"), "{line}");
+    let line = failed(with_key(&["kill-switch", "set", "--reason", " "]));
+    assert!(line.contains("needs a reason"), "{line}");
+    let set = ok(with_key(&["kill-switch", "set", "--reason", "maintenance"]));
+    assert!(set.starts_with("kill switch ENGAGED by alice"), "{set}");
+    let shown = ok(run(&["kill-switch", "show", "--json"], &[]));
+    let state: serde_json::Value = serde_json::from_str(shown.trim()).expect("JSON");
+    assert_eq!(state["engaged"], true, "{shown}");
+    assert_eq!(state["reason"], "maintenance", "{shown}");
+    assert_eq!(state["operator"], "alice", "{shown}");
+    let cleared = ok(with_key(&["kill-switch", "clear"]));
+    assert!(
+        cleared.starts_with("kill switch off (cleared by alice"),
+        "{cleared}"
+    );
+
     // Ctrl-C stops the engine cleanly.
     let mut engine = engine;
     let stopped = Command::new("kill")

@@ -7,6 +7,7 @@ pub mod bench_host;
 pub mod bench_pipeline;
 pub mod engine;
 pub mod host;
+pub mod kill_switch;
 pub mod operator;
 pub mod strategy;
 pub mod up;

@@ -28,14 +28,14 @@ pub struct Remote {
         default_value = "http://127.0.0.1:50051",
         env = "STRATBOX_ENGINE"
     )]
-    engine: String,
+    pub(crate) engine: String,
     /// File holding the operator API key (default: the environment variable
     /// STRATBOX_API_KEY).
     #[arg(long)]
-    api_key_file: Option<PathBuf>,
+    pub(crate) api_key_file: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(clap::Subcommand)]
@@ -247,7 +247,7 @@ async fn client(remote: &Remote) -> anyhow::Result<RegistryClient<Channel>> {
         .max_encoding_message_size(CLIENT_MAX_BYTES + (1 << 20)))
 }
 
-async fn engine_client(remote: &Remote) -> anyhow::Result<TradingEngineClient<Channel>> {
+pub(crate) async fn engine_client(remote: &Remote) -> anyhow::Result<TradingEngineClient<Channel>> {
     let channel = tonic::transport::Endpoint::from_shared(remote.engine.clone())
         .with_context(|| format!("engine address {:?}", remote.engine))?
         .connect_timeout(Duration::from_secs(10))
@@ -290,7 +290,7 @@ fn api_key(remote: &Remote) -> anyhow::Result<String> {
     Ok(key)
 }
 
-fn authed<T>(remote: &Remote, message: T) -> anyhow::Result<tonic::Request<T>> {
+pub(crate) fn authed<T>(remote: &Remote, message: T) -> anyhow::Result<tonic::Request<T>> {
     let key = api_key(remote)?;
     let mut req = tonic::Request::new(message);
     let value = format!("Bearer {key}")
@@ -300,7 +300,7 @@ fn authed<T>(remote: &Remote, message: T) -> anyhow::Result<tonic::Request<T>> {
     Ok(req)
 }
 
-fn trace() -> v1::TraceContext {
+pub(crate) fn trace() -> v1::TraceContext {
     v1::TraceContext {
         trace_id: stratbox_engine::trace::fresh(),
         span_id: String::new(),
@@ -308,7 +308,7 @@ fn trace() -> v1::TraceContext {
 }
 
 /// One line: the engine's reason and the status code.
-fn rpc(s: tonic::Status) -> anyhow::Error {
+pub(crate) fn rpc(s: tonic::Status) -> anyhow::Error {
     anyhow!("{} ({:?})", s.message(), s.code())
 }
 
