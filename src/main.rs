@@ -35,14 +35,19 @@ enum Command {
     /// Inspect and manage strategy components.
     #[command(subcommand)]
     Strategy(cmd::strategy::Command),
-    /// Operator accounts for the registry's admin API (run against the database).
+    /// Operator keys: upload, deploy, kill switch (run against the engine's database).
     #[command(subcommand)]
     Operator(cmd::operator::Command),
+    /// Host keys: what a strategy host presents to submit proposals and follow deployments.
+    #[command(subcommand)]
+    HostKey(cmd::operator::Command),
     /// Read, engage and clear the engine's kill switch.
     #[command(subcommand)]
     KillSwitch(cmd::kill_switch::Command),
     /// Replay recorded events through one strategy instance.
     Backtest(cmd::backtest::Args),
+    /// Ask a service's gRPC health service whether it is serving (exit 0 only if so).
+    Health(cmd::health::Args),
     /// Measure the hot paths and print a table.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -57,10 +62,14 @@ async fn main() -> std::process::ExitCode {
         Command::Engine(args) => cmd::engine::run(args).await,
         Command::Host(args) => cmd::host::run(args).await,
         Command::Strategy(command) => cmd::strategy::run(command).await,
-        Command::Operator(command) => cmd::operator::run(command).await,
+        Command::Operator(command) => {
+            cmd::operator::run(stratbox_engine::Role::Operator, command).await
+        }
+        Command::HostKey(command) => cmd::operator::run(stratbox_engine::Role::Host, command).await,
         Command::KillSwitch(command) => cmd::kill_switch::run(command).await,
         Command::Backtest(args) => cmd::backtest::run(args).await,
         Command::Bench(command) => cmd::bench::run(command).await,
+        Command::Health(args) => cmd::health::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

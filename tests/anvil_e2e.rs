@@ -9,108 +9,19 @@
 //! appear in the JSON logs of both processes.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use stratbox_bus::{Bus, RedisBus, RedisBusConfig, StartId, decode_event};
 use stratbox_market::anvil::AnvilMarket;
 use stratbox_proto::v1::chain_event::Kind;
 
 mod support;
-use support::{postgres_admin, redis_url, unique};
-
-/// One `psql` query on `url`, rows as `|`-separated fields.
-fn psql(url: &str, sql: &str) -> Vec<Vec<String>> {
-    let out = Command::new("psql")
-        .args([url, "-XAtqc", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql {sql:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| l.split('|').map(str::to_owned).collect())
-        .collect()
-}
-
-/// A child process that is interrupted (SIGINT, like Ctrl-C) and reaped when dropped, so a
-/// failing assertion never leaves an engine or host behind.
-struct Proc {
-    child: Option<Child>,
-    name: &'static str,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Proc {
-            child: Some(child),
-            name,
-        }
-    }
-
-    /// SIGINT, then wait up to 20 s; returns whether it exited successfully.
-    fn interrupt(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return false;
-        };
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                _ => {
-                    eprintln!("{} did not stop on SIGINT; killing it", self.name);
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return false;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.interrupt();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A plain HTTP/1.1 GET on loopback; the body.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
+use support::{
+    Proc, add_key, component, free_port, http_get, key_file, postgres_admin, psql, redis_url,
+    stratbox, unique, upload, wait_for,
+};
 
 /// The value of the sample `name{labels}` in a Prometheus text exposition.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -132,14 +43,6 @@ fn traces_of(log: &Path, message: &str) -> HashSet<String> {
                 .map(str::to_owned)
         })
         .collect()
-}
-
-async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +70,7 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
     let engine_log = dir.path().join("engine.jsonl");
     let mut engine = Proc::spawn(
         "engine",
-        Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        stratbox()
             .current_dir(dir.path())
             .env("RUST_LOG", "warn,stratbox_feed=debug,stratbox_engine=info")
             .args(["--log-format", "json", "engine", "--listen", "127.0.0.1:0"])
@@ -185,13 +88,18 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
         .expect("engine stdout");
     let engine_addr = support::listening_address(stdout);
 
+    // The operator admits the component the host will run, and gives the host its key:
+    // the engine takes proposals only from registered strategies and keyed hosts.
+    let wasm = component(dir.path(), "clamm-maker");
+    let ops = add_key("operator", "ops", &database);
+    upload(&format!("http://{engine_addr}"), &ops, "clamm-maker", &wasm);
+    let host_key = key_file(
+        dir.path(),
+        "host-e2e",
+        &add_key("host-key", "host-e2e", &database),
+    );
+
     // Zone A.
-    let wasm = dir.path().join("clamm-maker.wasm");
-    std::fs::write(
-        &wasm,
-        stratbox_strategies::bytes("clamm-maker").expect("catalog component"),
-    )
-    .expect("write the component");
     // A narrow band re-centres on almost every swap: proposals on most events.
     let config = serde_json::json!({
         "pool": "{pool}", "half_width_ticks": 60, "margin_ticks": 0,
@@ -202,13 +110,15 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
     let host_log = dir.path().join("host.jsonl");
     let mut host = Proc::spawn(
         "host",
-        Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        stratbox()
             .current_dir(dir.path())
             .env("RUST_LOG", "warn,stratbox_pipeline=debug")
             .args(["--log-format", "json", "host"])
             .args(["--engine", &format!("http://{engine_addr}")])
             .args(["--bus", &redis_url(), "--stream", &stream])
             .args(["--group", "hosts", "--consumer", "host-e2e"])
+            .arg("--key-file")
+            .arg(&host_key)
             .args(["--strategy", &format!("clamm-maker={}", wasm.display())])
             .args(["--instances", "3", "--config", &config])
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])

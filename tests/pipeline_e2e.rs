@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use stratbox_bus::{Bus, RedisBus, RedisBusConfig};
-use stratbox_engine::{Engine, EngineSettings, Store, chain::SimChain, server};
+use stratbox_engine::{ChainState, Engine, EngineSettings, Store, server};
 use stratbox_host::{HostConfig, HostRuntime, LoadedComponent, StrategyLimits};
 use stratbox_market::Walk;
 use stratbox_pipeline::{BusSeat, Deployment, EngineLink, RetryPolicy, ServiceStats, assemble};
@@ -159,7 +159,7 @@ async fn events_become_simulated_tasks_across_a_host_kill_and_an_engine_outage()
     settings.risk.sentinel.max_lag_blocks = 1_000;
     let engine = Engine::start(
         store,
-        Box::new(SimChain::embedded().expect("embedded chain")),
+        ChainState::embedded().expect("embedded chain"),
         settings,
     )
     .await

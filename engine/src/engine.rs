@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -22,15 +22,20 @@ use stratbox_proto::{U256, parse_address};
 use stratbox_risk::{ExecutionMode, ReasonCode, Rejection, RiskConfig};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use arc_swap::ArcSwap;
+
 use crate::books::{Marks, Valuation};
+use crate::catalog::{Catalog, StrategyCheck};
+use crate::chain::ChainState;
 use crate::fsm::TaskState;
 use crate::gates::{GateContext, RiskBook};
 use crate::group_commit::GroupCommit;
+use crate::health::ChainProbe;
 use crate::ledger::{self, Leg, Posting, Signed};
 use crate::metrics::EngineMetrics;
 use crate::permissions::{Durability, PermissionView};
 use crate::proposal::{self, Address, CheckedProposal, TradeAction, hex_address};
-use crate::simulation::{PoolInfo, SimOutcome, Simulator, check_outcome};
+use crate::simulation::{PoolInfo, SimError, SimOutcome, check_outcome};
 use crate::store::{
     Audit, Backend, Inserted, KillSwitchRow, NewTask, SimRecord, Store, StoreError, TaskFilter,
     TaskRow, Transition, now_ms,
@@ -91,6 +96,8 @@ pub struct EngineSettings {
     /// statements it runs on several connections at once (measured: 2,600 against 3,700
     /// proposals/s at batch 10). Off is kept for the benchmark's comparison.
     pub group_commit: bool,
+    /// Whether only strategies the registry admitted may propose (see [`crate::catalog`]).
+    pub strategies: StrategyCheck,
 }
 
 impl Default for EngineSettings {
@@ -104,12 +111,25 @@ impl Default for EngineSettings {
             book_capital: U256::from(10u64).pow(U256::from(24u64)),
             gas_price_wei: U256::ZERO,
             group_commit: true,
+            strategies: StrategyCheck::Any,
         }
     }
 }
 
-/// The chain, shared: simulations read it concurrently, the market and funding write it.
-pub type SharedChain = Arc<RwLock<Box<dyn Simulator>>>;
+/// One simulation the engine runs for a batch.
+#[derive(Debug, Clone, Copy)]
+struct SimJob {
+    /// The proposal's position in the batch.
+    index: usize,
+    from: Address,
+    action: TradeAction,
+    /// Give `from` the shadow funding first (a shadow book holds nothing on chain).
+    shadow: bool,
+}
+
+/// How long a batch's simulations may take before its trades are refused: only a fork
+/// whose node stopped answering comes near it.
+pub const SIM_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Fewer simulations than this per blocking task cost more in hand-offs than they gain.
 const MIN_SIMS_PER_PART: usize = 4;
@@ -123,7 +143,12 @@ struct Inner {
     store: Store,
     /// Submitted batches reach storage through here, sharing commits (see [`GroupCommit`]).
     commits: Option<GroupCommit>,
-    chain: SharedChain,
+    /// The chain state every batch reads (see [`crate::chain`]): replaced whole, never
+    /// locked by a reader.
+    chain: ArcSwap<ChainState>,
+    /// Serialises whoever replaces the chain (read, change, publish), so two changes cannot
+    /// lose one another. Readers never take it.
+    chain_writer: Mutex<()>,
     /// Simulation parts running at once: the machine's cores.
     workers: usize,
     cpu: Arc<tokio::sync::Semaphore>,
@@ -134,6 +159,11 @@ struct Inner {
     mode: ExecutionMode,
     chain_id: u64,
     metrics: Arc<EngineMetrics>,
+    /// The strategies the registry admitted (see [`crate::catalog`]).
+    catalog: Catalog,
+    /// How readiness asks the chain's node (see [`crate::health`]); none for a chain that
+    /// has no node.
+    chain_probe: Mutex<Option<ChainProbe>>,
 }
 
 /// The in-process engine; cheap to clone (every clone is the same engine).
@@ -155,14 +185,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these values half-updated in a way that
     // matters more than stopping all trading would; keep serving.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn read<T: ?Sized>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write<T: ?Sized>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What deciding a batch produced, before storage.
@@ -245,7 +267,7 @@ impl Engine {
     /// Starts an engine over an open store and a chain, and runs recovery.
     pub async fn start(
         store: Store,
-        chain: Box<dyn Simulator>,
+        chain: ChainState,
         settings: EngineSettings,
     ) -> Result<Engine, EngineError> {
         settings
@@ -256,12 +278,11 @@ impl Engine {
         let watermark = settings.watermark.unwrap_or_else(|| chain.block_number());
         let mut book = RiskBook::new(settings.risk.clone(), settings.book_capital);
         book.set_gas_price(settings.gas_price_wei);
-        let mut chain = chain;
-        chain.set_gas_price(settings.gas_price_wei);
+        let chain = chain.with_gas_price(settings.gas_price_wei);
         if let Some(k) = store.load_kill_switch().await? {
             book.restore_kill_switch(&k);
         }
-        load_books(&store, &mut book, &marks_of(chain.as_ref())).await?;
+        load_books(&store, &mut book, &marks_of(&chain)).await?;
         book.restore_trackers(crate::permissions::load(&store).await?);
         let permissions = Durability::new(&book);
         let metrics = EngineMetrics::new();
@@ -274,6 +295,8 @@ impl Engine {
         metrics
             .kill_switch
             .set(i64::from(book.kill_switch().engaged));
+        let catalog = Catalog::new(settings.strategies);
+        catalog.refresh(&store).await?;
         let workers = std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(1);
@@ -282,7 +305,8 @@ impl Engine {
                 commits: (settings.group_commit && store.backend() == Backend::Sqlite)
                     .then(|| GroupCommit::start(store.clone())),
                 store,
-                chain: Arc::new(RwLock::new(chain)),
+                chain: ArcSwap::from_pointee(chain),
+                chain_writer: Mutex::new(()),
                 workers,
                 cpu: Arc::new(tokio::sync::Semaphore::new(workers)),
                 risk: Arc::new(Mutex::new(book)),
@@ -291,6 +315,8 @@ impl Engine {
                 mode: settings.mode,
                 chain_id,
                 metrics,
+                catalog,
+                chain_probe: Mutex::new(None),
             }),
         };
         spawn_permission_flush(Arc::downgrade(&engine.inner));
@@ -370,21 +396,44 @@ impl Engine {
         self.inner.chain_id
     }
 
-    /// The chain the engine simulates against, shared: the embedded market moves it.
-    pub fn chain(&self) -> SharedChain {
-        self.inner.chain.clone()
+    /// The chain state now. Cheap (an `Arc`); it never changes under its holder.
+    pub fn chain(&self) -> Arc<ChainState> {
+        self.inner.chain.load_full()
     }
 
-    /// Runs `f` on the chain under its write lock (keep it short: simulations wait for it).
-    pub fn with_chain<R>(&self, f: impl FnOnce(&mut dyn Simulator) -> R) -> R {
-        let mut g = write(&self.inner.chain);
-        f(g.as_mut())
+    /// Sets how readiness checks the chain's node (a fork's RPC).
+    pub fn set_chain_probe(&self, probe: ChainProbe) {
+        *lock(&self.inner.chain_probe) = Some(probe);
     }
 
-    /// Runs `f` on the chain under its read lock (beside running simulations).
-    pub fn with_chain_ref<R>(&self, f: impl FnOnce(&dyn Simulator) -> R) -> R {
-        let g = read(&self.inner.chain);
-        f(g.as_ref())
+    pub fn chain_probe(&self) -> Option<ChainProbe> {
+        lock(&self.inner.chain_probe).clone()
+    }
+
+    /// Publishes a new chain state (the fork follower's next block). Batches already
+    /// deciding finish on the state they started with.
+    pub fn replace_chain(&self, next: ChainState) {
+        let _writer = lock(&self.inner.chain_writer);
+        self.inner.chain.store(Arc::new(next));
+    }
+
+    /// Changes the chain (the embedded market's swaps, tests moving a price): `f` runs on a
+    /// copy of the current state, which is then published. Simulations in flight keep the
+    /// state they started on. On a fork this re-reads pool state from the node: call it off
+    /// the async workers there.
+    pub fn update_chain<R>(
+        &self,
+        f: impl FnOnce(&mut stratbox_sim::Chain) -> R,
+    ) -> Result<R, EngineError> {
+        let _writer = lock(&self.inner.chain_writer);
+        let (next, r) = self
+            .inner
+            .chain
+            .load()
+            .edit(f)
+            .map_err(|e| EngineError::Worker(e.to_string()))?;
+        self.inner.chain.store(Arc::new(next));
+        Ok(r)
     }
 
     pub fn watermark(&self) -> u64 {
@@ -476,12 +525,11 @@ impl Engine {
 
     /// The pools the chain trades, with their state now.
     pub fn markets(&self) -> Vec<v1::Market> {
-        let chain = read(&self.inner.chain);
+        let chain = self.chain();
         let block = chain.block_number();
         chain
-            .pools()
+            .pool_infos()
             .iter()
-            .filter_map(|p| chain.pool(p).map(|i| (p, i)))
             .map(|(p, i)| v1::Market {
                 pool: Some(v1::Address {
                     value: hex_address(p),
@@ -536,17 +584,52 @@ impl Engine {
     ) -> Result<Vec<v1::ProposalResult>, EngineError> {
         let started = Instant::now();
         let m = &self.inner.metrics;
-        // Keys, and the first position of each key in the batch.
-        let keys: Vec<String> = proposals
-            .iter()
-            .map(|p| match proposal::check(p) {
-                Ok(cp) => proposal::idempotency_key(&cp),
-                Err(_) => proposal::raw_idempotency_key(p),
-            })
-            .collect();
+        // Junk (malformed, or from a strategy the registry never admitted) is answered and
+        // counted but leaves nothing behind: storing it would let replays of junk grow the
+        // database without bound, and it can never trade.
+        let mut junk: HashMap<usize, Rejection> = HashMap::new();
+        let mut keys: Vec<String> = Vec::with_capacity(proposals.len());
+        for (i, p) in proposals.iter().enumerate() {
+            match proposal::check(p) {
+                Err(bad) => {
+                    junk.insert(i, Rejection::new(ReasonCode::BadInput, bad.to_string()));
+                    keys.push(String::new());
+                }
+                Ok(cp) => {
+                    if !self
+                        .inner
+                        .catalog
+                        .admits(&self.inner.store, &cp.strategy, &cp.strategy_version)
+                        .await
+                    {
+                        junk.insert(
+                            i,
+                            Rejection::new(
+                                ReasonCode::UnknownStrategy,
+                                format!(
+                                    "the registry has no strategy {:?} at version {:?}",
+                                    cp.strategy, cp.strategy_version
+                                ),
+                            ),
+                        );
+                        keys.push(String::new());
+                    } else {
+                        keys.push(proposal::idempotency_key(&cp));
+                    }
+                }
+            }
+        }
+        for r in junk.values() {
+            m.outcome(r.code.as_str());
+            debug!(reason = %r.code, detail = %r.detail, "proposal refused before storage");
+        }
+        // The first position of each key in the batch.
         let mut first: HashMap<&str, usize> = HashMap::new();
         let mut unique: Vec<usize> = Vec::new();
         for (i, k) in keys.iter().enumerate() {
+            if junk.contains_key(&i) {
+                continue;
+            }
             if !first.contains_key(k.as_str()) {
                 first.insert(k.as_str(), i);
                 unique.push(i);
@@ -561,8 +644,12 @@ impl Engine {
                     task_id: uuid::Uuid::now_v7().to_string(),
                     idempotency_key: keys[i].clone(),
                     mode,
-                    strategy: clip(&p.strategy, proposal::MAX_NAME_LEN),
-                    account: clip(&p.account, proposal::MAX_NAME_LEN),
+                    strategy: p.strategy.clone(),
+                    // The checked form: an address account in lowercase, one book however
+                    // it is written.
+                    account: proposal::check(p)
+                        .map(|cp| cp.account)
+                        .unwrap_or_else(|_| clip(&p.account, proposal::MAX_NAME_LEN)),
                     proposal: p.encode_to_vec(),
                     trace_id: trace_id.clone(),
                 }
@@ -675,6 +762,17 @@ impl Engine {
         }
         let mut out = Vec::with_capacity(proposals.len());
         for (i, k) in keys.iter().enumerate() {
+            if let Some(r) = junk.remove(&i) {
+                out.push(v1::ProposalResult {
+                    task_id: String::new(),
+                    idempotency_key: String::new(),
+                    state: TaskState::Rejected.to_wire() as i32,
+                    reason_code: r.code.as_str().into(),
+                    detail: clip(&r.detail, 1024),
+                    duplicate: false,
+                });
+                continue;
+            }
             let f = first.get(k.as_str()).copied().unwrap_or(i);
             let mut r = results.get(&f).cloned().unwrap_or_default();
             if f != i {
@@ -729,25 +827,11 @@ impl Engine {
         let checked: Vec<Result<CheckedProposal, proposal::BadInput>> =
             tasks.iter().map(|(_, _, p)| proposal::check(p)).collect();
 
-        // Pools the batch touches, read once.
-        let pools: HashSet<Address> = checked
-            .iter()
-            .filter_map(|c| c.as_ref().ok())
-            .map(|c| c.action.pool())
-            .collect();
-        // ...and every pool the books are valued at.
-        let (pool_info, block): (HashMap<Address, PoolInfo>, u64) = {
-            let chain = read(&self.inner.chain);
-            (
-                pools
-                    .iter()
-                    .copied()
-                    .chain(chain.pools())
-                    .filter_map(|p| chain.pool(&p).map(|i| (p, i)))
-                    .collect(),
-                chain.block_number(),
-            )
-        };
+        // One chain state for the whole batch: the gates judge the prices the simulations
+        // then run against.
+        let chain = self.chain();
+        let pool_info: HashMap<Address, PoolInfo> = chain.pool_infos().iter().copied().collect();
+        let block = chain.block_number();
         let marks = Marks::new(pool_info.iter());
 
         // Gates.
@@ -791,20 +875,25 @@ impl Engine {
         }
         m.stages.add_gates(t_gates.elapsed());
 
-        // Simulation: concurrently, on the blocking pool, against the shared state.
-        let jobs: Vec<(usize, Address, TradeAction)> = verdicts
+        // Simulation: concurrently, on the blocking pool, against the batch's chain state.
+        let jobs: Vec<SimJob> = verdicts
             .iter()
             .enumerate()
-            .filter(|(_, v)| matches!(v, Verdict::Pass { .. }))
-            .filter_map(|(i, _)| {
-                checked[i]
-                    .as_ref()
-                    .ok()
-                    .map(|cp| (i, sim_address(&cp.account), cp.action))
+            .filter_map(|(i, v)| match v {
+                Verdict::Pass { mode } => Some((i, *mode)),
+                Verdict::Reject(_) => None,
+            })
+            .filter_map(|(i, mode)| {
+                checked[i].as_ref().ok().map(|cp| SimJob {
+                    index: i,
+                    from: sim_address(&cp.account),
+                    action: cp.action,
+                    shadow: mode == ExecutionMode::Shadow,
+                })
             })
             .collect();
         let t_sim = Instant::now();
-        let outcomes = self.simulate_all(jobs).await?;
+        let outcomes = self.simulate_all(&chain, jobs).await?;
         m.stages.add_sim_wall(t_sim.elapsed());
 
         // Transitions.
@@ -830,8 +919,15 @@ impl Engine {
                     reject(Rejection::new(ReasonCode::BadInput, "unparsable"))
                 }
                 (Verdict::Pass { mode }, Ok(cp)) => match outcomes.get(&i) {
-                    None => reject(Rejection::new(ReasonCode::SimReverted, "not simulated")),
-                    Some(Err(e)) => reject(Rejection::new(ReasonCode::SimReverted, e.clone())),
+                    None => reject(Rejection::new(ReasonCode::SimUnavailable, "not simulated")),
+                    Some(Err(SimError::UnknownPool(p))) => reject(Rejection::new(
+                        ReasonCode::UnknownPool,
+                        format!("the engine does not trade pool {p}"),
+                    )),
+                    Some(Err(e)) => reject(Rejection::new(
+                        ReasonCode::SimUnavailable,
+                        format!("could not simulate: {e}"),
+                    )),
                     Some(Ok(o)) => match check_outcome(cp, o) {
                         Err(r) => {
                             let mut t = reject(r);
@@ -890,58 +986,35 @@ impl Engine {
         Ok(out)
     }
 
-    /// Simulates `jobs` (index, from, action) concurrently: the batch is cut into at most
-    /// one part per core, each part runs on the blocking pool under a read guard of the
-    /// chain (every simulation on its own overlay of the shared state), and a semaphore
-    /// sized to the cores keeps concurrent batches from oversubscribing the CPU. A batch of
-    /// at most [`INLINE_SIMS`] simulations runs on the calling task instead.
+    /// Simulates `jobs` concurrently on `chain`: the batch is cut into at most one part per
+    /// core, each part runs on the blocking pool (every simulation on its own overlay of the
+    /// snapshot, no lock held), and a semaphore sized to the cores keeps concurrent batches
+    /// from oversubscribing the CPU. A batch of at most [`INLINE_SIMS`] simulations on a
+    /// chain that never waits on a node runs on the calling task instead. A batch that does
+    /// not finish within [`SIM_DEADLINE`] (a node that stopped answering) is refused rather
+    /// than left hanging.
     async fn simulate_all(
         &self,
-        jobs: Vec<(usize, Address, TradeAction)>,
-    ) -> Result<HashMap<usize, Result<SimOutcome, String>>, EngineError> {
+        chain: &Arc<ChainState>,
+        jobs: Vec<SimJob>,
+    ) -> Result<HashMap<usize, Result<SimOutcome, SimError>>, EngineError> {
         if jobs.is_empty() {
             return Ok(HashMap::new());
-        }
-        // Accounts new to the chain are funded first, under the write lock (once each).
-        let unprepared: Vec<Address> = {
-            let chain = read(&self.inner.chain);
-            let mut v: Vec<Address> = jobs
-                .iter()
-                .map(|(_, from, _)| *from)
-                .filter(|a| !chain.is_prepared(a))
-                .collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        if !unprepared.is_empty() {
-            let chain = self.inner.chain.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut chain = write(&chain);
-                for a in unprepared {
-                    if let Err(e) = chain.prepare(a) {
-                        // Its simulations fail with "not prepared" and are refused.
-                        warn!(account = %hex_address(&a), error = %e, "preparing a simulation account");
-                    }
-                }
-            })
-            .await
-            .map_err(|e| EngineError::Worker(e.to_string()))?;
         }
         // Every simulation in a batch runs on the same state, so the same action from the
         // same address has the same outcome: simulate it once. Instances of one strategy
         // sharing a book often propose exactly the same trade on the same event.
-        let mut first: HashMap<(Address, TradeAction), usize> = HashMap::new();
+        let mut first: HashMap<(Address, TradeAction, bool), usize> = HashMap::new();
         let mut repeats: Vec<(usize, usize)> = Vec::new();
-        let jobs: Vec<(usize, Address, TradeAction)> = jobs
+        let jobs: Vec<SimJob> = jobs
             .into_iter()
-            .filter(|&(i, from, action)| match first.entry((from, action)) {
+            .filter(|j| match first.entry((j.from, j.action, j.shadow)) {
                 std::collections::hash_map::Entry::Occupied(e) => {
-                    repeats.push((i, *e.get()));
+                    repeats.push((j.index, *e.get()));
                     false
                 }
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(i);
+                    e.insert(j.index);
                     true
                 }
             })
@@ -952,21 +1025,18 @@ impl Engine {
             .min(jobs.len().div_ceil(MIN_SIMS_PER_PART))
             .max(1);
         let per = jobs.len().div_ceil(parts);
-        let run_part = |part: Vec<(usize, Address, TradeAction)>| {
-            let chain = self.inner.chain.clone();
+        let run_part = |part: Vec<SimJob>| {
+            let chain = Arc::clone(chain);
             let m = self.inner.metrics.clone();
             move || {
-                let chain = read(&chain);
                 let t_part = Instant::now();
-                let out: Vec<(usize, Result<SimOutcome, String>)> = part
+                let out: Vec<(usize, Result<SimOutcome, SimError>)> = part
                     .into_iter()
-                    .map(|(i, from, action)| {
+                    .map(|j| {
                         let t = Instant::now();
-                        let r = chain
-                            .simulate_prepared(from, &action)
-                            .map_err(|e| e.to_string());
+                        let r = chain.simulate(j.from, &j.action, j.shadow);
                         m.sim_seconds.observe(t.elapsed().as_secs_f64());
-                        (i, r)
+                        (j.index, r)
                     })
                     .collect();
                 m.stages.add_sim_cpu(t_part.elapsed(), out.len());
@@ -974,7 +1044,7 @@ impl Engine {
             }
         };
         let mut outcomes = HashMap::new();
-        if jobs.len() <= INLINE_SIMS {
+        if jobs.len() <= INLINE_SIMS && !chain.may_block() {
             // See INLINE_SIMS: cheaper here than two thread hand-offs.
             let _permit = self
                 .inner
@@ -1004,9 +1074,21 @@ impl Engine {
                     work()
                 }));
             }
-            for h in futures::future::join_all(handles).await {
-                let part = h.map_err(|e| EngineError::Worker(e.to_string()))?;
-                outcomes.extend(part);
+            match tokio::time::timeout(SIM_DEADLINE, futures::future::join_all(handles)).await {
+                Ok(parts) => {
+                    for h in parts {
+                        let part = h.map_err(|e| EngineError::Worker(e.to_string()))?;
+                        outcomes.extend(part);
+                    }
+                }
+                Err(_) => {
+                    // The parts go on until the node times them out; their answers are
+                    // dropped. Nothing here is answered as if it had been simulated.
+                    warn!(
+                        deadline_ms = SIM_DEADLINE.as_millis() as u64,
+                        "simulations did not finish in time; refusing the batch's trades"
+                    );
+                }
             }
         }
         for (i, of) in repeats {
@@ -1134,7 +1216,7 @@ impl Engine {
             held.release(&mut lock(&self.inner.risk));
             return;
         }
-        let marks = marks_of(read(&self.inner.chain).as_ref());
+        let marks = marks_of(&self.chain());
         let mut book = lock(&self.inner.risk);
         held.release(&mut book);
         book.on_fills(booked, &marks, now_ms());
@@ -1144,7 +1226,11 @@ impl Engine {
     /// every trade while it is over the configured cap.
     pub fn set_gas_price(&self, wei: U256) {
         // The chain first: a trade the gate passes at the new price is simulated at it.
-        write(&self.inner.chain).set_gas_price(wei);
+        {
+            let _writer = lock(&self.inner.chain_writer);
+            let next = self.inner.chain.load().with_gas_price(wei);
+            self.inner.chain.store(Arc::new(next));
+        }
         lock(&self.inner.risk).set_gas_price(wei);
     }
 
@@ -1207,7 +1293,7 @@ impl Engine {
     }
 
     pub fn book(&self, strategy: &str, account: &str) -> Option<(Valuation, U256, U256)> {
-        let marks = marks_of(read(&self.inner.chain).as_ref());
+        let marks = marks_of(&self.chain());
         lock(&self.inner.risk).book(strategy, account, &marks)
     }
 
@@ -1359,17 +1445,10 @@ impl Engine {
     pub async fn shadow_pnl(&self) -> Result<Vec<(String, String, Signed)>, EngineError> {
         let lines = self.inner.store.lines(None).await?;
         let pos = ledger::positions(&lines).map_err(|e| EngineError::Ledger(e.to_string()))?;
-        let chain = self.inner.chain.clone();
-        tokio::task::spawn_blocking(move || {
-            let valuer = sim_address("stratbox.valuation");
-            if !read(&chain).is_prepared(&valuer) {
-                let _ = write(&chain).prepare(valuer);
-            }
-            let chain = read(&chain);
-            Ok(value_positions(chain.as_ref(), &pos))
-        })
-        .await
-        .map_err(|e| EngineError::Worker(e.to_string()))?
+        let chain = self.chain();
+        tokio::task::spawn_blocking(move || Ok(value_positions(&chain, &pos)))
+            .await
+            .map_err(|e| EngineError::Worker(e.to_string()))?
     }
 }
 
@@ -1406,13 +1485,8 @@ fn spawn_permission_flush(engine: Weak<Inner>) {
 }
 
 /// Every pool's price, as the books are valued.
-fn marks_of(chain: &dyn Simulator) -> Marks {
-    let pools: Vec<(Address, PoolInfo)> = chain
-        .pools()
-        .into_iter()
-        .filter_map(|p| chain.pool(&p).map(|i| (p, i)))
-        .collect();
-    Marks::new(pools.iter().map(|(a, i)| (a, i)))
+fn marks_of(chain: &ChainState) -> Marks {
+    Marks::new(chain.pool_infos().iter().map(|(a, i)| (a, i)))
 }
 
 /// Loads every book from the ledger: the lines of each `strategy:<strategy>:<account>`
@@ -1537,7 +1611,7 @@ fn in_token1(amount0: U256, sqrt_price_x96: U256) -> U512 {
 }
 
 fn value_positions(
-    chain: &dyn Simulator,
+    chain: &ChainState,
     pos: &std::collections::BTreeMap<(String, String), Signed>,
 ) -> Vec<(String, String, Signed)> {
     // (strategy, quote) -> (gains, losses)
@@ -1576,7 +1650,7 @@ fn value_positions(
                 let liquidity: u128 = bal.magnitude.try_into().ok()?;
                 let info = chain.pool(&pool)?;
                 let o = chain
-                    .simulate_prepared(
+                    .simulate(
                         sim_address("stratbox.valuation"),
                         &TradeAction::RemoveLiquidity(proposal::Range {
                             pool,
@@ -1584,6 +1658,7 @@ fn value_positions(
                             tick_upper: upper,
                             liquidity,
                         }),
+                        true,
                     )
                     .ok()
                     .filter(|o| o.success)?;

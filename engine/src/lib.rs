@@ -7,15 +7,17 @@
 //! ends at SIMULATED and its virtual fill is booked in the double-entry [`ledger`] in the
 //! same database transaction.
 
+pub mod access;
 pub mod books;
+pub mod catalog;
 pub mod chain;
 pub mod engine;
 pub mod fsm;
 pub mod gates;
 pub mod group_commit;
+pub mod health;
 pub mod ledger;
 pub mod metrics;
-pub mod operators;
 pub mod permissions;
 pub mod proposal;
 pub mod server;
@@ -24,12 +26,14 @@ pub mod simulation;
 pub mod store;
 pub mod trace;
 
+pub use access::{Access, Role};
+pub use catalog::StrategyCheck;
+pub use chain::ChainState;
 pub use engine::{
     Engine, EngineError, EngineHandle, EngineSettings, Recovery, market_key, sim_address,
 };
 pub use fsm::TaskState;
-pub use operators::OperatorAuth;
 pub use permissions::PermissionView;
-pub use simulation::{PoolInfo, SimError, SimOutcome, Simulator};
+pub use simulation::{PoolInfo, SimError, SimOutcome};
 pub use store::{Backend, Store, StoreError};
 pub use stratbox_risk::{ExecutionMode, PermissionLevel, RiskConfig};

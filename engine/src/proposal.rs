@@ -15,6 +15,12 @@ pub const MAX_TICK: i32 = 887_272;
 /// Identifiers longer than this are refused: they only ever come from a broken or hostile
 /// client and would bloat every log line and index.
 pub const MAX_NAME_LEN: usize = 256;
+/// The longest `reason` kept, in bytes: the host's own cap on a string a strategy returns
+/// (`StrategyLimits::max_string_bytes`). Longer is refused, not truncated, as the host
+/// refuses it: a proposal is stored whole or not at all.
+pub const MAX_REASON_LEN: usize = 1024;
+/// The longest account name that is not an address.
+pub const MAX_ACCOUNT_LEN: usize = 128;
 
 pub type Address = [u8; 20];
 
@@ -100,6 +106,51 @@ fn name(field: &'static str, s: &str, required: bool) -> Result<String, BadInput
     Ok(s.to_owned())
 }
 
+/// A strategy name as the registry admits it (1 to 64 of a-z 0-9 - _ . starting with a
+/// letter or digit). Names become parts of ledger account names, so a separator in one
+/// could make two books one.
+pub fn check_strategy_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not 1 to 64 characters of a-z 0-9 - _ . starting with a letter or digit",
+            s.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// An account: a 0x address (checksum checked, kept in lowercase so one account is one
+/// book however it is written) or a name of 1 to 128 characters of A-Z a-z 0-9 - _ . :
+/// (ledger account names are `strategy:<strategy>:<account>`; strategy names hold no `:`,
+/// so the split is unambiguous).
+fn account(s: &str) -> Result<String, BadInput> {
+    if s.starts_with("0x") || s.starts_with("0X") {
+        let a = parse_address(s).map_err(|e| bad("account", e.to_string()))?;
+        return Ok(hex_address(&a));
+    }
+    let ok = !s.is_empty()
+        && s.len() <= MAX_ACCOUNT_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(bad(
+            "account",
+            format!(
+                "{:?} is neither a 0x address nor 1 to {MAX_ACCOUNT_LEN} characters of A-Z a-z 0-9 - _ . :",
+                s.chars().take(80).collect::<String>()
+            ),
+        ))
+    }
+}
+
 fn amount(field: &'static str, a: &Option<v1::Amount>) -> Result<U256, BadInput> {
     let a = a.as_ref().ok_or_else(|| bad(field, "missing"))?;
     parse_amount(&a.value).map_err(|e| bad(field, e.to_string()))
@@ -172,11 +223,21 @@ pub fn check(p: &v1::Proposal) -> Result<CheckedProposal, BadInput> {
             format!("{} is more than 10000", p.max_slippage_bps),
         ));
     }
+    check_strategy_name(&p.strategy).map_err(|e| bad("strategy", e))?;
+    if p.reason.len() > MAX_REASON_LEN {
+        return Err(bad(
+            "reason",
+            format!("{} bytes is more than {MAX_REASON_LEN}", p.reason.len()),
+        ));
+    }
+    if p.reason.contains('\0') {
+        return Err(bad("reason", "has a NUL character"));
+    }
     Ok(CheckedProposal {
-        strategy: name("strategy", &p.strategy, true)?,
+        strategy: p.strategy.clone(),
         strategy_version: name("strategy_version", &p.strategy_version, false)?,
         instance_id: name("instance_id", &p.instance_id, false)?,
-        account: name("account", &p.account, true)?,
+        account: account(&p.account)?,
         event_id: name("event_id", &p.event_id, false)?,
         index: p.index,
         last_sync_block: p.last_sync_block,

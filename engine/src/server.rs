@@ -1,5 +1,6 @@
-//! Serving: gRPC (with server reflection, so grpcurl can list and call the service) and
-//! Prometheus `/metrics` on a separate port.
+//! Serving: gRPC (with server reflection, so grpcurl can list and call the service, and the
+//! standard health service, see [`crate::health`]) and, on a separate port, Prometheus
+//! `/metrics` with the HTTP health endpoints `/live` and `/ready`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,8 +11,8 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::access::Access;
 use crate::engine::Engine;
-use crate::operators::OperatorAuth;
 use crate::service::EngineService;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +36,8 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Serves the engine's gRPC API on `listener` until `shutdown` resolves. No operator keys:
-/// operator actions over gRPC are refused (see [`serve_grpc_with_operators`]).
+/// Serves the engine's gRPC API on `listener` until `shutdown` resolves. No keys: operator
+/// actions over gRPC are refused and anyone may submit (see [`serve_grpc_with_access`]).
 pub async fn serve_grpc(
     engine: Engine,
     listener: TcpListener,
@@ -55,22 +56,23 @@ pub async fn serve_grpc(
 /// `stratbox_registry::routes(registry)`); reflection lists them too, since the descriptor
 /// set holds every stratbox proto. A streaming service in `extra` must end its streams
 /// when `shutdown` resolves, or the server waits for them. No operator keys: operator
-/// actions over gRPC are refused (see [`serve_grpc_with_operators`]).
+/// actions over gRPC are refused (see [`serve_grpc_with_access`]).
 pub async fn serve_grpc_with(
     engine: Engine,
     extra: tonic::service::Routes,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    serve_grpc_with_operators(engine, extra, None, listener, shutdown).await
+    serve_grpc_with_access(engine, extra, None, listener, shutdown).await
 }
 
-/// Like [`serve_grpc_with`], with operator actions (kill switch, restoring a halted
-/// strategy) authenticated by `operators`; `None` refuses them all (`UNAUTHENTICATED`).
-pub async fn serve_grpc_with_operators(
+/// Like [`serve_grpc_with`], with calls authenticated by `access` (see [`crate::access`]):
+/// operator actions need an operator key, submitting a host key. `None` refuses every
+/// operator action (`UNAUTHENTICATED`) and lets anyone submit.
+pub async fn serve_grpc_with_access(
     engine: Engine,
     extra: tonic::service::Routes,
-    operators: Option<Arc<dyn OperatorAuth>>,
+    access: Option<Arc<dyn Access>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -78,7 +80,8 @@ pub async fn serve_grpc_with_operators(
     // many deployed ones (grpcurl 1.8, Postman) that only speak it.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(stratbox_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(stratbox_proto::ENGINE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let v1 = reflection()
         .build_v1()
@@ -86,12 +89,18 @@ pub async fn serve_grpc_with_operators(
     let v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let service = match operators {
-        Some(o) => EngineService::new(engine).with_operators(o),
+    // The health task ends when the server does (its sender dropped below).
+    let (health_stop, health_stopped) = tokio::sync::oneshot::channel::<()>();
+    let health = crate::health::grpc_service(engine.clone(), async {
+        let _ = health_stopped.await;
+    });
+    let service = match access {
+        Some(a) => EngineService::new(engine).with_access(a),
         None => EngineService::new(engine),
     };
     let routes = extra
         .add_service(TradingEngineServer::new(service))
+        .add_service(health)
         .add_service(v1)
         .add_service(v1alpha);
     // tonic applies its TCP_NODELAY default only to listeners it binds itself; on a stream
@@ -103,34 +112,60 @@ pub async fn serve_grpc_with_operators(
             Ok(stream)
         })
     });
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .await;
+    drop(health_stop);
+    served?;
     Ok(())
 }
 
-/// Serves `/metrics` (Prometheus text format) on `listener` until `shutdown` resolves.
+/// Serves `/metrics` (Prometheus text format), `/live` and `/ready` (see
+/// [`crate::health`]) on `listener` until `shutdown` resolves.
 pub async fn serve_metrics(
     engine: Engine,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let engine = engine.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    engine.metrics().render(),
-                )
-            }
-        }),
-    );
+    let metrics = engine.clone();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let engine = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        engine.metrics().render(),
+                    )
+                }
+            }),
+        )
+        .route("/live", axum::routing::get(|| async { "live\n" }))
+        .route(
+            "/ready",
+            axum::routing::get(move || {
+                let engine = engine.clone();
+                async move {
+                    let r = crate::health::check(&engine).await;
+                    let code = if r.ready {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    let body = serde_json::to_string(&r).unwrap_or_default();
+                    (
+                        code,
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -6,9 +6,10 @@
 //! arguments to reads (`INVALID_ARGUMENT`) and storage failures (`UNAVAILABLE`) are.
 //!
 //! Operator actions (`SetKillSwitch`, `ClearKillSwitch`, `RestoreStrategy`) are
-//! authenticated first, by the [`OperatorAuth`] given to [`EngineService::with_operators`]:
-//! the port is reachable from Zone A, so a name typed into a request proves nothing. With no
-//! authenticator they are always `UNAUTHENTICATED`. The operator recorded (audit log, kill
+//! authenticated first, by the [`Access`] given to [`EngineService::with_access`]: the port
+//! is reachable from Zone A, so a name typed into a request proves nothing. With no
+//! authenticator they are always `UNAUTHENTICATED`. `SubmitProposals` needs a host key when
+//! there is an authenticator (see [`crate::access`]). The operator recorded (audit log, kill
 //! switch state) is the authenticated name. The requests' old free-text `operator` field is
 //! kept for wire compatibility and must be empty or that same name: a different name is
 //! refused (`PERMISSION_DENIED`) rather than silently replaced, since it means the caller
@@ -22,14 +23,14 @@ use stratbox_risk::{PermissionError, PermissionLevel};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, error, info_span};
 
+use crate::access::{Access, Role, no_operator_keys};
 use crate::engine::{Engine, EngineError};
 use crate::fsm::TaskState;
-use crate::operators::{OperatorAuth, no_operator_keys};
 use crate::trace;
 
 pub struct EngineService {
     engine: Engine,
-    operators: Option<Arc<dyn OperatorAuth>>,
+    access: Option<Arc<dyn Access>>,
 }
 
 impl EngineService {
@@ -37,21 +38,34 @@ impl EngineService {
     pub fn new(engine: Engine) -> Self {
         EngineService {
             engine,
-            operators: None,
+            access: None,
         }
     }
 
-    /// Operator actions authenticated by `operators` (the registry's keys).
-    pub fn with_operators(mut self, operators: Arc<dyn OperatorAuth>) -> Self {
-        self.operators = Some(operators);
+    /// Calls authenticated by `access` (the registry's keys).
+    pub fn with_access(mut self, access: Arc<dyn Access>) -> Self {
+        self.access = Some(access);
         self
+    }
+
+    /// The host submitting `request`, when the service has an authenticator.
+    async fn host<T>(&self, request: &Request<T>) -> Result<Option<String>, Status> {
+        match &self.access {
+            None => Ok(None),
+            Some(a) => a
+                .authenticate(request.metadata(), Role::Host)
+                .await
+                .map(Some),
+        }
     }
 
     /// The authenticated operator of `request`; `claimed` is the request's free-text
     /// operator field (see the module docs).
     async fn operator<T>(&self, request: &Request<T>, claimed: &str) -> Result<String, Status> {
-        let auth = self.operators.as_ref().ok_or_else(no_operator_keys)?;
-        let name = auth.authenticate(request.metadata()).await?;
+        let auth = self.access.as_ref().ok_or_else(no_operator_keys)?;
+        let name = auth
+            .authenticate(request.metadata(), Role::Operator)
+            .await?;
         let claimed = claimed.trim();
         if !claimed.is_empty() && claimed != name {
             return Err(Status::permission_denied(format!(
@@ -112,8 +126,12 @@ impl TradingEngine for EngineService {
         &self,
         request: Request<v1::SubmitProposalsRequest>,
     ) -> Result<Response<v1::SubmitProposalsResponse>, Status> {
+        let host = self.host(&request).await?;
         let req = request.into_inner();
         let trace_id = trace_of(&req.trace);
+        if let Some(host) = host {
+            tracing::debug!(host = %host, trace_id = %trace_id, proposals = req.proposals.len(), "submit");
+        }
         // `Engine::submit` opens the span itself with this same id.
         let results = self
             .engine

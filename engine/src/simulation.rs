@@ -1,11 +1,10 @@
 //! Exact simulation: the engine's view of the chain, and the limits a simulated outcome
 //! must meet.
 //!
-//! The [`Simulator`] trait is the narrow surface the engine needs from a chain; the real
-//! implementation is `stratbox_sim::Chain` (revm running the Uniswap V3 bytecode, see
-//! [`crate::chain`]). Simulation is synchronous CPU work, so the engine runs it on the
-//! blocking pool; only a batch of a few simulations runs on the submitting task, where a
-//! hand-off to another thread would cost more than the simulation.
+//! The chain itself is [`crate::chain::ChainState`] (revm running the Uniswap V3 bytecode).
+//! Simulation is synchronous work, so the engine runs it on the blocking pool; only a batch
+//! of a few simulations on a chain that never waits on a node runs on the submitting task,
+//! where a hand-off to another thread would cost more than the simulation.
 
 use ruint::aliases::U512;
 use stratbox_proto::U256;
@@ -47,47 +46,6 @@ pub enum SimError {
     UnknownPool(String),
     #[error("simulator: {0}")]
     Backend(String),
-}
-
-/// The chain the engine simulates against.
-///
-/// Simulation reads the state and never changes it, so it takes `&self`: the engine holds
-/// the chain behind a read-write lock and runs many simulations at once on the blocking
-/// pool, each on its own throw-away overlay of the shared state. Only what changes the
-/// state (funding a new shadow account, the market moving, a new block) takes the write
-/// lock.
-pub trait Simulator: Send + Sync + 'static {
-    fn chain_id(&self) -> u64;
-    fn block_number(&self) -> u64;
-    /// The pools this chain trades.
-    fn pools(&self) -> Vec<Address>;
-    fn pool(&self, pool: &Address) -> Option<PoolInfo>;
-    /// Lets the owner of a concrete chain reach it (`Engine::with_chain`).
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
-    /// Whether `from` can be simulated from as it is (a shadow account is funded on first
-    /// use, which changes the state and so needs [`Simulator::prepare`]).
-    fn is_prepared(&self, from: &Address) -> bool;
-    /// Makes `from` ready to simulate from; idempotent.
-    fn prepare(&mut self, from: Address) -> Result<(), SimError>;
-    /// The gas price (wei) proposals are simulated at from now on: the network's, so a
-    /// simulated transaction pays for its gas as it would on chain.
-    fn set_gas_price(&mut self, wei: U256);
-    /// Runs one proposal's transaction(s) from a prepared account against the current state
-    /// on a private overlay (nothing is committed), and returns the outcome that decides
-    /// the trade. An unprepared account is an error, never a silent partial simulation.
-    ///
-    /// A shadow book holds no real position, so removing liquidity is simulated as adding
-    /// the same liquidity and then removing it; the removal's outcome is returned.
-    fn simulate_prepared(
-        &self,
-        from: Address,
-        action: &TradeAction,
-    ) -> Result<SimOutcome, SimError>;
-    /// [`Simulator::prepare`] then [`Simulator::simulate_prepared`].
-    fn simulate(&mut self, from: Address, action: &TradeAction) -> Result<SimOutcome, SimError> {
-        self.prepare(from)?;
-        self.simulate_prepared(from, action)
-    }
 }
 
 /// `a * b` exactly (no U256 product can overflow 512 bits).

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use stratbox_engine::server;
+use stratbox_engine::{Role, server};
 use stratbox_proto::v1::{self, trading_engine_client::TradingEngineClient};
 use stratbox_risk::PermissionLevel;
 use tokio::sync::oneshot;
@@ -21,6 +21,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const OPS_KEY: &str = "ops-key-0123456789";
 const EVE_KEY: &str = "eve-key-0123456789";
+const HOST_KEY: &str = "host-key-0123456789";
 
 fn trace() -> Option<v1::TraceContext> {
     Some(v1::TraceContext {
@@ -34,8 +35,12 @@ async fn over_grpc(db: &Db) {
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let operators = Arc::new(TestOperators(vec![(OPS_KEY, "ops"), (EVE_KEY, "eve")]));
-    let serving = tokio::spawn(server::serve_grpc_with_operators(
+    let operators = Arc::new(TestKeys(vec![
+        (OPS_KEY, "ops", Role::Operator),
+        (EVE_KEY, "eve", Role::Operator),
+        (HOST_KEY, "host-1", Role::Host),
+    ]));
+    let serving = tokio::spawn(server::serve_grpc_with_access(
         engine.clone(),
         tonic::service::Routes::default(),
         Some(operators),
@@ -96,11 +101,34 @@ async fn over_grpc(db: &Db) {
         value: "1e18".into(),
     });
     let batch = vec![good_swap(&engine, "g-1", 0, 5_000_000), garbage];
-    let resp = client
+    // Submitting is a host's call: no key, or an operator's, is refused.
+    let unauthenticated = client
         .submit_proposals(v1::SubmitProposalsRequest {
             trace: trace(),
             proposals: batch.clone(),
         })
+        .await
+        .expect_err("a submit without a key");
+    assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
+    let operator = client
+        .submit_proposals(with_key(
+            v1::SubmitProposalsRequest {
+                trace: trace(),
+                proposals: batch.clone(),
+            },
+            OPS_KEY,
+        ))
+        .await
+        .expect_err("a submit with an operator's key");
+    assert_eq!(operator.code(), tonic::Code::PermissionDenied);
+    let resp = client
+        .submit_proposals(with_key(
+            v1::SubmitProposalsRequest {
+                trace: trace(),
+                proposals: batch.clone(),
+            },
+            HOST_KEY,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -110,18 +138,27 @@ async fn over_grpc(db: &Db) {
         resp.results[1].reason_code, "bad_input",
         "user input is a result, not an RPC error"
     );
+    assert!(
+        resp.results[1].task_id.is_empty(),
+        "malformed input leaves no task behind"
+    );
     let replay = client
-        .submit_proposals(v1::SubmitProposalsRequest {
-            trace: None,
-            proposals: batch,
-        })
+        .submit_proposals(with_key(
+            v1::SubmitProposalsRequest {
+                trace: None,
+                proposals: batch,
+            },
+            HOST_KEY,
+        ))
         .await
         .unwrap()
         .into_inner();
-    for (a, b) in resp.results.iter().zip(&replay.results) {
-        assert_eq!(a.task_id, b.task_id);
-        assert!(b.duplicate);
-    }
+    assert_eq!(replay.results[0].task_id, resp.results[0].task_id);
+    assert!(replay.results[0].duplicate);
+    assert_eq!(
+        replay.results[1], resp.results[1],
+        "junk is answered alike every time"
+    );
     let task = client
         .get_task(v1::GetTaskRequest {
             trace: trace(),

@@ -26,7 +26,6 @@ use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ruint::aliases::U512;
-use stratbox_engine::chain::SimChain;
 use stratbox_engine::gates::token0_in_token1;
 use stratbox_engine::proposal::{Range, TradeAction};
 use stratbox_engine::{Engine, RiskConfig};
@@ -58,11 +57,8 @@ fn wide(v: U256) -> U512 {
 /// Moves the price by about 50% up or down with a committed whale swap.
 fn jump(engine: &Engine, rng: &mut StdRng) {
     let p = pool(engine);
-    engine.with_chain(|c| {
-        let Some(chain) = c.as_any_mut().downcast_mut::<SimChain>() else {
-            return;
-        };
-        let Some(state) = chain.chain().pool_state(p.into()).ok() else {
+    let _ = engine.update_chain(|chain| {
+        let Some(state) = chain.pool_state(p.into()).ok() else {
             return;
         };
         let up = rng.random_bool(0.5);
@@ -72,7 +68,7 @@ fn jump(engine: &Engine, rng: &mut StdRng) {
         } else {
             state.sqrt_price_x96 * u(10_000) / u(12_247)
         };
-        let _ = chain.chain_mut().execute(
+        let _ = chain.execute(
             WHALE.into(),
             &Action::Swap {
                 pool: p.into(),
@@ -81,17 +77,14 @@ fn jump(engine: &Engine, rng: &mut StdRng) {
                 sqrt_price_limit_x96: Some(limit),
             },
         );
-        chain.chain_mut().next_block();
+        chain.next_block();
     });
 }
 
 /// The market maker pulls (almost) all of the seed liquidity, or puts it back.
 fn drain_or_restore(engine: &Engine, drain: bool) {
     let p = pool(engine);
-    engine.with_chain(|c| {
-        let Some(chain) = c.as_any_mut().downcast_mut::<SimChain>() else {
-            return;
-        };
+    let _ = engine.update_chain(|chain| {
         let (lower, upper) = (-887_220, 887_220);
         let seed: u128 = 1_000_000_000_000_000_000_000_000;
         let l = seed - 1_000;
@@ -110,8 +103,8 @@ fn drain_or_restore(engine: &Engine, drain: bool) {
                 liquidity: l,
             }
         };
-        let _ = chain.chain_mut().execute(DEFAULT_MARKET_MAKER, &action);
-        chain.chain_mut().next_block();
+        let _ = chain.execute(DEFAULT_MARKET_MAKER, &action);
+        chain.next_block();
     });
 }
 
@@ -317,16 +310,10 @@ fn recheck(task: &v1::Task, r: &Round, cfg: &RiskConfig) -> Result<(), String> {
 async fn fuzz(db: &Db, seed: u64) {
     let engine = engine(db).await;
     let cfg = RiskConfig::default();
-    engine.with_chain(|c| {
-        if let Some(chain) = c.as_any_mut().downcast_mut::<SimChain>() {
-            let p = chain.chain().pools()[0];
-            let _ = chain
-                .chain_mut()
-                .fund(WHALE.into(), p.token0, U256::from(1u8) << 200);
-            let _ = chain
-                .chain_mut()
-                .fund(WHALE.into(), p.token1, U256::from(1u8) << 200);
-        }
+    let _ = engine.update_chain(|chain| {
+        let p = chain.pools()[0];
+        let _ = chain.fund(WHALE.into(), p.token0, U256::from(1u8) << 200);
+        let _ = chain.fund(WHALE.into(), p.token1, U256::from(1u8) << 200);
     });
     let mut rng = StdRng::seed_from_u64(seed);
     let mut drained = false;
@@ -349,7 +336,7 @@ async fn fuzz(db: &Db, seed: u64) {
             drain_or_restore(&engine, !drained);
             drained = !drained;
         }
-        let chain_block = engine.with_chain(|c| c.block_number());
+        let chain_block = engine.chain().block_number();
         // The engine's watermark only moves forward (as a feed's does), sometimes jumping
         // ahead of the simulated chain.
         let wm = if rng.random_ratio(1, 10) {
@@ -380,7 +367,9 @@ async fn fuzz(db: &Db, seed: u64) {
         }
         let the_pool = pool(&engine);
         let sqrt_price_before = engine
-            .with_chain(|c| c.pool(&the_pool).map(|i| i.sqrt_price_x96))
+            .chain()
+            .pool(&the_pool)
+            .map(|i| i.sqrt_price_x96)
             .unwrap_or_default();
         let capital = U256::from(10u64).pow(U256::from(24u64));
         let equity_before = engine

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use alloy_primitives::B256;
+use stratbox_engine::ChainState;
 use stratbox_engine::Engine;
-use stratbox_engine::chain::SimChain;
 use stratbox_feed::{BlockHeader, BlockObserver};
 
 use crate::quote_pools;
@@ -25,10 +25,6 @@ pub enum FollowError {
     Fork { block: u64, detail: String },
     #[error("the node is chain {node}, the engine simulates chain {engine}")]
     ChainId { node: u64, engine: u64 },
-    #[error("the engine's chain is not a revm fork (SimChain)")]
-    NotAFork,
-    #[error("swapping the fork in: {0}")]
-    Worker(String),
 }
 
 /// A [`BlockObserver`] that refreshes an engine's fork and watermark.
@@ -67,33 +63,30 @@ impl ForkFollower {
             return Ok(false);
         }
         let started = Instant::now();
-        let fork = SimChain::fork(&self.rpc_url, &self.pools, Some(block.number))
-            .await
-            .map_err(|e| FollowError::Fork {
-                block: block.number,
-                detail: e.to_string(),
-            })?;
-        let node = fork.chain().chain_id();
+        // Built and warmed to the side (the node's answers awaited here, its state read on
+        // the blocking pool), then published whole: simulations in flight finish on the
+        // state they started with and nothing waits for them.
+        let base_fee = block.base_fee_per_gas.map(u128::from).unwrap_or(0);
+        let fork = ChainState::fork(
+            &self.rpc_url,
+            &self.pools,
+            Some(block.number),
+            base_fee,
+            Some(self.engine.chain()),
+        )
+        .await
+        .map_err(|e| FollowError::Fork {
+            block: block.number,
+            detail: e.to_string(),
+        })?;
+        let node = fork.chain_id();
         if node != self.engine.chain_id() {
             return Err(FollowError::ChainId {
                 node,
                 engine: self.engine.chain_id(),
             });
         }
-        // The swap waits for simulations in flight; keep that wait off the async threads.
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            engine.with_chain(|chain| {
-                let sim = chain
-                    .as_any_mut()
-                    .downcast_mut::<SimChain>()
-                    .ok_or(FollowError::NotAFork)?;
-                *sim = fork;
-                Ok(())
-            })
-        })
-        .await
-        .map_err(|e| FollowError::Worker(e.to_string()))??;
+        self.engine.replace_chain(fork);
         self.engine.set_watermark(block.number);
         // The gas gate judges trades at what the chain charges now: its base fee.
         if let Some(fee) = block.base_fee_per_gas {

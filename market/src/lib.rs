@@ -17,7 +17,6 @@ use anyhow::Context;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use stratbox_bus::{Bus, publish_event};
-use stratbox_engine::chain::SimChain;
 use stratbox_engine::{Engine, gates::spot_price_e18, market_key};
 use stratbox_feed::{BlockHeader, new_block_event, pool_event};
 use stratbox_proto::U256;
@@ -53,21 +52,17 @@ impl Walk {
     /// and the engine's watermark. Returns the events published.
     pub async fn step(&mut self, engine: &Engine, bus: &Arc<dyn Bus>) -> anyhow::Result<usize> {
         let rng = &mut self.rng;
-        let (executed, chain_id, prices) = engine.with_chain(|chain| -> anyhow::Result<_> {
-            let sim = chain
-                .as_any_mut()
-                .downcast_mut::<SimChain>()
-                .context("the engine's chain is not the embedded revm chain")?;
-            let chain = sim.chain_mut();
-            chain.next_block();
-            let executed = chain.random_swap(rng, WALKER).context("random-walk swap")?;
-            let mut prices = Vec::new();
-            for pool in chain.pools() {
-                let state = chain.pool_state(pool.address).context("pool state")?;
-                prices.push((pool.token0, pool.token1, state.sqrt_price_x96));
-            }
-            Ok((executed, chain.chain_id(), prices))
-        })?;
+        let (executed, chain_id, prices) =
+            engine.update_chain(|chain| -> anyhow::Result<_> {
+                chain.next_block();
+                let executed = chain.random_swap(rng, WALKER).context("random-walk swap")?;
+                let mut prices = Vec::new();
+                for pool in chain.pools() {
+                    let state = chain.pool_state(pool.address).context("pool state")?;
+                    prices.push((pool.token0, pool.token1, state.sqrt_price_x96));
+                }
+                Ok((executed, chain.chain_id(), prices))
+            })??;
         self.blocks += 1;
         self.swaps += 1;
         let block = executed.block_number;
@@ -94,13 +89,12 @@ fn quote(engine: &Engine, token0: &[u8; 20], token1: &[u8; 20], sqrt_price_x96: 
 /// Quotes every pool of the engine's chain from its own state. For demos and tests, which
 /// have no independent price feed: it makes the triple-oracle check agree with the pool.
 pub fn quote_pools(engine: &Engine) {
-    let pools: Vec<([u8; 20], [u8; 20], U256)> = engine.with_chain(|c| {
-        c.pools()
-            .iter()
-            .filter_map(|p| c.pool(p))
-            .map(|i| (i.token0, i.token1, i.sqrt_price_x96))
-            .collect()
-    });
+    let pools: Vec<([u8; 20], [u8; 20], U256)> = engine
+        .chain()
+        .pool_infos()
+        .iter()
+        .map(|(_, i)| (i.token0, i.token1, i.sqrt_price_x96))
+        .collect();
     for (token0, token1, sqrt) in pools {
         quote(engine, &token0, &token1, sqrt);
     }

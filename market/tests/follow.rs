@@ -3,7 +3,7 @@
 
 use alloy::providers::Provider;
 use alloy_primitives::U256;
-use stratbox_engine::chain::SimChain;
+use stratbox_engine::ChainState;
 use stratbox_engine::{Engine, EngineSettings, Store};
 use stratbox_feed::{BlockHeader, BlockObserver};
 use stratbox_market::anvil::AnvilMarket;
@@ -13,14 +13,14 @@ use stratbox_market::follow::ForkFollower;
 async fn each_block_moves_the_fork_the_watermark_and_the_gas_price() {
     let mut market = AnvilMarket::start(4).await.expect("anvil with the pool");
     let pool = market.pool().into_array();
-    let chain = SimChain::fork(&market.endpoint(), &[pool], None)
+    let chain = ChainState::fork(&market.endpoint(), &[pool], None, 0, None)
         .await
         .expect("fork");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::connect(&format!("sqlite://{}/engine.db", dir.path().display()))
         .await
         .expect("store");
-    let engine = Engine::start(store, Box::new(chain), EngineSettings::default())
+    let engine = Engine::start(store, chain, EngineSettings::default())
         .await
         .expect("engine");
     assert_eq!(
@@ -50,6 +50,7 @@ async fn each_block_moves_the_fork_the_watermark_and_the_gas_price() {
         follower.head(&header).await;
         assert_eq!(engine.watermark(), b.header.number);
         assert_eq!(engine.gas_price(), U256::from(fee));
-        assert_eq!(engine.with_chain_ref(|c| c.block_number()), b.header.number);
+        assert_eq!(engine.chain().block_number(), b.header.number);
+        assert_eq!(engine.chain().gas_price(), U256::from(fee));
     }
 }

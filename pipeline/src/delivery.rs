@@ -12,7 +12,12 @@ use std::time::Duration;
 use stratbox_proto::v1::trading_engine_client::TradingEngineClient;
 use stratbox_proto::v1::{self, ListMarketsRequest, SubmitProposalsRequest, TraceContext};
 use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+use crate::credentials::HostKey;
+
+type Client = TradingEngineClient<InterceptedService<Channel, HostKey>>;
 
 /// Why proposals could not be delivered.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +56,8 @@ impl Default for RetryPolicy {
 /// A host's connection to the engine.
 #[derive(Clone)]
 pub struct EngineLink {
-    client: TradingEngineClient<Channel>,
+    channel: Channel,
+    client: Client,
     policy: RetryPolicy,
 }
 
@@ -63,10 +69,18 @@ impl EngineLink {
             .connect_timeout(Duration::from_secs(2))
             .timeout(policy.request_timeout)
             .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
         Ok(EngineLink {
-            client: TradingEngineClient::new(endpoint.connect_lazy()),
+            client: TradingEngineClient::with_interceptor(channel.clone(), HostKey::none()),
+            channel,
             policy,
         })
+    }
+
+    /// Sends `key` with every call (an engine served with its registry needs a host key).
+    pub fn with_key(mut self, key: HostKey) -> Self {
+        self.client = TradingEngineClient::with_interceptor(self.channel.clone(), key);
+        self
     }
 
     /// Delivers every proposal, retrying transient failures until accepted or shut down.
@@ -139,7 +153,7 @@ impl EngineLink {
         mut call: F,
     ) -> Result<T, DeliveryError>
     where
-        F: FnMut(TradingEngineClient<Channel>) -> Fut,
+        F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut backoff = self.policy.initial;

@@ -10,8 +10,10 @@
 //! - [`assemble`]: one way to build a host, for the CLI and the tests.
 //! - [`metrics`]: the host's Prometheus metrics.
 //! - [`delivery`]: the engine link that retries without losing or duplicating proposals.
+//! - [`credentials`]: the host's key on every call to the engine and the registry.
 
 pub mod assemble;
+pub mod credentials;
 pub mod delivery;
 pub mod fleet;
 pub mod market;
@@ -22,6 +24,7 @@ pub mod service;
 pub mod translate;
 
 pub use assemble::{AssembleError, BusSeat};
+pub use credentials::{HostKey, KeyError};
 pub use delivery::{DeliveryError, EngineLink, RetryPolicy};
 pub use fleet::{
     Answer, Fleet, FleetError, FleetStats, Identity, Member, RunOutput, Runner, Switch,

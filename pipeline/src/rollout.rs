@@ -30,8 +30,10 @@ use stratbox_proto::v1::{
     self, DeploymentSet, FetchComponentRequest, RolloutReport, WatchDeploymentsRequest,
 };
 use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::credentials::HostKey;
 use crate::fleet::{Fleet, FleetError, Switch};
 use crate::roster::{self, Deployment};
 
@@ -441,7 +443,8 @@ fn log_outcome(o: &Outcome) {
 /// where rollout reports go. Needs no operator credential.
 #[derive(Clone)]
 pub struct RegistryLink {
-    client: RegistryClient<Channel>,
+    channel: Channel,
+    client: RegistryClient<InterceptedService<Channel, HostKey>>,
 }
 
 impl RegistryLink {
@@ -451,10 +454,19 @@ impl RegistryLink {
             .map_err(|e| RolloutError::BadAddress(url.to_owned(), e.to_string()))?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
         Ok(RegistryLink {
-            client: RegistryClient::new(endpoint.connect_lazy())
+            client: RegistryClient::with_interceptor(channel.clone(), HostKey::none())
                 .max_decoding_message_size(64 << 20),
+            channel,
         })
+    }
+
+    /// Sends `key` with every call (watching, fetching and reporting need a host key).
+    pub fn with_key(mut self, key: HostKey) -> Self {
+        self.client = RegistryClient::with_interceptor(self.channel.clone(), key)
+            .max_decoding_message_size(64 << 20);
+        self
     }
 
     pub async fn report(&self, report: RolloutReport) -> Result<(), tonic::Status> {

@@ -9,12 +9,17 @@ pub mod v1 {
     tonic::include_proto!("stratbox.v1");
 }
 
-/// The encoded `FileDescriptorSet` of every stratbox proto, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/stratbox_descriptor.bin"));
+/// The encoded `FileDescriptorSet` of what the engine serves (trading, registry), for its
+/// gRPC server reflection.
+pub const ENGINE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/engine_descriptor.bin"));
+
+/// The encoded `FileDescriptorSet` of what the signer serves, for its reflection.
+pub const SIGNER_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/signer_descriptor.bin"));
 
 mod address;
 mod amount;
 
-pub use address::{AddressError, parse_address};
+pub use address::{AddressError, checksummed, parse_address};
 pub use amount::{AmountError, U256, parse_amount};

@@ -1,4 +1,5 @@
-//! Operators and their API keys.
+//! Operators, hosts and their API keys (see `stratbox_engine::access` for what each role
+//! may do).
 //!
 //! A key is 32 bytes from the operating system's random source, handed to the operator once
 //! as 64 hex digits. The database keeps only `sha256(key text)`.
@@ -13,7 +14,12 @@
 //! and without stopping at the first match, so response timing says nothing about how much
 //! of a hash matched. Keys are never logged; only operator names are.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use sqlx::{AnyPool, Row};
+use stratbox_engine::Role;
 use subtle::ConstantTimeEq;
 
 use crate::error::RegistryError;
@@ -22,6 +28,13 @@ use crate::error::RegistryError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operator {
     pub name: String,
+}
+
+/// A key's holder: its name and the one role the key grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
 }
 
 /// A freshly generated key. `Debug` does not print it.
@@ -76,7 +89,7 @@ pub fn check_operator_name(name: &str) -> Result<(), RegistryError> {
 pub fn bearer(metadata: &tonic::metadata::MetadataMap) -> Result<&str, RegistryError> {
     let value = metadata.get("authorization").ok_or_else(|| {
         RegistryError::Unauthenticated(
-            "this call needs `authorization: Bearer <operator api key>`".into(),
+            "this call needs `authorization: Bearer <api key>` (an operator's or a host's, as the call requires)".into(),
         )
     })?;
     let text = value.to_str().map_err(|_| {
@@ -93,32 +106,63 @@ pub fn bearer(metadata: &tonic::metadata::MetadataMap) -> Result<&str, RegistryE
     Ok(key)
 }
 
-/// Finds the operator whose key this is.
-pub async fn authenticate(pool: &AnyPool, key: &str) -> Result<Operator, RegistryError> {
+/// Finds the principal whose key this is, among keys not revoked.
+pub async fn authenticate(pool: &AnyPool, key: &str) -> Result<Principal, RegistryError> {
     let presented = key_hash(key);
-    let rows = sqlx::query("SELECT name, key_hash FROM operators ORDER BY name")
-        .fetch_all(pool)
-        .await?;
-    let mut found: Option<String> = None;
+    let rows = sqlx::query(
+        "SELECT name, key_hash, role FROM operators WHERE revoked_at_ms = 0 ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut found: Option<(String, String)> = None;
     for row in &rows {
         let stored: String = row.try_get("key_hash")?;
         let name: String = row.try_get("name")?;
+        let role: String = row.try_get("role")?;
         // No early exit: every row is compared whatever the outcome.
         let equal: bool = stored.as_bytes().ct_eq(presented.as_bytes()).into();
         if equal && found.is_none() {
-            found = Some(name);
+            found = Some((name, role));
         }
     }
-    found
-        .map(|name| Operator { name })
-        .ok_or_else(|| RegistryError::Unauthenticated("unknown API key".into()))
+    let (name, role) =
+        found.ok_or_else(|| RegistryError::Unauthenticated("unknown API key".into()))?;
+    let role = Role::parse(&role)
+        .ok_or_else(|| RegistryError::Corrupt(format!("principal {name:?} has role {role:?}")))?;
+    Ok(Principal { name, role })
 }
 
-/// Creates an operator and returns its key (the only time the key exists outside the
-/// operator's hands). Audited with `actor` (who ran the command).
-pub async fn add_operator(
+/// The principal whose key this is, if it holds `role`.
+pub async fn authenticate_as(
+    pool: &AnyPool,
+    key: &str,
+    role: Role,
+) -> Result<String, RegistryError> {
+    let p = authenticate(pool, key).await?;
+    if p.role != role {
+        return Err(RegistryError::PermissionDenied(format!(
+            "this call needs {} key; {:?} holds {} key",
+            article(role),
+            p.name,
+            article(p.role)
+        )));
+    }
+    Ok(p.name)
+}
+
+fn article(role: Role) -> &'static str {
+    match role {
+        Role::Operator => "an operator",
+        Role::Host => "a host",
+    }
+}
+
+/// Creates a principal and returns its key (the only time the key exists outside its
+/// holder's hands). Audited with `actor` (who ran the command).
+pub async fn add_principal(
     pool: &AnyPool,
     name: &str,
+    role: Role,
     actor: &str,
     trace_id: &str,
 ) -> Result<ApiKey, RegistryError> {
@@ -127,25 +171,26 @@ pub async fn add_operator(
     let now = stratbox_engine::store::now_ms();
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
-        "INSERT INTO operators (name, key_hash, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        "INSERT INTO operators (name, key_hash, created_at_ms, role, revoked_at_ms) VALUES ($1, $2, $3, $4, 0) ON CONFLICT (name) DO NOTHING",
     )
     .bind(name)
     .bind(key_hash(key.expose()))
     .bind(now)
+    .bind(role.as_str())
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if inserted == 0 {
         return Err(RegistryError::Invalid(format!(
-            "operator {name:?} exists already"
+            "the name {name:?} is taken (by an operator or a host, revoked or not)"
         )));
     }
     crate::store::audit(
         &mut tx,
         &crate::store::AuditRow {
             actor,
-            action: "operator_added",
-            subject: &format!("operator:{name}"),
+            action: &format!("{}_added", role.as_str()),
+            subject: &format!("{}:{name}", role.as_str()),
             from_state: "",
             to_state: "active",
             detail: "",
@@ -158,40 +203,146 @@ pub async fn add_operator(
     Ok(key)
 }
 
-/// The engine's operator actions (kill switch, restoring a halted strategy) authenticated by
-/// the same keys as the registry's: `authorization: Bearer <key>` names the operator whose
-/// key it is. Hand it to `stratbox_engine::server::serve_grpc_with_operators`.
-#[derive(Clone)]
-pub struct Operators {
-    pool: AnyPool,
+/// Creates an operator (see [`add_principal`]).
+pub async fn add_operator(
+    pool: &AnyPool,
+    name: &str,
+    actor: &str,
+    trace_id: &str,
+) -> Result<ApiKey, RegistryError> {
+    add_principal(pool, name, Role::Operator, actor, trace_id).await
 }
 
-impl Operators {
+/// Revokes `name`'s key: from this commit on it authenticates nothing (operator calls read
+/// the table every time; hosts' calls within [`HOST_KEY_CACHE`]). Audited.
+pub async fn revoke(
+    pool: &AnyPool,
+    name: &str,
+    role: Role,
+    actor: &str,
+    trace_id: &str,
+) -> Result<(), RegistryError> {
+    let now = stratbox_engine::store::now_ms();
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE operators SET revoked_at_ms = $1 WHERE name = $2 AND role = $3 AND revoked_at_ms = 0",
+    )
+    .bind(now)
+    .bind(name)
+    .bind(role.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(RegistryError::NotFound(format!(
+            "no active {} named {name:?}",
+            role.as_str()
+        )));
+    }
+    crate::store::audit(
+        &mut tx,
+        &crate::store::AuditRow {
+            actor,
+            action: &format!("{}_revoked", role.as_str()),
+            subject: &format!("{}:{name}", role.as_str()),
+            from_state: "active",
+            to_state: "revoked",
+            detail: "",
+            trace_id,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How long a host key, once checked, is trusted without reading the table again: hosts
+/// submit thousands of batches a second, and one query per batch would cost more than the
+/// batch. Operators' calls are rare and always read the table, so revoking an operator is
+/// effective at once; revoking a host within this long.
+pub const HOST_KEY_CACHE: Duration = Duration::from_secs(2);
+
+/// Authenticates calls for the engine and the registry: operator calls against the table
+/// every time, host calls through a short cache (see [`HOST_KEY_CACHE`]).
+pub struct Keys {
+    pool: AnyPool,
+    /// key hash -> (host name, when checked)
+    hosts: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl Keys {
     /// Over the engine's pool (the `operators` table).
-    pub fn new(pool: AnyPool) -> Operators {
-        Operators { pool }
+    pub fn new(pool: AnyPool) -> Keys {
+        Keys {
+            pool,
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The principal holding `key` in `role`.
+    pub async fn check(&self, key: &str, role: Role) -> Result<String, RegistryError> {
+        if role == Role::Host {
+            let hash = key_hash(key);
+            {
+                let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((name, at)) = hosts.get(&hash)
+                    && at.elapsed() < HOST_KEY_CACHE
+                {
+                    return Ok(name.clone());
+                }
+            }
+            let name = authenticate_as(&self.pool, key, Role::Host).await?;
+            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded: stale entries go when the map grows (hosts are few).
+            if hosts.len() > 4096 {
+                hosts.retain(|_, (_, at)| at.elapsed() < HOST_KEY_CACHE);
+            }
+            hosts.insert(hash, (name.clone(), Instant::now()));
+            return Ok(name);
+        }
+        authenticate_as(&self.pool, key, role).await
     }
 }
 
-impl stratbox_engine::OperatorAuth for Operators {
+impl stratbox_engine::Access for Keys {
     fn authenticate<'a>(
         &'a self,
         metadata: &'a tonic::metadata::MetadataMap,
-    ) -> stratbox_engine::operators::AuthFuture<'a> {
+        role: Role,
+    ) -> stratbox_engine::access::AuthFuture<'a> {
         Box::pin(async move {
             let key = bearer(metadata)?;
-            Ok(authenticate(&self.pool, key).await?.name)
+            Ok(self.check(key, role).await?)
         })
     }
 }
 
-/// Operator names and creation times, for listing (never hashes).
-pub async fn list_operators(pool: &AnyPool) -> Result<Vec<(String, i64)>, RegistryError> {
-    let rows = sqlx::query("SELECT name, created_at_ms FROM operators ORDER BY name")
-        .fetch_all(pool)
-        .await?;
+/// A principal as listed (never its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub created_at_ms: i64,
+    /// 0 while the key is valid.
+    pub revoked_at_ms: i64,
+}
+
+/// Principals of `role`, revoked ones included.
+pub async fn list(pool: &AnyPool, role: Role) -> Result<Vec<Listed>, RegistryError> {
+    let rows = sqlx::query(
+        "SELECT name, created_at_ms, revoked_at_ms FROM operators WHERE role = $1 ORDER BY name",
+    )
+    .bind(role.as_str())
+    .fetch_all(pool)
+    .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("name")?, r.try_get("created_at_ms")?)))
+        .map(|r| {
+            Ok(Listed {
+                name: r.try_get("name")?,
+                created_at_ms: r.try_get("created_at_ms")?,
+                revoked_at_ms: r.try_get("revoked_at_ms")?,
+            })
+        })
         .collect()
 }
 
@@ -215,7 +366,10 @@ mod tests {
     }
 
     #[test]
-    fn bearer_parsing() {
+    fn bearer_parsing_and_roles() {
+        assert_eq!(Role::parse(Role::Host.as_str()), Some(Role::Host));
+        assert_eq!(Role::parse(Role::Operator.as_str()), Some(Role::Operator));
+        assert_eq!(Role::parse("admin"), None);
         let mut m = tonic::metadata::MetadataMap::new();
         assert!(bearer(&m).is_err());
         m.insert("authorization", "Basic abc".parse().expect("ascii"));

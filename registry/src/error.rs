@@ -35,8 +35,11 @@ pub enum RegistryError {
     /// A rollback with nothing before the current deployment, and the like.
     #[error("{0}")]
     Precondition(String),
-    #[error("missing operator credentials: {0}")]
+    #[error("missing credentials: {0}")]
     Unauthenticated(String),
+    /// A valid key of the wrong role.
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("corrupt row: {0}")]
@@ -55,6 +58,7 @@ impl From<RegistryError> for tonic::Status {
             RegistryError::NotFound(_) => tonic::Status::not_found(e.to_string()),
             RegistryError::Precondition(_) => tonic::Status::failed_precondition(e.to_string()),
             RegistryError::Unauthenticated(_) => tonic::Status::unauthenticated(e.to_string()),
+            RegistryError::PermissionDenied(_) => tonic::Status::permission_denied(e.to_string()),
             RegistryError::Db(_) | RegistryError::Corrupt(_) | RegistryError::Compiler(_) => {
                 tracing::error!(error = %e, "registry error");
                 tonic::Status::unavailable(e.to_string())

@@ -15,6 +15,7 @@ use crate::admission::{self, Compiler, DEFAULT_COMPILE_TIMEOUT, DEFAULT_MAX_COMP
 use crate::auth::{self, Operator};
 use crate::error::RegistryError;
 use crate::store::{self, AuditRow, DeploymentRow};
+use stratbox_engine::Role;
 
 /// Limits of what operators may ask for.
 #[derive(Debug, Clone)]
@@ -52,31 +53,42 @@ struct Inner {
     backend: Backend,
     config: RegistryConfig,
     compiler: Arc<dyn Compiler>,
+    keys: Arc<auth::Keys>,
     /// Serialises changes in this process, so revisions are published in order and two
     /// uploads of one name do not race for the same version number (the primary keys
     /// would refuse the loser anyway).
     write: Mutex<()>,
     desired: watch::Sender<Arc<v1::DeploymentSet>>,
+    /// Hosts with a `WatchDeployments` stream open now, and how many each has.
+    watchers: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
     /// Set once at shutdown: ends every watch stream, so the gRPC server can drain.
     closed: watch::Sender<bool>,
 }
 
-/// Strategy names become subjects in `audit_log`, labels and map keys on hosts.
-pub fn check_strategy_name(name: &str) -> Result<(), RegistryError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(RegistryError::Invalid(format!(
-            "strategy name {:?}: 1 to 64 characters of a-z 0-9 - _ . starting with a letter or digit",
-            name.chars().take(80).collect::<String>()
-        )))
+/// Keeps a host counted as watching while its stream lives.
+pub struct WatchGuard {
+    host: String,
+    watchers: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        let mut w = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = w.get_mut(&self.host) {
+            *n -= 1;
+            if *n == 0 {
+                w.remove(&self.host);
+            }
+        }
     }
+}
+
+/// Strategy names become subjects in `audit_log`, labels and map keys on hosts, and parts
+/// of ledger account names: the engine's rule for proposals, so every admitted name can
+/// propose.
+pub fn check_strategy_name(name: &str) -> Result<(), RegistryError> {
+    stratbox_engine::proposal::check_strategy_name(name)
+        .map_err(|e| RegistryError::Invalid(format!("strategy name {e}")))
 }
 
 /// "" = newest; otherwise a version number 1, 2, ...
@@ -117,14 +129,17 @@ impl Registry {
         let set = store::deployment_set(&mut *pool.acquire().await?).await?;
         let (desired, _) = watch::channel(Arc::new(set));
         let (closed, _) = watch::channel(false);
+        let keys = Arc::new(auth::Keys::new(pool.clone()));
         Ok(Registry {
             inner: Arc::new(Inner {
                 pool,
                 backend,
                 config,
+                keys,
                 compiler,
                 write: Mutex::new(()),
                 desired,
+                watchers: Arc::default(),
                 closed,
             }),
         })
@@ -144,12 +159,19 @@ impl Registry {
 
     /// The operator holding this API key.
     pub async fn authenticate(&self, key: &str) -> Result<Operator, RegistryError> {
-        auth::authenticate(&self.inner.pool, key).await
+        Ok(Operator {
+            name: self.inner.keys.check(key, Role::Operator).await?,
+        })
     }
 
-    /// The engine's operator authentication, by this registry's keys.
-    pub fn operators(&self) -> Arc<dyn stratbox_engine::OperatorAuth> {
-        Arc::new(auth::Operators::new(self.inner.pool.clone()))
+    /// The host holding this API key.
+    pub async fn authenticate_host(&self, key: &str) -> Result<String, RegistryError> {
+        self.inner.keys.check(key, Role::Host).await
+    }
+
+    /// The engine's authentication (operators and hosts), by this registry's keys.
+    pub fn access(&self) -> Arc<dyn stratbox_engine::Access> {
+        self.inner.keys.clone()
     }
 
     /// Admits and stores a component as the next version of `name`. Re-uploading bytes
@@ -254,6 +276,7 @@ impl Registry {
             versions,
             deployments,
             rollouts,
+            watching_hosts: self.watching_hosts(),
         })
     }
 
@@ -462,6 +485,31 @@ impl Registry {
         self.inner.desired.borrow().clone()
     }
 
+    /// Counts `host` as watching until the returned guard is dropped (its stream ends).
+    pub fn watching(&self, host: &str) -> WatchGuard {
+        let mut w = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *w.entry(host.to_owned()).or_default() += 1;
+        WatchGuard {
+            host: host.to_owned(),
+            watchers: Arc::clone(&self.inner.watchers),
+        }
+    }
+
+    /// The hosts watching deployments now.
+    pub fn watching_hosts(&self) -> Vec<String> {
+        self.inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// A receiver holding the current desired state and woken by every change.
     pub fn subscribe(&self) -> watch::Receiver<Arc<v1::DeploymentSet>> {
         self.inner.desired.subscribe()
@@ -493,17 +541,32 @@ impl Registry {
             .ok_or_else(|| RegistryError::NotFound(format!("no component {sha256}")))
     }
 
-    /// Records a host's report. Hosts hold no operator key, so the report is bounded and
-    /// kept only as the newest per (host, strategy).
-    pub async fn report_rollout(&self, mut r: v1::RolloutReport) -> Result<(), RegistryError> {
-        if r.host.is_empty() || r.host.len() > 128 {
-            return Err(RegistryError::Invalid(
-                "host must be 1 to 128 characters".into(),
-            ));
-        }
+    /// Records a host's report, under the authenticated host's name (whatever the report
+    /// says). Only a report about a deployment that exists is kept: its revision must be a
+    /// deployment of this strategy at this version. Bounded, and kept only as the newest
+    /// per (host, strategy).
+    pub async fn report_rollout(
+        &self,
+        host: &str,
+        mut r: v1::RolloutReport,
+    ) -> Result<(), RegistryError> {
+        r.host = host.to_owned();
         check_strategy_name(&r.name)?;
         if r.version.len() > 20 {
             return Err(RegistryError::Invalid("version too long".into()));
+        }
+        let mut conn = self.inner.pool.acquire().await?;
+        let deployed = store::deployment_at(&mut conn, r.revision).await?;
+        match deployed {
+            Some(d) if d.deployment.name == r.name && d.deployment.version == r.version => {}
+            _ => {
+                return Err(RegistryError::Invalid(format!(
+                    "revision {} is not a deployment of {} at version {:?}",
+                    r.revision,
+                    r.name,
+                    r.version.chars().take(20).collect::<String>()
+                )));
+            }
         }
         if r.error.len() > 2048 {
             let mut cut = 2048;
@@ -515,7 +578,7 @@ impl Registry {
         if r.at_ms == 0 {
             r.at_ms = now_ms();
         }
-        store::put_rollout(&mut *self.inner.pool.acquire().await?, &r).await
+        store::put_rollout(&mut conn, &r).await
     }
 
     /// The audit trail of one strategy (subject `strategy:NAME`).

@@ -2,8 +2,10 @@
 //!
 //! Upload, deploy, scale and rollback need `authorization: Bearer <operator api key>`;
 //! without one the call is `UNAUTHENTICATED` before anything else happens. The calls hosts
-//! make (watch, fetch, report) and the reading calls (list, show) need no key: hosts hold
-//! no operator credential, and what they read is what they are told to run anyway.
+//! make (watch, fetch, report) need a host's key (`stratbox host-key add`), which grants
+//! nothing else: a report is recorded under the key's host, never under a name the report
+//! claims. Watching and fetching also take an operator's key (operators read what runs).
+//! The reading calls (list, show) need no key.
 
 use std::pin::Pin;
 
@@ -56,6 +58,24 @@ impl RegistryService {
     async fn operator<T>(&self, request: &Request<T>) -> Result<Operator, Status> {
         let key = auth::bearer(request.metadata())?;
         Ok(self.registry.authenticate(key).await?)
+    }
+
+    async fn host<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let key = auth::bearer(request.metadata())?;
+        Ok(self.registry.authenticate_host(key).await?)
+    }
+
+    /// A host, or an operator: who may see what runs. Returns the name and whether it is
+    /// a host.
+    async fn reader<T>(&self, request: &Request<T>) -> Result<(String, bool), Status> {
+        let key = auth::bearer(request.metadata())?;
+        match self.registry.authenticate_host(key).await {
+            Ok(host) => Ok((host, true)),
+            Err(crate::RegistryError::PermissionDenied(_)) => {
+                Ok((self.registry.authenticate(key).await?.name, false))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -158,15 +178,19 @@ impl RegistryRpc for RegistryService {
         &self,
         request: Request<v1::WatchDeploymentsRequest>,
     ) -> Result<Response<Self::WatchDeploymentsStream>, Status> {
+        let (who, is_host) = self.reader(&request).await?;
         let host: String = request.into_inner().host.chars().take(128).collect();
-        tracing::info!(host = %host, "host watching deployments");
+        tracing::info!(principal = %who, host = %host, "watching deployments");
+        // A host counts as watching while its stream lives: `strategy deploy` waits for
+        // the reports of exactly these.
+        let guard = is_host.then(|| self.registry.watching(&who));
         let desired = self.registry.subscribe();
         let closed = self.registry.closed();
         // First the whole current set, then the newest set after each change (changes in
         // between coalesce: a host only needs the newest desired state).
         let stream = futures::stream::unfold(
-            (desired, closed, true),
-            |(mut desired, mut closed, first)| async move {
+            (desired, closed, true, guard),
+            |(mut desired, mut closed, first, guard)| async move {
                 if *closed.borrow() {
                     return None;
                 }
@@ -177,7 +201,7 @@ impl RegistryRpc for RegistryService {
                     }
                 }
                 let set = (**desired.borrow_and_update()).clone();
-                Some((Ok(set), (desired, closed, false)))
+                Some((Ok(set), (desired, closed, false, guard)))
             },
         );
         Ok(Response::new(Box::pin(stream)))
@@ -187,6 +211,7 @@ impl RegistryRpc for RegistryService {
         &self,
         request: Request<v1::FetchComponentRequest>,
     ) -> Result<Response<v1::Component>, Status> {
+        self.reader(&request).await?;
         let sha256 = request.into_inner().sha256;
         let bytes = self.registry.fetch_component(&sha256).await?;
         Ok(Response::new(v1::Component { sha256, bytes }))
@@ -196,9 +221,10 @@ impl RegistryRpc for RegistryService {
         &self,
         request: Request<v1::RolloutReport>,
     ) -> Result<Response<v1::RolloutAck>, Status> {
+        let host = self.host(&request).await?;
         let report = request.into_inner();
-        tracing::info!(host = %report.host.chars().take(128).collect::<String>(), strategy = %report.name.chars().take(64).collect::<String>(), switched = report.switched, max_pause_ns = report.max_pause_ns, "rollout report");
-        self.registry.report_rollout(report).await?;
+        tracing::info!(host = %host, strategy = %report.name.chars().take(64).collect::<String>(), switched = report.switched, max_pause_ns = report.max_pause_ns, "rollout report");
+        self.registry.report_rollout(&host, report).await?;
         Ok(Response::new(v1::RolloutAck {}))
     }
 }

@@ -332,18 +332,43 @@ async fn lifecycle(kind: &str) {
     ));
 
     // Show: versions, deployments newest first, rollout reports.
+    // A report about a deployment that does not exist (a version never deployed, or a
+    // revision of another strategy) is refused and not shown.
+    for (version, revision) in [("999", 6), ("1", 999), ("2", 6)] {
+        assert!(
+            matches!(
+                registry
+                    .report_rollout(
+                        "h1",
+                        v1::RolloutReport {
+                            name: "maker".into(),
+                            version: version.into(),
+                            revision,
+                            switched: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await,
+                Err(RegistryError::Invalid(_))
+            ),
+            "a report of {version}@{revision} was accepted"
+        );
+    }
     registry
-        .report_rollout(v1::RolloutReport {
-            host: "h1".into(),
-            name: "maker".into(),
-            version: "1".into(),
-            revision: 6,
-            switched: true,
-            max_pause_ns: 41_000,
-            markets: 3,
-            instances: 2,
-            ..Default::default()
-        })
+        .report_rollout(
+            "h1",
+            v1::RolloutReport {
+                host: "someone-else".into(),
+                name: "maker".into(),
+                version: "1".into(),
+                revision: 6,
+                switched: true,
+                max_pause_ns: 41_000,
+                markets: 3,
+                instances: 2,
+                ..Default::default()
+            },
+        )
         .await
         .expect("report");
     let shown = registry.show("maker").await.expect("show");
@@ -351,6 +376,10 @@ async fn lifecycle(kind: &str) {
     let revs: Vec<u64> = shown.deployments.iter().map(|d| d.revision).collect();
     assert_eq!(revs, vec![6, 5, 4, 2, 1]);
     assert_eq!(shown.rollouts.len(), 1);
+    assert_eq!(
+        shown.rollouts[0].host, "h1",
+        "recorded under the key's host"
+    );
     assert_eq!(shown.rollouts[0].max_pause_ns, 41_000);
     assert!(shown.rollouts[0].at_ms > 0);
     assert!(matches!(
@@ -643,10 +672,10 @@ async fn engine_operator_actions(kind: &str) {
     let key = auth::add_operator(store.pool(), "dave", "db:test", "t")
         .await
         .expect("add");
-    let chain = stratbox_engine::chain::SimChain::embedded().expect("embedded chain");
+    let chain = stratbox_engine::ChainState::embedded().expect("embedded chain");
     let engine = stratbox_engine::Engine::start(
         store.clone(),
-        Box::new(chain),
+        chain,
         stratbox_engine::EngineSettings::default(),
     )
     .await
@@ -656,10 +685,19 @@ async fn engine_operator_actions(kind: &str) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(stratbox_engine::server::serve_grpc_with_operators(
+    let host_key = auth::add_principal(
+        store.pool(),
+        "host-1",
+        stratbox_engine::Role::Host,
+        "db:test",
+        "t",
+    )
+    .await
+    .expect("add a host");
+    let server = tokio::spawn(stratbox_engine::server::serve_grpc_with_access(
         engine.clone(),
         stratbox_registry::routes(registry.clone()),
-        Some(registry.operators()),
+        Some(registry.access()),
         listener,
         async move {
             let _ = stop_rx.wait_for(|s| *s).await;
@@ -690,6 +728,14 @@ async fn engine_operator_actions(kind: &str) {
         .set_kill_switch(keyed(kill(), key.expose()))
         .await
         .expect_err("the key is not mallory's");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    // A host's key grants nothing an operator's does.
+    let mut req = kill();
+    req.get_mut().operator = String::new();
+    let e = client
+        .set_kill_switch(keyed(req, host_key.expose()))
+        .await
+        .expect_err("a host key");
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     assert!(!engine.kill_switch().engaged);
     let mut req = kill();
@@ -782,6 +828,54 @@ async fn engine_operator_actions(kind: &str) {
         .expect("a read needs no key")
         .into_inner();
     assert_eq!(p.level, "L1");
+
+    // The registry's host calls need a host key; an operator's is not one.
+    let mut reg =
+        stratbox_proto::v1::registry_client::RegistryClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect");
+    let report = || v1::RolloutReport {
+        host: "h-forged".into(),
+        name: "maker".into(),
+        version: "999".into(),
+        revision: 1,
+        switched: true,
+        ..Default::default()
+    };
+    let e = reg
+        .report_rollout(report())
+        .await
+        .expect_err("a report without a key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let e = reg
+        .report_rollout(keyed(tonic::Request::new(report()), key.expose()))
+        .await
+        .expect_err("a report with an operator's key");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    let e = reg
+        .report_rollout(keyed(tonic::Request::new(report()), host_key.expose()))
+        .await
+        .expect_err("a report about a version never deployed");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+
+    // Revoking an operator takes effect at the next call.
+    auth::revoke(
+        store.pool(),
+        "dave",
+        stratbox_engine::Role::Operator,
+        "db:test",
+        "t",
+    )
+    .await
+    .expect("revoke");
+    let mut req = kill();
+    req.get_mut().operator = String::new();
+    let e = client
+        .set_kill_switch(keyed(req, key.expose()))
+        .await
+        .expect_err("a revoked key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(!engine.kill_switch().engaged);
 
     registry.shutdown();
     let _ = stop_tx.send(true);

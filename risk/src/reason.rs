@@ -54,12 +54,19 @@ pub enum ReasonCode {
     /// more to execute than the operator allows. Added after the others, so indexes of the
     /// older codes are unchanged.
     GasPrice,
+    /// The proposal names a pool the engine does not trade.
+    UnknownPool,
+    /// The proposal names a strategy (or a version of it) the registry does not know.
+    UnknownStrategy,
+    /// The trade could not be simulated (the chain's node did not answer in time): nothing
+    /// is known about its outcome, so it is refused, never passed.
+    SimUnavailable,
 }
 
 impl ReasonCode {
     /// Every code, in gate order then the engine's post-simulation codes. Metric exports
     /// iterate this so each code has a series even at zero.
-    pub const ALL: [ReasonCode; 18] = [
+    pub const ALL: [ReasonCode; 21] = [
         ReasonCode::KillSwitch,
         ReasonCode::StaleWatermark,
         ReasonCode::OracleMissing,
@@ -78,6 +85,9 @@ impl ReasonCode {
         ReasonCode::SimMaxIn,
         ReasonCode::BadInput,
         ReasonCode::GasPrice,
+        ReasonCode::UnknownPool,
+        ReasonCode::UnknownStrategy,
+        ReasonCode::SimUnavailable,
     ];
 
     /// Number of codes; sizes the metric counter array.
@@ -104,6 +114,9 @@ impl ReasonCode {
             ReasonCode::SimMaxIn => "sim_max_in",
             ReasonCode::BadInput => "bad_input",
             ReasonCode::GasPrice => "gas_price",
+            ReasonCode::UnknownPool => "unknown_pool",
+            ReasonCode::UnknownStrategy => "unknown_strategy",
+            ReasonCode::SimUnavailable => "sim_unavailable",
         }
     }
 
@@ -194,6 +207,9 @@ mod tests {
             "sim_max_in",
             "bad_input",
             "gas_price",
+            "unknown_pool",
+            "unknown_strategy",
+            "sim_unavailable",
         ];
         assert_eq!(ReasonCode::ALL.len(), expected.len());
         for (i, (code, s)) in ReasonCode::ALL.iter().zip(expected).enumerate() {

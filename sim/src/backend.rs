@@ -2,7 +2,8 @@
 //! every account was created here) or an RPC node at a fixed block (a fork).
 //!
 //! The fork keeps what it fetched behind `RwLock`s, so that overlays reading through `&self`
-//! (every `simulate`) still fetch each slot at most once.
+//! (every `simulate`) still fetch each slot at most once. Those locks guard map lookups and
+//! inserts only: a fetch from the node runs with no lock held.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -26,9 +27,12 @@ pub enum BackendError {
 
 impl DBErrorMarker for BackendError {}
 
+/// Cloning a backend shares the fork's cache: every clone reads the same node at the same
+/// block, so what one fetched the others need not fetch again.
+#[derive(Clone)]
 pub(crate) enum Backend {
     Empty,
-    Fork(Box<ForkDb>),
+    Fork(std::sync::Arc<ForkDb>),
 }
 
 pub(crate) type BaseDb = CacheDB<Backend>;

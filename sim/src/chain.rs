@@ -31,6 +31,9 @@ pub const DEFAULT_MARKET_MAKER: Address = address!("0x5b0c0de0000000000000000000
 /// Where a fork installs the executor (nothing is deployed there on real chains).
 pub const FORK_EXECUTOR: Address = address!("0x5b0c0de0000000000000000000000000000e8ec0");
 
+/// How long a forked chain waits for one answer from its node.
+pub const FORK_RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Per transaction. Below Osaka's 2^24 transaction gas cap; a Uniswap swap needs ~150k.
 pub const TX_GAS_LIMIT: u64 = 16_000_000;
 
@@ -40,7 +43,20 @@ const SEED_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 8]); // 2^200
 
 type Evm<DB> = MainnetEvm<MainnetContext<DB>>;
 
+/// How [`Chain::simulate_with`] runs a simulation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimOptions<'a> {
+    /// Wei per gas the transactions pay (also the simulated block's base fee).
+    pub gas_price: u128,
+    /// Given to the sender on the simulation's overlay first, if any.
+    pub funding: Option<&'a crate::Funding>,
+}
+
 /// revm state with the real contracts; see the crate docs for thread safety.
+///
+/// Cloning copies the committed state (a fork's node cache is shared, not copied), which is
+/// how an owner publishes a changed chain while simulations keep reading the old one.
+#[derive(Clone)]
 pub struct Chain {
     pub(crate) db: BaseDb,
     cfg: CfgEnv,
@@ -164,7 +180,13 @@ impl Chain {
         let url: alloy::transports::http::reqwest::Url = rpc_url
             .parse()
             .map_err(|e| SimError::Invalid(format!("rpc url {rpc_url:?}: {e}")))?;
-        let provider = ProviderBuilder::new().connect_http(url).erased();
+        // A node that stops answering must fail a simulation, not hang the thread that runs
+        // it for ever.
+        let client = alloy::transports::http::reqwest::Client::builder()
+            .timeout(FORK_RPC_TIMEOUT)
+            .build()
+            .map_err(|e| SimError::Invalid(format!("building the RPC client: {e}")))?;
+        let provider = ProviderBuilder::new().connect_reqwest(client, url).erased();
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|e| SimError::Invalid(format!("Chain::fork needs a Tokio runtime: {e}")))?;
         let number = match block {
@@ -186,7 +208,7 @@ impl Chain {
 
         let remote = AsyncDb::with_handle(AlloyDB::new(provider, number.into()), handle);
         let mut chain = Self::with_backend(
-            Backend::Fork(Box::new(ForkDb::new(remote))),
+            Backend::Fork(std::sync::Arc::new(ForkDb::new(remote))),
             chain_id,
             number + 1,
             timestamp + 12,
@@ -226,6 +248,11 @@ impl Chain {
 
     pub fn executor(&self) -> Address {
         self.executor
+    }
+
+    /// True for a fork: reading state it has not cached yet waits on the node.
+    pub fn is_fork(&self) -> bool {
+        matches!(self.db.db, Backend::Fork(_))
     }
 
     pub fn factory(&self) -> Option<Address> {
@@ -306,21 +333,45 @@ impl Chain {
     /// a sender that cannot pay `gas limit x price` up front is refused as the chain would
     /// refuse it (an error, not an outcome).
     pub fn simulate(&self, from: Address, actions: &[Action]) -> Result<Vec<Outcome>, SimError> {
+        self.simulate_with(
+            from,
+            actions,
+            &SimOptions {
+                gas_price: self.sim_gas_price,
+                funding: None,
+            },
+        )
+    }
+
+    /// [`Chain::simulate`] at `options.gas_price`, with `from` first given
+    /// `options.funding` on the same overlay (a shadow account holds nothing on chain).
+    /// Takes `&self` and changes nothing shared, so any number of threads may run it on
+    /// one chain while its owner prepares the next state on a clone.
+    pub fn simulate_with(
+        &self,
+        from: Address,
+        actions: &[Action],
+        options: &SimOptions<'_>,
+    ) -> Result<Vec<Outcome>, SimError> {
         let priced;
-        let block = if self.sim_gas_price == 0 {
+        let block = if options.gas_price == 0 {
             &self.block
         } else {
             priced = BlockEnv {
-                basefee: u64::try_from(self.sim_gas_price).unwrap_or(u64::MAX),
+                basefee: u64::try_from(options.gas_price).unwrap_or(u64::MAX),
                 ..self.block.clone()
             };
             &priced
         };
-        let mut evm = build_evm(CacheDB::new(&self.db), &self.cfg, block);
+        let mut overlay = CacheDB::new(&self.db);
+        if let Some(funding) = options.funding {
+            funding.apply(&mut overlay, from, self.executor)?;
+        }
+        let mut evm = build_evm(overlay, &self.cfg, block);
         let mut outcomes = Vec::with_capacity(actions.len());
         for action in actions {
             let mut tx = self.action_tx(from, action)?;
-            tx.gas_price = self.sim_gas_price;
+            tx.gas_price = options.gas_price;
             let result = evm.transact_commit(tx).map_err(evm_err)?;
             let state = pool_storage::read(&evm.ctx.journaled_state.database, action.pool())?;
             outcomes.push(outcome(action, &result, state)?);

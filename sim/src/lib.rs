@@ -6,13 +6,15 @@
 //! on a throw-away overlay, [`Chain::execute`] committed.
 //!
 //! # Thread safety
-//! `Chain` is `Send + Sync`. [`Chain::simulate`] takes `&self` and writes only to its own
-//! overlay, so any number of threads may simulate at once behind an `RwLock` read guard or an
-//! `Arc`; mutation ([`Chain::execute`], [`Chain::fund`], [`Chain::advance_block`]) needs
-//! `&mut self`. All calls are synchronous and CPU-bound: from async code run them on a blocking
-//! thread (`spawn_blocking`). A forked chain fetches missing state from its RPC node by
-//! blocking on the Tokio runtime it was created in, so it must be used off that runtime's
-//! worker threads, or on a multi-thread runtime (where it uses `block_in_place`).
+//! `Chain` is `Send + Sync + Clone`. [`Chain::simulate`] takes `&self` and writes only to its
+//! own overlay, so any number of threads may simulate at once on an `Arc<Chain>`; mutation
+//! ([`Chain::execute`], [`Chain::fund`], [`Chain::advance_block`]) needs `&mut self`, so an
+//! owner that changes the state does it on a clone and publishes the clone, and nobody waits
+//! on a lock that a simulation holds. All calls are synchronous: from async code run them on
+//! a blocking thread (`spawn_blocking`). A forked chain fetches missing state from its RPC
+//! node by blocking on the Tokio runtime it was created in, so it must never run on that
+//! runtime's worker threads: a worker blocked there may be the one that would have driven
+//! the reply.
 
 mod backend;
 mod chain;
@@ -23,7 +25,10 @@ mod revert;
 
 pub use alloy_primitives::{Address, B256, U256};
 pub use backend::BackendError;
-pub use chain::{Chain, DEFAULT_DEPLOYER, DEFAULT_MARKET_MAKER, TX_GAS_LIMIT};
+pub use chain::{
+    Chain, DEFAULT_DEPLOYER, DEFAULT_MARKET_MAKER, FORK_RPC_TIMEOUT, SimOptions, TX_GAS_LIMIT,
+};
+pub use funding::Funding;
 pub use stratbox_contracts::pool_events::{LiquidityEvent, PoolEvent, SwapEvent};
 
 /// One action, as the strategy world and the engine's proto describe it.

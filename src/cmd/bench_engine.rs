@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use stratbox_engine::chain::SimChain;
+use stratbox_engine::ChainState;
 use stratbox_engine::gates::spot_price_e18;
 use stratbox_engine::proposal::{TradeAction, hex_address};
 use stratbox_engine::store::{
@@ -88,18 +88,15 @@ async fn open(backend: &str, url: &str, no_group_commit: bool) -> anyhow::Result
     let store = Store::connect(url)
         .await
         .with_context(|| format!("opening {backend}"))?;
-    let chain = tokio::task::spawn_blocking(SimChain::embedded).await??;
+    let chain = tokio::task::spawn_blocking(ChainState::embedded).await??;
     let settings = EngineSettings {
         group_commit: !no_group_commit,
         ..EngineSettings::default()
     };
-    let engine = Engine::start(store, Box::new(chain), settings).await?;
-    let pool = engine
-        .with_chain_ref(|c| c.pools().first().copied())
-        .context("no pool")?;
-    let info = engine
-        .with_chain_ref(|c| c.pool(&pool))
-        .context("no pool state")?;
+    let engine = Engine::start(store, chain, settings).await?;
+    let chain = engine.chain();
+    let pool = chain.pools().first().copied().context("no pool")?;
+    let info = chain.pool(&pool).context("no pool state")?;
     let market = market_key(&info.token0, &info.token1);
     for s in ["a", "b", "c"] {
         engine.update_oracle(&market, s, spot_price_e18(info.sqrt_price_x96));
@@ -111,8 +108,8 @@ async fn open(backend: &str, url: &str, no_group_commit: bool) -> anyhow::Result
         amount_in,
         sqrt_price_limit_x96: None,
     };
-    let q = engine
-        .with_chain(|c| c.simulate(sim_address("bench-acct"), &action))
+    let q = chain
+        .simulate(sim_address("bench-acct"), &action, true)
         .map_err(|e| anyhow::anyhow!("quote: {e}"))?;
     Ok(Bench {
         engine,

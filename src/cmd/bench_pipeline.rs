@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
-use stratbox_engine::{Engine, EngineSettings, Store, chain::SimChain, server};
+use stratbox_engine::{ChainState, Engine, EngineSettings, Store, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_market::Walk;
 use stratbox_pipeline::{BusSeat, Deployment, EngineLink, RetryPolicy, assemble};
@@ -46,7 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     settings.risk.sentinel.max_lag_blocks = u64::MAX / 4;
     let engine = Engine::start(
         Store::connect(&database).await?,
-        Box::new(SimChain::embedded()?),
+        ChainState::embedded()?,
         settings,
     )
     .await?;

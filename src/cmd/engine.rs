@@ -8,10 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use std::sync::Arc;
 use stratbox_bus::{CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
-use stratbox_engine::chain::SimChain;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
 use stratbox_engine::{
-    Engine, EngineSettings, ExecutionMode, RiskConfig, Simulator, Store, market_key, server,
+    ChainState, Engine, EngineSettings, ExecutionMode, RiskConfig, Store, market_key, server,
 };
 use stratbox_feed::{Checkpoint, Feed, FeedConfig, FileCheckpoint, MemoryCheckpoint, StartBlock};
 use stratbox_market::follow::ForkFollower;
@@ -89,18 +88,17 @@ fn parse_mode(s: &str) -> Result<ExecutionMode, String> {
 }
 
 fn feed_pool_prices(engine: &Engine) {
-    let quotes: Vec<(String, stratbox_proto::U256)> = engine.with_chain(|c| {
-        c.pools()
-            .iter()
-            .filter_map(|p| c.pool(p))
-            .map(|i| {
-                (
-                    market_key(&i.token0, &i.token1),
-                    spot_price_e18(i.sqrt_price_x96),
-                )
-            })
-            .collect()
-    });
+    let quotes: Vec<(String, stratbox_proto::U256)> = engine
+        .chain()
+        .pool_infos()
+        .iter()
+        .map(|(_, i)| {
+            (
+                market_key(&i.token0, &i.token1),
+                spot_price_e18(i.sqrt_price_x96),
+            )
+        })
+        .collect();
     for (market, price) in quotes {
         for source in ["pool-spot-a", "pool-spot-b", "pool-spot-c"] {
             engine.update_oracle(&market, source, price);
@@ -116,12 +114,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::connect(&args.database)
         .await
         .with_context(|| format!("opening the database {}", redact(&args.database)))?;
-    let chain: Box<dyn Simulator> = match &args.chain {
-        None => Box::new(
-            tokio::task::spawn_blocking(SimChain::embedded)
-                .await?
-                .context("deploying the embedded chain")?,
-        ),
+    let chain = match &args.chain {
+        None => tokio::task::spawn_blocking(ChainState::embedded)
+            .await?
+            .context("deploying the embedded chain")?,
         Some(url) => {
             anyhow::ensure!(
                 !args.pools.is_empty(),
@@ -132,11 +128,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| stratbox_proto::parse_address(p).with_context(|| format!("--pool {p}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            Box::new(
-                SimChain::fork(url, &pools, args.fork_block)
-                    .await
-                    .context("forking the chain")?,
-            )
+            ChainState::fork(url, &pools, args.fork_block, 0, None)
+                .await
+                .context("forking the chain")?
         }
     };
     let settings = EngineSettings {
@@ -147,6 +141,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let engine = Engine::start(store, chain, settings)
         .await
         .context("starting the engine")?;
+    if let Some(url) = &args.chain {
+        engine.set_chain_probe(node_probe(url)?);
+    }
     // A followed chain is quoted by its follower at every block instead.
     if args.oracle_from_pool && args.chain.is_none() {
         feed_pool_prices(&engine);
@@ -181,10 +178,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .context("opening the strategy registry")?;
     // Operator actions on the engine (kill switch, restoring a halted strategy) take the
     // registry's operator keys.
-    let grpc = tokio::spawn(server::serve_grpc_with_operators(
+    let grpc = tokio::spawn(server::serve_grpc_with_access(
         engine.clone(),
         stratbox_registry::routes(registry.clone()),
-        Some(registry.operators()),
+        Some(registry.access()),
         listener,
         stopped(stop_rx.clone()),
     ));
@@ -255,7 +252,7 @@ async fn follow_chain(
     engine: &Engine,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
-    let pools = engine.with_chain(|c| c.pools());
+    let pools = engine.chain().pools();
     let follower = Arc::new(ForkFollower::new(
         engine.clone(),
         url,
@@ -308,6 +305,24 @@ async fn follow_chain(
     );
     Ok(tokio::spawn(async move {
         feed.run(stop).await.map_err(anyhow::Error::from)
+    }))
+}
+
+/// Readiness asks the node for its block number (see `stratbox_engine::health`).
+fn node_probe(url: &str) -> anyhow::Result<stratbox_engine::health::ChainProbe> {
+    use alloy::providers::{Provider, ProviderBuilder};
+    let provider = ProviderBuilder::new()
+        .connect_http(url.parse().with_context(|| format!("--chain {url}"))?)
+        .erased();
+    Ok(std::sync::Arc::new(move || {
+        let provider = provider.clone();
+        Box::pin(async move {
+            provider
+                .get_block_number()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("the chain's node: {e}"))
+        })
     }))
 }
 

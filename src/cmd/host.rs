@@ -12,8 +12,8 @@ use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_pipeline::{
-    BusSeat, Deployment, EngineLink, HostMetrics, RegistryLink, RetryPolicy, Rollout, assemble,
-    rollout,
+    BusSeat, Deployment, EngineLink, HostKey, HostMetrics, RegistryLink, RetryPolicy, Rollout,
+    assemble, rollout,
 };
 use tokio::sync::watch;
 
@@ -64,6 +64,10 @@ pub struct Args {
     /// operator key. With this flag `--strategy`/`--strategies` are optional.
     #[arg(long)]
     pub watch_deployments: bool,
+    /// The host's key (`stratbox host-key add NAME`), in a file: an engine served with its
+    /// registry accepts proposals and rollout reports only from hosts holding one.
+    #[arg(long, env = "STRATBOX_HOST_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
     /// Serve Prometheus `/metrics` on this address (events, calls, fuel, errors by kind,
     /// latencies, proposals).
     #[arg(long)]
@@ -122,7 +126,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "no strategy to run: give --strategy NAME=FILE.wasm, --strategies DIR or --watch-deployments"
         );
     }
-    let link = EngineLink::new(&args.engine, RetryPolicy::default())?;
+    // The key from a file, or from STRATBOX_HOST_KEY (never a flag: it would land in shell
+    // history and `ps`).
+    let key = match (&args.key_file, std::env::var("STRATBOX_HOST_KEY")) {
+        (Some(path), _) => HostKey::from_file(path)?,
+        (None, Ok(text)) => HostKey::new(&text)?,
+        (None, Err(_)) => HostKey::none(),
+    };
+    let link = EngineLink::new(&args.engine, RetryPolicy::default())?.with_key(key.clone());
     let runtime = HostRuntime::new(HostConfig::default())?;
     let mut strategies = Vec::new();
     for (name, file) in &wanted {
@@ -154,7 +165,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (mut service, fleet) =
         assemble::host(link, bus, &seat, strategies, args.workers, &stop).await?;
     let watcher = if args.watch_deployments {
-        let registry = RegistryLink::new(&args.engine)?;
+        let registry = RegistryLink::new(&args.engine)?.with_key(key.clone());
         let rollout = Rollout::new(consumer.clone(), fleet.clone(), runtime.clone(), limits);
         eprintln!(
             "host {consumer}: following the strategy registry at {}",

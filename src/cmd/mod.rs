@@ -6,6 +6,7 @@ pub mod bench_engine;
 pub mod bench_host;
 pub mod bench_pipeline;
 pub mod engine;
+pub mod health;
 pub mod host;
 pub mod kill_switch;
 pub mod operator;

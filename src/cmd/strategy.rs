@@ -83,6 +83,8 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
+        wait: Wait,
+        #[command(flatten)]
         remote: Remote,
     },
     /// Change how many instances the current deployment runs (needs a key).
@@ -90,11 +92,15 @@ pub enum Command {
         name: String,
         instances: u32,
         #[command(flatten)]
+        wait: Wait,
+        #[command(flatten)]
         remote: Remote,
     },
     /// Go back to the deployment before the current one (needs a key).
     Rollback {
         name: String,
+        #[command(flatten)]
+        wait: Wait,
         #[command(flatten)]
         remote: Remote,
     },
@@ -134,11 +140,17 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             target,
             instances,
             config,
+            wait,
             remote,
-        } => deploy(&remote, &target, instances, config.as_deref()).await,
+        } => {
+            let d = deploy(&remote, &target, instances, config.as_deref()).await?;
+            print_deployment(&remote, &d)?;
+            wait.for_hosts(&remote, &d).await
+        }
         Command::Scale {
             name,
             instances,
+            wait,
             remote,
         } => {
             let mut c = client(&remote).await?;
@@ -151,9 +163,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 },
             )?;
             let d = c.scale(req).await.map_err(rpc)?.into_inner();
-            print_deployment(&remote, &d)
+            print_deployment(&remote, &d)?;
+            wait.for_hosts(&remote, &d).await
         }
-        Command::Rollback { name, remote } => {
+        Command::Rollback { name, wait, remote } => {
             let mut c = client(&remote).await?;
             let req = authed(
                 &remote,
@@ -163,7 +176,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 },
             )?;
             let d = c.rollback(req).await.map_err(rpc)?.into_inner();
-            print_deployment(&remote, &d)
+            print_deployment(&remote, &d)?;
+            wait.for_hosts(&remote, &d).await
         }
         Command::Restore {
             name,
@@ -474,7 +488,7 @@ async fn deploy(
     target: &str,
     instances: u32,
     config: Option<&Path>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<v1::Deployment> {
     let (name, version) = match target.split_once('@') {
         Some((n, v)) => (n, v),
         None => (target, ""),
@@ -499,13 +513,122 @@ async fn deploy(
             config_json,
         },
     )?;
-    let d = client(remote)
+    Ok(client(remote)
         .await?
         .deploy(req)
         .await
         .map_err(rpc)?
-        .into_inner();
-    print_deployment(remote, &d)
+        .into_inner())
+}
+
+/// Text from a host, printed without control characters (TODO(merge): the host crate's
+/// one escaping function replaces this).
+fn escape(s: &str) -> String {
+    s.chars().flat_map(char::escape_debug).collect()
+}
+
+/// Whether (and how long) a change waits for the hosts to say how it went.
+#[derive(clap::Args)]
+pub struct Wait {
+    /// Return once the registry has stored the change, without waiting for the hosts.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait for every host watching deployments to report on the change.
+    #[arg(long, default_value = "60s", value_parser = super::up::parse_duration)]
+    timeout: std::time::Duration,
+}
+
+impl Wait {
+    /// Waits until every host watching deployments has reported on revision `d.revision`
+    /// (or a later one) of this strategy, prints each report, and fails if any host
+    /// refused, none is watching, or the time runs out: a change nobody runs is not a
+    /// success.
+    async fn for_hosts(&self, remote: &Remote, d: &v1::Deployment) -> anyhow::Result<()> {
+        if self.no_wait {
+            return Ok(());
+        }
+        let mut c = client(remote).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        let (watching, reports) = loop {
+            tick.tick().await;
+            let s = c
+                .show_strategy(v1::ShowStrategyRequest {
+                    name: d.name.clone(),
+                })
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            let reports: Vec<v1::RolloutReport> = s
+                .rollouts
+                .into_iter()
+                .filter(|r| r.revision >= d.revision)
+                .collect();
+            let all_in = !s.watching_hosts.is_empty()
+                && s.watching_hosts
+                    .iter()
+                    .all(|h| reports.iter().any(|r| &r.host == h));
+            if all_in || tokio::time::Instant::now() >= deadline {
+                break (s.watching_hosts, reports);
+            }
+        };
+        let refused: Vec<&v1::RolloutReport> = reports.iter().filter(|r| !r.switched).collect();
+        for r in &reports {
+            if r.switched {
+                eprintln!(
+                    "  {}: running {}@{} x{} (revision {}, longest pause {} µs)",
+                    escape(&r.host),
+                    d.name,
+                    escape(&r.version),
+                    r.instances,
+                    r.revision,
+                    r.max_pause_ns / 1_000
+                );
+            } else {
+                eprintln!(
+                    "  {}: REFUSED revision {}: {}",
+                    escape(&r.host),
+                    r.revision,
+                    escape(&r.error)
+                );
+            }
+        }
+        let silent: Vec<&String> = watching
+            .iter()
+            .filter(|h| !reports.iter().any(|r| &r.host == *h))
+            .collect();
+        if !refused.is_empty() {
+            anyhow::bail!(
+                "{} of {} host(s) refused revision {} of {}",
+                refused.len(),
+                reports.len(),
+                d.revision,
+                d.name
+            );
+        }
+        if watching.is_empty() && reports.is_empty() {
+            anyhow::bail!(
+                "no host is watching deployments, so nothing runs revision {} of {} yet (start hosts with --watch-deployments, or pass --no-wait)",
+                d.revision,
+                d.name
+            );
+        }
+        if !silent.is_empty() {
+            anyhow::bail!(
+                "timed out after {:?}: {} host(s) did not report on revision {} of {}: {}",
+                self.timeout,
+                silent.len(),
+                d.revision,
+                d.name,
+                silent
+                    .iter()
+                    .map(|h| escape(h))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(())
+    }
 }
 
 fn print_deployment(remote: &Remote, d: &v1::Deployment) -> anyhow::Result<()> {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
-use stratbox_engine::{Engine, EngineSettings, Store, TaskState, chain::SimChain, server};
+use stratbox_engine::{ChainState, Engine, EngineSettings, Store, TaskState, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_pipeline::{
     BusSeat, Deployment, EngineLink, Fleet, RetryPolicy, ServiceStats, assemble,
@@ -143,12 +143,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None
     };
     let chain = match &market {
-        None => SimChain::embedded().context("deploying the embedded chain")?,
-        Some(m) => SimChain::fork(&m.endpoint(), &[m.pool().into_array()], None)
+        None => ChainState::embedded().context("deploying the embedded chain")?,
+        Some(m) => ChainState::fork(&m.endpoint(), &[m.pool().into_array()], None, 0, None)
             .await
             .context("forking anvil")?,
     };
-    let engine = Engine::start(store, Box::new(chain), EngineSettings::default())
+    let engine = Engine::start(store, chain, EngineSettings::default())
         .await
         .context("starting the engine")?;
     let listener = server::bind("127.0.0.1:0".parse()?).await?;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use sqlx::Connection;
-use stratbox_engine::chain::SimChain;
+use stratbox_engine::ChainState;
 use stratbox_engine::gates::spot_price_e18;
 use stratbox_engine::proposal::{Address, TradeAction, hex_address};
 use stratbox_engine::{Engine, EngineSettings, SimOutcome, Store, market_key};
@@ -114,22 +114,20 @@ pub async fn engine(db: &Db) -> Engine {
 
 pub async fn engine_with(db: &Db, settings: EngineSettings) -> Engine {
     let store = Store::connect(&db.url()).await.expect("store");
-    let chain = SimChain::embedded().expect("embedded chain");
-    let engine = Engine::start(store, Box::new(chain), settings)
-        .await
-        .expect("engine");
+    let chain = ChainState::embedded().expect("embedded chain");
+    let engine = Engine::start(store, chain, settings).await.expect("engine");
     feed_oracles(&engine, 0);
     engine
 }
 
 pub fn pool(engine: &Engine) -> Address {
-    engine.with_chain(|c| c.pools()[0])
+    engine.chain().pools()[0]
 }
 
 /// Feeds sources a, b, c at the pool's spot price; `skew_bps` moves source c.
 pub fn feed_oracles(engine: &Engine, skew_bps: i64) {
     let p = pool(engine);
-    let info = engine.with_chain(|c| c.pool(&p)).expect("pool info");
+    let info = engine.chain().pool(&p).expect("pool info");
     let price = spot_price_e18(info.sqrt_price_x96);
     let market = market_key(&info.token0, &info.token1);
     engine.update_oracle(&market, "a", price);
@@ -159,14 +157,10 @@ pub fn address(a: &Address) -> Option<v1::Address> {
 /// depend on the gas price, and a test may have set one nobody could pay.
 pub fn quote(engine: &Engine, account: &str, action: &TradeAction) -> SimOutcome {
     let from = stratbox_engine::sim_address(account);
-    let price = engine.gas_price();
     engine
-        .with_chain(|c| {
-            c.set_gas_price(U256::ZERO);
-            let q = c.simulate(from, action);
-            c.set_gas_price(price);
-            q
-        })
+        .chain()
+        .with_gas_price(U256::ZERO)
+        .simulate(from, action, true)
         .expect("simulate")
 }
 
@@ -253,26 +247,35 @@ pub async fn assert_ledger_balances(engine: &Engine) {
         .expect("ledger balances per posting and per asset");
 }
 
-/// Operator keys for tests: `authorization: Bearer <key>` names the operator holding it (the
-/// registry's keys stand in for this in production; its own tests cover them).
-pub struct TestOperators(pub Vec<(&'static str, &'static str)>);
+/// Keys for tests: `authorization: Bearer <key>` names the principal holding it, each in one
+/// role (the registry's keys stand in for this in production; its own tests cover them). A
+/// key of the other role is refused as the registry refuses it.
+pub struct TestKeys(pub Vec<(&'static str, &'static str, stratbox_engine::Role)>);
 
-impl stratbox_engine::OperatorAuth for TestOperators {
+impl stratbox_engine::Access for TestKeys {
     fn authenticate<'a>(
         &'a self,
         metadata: &'a tonic::metadata::MetadataMap,
-    ) -> stratbox_engine::operators::AuthFuture<'a> {
+        role: stratbox_engine::Role,
+    ) -> stratbox_engine::access::AuthFuture<'a> {
         Box::pin(async move {
             let header = metadata
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .ok_or_else(|| tonic::Status::unauthenticated("no key"))?;
-            self.0
+            let (_, name, has) = self
+                .0
                 .iter()
-                .find(|(key, _)| *key == header)
-                .map(|(_, name)| (*name).to_owned())
-                .ok_or_else(|| tonic::Status::unauthenticated("unknown API key"))
+                .find(|(key, _, _)| *key == header)
+                .ok_or_else(|| tonic::Status::unauthenticated("unknown API key"))?;
+            if *has != role {
+                return Err(tonic::Status::permission_denied(format!(
+                    "this call needs a {} key",
+                    role.as_str()
+                )));
+            }
+            Ok((*name).to_owned())
         })
     }
 }
@@ -300,32 +303,28 @@ pub fn buy(engine: &Engine, strategy: &str, event: &str, amount_in: U256) -> v1:
 pub fn crash(engine: &Engine) {
     const WHALE: [u8; 20] = [0x77; 20];
     let p = pool(engine);
-    engine.with_chain(|c| {
-        let chain = c
-            .as_any_mut()
-            .downcast_mut::<SimChain>()
-            .expect("embedded chain");
-        let info = chain.chain().pools()[0];
-        chain
-            .chain_mut()
-            .fund(WHALE.into(), info.token0, U256::from(1u8) << 200)
-            .expect("fund whale");
-        let state = chain.chain().pool_state(p.into()).expect("pool state");
-        let limit = state.sqrt_price_x96 * U256::from(10_000u64) / U256::from(12_247u64);
-        let out = chain
-            .chain_mut()
-            .execute(
-                WHALE.into(),
-                &stratbox_sim::Action::Swap {
-                    pool: p.into(),
-                    zero_for_one: true,
-                    amount_in: U256::from(1u8) << 120,
-                    sqrt_price_limit_x96: Some(limit),
-                },
-            )
-            .expect("whale swap");
-        assert!(out.outcome.success, "{:?}", out.outcome.revert_reason);
-        chain.chain_mut().next_block();
-    });
+    engine
+        .update_chain(|chain| {
+            let info = chain.pools()[0];
+            chain
+                .fund(WHALE.into(), info.token0, U256::from(1u8) << 200)
+                .expect("fund whale");
+            let state = chain.pool_state(p.into()).expect("pool state");
+            let limit = state.sqrt_price_x96 * U256::from(10_000u64) / U256::from(12_247u64);
+            let out = chain
+                .execute(
+                    WHALE.into(),
+                    &stratbox_sim::Action::Swap {
+                        pool: p.into(),
+                        zero_for_one: true,
+                        amount_in: U256::from(1u8) << 120,
+                        sqrt_price_limit_x96: Some(limit),
+                    },
+                )
+                .expect("whale swap");
+            assert!(out.outcome.success, "{:?}", out.outcome.revert_reason);
+            chain.next_block();
+        })
+        .expect("chain update");
     feed_oracles(engine, 0);
 }
