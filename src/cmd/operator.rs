@@ -61,7 +61,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::new)?;
             store.close().await;
             for (name, created) in operators {
-                println!("{name}\t{created}");
+                println!("{}\t{created}", stratbox_host::display::Escaped(&name));
             }
             Ok(())
         }
