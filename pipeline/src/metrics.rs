@@ -139,6 +139,12 @@ impl HostMetrics {
         })
     }
 
+    pub fn event(&self, kind: &'static str) {
+        self.events
+            .get_or_create(&[("kind", kind.to_owned())])
+            .inc();
+    }
+
     /// What a rollout (or a start-up) did with one strategy.
     pub fn rollout(&self, outcome: &Outcome) {
         let kind = match outcome.kind {
@@ -288,6 +294,62 @@ mod tests {
             result,
             elapsed: Duration::from_micros(5),
         }
+    }
+
+    fn outcome(kind: OutcomeKind, result: Result<crate::fleet::Switch, String>) -> Outcome {
+        Outcome {
+            name: "h".into(),
+            version: "v".into(),
+            revision: 0,
+            kind,
+            error_kind: if result.is_err() { "init" } else { "" },
+            result,
+            instances: 0,
+            built: 0,
+        }
+    }
+
+    #[test]
+    fn a_strategy_refused_at_start_is_quarantined_until_it_runs() {
+        let m = HostMetrics::new();
+        m.rollout(&outcome(OutcomeKind::Start, Err("init failed: trap".into())));
+        let text = m.render();
+        for line in [
+            r#"stratbox_host_strategy_quarantined{strategy="h"} 1"#,
+            r#"stratbox_host_rollouts_total{strategy="h",kind="start",result="refused",reason="init"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        // A refused swap leaves what runs running: no change to the gauge.
+        m.rollout(&outcome(OutcomeKind::Swap, Err("init failed: trap".into())));
+        assert!(m.render().contains(r#"stratbox_host_strategy_quarantined{strategy="h"} 1"#));
+        m.rollout(&outcome(OutcomeKind::Start, Ok(Default::default())));
+        let text = m.render();
+        assert!(
+            text.contains(r#"stratbox_host_strategy_quarantined{strategy="h"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"stratbox_host_rollouts_total{strategy="h",kind="start",result="switched",reason=""} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_fuel_of_a_call_stopped_at_its_deadline_is_counted() {
+        let m = HostMetrics::new();
+        m.answered(&[answer(
+            "spinner",
+            Err(CallError::Deadline {
+                deadline_ms: 50,
+                fuel_used: 777_000,
+            }),
+        )]);
+        let text = m.render();
+        assert!(
+            text.contains(r#"stratbox_host_fuel_total{strategy="spinner"} 777000"#),
+            "{text}"
+        );
     }
 
     #[test]

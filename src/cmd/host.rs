@@ -132,6 +132,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "no strategy to run: give --strategy NAME=FILE.wasm, --strategies DIR or --watch-deployments"
         );
     }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in &wanted {
+        anyhow::ensure!(seen.insert(name), "strategy {name} is given twice");
+    }
     let mut configs = std::collections::BTreeMap::new();
     for (name, file) in &args.strategy_configs {
         anyhow::ensure!(
