@@ -255,7 +255,12 @@ fn backtest_prints_what_a_strategy_wrote_escaped() {
         .chars()
         .filter(|c| *c != '\n' && stratbox_host::display::needs_escape(*c))
         .collect();
-    assert!(bad.is_empty(), "raw controls {bad:?} in\n{text}");
+    assert!(
+        bad.is_empty(),
+        "{} raw controls in the output, the first {:?}",
+        bad.len(),
+        &bad[..bad.len().min(9)]
+    );
     let shown = stratbox_host::display::escape(raw);
     assert!(text.contains(shown.as_ref()), "{shown} not in\n{text}");
     for piece in ["\\0", "\\u{1b}[2J", "\\u{9b}31m", "\\u{1b}]0;pwned\\u{7}", "\\u{202e}", "\\u{2066}", "\\u{7f}"] {

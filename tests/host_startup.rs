@@ -35,7 +35,7 @@ const HOSTILES: [(&str, Option<&str>); 11] = [
     ("panic-init", Some(stratbox_strategies::HOSTILE_PANIC_MESSAGE)),
     ("udp-init", Some("no UDP socket")),
     ("tcp-init", Some("no TCP socket")),
-    ("spin-init", Some("fuel")),
+    ("spin-init", Some("deadline: the call was still running after 1000 ms")),
     ("trap-init", Some("unreachable")),
     ("exit-init", Some("exited with code 3")),
     ("fail-init", Some("refused on purpose")),
@@ -91,8 +91,7 @@ async fn tasks(
             .expect("list tasks")
             .into_inner();
         for t in r.tasks {
-            let mut p = t.proposal.expect("a task keeps its proposal");
-            p.trace = None;
+            let p = t.proposal.expect("a task keeps its proposal");
             out.insert(t.idempotency_key, (p, t.state, t.reason_code));
         }
         if r.next_page_token.is_empty() {
@@ -134,6 +133,10 @@ async fn run_host(
         name,
         "--metrics-listen",
         "127.0.0.1:0",
+        // Fuel enough for `init` that the deadline stops the spinner and the memory limit
+        // the allocator.
+        "--limits",
+        r#"{"fuel_init": 20000000000, "init_deadline_ms": 1000}"#,
     ]
     .iter()
     .map(|s| s.to_string())

@@ -330,7 +330,7 @@ const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 /// reason before the bytes travel, instead of gRPC refusing a message too large.
 async fn upload(remote: &Remote, file: &Path, name: &str) -> anyhow::Result<()> {
     use tokio::io::AsyncReadExt;
-    let mut reader = tokio::fs::File::open(file)
+    let reader = tokio::fs::File::open(file)
         .await
         .with_context(|| format!("{}", file.display()))?;
     let size = reader
