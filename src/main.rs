@@ -74,8 +74,10 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the chain of causes joined, so scripts can grep it.
-            eprintln!("error: {err:#}");
+            // One line: the chain of causes joined, so scripts can grep it. Causes may
+            // quote a strategy or an engine; nothing they wrote may act on the terminal.
+            let text = format!("{err:#}");
+            eprintln!("error: {}", stratbox_host::display::Escaped(&text));
             std::process::ExitCode::FAILURE
         }
     }

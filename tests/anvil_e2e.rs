@@ -19,8 +19,8 @@ use stratbox_proto::v1::chain_event::Kind;
 
 mod support;
 use support::{
-    Proc, add_key, component, free_port, http_get, key_file, postgres_admin, psql, redis_url,
-    stratbox, unique, upload, wait_for,
+    Process, add_key, component, free_port, http_get, key_file, postgres_admin, psql, redis_url,
+    stratbox, unique, upload, wait_until,
 };
 
 /// The value of the sample `name{labels}` in a Prometheus text exposition.
@@ -68,7 +68,7 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
 
     // Zone B.
     let engine_log = dir.path().join("engine.jsonl");
-    let mut engine = Proc::spawn(
+    let mut engine = Process::spawn(
         "engine",
         stratbox()
             .current_dir(dir.path())
@@ -108,7 +108,7 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
     .to_string();
     let metrics_port = free_port();
     let host_log = dir.path().join("host.jsonl");
-    let mut host = Proc::spawn(
+    let mut host = Process::spawn(
         "host",
         stratbox()
             .current_dir(dir.path())
@@ -125,7 +125,7 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&host_log).expect("host log")),
     );
-    wait_for(
+    wait_until(
         "the host's metrics endpoint",
         Duration::from_secs(60),
         async || http_get(metrics_port, "/metrics").is_some(),
@@ -142,7 +142,7 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
 
     // Every swap is on the stream, stamped with its own block.
     let mut events = Vec::new();
-    wait_for(
+    wait_until(
         "the engine to publish up to the last block",
         Duration::from_secs(60),
         async || {
@@ -194,7 +194,7 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
         .count() as f64;
 
     // The host handles every event: nothing pending in its group.
-    wait_for(
+    wait_until(
         "the host to acknowledge every event",
         Duration::from_secs(120),
         async || {

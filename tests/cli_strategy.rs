@@ -220,3 +220,84 @@ fn backtest_refuses_a_bad_event_file_with_its_line() {
     assert!(!out.status.success());
     assert!(stderr_line(&out).contains("line 2"));
 }
+
+const SAMPLE_EVENTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/host/testdata/random-walk.jsonl"
+);
+
+#[test]
+fn backtest_prints_what_a_strategy_wrote_escaped() {
+    let config = r#"{"mode":"control-reason"}"#;
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "--strategy",
+            stratbox_strategies::HOSTILE,
+            "--events",
+            SAMPLE_EVENTS,
+            "--config",
+            config,
+        ];
+        args.extend_from_slice(extra);
+        let out = stratbox(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let raw = stratbox_strategies::HOSTILE_CONTROL_REASON;
+
+    let text = run(&[]);
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|c| *c != '\n' && stratbox_host::display::needs_escape(*c))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} raw controls in the output, the first {:?}",
+        bad.len(),
+        &bad[..bad.len().min(9)]
+    );
+    let shown = stratbox_host::display::escape(raw);
+    assert!(text.contains(shown.as_ref()), "{shown} not in\n{text}");
+    for piece in ["\\0", "\\u{1b}[2J", "\\u{9b}31m", "\\u{1b}]0;pwned\\u{7}", "\\u{202e}", "\\u{2066}", "\\u{7f}"] {
+        assert!(text.contains(piece), "{piece} not in\n{text}");
+    }
+
+    // JSON stays JSON, meaning exactly what the strategy wrote, with nothing raw in it.
+    let json = run(&["--json"]);
+    assert!(
+        !json.trim_end().chars().any(stratbox_host::display::needs_escape),
+        "{json}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
+    let proposals = report["proposals"].as_array().expect("proposals");
+    assert!(!proposals.is_empty());
+    for p in proposals {
+        assert_eq!(p["proposal"]["reason"], raw);
+    }
+}
+
+#[test]
+fn backtest_refuses_memory_above_the_hosts_ceiling() {
+    let out = stratbox(&[
+        "backtest",
+        "--strategy",
+        stratbox_strategies::HOSTILE,
+        "--events",
+        SAMPLE_EVENTS,
+        "--config",
+        r#"{"mode":"grow-memory"}"#,
+        "--memory-mib",
+        "4096",
+    ]);
+    assert!(!out.status.success(), "4 GiB must be refused");
+    let line = stderr_line(&out);
+    assert!(
+        line.contains("--memory-mib 4096 is over the host's memory ceiling of 1024 MiB"),
+        "{line}"
+    );
+}

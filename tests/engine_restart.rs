@@ -20,7 +20,7 @@ use stratbox_proto::v1;
 
 mod support;
 use support::{
-    Proc, add_key, component, free_port, key_file, redis_url, stratbox, unique, upload, wait_for,
+    Process, add_key, component, free_port, key_file, redis_url, stratbox, unique, upload, wait_until,
 };
 
 const ROUNDS: usize = 5;
@@ -70,7 +70,7 @@ async fn the_engine_restarts_under_load_against_anvil_and_answers_every_time() {
         key_file(dir.path(), "h2", &add_key("host-key", "h2", &database)),
     ];
     let spawn_engine = |round: usize| {
-        Proc::spawn(
+        Process::spawn(
             "engine",
             stratbox()
                 .current_dir(dir.path())
@@ -90,7 +90,7 @@ async fn the_engine_restarts_under_load_against_anvil_and_answers_every_time() {
         )
     };
     let mut engine = spawn_engine(0);
-    wait_for("the engine's first health", RECOVERY_LIMIT, async || {
+    wait_until("the engine's first health", RECOVERY_LIMIT, async || {
         healthy(&engine_url)
     })
     .await;
@@ -99,11 +99,11 @@ async fn the_engine_restarts_under_load_against_anvil_and_answers_every_time() {
     for name in ["clamm-maker", "momentum"] {
         upload(&engine_url, &ops, name, &component(dir.path(), name));
     }
-    let mut hosts: Vec<Proc> = host_keys
+    let mut hosts: Vec<Process> = host_keys
         .iter()
         .enumerate()
         .map(|(i, key)| {
-            Proc::spawn(
+            Process::spawn(
                 "host",
                 stratbox()
                     .current_dir(dir.path())
@@ -164,7 +164,7 @@ async fn the_engine_restarts_under_load_against_anvil_and_answers_every_time() {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(150)) => {}
-                _ = market_stopped.wait_for(|s| *s) => break,
+                _ = market_stopped.wait_until(|s| *s) => break,
             }
             if let Err(e) = market.step().await {
                 eprintln!("market step: {e}");
@@ -178,7 +178,7 @@ async fn the_engine_restarts_under_load_against_anvil_and_answers_every_time() {
     for round in 0..ROUNDS {
         // Proposals are flowing before the engine is stopped.
         let (before, _) = tasks(&store).await;
-        wait_for(
+        wait_until(
             "new tasks before stopping the engine",
             Duration::from_secs(120),
             async || tasks(&store).await.0 > before,
@@ -195,14 +195,14 @@ async fn the_engine_restarts_under_load_against_anvil_and_answers_every_time() {
         let restarted_ms = stratbox_engine::store::now_ms();
         let restarted = Instant::now();
         engine = spawn_engine(round + 1);
-        wait_for(
+        wait_until(
             &format!("round {round}: the engine's health after a restart"),
             RECOVERY_LIMIT,
             async || healthy(&engine_url),
         )
         .await;
         let health = restarted.elapsed();
-        wait_for(
+        wait_until(
             &format!("round {round}: a proposal decided after a restart"),
             RECOVERY_LIMIT,
             async || tasks(&store).await.1 > restarted_ms,

@@ -9,113 +9,21 @@
 //! strategy is scaled 1 -> 200 -> 1. The engine process is the same throughout.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
 
 use stratbox_bus::{Bus, RedisBus, RedisBusConfig, publish_event};
 use stratbox_proto::v1::registry_client::RegistryClient;
 use stratbox_proto::v1::trading_engine_client::TradingEngineClient;
-use stratbox_proto::v1::{self, chain_event::Kind};
+use stratbox_proto::v1;
 use tonic::transport::Channel;
 
 mod support;
 
 const EVENTS: u64 = 10_000;
-/// Events per block: four swaps, then the block.
-const PER_BLOCK: u64 = 5;
-/// Square-root prices (Q64.96) of ticks +600 and -600: swaps alternate between them so
-/// a narrow clamm-maker moves its position on almost every swap.
-const SQRT_UP: &str = "81640896826356156310682304525";
-const SQRT_DOWN: &str = "76886731765546235930195592749";
 
-use support::{postgres_admin, redis_url};
-
-/// A child process killed when the test ends, pass or fail.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    /// Spawns `stratbox ARGS`, collecting stderr lines (and stdout's, if `stdout`).
-    fn spawn(args: &[&str], dir: &std::path::Path) -> (Proc, std::process::ChildStdout) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
-            .current_dir(dir)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn stratbox");
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        (Proc { child, lines }, stdout)
-    }
-
-    fn find(&self, needle: &str) -> Option<String> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|l| l.contains(needle))
-            .cloned()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn tail(&self) -> String {
-        let lines = self.lines.lock().unwrap();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut poll: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(t) = poll().await {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// `GET /metrics` over a plain socket; the host's Prometheus text.
-fn scrape(addr: &str) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
-}
-
-/// Sum of a metric's samples whose labels contain `filter`.
-fn metric(text: &str, name: &str, filter: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(filter))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
+use support::{PER_BLOCK, Proc, metric, postgres_admin, redis_url, scrape, wait_for};
 
 fn authed<T>(key: &str, message: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
@@ -127,50 +35,7 @@ fn authed<T>(key: &str, message: T) -> tonic::Request<T> {
 }
 
 fn event(seq: u64, first_block: u64, pool: &str) -> v1::ChainEvent {
-    let block = first_block + seq / PER_BLOCK;
-    let position = seq % PER_BLOCK;
-    let kind = if position == PER_BLOCK - 1 {
-        Kind::NewBlock(v1::BlockInfo {
-            number: block,
-            timestamp: block * 12,
-            hash: format!("0x{block:064x}"),
-            parent_hash: format!("0x{:064x}", block - 1),
-        })
-    } else {
-        let up = seq.is_multiple_of(2);
-        Kind::Swap(v1::SwapEvent {
-            origin: Some(v1::EventOrigin {
-                block,
-                log_index: position as u32,
-                tx_hash: format!("0x{seq:064x}"),
-            }),
-            pool: Some(v1::Address {
-                value: pool.to_owned(),
-            }),
-            zero_for_one: !up,
-            amount_in: Some(v1::Amount {
-                value: "1000000".into(),
-            }),
-            amount_out: Some(v1::Amount {
-                value: "990000".into(),
-            }),
-            sqrt_price_x96: Some(v1::Amount {
-                value: if up { SQRT_UP } else { SQRT_DOWN }.into(),
-            }),
-            liquidity: Some(v1::Amount {
-                value: "1000000000000000000000".into(),
-            }),
-            tick: if up { 600 } else { -600 },
-        })
-    };
-    v1::ChainEvent {
-        event_id: format!("hs:{seq}"),
-        last_sync_block: block,
-        timestamp: block * 12,
-        trace: None,
-        chain_id: 1,
-        kind: Some(kind),
-    }
+    support::swing_event("hs", seq, first_block, pool)
 }
 
 fn seq_of(event_id: &str) -> u64 {

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use stratbox_bus::{Bus, RedisBus, RedisBusConfig};
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, server};
-use stratbox_host::{HostConfig, HostRuntime, LoadedComponent, StrategyLimits};
+use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_market::Walk;
-use stratbox_pipeline::{BusSeat, Deployment, EngineLink, RetryPolicy, ServiceStats, assemble};
+use stratbox_pipeline::{
+    BusSeat, EngineLink, HostPlan, LocalStrategy, RetryPolicy, ServiceStats, assemble,
+};
 use stratbox_proto::v1;
 use tokio::sync::watch;
 
@@ -69,7 +71,7 @@ impl Grpc {
     }
 }
 
-fn strategies(runtime: &HostRuntime) -> Vec<(LoadedComponent, Deployment)> {
+fn strategies() -> Vec<LocalStrategy> {
     let mut out = Vec::new();
     for (name, count) in [
         ("clamm-maker", 3usize),
@@ -84,7 +86,6 @@ fn strategies(runtime: &HostRuntime) -> Vec<(LoadedComponent, Deployment)> {
             name
         };
         let bytes = stratbox_strategies::bytes(file).expect("catalog component");
-        let component = runtime.load(&bytes).expect("component loads");
         let config = match name {
             "clamm-maker" => serde_json::json!({
                 "pool": "{pool}", "half_width_ticks": 12000, "margin_ticks": 1200,
@@ -98,17 +99,12 @@ fn strategies(runtime: &HostRuntime) -> Vec<(LoadedComponent, Deployment)> {
             .to_string(),
             _ => stratbox_strategies::momentum_config("{pool}"),
         };
-        out.push((
-            component.clone(),
-            Deployment {
-                strategy: name.into(),
-                version: component.sha256()[..12].into(),
-                account: format!("book:{name}"),
-                config,
-                count,
-                limits: StrategyLimits::default(),
-            },
-        ));
+        out.push(LocalStrategy {
+            name: name.into(),
+            bytes,
+            config,
+            instances: count,
+        });
     }
     out
 }
@@ -130,9 +126,20 @@ async fn start_host(
         ..RetryPolicy::default()
     };
     let link = EngineLink::new(&format!("http://{engine_addr}"), policy).expect("engine link");
-    let (service, _fleet) = assemble::host(link, bus, seat, strategies(runtime), 1, &stop)
+    let plan = HostPlan {
+        seat: seat.clone(),
+        runtime: runtime.clone(),
+        limits: StrategyLimits::default(),
+        strategies: strategies(),
+        workers: 1,
+        metrics: None,
+    };
+    let service = assemble::host(link, bus, plan, &stop)
         .await
-        .expect("host assembles");
+        .expect("host assembles")
+        .require_all()
+        .expect("every strategy starts")
+        .service;
     let stats = service.stats();
     let task = tokio::spawn(async move {
         service.run(stop).await.expect("host service");

@@ -137,6 +137,11 @@ fn registry_round_trip_through_the_cli() {
         .collect();
     let mut oversized = bytes.clone();
     oversized.resize(CAP + 1, 0);
+    // Far past the cap plus gRPC's message slack: refused for its size like the one just
+    // over the cap, not by gRPC as a message too large.
+    const HUGE: usize = 18_000_000;
+    let mut huge = bytes.clone();
+    huge.resize(HUGE, 0);
     let cases = [
         (write("random.bin", &noise), "not WebAssembly"),
         (
@@ -151,6 +156,10 @@ fn registry_round_trip_through_the_cli() {
         (
             write("oversized.wasm", &oversized),
             &format!("over the limit of {CAP} bytes"),
+        ),
+        (
+            write("huge.wasm", &huge),
+            &format!("file is {HUGE} bytes, over the limit of {CAP} bytes"),
         ),
     ];
     for (file, reason) in &cases {
@@ -296,6 +305,27 @@ fn registry_round_trip_through_the_cli() {
         cleared.starts_with("kill switch off (cleared by alice"),
         "{cleared}"
     );
+    // What the engine answers is printed escaped: a reason holding a screen clear, a C1 CSI
+    // and a bidi override acts on no terminal, and its JSON still means what was written.
+    let hostile = "stop\u{1b}[2J\u{9b}31m\u{202e}now";
+    ok(with_key(&["kill-switch", "set", "--reason", hostile]));
+    let shown = ok(run(&["kill-switch", "show"], &[]));
+    assert!(
+        !shown.trim_end().chars().any(stratbox_host::display::needs_escape),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains("stop\\u{1b}[2J\\u{9b}31m\\u{202e}now"),
+        "{shown:?}"
+    );
+    let shown = ok(run(&["kill-switch", "show", "--json"], &[]));
+    assert!(
+        !shown.trim_end().chars().any(stratbox_host::display::needs_escape),
+        "{shown:?}"
+    );
+    let state: serde_json::Value = serde_json::from_str(shown.trim()).expect("JSON");
+    assert_eq!(state["reason"], hostile, "{shown}");
+    ok(with_key(&["kill-switch", "clear"]));
 
     // Ctrl-C stops the engine cleanly.
     let mut engine = engine;

@@ -1,40 +1,50 @@
 //! The ways a strategy call or a component load can fail, each its own variant, so the
 //! pipeline can count them (`kind()`) and decide without parsing messages.
 
+use crate::display::Escaped;
 use std::time::Duration;
 
 /// Why a call into a strategy instance produced no proposals.
+///
+/// The messages carry text the guest chose (its `Err` strings, its panic message); their
+/// `Display` escapes it (see [`crate::display`]), so logging or printing one is safe.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// The call burned its whole fuel budget.
     #[error("out of fuel: the call used its whole budget of {limit} fuel")]
     OutOfFuel { limit: u64 },
-    /// The call was still running at its wall-clock deadline.
-    #[error("deadline: the call was still running after {deadline_ms} ms")]
-    Deadline { deadline_ms: u64 },
+    /// The call was still running at its wall-clock deadline, having burned `fuel_used`.
+    #[error("deadline: the call was still running after {deadline_ms} ms ({fuel_used} fuel used)")]
+    Deadline { deadline_ms: u64, fuel_used: u64 },
     /// The guest tried to grow a memory or table past its limit.
-    #[error("memory limit: {0}")]
+    #[error("memory limit: {}", Escaped(.0))]
     MemoryLimit(String),
-    /// Any other trap: unreachable, stack overflow, out-of-bounds access, a panic.
-    #[error("trap: {0}")]
+    /// The guest ended itself through WASI: `exit-with-code` carries its code; plain `exit`
+    /// only success or failure (0 or 1), which is all Rust's `std::process::exit(n)`
+    /// passes on for wasm32-wasip2.
+    #[error("exit: the guest exited with code {code}")]
+    Exit { code: i32 },
+    /// Any other trap: unreachable, stack overflow, out-of-bounds access, a panic (with
+    /// the panic message the guest wrote to stderr, when it wrote one).
+    #[error("trap: {}", Escaped(.0))]
     Trap(String),
     /// The guest returned something the host refuses to pass on.
-    #[error("bad output: {0}")]
+    #[error("bad output: {}", Escaped(.0))]
     BadOutput(String),
     /// The guest returned `Err(message)` from `on-event`; the instance stays live.
-    #[error("strategy error: {0}")]
+    #[error("strategy error: {}", Escaped(.0))]
     Strategy(String),
     /// Instantiation or `init` failed (the guest's `Err`, or how it was stopped).
-    #[error("init failed: {0}")]
+    #[error("init failed: {}", Escaped(.0))]
     Init(String),
     /// Too many consecutive failures: the instance is not called until `retry_in` passes.
     #[error("quarantined after {failures} consecutive failures; retry in {retry_in:?}")]
     Quarantined { failures: u32, retry_in: Duration },
     /// The host holds as many live instances as it is configured for.
-    #[error("instance pool exhausted: {0}")]
+    #[error("instance pool exhausted: {}", Escaped(.0))]
     PoolExhausted(String),
     /// The host's own configuration refuses this instance (e.g. a limit above the pool's).
-    #[error("configuration: {0}")]
+    #[error("configuration: {}", Escaped(.0))]
     Config(String),
 }
 
@@ -45,6 +55,7 @@ impl CallError {
             CallError::OutOfFuel { .. } => "out_of_fuel",
             CallError::Deadline { .. } => "deadline",
             CallError::MemoryLimit(_) => "memory_limit",
+            CallError::Exit { .. } => "exit",
             CallError::Trap(_) => "trap",
             CallError::BadOutput(_) => "bad_output",
             CallError::Strategy(_) => "strategy",
@@ -52,6 +63,16 @@ impl CallError {
             CallError::Quarantined { .. } => "quarantined",
             CallError::PoolExhausted(_) => "pool_exhausted",
             CallError::Config(_) => "config",
+        }
+    }
+
+    /// Fuel the call burned, when the error says: all of it for `OutOfFuel`, what it had
+    /// burned when stopped for `Deadline`.
+    pub fn fuel_used(&self) -> Option<u64> {
+        match self {
+            CallError::OutOfFuel { limit } => Some(*limit),
+            CallError::Deadline { fuel_used, .. } => Some(*fuel_used),
+            _ => None,
         }
     }
 
@@ -64,6 +85,7 @@ impl CallError {
             CallError::OutOfFuel { .. }
                 | CallError::Deadline { .. }
                 | CallError::MemoryLimit(_)
+                | CallError::Exit { .. }
                 | CallError::Trap(_)
                 | CallError::BadOutput(_)
                 | CallError::Init(_)

@@ -7,6 +7,7 @@
 //! `max_consecutive_failures` such failures in a row the instance is quarantined: calls
 //! are answered with `Quarantined` until a backoff passes, doubling each time.
 
+use crate::capture::OutputCounters;
 use crate::error::CallError;
 use crate::history::History;
 use crate::lift::{BoundedList, ErrorString, LiftBounds, OutputTooLarge, RawProposal};
@@ -17,9 +18,12 @@ use crate::sandbox::StoreState;
 use crate::wit::{Event, Snapshot};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Func, TypedFunc};
+use wasmtime::component::{ComponentNamedList, Func, Lift, Lower, TypedFunc};
 use wasmtime::{Store, Trap};
 
 type InitFn<'a> = TypedFunc<(&'a str,), (Result<(), ErrorString>,)>;
@@ -89,9 +93,16 @@ pub struct InstanceStats {
     /// `init` calls that succeeded.
     pub inits: u64,
     pub quarantines: u64,
+    /// Fuel burned by `on-event` calls, failed ones included (a call stopped at its
+    /// deadline counts what it burned until then).
     pub fuel_used: u64,
     /// Errors by `CallError::kind()`.
     pub errors: BTreeMap<&'static str, u64>,
+    /// Guest output (stdout, stderr, `host.log`) the host did not forward, by reason
+    /// (`over_budget`: the call's `log_bytes_per_call` was spent): writes and messages.
+    pub output_dropped: BTreeMap<&'static str, u64>,
+    /// Their bytes.
+    pub output_dropped_bytes: u64,
 }
 
 /// Largest state a strategy may hand over in a hot swap. The guest's own memory limit
@@ -128,14 +139,27 @@ fn lift_bounds(limits: &StrategyLimits) -> LiftBounds {
     }
 }
 
-/// Turns what wasmtime returned into the error a strategy's operator can act on.
-fn classify(
-    err: wasmtime::Error,
+/// What the host knows about a guest call that failed, besides the error itself.
+struct Failure {
+    /// Why the resource limiter refused a grow, if it did.
     denied: Option<String>,
     fuel_limit: u64,
+    /// Fuel the call burned, as far as the store can tell.
+    fuel_used: u64,
     deadline_ms: u64,
-    last_stderr: String,
-) -> CallError {
+    /// The guest's own account of its end on stderr (a panic message), if any.
+    guest_message: String,
+}
+
+/// Turns what wasmtime returned into the error a strategy's operator can act on.
+fn classify(err: wasmtime::Error, failure: Failure) -> CallError {
+    let Failure {
+        denied,
+        fuel_limit,
+        fuel_used,
+        deadline_ms,
+        guest_message,
+    } = failure;
     if let Some(too_large) = err.downcast_ref::<OutputTooLarge>() {
         return CallError::BadOutput(too_large.0.clone());
     }
@@ -148,14 +172,31 @@ fn classify(
     {
         return CallError::PoolExhausted(err.to_string());
     }
+    // `exit` (WASI cli) unwinds the guest with its code.
+    if let Some(exit) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<wasmtime_wasi::I32Exit>())
+    {
+        return CallError::Exit { code: exit.0 };
+    }
+    let with_message = |what: String| {
+        if guest_message.is_empty() {
+            what
+        } else {
+            format!("{what} (guest stderr: {guest_message})")
+        }
+    };
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => CallError::OutOfFuel { limit: fuel_limit },
-        Some(Trap::Interrupt) => CallError::Deadline { deadline_ms },
-        Some(trap) if last_stderr.is_empty() => CallError::Trap(trap.to_string()),
-        Some(trap) => CallError::Trap(format!("{trap} (guest stderr: {last_stderr})")),
+        Some(Trap::Interrupt) => CallError::Deadline {
+            deadline_ms,
+            fuel_used,
+        },
+        Some(trap) => CallError::Trap(with_message(trap.to_string())),
         // Not a wasm trap: a host function or the canonical ABI refused what the guest
-        // passed (e.g. invalid UTF-8, a pointer out of bounds).
-        None => CallError::Trap(format!("{err}").lines().next().unwrap_or("").to_string()),
+        // passed (e.g. invalid UTF-8, a pointer out of bounds). Its own words are the root
+        // cause; the outer layers are wasmtime's backtrace.
+        None => CallError::Trap(with_message(err.root_cause().to_string())),
     }
 }
 
@@ -163,7 +204,13 @@ fn classify(
 /// host calls them with. Run once per component at load time.
 pub(crate) fn typecheck_exports(runtime: &RuntimeInner, compiled: &Compiled) -> Result<(), String> {
     let limits = StrategyLimits::default();
-    let state = StoreState::new(&limits, 0, None, Box::new(crate::history::NoHistory))?;
+    let state = StoreState::new(
+        &limits,
+        0,
+        None,
+        Box::new(crate::history::NoHistory),
+        Arc::new(OutputCounters::default()),
+    )?;
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();
@@ -197,6 +244,179 @@ pub(crate) fn typecheck_exports(runtime: &RuntimeInner, compiled: &Compiled) -> 
     Ok(())
 }
 
+/// How long after its deadline the epoch interrupt stops a sliced call that did not reach
+/// a slice boundary in time (a long host call). Its fuel count is then only what wasmtime
+/// last saved, a lower bound.
+fn epoch_backstop_ms(deadline_ms: u64) -> u64 {
+    (deadline_ms / 4).max(10)
+}
+
+/// Whether calls on this runtime run in fuel slices (see `HostConfig::fuel_slice`).
+fn sliced(runtime: &RuntimeInner) -> bool {
+    runtime.config.fuel && runtime.config.fuel_slice > 0
+}
+
+/// The allowance of one guest call.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    fuel: u64,
+    deadline_ms: u64,
+}
+
+impl Budget {
+    /// Instantiation plus `init`.
+    fn init(limits: &StrategyLimits) -> Self {
+        Budget {
+            fuel: limits.fuel_init,
+            deadline_ms: limits.init_deadline_ms,
+        }
+    }
+
+    /// `on-event`, `save`, `restore`.
+    fn call(limits: &StrategyLimits) -> Self {
+        Budget {
+            fuel: limits.fuel_per_call,
+            deadline_ms: limits.deadline_ms,
+        }
+    }
+}
+
+/// Why a guest call did not return normally.
+enum Stopped {
+    /// Wasmtime's error: a trap, a refused host call, an exit.
+    Error(wasmtime::Error),
+    /// Still running at a slice boundary after its deadline.
+    Deadline,
+    /// A host function panicked while serving the guest.
+    HostPanic(String),
+}
+
+/// Gives `store` the fuel and deadlines of `budget`; returns when the call must stop.
+fn arm(
+    runtime: &RuntimeInner,
+    store: &mut Store<StoreState>,
+    budget: Budget,
+) -> Result<Instant, CallError> {
+    let started = Instant::now();
+    store.data_mut().limiter.denied = None;
+    if runtime.config.fuel {
+        store
+            .set_fuel(budget.fuel)
+            .map_err(|e| CallError::Config(e.to_string()))?;
+    }
+    let epoch_ms = if sliced(runtime) {
+        budget
+            .deadline_ms
+            .saturating_add(epoch_backstop_ms(budget.deadline_ms))
+    } else {
+        budget.deadline_ms
+    };
+    store.set_epoch_deadline(epoch_ticks(runtime, epoch_ms));
+    Ok(started + Duration::from_millis(budget.deadline_ms))
+}
+
+/// Fuel burned since [`arm`] gave the store `budget` (0 on an engine without fuel).
+fn fuel_used(runtime: &RuntimeInner, store: &Store<StoreState>, budget: Budget) -> u64 {
+    if runtime.config.fuel {
+        budget.fuel.saturating_sub(store.get_fuel().unwrap_or(0))
+    } else {
+        0
+    }
+}
+
+/// Polls a guest call to its end on this thread, looking at the clock at every fuel slice
+/// boundary and giving up (dropping the call, which unwinds the guest) once `deadline`
+/// has passed. A panic of a host function serving the call is caught here: it fails
+/// this call, not the thread, the host or the strategies beside it.
+fn drive<T>(call: impl Future<Output = wasmtime::Result<T>>, deadline: Instant) -> Result<T, Stopped> {
+    let mut call = std::pin::pin!(call);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(&mut cx))) {
+            Ok(Poll::Ready(Ok(value))) => return Ok(value),
+            Ok(Poll::Ready(Err(e))) => return Err(Stopped::Error(e)),
+            Ok(Poll::Pending) if Instant::now() >= deadline => return Err(Stopped::Deadline),
+            Ok(Poll::Pending) => {}
+            Err(panic) => return Err(Stopped::HostPanic(panic_message(panic.as_ref()))),
+        }
+    }
+}
+
+/// Calls `func` on `store`: in fuel slices through [`drive`] when the runtime slices,
+/// else synchronously (the epoch alone stops it) through [`guard`].
+fn run<P, R>(
+    runtime: &RuntimeInner,
+    store: &mut Store<StoreState>,
+    func: TypedFunc<P, R>,
+    params: P,
+    deadline: Instant,
+) -> Result<R, Stopped>
+where
+    P: ComponentNamedList + Lower + Send + Sync,
+    R: ComponentNamedList + Lift + Send + Sync + 'static,
+{
+    if sliced(runtime) {
+        drive(func.call_async(store, params), deadline)
+    } else {
+        guard(|| func.call(store, params))
+    }
+}
+
+/// [`drive`] for a synchronous step: only the host-panic guard.
+fn guard<T>(step: impl FnOnce() -> wasmtime::Result<T>) -> Result<T, Stopped> {
+    match std::panic::catch_unwind(AssertUnwindSafe(step)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Stopped::Error(e)),
+        Err(panic) => Err(Stopped::HostPanic(panic_message(panic.as_ref()))),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// The error for a call that `stopped`, from what the store recorded.
+fn stopped_error(
+    store: &mut Store<StoreState>,
+    stopped: Stopped,
+    budget: Budget,
+    fuel_used: u64,
+) -> CallError {
+    let denied = store.data_mut().limiter.denied.take();
+    let guest_message = {
+        let mut sink = store.data().host.sink.lock();
+        let message = sink.take_guest_message();
+        sink.end_call();
+        message
+    };
+    match stopped {
+        Stopped::Deadline => CallError::Deadline {
+            deadline_ms: budget.deadline_ms,
+            fuel_used,
+        },
+        Stopped::HostPanic(message) => {
+            tracing::error!(panic = %crate::display::escape(&message), "a host function panicked serving a strategy call; the instance is discarded");
+            CallError::Trap(format!(
+                "the host failed while serving the guest: {message}"
+            ))
+        }
+        Stopped::Error(err) => classify(
+            err,
+            Failure {
+                denied,
+                fuel_limit: budget.fuel,
+                fuel_used,
+                deadline_ms: budget.deadline_ms,
+                guest_message,
+            },
+        ),
+    }
+}
+
 impl Live {
     /// Builds a store, instantiates and runs `init`. On failure the history provider is
     /// handed back so the supervisor can try again later.
@@ -204,6 +424,7 @@ impl Live {
         component: &LoadedComponent,
         spec: &InstanceSpec,
         history: Box<dyn History>,
+        output: &Arc<OutputCounters>,
     ) -> Result<(Live, u64), (CallError, Box<dyn History>)> {
         let runtime = &component.runtime;
         let limits = &spec.limits;
@@ -220,7 +441,13 @@ impl Live {
             Ok(slot) => slot,
             Err(e) => return Err((e, history)),
         };
-        let state = match StoreState::new(limits, spec.seed, spec.granted_dir.as_deref(), history) {
+        let state = match StoreState::new(
+            limits,
+            spec.seed,
+            spec.granted_dir.as_deref(),
+            history,
+            output.clone(),
+        ) {
             Ok(state) => state,
             Err(e) => {
                 // `StoreState::new` only fails granting the directory, before it takes
@@ -232,44 +459,39 @@ impl Live {
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
-        if runtime.config.fuel
-            && let Err(e) = store.set_fuel(limits.fuel_init)
-        {
-            return Err((
-                CallError::Config(e.to_string()),
-                store.into_data().into_history(),
-            ));
-        }
-        store.set_epoch_deadline(epoch_ticks(runtime, limits.init_deadline_ms));
+        let budget = Budget::init(limits);
+        let deadline = match arm(runtime, &mut store, budget) {
+            Ok(deadline) => deadline,
+            Err(e) => return Err((e, store.into_data().into_history())),
+        };
 
-        let fail = |store: Store<StoreState>, err: wasmtime::Error| {
+        let fail = |store: Store<StoreState>, stopped: Stopped| {
             let mut store = store;
-            let denied = store.data_mut().limiter.denied.take();
-            let stderr = store.data().host.sink.lock().take_last_stderr();
-            store.data().host.sink.lock().end_call();
-            let error = match classify(
-                err,
-                denied,
-                limits.fuel_init,
-                limits.init_deadline_ms,
-                stderr,
-            ) {
+            let used = fuel_used(runtime, &store, budget);
+            let error = match stopped_error(&mut store, stopped, budget, used) {
                 e @ CallError::PoolExhausted(_) => e,
                 e => CallError::Init(e.to_string()),
             };
             (error, store.into_data().into_history())
         };
 
-        let instance = match component.compiled.pre.instantiate(&mut store) {
+        // Instantiation runs no guest code but start functions; it stays synchronous (the
+        // epoch bounds it). Calls after it may go in fuel slices.
+        let instance = match guard(|| component.compiled.pre.instantiate(&mut store)) {
             Ok(instance) => instance,
-            Err(e) => return Err(fail(store, e)),
+            Err(stopped) => return Err(fail(store, stopped)),
         };
+        if sliced(runtime)
+            && let Err(e) = store.fuel_async_yield_interval(Some(runtime.config.fuel_slice))
+        {
+            return Err((CallError::Config(e.to_string()), store.into_data().into_history()));
+        }
         let (Some(init), Some(on_event)) = (
             instance.get_func(&mut store, &component.compiled.init),
             instance.get_func(&mut store, &component.compiled.on_event),
         ) else {
             let e = wasmtime::format_err!("exports missing after instantiation");
-            return Err(fail(store, e));
+            return Err(fail(store, Stopped::Error(e)));
         };
         let state = match &component.compiled.state {
             None => None,
@@ -280,7 +502,7 @@ impl Live {
                 (Some(save), Some(restore)) => Some((save, restore)),
                 _ => {
                     let e = wasmtime::format_err!("`save`/`restore` missing after instantiation");
-                    return Err(fail(store, e));
+                    return Err(fail(store, Stopped::Error(e)));
                 }
             },
         };
@@ -290,15 +512,15 @@ impl Live {
         let init_fn: InitFn<'_> = unsafe { TypedFunc::new_unchecked(init) };
         let result = {
             let _bounds = lift_bounds(limits).install();
-            init_fn.call(&mut store, (spec.config.as_str(),))
+            run(
+                runtime,
+                &mut store,
+                init_fn,
+                (spec.config.as_str(),),
+                deadline,
+            )
         };
-        let fuel_used = if runtime.config.fuel {
-            limits
-                .fuel_init
-                .saturating_sub(store.get_fuel().unwrap_or(0))
-        } else {
-            0
-        };
+        let used = fuel_used(runtime, &store, budget);
         match result {
             Ok((Ok(()),)) => {
                 store.data().host.sink.lock().end_call();
@@ -309,45 +531,33 @@ impl Live {
                         state,
                         _slot: slot,
                     },
-                    fuel_used,
+                    used,
                 ))
             }
             Ok((Err(message),)) => {
                 store.data().host.sink.lock().end_call();
                 Err((CallError::Init(message.0), store.into_data().into_history()))
             }
-            Err(e) => Err(fail(store, e)),
+            Err(stopped) => Err(fail(store, stopped)),
         }
     }
 
-    /// Gives a state call the per-call fuel and deadline, like an event.
-    fn arm(&mut self, runtime: &RuntimeInner, limits: &StrategyLimits) -> Result<(), CallError> {
-        self.store.data_mut().limiter.denied = None;
-        if runtime.config.fuel {
-            self.store
-                .set_fuel(limits.fuel_per_call)
-                .map_err(|e| CallError::Config(e.to_string()))?;
-        }
-        self.store
-            .set_epoch_deadline(epoch_ticks(runtime, limits.deadline_ms));
-        Ok(())
-    }
-
-    fn failed(&mut self, err: wasmtime::Error, limits: &StrategyLimits) -> CallError {
-        let denied = self.store.data_mut().limiter.denied.take();
-        let stderr = {
-            let mut sink = self.store.data().host.sink.lock();
-            let s = sink.take_last_stderr();
-            sink.end_call();
-            s
+    /// Ends a guest call of this store: the error it stopped with, or what it returned.
+    fn finish<T>(
+        &mut self,
+        runtime: &RuntimeInner,
+        budget: Budget,
+        result: Result<T, Stopped>,
+    ) -> (Result<T, CallError>, u64) {
+        let used = fuel_used(runtime, &self.store, budget);
+        let result = match result {
+            Ok(value) => {
+                self.store.data().host.sink.lock().end_call();
+                Ok(value)
+            }
+            Err(stopped) => Err(stopped_error(&mut self.store, stopped, budget, used)),
         };
-        classify(
-            err,
-            denied,
-            limits.fuel_per_call,
-            limits.deadline_ms,
-            stderr,
-        )
+        (result, used)
     }
 
     /// `Ok(None)`: the component does not export `save`.
@@ -359,22 +569,22 @@ impl Live {
         let Some((save, _)) = self.state else {
             return Ok(None);
         };
-        self.arm(runtime, limits)?;
+        let budget = Budget::call(limits);
+        let deadline = arm(runtime, &mut self.store, budget)?;
         // SAFETY: the type was checked against exactly this one at load time.
         let save: SaveFn = unsafe { TypedFunc::new_unchecked(save) };
-        match save.call(&mut self.store, ()) {
-            Ok((bytes,)) => {
-                self.store.data().host.sink.lock().end_call();
-                if bytes.len() > MAX_STATE_BYTES {
-                    return Err(CallError::BadOutput(format!(
-                        "saved state is {} bytes, over the limit of {MAX_STATE_BYTES}",
-                        bytes.len()
-                    )));
-                }
-                Ok(Some(bytes))
-            }
-            Err(e) => Err(self.failed(e, limits)),
+        let result = run(runtime, &mut self.store, save, (), deadline);
+        let ((bytes,), _) = match self.finish(runtime, budget, result) {
+            (Ok(value), used) => (value, used),
+            (Err(e), _) => return Err(e),
+        };
+        if bytes.len() > MAX_STATE_BYTES {
+            return Err(CallError::BadOutput(format!(
+                "saved state is {} bytes, over the limit of {MAX_STATE_BYTES}",
+                bytes.len()
+            )));
         }
+        Ok(Some(bytes))
     }
 
     /// `Ok(false)`: the component does not export `restore`.
@@ -387,26 +597,20 @@ impl Live {
         let Some((_, restore)) = self.state else {
             return Ok(false);
         };
-        self.arm(runtime, limits)?;
+        let budget = Budget::call(limits);
+        let deadline = arm(runtime, &mut self.store, budget)?;
         // SAFETY: the type was checked against exactly this one at load time.
         let restore: RestoreFn<'_> = unsafe { TypedFunc::new_unchecked(restore) };
         let result = {
             let _bounds = lift_bounds(limits).install();
-            restore.call(&mut self.store, (state,))
+            run(runtime, &mut self.store, restore, (state,), deadline)
         };
-        match result {
-            Ok((Ok(()),)) => {
-                self.store.data().host.sink.lock().end_call();
-                Ok(true)
-            }
-            Ok((Err(message),)) => {
-                self.store.data().host.sink.lock().end_call();
-                Err(CallError::Strategy(format!(
-                    "restore refused the state: {}",
-                    message.0
-                )))
-            }
-            Err(e) => Err(self.failed(e, limits)),
+        match self.finish(runtime, budget, result).0? {
+            (Ok(()),) => Ok(true),
+            (Err(message),) => Err(CallError::Strategy(format!(
+                "restore refused the state: {}",
+                message.0
+            ))),
         }
     }
 
@@ -417,69 +621,38 @@ impl Live {
         event: &Event,
         snapshot: &Snapshot,
     ) -> (Result<CallOutcome, CallError>, CallMetrics) {
-        let fuel = runtime.config.fuel;
         {
             let data = self.store.data_mut();
             data.host.watermark = snapshot.last_sync_block;
             data.host.clock.set_unix_seconds(snapshot.timestamp);
-            data.limiter.denied = None;
         }
-        if fuel && let Err(e) = self.store.set_fuel(limits.fuel_per_call) {
-            return (
-                Err(CallError::Config(e.to_string())),
-                CallMetrics::default(),
-            );
-        }
-        self.store
-            .set_epoch_deadline(epoch_ticks(runtime, limits.deadline_ms));
+        let budget = Budget::call(limits);
+        let deadline = match arm(runtime, &mut self.store, budget) {
+            Ok(deadline) => deadline,
+            Err(e) => return (Err(e), CallMetrics::default()),
+        };
         // SAFETY: see `Live::build`: checked once per component at load time.
         let on_event: OnEventFn<'_> = unsafe { TypedFunc::new_unchecked(self.on_event) };
         let start = Instant::now();
         let result = {
             let _bounds = lift_bounds(limits).install();
-            on_event.call(&mut self.store, (event, snapshot))
+            run(runtime, &mut self.store, on_event, (event, snapshot), deadline)
         };
-        let fuel_used = if fuel {
-            limits
-                .fuel_per_call
-                .saturating_sub(self.store.get_fuel().unwrap_or(0))
-        } else {
-            0
-        };
+        let (result, fuel_used) = self.finish(runtime, budget, result);
         let outcome = match result {
-            Ok((Ok(list),)) => {
-                self.store.data().host.sink.lock().end_call();
-                list.0
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, raw)| validate(raw, i))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|proposals| CallOutcome {
-                        proposals,
-                        fuel_used,
-                    })
-                    .map_err(CallError::BadOutput)
-            }
-            Ok((Err(message),)) => {
-                self.store.data().host.sink.lock().end_call();
-                Err(CallError::Strategy(message.0))
-            }
-            Err(e) => {
-                let denied = self.store.data_mut().limiter.denied.take();
-                let stderr = {
-                    let mut sink = self.store.data().host.sink.lock();
-                    let s = sink.take_last_stderr();
-                    sink.end_call();
-                    s
-                };
-                Err(classify(
-                    e,
-                    denied,
-                    limits.fuel_per_call,
-                    limits.deadline_ms,
-                    stderr,
-                ))
-            }
+            Ok((Ok(list),)) => list
+                .0
+                .into_iter()
+                .enumerate()
+                .map(|(i, raw)| validate(raw, i))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|proposals| CallOutcome {
+                    proposals,
+                    fuel_used,
+                })
+                .map_err(CallError::BadOutput),
+            Ok((Err(message),)) => Err(CallError::Strategy(message.0)),
+            Err(e) => Err(e),
         };
         let metrics = CallMetrics {
             fuel_used,
@@ -501,6 +674,8 @@ pub struct StrategyInstance {
     quarantined_until: Option<Instant>,
     stats: InstanceStats,
     last_call: CallMetrics,
+    /// Shared with every store this instance builds.
+    output: Arc<OutputCounters>,
 }
 
 impl StrategyInstance {
@@ -520,6 +695,7 @@ impl StrategyInstance {
             quarantined_until: None,
             stats: InstanceStats::default(),
             last_call: CallMetrics::default(),
+            output: Arc::new(OutputCounters::default()),
         }
     }
 
@@ -632,6 +808,7 @@ impl StrategyInstance {
         let _entered = span.enter();
         self.stats.calls += 1;
         let result = self.call_inner(now, event, snapshot);
+        self.count_output();
         match &result {
             Ok(outcome) => {
                 self.stats.ok_calls += 1;
@@ -677,6 +854,15 @@ impl StrategyInstance {
         result
     }
 
+    /// Copies the output counters into the stats.
+    fn count_output(&mut self) {
+        let (writes, bytes) = self.output.over_budget();
+        if writes > 0 {
+            self.stats.output_dropped.insert("over_budget", writes);
+        }
+        self.stats.output_dropped_bytes = bytes;
+    }
+
     fn check_quarantine(&mut self, now: Instant) -> Result<(), CallError> {
         if let Some(until) = self.quarantined_until {
             if now < until {
@@ -700,7 +886,9 @@ impl StrategyInstance {
             .take()
             .unwrap_or_else(|| Box::new(crate::history::NoHistory));
         self.stats.builds += 1;
-        match Live::build(&self.component, &self.spec, history) {
+        let built = Live::build(&self.component, &self.spec, history, &self.output);
+        self.count_output();
+        match built {
             Ok((live, _init_fuel)) => {
                 self.stats.inits += 1;
                 self.live = Some(live);

@@ -19,6 +19,7 @@ pub mod backtest;
 mod capture;
 pub mod check;
 mod clock;
+pub mod display;
 pub mod error;
 pub mod history;
 pub mod instance;

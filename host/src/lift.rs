@@ -286,3 +286,102 @@ pub(crate) struct RawRange {
     pub tick_upper: i32,
     pub liquidity: BoundedString,
 }
+
+/// A `host.log` message as the host takes it: its length, read before anything is copied,
+/// and at most its first [`LogText::MAX_BYTES`] bytes. A guest may point a log call at
+/// every byte of its memory; the host copies one line's worth and decides about the rest
+/// from the length alone (see `sandbox.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogText {
+    /// The message's length in the guest's encoding (bytes for UTF-8 and Latin-1, code
+    /// units for UTF-16).
+    pub len: usize,
+    /// Its beginning, decoded; what is forwarded when the message is within budget.
+    pub head: String,
+}
+
+impl LogText {
+    /// The most of one message the host copies.
+    pub const MAX_BYTES: usize = 1024;
+
+    fn lift(cx: &mut LiftContext<'_>, ptr: u32, len: u32) -> wasmtime::Result<Self> {
+        use wasmtime::component::__internal::wasmtime_environ::component::StringEncoding;
+        const UTF16_TAG: u32 = 1 << 31;
+        let encoding = cx.options().string_encoding;
+        let (units, unit_bytes, latin1) = match encoding {
+            StringEncoding::Utf8 => (len, 1, false),
+            StringEncoding::Utf16 => (len, 2, false),
+            StringEncoding::CompactUtf16 if len & UTF16_TAG == 0 => (len, 1, true),
+            StringEncoding::CompactUtf16 => (len ^ UTF16_TAG, 2, false),
+        };
+        let memory = cx.memory();
+        let ptr = ptr as usize;
+        let byte_len = (units as usize)
+            .checked_mul(unit_bytes)
+            .ok_or_else(|| wasmtime::format_err!("string length overflows"))?;
+        match ptr.checked_add(byte_len) {
+            Some(end) if end <= memory.len() => {}
+            _ => wasmtime::bail!("string pointer/length out of bounds of memory"),
+        }
+        let take = byte_len.min(Self::MAX_BYTES) / unit_bytes * unit_bytes;
+        let bytes = &memory[ptr..ptr + take];
+        let head = if latin1 {
+            bytes.iter().map(|b| char::from(*b)).collect()
+        } else if unit_bytes == 2 {
+            let units = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]));
+            char::decode_utf16(units)
+                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect()
+        } else {
+            match std::str::from_utf8(bytes) {
+                Ok(s) => s.to_owned(),
+                // Cut inside the last character: keep the whole ones before it.
+                Err(e) if e.error_len().is_none() && take < byte_len => {
+                    String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned()
+                }
+                Err(e) => wasmtime::bail!("invalid utf-8 in a log message: {e}"),
+            }
+        };
+        Ok(LogText {
+            len: units as usize,
+            head,
+        })
+    }
+}
+
+// SAFETY: same layout, ABI and type check as `String`; lifting reads the (pointer, length)
+// pair and at most `MAX_BYTES` of memory, bounds-checked like wasmtime's own string lift.
+unsafe impl ComponentType for LogText {
+    type Lower = <String as ComponentType>::Lower;
+    const ABI: CanonicalAbiInfo = <String as ComponentType>::ABI;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <String as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: see the `ComponentType` impl.
+unsafe impl Lift for LogText {
+    fn linear_lift_from_flat(
+        cx: &mut LiftContext<'_>,
+        _ty: InterfaceType,
+        src: &Self::Lower,
+    ) -> wasmtime::Result<Self> {
+        Self::lift(cx, src[0].get_u32(), flat_len(src))
+    }
+
+    fn linear_lift_from_memory(
+        cx: &mut LiftContext<'_>,
+        _ty: InterfaceType,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Self> {
+        let ptr = bytes
+            .get(0..4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| wasmtime::format_err!("string header out of bounds"))?;
+        Self::lift(cx, ptr, memory_len(bytes)?)
+    }
+}

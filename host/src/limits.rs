@@ -127,6 +127,16 @@ pub struct HostConfig {
     pub fuel: bool,
     /// How often the epoch advances; the granularity of deadlines.
     pub epoch_tick_us: u64,
+    /// With fuel on: calls run in slices of this much fuel, and the host looks at the
+    /// clock between two slices. Wasmtime saves a call's fuel count at calls, returns and
+    /// slice boundaries, not when an epoch deadline interrupts it, so a call stopped by
+    /// the epoch alone reports only the fuel of its last call or return (for a tight loop:
+    /// almost none). With slices, a call past its deadline is stopped at the next slice
+    /// boundary with its fuel exact, and a host function that panics fails that call
+    /// instead of unwinding through the host. 100,000 fuel is roughly 50-200 µs of guest
+    /// code. 0: synchronous calls, deadlines by the epoch alone (cheaper per call, see
+    /// `stratbox bench host`; fuel at a deadline then a lower bound).
+    pub fuel_slice: u64,
     /// Where compiled components are kept across restarts. Only this directory is ever
     /// deserialised from; uploaded bytes are always compiled.
     pub cache_dir: Option<PathBuf>,
@@ -148,6 +158,7 @@ impl Default for HostConfig {
             max_wasm_stack: 512 << 10,
             fuel: true,
             epoch_tick_us: 1_000,
+            fuel_slice: 100_000,
             cache_dir: None,
             max_component_bytes: crate::check::DEFAULT_MAX_COMPONENT_BYTES,
         }

@@ -19,6 +19,8 @@ use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 /// The WASI version wasmtime-wasi 48 registers its interfaces under; guests importing any
 /// 0.2.x version are matched to it by semver.
 const WASI_MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+/// The strategy world's host interface, as `bindgen!` registers it; 0.1.x guests match it.
+const STRATEGY_HOST: &str = "stratbox:strategy/host@0.1.0";
 
 /// A host process's wasmtime runtime. Cheap to clone (shared).
 #[derive(Clone)]
@@ -264,7 +266,8 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
     crate::wit::Strategy::add_to_linker::<StoreState, HasSelf<HostCtx>>(&mut linker, |s| {
         &mut s.host
     })?;
-    // Replace the two WASI functions that would block on real time (see `Ready`).
+    // Replace the two WASI functions that would block on real time (see `Ready`), and
+    // `host.log` (below).
     linker.allow_shadowing(true);
     {
         let mut clock = linker.instance(WASI_MONOTONIC_CLOCK)?;
@@ -281,6 +284,17 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
             },
         )?;
     }
+    // `host.log` takes its message as `LogText`: the length first, at most one line's worth
+    // copied. The bindings' `String` would copy all of it, however large, before the host
+    // could look at its length.
+    linker.instance(STRATEGY_HOST)?.func_wrap(
+        "log",
+        |mut cx: wasmtime::StoreContextMut<'_, StoreState>,
+         (level, message): (crate::wit::Level, crate::lift::LogText)| {
+            cx.data_mut().host.log_text(level, message);
+            Ok(())
+        },
+    )?;
     linker.allow_shadowing(false);
     Ok(linker)
 }

@@ -1,13 +1,16 @@
 //! What one store holds: the WASI context that grants nothing, the resource limiter that
 //! remembers why it said no, and the host side of `stratbox:strategy/host`.
 
-use crate::capture::{OutputSink, Stream};
+use crate::capture::{OutputCounters, OutputSink, Stream};
+use crate::display::escape;
+use crate::lift::LogText;
 use crate::clock::EventClock;
 use crate::history::{History, clip};
 use crate::limits::StrategyLimits;
 use crate::random::SeededRng;
 use crate::wit::{self, Event, Level};
 use std::path::Path;
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -15,8 +18,6 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 /// Where a granted directory appears inside the guest.
 pub const GRANTED_DIR_GUEST_PATH: &str = "/data";
 
-/// Largest `host.log` message forwarded; the rest is cut.
-const MAX_LOG_MESSAGE_BYTES: usize = 1024;
 /// `pool` arguments longer than any address are answered with nothing.
 const MAX_POOL_ARG_BYTES: usize = 64;
 
@@ -46,8 +47,9 @@ impl StoreState {
         seed: u64,
         granted_dir: Option<&Path>,
         history: Box<dyn History>,
+        output: Arc<OutputCounters>,
     ) -> Result<Self, String> {
-        let sink = OutputSink::new(limits.log_bytes_per_call);
+        let sink = OutputSink::new(limits.log_bytes_per_call, output);
         let clock = EventClock::default();
         let mut builder = WasiCtxBuilder::new();
         builder
@@ -181,16 +183,15 @@ pub(crate) struct HostCtx {
 
 impl wit::stratbox::strategy::types::Host for HostCtx {}
 
-impl wit::stratbox::strategy::host::Host for HostCtx {
-    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        if !self.sink.lock().charge(message.len()) {
-            return Ok(());
+impl HostCtx {
+    /// `host.log`: charged to the call's budget by its length, before anything but its
+    /// first [`LogText::MAX_BYTES`] was copied; dropped (and counted) over budget, else
+    /// forwarded cut to that head, escaped.
+    pub(crate) fn log_text(&mut self, level: Level, message: LogText) {
+        if !self.sink.lock().charge(message.len) {
+            return;
         }
-        let mut end = message.len().min(MAX_LOG_MESSAGE_BYTES);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let text = &message[..end];
+        let text = escape(&message.head);
         match level {
             Level::Trace => tracing::trace!(target: "stratbox::guest", "{text}"),
             Level::Debug => tracing::debug!(target: "stratbox::guest", "{text}"),
@@ -198,6 +199,23 @@ impl wit::stratbox::strategy::host::Host for HostCtx {
             Level::Warn => tracing::warn!(target: "stratbox::guest", "{text}"),
             Level::Error => tracing::error!(target: "stratbox::guest", "{text}"),
         }
+    }
+}
+
+impl wit::stratbox::strategy::host::Host for HostCtx {
+    /// Not reached from a guest: the linker serves `log` with [`HostCtx::log_text`], which
+    /// looks at the length before copying (see `runtime::build_linker`). Kept equivalent
+    /// for any other caller of the bindings.
+    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        let mut end = message.len().min(LogText::MAX_BYTES);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let text = LogText {
+            len: message.len(),
+            head: message[..end].to_owned(),
+        };
+        self.log_text(level, text);
         Ok(())
     }
 

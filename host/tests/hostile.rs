@@ -62,11 +62,17 @@ fn every_hostile_mode_is_stopped_with_its_own_error() {
                 (no_fuel_limit.clone(), "deadline"),
                 (no_deadline.clone(), "out_of_fuel"),
             ],
-            "trap" | "recurse" => vec![(default.clone(), "trap")],
+            "trap" | "recurse" | "panic" => vec![(default.clone(), "trap")],
+            "exit" => vec![(default.clone(), "exit")],
+            "giant-log" => vec![(roomy.clone(), "ok")],
+            "control-reason" => vec![(default.clone(), "ok")],
             "flood" => vec![(roomy.clone(), "bad_output")],
             "giant-string" | "bad-amount" | "bad-bps" => vec![(roomy.clone(), "bad_output")],
             "wasi-probe" => vec![(default.clone(), "strategy")],
-            "trap-init" | "fail-init" => vec![(default.clone(), "init")],
+            "trap-init" | "fail-init" | "panic-init" | "udp-init" | "tcp-init" | "spin-init"
+            | "exit-init" | "grow-memory-init" => vec![(default.clone(), "init")],
+            // On a thread of its own, printing and sleeping in `init` is harmless.
+            "print-init" | "eprint-init" | "sleep-init" => vec![(default.clone(), "ok")],
             "well-behaved" => vec![(default.clone(), "ok")],
             other => panic!("hostile mode {other} has no expectation here"),
         };
@@ -89,7 +95,7 @@ fn every_hostile_mode_is_stopped_with_its_own_error() {
                 (Err(CallError::OutOfFuel { limit }), _) => {
                     assert_eq!(*limit, limits.fuel_per_call)
                 }
-                (Err(CallError::Deadline { deadline_ms }), _) => {
+                (Err(CallError::Deadline { deadline_ms, .. }), _) => {
                     assert_eq!(*deadline_ms, limits.deadline_ms)
                 }
                 // Rust keeps its frames' arrays on a shadow stack in linear memory, so deep

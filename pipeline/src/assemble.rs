@@ -1,18 +1,24 @@
 //! Putting a host together: the engine's markets, a fleet with the requested strategies
 //! started, and a service reading the bus. `stratbox host`, `stratbox up` and the
 //! end-to-end tests all build their hosts here, so they run the same thing.
+//!
+//! The strategies start as a deploy does ([`Rollout::start_local`]): compiled, built and
+//! `init`-ed on blocking threads, never on the async ones, and each on its own: one that
+//! fails to start is refused (logged, counted in the metrics, returned in
+//! [`Assembled::started`]) and the host runs the others.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use stratbox_bus::{Bus, BusError, GroupReader, GroupReaderConfig, StartId};
-use stratbox_host::LoadedComponent;
+use stratbox_host::{HostRuntime, StrategyLimits};
 use tokio::sync::watch;
 
 use crate::delivery::{DeliveryError, EngineLink};
 use crate::fleet::{Fleet, FleetError};
 use crate::market::Market;
-use crate::roster::{self, Deployment, StartError};
+use crate::metrics::HostMetrics;
+use crate::rollout::{LocalStrategy, Outcome, Rollout};
 use crate::service::HostService;
 
 /// Where a host reads and who it is there.
@@ -24,6 +30,48 @@ pub struct BusSeat {
     pub block: Duration,
 }
 
+/// What a host runs and how.
+pub struct HostPlan {
+    pub seat: BusSeat,
+    pub runtime: HostRuntime,
+    /// Limits of every instance of `strategies`.
+    pub limits: StrategyLimits,
+    pub strategies: Vec<LocalStrategy>,
+    /// Fleet worker threads.
+    pub workers: usize,
+    /// Where the service and the start-up record what they do, if anywhere.
+    pub metrics: Option<Arc<HostMetrics>>,
+}
+
+/// A host ready to run.
+pub struct Assembled<B: Bus + ?Sized> {
+    pub service: HostService<B>,
+    pub fleet: Arc<Fleet>,
+    /// How each strategy's start went, in the order given; a refused one runs nothing.
+    pub started: Vec<Outcome>,
+}
+
+impl<B: Bus + ?Sized> Assembled<B> {
+    /// The strategies that were refused, with why.
+    pub fn refused(&self) -> impl Iterator<Item = &Outcome> {
+        self.started.iter().filter(|o| !o.switched())
+    }
+
+    /// `self` if every strategy started, else an error naming each refused one and why:
+    /// for callers that run only strategies of their own, where a refusal is a bug.
+    pub fn require_all(self) -> Result<Self, AssembleError> {
+        let refused: Vec<String> = self
+            .refused()
+            .map(|o| format!("{}: {}", o.name, o.refusal().unwrap_or_default()))
+            .collect();
+        if refused.is_empty() {
+            Ok(self)
+        } else {
+            Err(AssembleError::Refused(refused.join("; ")))
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AssembleError {
     #[error(transparent)]
@@ -31,45 +79,58 @@ pub enum AssembleError {
     #[error(transparent)]
     Fleet(#[from] FleetError),
     #[error(transparent)]
-    Start(#[from] StartError),
-    #[error(transparent)]
     Bus(#[from] BusError),
+    #[error("strategies refused at start-up: {0}")]
+    Refused(String),
 }
 
-/// Builds a host. `{pool}` in a deployment's config is replaced by the engine's first pool.
+/// Builds a host. `{pool}` in a strategy's config is replaced by the engine's first pool.
 pub async fn host<B: Bus + ?Sized>(
     link: EngineLink,
     bus: Arc<B>,
-    seat: &BusSeat,
-    strategies: Vec<(LoadedComponent, Deployment)>,
-    workers: usize,
+    plan: HostPlan,
     stop: &watch::Receiver<bool>,
-) -> Result<(HostService<B>, Arc<Fleet>), AssembleError> {
+) -> Result<Assembled<B>, AssembleError> {
     let markets = link.markets(&mut stop.clone()).await?;
-    let pool = markets
-        .first()
-        .and_then(|m| m.pool.as_ref())
-        .map(|a| a.value.clone())
-        .unwrap_or_default();
     let market = Arc::new(RwLock::new(Market::from_markets(&markets)));
-    let history = market.read().unwrap_or_else(|p| p.into_inner()).history();
-    let fleet = Arc::new(Fleet::start(workers, market)?);
-    for (component, mut deployment) in strategies {
-        deployment.config = deployment.config.replace("{pool}", &pool);
-        let members = roster::build(&component, &deployment, &history)?;
-        fleet.replace(&deployment.strategy, members).await?;
+    let fleet = Arc::new(Fleet::start(plan.workers, market)?);
+    let mut rollout = Rollout::new(
+        plan.seat.consumer.clone(),
+        fleet.clone(),
+        plan.runtime,
+        plan.limits,
+    );
+    if let Some(m) = &plan.metrics {
+        rollout.metrics_to(m.clone());
+    }
+    let started = rollout.start_local(plan.strategies).await;
+    let running = started.iter().filter(|o| o.switched()).count();
+    if running < started.len() {
+        tracing::warn!(
+            running,
+            refused = started.len() - running,
+            "some strategies were refused at start-up; the host runs the others"
+        );
     }
     let reader = GroupReader::join(
         bus,
-        &seat.stream,
-        &seat.group,
-        &seat.consumer,
+        &plan.seat.stream,
+        &plan.seat.group,
+        &plan.seat.consumer,
         StartId::Beginning,
         GroupReaderConfig {
-            block: seat.block,
+            block: plan.seat.block,
             ..GroupReaderConfig::default()
         },
     )
     .await?;
-    Ok((HostService::new(reader, fleet.clone(), link), fleet))
+    let mut service = HostService::new(reader, fleet.clone(), link);
+    if let Some(m) = plan.metrics {
+        service.metrics_to(m);
+    }
+    Ok(Assembled {
+        service,
+        fleet,
+        started,
+    })
 }

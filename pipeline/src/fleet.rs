@@ -465,6 +465,9 @@ fn shard_loop(
                                 .fetch_add(out.proposals.len() as u64, Ordering::Relaxed);
                         }
                         Err(e) => {
+                            stats
+                                .fuel
+                                .fetch_add(e.fuel_used().unwrap_or(0), Ordering::Relaxed);
                             *stats
                                 .errors
                                 .lock()

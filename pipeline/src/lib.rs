@@ -23,7 +23,7 @@ pub mod roster;
 pub mod service;
 pub mod translate;
 
-pub use assemble::{AssembleError, BusSeat};
+pub use assemble::{AssembleError, Assembled, BusSeat, HostPlan};
 pub use credentials::{HostKey, KeyError};
 pub use delivery::{DeliveryError, EngineLink, RetryPolicy};
 pub use fleet::{
@@ -31,7 +31,10 @@ pub use fleet::{
 };
 pub use market::{Market, SharedMarketHistory};
 pub use metrics::HostMetrics;
-pub use rollout::{ComponentSource, Outcome, OutcomeKind, RegistryLink, Rollout, RolloutError};
+pub use rollout::{
+    ComponentSource, LocalComponents, LocalStrategy, Outcome, OutcomeKind, RegistryLink, Rollout,
+    RolloutError,
+};
 pub use roster::{Deployment, StartError};
 pub use service::{Handled, HostService, ServiceError, ServiceStats};
 pub use translate::{Envelope, Incoming, TranslateError};

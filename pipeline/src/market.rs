@@ -24,9 +24,19 @@ pub struct Market {
     watermark: u64,
     timestamp: u64,
     history: SharedMarketHistory,
+    /// The engine's first market, as it listed them: what `{pool}` in a config means.
+    first_pool: Option<String>,
 }
 
 impl Market {
+    /// The pool `{pool}` in a strategy's config stands for: the engine's first market, else
+    /// the lowest pool address known.
+    pub fn first_pool(&self) -> Option<&str> {
+        self.first_pool
+            .as_deref()
+            .or_else(|| self.pools.keys().next().map(String::as_str))
+    }
+
     /// Starts from the engine's list of markets (static fields and state at start).
     pub fn from_markets(markets: &[v1::Market]) -> Self {
         let mut market = Market::default();
@@ -42,6 +52,9 @@ impl Market {
                     .unwrap_or_else(|| "0".into())
             };
             let pool = text(&m.pool);
+            if market.first_pool.is_none() {
+                market.first_pool = Some(pool.clone());
+            }
             market.watermark = market.watermark.max(m.block);
             market.pools.insert(
                 pool.clone(),

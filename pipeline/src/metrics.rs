@@ -13,15 +13,18 @@ use std::time::Duration;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use stratbox_proto::v1::{ChainEvent, ProposalResult, TaskState, chain_event::Kind};
 use tokio::net::TcpListener;
 
 use crate::fleet::Answer;
+use crate::rollout::{Outcome, OutcomeKind};
 
 type One = [(&'static str, String); 1];
 type Two = [(&'static str, String); 2];
+type Four = [(&'static str, String); 4];
 
 fn histogram() -> Histogram {
     // 1 µs .. ~4 s: a warm strategy call is a few µs, a delivery a few ms.
@@ -35,7 +38,8 @@ pub struct HostMetrics {
     pub events: Family<One, Counter>,
     /// Strategy calls by strategy.
     pub calls: Family<One, Counter>,
-    /// Fuel used by successful calls, by strategy.
+    /// Fuel used by strategy calls, by strategy: successful ones, and the failed ones that
+    /// say what they burned (out of fuel, stopped at the deadline).
     pub fuel: Family<One, Counter>,
     /// Failed calls by strategy and error kind (`out_of_fuel`, `deadline`, ...).
     pub errors: Family<Two, Counter>,
@@ -47,6 +51,13 @@ pub struct HostMetrics {
     pub call_seconds: Family<One, Histogram, fn() -> Histogram>,
     /// Delivering one event's proposals until the engine answered (retries included).
     pub delivery_seconds: Histogram,
+    /// Starts, swaps, scales and stops of strategies, by strategy, kind, result
+    /// (`switched` or `refused`) and the refusal's reason (`init`, `load`, ...; empty when
+    /// it switched). The log line of a refusal has the whole reason.
+    pub rollouts: Family<Four, Counter>,
+    /// 1 while this host runs nothing of a strategy because it failed to start (at
+    /// start-up, or on its first deploy here), by strategy; 0 once it runs or is gone.
+    pub quarantined: Family<One, Gauge>,
 }
 
 impl HostMetrics {
@@ -61,6 +72,18 @@ impl HostMetrics {
         let call_seconds =
             Family::<One, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
         let delivery_seconds = histogram();
+        let rollouts = Family::<Four, Counter>::default();
+        let quarantined = Family::<One, Gauge>::default();
+        registry.register(
+            "rollouts",
+            "Strategy starts, swaps, scales and stops, by strategy, kind, result and refusal reason",
+            rollouts.clone(),
+        );
+        registry.register(
+            "strategy_quarantined",
+            "1 while this host runs nothing of a strategy because it failed to start, by strategy",
+            quarantined.clone(),
+        );
         registry.register(
             "events",
             "Events read from the bus, by kind",
@@ -111,6 +134,8 @@ impl HostMetrics {
             answers,
             call_seconds,
             delivery_seconds,
+            rollouts,
+            quarantined,
         })
     }
 
@@ -118,6 +143,37 @@ impl HostMetrics {
         self.events
             .get_or_create(&[("kind", kind.to_owned())])
             .inc();
+    }
+
+    /// What a rollout (or a start-up) did with one strategy.
+    pub fn rollout(&self, outcome: &Outcome) {
+        let kind = match outcome.kind {
+            OutcomeKind::Start => "start",
+            OutcomeKind::Swap => "swap",
+            OutcomeKind::Scale => "scale",
+            OutcomeKind::Stop => "stop",
+        };
+        let result = if outcome.switched() {
+            "switched"
+        } else {
+            "refused"
+        };
+        self.rollouts
+            .get_or_create(&[
+                ("strategy", outcome.name.clone()),
+                ("kind", kind.to_owned()),
+                ("result", result.to_owned()),
+                ("reason", outcome.error_kind.to_owned()),
+            ])
+            .inc();
+        // Only a strategy that runs nothing is quarantined: a refused swap or scale
+        // leaves the running version running.
+        let strategy = [("strategy", outcome.name.clone())];
+        if !outcome.switched() && outcome.kind == OutcomeKind::Start {
+            self.quarantined.get_or_create(&strategy).set(1);
+        } else if outcome.switched() || outcome.kind == OutcomeKind::Stop {
+            self.quarantined.get_or_create(&strategy).set(0);
+        }
     }
 
     /// What the fleet did with one event.
@@ -133,6 +189,9 @@ impl HostMetrics {
                     self.fuel.get_or_create(&strategy).inc_by(out.fuel_used);
                 }
                 Err(e) => {
+                    if let Some(fuel) = e.fuel_used() {
+                        self.fuel.get_or_create(&strategy).inc_by(fuel);
+                    }
                     self.errors
                         .get_or_create(&[
                             ("strategy", a.identity.strategy.clone()),
@@ -235,6 +294,62 @@ mod tests {
             result,
             elapsed: Duration::from_micros(5),
         }
+    }
+
+    fn outcome(kind: OutcomeKind, result: Result<crate::fleet::Switch, String>) -> Outcome {
+        Outcome {
+            name: "h".into(),
+            version: "v".into(),
+            revision: 0,
+            kind,
+            error_kind: if result.is_err() { "init" } else { "" },
+            result,
+            instances: 0,
+            built: 0,
+        }
+    }
+
+    #[test]
+    fn a_strategy_refused_at_start_is_quarantined_until_it_runs() {
+        let m = HostMetrics::new();
+        m.rollout(&outcome(OutcomeKind::Start, Err("init failed: trap".into())));
+        let text = m.render();
+        for line in [
+            r#"stratbox_host_strategy_quarantined{strategy="h"} 1"#,
+            r#"stratbox_host_rollouts_total{strategy="h",kind="start",result="refused",reason="init"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        // A refused swap leaves what runs running: no change to the gauge.
+        m.rollout(&outcome(OutcomeKind::Swap, Err("init failed: trap".into())));
+        assert!(m.render().contains(r#"stratbox_host_strategy_quarantined{strategy="h"} 1"#));
+        m.rollout(&outcome(OutcomeKind::Start, Ok(Default::default())));
+        let text = m.render();
+        assert!(
+            text.contains(r#"stratbox_host_strategy_quarantined{strategy="h"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"stratbox_host_rollouts_total{strategy="h",kind="start",result="switched",reason=""} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_fuel_of_a_call_stopped_at_its_deadline_is_counted() {
+        let m = HostMetrics::new();
+        m.answered(&[answer(
+            "spinner",
+            Err(CallError::Deadline {
+                deadline_ms: 50,
+                fuel_used: 777_000,
+            }),
+        )]);
+        let text = m.render();
+        assert!(
+            text.contains(r#"stratbox_host_fuel_total{strategy="spinner"} 777000"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -18,6 +18,11 @@
 //!
 //! [`watch`] keeps a `WatchDeployments` stream open against the engine, reconnecting with
 //! backoff; a reconnect simply reconciles against the newest set.
+//!
+//! A host's own strategies (files given on its command line, the catalog's in `stratbox
+//! up`) start the same way, through [`Rollout::start_local`]: as a deployment of revision
+//! 0 whose bytes come from memory. So start-up builds off the async threads like a deploy,
+//! and a strategy that fails to start is refused and reported while the others run.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,6 +40,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::credentials::HostKey;
 use crate::fleet::{Fleet, FleetError, Switch};
+use crate::metrics::HostMetrics;
 use crate::roster::{self, Deployment};
 
 /// Why a deployment could not be rolled out on this host.
@@ -54,6 +60,47 @@ pub enum RolloutError {
     Join(String),
     #[error("registry address {0:?} is not a valid URI: {1}")]
     BadAddress(String, String),
+}
+
+impl RolloutError {
+    /// Stable name for metrics and logs: the host's `CallError::kind()` of a failed start
+    /// (`init`, `pool_exhausted`, ...), else what went wrong before any instance was built.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RolloutError::Fetch { .. } => "fetch",
+            RolloutError::Sha256Mismatch { .. } => "sha256_mismatch",
+            RolloutError::Load(_) => "load",
+            RolloutError::Start(e) => e.source.kind(),
+            RolloutError::Fleet(_) => "fleet",
+            RolloutError::Join(_) => "join",
+            RolloutError::BadAddress(..) => "bad_address",
+        }
+    }
+}
+
+/// A strategy a host runs from bytes it was given (a file on its command line, a catalog
+/// component), rather than from the registry.
+#[derive(Debug, Clone)]
+pub struct LocalStrategy {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    /// JSON given to every instance's `init`; `{pool}` is replaced with the first pool.
+    pub config: String,
+    pub instances: usize,
+}
+
+/// Component bytes held in memory, by sha256: where [`Rollout::start_local`] fetches from.
+pub struct LocalComponents(BTreeMap<String, Vec<u8>>);
+
+impl ComponentSource for LocalComponents {
+    fn fetch(&self, sha256: &str) -> impl Future<Output = Result<Vec<u8>, String>> + Send {
+        let found = self
+            .0
+            .get(sha256)
+            .cloned()
+            .ok_or_else(|| format!("no local component {sha256}"));
+        async move { found }
+    }
 }
 
 /// Where component bytes come from: the registry, or a map in tests.
@@ -82,6 +129,7 @@ pub struct Rollout {
     /// Deployment revisions that failed to start here, so a resent set does not retry
     /// (and re-report) the same failure on every unrelated change.
     refused: BTreeMap<String, u64>,
+    metrics: Option<Arc<HostMetrics>>,
 }
 
 /// What reconciling one deployment did; also sent to the registry as a `RolloutReport`.
@@ -93,6 +141,8 @@ pub struct Outcome {
     pub kind: OutcomeKind,
     /// `Err(reason)`: nothing switched.
     pub result: Result<Switch, String>,
+    /// `RolloutError::kind()` of the refusal, `""` when it switched.
+    pub error_kind: &'static str,
     /// Instances running after the change.
     pub instances: usize,
     /// Instances built and `init`-ed for this change (a scale builds only the added ones).
@@ -114,6 +164,14 @@ pub enum OutcomeKind {
 impl Outcome {
     pub fn switched(&self) -> bool {
         self.result.is_ok()
+    }
+
+    /// Why it was refused, escaped for a terminal; `None` when it switched.
+    pub fn refusal(&self) -> Option<String> {
+        self.result
+            .as_ref()
+            .err()
+            .map(|e| stratbox_host::display::escape(e).into_owned())
     }
 
     pub fn to_report(&self, host: &str, markets: u32) -> RolloutReport {
@@ -158,11 +216,50 @@ impl Rollout {
             limits,
             running: BTreeMap::new(),
             refused: BTreeMap::new(),
+            metrics: None,
+        }
+    }
+
+    /// Records every outcome in `metrics` (rollouts by result, quarantined strategies).
+    pub fn metrics_to(&mut self, metrics: Arc<HostMetrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    fn record(&self, outcome: &Outcome) {
+        log_outcome(outcome);
+        if let Some(m) = &self.metrics {
+            m.rollout(outcome);
         }
     }
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Starts this host's own strategies, each like a first deployment: compiled, built
+    /// and `init`-ed off the async threads, all instances of a strategy or none. One that
+    /// fails is refused (logged, and its outcome says why) and the others run.
+    pub async fn start_local(&mut self, strategies: Vec<LocalStrategy>) -> Vec<Outcome> {
+        let mut bytes = BTreeMap::new();
+        let mut deployments = Vec::with_capacity(strategies.len());
+        for s in strategies {
+            let sha256 = stratbox_host::check::sha256_hex(&s.bytes);
+            deployments.push(v1::Deployment {
+                name: s.name,
+                version: sha256[..12].to_owned(),
+                sha256: sha256.clone(),
+                instances: u32::try_from(s.instances).unwrap_or(u32::MAX),
+                config_json: s.config,
+                revision: 0,
+                ..Default::default()
+            });
+            bytes.insert(sha256, s.bytes);
+        }
+        let set = DeploymentSet {
+            revision: 0,
+            deployments,
+        };
+        self.reconcile(&set, &LocalComponents(bytes)).await
     }
 
     /// The version each registry strategy runs here.
@@ -193,7 +290,7 @@ impl Rollout {
         let mut outcomes = Vec::new();
         for d in &set.deployments {
             if let Some(outcome) = self.apply(d, source).await {
-                log_outcome(&outcome);
+                self.record(&outcome);
                 outcomes.push(outcome);
             }
         }
@@ -212,16 +309,18 @@ impl Rollout {
                 .replace(&name, Vec::new())
                 .await
                 .map_err(|e| e.to_string());
+            let error_kind = if result.is_err() { "fleet" } else { "" };
             let outcome = Outcome {
                 name,
                 version: running.version,
                 revision: set.revision,
                 kind: OutcomeKind::Stop,
                 result,
+                error_kind,
                 instances: 0,
                 built: 0,
             };
-            log_outcome(&outcome);
+            self.record(&outcome);
             outcomes.push(outcome);
         }
         self.refused
@@ -261,6 +360,7 @@ impl Rollout {
             };
             (kind, self.swap(d, source).await)
         };
+        let error_kind = result.as_ref().err().map_or("", RolloutError::kind);
         let result = result.map_err(|e| e.to_string());
         if result.is_err() {
             self.refused.insert(d.name.clone(), d.revision);
@@ -279,6 +379,7 @@ impl Rollout {
             revision: d.revision,
             kind,
             result,
+            error_kind,
             instances,
             built,
         })
@@ -291,12 +392,7 @@ impl Rollout {
                 .market()
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            market
-                .snapshot("")
-                .pools
-                .first()
-                .map(|p| p.pool.clone())
-                .unwrap_or_default()
+            market.first_pool().unwrap_or_default().to_owned()
         };
         Deployment {
             strategy: d.name.clone(),
@@ -433,7 +529,8 @@ fn log_outcome(o: &Outcome) {
             version = %o.version,
             revision = o.revision,
             kind = ?o.kind,
-            error = %e,
+            reason = o.error_kind,
+            error = %stratbox_host::display::escape(e),
             "rollout refused; nothing switched"
         ),
     }

@@ -9,7 +9,9 @@ use stratbox_host::wit::{BlockInfo, Event};
 use stratbox_host::{
     HostConfig, HostRuntime, InstanceSpec, NoHistory, StrategyInstance, StrategyLimits,
 };
-use stratbox_pipeline::{ComponentSource, Fleet, Market, OutcomeKind, Rollout};
+use stratbox_pipeline::{
+    ComponentSource, Fleet, LocalStrategy, Market, Outcome, OutcomeKind, Rollout,
+};
 use stratbox_proto::v1::{self, Address, Amount, DeploymentSet};
 
 const POOL: &str = "0x8ad599c3a0ff1de082011efddc58f1908eb6e6d8";
@@ -403,4 +405,55 @@ async fn scale_from_1_to_200_and_back_without_rebuilding_the_others() {
         .map(|a| a.identity.instance_id.as_str())
         .collect();
     assert_eq!(ids, ["c-0"]);
+}
+
+/// A host's own strategies start like a deploy: built off the async threads (printing and
+/// panicking in `init` need WASI calls that cannot run on one), each on its own. Those that
+/// fail are refused with their reason and run nothing; the others run. On a current-thread
+/// runtime: the one async thread there is must never run a guest.
+#[tokio::test(flavor = "current_thread")]
+async fn local_strategies_start_off_the_async_thread_and_a_failure_stops_only_itself() {
+    let (fleet, mut rollout, _runtime) = setup(2);
+    let hostile = stratbox_strategies::bytes("hostile").unwrap();
+    let local = |name: &str, bytes: &[u8], config: String| LocalStrategy {
+        name: name.into(),
+        bytes: bytes.to_vec(),
+        config,
+        instances: 2,
+    };
+    let outcomes = rollout
+        .start_local(vec![
+            local(
+                "maker",
+                &stratbox_strategies::bytes("clamm-maker").unwrap(),
+                stratbox_strategies::clamm_maker_config("{pool}"),
+            ),
+            local("printer", &hostile, stratbox_strategies::hostile_config("print-init")),
+            local("panicker", &hostile, stratbox_strategies::hostile_config("panic-init")),
+            local("exiter", &hostile, stratbox_strategies::hostile_config("exit-init")),
+        ])
+        .await;
+    let by_name: BTreeMap<&str, &Outcome> =
+        outcomes.iter().map(|o| (o.name.as_str(), o)).collect();
+    for name in ["maker", "printer"] {
+        let o = by_name[name];
+        assert!(o.switched(), "{name}: {:?}", o.result);
+        assert_eq!((o.kind, o.instances), (OutcomeKind::Start, 2));
+    }
+    let panicker = by_name["panicker"].refusal().expect("refused");
+    assert!(
+        panicker.contains(stratbox_strategies::HOSTILE_PANIC_MESSAGE),
+        "{panicker}"
+    );
+    assert_eq!(by_name["panicker"].error_kind, "init");
+    let exiter = by_name["exiter"].refusal().expect("refused");
+    assert!(exiter.contains("exited with code 3"), "{exiter}");
+    assert_eq!(by_name["exiter"].instances, 0);
+    assert_eq!(
+        fleet.sizes(),
+        BTreeMap::from([("maker".to_owned(), 2), ("printer".to_owned(), 2)])
+    );
+    // `{pool}` became the engine's first market.
+    let versions = block(&fleet, 2).await;
+    assert_eq!(versions.values().sum::<usize>(), 4, "{versions:?}");
 }

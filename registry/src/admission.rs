@@ -160,20 +160,26 @@ pub fn is_stateful(report: &CheckReport) -> bool {
         .all(|f| report.exports.iter().any(|e| e == f))
 }
 
+/// The size cap: the first thing every upload passes, whole or announced in pieces, so
+/// an oversized upload costs nothing more than its header (or its transfer).
+pub fn check_size(size: usize, max_bytes: usize) -> Result<(), RegistryError> {
+    if size > max_bytes {
+        return Err(Refusal::Check(CheckError::Oversized {
+            size,
+            limit: max_bytes,
+        })
+        .into());
+    }
+    Ok(())
+}
+
 /// Size cap, checks, compile. Nothing is stored here.
 pub async fn admit(
     bytes: &[u8],
     max_bytes: usize,
     compiler: &dyn Compiler,
 ) -> Result<Admitted, RegistryError> {
-    // Before any other work, so an oversized upload costs nothing more than its transfer.
-    if bytes.len() > max_bytes {
-        return Err(Refusal::Check(CheckError::Oversized {
-            size: bytes.len(),
-            limit: max_bytes,
-        })
-        .into());
-    }
+    check_size(bytes.len(), max_bytes)?;
     let owned = bytes.to_vec();
     let report = tokio::task::spawn_blocking(move || check_component(&owned, max_bytes))
         .await

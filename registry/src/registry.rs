@@ -174,6 +174,21 @@ impl Registry {
         self.inner.keys.clone()
     }
 
+    /// What can be refused of an upload before its bytes arrive: the name, and the size it
+    /// announces. Refused as [`Self::upload`] would refuse the same upload, and logged.
+    pub fn check_upload(
+        &self,
+        by: &Operator,
+        name: &str,
+        size: usize,
+        trace_id: &str,
+    ) -> Result<(), RegistryError> {
+        check_strategy_name(name)?;
+        admission::check_size(size, self.inner.config.max_component_bytes).inspect_err(|e| {
+            tracing::warn!(operator = %by.name, strategy = %name, trace_id, error = %e, "upload refused");
+        })
+    }
+
     /// Admits and stores a component as the next version of `name`. Re-uploading bytes
     /// that are already a version of `name` returns that version and changes nothing.
     pub async fn upload(

@@ -1,11 +1,12 @@
 //! The gRPC face of the registry (`stratbox.v1.Registry`), served on the engine's port.
 //!
 //! Upload, deploy, scale and rollback need `authorization: Bearer <operator api key>`;
-//! without one the call is `UNAUTHENTICATED` before anything else happens. The calls hosts
-//! make (watch, fetch, report) need a host's key (`stratbox host-key add`), which grants
-//! nothing else: a report is recorded under the key's host, never under a name the report
-//! claims. Watching and fetching also take an operator's key (operators read what runs).
-//! The reading calls (list, show) need no key.
+//! without one the call is `UNAUTHENTICATED` before anything else happens (for a chunked
+//! upload: before a single message of it is read). The calls hosts make (watch, fetch,
+//! report) need a host's key (`stratbox host-key add`), which grants nothing else: a report
+//! is recorded under the key's host, never under a name the report claims. Watching and
+//! fetching also take an operator's key (operators read what runs). The reading calls
+//! (list, show) need no key.
 
 use std::pin::Pin;
 
@@ -17,6 +18,7 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, info_span};
 
 use crate::auth::{self, Operator};
+use crate::error::RegistryError;
 use crate::registry::{Registry, parse_version};
 
 /// Slack over the component cap for the rest of an upload message, so a component just
@@ -97,6 +99,61 @@ impl RegistryRpc for RegistryService {
             .instrument(span)
             .await?;
         Ok(Response::new(v))
+    }
+
+    async fn upload_strategy_chunks(
+        &self,
+        request: Request<tonic::Streaming<v1::UploadChunk>>,
+    ) -> Result<Response<v1::StrategyVersion>, Status> {
+        let operator = self.operator(&request).await?;
+        let mut stream = request.into_inner();
+        let header = match stream.message().await?.and_then(|c| c.part) {
+            Some(v1::upload_chunk::Part::Header(h)) => h,
+            _ => {
+                return Err(RegistryError::Invalid(
+                    "a chunked upload starts with its header (name and size)".into(),
+                )
+                .into());
+            }
+        };
+        let trace_id = trace_of(&header.trace);
+        let span = info_span!("registry.upload", trace_id = %trace_id, operator = %operator.name, strategy = %header.name);
+        async {
+            let size = usize::try_from(header.size_bytes).unwrap_or(usize::MAX);
+            // Name and size first: an oversized upload is refused before its bytes are read.
+            self.registry
+                .check_upload(&operator, &header.name, size, &trace_id)?;
+            let mut bytes = Vec::with_capacity(size);
+            while let Some(chunk) = stream.message().await? {
+                let Some(v1::upload_chunk::Part::Data(data)) = chunk.part else {
+                    return Err(RegistryError::Invalid(
+                        "a chunked upload has one header, first".into(),
+                    )
+                    .into());
+                };
+                if data.len() > size - bytes.len() {
+                    return Err(RegistryError::Invalid(format!(
+                        "the upload sent more than the {size} bytes it announced"
+                    ))
+                    .into());
+                }
+                bytes.extend_from_slice(&data);
+            }
+            if bytes.len() != size {
+                return Err(RegistryError::Invalid(format!(
+                    "the upload ended after {} of the {size} bytes it announced",
+                    bytes.len()
+                ))
+                .into());
+            }
+            let v = self
+                .registry
+                .upload(&operator, &header.name, &bytes, &trace_id)
+                .await?;
+            Ok(Response::new(v))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn list_strategies(

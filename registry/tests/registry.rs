@@ -897,3 +897,130 @@ async fn engine_operator_actions_sqlite() {
 async fn engine_operator_actions_postgres() {
     engine_operator_actions("postgres").await;
 }
+
+/// Chunked uploads: judged by the registry's cap alone, refused as a whole upload of the
+/// same bytes is, before the bytes are read when the header says too much; malformed
+/// streams are refused; none of it changes anything. A component in pieces is stored like
+/// one sent whole.
+#[tokio::test]
+async fn grpc_chunked_upload() {
+    use stratbox_proto::v1::registry_client::RegistryClient;
+    use v1::upload_chunk::Part;
+
+    let db = Db::new("sqlite").await;
+    let store = Store::connect(&db.url).await.expect("connect");
+    let registry = open(&store).await;
+    let key = auth::add_operator(store.pool(), "erin", "db:test", "t")
+        .await
+        .expect("add");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(stratbox_registry::routes(registry.clone()))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                },
+            ),
+    );
+    let mut client = RegistryClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let clamm = stratbox_strategies::bytes("clamm-maker").expect("clamm-maker");
+    let header = |size: usize| v1::UploadChunk {
+        part: Some(Part::Header(v1::UploadHeader {
+            trace: None,
+            name: "maker".into(),
+            size_bytes: size as u64,
+        })),
+    };
+    let data = |bytes: &[u8]| v1::UploadChunk {
+        part: Some(Part::Data(bytes.to_vec())),
+    };
+    let pieces = |bytes: &[u8]| -> Vec<v1::UploadChunk> { bytes.chunks(64 << 10).map(data).collect() };
+    let send = |chunks: Vec<v1::UploadChunk>, key: Option<&str>| {
+        let req = tonic::Request::new(futures::stream::iter(chunks));
+        match key {
+            Some(k) => keyed(req, k),
+            None => req,
+        }
+    };
+    let versions = async |client: &mut RegistryClient<tonic::transport::Channel>| {
+        client
+            .list_strategies(v1::ListStrategiesRequest {})
+            .await
+            .expect("list")
+            .into_inner()
+            .versions
+            .len()
+    };
+
+    // No key: refused before anything is read.
+    let mut whole = vec![header(clamm.len())];
+    whole.extend(pieces(&clamm));
+    let e = client
+        .upload_strategy_chunks(send(whole.clone(), None))
+        .await
+        .expect_err("no key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+
+    // Over the cap: the size refusal of a whole upload, from the header alone (18 MB of
+    // data need not follow: none is sent here).
+    let big = 18_000_000;
+    let e = client
+        .upload_strategy_chunks(send(vec![header(big)], Some(key.expose())))
+        .await
+        .expect_err("oversized");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    let whole_refusal = admission::check_size(big, CAP).expect_err("over the cap");
+    assert_eq!(e.message(), whole_refusal.to_string());
+    assert!(
+        e.message()
+            .contains(&format!("file is {big} bytes, over the limit of {CAP} bytes")),
+        "{}",
+        e.message()
+    );
+
+    // Malformed streams.
+    let short = vec![header(clamm.len()), data(&clamm[..1000])];
+    let mut long = vec![header(1000)];
+    long.extend(pieces(&clamm));
+    let cases = [
+        (vec![data(&clamm)], "starts with its header"),
+        (Vec::new(), "starts with its header"),
+        (short, "ended after 1000 of the"),
+        (long, "more than the 1000 bytes it announced"),
+        (vec![header(10), header(10)], "one header, first"),
+    ];
+    for (chunks, reason) in cases {
+        let e = client
+            .upload_strategy_chunks(send(chunks, Some(key.expose())))
+            .await
+            .expect_err(reason);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(reason), "{reason}: {}", e.message());
+    }
+    assert_eq!(versions(&mut client).await, 0, "a refused upload stores nothing");
+
+    // In pieces, stored as the whole would be.
+    let v = client
+        .upload_strategy_chunks(send(whole, Some(key.expose())))
+        .await
+        .expect("upload")
+        .into_inner();
+    assert_eq!((v.version.as_str(), v.uploader.as_str()), ("1", "erin"));
+    assert_eq!(v.sha256, stratbox_host::check::sha256_hex(&clamm));
+    assert_eq!(v.size_bytes, clamm.len() as u64);
+    assert_eq!(versions(&mut client).await, 1);
+
+    let _ = stop_tx.send(true);
+    registry.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    store.close().await;
+    db.cleanup().await;
+}

@@ -1,8 +1,13 @@
 //! `stratbox backtest`: replays a JSONL event file (format: `host/README.md`) through one
 //! instance of a strategy and reports its proposals, errors by kind, fuel and latency.
+//!
+//! The instance gets the limits `stratbox host` would give it, within the same host
+//! ceilings: a `--memory-mib` above the host's memory ceiling is refused, not granted.
+//! Everything the strategy wrote (reasons, error messages) is printed escaped.
 
 use anyhow::Context;
 use stratbox_host::backtest::{BacktestOptions, BacktestReport};
+use stratbox_host::display::{Escaped, json};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 
 #[derive(clap::Args)]
@@ -19,7 +24,7 @@ pub struct Args {
     /// Fuel per call.
     #[arg(long)]
     fuel: Option<u64>,
-    /// Memory limit of the instance, in MiB.
+    /// Memory limit of the instance, in MiB; at most the host's ceiling (1024 MiB).
     #[arg(long)]
     memory_mib: Option<usize>,
     /// Wall-clock deadline per call, in milliseconds.
@@ -45,20 +50,26 @@ fn backtest(args: Args) -> anyhow::Result<()> {
     if let Some(fuel) = args.fuel {
         limits.fuel_per_call = fuel;
     }
+    // The same ceiling as a host's: a backtest that passes must not need more than a
+    // host will ever give.
+    let host = HostConfig {
+        // One instance: a small pool, so the process reserves little address space.
+        max_instances: 2,
+        ..HostConfig::default()
+    };
     if let Some(mib) = args.memory_mib {
-        limits.memory_bytes = mib.checked_mul(1 << 20).context("--memory-mib too large")?;
+        let bytes = mib.checked_mul(1 << 20).filter(|b| *b <= host.max_memory_bytes);
+        limits.memory_bytes = bytes.with_context(|| {
+            format!(
+                "--memory-mib {mib} is over the host's memory ceiling of {} MiB: no host would give a strategy that much",
+                host.max_memory_bytes >> 20
+            )
+        })?;
     }
     if let Some(ms) = args.deadline_ms {
         limits.deadline_ms = ms;
     }
-    // One instance: a small pool, so the process reserves little address space.
-    let runtime = HostRuntime::new(HostConfig {
-        max_instances: 2,
-        max_memory_bytes: limits
-            .memory_bytes
-            .max(HostConfig::default().max_memory_bytes),
-        ..HostConfig::default()
-    })?;
+    let runtime = HostRuntime::new(host)?;
     let component = runtime
         .load_file(&args.strategy)
         .with_context(|| format!("{}", args.strategy.display()))?;
@@ -73,7 +84,7 @@ fn backtest(args: Args) -> anyhow::Result<()> {
     };
     let report = stratbox_host::backtest::run(&component, lines, &options);
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        println!("{}", json(&report)?);
     } else {
         print_summary(&report);
     }
@@ -81,7 +92,7 @@ fn backtest(args: Args) -> anyhow::Result<()> {
 }
 
 fn print_summary(r: &BacktestReport) {
-    println!("strategy  {} ({})", r.world, &r.sha256[..16]);
+    println!("strategy  {} ({})", Escaped(&r.world), &r.sha256[..16]);
     println!(
         "events    {}   calls {}   proposals {}",
         r.events, r.calls, r.proposal_count
@@ -100,11 +111,11 @@ fn print_summary(r: &BacktestReport) {
         let kinds: Vec<String> = r.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("errors    {}", kinds.join("   "));
         for e in &r.error_samples {
-            println!("  block {}: {}", e.block, e.message);
+            println!("  block {}: {}", e.block, Escaped(&e.message));
         }
     }
     for p in &r.proposals {
-        let action = serde_json::to_string(&p.proposal.action).unwrap_or_default();
+        let action = json(&p.proposal.action).unwrap_or_default();
         println!(
             "  block {}  {}  expected0 {} expected1 {}  slippage {} bps  {}",
             p.block,
@@ -112,7 +123,7 @@ fn print_summary(r: &BacktestReport) {
             p.proposal.expected_amount0,
             p.proposal.expected_amount1,
             p.proposal.max_slippage_bps,
-            p.proposal.reason
+            Escaped(&p.proposal.reason)
         );
     }
 }

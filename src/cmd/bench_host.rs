@@ -6,6 +6,8 @@
 //! - calls per second with 1, 10, 100 and 1,000 live clamm-maker instances, two threads;
 //! - fuel metering's cost: the same clamm-maker calls on an engine with fuel and one with
 //!   epochs only;
+//! - fuel slices' cost (exact fuel at a deadline, host panics contained): the same calls
+//!   and rebuilds run in slices and synchronously;
 //! - resident memory per idle clamm-maker instance (1,000 live).
 
 use anyhow::Context;
@@ -73,6 +75,31 @@ fn runtime(
         max_instances,
         ..HostConfig::default()
     })?)
+}
+
+/// Runs `measure` on an instance of each of two engines, interleaved in rounds so load on
+/// the machine falls on both alike; returns both sample sets.
+fn side_by_side(
+    a: &mut StrategyInstance,
+    b: &mut StrategyInstance,
+    rounds: usize,
+    mut measure: impl FnMut(&mut StrategyInstance) -> anyhow::Result<Vec<Duration>>,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut sa, mut sb) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        sa.extend(measure(a)?);
+        sb.extend(measure(b)?);
+    }
+    Ok((sa, sb))
+}
+
+/// The two rows and the ratio of their medians.
+fn compare(rows: &mut Vec<Row>, what: &str, a: Row, b: Row) {
+    let ratio = a.median.unwrap_or_default().as_secs_f64()
+        / b.median.unwrap_or_default().as_secs_f64().max(1e-12);
+    rows.push(a);
+    rows.push(b);
+    rows.push(value(what, format!("{ratio:.2}x")));
 }
 
 fn load(runtime: &HostRuntime, name: &str) -> anyhow::Result<LoadedComponent> {
@@ -228,16 +255,42 @@ fn bench(args: Args) -> anyhow::Result<()> {
     warm_calls(&mut b, &events, warm_n / 10)?;
     let mut fa = warm_calls(&mut a, &events, warm_n)?;
     let mut fb = warm_calls(&mut b, &events, warm_n)?;
-    let ra = row("warm call, clamm-maker, fuel + epochs", &mut fa);
-    let rb = row("warm call, clamm-maker, epochs only", &mut fb);
-    let ratio = ra.median.unwrap_or_default().as_secs_f64()
-        / rb.median.unwrap_or_default().as_secs_f64().max(1e-12);
-    rows.push(ra);
-    rows.push(rb);
-    rows.push(value(
+    compare(
+        &mut rows,
         "fuel metering cost (median ratio)",
-        format!("{ratio:.2}x"),
-    ));
+        row("warm call, clamm-maker, fuel + epochs", &mut fa),
+        row("warm call, clamm-maker, epochs only", &mut fb),
+    );
+    drop((a, b));
+
+    // Fuel slices vs synchronous calls: the same clamm-maker calls and rebuilds.
+    let synchronous = HostRuntime::new(HostConfig {
+        max_instances: 16,
+        fuel_slice: 0,
+        ..HostConfig::default()
+    })?;
+    let sliced = load(&pooled, "clamm-maker")?;
+    let plain = load(&synchronous, "clamm-maker")?;
+    let mut a = StrategyInstance::new(&sliced, maker_spec(0), NoHistory);
+    let mut b = StrategyInstance::new(&plain, maker_spec(0), NoHistory);
+    a.start().map_err(anyhow::Error::new)?;
+    b.start().map_err(anyhow::Error::new)?;
+    let (mut ca, mut cb) = side_by_side(&mut a, &mut b, 10, |i| {
+        warm_calls(i, &events, warm_n / 10)
+    })?;
+    compare(
+        &mut rows,
+        "fuel slices cost, warm call (median ratio)",
+        row("warm call, clamm-maker, fuel slices", &mut ca),
+        row("warm call, clamm-maker, synchronous", &mut cb),
+    );
+    let (mut ra, mut rb) = side_by_side(&mut a, &mut b, 10, |i| rebuilds(i, rebuild_n / 10))?;
+    compare(
+        &mut rows,
+        "fuel slices cost, rebuild (median ratio)",
+        row("rebuild after kill, clamm-maker, fuel slices", &mut ra),
+        row("rebuild after kill, clamm-maker, synchronous", &mut rb),
+    );
     drop((a, b));
 
     // Throughput with many instances.

@@ -12,7 +12,7 @@ use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_market::Walk;
-use stratbox_pipeline::{BusSeat, Deployment, EngineLink, RetryPolicy, assemble};
+use stratbox_pipeline::{BusSeat, EngineLink, HostPlan, LocalStrategy, RetryPolicy, assemble};
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -67,14 +67,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut walk = Walk::new(5, CHAIN_EVENTS_STREAM);
     walk.step(&engine, &bus).await?;
 
-    let runtime = HostRuntime::new(HostConfig::default())?;
+    let runtime = tokio::task::spawn_blocking(|| HostRuntime::new(HostConfig::default())).await??;
     let makers = args.instances * 9 / 10;
     let mut strategies = Vec::new();
-    for (name, count) in [
+    for (name, instances) in [
         ("clamm-maker", makers),
         ("momentum", args.instances - makers),
     ] {
-        let component = runtime.load(&stratbox_strategies::bytes(name)?)?;
         // Narrow bands so makers re-centre often and the engine has work per swap.
         let config = match name {
             "clamm-maker" => serde_json::json!({
@@ -84,17 +83,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .to_string(),
             _ => stratbox_strategies::momentum_config("{pool}"),
         };
-        strategies.push((
-            component.clone(),
-            Deployment {
-                strategy: name.into(),
-                version: component.sha256()[..12].into(),
-                account: format!("book:{name}"),
-                config,
-                count,
-                limits: StrategyLimits::default(),
-            },
-        ));
+        strategies.push(LocalStrategy {
+            name: name.into(),
+            bytes: stratbox_strategies::bytes(name)?,
+            config,
+            instances,
+        });
     }
     let seat = BusSeat {
         stream: CHAIN_EVENTS_STREAM.into(),
@@ -103,8 +97,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         block: Duration::from_millis(5),
     };
     let link = EngineLink::new(&format!("http://{addr}"), RetryPolicy::default())?;
-    let (mut service, _fleet) =
-        assemble::host(link, bus.clone(), &seat, strategies, 2, &stop).await?;
+    let plan = HostPlan {
+        seat,
+        runtime,
+        limits: StrategyLimits::default(),
+        strategies,
+        workers: 2,
+        metrics: None,
+    };
+    let mut service = assemble::host(link, bus.clone(), plan, &stop)
+        .await?
+        .require_all()?
+        .service;
     let (tx, mut handled) = tokio::sync::mpsc::unbounded_channel();
     service.report_to(tx);
     let stats = service.stats();

@@ -3,6 +3,11 @@
 //!
 //! Hosts started with the same `--group` share the stream: each event goes to one host,
 //! and a host that dies leaves its unacknowledged events to the others.
+//!
+//! Its strategies start like a deploy (see `stratbox_pipeline::assemble`): compiled and
+//! `init`-ed on blocking threads, each on its own. One that fails to start is refused,
+//! logged with its reason and counted (`stratbox_host_strategy_quarantined`), and the
+//! host runs the others.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,10 +15,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
+use stratbox_host::display::Escaped;
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_pipeline::{
-    BusSeat, Deployment, EngineLink, HostKey, HostMetrics, RegistryLink, RetryPolicy, Rollout,
-    assemble, rollout,
+    BusSeat, EngineLink, HostKey, HostMetrics, HostPlan, LocalStrategy, RegistryLink,
+    RetryPolicy, Rollout, assemble, rollout,
 };
 use tokio::sync::watch;
 
@@ -53,6 +59,10 @@ pub struct Args {
     /// first pool.
     #[arg(long, default_value = "{}")]
     pub config: String,
+    /// The config of one strategy, as NAME=FILE.json (instead of `--config`); repeat for
+    /// several. `{pool}` is replaced as in `--config`.
+    #[arg(long = "strategy-config", value_parser = parse_strategy)]
+    pub strategy_configs: Vec<(String, PathBuf)>,
     /// Per-strategy limits as JSON (fuel, memory, deadline...); defaults otherwise.
     #[arg(long)]
     pub limits: Option<String>,
@@ -126,6 +136,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "no strategy to run: give --strategy NAME=FILE.wasm, --strategies DIR or --watch-deployments"
         );
     }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in &wanted {
+        anyhow::ensure!(seen.insert(name), "strategy {name} is given twice");
+    }
+    let mut configs = std::collections::BTreeMap::new();
+    for (name, file) in &args.strategy_configs {
+        anyhow::ensure!(
+            wanted.iter().any(|(n, _)| n == name),
+            "--strategy-config {name}: no strategy of that name is given"
+        );
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the config of {name} from {}", file.display()))?;
+        serde_json::from_str::<serde_json::Value>(&text)
+            .with_context(|| format!("the config of {name} in {} is not JSON", file.display()))?;
+        configs.insert(name.clone(), text);
+    }
     // The key from a file, or from STRATBOX_HOST_KEY (never a flag: it would land in shell
     // history and `ps`).
     let key = match (&args.key_file, std::env::var("STRATBOX_HOST_KEY")) {
@@ -134,22 +160,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (None, Err(_)) => HostKey::none(),
     };
     let link = EngineLink::new(&args.engine, RetryPolicy::default())?.with_key(key.clone());
-    let runtime = HostRuntime::new(HostConfig::default())?;
-    let mut strategies = Vec::new();
-    for (name, file) in &wanted {
-        let component = runtime
-            .load_file(file)
-            .with_context(|| format!("loading {name} from {}", file.display()))?;
-        let deployment = Deployment {
-            strategy: name.clone(),
-            version: component.sha256()[..12].to_owned(),
-            account: format!("book:{name}"),
-            config: args.config.clone(),
-            count: args.instances,
-            limits: limits.clone(),
-        };
-        strategies.push((component, deployment));
-    }
+    // Creating the engine reserves its pool and reading components is file I/O: neither
+    // belongs on an async worker thread. Compiling waits for the start-up below, which
+    // runs on blocking threads too.
+    let (runtime, strategies) = {
+        let wanted = wanted.clone();
+        let config = args.config.clone();
+        let instances = args.instances;
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let runtime = HostRuntime::new(HostConfig::default())?;
+            let mut strategies = Vec::new();
+            for (name, file) in wanted {
+                let bytes =
+                    stratbox_host::runtime::read_capped(&file, runtime.config().max_component_bytes)
+                        .with_context(|| format!("reading {name} from {}", file.display()))?;
+                strategies.push(LocalStrategy {
+                    config: configs.get(&name).cloned().unwrap_or_else(|| config.clone()),
+                    name,
+                    bytes,
+                    instances,
+                });
+            }
+            Ok((runtime, strategies))
+        })
+        .await
+        .context("the start-up task")??
+    };
     let bus: Arc<dyn Bus> = Arc::new(
         RedisBus::connect(RedisBusConfig::new(args.bus.clone()))
             .await
@@ -161,12 +197,43 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         consumer: consumer.clone(),
         block: Duration::from_millis(200),
     };
+    let metrics = args.metrics_listen.map(|_| HostMetrics::new());
     eprintln!("host {consumer}: waiting for the engine at {}", args.engine);
-    let (mut service, fleet) =
-        assemble::host(link, bus, &seat, strategies, args.workers, &stop).await?;
+    let assembled = assemble::host(
+        link,
+        bus,
+        HostPlan {
+            seat,
+            runtime: runtime.clone(),
+            limits: limits.clone(),
+            strategies,
+            workers: args.workers,
+            metrics: metrics.clone(),
+        },
+        &stop,
+    )
+    .await?;
+    for outcome in &assembled.started {
+        match outcome.refusal() {
+            None => eprintln!(
+                "host {consumer}: strategy {} started ({} instances)",
+                Escaped(&outcome.name),
+                outcome.instances
+            ),
+            Some(reason) => eprintln!(
+                "host {consumer}: strategy {} quarantined, not run ({}): {reason}",
+                Escaped(&outcome.name),
+                outcome.error_kind
+            ),
+        }
+    }
+    let (service, fleet) = (assembled.service, assembled.fleet);
     let watcher = if args.watch_deployments {
         let registry = RegistryLink::new(&args.engine)?.with_key(key.clone());
-        let rollout = Rollout::new(consumer.clone(), fleet.clone(), runtime.clone(), limits);
+        let mut rollout = Rollout::new(consumer.clone(), fleet.clone(), runtime.clone(), limits);
+        if let Some(m) = &metrics {
+            rollout.metrics_to(m.clone());
+        }
         eprintln!(
             "host {consumer}: following the strategy registry at {}",
             args.engine
@@ -179,10 +246,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let metrics = match args.metrics_listen {
-        Some(addr) => {
-            let m = HostMetrics::new();
-            service.metrics_to(m.clone());
+    let metrics = match (args.metrics_listen, metrics) {
+        (Some(addr), Some(m)) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding the metrics address {addr}"))?;
@@ -199,7 +264,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 },
             )))
         }
-        None => None,
+        _ => None,
     };
     let task = tokio::spawn(service.run(stop));
     eprintln!(

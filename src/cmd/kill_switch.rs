@@ -3,6 +3,7 @@
 //! [`super::strategy::Remote`]); every change is audited under the key's operator, and the
 //! switch is stored, so a restarted engine keeps refusing trades until someone clears it.
 
+use stratbox_host::display::{Escaped, json};
 use stratbox_proto::v1;
 
 use super::strategy::{Remote, authed, engine_client, rpc, trace};
@@ -76,27 +77,31 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             (k, remote)
         }
     };
+    // The engine's answer is outside text: escaped (see `stratbox_host::display`).
     if remote.json {
         println!(
             "{}",
-            serde_json::json!({
+            json(&serde_json::json!({
                 "engaged": state.engaged,
                 "reason": state.reason,
                 "operator": state.operator,
                 "changed_at_ms": state.changed_at_ms,
-            })
+            }))?
         );
     } else if state.engaged {
         println!(
             "kill switch ENGAGED by {} at {} ms: {}",
-            state.operator, state.changed_at_ms, state.reason
+            Escaped(&state.operator),
+            state.changed_at_ms,
+            Escaped(&state.reason)
         );
     } else if state.operator.is_empty() {
         println!("kill switch off");
     } else {
         println!(
             "kill switch off (cleared by {} at {} ms)",
-            state.operator, state.changed_at_ms
+            Escaped(&state.operator),
+            state.changed_at_ms
         );
     }
     Ok(())

@@ -105,7 +105,11 @@ pub async fn run(role: Role, command: Command) -> anyhow::Result<()> {
                 } else {
                     format!("revoked at {}", p.revoked_at_ms)
                 };
-                println!("{}\t{}\t{state}", p.name, p.created_at_ms);
+                println!(
+                    "{}\t{}\t{state}",
+                    stratbox_host::display::Escaped(&p.name),
+                    p.created_at_ms
+                );
             }
             Ok(())
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use stratbox_host::check::{DEFAULT_MAX_COMPONENT_BYTES, check_component};
+use stratbox_host::display::{Escaped, json};
 use stratbox_proto::v1::{
     self, registry_client::RegistryClient, trading_engine_client::TradingEngineClient,
 };
@@ -199,11 +200,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .map_err(rpc)?
                 .into_inner();
             if remote.json {
-                println!("{}", permission_json(&p));
+                print_json(&permission_json(&p))?;
             } else {
                 println!(
                     "{} restored to {} by {}",
-                    p.strategy, p.level, p.restored_by
+                    Escaped(&p.strategy),
+                    Escaped(&p.level),
+                    Escaped(&p.restored_by)
                 );
             }
             Ok(())
@@ -211,24 +214,25 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn check(file: &Path, max_bytes: usize, json: bool) -> anyhow::Result<()> {
+fn check(file: &Path, max_bytes: usize, json_out: bool) -> anyhow::Result<()> {
     let bytes = stratbox_host::runtime::read_capped(file, max_bytes)
         .map_err(anyhow::Error::new)
         .with_context(|| format!("{}", file.display()))?;
     let report = check_component(&bytes, max_bytes)
         .map_err(anyhow::Error::new)
         .with_context(|| format!("{}", file.display()))?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
+    if json_out {
+        println!("{}", json(&report)?);
         return Ok(());
     }
-    println!("world:   {}", report.world);
+    // Names inside the component are the author's text.
+    println!("world:   {}", Escaped(&report.world));
     println!("size:    {} bytes", report.size);
     println!("sha256:  {}", report.sha256);
-    println!("exports: {}", report.exports.join(", "));
+    println!("exports: {}", Escaped(&report.exports.join(", ")));
     println!("imports:");
     for import in &report.imports {
-        println!("  {import}");
+        println!("  {}", Escaped(import));
     }
     Ok(())
 }
@@ -245,7 +249,7 @@ fn compile(file: &Path, max_bytes: usize) -> anyhow::Result<()> {
             other => anyhow!("{other}"),
         },
     )?;
-    println!("{}", serde_json::to_string(&report)?);
+    println!("{}", json(&report)?);
     Ok(())
 }
 
@@ -305,13 +309,19 @@ fn api_key(remote: &Remote) -> anyhow::Result<String> {
 }
 
 pub(crate) fn authed<T>(remote: &Remote, message: T) -> anyhow::Result<tonic::Request<T>> {
-    let key = api_key(remote)?;
     let mut req = tonic::Request::new(message);
+    authorize(remote, &mut req)?;
+    Ok(req)
+}
+
+/// Adds the operator key to `req` (see [`api_key`]).
+fn authorize<T>(remote: &Remote, req: &mut tonic::Request<T>) -> anyhow::Result<()> {
+    let key = api_key(remote)?;
     let value = format!("Bearer {key}")
         .parse()
         .map_err(|_| anyhow!("the API key cannot be sent as a header"))?;
     req.metadata_mut().insert("authorization", value);
-    Ok(req)
+    Ok(())
 }
 
 pub(crate) fn trace() -> v1::TraceContext {
@@ -326,34 +336,72 @@ pub(crate) fn rpc(s: tonic::Status) -> anyhow::Error {
     anyhow!("{} ({:?})", s.message(), s.code())
 }
 
+/// Bytes per message of a chunked upload: far below any gRPC message limit.
+const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
+
+/// Sends the component in pieces (`UploadStrategyChunks`), announcing its size first, so
+/// the engine judges the size by its own cap and refuses an oversized one with its usual
+/// reason before the bytes travel, instead of gRPC refusing a message too large.
 async fn upload(remote: &Remote, file: &Path, name: &str) -> anyhow::Result<()> {
-    let bytes = stratbox_host::runtime::read_capped(file, CLIENT_MAX_BYTES)
-        .map_err(anyhow::Error::new)
+    use tokio::io::AsyncReadExt;
+    let reader = tokio::fs::File::open(file)
+        .await
         .with_context(|| format!("{}", file.display()))?;
-    let req = authed(
-        remote,
-        v1::UploadStrategyRequest {
+    let size = reader
+        .metadata()
+        .await
+        .with_context(|| format!("{}", file.display()))?
+        .len();
+    let size_usize = usize::try_from(size).unwrap_or(usize::MAX);
+    if size_usize > CLIENT_MAX_BYTES {
+        return Err(anyhow::Error::new(stratbox_host::CheckError::Oversized {
+            size: size_usize,
+            limit: CLIENT_MAX_BYTES,
+        }))
+        .with_context(|| format!("{}", file.display()));
+    }
+    let header = v1::UploadChunk {
+        part: Some(v1::upload_chunk::Part::Header(v1::UploadHeader {
             trace: Some(trace()),
             name: name.to_owned(),
-            component: bytes,
-        },
-    )?;
+            size_bytes: size,
+        })),
+    };
+    // The file is read as the engine takes the pieces: a refusal after the header stops
+    // the reading. A read error ends the stream early, which the engine refuses as short.
+    let pieces = futures::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        let mut buf = vec![0u8; UPLOAD_CHUNK_BYTES];
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                let chunk = v1::UploadChunk {
+                    part: Some(v1::upload_chunk::Part::Data(buf)),
+                };
+                Some((chunk, Some(reader)))
+            }
+        }
+    });
+    let stream = futures::StreamExt::chain(futures::stream::iter([header]), pieces);
+    let mut req = tonic::Request::new(stream);
+    authorize(remote, &mut req)?;
     let v = client(remote)
         .await?
-        .upload_strategy(req)
+        .upload_strategy_chunks(req)
         .await
         .map_err(rpc)?
         .into_inner();
     if remote.json {
-        println!("{}", version_json(&v));
+        print_json(&version_json(&v))?;
     } else {
         println!(
             "uploaded {}@{} sha256 {} ({} bytes, {}{})",
-            v.name,
-            v.version,
-            v.sha256,
+            Escaped(&v.name),
+            Escaped(&v.version),
+            Escaped(&v.sha256),
             v.size_bytes,
-            v.world,
+            Escaped(&v.world),
             if v.stateful { ", stateful" } else { "" }
         );
     }
@@ -370,7 +418,7 @@ async fn list(remote: &Remote) -> anyhow::Result<()> {
         .versions;
     if remote.json {
         let all: Vec<_> = versions.iter().map(version_json).collect();
-        println!("{}", serde_json::Value::Array(all));
+        print_json(&serde_json::Value::Array(all))?;
     } else {
         print_versions(&versions);
     }
@@ -388,19 +436,16 @@ async fn show(remote: &Remote, name: &str) -> anyhow::Result<()> {
         .into_inner();
     let perm = permission(remote, name).await;
     if remote.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "versions": s.versions.iter().map(version_json).collect::<Vec<_>>(),
-                "deployments": s.deployments.iter().map(deployment_json).collect::<Vec<_>>(),
-                "rollouts": s.rollouts.iter().map(rollout_json).collect::<Vec<_>>(),
-                "permission": perm.as_ref().map(permission_json),
-            })
-        );
+        print_json(&serde_json::json!({
+            "versions": s.versions.iter().map(version_json).collect::<Vec<_>>(),
+            "deployments": s.deployments.iter().map(deployment_json).collect::<Vec<_>>(),
+            "rollouts": s.rollouts.iter().map(rollout_json).collect::<Vec<_>>(),
+            "permission": perm.as_ref().map(permission_json),
+        }))?;
         return Ok(());
     }
     if let Some(p) = &perm {
-        println!("permission: {}", permission_line(p));
+        println!("permission: {}", Escaped(&permission_line(p)));
         println!();
     }
     println!("versions:");
@@ -521,12 +566,6 @@ async fn deploy(
         .into_inner())
 }
 
-/// Text from a host, printed without control characters (TODO(merge): the host crate's
-/// one escaping function replaces this).
-fn escape(s: &str) -> String {
-    s.chars().flat_map(char::escape_debug).collect()
-}
-
 /// Whether (and how long) a change waits for the hosts to say how it went.
 #[derive(clap::Args)]
 pub struct Wait {
@@ -577,9 +616,9 @@ impl Wait {
             if r.switched {
                 eprintln!(
                     "  {}: running {}@{} x{} (revision {}, longest pause {} µs)",
-                    escape(&r.host),
+                    Escaped(&r.host),
                     d.name,
-                    escape(&r.version),
+                    Escaped(&r.version),
                     r.instances,
                     r.revision,
                     r.max_pause_ns / 1_000
@@ -587,9 +626,9 @@ impl Wait {
             } else {
                 eprintln!(
                     "  {}: REFUSED revision {}: {}",
-                    escape(&r.host),
+                    Escaped(&r.host),
                     r.revision,
-                    escape(&r.error)
+                    Escaped(&r.error)
                 );
             }
         }
@@ -622,7 +661,7 @@ impl Wait {
                 d.name,
                 silent
                     .iter()
-                    .map(|h| escape(h))
+                    .map(|h| Escaped(h).to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             );
@@ -633,11 +672,15 @@ impl Wait {
 
 fn print_deployment(remote: &Remote, d: &v1::Deployment) -> anyhow::Result<()> {
     if remote.json {
-        println!("{}", deployment_json(d));
+        print_json(&deployment_json(d))?;
     } else {
         println!(
             "{}@{} x{} at revision {} (by {})",
-            d.name, d.version, d.instances, d.revision, d.deployed_by
+            Escaped(&d.name),
+            Escaped(&d.version),
+            d.instances,
+            d.revision,
+            Escaped(&d.deployed_by)
         );
     }
     Ok(())
@@ -675,8 +718,23 @@ fn short(sha: &str) -> String {
     sha.chars().take(12).collect()
 }
 
-/// Columns padded to their widest cell, two spaces apart.
+/// The engine's answer as one line of JSON, escaped so nothing in it acts on a terminal.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", json(value)?);
+    Ok(())
+}
+
+/// Columns padded to their widest cell, two spaces apart. Cells hold the engine's text
+/// (names, configs, refusal reasons): escaped before they are measured and printed.
 fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|cell| stratbox_host::display::escape(&cell).into_owned())
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

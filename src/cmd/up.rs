@@ -19,7 +19,7 @@ use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, TaskState, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_pipeline::{
-    BusSeat, Deployment, EngineLink, Fleet, RetryPolicy, ServiceStats, assemble,
+    BusSeat, EngineLink, Fleet, HostPlan, LocalStrategy, RetryPolicy, ServiceStats, assemble,
 };
 use tokio::sync::watch;
 
@@ -208,7 +208,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Zone A: a host with the example strategies, talking to the engine over gRPC.
     let link = EngineLink::new(&format!("http://{engine_addr}"), RetryPolicy::default())?;
-    let runtime = HostRuntime::new(HostConfig::default())?;
+    let runtime = tokio::task::spawn_blocking(|| HostRuntime::new(HostConfig::default()))
+        .await
+        .context("creating the host runtime")??;
     let examples = [
         (
             "clamm-maker",
@@ -222,21 +224,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ),
     ];
     let mut strategies = Vec::new();
-    for (name, count, config) in examples {
+    for (name, instances, config) in examples {
         let bytes = stratbox_strategies::bytes(name)
             .with_context(|| format!("reading the {name} component"))?;
-        let component = runtime
-            .load(&bytes)
-            .with_context(|| format!("loading {name}"))?;
-        let deployment = Deployment {
-            strategy: name.to_owned(),
-            version: component.sha256()[..12].to_owned(),
-            account: format!("book:{name}"),
+        strategies.push(LocalStrategy {
+            name: name.to_owned(),
+            bytes,
             config,
-            count,
-            limits: StrategyLimits::default(),
-        };
-        strategies.push((component, deployment));
+            instances,
+        });
     }
     let seat = BusSeat {
         stream: CHAIN_EVENTS_STREAM.to_owned(),
@@ -244,8 +240,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         consumer: "host-up".to_owned(),
         block: Duration::from_millis(100),
     };
-    let (service, fleet) =
-        assemble::host(link, bus.clone(), &seat, strategies, args.workers, &stop).await?;
+    let plan = HostPlan {
+        seat,
+        runtime,
+        limits: StrategyLimits::default(),
+        strategies,
+        workers: args.workers,
+        metrics: None,
+    };
+    let assembled = assemble::host(link, bus.clone(), plan, &stop)
+        .await?
+        .require_all()?;
+    let (service, fleet) = (assembled.service, assembled.fleet);
     let host_stats = service.stats();
     let host = tokio::spawn(service.run(stop.clone()));
     host_caught_up(bus.as_ref(), &host_stats, &host, Duration::from_secs(60)).await?;

@@ -1,13 +1,23 @@
 //! What the process-level tests share: where the real services are, unique names for the
-//! databases and streams a test makes, and reading the address a `stratbox` service prints.
-//! Each test binary uses only part of it.
+//! databases and streams a test makes, reading the address a `stratbox` service prints,
+//! `stratbox` child processes with their stderr collected, waiting on a condition, a
+//! host's metrics, and a synthetic market's events. Each test binary uses only part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use stratbox_proto::v1::{self, chain_event};
+
+/// Events per block of [`swing_event`]: four swaps, then the block.
+pub const PER_BLOCK: u64 = 5;
+/// Square-root prices (Q64.96) of ticks +600 and -600.
+const SQRT_UP: &str = "81640896826356156310682304525";
+const SQRT_DOWN: &str = "76886731765546235930195592749";
 
 /// The PostgreSQL server tests create their databases on (`scripts/test` sets it).
 pub fn postgres_admin() -> String {
@@ -67,17 +77,18 @@ pub fn psql(url: &str, sql: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// A child process that is interrupted (SIGINT, like Ctrl-C) and reaped when dropped, so a
-/// failing assertion never leaves an engine or host behind.
-pub struct Proc {
+/// A service process that is interrupted (SIGINT, like Ctrl-C) and reaped when dropped, so
+/// a failing assertion never leaves an engine or host behind; its output goes where its
+/// `Command` says.
+pub struct Process {
     pub child: Option<Child>,
     pub name: &'static str,
 }
 
-impl Proc {
-    pub fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
+impl Process {
+    pub fn spawn(name: &'static str, cmd: &mut Command) -> Process {
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Proc {
+        Process {
             child: Some(child),
             name,
         }
@@ -117,7 +128,7 @@ impl Proc {
     }
 }
 
-impl Drop for Proc {
+impl Drop for Process {
     fn drop(&mut self) {
         if self.child.is_some() {
             self.interrupt();
@@ -125,31 +136,67 @@ impl Drop for Proc {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A child process killed when the test ends, pass or fail.
+pub struct Proc {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
 }
 
-/// A plain HTTP/1.1 GET on loopback; the body.
-pub fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
-pub async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+impl Proc {
+    /// Spawns `stratbox ARGS`, collecting stderr lines (and stdout's, if `stdout`).
+    pub fn spawn(args: &[&str], dir: &std::path::Path) -> (Proc, std::process::ChildStdout) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .current_dir(dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn stratbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        (Proc { child, lines }, stdout)
+    }
+
+    pub fn find(&self, needle: &str) -> Option<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn tail(&self) -> String {
+        let lines = self.lines.lock().unwrap();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+pub async fn wait_for<T>(what: &str, timeout: Duration, mut poll: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
-    while !done().await {
+    loop {
+        if let Some(t) = poll().await {
+            return t;
+        }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -207,4 +254,105 @@ pub fn component(dir: &Path, name: &str) -> std::path::PathBuf {
     )
     .expect("write the component");
     path
+}
+
+/// `GET /metrics` over a plain socket; the host's Prometheus text.
+pub fn scrape(addr: &str) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
+/// Sum of a metric's samples whose labels contain `filter`.
+pub fn metric(text: &str, name: &str, filter: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Event `seq` of a synthetic market: per block four swaps swinging between ticks +600
+/// and -600 (so a narrow clamm-maker moves its position on almost every swap), then the
+/// block. Ids are `{prefix}:{seq}`.
+pub fn swing_event(prefix: &str, seq: u64, first_block: u64, pool: &str) -> v1::ChainEvent {
+    let block = first_block + seq / PER_BLOCK;
+    let position = seq % PER_BLOCK;
+    let kind = if position == PER_BLOCK - 1 {
+        chain_event::Kind::NewBlock(v1::BlockInfo {
+            number: block,
+            timestamp: block * 12,
+            hash: format!("0x{block:064x}"),
+            parent_hash: format!("0x{:064x}", block - 1),
+        })
+    } else {
+        let up = seq.is_multiple_of(2);
+        chain_event::Kind::Swap(v1::SwapEvent {
+            origin: Some(v1::EventOrigin {
+                block,
+                log_index: position as u32,
+                tx_hash: format!("0x{seq:064x}"),
+            }),
+            pool: Some(v1::Address {
+                value: pool.to_owned(),
+            }),
+            zero_for_one: !up,
+            amount_in: Some(v1::Amount {
+                value: "1000000".into(),
+            }),
+            amount_out: Some(v1::Amount {
+                value: "990000".into(),
+            }),
+            sqrt_price_x96: Some(v1::Amount {
+                value: if up { SQRT_UP } else { SQRT_DOWN }.into(),
+            }),
+            liquidity: Some(v1::Amount {
+                value: "1000000000000000000000".into(),
+            }),
+            tick: if up { 600 } else { -600 },
+        })
+    };
+    v1::ChainEvent {
+        event_id: format!("{prefix}:{seq}"),
+        last_sync_block: block,
+        timestamp: block * 12,
+        trace: None,
+        chain_id: 1,
+        kind: Some(kind),
+    }
+}
+
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A plain HTTP/1.1 GET on loopback; the body.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    s.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// Waits until `done` holds, polling every 100 ms; fails the test after `timeout`.
+pub async fn wait_until(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

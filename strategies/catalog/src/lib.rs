@@ -61,10 +61,49 @@ pub const HOSTILE_MODES: &[&str] = &[
     "bad-amount",
     "bad-bps",
     "wasi-probe",
+    "panic",
+    "exit",
+    "giant-log",
+    "control-reason",
     "trap-init",
     "fail-init",
+    "print-init",
+    "eprint-init",
+    "sleep-init",
+    "panic-init",
+    "udp-init",
+    "tcp-init",
+    "spin-init",
+    "exit-init",
+    "grow-memory-init",
     "well-behaved",
 ];
+
+/// The hostile modes that misbehave in `init` (a subset of [`HOSTILE_MODES`]): every one
+/// of them must be refused at start-up without touching the strategies beside it.
+pub const HOSTILE_INIT_MODES: &[&str] = &[
+    "print-init",
+    "eprint-init",
+    "sleep-init",
+    "panic-init",
+    "udp-init",
+    "tcp-init",
+    "spin-init",
+    "trap-init",
+    "exit-init",
+    "fail-init",
+    "grow-memory-init",
+];
+
+/// What the hostile `panic` and `panic-init` modes panic with (`strategies/hostile`).
+pub const HOSTILE_PANIC_MESSAGE: &str = "hostile panics on purpose";
+/// The code the hostile `exit` and `exit-init` modes exit with.
+pub const HOSTILE_EXIT_CODE: i32 = 3;
+/// The bytes of one `host.log` call of the hostile `giant-log` mode: 60 MiB.
+pub const HOSTILE_GIANT_LOG_BYTES: usize = 60 << 20;
+/// The reason of the hostile `control-reason` mode's proposal: NUL, a screen clear, a C1
+/// CSI, an OSC window title, bidi controls and DEL.
+pub const HOSTILE_CONTROL_REASON: &str = "nul\0clear\u{1b}[2Jcsi\u{9b}31mosc\u{1b}]0;pwned\u{7}bidi\u{202e}evil\u{2066}iso\u{2069}del\u{7f}end";
 
 /// Config selecting one hostile `mode`.
 pub fn hostile_config(mode: &str) -> String {

@@ -2,9 +2,13 @@
 //! have a real component to contain.
 //!
 //! Config: `{"mode": "<mode>", "pool": "0x..."?}`. The misbehaviour happens in `on-event`,
-//! except for `trap-init` and `fail-init`. Modes (the host's tests use these names):
-//! `grow-memory`, `ignore-grow-failure`, `loop`, `trap`, `recurse`, `flood`, `giant-string`,
-//! `bad-amount`, `bad-bps`, `wasi-probe`, `trap-init`, `fail-init`, `well-behaved`.
+//! except for the `*-init` modes, which misbehave in `init`. Modes (the host's tests use
+//! these names):
+//! - in `on-event`: `grow-memory`, `ignore-grow-failure`, `loop`, `trap`, `recurse`,
+//!   `flood`, `giant-string`, `bad-amount`, `bad-bps`, `wasi-probe`, `panic`, `exit`,
+//!   `giant-log`, `control-reason`, `well-behaved`;
+//! - in `init`: `trap-init`, `fail-init`, `print-init`, `eprint-init`, `sleep-init`,
+//!   `panic-init`, `udp-init`, `tcp-init`, `spin-init`, `exit-init`, `grow-memory-init`.
 //!
 //! Everything wasm32-specific is behind `cfg(target_arch = "wasm32")` so the workspace's
 //! native build still compiles this crate; natively the modes only approximate.
@@ -35,8 +39,35 @@ enum Mode {
     BadAmount,
     BadBps,
     WasiProbe,
+    /// Panics with [`PANIC_MESSAGE`].
+    Panic,
+    /// Exits with code 3 (`wasi:cli/exit#exit-with-code`).
+    Exit,
+    /// One `host.log` call of [`GIANT_LOG_LEN`] bytes.
+    GiantLog,
+    /// A proposal whose reason holds [`CONTROL_REASON`]: NUL, a screen clear, an OSC title,
+    /// C1 controls and bidi overrides, for the host's output escaping.
+    ControlReason,
     TrapInit,
     FailInit,
+    /// `println!` in `init`.
+    PrintInit,
+    /// `eprintln!` in `init`.
+    EprintInit,
+    /// `std::thread::sleep` in `init`.
+    SleepInit,
+    /// `panic!` in `init`.
+    PanicInit,
+    /// Binds a UDP socket in `init`.
+    UdpInit,
+    /// Connects a TCP socket in `init`.
+    TcpInit,
+    /// Never returns from `init`.
+    SpinInit,
+    /// Exits with code 3 in `init`.
+    ExitInit,
+    /// Allocates without bound in `init`.
+    GrowMemoryInit,
     WellBehaved,
 }
 
@@ -53,6 +84,15 @@ struct Hostile {
     pool: Option<String>,
 }
 
+impl Hostile {
+    fn new(config: Config) -> Self {
+        Hostile {
+            mode: config.mode,
+            pool: config.pool,
+        }
+    }
+}
+
 /// Used when neither the config nor the snapshot names a pool.
 const FALLBACK_POOL: &str = "0x0000000000000000000000000000000000000001";
 
@@ -62,6 +102,19 @@ const FLOOD_COUNT: usize = 1_000_000;
 /// The size of `giant-string`'s reason.
 const GIANT_LEN: usize = 16 << 20;
 
+/// The size of `giant-log`'s one message: 60 MiB.
+pub const GIANT_LOG_LEN: usize = 60 << 20;
+
+/// What `panic` and `panic-init` panic with.
+pub const PANIC_MESSAGE: &str = "hostile panics on purpose";
+
+/// The exit code of `exit` and `exit-init`.
+pub const EXIT_CODE: i32 = 3;
+
+/// `control-reason`'s reason: every kind of control a terminal might act on.
+pub const CONTROL_REASON: &str =
+    "nul\0clear\u{1b}[2Jcsi\u{9b}31mosc\u{1b}]0;pwned\u{7}bidi\u{202e}evil\u{2066}iso\u{2069}del\u{7f}end";
+
 impl Strategy for Hostile {
     fn init(config: &str) -> Result<Self, String> {
         let config: Config =
@@ -69,10 +122,31 @@ impl Strategy for Hostile {
         match config.mode {
             Mode::TrapInit => trap(),
             Mode::FailInit => Err("refused on purpose".to_owned()),
-            mode => Ok(Hostile {
-                mode,
-                pool: config.pool,
-            }),
+            Mode::PrintInit => {
+                println!("hostile: printing from init");
+                Ok(Hostile::new(config))
+            }
+            Mode::EprintInit => {
+                eprintln!("hostile: printing to stderr from init");
+                Ok(Hostile::new(config))
+            }
+            Mode::SleepInit => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                Ok(Hostile::new(config))
+            }
+            Mode::PanicInit => panic!("{PANIC_MESSAGE}"),
+            Mode::UdpInit => match std::net::UdpSocket::bind("0.0.0.0:0") {
+                Ok(_) => Err("bound a UDP socket".to_owned()),
+                Err(e) => Err(format!("no UDP socket: {e}")),
+            },
+            Mode::TcpInit => match std::net::TcpStream::connect("127.0.0.1:6379") {
+                Ok(_) => Err("connected a TCP socket".to_owned()),
+                Err(e) => Err(format!("no TCP socket: {e}")),
+            },
+            Mode::SpinInit => spin(),
+            Mode::ExitInit => exit(),
+            Mode::GrowMemoryInit => grow_memory(),
+            _ => Ok(Hostile::new(config)),
         }
     }
 
@@ -104,12 +178,33 @@ impl Strategy for Hostile {
                 Ok(vec![p])
             }
             Mode::WasiProbe => Err(wasi_probe()),
+            Mode::Panic => panic!("{PANIC_MESSAGE}"),
+            Mode::Exit => exit(),
+            Mode::GiantLog => {
+                host::info(&"x".repeat(GIANT_LOG_LEN));
+                Ok(Vec::new())
+            }
+            Mode::ControlReason => {
+                let mut p = swap(pool, "1");
+                p.reason = CONTROL_REASON.to_owned();
+                Ok(vec![p])
+            }
             Mode::WellBehaved => {
                 host::debug("well-behaved: nothing to do");
                 Ok(Vec::new())
             }
-            // Refused in `init`; never stored.
-            Mode::TrapInit | Mode::FailInit => Ok(Vec::new()),
+            // The `init` modes that return at all behave from then on.
+            Mode::TrapInit
+            | Mode::FailInit
+            | Mode::PrintInit
+            | Mode::EprintInit
+            | Mode::SleepInit
+            | Mode::PanicInit
+            | Mode::UdpInit
+            | Mode::TcpInit
+            | Mode::SpinInit
+            | Mode::ExitInit
+            | Mode::GrowMemoryInit => Ok(Vec::new()),
         }
     }
 }
@@ -169,6 +264,15 @@ fn ignore_grow_failure() -> Result<Vec<Proposal>, String> {
     }
     #[cfg(not(target_arch = "wasm32"))]
     Err("ignore-grow-failure only misbehaves on wasm32".to_owned())
+}
+
+/// Ends the instance with [`EXIT_CODE`]. Through `exit-with-code`: WASI 0.2's plain `exit`,
+/// which Rust's `std::process::exit` uses, carries only success or failure, so its code 3
+/// would reach the host as 1.
+fn exit() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    wasip2::cli::exit::exit_with_code(EXIT_CODE as u8);
+    std::process::exit(EXIT_CODE)
 }
 
 fn spin() -> ! {
@@ -297,10 +401,31 @@ mod tests {
             "bad-amount",
             "bad-bps",
             "wasi-probe",
+            "panic",
+            "exit",
+            "giant-log",
+            "control-reason",
             "well-behaved",
         ] {
             let h = Hostile::init(&format!(r#"{{"mode":"{name}"}}"#));
             assert!(h.is_ok(), "{name} refused");
+        }
+        // The `init` modes are only parsed here: natively most of them would really spin,
+        // exit or panic the test process.
+        for name in [
+            "trap-init",
+            "print-init",
+            "eprint-init",
+            "sleep-init",
+            "panic-init",
+            "udp-init",
+            "tcp-init",
+            "spin-init",
+            "exit-init",
+            "grow-memory-init",
+        ] {
+            let config: Result<Config, _> = serde_json::from_str(&format!(r#"{{"mode":"{name}"}}"#));
+            assert!(config.is_ok(), "{name} does not parse");
         }
         assert_eq!(
             Hostile::init(r#"{"mode":"fail-init"}"#).err().as_deref(),
@@ -331,6 +456,12 @@ mod tests {
         assert_eq!(
             h.on_event(&event(), &snapshot()).unwrap().len(),
             FLOOD_COUNT
+        );
+
+        let mut h = Hostile::init(r#"{"mode":"control-reason"}"#).unwrap();
+        assert_eq!(
+            h.on_event(&event(), &snapshot()).unwrap()[0].reason,
+            CONTROL_REASON
         );
 
         let mut h = Hostile::init(r#"{"mode":"well-behaved"}"#).unwrap();
