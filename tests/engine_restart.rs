@@ -164,7 +164,7 @@ async fn the_engine_restarts_under_load_against_anvil_and_answers_every_time() {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(150)) => {}
-                _ = market_stopped.wait_until(|s| *s) => break,
+                _ = market_stopped.wait_for(|s| *s) => break,
             }
             if let Err(e) = market.step().await {
                 eprintln!("market step: {e}");

@@ -1,7 +1,8 @@
 //! The engine through grpcurl, the standard gRPC command-line client, which knows nothing of
 //! stratbox's protos: it discovers the services by server reflection, reads the engine's
-//! markets and status, submits a proposal as JSON and gets a SIMULATED task back, and a
-//! replay of the same proposal returns the same task. `scripts/setup` installs grpcurl into
+//! markets and status, submits a proposal as JSON with a host's key and gets a SIMULATED task
+//! back, and a replay of the same proposal returns the same task. Reflection lists the
+//! engine's services and the standard health service, never the signer's. `scripts/setup` installs grpcurl into
 //! `.tools/bin/` (or point `STRATBOX_GRPCURL` at one).
 
 use std::path::PathBuf;
@@ -41,10 +42,15 @@ fn call(addr: &str, flags: &[&str], args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-/// `call` with a JSON request body on `-d`.
-fn invoke(addr: &str, method: &str, body: &Value) -> Value {
+/// `call` with a JSON request body on `-d` (and `-H authorization: Bearer KEY`).
+fn invoke(addr: &str, method: &str, body: &Value, key: Option<&str>) -> Value {
     let body = body.to_string();
-    let text = call(addr, &["-d", &body], &[method]);
+    let header = key.map(|k| format!("authorization: Bearer {k}"));
+    let mut flags = vec!["-d", body.as_str()];
+    if let Some(h) = &header {
+        flags.extend(["-H", h.as_str()]);
+    }
+    let text = call(addr, &flags, &[method]);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("grpcurl printed non-JSON ({e}): {text}"))
 }
 
@@ -63,7 +69,7 @@ impl Drop for Engine {
 
 fn start_engine() -> Engine {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+    let mut child = support::stratbox()
         .current_dir(dir.path())
         .args(["engine", "--listen", "127.0.0.1:0", "--oracle-from-pool"])
         .stdout(Stdio::piped())
@@ -91,6 +97,26 @@ fn grpcurl_lists_describes_and_submits() {
     assert!(
         services.iter().any(|s| s == "stratbox.v1.TradingEngine"),
         "reflection lists the engine's service: {services:?}"
+    );
+    assert!(
+        services.iter().any(|s| s == "grpc.health.v1.Health"),
+        "reflection lists the health service: {services:?}"
+    );
+    assert!(
+        !services.iter().any(|s| s.contains("Signer")),
+        "the engine does not serve Zone C's service: {services:?}"
+    );
+    let health = invoke(addr, "grpc.health.v1.Health/Check", &json!({}), None);
+    assert_eq!(health["status"], "SERVING", "{health}");
+
+    let database = format!("sqlite://{}/.stratbox/engine.db", engine._dir.path().display());
+    let ops = support::add_key("operator", "ops", &database);
+    let host = support::add_key("host-key", "grpcurl-host", &database);
+    support::upload(
+        &format!("http://{addr}"),
+        &ops,
+        "grpcurl",
+        &support::component(engine._dir.path(), "tally"),
     );
     let methods = call(addr, &[], &["list", "stratbox.v1.TradingEngine"]);
     for method in [
@@ -127,12 +153,12 @@ fn grpcurl_lists_describes_and_submits() {
         "an Amount is a string, never a float: {described}"
     );
 
-    let markets = invoke(addr, "stratbox.v1.TradingEngine/ListMarkets", &json!({}));
+    let markets = invoke(addr, "stratbox.v1.TradingEngine/ListMarkets", &json!({}), None);
     let pool = markets["markets"][0]["pool"]["value"]
         .as_str()
         .unwrap_or_else(|| panic!("no pool in {markets}"))
         .to_owned();
-    let status = invoke(addr, "stratbox.v1.TradingEngine/GetStatus", &json!({}));
+    let status = invoke(addr, "stratbox.v1.TradingEngine/GetStatus", &json!({}), None);
     // proto3 JSON writes uint64 as a string, and leaves a zero out.
     let watermark = status["lastSyncBlock"].as_str().unwrap_or("0").to_owned();
 
@@ -140,6 +166,7 @@ fn grpcurl_lists_describes_and_submits() {
         "trace": {"traceId": "0af7651916cd43dd8448eb211c80319c"},
         "proposals": [{
             "strategy": "grpcurl",
+            "strategyVersion": "1",
             "account": "acct",
             "eventId": "grpcurl-1",
             "lastSyncBlock": watermark,
@@ -153,12 +180,22 @@ fn grpcurl_lists_describes_and_submits() {
             "maxSlippageBps": 50
         }]
     });
-    let first = invoke(addr, "stratbox.v1.TradingEngine/SubmitProposals", &submit);
+    let first = invoke(
+        addr,
+        "stratbox.v1.TradingEngine/SubmitProposals",
+        &submit,
+        Some(&host),
+    );
     let result = &first["results"][0];
     assert_eq!(result["state"], "TASK_STATE_SIMULATED", "{first}");
     let task_id = result["taskId"].as_str().expect("task id").to_owned();
 
-    let again = invoke(addr, "stratbox.v1.TradingEngine/SubmitProposals", &submit);
+    let again = invoke(
+        addr,
+        "stratbox.v1.TradingEngine/SubmitProposals",
+        &submit,
+        Some(&host),
+    );
     assert_eq!(again["results"][0]["taskId"], task_id.as_str(), "{again}");
     assert_eq!(again["results"][0]["duplicate"], true, "{again}");
 
@@ -166,6 +203,7 @@ fn grpcurl_lists_describes_and_submits() {
         addr,
         "stratbox.v1.TradingEngine/GetTask",
         &json!({ "taskId": task_id }),
+        None,
     );
     assert_eq!(task["state"], "TASK_STATE_SIMULATED", "{task}");
     assert_eq!(task["proposal"]["swap"]["amountIn"]["value"], "1000000");
@@ -174,7 +212,12 @@ fn grpcurl_lists_describes_and_submits() {
     let mut float = submit.clone();
     float["proposals"][0]["eventId"] = json!("grpcurl-float");
     float["proposals"][0]["swap"]["amountIn"]["value"] = json!("1000000.5");
-    let refused = invoke(addr, "stratbox.v1.TradingEngine/SubmitProposals", &float);
+    let refused = invoke(
+        addr,
+        "stratbox.v1.TradingEngine/SubmitProposals",
+        &float,
+        Some(&host),
+    );
     let result = &refused["results"][0];
     assert_eq!(result["state"], "TASK_STATE_REJECTED", "{refused}");
     assert_eq!(result["reasonCode"], "bad_input", "{refused}");

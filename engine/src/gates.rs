@@ -539,12 +539,17 @@ impl RiskBook {
                     format!("lp:{}", hex_address(&p.action.pool())),
                 )
             }
-            // An unknown pool has no market; the oracle gate refuses it.
-            None => (
-                format!("unknown-pool:{}", hex_address(&p.action.pool())),
-                U256::ZERO,
-                String::new(),
-            ),
+            // A pool the engine does not trade has no market, no price and no state to
+            // simulate against: refused for what it is, not for a missing oracle.
+            None => {
+                return Err(Rejection::new(
+                    ReasonCode::UnknownPool,
+                    format!(
+                        "the engine does not trade pool {}",
+                        hex_address(&p.action.pool())
+                    ),
+                ));
+            }
         };
         let token0 = ctx.pool.map(|i| hex_address(&i.token0)).unwrap_or_default();
         let effect = match p.action {
