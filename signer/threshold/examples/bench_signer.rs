@@ -10,8 +10,7 @@ use stratbox_threshold::local::Primes;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -20,8 +19,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if arg == "--seeded-primes" {
             eprintln!("generating primes before the ceremony ...");
             config.primes = Some(
-                tokio::task::spawn_blocking(|| [Primes::generate(), Primes::generate(), Primes::generate()])
-                    .await?,
+                tokio::task::spawn_blocking(|| {
+                    [Primes::generate(), Primes::generate(), Primes::generate()]
+                })
+                .await?,
             );
         } else {
             config.transactions = arg.parse()?;

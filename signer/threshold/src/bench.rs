@@ -166,21 +166,31 @@ impl fmt::Display for BenchReport {
             self.presignatures,
             self.presign_elapsed.as_secs_f64()
         )?;
-        let stage = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.1} s", d.as_secs_f64()));
+        let stage = |d: Option<Duration>| {
+            d.map_or("-".to_string(), |d| format!("{:.1} s", d.as_secs_f64()))
+        };
         writeln!(
             f,
             "{:<44} {:>12}  (primes {} [{}], aux info {}, keygen {})",
             "DKG ceremony",
             format!("{:.1} s", self.dkg.as_secs_f64()),
             stage(self.dkg_primes),
-            if self.fresh_primes { "generated" } else { "seeded" },
+            if self.fresh_primes {
+                "generated"
+            } else {
+                "seeded"
+            },
             stage(self.dkg_aux_info),
             stage(self.dkg_keygen)
         )?;
         writeln!(
             f,
             "target: online threshold signing < 10 ms median: {}",
-            if self.meets_target() { "met" } else { "NOT met" }
+            if self.meets_target() {
+                "met"
+            } else {
+                "NOT met"
+            }
         )
     }
 }
@@ -225,8 +235,7 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, ThresholdError> {
     let mut made = 0;
     while made < n {
         let batch = concurrency.min(n - made);
-        let results =
-            futures::future::join_all((0..batch).map(|_| client.presign([0, 1]))).await;
+        let results = futures::future::join_all((0..batch).map(|_| client.presign([0, 1]))).await;
         for r in results {
             r?;
             made += 1;

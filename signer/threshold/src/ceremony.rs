@@ -97,7 +97,11 @@ impl fmt::Display for KeygenOutcome {
             "  master public key {}",
             hex::encode(self.key.shared_public_key)
         )?;
-        writeln!(f, "  chain code        {}", hex::encode(self.key.chain_code))?;
+        writeln!(
+            f,
+            "  chain code        {}",
+            hex::encode(self.key.chain_code)
+        )?;
         writeln!(f, "  took              {:.1}s", self.elapsed.as_secs_f64())?;
         for (account, address) in &self.addresses {
             writeln!(f, "  account m/{account:<6}  {}", address_hex(address))?;

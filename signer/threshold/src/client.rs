@@ -20,6 +20,7 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 use crate::error::ThresholdError;
 use crate::identity::{Cluster, Identity, SHARES, THRESHOLD};
@@ -35,7 +36,7 @@ pub const PAIRS: [[u16; 2]; 3] = [[0, 1], [1, 2], [0, 2]];
 const RETRY_DOWN_AFTER: Duration = Duration::from_secs(3);
 const REFILL_TICK: Duration = Duration::from_secs(1);
 const SIGN_ATTEMPTS: usize = 6;
-const PRESIGN_RPC_TIMEOUT: Duration = Duration::from_secs(180);
+const PRESIGN_RPC_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Configuration of the coordinator's connection to the share processes; each field maps to
 /// one flag of the signer service (flag in brackets).
@@ -58,7 +59,11 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// Defaults: pools of 64 per pair, 2 generations at once, 2 s per signing call.
-    pub fn new(cluster: std::path::PathBuf, cert: std::path::PathBuf, key: std::path::PathBuf) -> Self {
+    pub fn new(
+        cluster: std::path::PathBuf,
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+    ) -> Self {
         ClientConfig {
             cluster,
             cert,
@@ -96,7 +101,11 @@ impl ShareLink {
     fn mark_down(&self, why: &str) {
         if let Ok(mut h) = self.health.lock() {
             if h.down_since.is_none() {
-                tracing::warn!(share = self.index, reason = why, "share process marked down");
+                tracing::warn!(
+                    share = self.index,
+                    reason = why,
+                    "share process marked down"
+                );
             }
             h.down_since = Some(Instant::now());
             h.last_error = why.to_string();
@@ -142,8 +151,25 @@ fn classify(index: u16, status: tonic::Status) -> Attempt {
         | tonic::Code::DeadlineExceeded
         | tonic::Code::Unknown
         | tonic::Code::Cancelled => Attempt::Down(index, status.message().to_string()),
-        tonic::Code::NotFound => Attempt::Stale(index),
+        // NotFound: the share no longer holds the presignature. Aborted: its session failed
+        // because its peer was unreachable. Either way, try again elsewhere.
+        tonic::Code::NotFound | tonic::Code::Aborted => Attempt::Stale(index),
         _ => Attempt::Fatal(ThresholdError::share(index, status)),
+    }
+}
+
+/// The failure to act on when one or both shares of a pair failed: a share that did not
+/// answer explains its partner's failure, so it comes first.
+fn worse(pair: [u16; 2], a: Option<tonic::Status>, b: Option<tonic::Status>) -> Attempt {
+    let a = a.map(|e| classify(pair[0], e));
+    let b = b.map(|e| classify(pair[1], e));
+    match (a, b) {
+        (Some(down @ Attempt::Down(..)), _) | (_, Some(down @ Attempt::Down(..))) => down,
+        (Some(first), _) | (None, Some(first)) => first,
+        (None, None) => Attempt::Fatal(ThresholdError::Protocol {
+            protocol: "sign",
+            detail: "no failure to report".into(),
+        }),
     }
 }
 
@@ -303,7 +329,17 @@ impl ThresholdClient {
         trace_id: &str,
     ) -> Result<Signature, ThresholdError> {
         let span = tracing::info_span!("threshold_sign", trace_id, path = %path);
-        let _entered = span.enter();
+        self.sign_in_span(path, hash, trace_id)
+            .instrument(span)
+            .await
+    }
+
+    async fn sign_in_span(
+        &self,
+        path: &DerivationPath,
+        hash: [u8; 32],
+        trace_id: &str,
+    ) -> Result<Signature, ThresholdError> {
         let inner = &self.inner;
         let child = inner.info.child_key(path)?;
         let mut notes = Vec::new();
@@ -311,7 +347,10 @@ impl ThresholdClient {
             let Some(pair) = inner.choose_pair() else {
                 break;
             };
-            match inner.sign_with_pair(pair, path, hash, &child, trace_id).await {
+            match inner
+                .sign_with_pair(pair, path, hash, &child, trace_id)
+                .await
+            {
                 Ok(signature) => return Ok(signature),
                 Err(Attempt::Down(index, why)) => {
                     inner.link(index).mark_down(&why);
@@ -327,7 +366,10 @@ impl ThresholdClient {
         let available = inner.shares.iter().filter(|s| s.usable()).count();
         for s in inner.shares.iter().filter(|s| !s.usable()) {
             let why = s.last_error();
-            if !notes.iter().any(|n| n.starts_with(&format!("share {}:", s.index))) {
+            if !notes
+                .iter()
+                .any(|n| n.starts_with(&format!("share {}:", s.index)))
+            {
                 notes.push(format!("share {}: {why}", s.index));
             }
         }
@@ -346,7 +388,9 @@ impl ThresholdClient {
         hash: [u8; 32],
     ) -> Result<Signature, ThresholdError> {
         if !PAIRS.contains(&pair) {
-            return Err(ThresholdError::Config(format!("{pair:?} is not a pair of shares")));
+            return Err(ThresholdError::Config(format!(
+                "{pair:?} is not a pair of shares"
+            )));
         }
         let child = self.inner.info.child_key(path)?;
         match self
@@ -422,11 +466,9 @@ impl ThresholdClient {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let sizes = self.pool_sizes();
-            let done = pairs.iter().all(|pair| {
-                sizes
-                    .iter()
-                    .any(|(p, n)| p == pair && *n >= ready)
-            });
+            let done = pairs
+                .iter()
+                .all(|pair| sizes.iter().any(|(p, n)| p == pair && *n >= ready));
             if done {
                 return Ok(());
             }
@@ -532,8 +574,7 @@ impl Inner {
         let (a, b) = tokio::join!(call(pair[0]), call(pair[1]));
         let (a, b) = match (a, b) {
             (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) => return Err(classify(pair[0], e)),
-            (_, Err(e)) => return Err(classify(pair[1], e)),
+            (a, b) => return Err(worse(pair, a.err(), b.err())),
         };
         self.link(pair[0]).mark_up();
         self.link(pair[1]).mark_up();
@@ -552,12 +593,18 @@ impl Inner {
         let partials = [partial(&a, pair[0])?, partial(&b, pair[1])?];
         let combined = PartialSignature::combine(&partials)
             .ok_or(Attempt::Fatal(ThresholdError::InvalidSignature))?;
-        let r: [u8; 32] = combined.r.to_be_bytes().as_bytes().try_into().map_err(|_| {
-            Attempt::Fatal(ThresholdError::InvalidSignature)
-        })?;
-        let s: [u8; 32] = combined.s.to_be_bytes().as_bytes().try_into().map_err(|_| {
-            Attempt::Fatal(ThresholdError::InvalidSignature)
-        })?;
+        let r: [u8; 32] = combined
+            .r
+            .to_be_bytes()
+            .as_bytes()
+            .try_into()
+            .map_err(|_| Attempt::Fatal(ThresholdError::InvalidSignature))?;
+        let s: [u8; 32] = combined
+            .s
+            .to_be_bytes()
+            .as_bytes()
+            .try_into()
+            .map_err(|_| Attempt::Fatal(ThresholdError::InvalidSignature))?;
         Signature::from_verified(r, s, child, &hash).map_err(Attempt::Fatal)
     }
 
@@ -577,28 +624,29 @@ impl Inner {
         let (a, b) = tokio::join!(call(pair[0]), call(pair[1]));
         match (a, b) {
             (Ok(()), Ok(())) => Ok(id),
-            (Err(e), _) => Err(classify(pair[0], e)),
-            (_, Err(e)) => Err(classify(pair[1], e)),
+            (a, b) => Err(worse(pair, a.err(), b.err())),
         }
+    }
+
+    /// The presignatures share `index` holds, or `None` if it does not answer.
+    async fn list_held(&self, index: u16) -> Option<Vec<proto::PooledPresignature>> {
+        let mut client = self.link(index).client.clone();
+        let mut request = tonic::Request::new(proto::ListPresignaturesRequest {});
+        request.set_timeout(self.rpc_timeout);
+        client
+            .list_presignatures(request)
+            .await
+            .ok()
+            .map(|reply| reply.into_inner().presignatures)
     }
 
     /// After a share said it does not know a presignature (it restarted, or another client
     /// used it), keep only the ids it still holds in the pools of its pairs.
     async fn drop_stale_pools(&self, index: u16) {
-        let mut client = self.link(index).client.clone();
-        let mut request = tonic::Request::new(proto::ListPresignaturesRequest {});
-        request.set_timeout(self.rpc_timeout);
-        let held: Option<HashSet<Vec<u8>>> = match client.list_presignatures(request).await {
-            Ok(reply) => Some(
-                reply
-                    .into_inner()
-                    .presignatures
-                    .into_iter()
-                    .map(|p| p.presignature_id)
-                    .collect(),
-            ),
-            Err(_) => None,
-        };
+        let held: Option<HashSet<Vec<u8>>> = self
+            .list_held(index)
+            .await
+            .map(|list| list.into_iter().map(|p| p.presignature_id).collect());
         if let Ok(mut pools) = self.pools.lock() {
             for (pair, queue) in pools.iter_mut() {
                 if pair.contains(&index) {
@@ -619,16 +667,10 @@ impl Inner {
     async fn adopt_existing_presignatures(&self) {
         let mut held: HashMap<u16, HashMap<Vec<u8>, Vec<u32>>> = HashMap::new();
         for link in self.shares.iter().filter(|s| !s.is_marked_down()) {
-            let mut client = link.client.clone();
-            let mut request = tonic::Request::new(proto::ListPresignaturesRequest {});
-            request.set_timeout(self.rpc_timeout);
-            if let Ok(reply) = client.list_presignatures(request).await {
+            if let Some(list) = self.list_held(link.index).await {
                 held.insert(
                     link.index,
-                    reply
-                        .into_inner()
-                        .presignatures
-                        .into_iter()
+                    list.into_iter()
                         .map(|p| (p.presignature_id, p.parties))
                         .collect(),
                 );
@@ -659,7 +701,11 @@ impl Inner {
 
     /// Tries shares marked down again; a share that restarted lost its presignatures.
     async fn probe_down_shares(&self) {
-        for link in self.shares.iter().filter(|s| s.is_marked_down() && s.usable()) {
+        for link in self
+            .shares
+            .iter()
+            .filter(|s| s.is_marked_down() && s.usable())
+        {
             match status(link.client.clone(), self.rpc_timeout).await {
                 Ok(reply) if reply.key.is_some() => {
                     let restarted = link

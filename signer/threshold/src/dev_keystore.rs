@@ -45,7 +45,14 @@ impl DevKeystore {
         OsRng.fill_bytes(&mut secret[..]);
         let keystore = DevKeystore::from_bytes(&secret)?;
         let mut plain = Zeroizing::new([0u8; 64]);
-        plain[..32].copy_from_slice(&keystore.master.secret_key().secret_key.as_ref().to_be_bytes());
+        plain[..32].copy_from_slice(
+            &keystore
+                .master
+                .secret_key()
+                .secret_key
+                .as_ref()
+                .to_be_bytes(),
+        );
         plain[32..].copy_from_slice(keystore.master.chain_code());
         write_sealed(path, passphrase, PURPOSE, &plain[..])?;
         Ok(keystore)
@@ -83,7 +90,14 @@ impl DevKeystore {
             path.indices().iter().copied(),
         );
         let mut bytes = Zeroizing::new([0u8; 32]);
-        bytes.copy_from_slice(child.secret_key().secret_key.as_ref().to_be_bytes().as_ref());
+        bytes.copy_from_slice(
+            child
+                .secret_key()
+                .secret_key
+                .as_ref()
+                .to_be_bytes()
+                .as_ref(),
+        );
         k256::ecdsa::SigningKey::from_slice(&bytes[..])
             .map_err(|e| ThresholdError::Signing(format!("derived key: {e}")))
     }
@@ -130,18 +144,27 @@ mod tests {
         let account = DerivationPath::account(5).unwrap();
         let hash = [0x42; 32];
         let sig = ks.sign_prehash_at(&account, hash).unwrap();
-        assert_eq!(sig.recover_address(&hash).unwrap(), ks.address_at(&account).unwrap());
+        assert_eq!(
+            sig.recover_address(&hash).unwrap(),
+            ks.address_at(&account).unwrap()
+        );
         assert_ne!(
             ks.address_at(&account).unwrap(),
             ks.address_at(&DerivationPath::account(6).unwrap()).unwrap()
         );
         let again = DevKeystore::open(&path, &pass).unwrap();
-        assert_eq!(again.address_at(&account).unwrap(), ks.address_at(&account).unwrap());
+        assert_eq!(
+            again.address_at(&account).unwrap(),
+            ks.address_at(&account).unwrap()
+        );
         assert!(matches!(
             DevKeystore::open(&path, &Passphrase::new("other").unwrap()),
             Err(ThresholdError::Decrypt { .. })
         ));
-        assert!(DevKeystore::create(&path, &pass).is_err(), "overwrote a keystore");
+        assert!(
+            DevKeystore::create(&path, &pass).is_err(),
+            "overwrote a keystore"
+        );
     }
 
     #[test]
@@ -149,7 +172,8 @@ mod tests {
         // The coordinator derives addresses from the master public key alone; the keystore
         // from the secret. Both must land on the same child.
         let dir = tempfile::tempdir().unwrap();
-        let ks = DevKeystore::create(&dir.path().join("k"), &Passphrase::new("p").unwrap()).unwrap();
+        let ks =
+            DevKeystore::create(&dir.path().join("k"), &Passphrase::new("p").unwrap()).unwrap();
         let (pk, chain_code) = ks.master_public();
         let info = crate::PublicKeyInfo {
             shared_public_key: pk,

@@ -19,7 +19,9 @@ pub enum ThresholdError {
     Passphrase(String),
     /// The file did not decrypt: a wrong passphrase, or a file that was altered or belongs to
     /// something else (another share index, a keystore instead of a share).
-    #[error("{path}: cannot decrypt (wrong passphrase, or the file was altered or is not a {purpose})")]
+    #[error(
+        "{path}: cannot decrypt (wrong passphrase, or the file was altered or is not a {purpose})"
+    )]
     Decrypt {
         /// The sealed file.
         path: PathBuf,

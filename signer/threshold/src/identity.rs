@@ -167,7 +167,10 @@ impl Cluster {
                 &format!("share {} certificate", share.index),
             )?);
         }
-        ders.push(cert_der(&self.coordinator_cert_pem, "coordinator certificate")?);
+        ders.push(cert_der(
+            &self.coordinator_cert_pem,
+            "coordinator certificate",
+        )?);
         for i in 0..ders.len() {
             for j in i + 1..ders.len() {
                 if ders[i] == ders[j] {
@@ -202,7 +205,10 @@ pub struct ClusterFiles {
 /// Makes the four TLS identities and the cluster file in `dir`, for a cluster whose shares
 /// listen on `addresses`. Convenient for one operator setting up a test or staging cluster;
 /// in production each machine runs [`Identity::generate`] itself and only certificates travel.
-pub fn init_cluster(dir: &Path, addresses: [SocketAddr; 3]) -> Result<ClusterFiles, ThresholdError> {
+pub fn init_cluster(
+    dir: &Path,
+    addresses: [SocketAddr; 3],
+) -> Result<ClusterFiles, ThresholdError> {
     std::fs::create_dir_all(dir).map_err(|e| ThresholdError::io(dir, e))?;
     let mut shares = Vec::new();
     let mut entries = Vec::new();
@@ -254,12 +260,21 @@ mod tests {
 
         let mut twice = cluster.clone();
         twice.shares[1].cert_pem = twice.shares[0].cert_pem.clone();
-        assert!(matches!(twice.save(&files.cluster), Err(ThresholdError::Config(_))));
+        assert!(matches!(
+            twice.save(&files.cluster),
+            Err(ThresholdError::Config(_))
+        ));
         let mut short = cluster.clone();
         short.shares.pop();
-        assert!(matches!(short.save(&files.cluster), Err(ThresholdError::Config(_))));
+        assert!(matches!(
+            short.save(&files.cluster),
+            Err(ThresholdError::Config(_))
+        ));
         let mut swapped = cluster;
         swapped.shares.swap(0, 1);
-        assert!(matches!(swapped.save(&files.cluster), Err(ThresholdError::Config(_))));
+        assert!(matches!(
+            swapped.save(&files.cluster),
+            Err(ThresholdError::Config(_))
+        ));
     }
 }

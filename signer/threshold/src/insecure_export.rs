@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use cggmp21::hd_wallet::{ExtendedKeyPair, ExtendedSecretKey, HdWallet, Slip10};
 use cggmp21::generic_ec::SecretScalar;
+use cggmp21::hd_wallet::{ExtendedKeyPair, ExtendedSecretKey, HdWallet, Slip10};
 use cggmp21::supported_curves::Secp256k1;
 use zeroize::Zeroizing;
 
@@ -43,7 +43,13 @@ impl ExportedKey {
     /// The master public key, SEC1 compressed, to check the reconstruction.
     pub fn master_public(&self) -> [u8; 33] {
         let mut out = [0u8; 33];
-        out.copy_from_slice(self.master.public_key().public_key.to_bytes(true).as_bytes());
+        out.copy_from_slice(
+            self.master
+                .public_key()
+                .public_key
+                .to_bytes(true)
+                .as_bytes(),
+        );
         out
     }
 }

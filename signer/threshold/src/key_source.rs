@@ -16,7 +16,8 @@ pub trait KeySource: Send + Sync {
     fn address(&self, account: u32) -> Result<[u8; 20], ThresholdError>;
 
     /// Signs `hash` (for a transaction, its signing hash) with `account`'s key.
-    async fn sign_prehash(&self, account: u32, hash: [u8; 32]) -> Result<Signature, ThresholdError>;
+    async fn sign_prehash(&self, account: u32, hash: [u8; 32])
+    -> Result<Signature, ThresholdError>;
 
     /// [`sign_prehash`](Self::sign_prehash), with the trade's trace id carried to wherever
     /// the key lives.
@@ -41,7 +42,11 @@ impl KeySource for ThresholdClient {
         ThresholdClient::address(self, &DerivationPath::account(account)?)
     }
 
-    async fn sign_prehash(&self, account: u32, hash: [u8; 32]) -> Result<Signature, ThresholdError> {
+    async fn sign_prehash(
+        &self,
+        account: u32,
+        hash: [u8; 32],
+    ) -> Result<Signature, ThresholdError> {
         ThresholdClient::sign_prehash(self, &DerivationPath::account(account)?, hash).await
     }
 
@@ -66,7 +71,11 @@ impl KeySource for DevKeystore {
         self.address_at(&DerivationPath::account(account)?)
     }
 
-    async fn sign_prehash(&self, account: u32, hash: [u8; 32]) -> Result<Signature, ThresholdError> {
+    async fn sign_prehash(
+        &self,
+        account: u32,
+        hash: [u8; 32],
+    ) -> Result<Signature, ThresholdError> {
         self.sign_prehash_at(&DerivationPath::account(account)?, hash)
     }
 

@@ -38,10 +38,11 @@ impl std::fmt::Debug for Primes {
 impl Primes {
     /// Generates a pair (two 1024-bit safe primes; seconds to minutes).
     pub fn generate() -> Self {
-        let (p, q) = cggmp21::PregeneratedPrimes::<cggmp21::security_level::SecurityLevel128>::generate(
-            &mut rand_core::OsRng,
-        )
-        .split();
+        let (p, q) =
+            cggmp21::PregeneratedPrimes::<cggmp21::security_level::SecurityLevel128>::generate(
+                &mut rand_core::OsRng,
+            )
+            .split();
         Primes { p, q }
     }
 }
@@ -215,7 +216,9 @@ impl LocalCluster {
             match tokio::time::timeout(Duration::from_secs(30), running.task).await {
                 Ok(Ok(result)) => result?,
                 Ok(Err(join)) => {
-                    return Err(ThresholdError::Config(format!("share {index} task: {join}")));
+                    return Err(ThresholdError::Config(format!(
+                        "share {index} task: {join}"
+                    )));
                 }
                 Err(_) => return Err(ThresholdError::Timeout(format!("stopping share {index}"))),
             }

@@ -74,14 +74,20 @@ pub(crate) enum TransportError {
 
 type IncomingStream<M> = Pin<Box<dyn Stream<Item = Result<Incoming<M>, TransportError>> + Send>>;
 /// The party handed to a cggmp21 protocol.
-pub(crate) type Party<M> =
-    MpcParty<M, (IncomingStream<M>, futures::channel::mpsc::UnboundedSender<Outgoing<M>>)>;
+pub(crate) type Party<M> = MpcParty<
+    M,
+    (
+        IncomingStream<M>,
+        futures::channel::mpsc::UnboundedSender<Outgoing<M>>,
+    ),
+>;
 
 /// One share's end of the mesh.
 pub(crate) struct Mesh {
     me: u16,
     peers: HashMap<u16, ThresholdShareClient<Channel>>,
     slots: Mutex<HashMap<SessionKey, Slot>>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Mesh {
@@ -90,7 +96,15 @@ impl Mesh {
             me,
             peers,
             slots: Mutex::new(HashMap::new()),
+            stopping: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Ends every running session (the process is shutting down): a session whose peer
+    /// went away would otherwise hold its RPC, and so the server's graceful shutdown, until
+    /// its timeout.
+    pub(crate) fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// A message that share `from` (authenticated by its TLS certificate) sent us.
@@ -234,7 +248,18 @@ impl Mesh {
         let party = MpcParty::connected((incoming, out_tx));
         let handle = tokio::runtime::Handle::current();
         let job = tokio::task::spawn_blocking(move || handle.block_on(protocol(party)));
-        let outcome = tokio::time::timeout(timeout, job).await;
+        let mut stopping = self.stopping.subscribe();
+        let outcome = tokio::select! {
+            joined = tokio::time::timeout(timeout, job) => joined,
+            _ = stopping.wait_for(|stop| *stop) => {
+                self.close(&key);
+                forwarder.abort();
+                return Err(ThresholdError::Protocol {
+                    protocol: name,
+                    detail: "the share process is shutting down".into(),
+                });
+            }
+        };
         let result = match outcome {
             Err(_) => {
                 self.close(&key);
@@ -281,12 +306,11 @@ fn decode_incoming<M: DeserializeOwned>(
         .position(|p| *p == raw.from)
         .and_then(|p| PartyIndex::try_from(p).ok())
         .ok_or(TransportError::Stranger(raw.from))?;
-    let msg: M = ciborium::from_reader(raw.payload.as_slice()).map_err(|e| {
-        TransportError::Decode {
+    let msg: M =
+        ciborium::from_reader(raw.payload.as_slice()).map_err(|e| TransportError::Decode {
             from: raw.from,
             detail: e.to_string(),
-        }
-    })?;
+        })?;
     Ok(Incoming {
         id: n as u64,
         sender,

@@ -3,8 +3,8 @@
 //! and to check signatures, and nothing that helps anyone sign.
 
 use cggmp21::generic_ec::{NonZero, Point};
-use cggmp21::key_share::AnyKeyShare;
 use cggmp21::hd_wallet::{ExtendedPublicKey, HdWallet, NonHardenedIndex, Slip10};
+use cggmp21::key_share::AnyKeyShare;
 use cggmp21::supported_curves::Secp256k1;
 use k256::ecdsa::VerifyingKey;
 
@@ -36,7 +36,9 @@ fn point33(bytes: &[u8], what: &str) -> Result<[u8; 33], ThresholdError> {
 
 impl PublicKeyInfo {
     /// Reads the key info of a cggmp21 key share.
-    pub(crate) fn from_key_share(share: &cggmp21::KeyShare<Secp256k1>) -> Result<Self, ThresholdError> {
+    pub(crate) fn from_key_share(
+        share: &cggmp21::KeyShare<Secp256k1>,
+    ) -> Result<Self, ThresholdError> {
         let epub = share
             .extended_public_key()
             .ok_or_else(|| ThresholdError::format("key share", "not an HD key (no chain code)"))?;
@@ -115,7 +117,8 @@ pub(crate) fn derive_child(
         .indices()
         .iter()
         .map(|i| NonHardenedIndex::try_from(*i).map_err(|_| ThresholdError::HardenedIndex(*i)));
-    let child = <Slip10 as HdWallet<Secp256k1>>::try_derive_child_public_key_with_path(epub, indices)?;
+    let child =
+        <Slip10 as HdWallet<Secp256k1>>::try_derive_child_public_key_with_path(epub, indices)?;
     let bytes = child.public_key.to_bytes(true);
     VerifyingKey::from_sec1_bytes(bytes.as_bytes())
         .map_err(|e| ThresholdError::format("derived public key", e))

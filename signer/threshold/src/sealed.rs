@@ -74,9 +74,8 @@ impl Passphrase {
                         bytes.pop();
                     }
                 }
-                Passphrase::new(std::mem::take(&mut *bytes)).map_err(|_| {
-                    ThresholdError::Passphrase(format!("{} is empty", path.display()))
-                })
+                Passphrase::new(std::mem::take(&mut *bytes))
+                    .map_err(|_| ThresholdError::Passphrase(format!("{} is empty", path.display())))
             }
             None => {
                 let value = std::env::var_os(env).ok_or_else(|| {
@@ -274,7 +273,9 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<(), Thresho
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(&tmp).map_err(|e| ThresholdError::io(&tmp, e))?;
+    let mut file = options
+        .open(&tmp)
+        .map_err(|e| ThresholdError::io(&tmp, e))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| ThresholdError::io(&tmp, e))?;

@@ -54,7 +54,9 @@ pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 pub const MAX_POOL_PER_PAIR: usize = 4096;
 const AUX_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const KEYGEN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-const PRESIGN_TIMEOUT: Duration = Duration::from_secs(120);
+/// A presignature takes seconds even on a loaded machine; a session whose peer vanished
+/// mid-way ends after this.
+const PRESIGN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Configuration of one share process; each field is one flag of
 /// `stratbox signer share` (flag in brackets).
@@ -85,7 +87,13 @@ pub struct ShareConfig {
 
 impl ShareConfig {
     /// A config with defaults for everything but the paths.
-    pub fn new(index: u16, cluster: PathBuf, cert: PathBuf, key: PathBuf, data_dir: PathBuf) -> Self {
+    pub fn new(
+        index: u16,
+        cluster: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+        data_dir: PathBuf,
+    ) -> Self {
         ShareConfig {
             index,
             cluster,
@@ -141,6 +149,30 @@ pub(crate) fn decode_share(bytes: &[u8], what: &Path) -> Result<StoredShare, Thr
     Ok(stored)
 }
 
+/// Precomputes, in memory only, what makes presigning faster: multi-exponentiation tables
+/// for every party's ring-Pedersen parameters and CRT parameters for our own Paillier key.
+/// Kept out of the share file (the tables are large and recomputable).
+fn accelerate(key: KeyShare<Secp256k1>) -> Result<KeyShare<Secp256k1>, ThresholdError> {
+    let mut dirty = key.into_inner();
+    dirty
+        .aux
+        .precompute_multiexp_tables()
+        .map_err(|e| ThresholdError::format("multiexp tables", crate::error::chain(&e)))?;
+    dirty
+        .precompute_crt()
+        .map_err(|e| ThresholdError::format("CRT parameters", crate::error::chain(&e)))?;
+    cggmp21::key_share::Valid::validate(dirty)
+        .map_err(|e| ThresholdError::format("key share", e.error().to_string()))
+}
+
+async fn accelerate_blocking(
+    key: KeyShare<Secp256k1>,
+) -> Result<KeyShare<Secp256k1>, ThresholdError> {
+    tokio::task::spawn_blocking(move || accelerate(key))
+        .await
+        .map_err(|e| ThresholdError::format("precomputation", e))?
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredPrimes {
     p: Integer,
@@ -171,7 +203,8 @@ pub async fn run_share_on(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ThresholdError> {
     crate::install_crypto_provider();
-    let passphrase = Passphrase::from_file_or_env(config.passphrase_file.as_deref(), PASSPHRASE_ENV)?;
+    let passphrase =
+        Passphrase::from_file_or_env(config.passphrase_file.as_deref(), PASSPHRASE_ENV)?;
     let state = Arc::new(ShareState::start(&config, passphrase).await?);
     if state.key().is_none() && config.pregenerate_primes {
         let background = Arc::clone(&state);
@@ -206,6 +239,11 @@ pub async fn run_share_on(
     })
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
+    let mesh = Arc::clone(&state.mesh);
+    let shutdown = async move {
+        shutdown.await;
+        mesh.stop();
+    };
     Server::builder()
         .tls_config(tls)
         .map_err(|e| ThresholdError::Tls(e.to_string()))?
@@ -364,7 +402,10 @@ impl ShareState {
             }
             peers.push((
                 share.index,
-                cert_der(&share.cert_pem, &format!("share {} certificate", share.index))?,
+                cert_der(
+                    &share.cert_pem,
+                    &format!("share {} certificate", share.index),
+                )?,
             ));
             clients.insert(
                 share.index,
@@ -395,7 +436,7 @@ impl ShareState {
             let info = PublicKeyInfo::from_key_share(&stored.key_share)?;
             tracing::info!(share = config.index, ceremony = %stored.ceremony_id, "key share loaded");
             Some(Committed {
-                key: Arc::new(stored.key_share),
+                key: Arc::new(accelerate_blocking(stored.key_share).await?),
                 info,
             })
         } else {
@@ -458,6 +499,13 @@ impl ShareState {
         }
     }
 
+    /// The presignature pool; held only for map operations, never across an await.
+    fn pools(&self) -> Result<std::sync::MutexGuard<'_, HashMap<[u8; 16], Pooled>>, Status> {
+        self.pools
+            .lock()
+            .map_err(|_| Status::internal("pool lock poisoned"))
+    }
+
     fn pool_sizes(&self) -> Vec<proto::PoolSize> {
         let mut counts: HashMap<[u16; 2], u64> = HashMap::new();
         if let Ok(pools) = self.pools.lock() {
@@ -497,6 +545,16 @@ pub(crate) fn id16(bytes: &[u8], what: &str) -> Result<[u8; 16], Status> {
 
 fn status_of(e: ThresholdError) -> Status {
     match e {
+        // The session failed because a peer share was unreachable: not this share's fault,
+        // and the coordinator should try another pair rather than mark this one down.
+        ThresholdError::Share { ref status, .. }
+            if matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            ) =>
+        {
+            Status::aborted(e.to_string())
+        }
         ThresholdError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
         ThresholdError::HardenedIndex(_) | ThresholdError::Format { .. } => {
             Status::invalid_argument(e.to_string())
@@ -527,11 +585,13 @@ async fn ceremony(
     let started = Instant::now();
     let progress = |stage: &str, detail: String| {
         let event = proto::KeygenEvent {
-            event: Some(proto::keygen_event::Event::Progress(proto::KeygenProgress {
-                stage: stage.to_string(),
-                detail,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-            })),
+            event: Some(proto::keygen_event::Event::Progress(
+                proto::KeygenProgress {
+                    stage: stage.to_string(),
+                    detail,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                },
+            )),
         };
         let events = events.clone();
         async move {
@@ -616,7 +676,7 @@ async fn ceremony(
         .await
         .map_err(|e| ThresholdError::format("sealing", e))??;
     progress("sealed", "pending commit".into()).await;
-    let key = Arc::new(stored.key_share);
+    let key = Arc::new(accelerate_blocking(stored.key_share).await?);
     if let Ok(mut pending) = state.pending.lock() {
         *pending = Some(Pending {
             ceremony_id: ceremony_id.to_vec(),
@@ -706,7 +766,9 @@ impl ThresholdShare for ShareService {
                 return if c.info.shared_public_key.as_slice() == request.shared_public_key {
                     Ok(Response::new(proto::CommitKeyReply {}))
                 } else {
-                    Err(Status::failed_precondition("a different key is already committed"))
+                    Err(Status::failed_precondition(
+                        "a different key is already committed",
+                    ))
                 };
             }
         }
@@ -721,7 +783,9 @@ impl ThresholdShare for ShareService {
         if pending.ceremony_id != request.ceremony_id
             || pending.info.shared_public_key.as_slice() != request.shared_public_key
         {
-            let answer = Status::failed_precondition("the pending key is from another ceremony or has another public key");
+            let answer = Status::failed_precondition(
+                "the pending key is from another ceremony or has another public key",
+            );
             if let Ok(mut slot) = state.pending.lock() {
                 *slot = Some(pending);
             }
@@ -758,26 +822,25 @@ impl ThresholdShare for ShareService {
         let id = id16(&request.presignature_id, "presignature_id")?;
         let parties = pair(&request.parties)?;
         let me = self.state.index;
-        let local = parties
-            .iter()
-            .position(|p| *p == me)
-            .ok_or_else(|| Status::invalid_argument(format!("share {me} is not in {parties:?}")))?
-            as u16;
+        let local =
+            parties.iter().position(|p| *p == me).ok_or_else(|| {
+                Status::invalid_argument(format!("share {me} is not in {parties:?}"))
+            })? as u16;
         let key = self
             .state
             .key()
             .ok_or_else(|| Status::failed_precondition("no committed key share"))?;
         {
-            let pools = self
-                .state
-                .pools
-                .lock()
-                .map_err(|_| Status::internal("pool lock poisoned"))?;
+            let pools = self.state.pools()?;
             if pools.contains_key(&id) {
-                return Err(Status::already_exists("presignature id already in the pool"));
+                return Err(Status::already_exists(
+                    "presignature id already in the pool",
+                ));
             }
             if pools.values().filter(|p| p.parties == parties).count() >= MAX_POOL_PER_PAIR {
-                return Err(Status::resource_exhausted("presignature pool for this pair is full"));
+                return Err(Status::resource_exhausted(
+                    "presignature pool for this pair is full",
+                ));
             }
         }
         let eid = execution_id(SessionKind::Presign, &id, &parties);
@@ -799,13 +862,11 @@ impl ThresholdShare for ShareService {
             )
             .await
             .map_err(status_of)?;
-        let mut pools = self
-            .state
-            .pools
-            .lock()
-            .map_err(|_| Status::internal("pool lock poisoned"))?;
+        let mut pools = self.state.pools()?;
         if pools.contains_key(&id) {
-            return Err(Status::already_exists("presignature id already in the pool"));
+            return Err(Status::already_exists(
+                "presignature id already in the pool",
+            ));
         }
         pools.insert(
             id,
@@ -822,11 +883,7 @@ impl ThresholdShare for ShareService {
         request: Request<proto::ListPresignaturesRequest>,
     ) -> Result<Response<proto::ListPresignaturesReply>, Status> {
         self.state.coordinator_only(&request)?;
-        let pools = self
-            .state
-            .pools
-            .lock()
-            .map_err(|_| Status::internal("pool lock poisoned"))?;
+        let pools = self.state.pools()?;
         let presignatures = pools
             .iter()
             .map(|(id, pooled)| proto::PooledPresignature {
@@ -834,7 +891,9 @@ impl ThresholdShare for ShareService {
                 parties: pooled.parties.iter().map(|p| u32::from(*p)).collect(),
             })
             .collect();
-        Ok(Response::new(proto::ListPresignaturesReply { presignatures }))
+        Ok(Response::new(proto::ListPresignaturesReply {
+            presignatures,
+        }))
     }
 
     async fn sign_partial(
@@ -867,11 +926,7 @@ impl ThresholdShare for ShareService {
             .ok_or_else(|| Status::internal("key share has no chain code"))?;
         // Taken out of the pool before anything else can fail: from here on this
         // presignature exists only in this call, and `issue_partial_signature` consumes it.
-        let pooled = self
-            .state
-            .pools
-            .lock()
-            .map_err(|_| Status::internal("pool lock poisoned"))?
+        let pooled = self.state.pools()?
             .remove(&id)
             .ok_or_else(|| {
                 Status::not_found(
@@ -882,7 +937,8 @@ impl ThresholdShare for ShareService {
             .presignature
             .set_derivation_path(epub, path)
             .map_err(|_| Status::invalid_argument("derivation path"))?;
-        let message = DataToSign::<Secp256k1>::from_scalar(Scalar::from_be_bytes_mod_order(prehash));
+        let message =
+            DataToSign::<Secp256k1>::from_scalar(Scalar::from_be_bytes_mod_order(prehash));
         let partial = presignature.issue_partial_signature(message);
         tracing::info!(
             share = self.state.index,
@@ -913,9 +969,8 @@ impl ThresholdShare for ShareService {
 }
 
 fn pair(parties: &[u32]) -> Result<[u16; 2], Status> {
-    let bad = || {
-        Status::invalid_argument("parties must be two distinct share indices (0..3), ascending")
-    };
+    let bad =
+        || Status::invalid_argument("parties must be two distinct share indices (0..3), ascending");
     let [a, b] = parties else {
         return Err(bad());
     };

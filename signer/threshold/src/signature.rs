@@ -141,7 +141,9 @@ impl FromStr for DerivationPath {
         let mut indices = Vec::new();
         for part in parts {
             if part.ends_with('\'') || part.ends_with('h') {
-                return Err(bad("hardened indices cannot be derived from a threshold key"));
+                return Err(bad(
+                    "hardened indices cannot be derived from a threshold key",
+                ));
             }
             indices.push(
                 part.parse::<u32>()
@@ -162,7 +164,10 @@ mod tests {
         assert_eq!(p.indices(), &[0, 7]);
         assert_eq!(p.to_string(), "m/0/7");
         assert_eq!(DerivationPath::account(3).unwrap().to_string(), "m/3");
-        assert_eq!("m".parse::<DerivationPath>().unwrap(), DerivationPath::master());
+        assert_eq!(
+            "m".parse::<DerivationPath>().unwrap(),
+            DerivationPath::master()
+        );
         assert!("m/44'/60'".parse::<DerivationPath>().is_err());
         assert!("0/1".parse::<DerivationPath>().is_err());
         assert!("m/x".parse::<DerivationPath>().is_err());

@@ -27,7 +27,7 @@ fn hash(tag: u8) -> [u8; 32] {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dkg_agrees_and_every_pair_signs_for_derived_accounts() {
+async fn dkg_agrees_every_pair_signs_and_share_files_are_sealed() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let (cluster, outcome) = cluster_with_key(dir.path()).await;
@@ -52,7 +52,10 @@ async fn dkg_agrees_and_every_pair_signs_for_derived_accounts() {
 
     let client = ThresholdClient::connect(&config).await.unwrap();
     assert_eq!(client.public_key(), &outcome.key);
-    let accounts = [DerivationPath::account(0).unwrap(), DerivationPath::account(7).unwrap()];
+    let accounts = [
+        DerivationPath::account(0).unwrap(),
+        DerivationPath::account(7).unwrap(),
+    ];
     assert_ne!(
         client.address(&accounts[0]).unwrap(),
         client.address(&accounts[1]).unwrap(),
@@ -89,6 +92,8 @@ async fn dkg_agrees_and_every_pair_signs_for_derived_accounts() {
     );
     drop(client);
     cluster.shutdown().await.unwrap();
+    // One ceremony is minutes of CPU here, so the same one serves the at-rest checks.
+    check_share_files(dir.path(), &outcome);
 }
 
 trait VerifyForTests {
@@ -183,10 +188,9 @@ async fn unauthenticated_and_wrong_role_callers_are_refused() {
     // The coordinator itself gets in (so the refusals below are about identity, not setup).
     let (cert, key) = &cluster.files.coordinator;
     let coordinator = Identity::load(cert, key).unwrap();
-    raw_call_status(endpoint(pinned().identity(tonic::transport::Identity::from_pem(
-        &coordinator.cert_pem,
-        coordinator.key_pem(),
-    ))))
+    raw_call_status(endpoint(pinned().identity(
+        tonic::transport::Identity::from_pem(&coordinator.cert_pem, coordinator.key_pem()),
+    )))
     .await
     .expect("the coordinator is let in");
 
@@ -196,10 +200,9 @@ async fn unauthenticated_and_wrong_role_callers_are_refused() {
     // A certificate that claims the coordinator's name but is not the pinned one.
     let impostor = Identity::generate("stratbox-coordinator").unwrap();
     assert!(
-        raw_call_status(endpoint(pinned().identity(tonic::transport::Identity::from_pem(
-            &impostor.cert_pem,
-            impostor.key_pem()
-        ))))
+        raw_call_status(endpoint(pinned().identity(
+            tonic::transport::Identity::from_pem(&impostor.cert_pem, impostor.key_pem())
+        )))
         .await
         .is_err(),
         "an unpinned certificate must be refused"
@@ -235,7 +238,9 @@ async fn unauthenticated_and_wrong_role_callers_are_refused() {
     // A share process also checks the server it talks to: pinning share 1's certificate for
     // share 0's address fails.
     let wrong_pin = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&cluster_file.share(1).unwrap().cert_pem))
+        .ca_certificate(Certificate::from_pem(
+            &cluster_file.share(1).unwrap().cert_pem,
+        ))
         .domain_name(share_name(0))
         .identity(tonic::transport::Identity::from_pem(
             &coordinator.cert_pem,
@@ -257,8 +262,7 @@ async fn a_presignature_answers_once_and_never_again_after_a_restart() {
 
     let coordinator = Identity::load(&config.cert, &config.key).unwrap();
     let cluster_file = Cluster::load(&config.cluster).unwrap();
-    let mut share0 =
-        share_channel(&cluster_file, 0, &coordinator, Duration::from_secs(5)).unwrap();
+    let mut share0 = share_channel(&cluster_file, 0, &coordinator, Duration::from_secs(5)).unwrap();
     let held = share0
         .list_presignatures(ListPresignaturesRequest {})
         .await
@@ -295,7 +299,10 @@ async fn a_presignature_answers_once_and_never_again_after_a_restart() {
         .unwrap()
         .into_inner()
         .presignatures;
-    assert!(after.is_empty(), "presignatures survived a restart: {after:?}");
+    assert!(
+        after.is_empty(),
+        "presignatures survived a restart: {after:?}"
+    );
     for id in [&first, &second] {
         let refused = share0
             .sign_partial(request(id, 9))
@@ -315,16 +322,18 @@ async fn a_presignature_answers_once_and_never_again_after_a_restart() {
     cluster.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_files_are_sealed_and_open_only_with_the_passphrase() {
-    init_tracing();
-    let dir = tempfile::tempdir().unwrap();
-    let (cluster, outcome) = cluster_with_key(dir.path()).await;
-    cluster.shutdown().await.unwrap();
+/// The share files of a finished ceremony: sealed (no secret bytes in the clear), opened
+/// only with the passphrase and only as their own index, owner-only, primes removed.
+fn check_share_files(dir: &std::path::Path, outcome: &stratbox_threshold::KeygenOutcome) {
     let pass = Passphrase::new(PASSPHRASE).unwrap();
     let wrong = Passphrase::new("not the passphrase").unwrap();
     let files: Vec<_> = (0..3u16)
-        .map(|i| (i, share_file(&stratbox_threshold::local::data_dir(dir.path(), i), i)))
+        .map(|i| {
+            (
+                i,
+                share_file(&stratbox_threshold::local::data_dir(dir, i), i),
+            )
+        })
         .collect();
     let key = stratbox_threshold::insecure_export::reconstruct(
         &[(files[0].0, &files[0].1), (files[2].0, &files[2].1)],
@@ -334,7 +343,8 @@ async fn share_files_are_sealed_and_open_only_with_the_passphrase() {
     assert_eq!(key.master_public(), outcome.key.shared_public_key);
     for (index, path) in &files {
         let bytes = std::fs::read(path).unwrap();
-        let secret = stratbox_threshold::insecure_export::share_secret(*index, path, &pass).unwrap();
+        let secret =
+            stratbox_threshold::insecure_export::share_secret(*index, path, &pass).unwrap();
         for needle in [
             secret.to_vec(),
             secret.iter().rev().copied().collect(),
@@ -367,7 +377,7 @@ async fn share_files_are_sealed_and_open_only_with_the_passphrase() {
     // The primes were folded into the key share and their file removed at commit.
     for index in 0..3u16 {
         let primes = stratbox_threshold::share::primes_file(
-            &stratbox_threshold::local::data_dir(dir.path(), index),
+            &stratbox_threshold::local::data_dir(dir, index),
             index,
         );
         assert!(!primes.exists(), "{} left behind", primes.display());

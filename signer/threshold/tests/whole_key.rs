@@ -71,7 +71,10 @@ impl Proc {
             Ok(line) => line,
             Err(_) => {
                 let status = self.child.try_wait().ok().flatten();
-                panic!("{}: no output within {timeout:?} (exit: {status:?})", self.name)
+                panic!(
+                    "{}: no output within {timeout:?} (exit: {status:?})",
+                    self.name
+                )
             }
         }
     }
@@ -130,7 +133,11 @@ fn scan_process(pid: u32, needles: &[(String, Vec<u8>)]) -> Scan {
             continue;
         };
         let name = line.split_whitespace().nth(5).unwrap_or("");
-        if !perms.starts_with('r') || name == "[vvar]" || name == "[vsyscall]" || name == "[vvar_vclock]" {
+        if !perms.starts_with('r')
+            || name == "[vvar]"
+            || name == "[vsyscall]"
+            || name == "[vvar_vclock]"
+        {
             continue;
         }
         let Some((start, end)) = range.split_once('-') else {
@@ -162,7 +169,12 @@ fn scan_process(pid: u32, needles: &[(String, Vec<u8>)]) -> Scan {
     scan
 }
 
-fn scan_files(dir: &Path, needles: &[(String, Vec<u8>)], found: &mut Vec<String>, files: &mut usize) {
+fn scan_files(
+    dir: &Path,
+    needles: &[(String, Vec<u8>)],
+    found: &mut Vec<String>,
+    files: &mut usize,
+) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
@@ -210,8 +222,14 @@ fn no_file_or_process_holds_the_whole_key() {
         command
             .env("THRESHOLD_INDEX", index.to_string())
             .env("THRESHOLD_CLUSTER", identities.join("cluster.json"))
-            .env("THRESHOLD_CERT", identities.join(format!("share-{index}.crt.pem")))
-            .env("THRESHOLD_KEY", identities.join(format!("share-{index}.key.pem")))
+            .env(
+                "THRESHOLD_CERT",
+                identities.join(format!("share-{index}.crt.pem")),
+            )
+            .env(
+                "THRESHOLD_KEY",
+                identities.join(format!("share-{index}.key.pem")),
+            )
             .env("THRESHOLD_DATA_DIR", &data)
             .env("THRESHOLD_PASSPHRASE_FILE", &passphrase_file);
         shares.push(Proc::spawn(&format!("share {index}"), command));
@@ -227,7 +245,12 @@ fn no_file_or_process_holds_the_whole_key() {
     }
     let files = init_cluster(&identities, [addresses[0], addresses[1], addresses[2]]).unwrap();
     let cluster = Cluster::load(&files.cluster).unwrap();
-    assert!(cluster.shares.iter().all(|s: &ShareEntry| s.address.ip().is_loopback()));
+    assert!(
+        cluster
+            .shares
+            .iter()
+            .all(|s: &ShareEntry| s.address.ip().is_loopback())
+    );
     for share in &mut shares {
         share.send("start");
     }
@@ -255,7 +278,11 @@ fn no_file_or_process_holds_the_whole_key() {
             other => panic!("unexpected event {other:?}"),
         }
     }
-    assert_eq!(signed, ACCOUNTS as usize * 3, "one signature per pair per account");
+    assert_eq!(
+        signed,
+        ACCOUNTS as usize * 3,
+        "one signature per pair per account"
+    );
 
     // The whole key, rebuilt from two share files with the test-only export tool.
     let share_files: Vec<PathBuf> = (0..3u16)
@@ -274,7 +301,10 @@ fn no_file_or_process_holds_the_whole_key() {
     let mut needles = needles_for("master key", &key.master_secret());
     for account in 0..ACCOUNTS {
         let path = DerivationPath::account(account).unwrap();
-        needles.extend(needles_for(&format!("account {account} key"), &key.child_secret(&path)));
+        needles.extend(needles_for(
+            &format!("account {account} key"),
+            &key.child_secret(&path),
+        ));
     }
 
     // Positive control: the scan finds a 32-byte secret held by a live process.
@@ -286,7 +316,10 @@ fn no_file_or_process_holds_the_whole_key() {
     assert_eq!(holder.line(Duration::from_secs(30)), "holding");
     let control_scan = scan_process(holder.pid(), &needles_for("control", &control));
     assert!(
-        control_scan.hits.iter().any(|(n, _)| n.contains("big-endian")),
+        control_scan
+            .hits
+            .iter()
+            .any(|(n, _)| n.contains("big-endian")),
         "the scan failed to find a secret a live process holds: {control_scan:?}"
     );
     drop(holder);
@@ -294,7 +327,11 @@ fn no_file_or_process_holds_the_whole_key() {
     let mut report = Vec::new();
     for proc in shares.iter().chain(std::iter::once(&coordinator)) {
         let scan = scan_process(proc.pid(), &needles);
-        assert!(scan.bytes > 1 << 20, "{}: scanned too little: {scan:?}", proc.name);
+        assert!(
+            scan.bytes > 1 << 20,
+            "{}: scanned too little: {scan:?}",
+            proc.name
+        );
         eprintln!(
             "{}: pid {}, {} regions, {:.1} MiB read, {} unreadable",
             proc.name,

@@ -60,7 +60,9 @@ fn main() -> Result<(), String> {
             }
             let _ = stop_tx.send(());
         });
-        start_rx.await.map_err(|_| "stdin closed before start".to_string())?;
+        start_rx
+            .await
+            .map_err(|_| "stdin closed before start".to_string())?;
         run_share_on(listener, config, async {
             let _ = stop_rx.await;
         })

@@ -40,9 +40,8 @@ pub fn test_primes() -> [Primes; 3] {
     if let Ok(text) = std::fs::read_to_string(&path) {
         if let Ok(list) = serde_json::from_str::<Vec<(String, String)>>(&text) {
             if list.len() == 3 {
-                let parse = |s: &str| {
-                    stratbox_threshold::local::integer_from_hex(s).expect("cached prime")
-                };
+                let parse =
+                    |s: &str| stratbox_threshold::local::integer_from_hex(s).expect("cached prime");
                 let primes: Vec<Primes> = list
                     .iter()
                     .map(|(p, q)| Primes {
@@ -55,7 +54,14 @@ pub fn test_primes() -> [Primes; 3] {
         }
     }
     eprintln!("generating Paillier safe primes for the test cache (once per target dir)");
-    let primes = [Primes::generate(), Primes::generate(), Primes::generate()];
+    let workers: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(Primes::generate))
+        .collect();
+    let primes: Vec<Primes> = workers
+        .into_iter()
+        .map(|w| w.join().expect("prime generation"))
+        .collect();
+    let primes = [primes[0].clone(), primes[1].clone(), primes[2].clone()];
     let list: Vec<(String, String)> = primes
         .iter()
         .map(|p| (p.p.to_string_radix(16), p.q.to_string_radix(16)))
