@@ -113,10 +113,10 @@ impl ShareLink {
     }
 
     fn mark_up(&self) {
-        if let Ok(mut h) = self.health.lock() {
-            if h.down_since.take().is_some() {
-                tracing::info!(share = self.index, "share process back");
-            }
+        if let Ok(mut h) = self.health.lock()
+            && h.down_since.take().is_some()
+        {
+            tracing::info!(share = self.index, "share process back");
         }
     }
 
@@ -650,11 +650,10 @@ impl Inner {
         if let Ok(mut pools) = self.pools.lock() {
             for (pair, queue) in pools.iter_mut() {
                 if pair.contains(&index) {
-                    match &held {
-                        Some(held) => queue.retain(|id| held.contains(id.as_slice())),
-                        // Unreachable: keep the ids; if the share comes back as the same
-                        // process they are still good, and a restart is caught on use.
-                        None => {}
+                    // Unreachable: keep the ids; if the share comes back as the same
+                    // process they are still good, and a restart is caught on use.
+                    if let Some(held) = &held {
+                        queue.retain(|id| held.contains(id.as_slice()));
                     }
                 }
             }
@@ -684,11 +683,12 @@ impl Inner {
                 };
                 let wanted = vec![u32::from(pair[0]), u32::from(pair[1])];
                 for (id, parties) in a {
-                    if *parties == wanted && b.get(id) == Some(&wanted) {
-                        if let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) {
-                            pools.entry(pair).or_default().push_back(id);
-                            adopted += 1;
-                        }
+                    if *parties == wanted
+                        && b.get(id) == Some(&wanted)
+                        && let Ok(id) = <[u8; 16]>::try_from(id.as_slice())
+                    {
+                        pools.entry(pair).or_default().push_back(id);
+                        adopted += 1;
                     }
                 }
             }
@@ -769,7 +769,8 @@ impl Inner {
 
 /// Keeps every usable pair's pool at its target, `concurrency` generations at a time.
 async fn refill_loop(inner: Arc<Inner>) {
-    let mut tasks: JoinSet<([u16; 2], Result<[u8; 16], Attempt>)> = JoinSet::new();
+    type Generation = ([u16; 2], Result<[u8; 16], Attempt>);
+    let mut tasks: JoinSet<Generation> = JoinSet::new();
     loop {
         while tasks.len() < inner.concurrency {
             let Some(pair) = inner.next_refill_pair() else {

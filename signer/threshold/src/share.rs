@@ -797,10 +797,10 @@ impl ThresholdShare for ShareService {
             .map_err(|e| Status::internal(format!("committing {}: {e}", to.display())))?;
         sync_dir(&state.data_dir).map_err(|e| Status::internal(e.to_string()))?;
         let primes = &state.primes.path;
-        if primes.exists() {
-            if let Err(e) = std::fs::remove_file(primes) {
-                tracing::warn!(path = %primes.display(), error = %e, "could not remove used primes");
-            }
+        if primes.exists()
+            && let Err(e) = std::fs::remove_file(primes)
+        {
+            tracing::warn!(path = %primes.display(), error = %e, "could not remove used primes");
         }
         tracing::info!(share = state.index, key = %hex::encode(pending.info.shared_public_key), "key share committed");
         *state
@@ -926,13 +926,11 @@ impl ThresholdShare for ShareService {
             .ok_or_else(|| Status::internal("key share has no chain code"))?;
         // Taken out of the pool before anything else can fail: from here on this
         // presignature exists only in this call, and `issue_partial_signature` consumes it.
-        let pooled = self.state.pools()?
-            .remove(&id)
-            .ok_or_else(|| {
-                Status::not_found(
-                    "no such presignature here: never made, already used, or lost in a restart",
-                )
-            })?;
+        let pooled = self.state.pools()?.remove(&id).ok_or_else(|| {
+            Status::not_found(
+                "no such presignature here: never made, already used, or lost in a restart",
+            )
+        })?;
         let presignature = pooled
             .presignature
             .set_derivation_path(epub, path)

@@ -37,9 +37,12 @@ pub fn test_primes() -> [Primes; 3] {
         .open(&lock_path)
         .expect("primes lock file");
     lock.lock().expect("locking the primes cache");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Ok(list) = serde_json::from_str::<Vec<(String, String)>>(&text) {
-            if list.len() == 3 {
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(list) = serde_json::from_str::<Vec<(String, String)>>(&text)
+        && list.len() == 3
+    {
+        {
+            {
                 let parse =
                     |s: &str| stratbox_threshold::local::integer_from_hex(s).expect("cached prime");
                 let primes: Vec<Primes> = list
