@@ -23,7 +23,7 @@ use crate::audit::Entry;
 use crate::config::SignerConfig;
 use crate::keys::KeySource;
 use crate::service::{ServiceError, Settings, Signer};
-use crate::store::{DecideRefusal, Store};
+use crate::store::{DecideRefusal, Decision, Store};
 use crate::tls::{self, Allowlist, HandshakeRefusal, Peer, Role};
 
 /// Why the server could not start.
@@ -233,7 +233,14 @@ impl SignerAdmin for AdminRpc {
         let span = tracing::info_span!("decide_approval", trace_id = %trace_id, approval_id = %req.approval_id, approver = %who.name);
         let decided = self
             .signer
-            .decide(&req.approval_id, &who.name, req.approve, req.reason.trim(), &req.fields_hash, &trace_id)
+            .decide(&Decision {
+                approval_id: &req.approval_id,
+                approver: &who.name,
+                approve: req.approve,
+                reason: req.reason.trim(),
+                fields_hash: &req.fields_hash,
+                trace_id: &trace_id,
+            })
             .instrument(span)
             .await
             .map_err(internal)?;

@@ -18,7 +18,7 @@ use crate::nonce::{self, Allowed, NonceRecord};
 use crate::policy::{self, Policy, PolicyError};
 use crate::reason::{Reason, Refusal};
 use crate::store::{
-    ApprovalRow, DecideRefusal, Outcome, PolicyState, RequestRow, Reservation, Store, StoreError,
+    ApprovalRow, DecideRefusal, Decision, Outcome, PolicyState, RequestRow, Reservation, Store, StoreError,
     Vote, now_ms,
 };
 use crate::trade::{self, Evaluation, Trade, format_units};
@@ -718,6 +718,15 @@ impl Signer {
                         let r = Refusal::new(Reason::ApprovalExpired, format!("approval {} expired before it was decided", approval.approval_id));
                         self.refuse(p, &row, &r).await
                     }
+                    // An approval is a permission until it expires: one approved but not
+                    // collected by then is not used (the market it was judged on is gone).
+                    "approved" if approval.expires_at_ms <= now => {
+                        let r = Refusal::new(
+                            Reason::ApprovalExpired,
+                            format!("approval {} expired before the transaction was collected", approval.approval_id),
+                        );
+                        self.refuse(p, &row, &r).await
+                    }
                     "approved" => {
                         let policy = self.active_policy().await?;
                         let eval = match trade::evaluate(&policy, &p.tx, p.from) {
@@ -853,18 +862,10 @@ impl Signer {
     }
 
     /// Records an approver's decision.
-    pub async fn decide(
-        &self,
-        id: &str,
-        approver: &str,
-        approve: bool,
-        reason: &str,
-        fields_hash: &str,
-        trace_id: &str,
-    ) -> Result<Result<v1::Approval, DecideRefusal>, ServiceError> {
-        match self.store.decide(id, approver, approve, reason, fields_hash, trace_id).await? {
+    pub async fn decide(&self, d: &Decision<'_>) -> Result<Result<v1::Approval, DecideRefusal>, ServiceError> {
+        match self.store.decide(d).await? {
             Err(r) => Ok(Err(r)),
-            Ok(_) => Ok(self.approval(id).await?.ok_or(DecideRefusal::NotFound)),
+            Ok(_) => Ok(self.approval(d.approval_id).await?.ok_or(DecideRefusal::NotFound)),
         }
     }
 }

@@ -245,6 +245,27 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
     })
 }
 
+/// Opens a signer store for reading only, without migrating: for `audit verify`, which
+/// must never change what it checks. SQLite is opened `mode=ro`.
+pub async fn open_read_only(url: &str) -> Result<AnyPool, StoreError> {
+    sqlx::any::install_default_drivers();
+    if url.starts_with("sqlite:") {
+        let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let path = rest.split_once('?').map(|(p, _)| p).unwrap_or(rest);
+        if !Path::new(path).is_file() {
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no database file at {path}"),
+            )));
+        }
+        Ok(AnyPoolOptions::new().max_connections(1).connect(&format!("sqlite://{path}?mode=ro")).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(AnyPoolOptions::new().max_connections(1).connect(url).await?)
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}
+
 impl Store {
     /// Connects (creating an SQLite file if needed) and migrates.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
@@ -718,15 +739,8 @@ impl Store {
     /// Records one approver's decision. The approval row is updated first (a row lock on
     /// PostgreSQL) so two decisions never count past each other. Returns the new state, or
     /// the reason it was refused.
-    pub async fn decide(
-        &self,
-        id: &str,
-        approver: &str,
-        approve: bool,
-        reason: &str,
-        fields_hash: &str,
-        trace_id: &str,
-    ) -> Result<Result<String, DecideRefusal>, StoreError> {
+    pub async fn decide(&self, d: &Decision<'_>) -> Result<Result<String, DecideRefusal>, StoreError> {
+        let Decision { approval_id: id, approver, approve, reason, fields_hash, trace_id } = *d;
         let now = now_ms();
         let mut tx = self.begin().await?;
         let Some(row) = sqlx::query("UPDATE approvals SET state = state WHERE approval_id = $1 RETURNING *")
@@ -873,6 +887,23 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// One approver's decision on one approval.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// The approval.
+    pub approval_id: &'a str,
+    /// Who decides (their allowlist name).
+    pub approver: &'a str,
+    /// Approve or reject.
+    pub approve: bool,
+    /// Why (required to reject).
+    pub reason: &'a str,
+    /// The fields hash the approver was shown.
+    pub fields_hash: &'a str,
+    /// The approval's trace id, for the audit entry.
+    pub trace_id: &'a str,
 }
 
 /// Why an approver's decision was not recorded.

@@ -27,7 +27,7 @@ async fn no_client_certificate(b: Backend) {
             .to_string(),
         Err(e) => format!("{e:?}"),
     };
-    assert!(!err.is_empty());
+    assert!(err.contains("CertificateRequired"), "refused in the handshake: {err}");
     assert_eq!(h.signed_count().await, 0);
     assert!(h.store().request("t-nocert").await.expect("read").is_none(), "the request never reached the service");
     h.stop().await;
@@ -41,19 +41,22 @@ async fn certificate_not_on_the_allowlist(b: Backend) {
         Ok(mut c) => c.sign_transaction(Tx::swap(0, 10).request("t-intruder", h.account)).await.map(|_| ()).map_err(|e| e.to_string()),
         Err(e) => Err(format!("{e:?}")),
     };
-    assert!(result.is_err(), "an unlisted certificate must be refused");
+    let err = result.expect_err("an unlisted certificate must be refused");
+    assert!(err.contains("AccessDenied"), "refused in the handshake: {err}");
     // An approver's certificate is on the admin port's allowlist, not the engine's.
     let result = match h.engine_as(Some("alice")).await {
         Ok(mut c) => c.sign_transaction(Tx::swap(0, 10).request("t-alice", h.account)).await.map(|_| ()).map_err(|e| e.to_string()),
         Err(e) => Err(format!("{e:?}")),
     };
-    assert!(result.is_err(), "an approver certificate must not reach the signing port");
+    let err = result.expect_err("an approver certificate must not reach the signing port");
+    assert!(err.contains("AccessDenied"), "{err}");
     // And the engine's is not on the admin port's.
     let result = match h.admin_as("engine").await {
         Ok(mut c) => c.list_approvals(v1::ListApprovalsRequest::default()).await.map(|_| ()).map_err(|e| e.to_string()),
         Err(e) => Err(format!("{e:?}")),
     };
-    assert!(result.is_err(), "the engine's certificate must not reach the admin port");
+    let err = result.expect_err("the engine's certificate must not reach the admin port");
+    assert!(err.contains("AccessDenied"), "{err}");
     assert_eq!(h.signed_count().await, 0);
     assert!(h.store().request("t-intruder").await.expect("read").is_none());
     // The handshake refusals are audited with the certificate's fingerprint.

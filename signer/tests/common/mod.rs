@@ -96,13 +96,16 @@ pub async fn drop_pg(name: &str) {
     }
 }
 
+/// Makes the policy text from the keystore's two accounts.
+pub type PolicyFn = Arc<dyn Fn(Address, Address) -> String + Send + Sync>;
+
 /// Options of one harness.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     pub timelock_secs: u64,
     pub approval_ttl_secs: u64,
     /// Policy text; `None` for [`policy_text`] with the keystore's accounts.
-    pub policy: Option<String>,
+    pub policy: Option<PolicyFn>,
 }
 
 impl Default for Options {
@@ -205,7 +208,10 @@ impl Harness {
         std::fs::write(dir.path().join("passphrase"), "test passphrase\n").expect("passphrase");
         let account = Address::from(keys.address(0).expect("a0"));
         let staged_account = Address::from(keys.address(1).expect("a1"));
-        let policy = opts.policy.clone().unwrap_or_else(|| policy_text(account, staged_account));
+        let policy = match &opts.policy {
+            Some(f) => f(account, staged_account),
+            None => policy_text(account, staged_account),
+        };
         std::fs::write(dir.path().join("policy.toml"), policy).expect("policy");
 
         let (database, pg_name) = match backend {
