@@ -113,5 +113,8 @@ fn bench_signer_measures_the_policy_check_signing_and_the_round_trip() {
     }
     assert!(out.contains("target: policy check under 50 µs: "), "{out}");
     // The threshold rows are a marked place, not numbers.
-    assert!(out.contains("threshold 2-of-3 signing | not measured"), "{out}");
+    assert!(
+        out.contains("threshold 2-of-3 signing | not measured"),
+        "{out}"
+    );
 }

@@ -42,7 +42,11 @@ fn ok(out: Output) -> String {
 }
 
 fn failed(out: Output) -> String {
-    assert!(!out.status.success(), "expected a failure, got: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected a failure, got: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -66,7 +70,10 @@ impl Signer {
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let start = Instant::now();
         while self.child.try_wait().ok().flatten().is_none() {
-            assert!(start.elapsed() < Duration::from_secs(20), "the signer did not stop on SIGTERM");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the signer did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -82,11 +89,35 @@ struct World {
 
 impl World {
     fn new(dir: &Path) -> World {
-        let out = ok(stratbox(&["signer", "certs", "--out", dir.join("certs").to_str().unwrap_or_default(), "--approver", "alice", "--approver", "bob"]));
-        let allowlist = out.split("# allowlist entries for the signer's config file:").nth(1).expect("allowlist").to_owned();
-        assert!(allowlist.contains("[[engine_clients]]") && allowlist.contains("name = \"bob\""), "{out}");
+        let out = ok(stratbox(&[
+            "signer",
+            "certs",
+            "--out",
+            dir.join("certs").to_str().unwrap_or_default(),
+            "--approver",
+            "alice",
+            "--approver",
+            "bob",
+        ]));
+        let allowlist = out
+            .split("# allowlist entries for the signer's config file:")
+            .nth(1)
+            .expect("allowlist")
+            .to_owned();
+        assert!(
+            allowlist.contains("[[engine_clients]]") && allowlist.contains("name = \"bob\""),
+            "{out}"
+        );
         let ks = dir.join("dev-keystore.json");
-        let out = ok(stratbox(&["signer", "dev-keystore", "create", "--out", ks.to_str().unwrap_or_default(), "--accounts", "1"]));
+        let out = ok(stratbox(&[
+            "signer",
+            "dev-keystore",
+            "create",
+            "--out",
+            ks.to_str().unwrap_or_default(),
+            "--accounts",
+            "1",
+        ]));
         let account = out
             .lines()
             .find_map(|l| l.strip_prefix("key_index 0  "))
@@ -129,7 +160,11 @@ thresholds = {{ SBA = {{ approval = "1000", two_approvals = "5000" }} }}
             ),
         )
         .expect("policy");
-        World { dir: dir.to_owned(), account, allowlist }
+        World {
+            dir: dir.to_owned(),
+            account,
+            allowlist,
+        }
     }
 
     fn certs(&self) -> PathBuf {
@@ -164,15 +199,25 @@ thresholds = {{ SBA = {{ approval = "1000", two_approvals = "5000" }} }}
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let line = loop {
-            let l = lines.next().expect("the signer printed its addresses").expect("utf-8");
+            let l = lines
+                .next()
+                .expect("the signer printed its addresses")
+                .expect("utf-8");
             if l.contains("listening on") {
                 break l;
             }
         };
         std::thread::spawn(move || lines.for_each(drop));
-        let addrs: Vec<&str> = line.split_whitespace().filter(|w| w.starts_with("127.0.0.1:")).collect();
+        let addrs: Vec<&str> = line
+            .split_whitespace()
+            .filter(|w| w.starts_with("127.0.0.1:"))
+            .collect();
         assert_eq!(addrs.len(), 2, "{line}");
-        Signer { child, addr: addrs[0].to_owned(), admin: addrs[1].to_owned() }
+        Signer {
+            child,
+            addr: addrs[0].to_owned(),
+            admin: addrs[1].to_owned(),
+        }
     }
 
     /// `stratbox approvals …` as `who`, against `signer`'s admin port.
@@ -187,7 +232,10 @@ thresholds = {{ SBA = {{ approval = "1000", two_approvals = "5000" }} }}
 
     fn admin_cmd(&self, command: &str, signer: &Signer, who: &str, args: &[&str]) -> Output {
         let certs = self.certs();
-        let admin = format!("https://localhost:{}", signer.admin.rsplit(':').next().unwrap_or_default());
+        let admin = format!(
+            "https://localhost:{}",
+            signer.admin.rsplit(':').next().unwrap_or_default()
+        );
         Command::new(env!("CARGO_BIN_EXE_stratbox"))
             .arg(command)
             .args(args)
@@ -223,7 +271,10 @@ fn swap(task: &str, account: &str, nonce: u64, amount_in: u64) -> v1::SignTransa
     let a = |v: String| Some(v1::Amount { value: v });
     let pool = Address::from(stratbox_proto::parse_address(POOL).unwrap_or_default());
     v1::SignTransactionRequest {
-        trace: Some(v1::TraceContext { trace_id: format!("{:032x}", nonce + 1), span_id: String::new() }),
+        trace: Some(v1::TraceContext {
+            trace_id: format!("{:032x}", nonce + 1),
+            span_id: String::new(),
+        }),
         task_id: task.into(),
         tx: Some(v1::Eip1559Transaction {
             chain_id: 31337,
@@ -231,7 +282,9 @@ fn swap(task: &str, account: &str, nonce: u64, amount_in: u64) -> v1::SignTransa
             max_priority_fee_per_gas: a("1000000000".into()),
             max_fee_per_gas: a("20000000000".into()),
             gas_limit: 300_000,
-            to: Some(v1::Address { value: EXECUTOR.into() }),
+            to: Some(v1::Address {
+                value: EXECUTOR.into(),
+            }),
             value: a("0".into()),
             input: StratboxExecutor::swapCall {
                 pool,
@@ -242,7 +295,9 @@ fn swap(task: &str, account: &str, nonce: u64, amount_in: u64) -> v1::SignTransa
             }
             .abi_encode(),
         }),
-        from: Some(v1::Address { value: account.into() }),
+        from: Some(v1::Address {
+            value: account.into(),
+        }),
         simulation: Some(v1::ReportedSimulation {
             amount0: a(amount_in.to_string()),
             amount1: a((amount_in * 99 / 100).to_string()),
@@ -269,57 +324,117 @@ async fn approvals_through_the_real_binary() {
 
     // Over the threshold: waits.
     let big = swap("cli-big", &w.account, 0, 2000);
-    let r = engine.sign_transaction(big.clone()).await.expect("sign").into_inner();
+    let r = engine
+        .sign_transaction(big.clone())
+        .await
+        .expect("sign")
+        .into_inner();
     assert_eq!(outcome(&r), v1::SignOutcome::AwaitingApproval, "{r:?}");
     let id = r.approval_id.clone();
 
     let list = ok(w.approvals(&signer, "alice", &["list", "--pending"]));
-    assert!(list.contains(&id) && list.contains("PENDING") && list.contains("2 SBA"), "{list}");
+    assert!(
+        list.contains(&id) && list.contains("PENDING") && list.contains("2 SBA"),
+        "{list}"
+    );
     let shown = ok(w.approvals(&signer, "bob", &["show", &id]));
-    for want in ["executor.swap on SBA/SBB 0.3%", "at most 2 SBA", "amountIn = 2 SBA (2000)", "20 gwei", "as reported by the engine", "gas used 130000"] {
+    for want in [
+        "executor.swap on SBA/SBB 0.3%",
+        "at most 2 SBA",
+        "amountIn = 2 SBA (2000)",
+        "20 gwei",
+        "as reported by the engine",
+        "gas used 130000",
+    ] {
         assert!(shown.contains(want), "show lacks {want:?}:\n{shown}");
     }
-    assert!(!shown.contains(&hex_of_input(&big)), "show prints the decoded trade, not hex");
+    assert!(
+        !shown.contains(&hex_of_input(&big)),
+        "show prints the decoded trade, not hex"
+    );
 
     // Still not signed; approve; then the engine's re-send is signed.
-    let again = engine.sign_transaction(big.clone()).await.expect("sign").into_inner();
-    assert_eq!(again.approval_id, id, "no second approval for the same request");
+    let again = engine
+        .sign_transaction(big.clone())
+        .await
+        .expect("sign")
+        .into_inner();
+    assert_eq!(
+        again.approval_id, id,
+        "no second approval for the same request"
+    );
     let approved = ok(w.approvals(&signer, "alice", &["approve", &id]));
     assert!(approved.contains("now APPROVED"), "{approved}");
-    let signed = engine.sign_transaction(big).await.expect("sign").into_inner();
+    let signed = engine
+        .sign_transaction(big)
+        .await
+        .expect("sign")
+        .into_inner();
     assert_eq!(outcome(&signed), v1::SignOutcome::Signed, "{signed:?}");
     assert!(!signed.raw_transaction.is_empty());
 
     // Two approvers above 5000 SBA: alice twice does not count.
     let huge = swap("cli-huge", &w.account, 1, 6000);
-    let r = engine.sign_transaction(huge.clone()).await.expect("sign").into_inner();
+    let r = engine
+        .sign_transaction(huge.clone())
+        .await
+        .expect("sign")
+        .into_inner();
     assert_eq!(r.approvals_required, 2);
     let once = ok(w.approvals(&signer, "alice", &["approve", &r.approval_id]));
     assert!(once.contains("now PENDING (1 of 2 approvals)"), "{once}");
     let twice = failed(w.approvals(&signer, "alice", &["approve", &r.approval_id]));
     assert!(twice.contains("approval_already_decided"), "{twice}");
-    let waiting = engine.sign_transaction(huge.clone()).await.expect("sign").into_inner();
+    let waiting = engine
+        .sign_transaction(huge.clone())
+        .await
+        .expect("sign")
+        .into_inner();
     assert_eq!(outcome(&waiting), v1::SignOutcome::AwaitingApproval);
     // Bound to the fields shown: a stale hash is refused.
-    let stale = failed(w.approvals(&signer, "bob", &["approve", &r.approval_id, "--fields-hash", &"0".repeat(64)]));
+    let stale = failed(w.approvals(
+        &signer,
+        "bob",
+        &["approve", &r.approval_id, "--fields-hash", &"0".repeat(64)],
+    ));
     assert!(stale.contains("approval_fields_changed"), "{stale}");
     ok(w.approvals(&signer, "bob", &["approve", &r.approval_id]));
-    let signed = engine.sign_transaction(huge).await.expect("sign").into_inner();
+    let signed = engine
+        .sign_transaction(huge)
+        .await
+        .expect("sign")
+        .into_inner();
     assert_eq!(outcome(&signed), v1::SignOutcome::Signed, "{signed:?}");
 
     // Reject needs a reason; then the engine is refused.
     let rej = swap("cli-rej", &w.account, 2, 3000);
-    let r = engine.sign_transaction(rej.clone()).await.expect("sign").into_inner();
-    let no_reason = failed(w.approvals(&signer, "bob", &["reject", &r.approval_id, "--reason", " "]));
+    let r = engine
+        .sign_transaction(rej.clone())
+        .await
+        .expect("sign")
+        .into_inner();
+    let no_reason =
+        failed(w.approvals(&signer, "bob", &["reject", &r.approval_id, "--reason", " "]));
     assert!(no_reason.contains("reason"), "{no_reason}");
-    let rejected = ok(w.approvals(&signer, "bob", &["reject", &r.approval_id, "--reason", "too big for today"]));
+    let rejected = ok(w.approvals(
+        &signer,
+        "bob",
+        &["reject", &r.approval_id, "--reason", "too big for today"],
+    ));
     assert!(rejected.contains("now REJECTED"), "{rejected}");
-    let refused = engine.sign_transaction(rej).await.expect("sign").into_inner();
+    let refused = engine
+        .sign_transaction(rej)
+        .await
+        .expect("sign")
+        .into_inner();
     assert_eq!(refused.reason_code, "approval_rejected");
 
     // Policy status over the admin port.
     let status = ok(w.signer_cmd(&signer, "alice", &["policy", "status"]));
-    assert!(status.contains("active policy") && status.contains("pending: none"), "{status}");
+    assert!(
+        status.contains("active policy") && status.contains("pending: none"),
+        "{status}"
+    );
 
     // Audit: intact while untouched (read while the signer is stopped).
     signer.stop();
@@ -328,9 +443,15 @@ async fn approvals_through_the_real_binary() {
     assert!(intact.contains("audit log intact"), "{intact}");
 
     // Edited by hand (the append-only trigger dropped first): named.
-    let mut conn = sqlx::SqliteConnection::connect(&format!("{db}?mode=rw")).await.expect("open");
-    conn.execute("DROP TRIGGER audit_log_no_update").await.expect("drop trigger");
-    conn.execute("UPDATE audit_log SET detail = 'approved by nobody' WHERE seq = 4").await.expect("edit");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{db}?mode=rw"))
+        .await
+        .expect("open");
+    conn.execute("DROP TRIGGER audit_log_no_update")
+        .await
+        .expect("drop trigger");
+    conn.execute("UPDATE audit_log SET detail = 'approved by nobody' WHERE seq = 4")
+        .await
+        .expect("edit");
     drop(conn);
     let broken = failed(stratbox(&["signer", "audit", "verify", "--database", &db]));
     assert!(broken.contains("BROKEN at entry 4"), "{broken}");
@@ -344,7 +465,11 @@ async fn an_expired_approval_through_the_real_binary() {
     let signer = w.spawn(&config);
     let mut engine = w.engine(&signer).await;
     let req = swap("cli-exp", &w.account, 0, 2000);
-    let r = engine.sign_transaction(req.clone()).await.expect("sign").into_inner();
+    let r = engine
+        .sign_transaction(req.clone())
+        .await
+        .expect("sign")
+        .into_inner();
     assert_eq!(outcome(&r), v1::SignOutcome::AwaitingApproval);
     let start = Instant::now();
     loop {
@@ -352,12 +477,22 @@ async fn an_expired_approval_through_the_real_binary() {
         if shown.contains("EXPIRED") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "never expired:\n{shown}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never expired:\n{shown}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let late = failed(w.approvals(&signer, "alice", &["approve", &r.approval_id]));
-    assert!(late.contains("approval_expired") || late.contains("approval_not_pending"), "{late}");
-    let refused = engine.sign_transaction(req).await.expect("sign").into_inner();
+    assert!(
+        late.contains("approval_expired") || late.contains("approval_not_pending"),
+        "{late}"
+    );
+    let refused = engine
+        .sign_transaction(req)
+        .await
+        .expect("sign")
+        .into_inner();
     assert_eq!(refused.reason_code, "approval_expired");
     signer.stop();
 }

@@ -90,7 +90,11 @@ pub fn link(prev_hash: &str, seq: i64, at_ms: i64, e: &Entry) -> String {
 
 /// Appends `e` inside `tx`. The head row is updated first, which serialises appends (a row
 /// lock on PostgreSQL; SQLite has one writer).
-pub async fn append(tx: &mut Transaction<'static, Any>, at_ms: i64, e: &Entry) -> Result<i64, sqlx::Error> {
+pub async fn append(
+    tx: &mut Transaction<'static, Any>,
+    at_ms: i64,
+    e: &Entry,
+) -> Result<i64, sqlx::Error> {
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
         .await?;
@@ -182,14 +186,21 @@ pub fn check(entries: &[Stored], head: Option<(i64, String)>) -> Verdict {
         if s.prev_hash != prev {
             return Verdict::Broken {
                 seq: s.seq,
-                why: format!("entry {} does not follow entry {} (prev_hash differs)", s.seq, s.seq - 1),
+                why: format!(
+                    "entry {} does not follow entry {} (prev_hash differs)",
+                    s.seq,
+                    s.seq - 1
+                ),
             };
         }
         let want = link(&prev, s.seq, s.at_ms, &s.entry);
         if s.hash != want {
             return Verdict::Broken {
                 seq: s.seq,
-                why: format!("entry {} was altered (its hash does not match its content)", s.seq),
+                why: format!(
+                    "entry {} was altered (its hash does not match its content)",
+                    s.seq
+                ),
             };
         }
         prev = s.hash.clone();
@@ -233,7 +244,13 @@ mod tests {
             .map(|seq| {
                 let entry = Entry::new("signer", "x", format!("s{seq}"), "d", "");
                 let hash = link(&prev, seq, 1000 + seq, &entry);
-                let s = Stored { seq, at_ms: 1000 + seq, entry, prev_hash: prev.clone(), hash: hash.clone() };
+                let s = Stored {
+                    seq,
+                    at_ms: 1000 + seq,
+                    entry,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
                 prev = hash;
                 s
             })
@@ -244,19 +261,34 @@ mod tests {
     fn intact_and_each_kind_of_break() {
         let c = chain(5);
         let head = Some((5, c[4].hash.clone()));
-        assert!(matches!(check(&c, head.clone()), Verdict::Intact { entries: 5, .. }));
+        assert!(matches!(
+            check(&c, head.clone()),
+            Verdict::Intact { entries: 5, .. }
+        ));
 
         let mut edited = c.clone();
         edited[2].entry.detail = "other".into();
-        assert_eq!(check(&edited, head.clone()), Verdict::Broken { seq: 3, why: "entry 3 was altered (its hash does not match its content)".into() });
+        assert_eq!(
+            check(&edited, head.clone()),
+            Verdict::Broken {
+                seq: 3,
+                why: "entry 3 was altered (its hash does not match its content)".into()
+            }
+        );
 
         let mut deleted = c.clone();
         deleted.remove(1);
-        assert!(matches!(check(&deleted, head.clone()), Verdict::Broken { seq: 2, .. }));
+        assert!(matches!(
+            check(&deleted, head.clone()),
+            Verdict::Broken { seq: 2, .. }
+        ));
 
         let mut swapped = c.clone();
         swapped.swap(1, 2);
-        assert!(matches!(check(&swapped, head.clone()), Verdict::Broken { seq: 2, .. }));
+        assert!(matches!(
+            check(&swapped, head.clone()),
+            Verdict::Broken { seq: 2, .. }
+        ));
 
         let tail = c[..4].to_vec();
         assert!(matches!(check(&tail, head), Verdict::Broken { seq: 5, .. }));

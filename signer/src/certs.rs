@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::CertificateDer;
 
@@ -78,7 +78,9 @@ fn write(path: &Path, text: &str, secret: bool) -> Result<(), CertError> {
 fn check_name(name: &str) -> Result<(), CertError> {
     if name.is_empty()
         || name.len() > 64
-        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(CertError::BadName(name.to_owned()));
     }
@@ -146,19 +148,40 @@ impl DevCa {
     }
 
     /// A server certificate for the signer, valid for `hosts` (DNS names or IP addresses).
-    pub fn issue_server(&self, dir: &Path, name: &str, hosts: &[String]) -> Result<Issued, CertError> {
-        self.issue(dir, name, "server", hosts.to_vec(), ExtendedKeyUsagePurpose::ServerAuth)
+    pub fn issue_server(
+        &self,
+        dir: &Path,
+        name: &str,
+        hosts: &[String],
+    ) -> Result<Issued, CertError> {
+        self.issue(
+            dir,
+            name,
+            "server",
+            hosts.to_vec(),
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
     }
 
     /// A client certificate (engine or approver); only good for client authentication.
     pub fn issue_client(&self, dir: &Path, name: &str, kind: &str) -> Result<Issued, CertError> {
-        self.issue(dir, name, kind, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)
+        self.issue(
+            dir,
+            name,
+            kind,
+            Vec::new(),
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
     }
 }
 
 /// The whole development set in `dir`: CA, `signer` (server, for `hosts`), `engine`, and one
 /// per approver.
-pub fn dev_set(dir: &Path, hosts: &[String], approvers: &[String]) -> Result<Vec<Issued>, CertError> {
+pub fn dev_set(
+    dir: &Path,
+    hosts: &[String],
+    approvers: &[String],
+) -> Result<Vec<Issued>, CertError> {
     let ca = DevCa::create(dir)?;
     let mut out = vec![
         ca.issue_server(dir, "signer", hosts)?,

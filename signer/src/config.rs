@@ -164,7 +164,10 @@ impl SignerConfig {
                 )));
             }
             if a.role == Role::Engine {
-                return Err(ConfigError::Invalid(format!("approver {} has role engine", a.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "approver {} has role engine",
+                    a.name
+                )));
             }
         }
         Ok(())
@@ -176,7 +179,10 @@ impl SignerConfig {
         let mut names = std::collections::BTreeSet::new();
         for c in &self.engine_clients {
             if !names.insert(c.name.clone()) {
-                return Err(ConfigError::Invalid(format!("engine client {} listed twice", c.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "engine client {} listed twice",
+                    c.name
+                )));
             }
             a.insert(
                 parse_fingerprint(&c.spki_sha256)?,
@@ -195,7 +201,10 @@ impl SignerConfig {
         let mut names = std::collections::BTreeSet::new();
         for c in &self.approvers {
             if !names.insert(c.name.clone()) {
-                return Err(ConfigError::Invalid(format!("approver {} listed twice", c.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "approver {} listed twice",
+                    c.name
+                )));
             }
             a.insert(
                 parse_fingerprint(&c.spki_sha256)?,

@@ -149,7 +149,10 @@ impl std::fmt::Debug for DevKeystore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Addresses only: a Debug print must never show a key.
         f.debug_struct("DevKeystore")
-            .field("addresses", &self.addresses.iter().map(hex_addr).collect::<Vec<_>>())
+            .field(
+                "addresses",
+                &self.addresses.iter().map(hex_addr).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -213,7 +216,10 @@ impl DevKeystore {
     ) -> Result<Self, KeyError> {
         let keys = secrets
             .iter()
-            .map(|s| SigningKey::from_slice(s).map_err(|_| KeyError::Keystore("not a secp256k1 secret key".into())))
+            .map(|s| {
+                SigningKey::from_slice(s)
+                    .map_err(|_| KeyError::Keystore("not a secp256k1 secret key".into()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Self::write(path, passphrase, keys, params)
     }
@@ -260,8 +266,8 @@ impl DevKeystore {
             )
             .map_err(|_| KeyError::Keystore("encryption failed".into()))?;
         file.ciphertext = hex::encode(sealed);
-        let text = serde_json::to_string_pretty(&file)
-            .map_err(|e| KeyError::Keystore(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&file).map_err(|e| KeyError::Keystore(e.to_string()))?;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -407,7 +413,8 @@ pub fn read_passphrase(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, KeyErr
         None => std::env::var("STRATBOX_SIGNER_PASSPHRASE")
             .map_err(|_| {
                 KeyError::Keystore(
-                    "no passphrase: give a passphrase file or set STRATBOX_SIGNER_PASSPHRASE".into(),
+                    "no passphrase: give a passphrase file or set STRATBOX_SIGNER_PASSPHRASE"
+                        .into(),
                 )
             })?
             .into_bytes(),

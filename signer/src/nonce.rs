@@ -102,9 +102,20 @@ pub fn judge(
                 && r.input_hash == input
                 && r.gas_limit == tx.gas_limit
         });
-        let top_fee = at_nonce.iter().map(|r| r.max_fee_per_gas).max().unwrap_or(0);
-        let top_tip = at_nonce.iter().map(|r| r.max_priority_fee_per_gas).max().unwrap_or(0);
-        if same_call && bumped(tx.max_fee_per_gas, top_fee) && bumped(tx.max_priority_fee_per_gas, top_tip) {
+        let top_fee = at_nonce
+            .iter()
+            .map(|r| r.max_fee_per_gas)
+            .max()
+            .unwrap_or(0);
+        let top_tip = at_nonce
+            .iter()
+            .map(|r| r.max_priority_fee_per_gas)
+            .max()
+            .unwrap_or(0);
+        if same_call
+            && bumped(tx.max_fee_per_gas, top_fee)
+            && bumped(tx.max_priority_fee_per_gas, top_tip)
+        {
             return Ok(Allowed::Replacement);
         }
         return Err(Refusal::new(
@@ -115,7 +126,10 @@ pub fn judge(
                     tx.nonce
                 )
             } else {
-                format!("nonce {} was already signed for a different transaction", tx.nonce)
+                format!(
+                    "nonce {} was already signed for a different transaction",
+                    tx.nonce
+                )
             },
         ));
     }
@@ -124,7 +138,10 @@ pub fn judge(
     {
         return Err(Refusal::new(
             Reason::NonceTooLow,
-            format!("nonce {} is below the highest signed ({h}); only a cancel may fill it", tx.nonce),
+            format!(
+                "nonce {} is below the highest signed ({h}); only a cancel may fill it",
+                tx.nonce
+            ),
         ));
     }
     Ok(Allowed::Original)
@@ -172,13 +189,40 @@ mod tests {
     fn rules() {
         let first = tx(5, 100, 10, b"abcd");
         let recs = vec![record(&first)];
-        assert!(matches!(j(&first, &recs, Some(5)), Ok(Allowed::Identical(_))));
-        assert_eq!(j(&tx(5, 110, 11, b"abcd"), &recs, Some(5)), Ok(Allowed::Replacement));
-        assert_eq!(j(&tx(5, 109, 11, b"abcd"), &recs, Some(5)).unwrap_err().reason, Reason::NonceReused);
-        assert_eq!(j(&tx(5, 200, 10, b"abcd"), &recs, Some(5)).unwrap_err().reason, Reason::NonceReused);
-        assert_eq!(j(&tx(5, 200, 20, b"abce"), &recs, Some(5)).unwrap_err().reason, Reason::NonceReused);
-        assert_eq!(j(&tx(4, 100, 10, b"x"), &[], Some(5)).unwrap_err().reason, Reason::NonceTooLow);
-        assert_eq!(j(&tx(6, 100, 10, b"x"), &[], Some(5)), Ok(Allowed::Original));
+        assert!(matches!(
+            j(&first, &recs, Some(5)),
+            Ok(Allowed::Identical(_))
+        ));
+        assert_eq!(
+            j(&tx(5, 110, 11, b"abcd"), &recs, Some(5)),
+            Ok(Allowed::Replacement)
+        );
+        assert_eq!(
+            j(&tx(5, 109, 11, b"abcd"), &recs, Some(5))
+                .unwrap_err()
+                .reason,
+            Reason::NonceReused
+        );
+        assert_eq!(
+            j(&tx(5, 200, 10, b"abcd"), &recs, Some(5))
+                .unwrap_err()
+                .reason,
+            Reason::NonceReused
+        );
+        assert_eq!(
+            j(&tx(5, 200, 20, b"abce"), &recs, Some(5))
+                .unwrap_err()
+                .reason,
+            Reason::NonceReused
+        );
+        assert_eq!(
+            j(&tx(4, 100, 10, b"x"), &[], Some(5)).unwrap_err().reason,
+            Reason::NonceTooLow
+        );
+        assert_eq!(
+            j(&tx(6, 100, 10, b"x"), &[], Some(5)),
+            Ok(Allowed::Original)
+        );
         assert_eq!(j(&tx(0, 100, 10, b"x"), &[], None), Ok(Allowed::Original));
         let c = tx(4, 1, 1, b"");
         assert_eq!(judge(&c, "0xc", true, &[], Some(5)), Ok(Allowed::Cancel));

@@ -307,7 +307,11 @@ impl Policy {
                 decimals: t.decimals,
                 max_per_tx: parse_units(&format!("{}.max_per_tx", t.symbol), &t.max_per_tx)?,
                 max_per_day: parse_units(&format!("{}.max_per_day", t.symbol), &t.max_per_day)?,
-                functions: functions(&format!("token {}", t.symbol), &t.functions, TOKEN_FUNCTIONS)?,
+                functions: functions(
+                    &format!("token {}", t.symbol),
+                    &t.functions,
+                    TOKEN_FUNCTIONS,
+                )?,
             };
             if tokens.insert(a, token).is_some() {
                 return Err(invalid(format!("token {a:#x} listed twice")));
@@ -379,7 +383,10 @@ impl Policy {
         Ok(Policy {
             chain_ids: file.chain_ids.iter().copied().collect(),
             max_fee_per_gas: fee("max_fee_per_gas", &file.max_fee_per_gas)?,
-            max_priority_fee_per_gas: fee("max_priority_fee_per_gas", &file.max_priority_fee_per_gas)?,
+            max_priority_fee_per_gas: fee(
+                "max_priority_fee_per_gas",
+                &file.max_priority_fee_per_gas,
+            )?,
             max_gas_limit: file.max_gas_limit,
             executors,
             tokens,
@@ -617,14 +624,24 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
     for c in old.chain_ids.difference(&new.chain_ids) {
         change(&mut out, false, format!("no longer allow chain id {c}"));
     }
-    ceiling(&mut out, "max_fee_per_gas", old.max_fee_per_gas, new.max_fee_per_gas);
+    ceiling(
+        &mut out,
+        "max_fee_per_gas",
+        old.max_fee_per_gas,
+        new.max_fee_per_gas,
+    );
     ceiling(
         &mut out,
         "max_priority_fee_per_gas",
         old.max_priority_fee_per_gas,
         new.max_priority_fee_per_gas,
     );
-    ceiling(&mut out, "max_gas_limit", old.max_gas_limit, new.max_gas_limit);
+    ceiling(
+        &mut out,
+        "max_gas_limit",
+        old.max_gas_limit,
+        new.max_gas_limit,
+    );
 
     for (a, f) in &new.executors {
         match old.executors.get(a) {
@@ -632,7 +649,11 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
             Some(of) => set_changes(&mut out, &format!("executor {a:#x}"), of, f),
         }
     }
-    for a in old.executors.keys().filter(|a| !new.executors.contains_key(*a)) {
+    for a in old
+        .executors
+        .keys()
+        .filter(|a| !new.executors.contains_key(*a))
+    {
         change(&mut out, false, format!("remove executor {a:#x}"));
     }
 
@@ -646,14 +667,31 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
             change(
                 &mut out,
                 true,
-                format!("{what}: display {} ({} decimals) -> {} ({} decimals)", o.symbol, o.decimals, t.symbol, t.decimals),
+                format!(
+                    "{what}: display {} ({} decimals) -> {} ({} decimals)",
+                    o.symbol, o.decimals, t.symbol, t.decimals
+                ),
             );
         }
-        ceiling(&mut out, &format!("{what} max_per_tx"), o.max_per_tx, t.max_per_tx);
-        ceiling(&mut out, &format!("{what} max_per_day"), o.max_per_day, t.max_per_day);
+        ceiling(
+            &mut out,
+            &format!("{what} max_per_tx"),
+            o.max_per_tx,
+            t.max_per_tx,
+        );
+        ceiling(
+            &mut out,
+            &format!("{what} max_per_day"),
+            o.max_per_day,
+            t.max_per_day,
+        );
         set_changes(&mut out, &what, &o.functions, &t.functions);
     }
-    for (a, t) in old.tokens.iter().filter(|(a, _)| !new.tokens.contains_key(*a)) {
+    for (a, t) in old
+        .tokens
+        .iter()
+        .filter(|(a, _)| !new.tokens.contains_key(*a))
+    {
         change(&mut out, false, format!("remove token {} {a:#x}", t.symbol));
     }
 
@@ -679,7 +717,11 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
         };
         let what = format!("account {a:#x}");
         if o.key_index != acc.key_index {
-            change(&mut out, true, format!("{what}: key_index {} -> {}", o.key_index, acc.key_index));
+            change(
+                &mut out,
+                true,
+                format!("{what}: key_index {} -> {}", o.key_index, acc.key_index),
+            );
         }
         if o.mode != acc.mode {
             change(
@@ -697,7 +739,12 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
             let x = o.thresholds.get(t).copied().unwrap_or(zero);
             let y = acc.thresholds.get(t).copied().unwrap_or(zero);
             let sym = new.symbol(t);
-            ceiling(&mut out, &format!("{what} {sym} approval threshold"), x.approval, y.approval);
+            ceiling(
+                &mut out,
+                &format!("{what} {sym} approval threshold"),
+                x.approval,
+                y.approval,
+            );
             ceiling(
                 &mut out,
                 &format!("{what} {sym} two-approval threshold"),
@@ -706,7 +753,11 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
             );
         }
     }
-    for a in old.accounts.keys().filter(|a| !new.accounts.contains_key(*a)) {
+    for a in old
+        .accounts
+        .keys()
+        .filter(|a| !new.accounts.contains_key(*a))
+    {
         change(&mut out, false, format!("remove account {a:#x}"));
     }
     out
@@ -764,7 +815,10 @@ thresholds = { SBA = { approval = "100", two_approvals = "500" } }
 
     #[test]
     fn refuses_unknown_function_and_symbol() {
-        let bad = SAMPLE.replace(r#"functions = ["approve"]"#, r#"functions = ["transferFrom"]"#);
+        let bad = SAMPLE.replace(
+            r#"functions = ["approve"]"#,
+            r#"functions = ["transferFrom"]"#,
+        );
         assert!(Policy::from_toml(&bad).is_err());
         let bad = SAMPLE.replace(r#"token1 = "SBB""#, r#"token1 = "XYZ""#);
         assert!(Policy::from_toml(&bad).is_err());
@@ -777,21 +831,37 @@ thresholds = { SBA = { approval = "100", two_approvals = "500" } }
         let old = Policy::from_toml(SAMPLE).unwrap();
         let new = Policy::from_toml(
             &SAMPLE
-                .replace(r#"max_per_tx = "1000"
+                .replace(
+                    r#"max_per_tx = "1000"
 max_per_day = "5000"
-functions = ["approve"]"#, r#"max_per_tx = "9000"
+functions = ["approve"]"#,
+                    r#"max_per_tx = "9000"
 max_per_day = "5000"
-functions = ["approve"]"#)
-                .replace(r#"max_fee_per_gas = "100000000000""#, r#"max_fee_per_gas = "50000000000""#),
+functions = ["approve"]"#,
+                )
+                .replace(
+                    r#"max_fee_per_gas = "100000000000""#,
+                    r#"max_fee_per_gas = "50000000000""#,
+                ),
         )
         .unwrap();
         let changes = diff(&old, &new);
         assert_eq!(changes.len(), 2, "{changes:?}");
-        assert!(changes.iter().any(|c| c.loosens && c.text.contains("SBA max_per_tx")));
-        assert!(changes.iter().any(|c| !c.loosens && c.text.contains("max_fee_per_gas")));
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.loosens && c.text.contains("SBA max_per_tx"))
+        );
+        assert!(
+            changes
+                .iter()
+                .any(|c| !c.loosens && c.text.contains("max_fee_per_gas"))
+        );
         let m = meet(&old, &new);
         assert_eq!(m.max_fee_per_gas, 50_000_000_000);
-        let sba = Address::from(stratbox_proto::parse_address("0x00000000000000000000000000000000000000a1").unwrap());
+        let sba = Address::from(
+            stratbox_proto::parse_address("0x00000000000000000000000000000000000000a1").unwrap(),
+        );
         assert_eq!(m.tokens[&sba].max_per_tx, U256::from(1000));
         // meet with itself changes nothing; meet of a tightening is the tightening.
         assert_eq!(meet(&old, &old), old);
@@ -800,7 +870,8 @@ functions = ["approve"]"#)
 
     #[test]
     fn staged_to_live_loosens() {
-        let staged = Policy::from_toml(&SAMPLE.replace(r#"mode = "live""#, r#"mode = "staged""#)).unwrap();
+        let staged =
+            Policy::from_toml(&SAMPLE.replace(r#"mode = "live""#, r#"mode = "staged""#)).unwrap();
         let live = Policy::from_toml(SAMPLE).unwrap();
         assert!(diff(&staged, &live).iter().all(|c| c.loosens));
         assert!(diff(&live, &staged).iter().all(|c| !c.loosens));

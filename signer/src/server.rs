@@ -106,7 +106,9 @@ fn incoming(
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }
-                    Ok(Err(e)) => tracing::warn!(listener = name, %peer, error = %e, "TLS handshake refused"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(listener = name, %peer, error = %e, "TLS handshake refused")
+                    }
                     Err(_) => tracing::warn!(listener = name, %peer, "TLS handshake timed out"),
                 }
             });
@@ -167,11 +169,20 @@ impl SignerRpc for EngineRpc {
             .map_err(internal)
     }
 
-    async fn get_approval(&self, request: Request<v1::GetApprovalRequest>) -> Result<Response<v1::Approval>, Status> {
+    async fn get_approval(
+        &self,
+        request: Request<v1::GetApprovalRequest>,
+    ) -> Result<Response<v1::Approval>, Status> {
         peer(&request, &self.allow)?;
         let req = request.into_inner();
         let span = tracing::info_span!("get_approval", trace_id = %trace_of(&req.trace), approval_id = %req.approval_id);
-        match self.signer.approval(&req.approval_id).instrument(span).await.map_err(internal)? {
+        match self
+            .signer
+            .approval(&req.approval_id)
+            .instrument(span)
+            .await
+            .map_err(internal)?
+        {
             Some(a) => Ok(Response::new(a)),
             None => Err(Status::not_found("no such approval")),
         }
@@ -187,8 +198,12 @@ struct AdminRpc {
 fn refusal_status(r: DecideRefusal) -> Status {
     match r {
         DecideRefusal::NotFound => Status::not_found("approval_not_found: no such approval"),
-        DecideRefusal::Expired => Status::failed_precondition("approval_expired: the approval expired before it was decided"),
-        DecideRefusal::NotPending(s) => Status::failed_precondition(format!("approval_not_pending: the approval is already {s}")),
+        DecideRefusal::Expired => Status::failed_precondition(
+            "approval_expired: the approval expired before it was decided",
+        ),
+        DecideRefusal::NotPending(s) => Status::failed_precondition(format!(
+            "approval_not_pending: the approval is already {s}"
+        )),
         DecideRefusal::FieldsChanged => Status::failed_precondition(
             "approval_fields_changed: the approval is bound to other fields than the ones you were shown; show it again",
         ),
@@ -207,23 +222,41 @@ impl SignerAdmin for AdminRpc {
         peer(&request, &self.allow)?;
         let req = request.into_inner();
         let limit = if req.limit == 0 { 50 } else { req.limit };
-        let approvals = self.signer.approvals(req.pending_only, limit).await.map_err(internal)?;
+        let approvals = self
+            .signer
+            .approvals(req.pending_only, limit)
+            .await
+            .map_err(internal)?;
         Ok(Response::new(v1::ListApprovalsResponse { approvals }))
     }
 
-    async fn show_approval(&self, request: Request<v1::GetApprovalRequest>) -> Result<Response<v1::Approval>, Status> {
+    async fn show_approval(
+        &self,
+        request: Request<v1::GetApprovalRequest>,
+    ) -> Result<Response<v1::Approval>, Status> {
         peer(&request, &self.allow)?;
         let req = request.into_inner();
-        match self.signer.approval(&req.approval_id).await.map_err(internal)? {
+        match self
+            .signer
+            .approval(&req.approval_id)
+            .await
+            .map_err(internal)?
+        {
             Some(a) => Ok(Response::new(a)),
             None => Err(Status::not_found("approval_not_found: no such approval")),
         }
     }
 
-    async fn decide_approval(&self, request: Request<v1::DecideApprovalRequest>) -> Result<Response<v1::Approval>, Status> {
+    async fn decide_approval(
+        &self,
+        request: Request<v1::DecideApprovalRequest>,
+    ) -> Result<Response<v1::Approval>, Status> {
         let who = peer(&request, &self.allow)?;
         if who.role != Role::Approver {
-            return Err(Status::permission_denied(format!("{} may view approvals but not decide them", who.name)));
+            return Err(Status::permission_denied(format!(
+                "{} may view approvals but not decide them",
+                who.name
+            )));
         }
         let req = request.into_inner();
         if !req.approve && req.reason.trim().is_empty() {
@@ -247,16 +280,28 @@ impl SignerAdmin for AdminRpc {
         decided.map(Response::new).map_err(refusal_status)
     }
 
-    async fn policy_status(&self, request: Request<v1::PolicyStatusRequest>) -> Result<Response<v1::PolicyStatusResponse>, Status> {
+    async fn policy_status(
+        &self,
+        request: Request<v1::PolicyStatusRequest>,
+    ) -> Result<Response<v1::PolicyStatusResponse>, Status> {
         peer(&request, &self.allow)?;
-        self.signer.promote_due(crate::store::now_ms()).await.map_err(internal)?;
+        self.signer
+            .promote_due(crate::store::now_ms())
+            .await
+            .map_err(internal)?;
         Ok(Response::new(self.signer.policy_status().await))
     }
 
-    async fn reload_policy(&self, request: Request<v1::PolicyStatusRequest>) -> Result<Response<v1::PolicyStatusResponse>, Status> {
+    async fn reload_policy(
+        &self,
+        request: Request<v1::PolicyStatusRequest>,
+    ) -> Result<Response<v1::PolicyStatusResponse>, Status> {
         let who = peer(&request, &self.allow)?;
         if who.role != Role::Approver {
-            return Err(Status::permission_denied(format!("{} may not reload the policy", who.name)));
+            return Err(Status::permission_denied(format!(
+                "{} may not reload the policy",
+                who.name
+            )));
         }
         self.signer
             .reload_policy(&format!("approver:{}", who.name))
@@ -269,7 +314,13 @@ impl SignerAdmin for AdminRpc {
 /// Writes handshake refusals to the audit log.
 async fn audit_refusals(store: Store, mut rx: mpsc::Receiver<HandshakeRefusal>) {
     while let Some(r) = rx.recv().await {
-        let e = Entry::new("signer", "handshake_refused", r.fingerprint, format!("{} port: {}", r.listener, r.why), "");
+        let e = Entry::new(
+            "signer",
+            "handshake_refused",
+            r.fingerprint,
+            format!("{} port: {}", r.listener, r.why),
+            "",
+        );
         if let Err(e) = store.audit(&e).await {
             tracing::error!(error = %e, "could not audit a handshake refusal");
         }
@@ -293,23 +344,48 @@ pub async fn start(config: &SignerConfig, keys: Arc<dyn KeySource>) -> Result<Ru
     let files = config.tls_files();
     let engine_allow = config.engine_allowlist()?;
     let admin_allow = config.admin_allowlist()?;
-    let engine_tls = tls::server_config(&files, engine_allow.clone(), "signer", Some(refused_tx.clone()))?;
+    let engine_tls = tls::server_config(
+        &files,
+        engine_allow.clone(),
+        "signer",
+        Some(refused_tx.clone()),
+    )?;
     let admin_tls = tls::server_config(&files, admin_allow.clone(), "admin", Some(refused_tx))?;
 
     let bind = |addr: String| async move {
-        TcpListener::bind(&addr).await.map_err(|source| ServeError::Bind { addr, source })
+        TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
     };
     let engine_listener = bind(config.listen.clone()).await?;
     let admin_listener = bind(config.admin_listen.clone()).await?;
-    let addr = engine_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen.clone(), source })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.admin_listen.clone(), source })?;
+    let addr = engine_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: config.admin_listen.clone(),
+            source,
+        })?;
 
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(audit_refusals(store.clone(), refused_rx)));
 
-    let engine_svc = SignerServer::new(EngineRpc { signer: signer.clone(), allow: engine_allow });
-    let engine_in = incoming(engine_listener, TlsAcceptor::from(engine_tls), stop_rx.clone(), "signer");
+    let engine_svc = SignerServer::new(EngineRpc {
+        signer: signer.clone(),
+        allow: engine_allow,
+    });
+    let engine_in = incoming(
+        engine_listener,
+        TlsAcceptor::from(engine_tls),
+        stop_rx.clone(),
+        "signer",
+    );
     let mut s = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
         let r = tonic::transport::Server::builder()
@@ -323,8 +399,16 @@ pub async fn start(config: &SignerConfig, keys: Arc<dyn KeySource>) -> Result<Ru
         }
     }));
 
-    let admin_svc = SignerAdminServer::new(AdminRpc { signer: signer.clone(), allow: admin_allow });
-    let admin_in = incoming(admin_listener, TlsAcceptor::from(admin_tls), stop_rx.clone(), "admin");
+    let admin_svc = SignerAdminServer::new(AdminRpc {
+        signer: signer.clone(),
+        allow: admin_allow,
+    });
+    let admin_in = incoming(
+        admin_listener,
+        TlsAcceptor::from(admin_tls),
+        stop_rx.clone(),
+        "admin",
+    );
     let mut s = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
         let r = tonic::transport::Server::builder()

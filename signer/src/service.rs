@@ -18,8 +18,8 @@ use crate::nonce::{self, Allowed, NonceRecord};
 use crate::policy::{self, Policy, PolicyError};
 use crate::reason::{Reason, Refusal};
 use crate::store::{
-    ApprovalRow, DecideRefusal, Decision, Outcome, PolicyState, RequestRow, Reservation, Store, StoreError,
-    Vote, now_ms,
+    ApprovalRow, DecideRefusal, Decision, Outcome, PolicyState, RequestRow, Reservation, Store,
+    StoreError, Vote, now_ms,
 };
 use crate::trade::{self, Evaluation, Trade, format_units};
 use crate::tx::{PlainTx, hex32};
@@ -88,7 +88,9 @@ fn amount_text(field: &str, a: &Option<v1::Amount>) -> Result<String, Refusal> {
 
 /// The reported simulation in a fixed text form (amounts checked as amounts).
 fn simulation_canonical(s: &Option<v1::ReportedSimulation>) -> Result<String, Refusal> {
-    let Some(s) = s else { return Ok("simulation=none".into()) };
+    let Some(s) = s else {
+        return Ok("simulation=none".into());
+    };
     Ok(format!(
         "simulation=amount0:{}{};amount1:{}{};gas_used:{};gas_price:{};notional:{};block:{}",
         if s.amount0_negative { "-" } else { "" },
@@ -109,12 +111,18 @@ fn movement(policy: &Policy, m: &trade::Movement) -> v1::TokenMovement {
         .map(|t| (t.symbol.clone(), t.decimals))
         .unwrap_or_else(|| (format!("{:#x}", m.token), 0));
     v1::TokenMovement {
-        token: Some(v1::Address { value: format!("{:#x}", m.token) }),
+        token: Some(v1::Address {
+            value: format!("{:#x}", m.token),
+        }),
         symbol,
         decimals: decimals as u32,
-        amount: Some(v1::Amount { value: m.amount.to_string() }),
+        amount: Some(v1::Amount {
+            value: m.amount.to_string(),
+        }),
         display: format_units(m.amount, decimals),
-        to: Some(v1::Address { value: format!("{:#x}", m.counterparty) }),
+        to: Some(v1::Address {
+            value: format!("{:#x}", m.counterparty),
+        }),
     }
 }
 
@@ -123,12 +131,16 @@ pub fn decoded_view(policy: &Policy, tx: &PlainTx, t: &Trade) -> v1::DecodedTrad
     let max_fee = U256::from(tx.gas_limit) * U256::from(tx.max_fee_per_gas);
     v1::DecodedTrade {
         action: t.action.clone(),
-        pool: t.pool.map(|p| v1::Address { value: format!("{p:#x}") }),
+        pool: t.pool.map(|p| v1::Address {
+            value: format!("{p:#x}"),
+        }),
         pool_label: t.pool.map(|p| trade::label(policy, &p)).unwrap_or_default(),
         outflows: t.outflows.iter().map(|m| movement(policy, m)).collect(),
         inflows: t.inflows.iter().map(|m| movement(policy, m)).collect(),
         arguments: t.arguments.clone(),
-        max_fee_wei: Some(v1::Amount { value: max_fee.to_string() }),
+        max_fee_wei: Some(v1::Amount {
+            value: max_fee.to_string(),
+        }),
     }
 }
 
@@ -267,7 +279,13 @@ impl Parsed {
             "sign_refused",
             format!(
                 "{}: {} (account {} chain {} nonce {} to {:#x} signing hash {})",
-                r.reason, r.detail, self.account, self.tx.chain_id, self.tx.nonce, self.tx.to, self.signing_hash
+                r.reason,
+                r.detail,
+                self.account,
+                self.tx.chain_id,
+                self.tx.nonce,
+                self.tx.to,
+                self.signing_hash
             ),
         )
     }
@@ -276,7 +294,11 @@ impl Parsed {
 impl Signer {
     /// Opens the service: loads the stored policy state and applies the policy file to it
     /// (the first start takes the file as it is; later starts treat it as a reload).
-    pub async fn open(store: Store, keys: Arc<dyn KeySource>, settings: Settings) -> Result<Arc<Signer>, ServiceError> {
+    pub async fn open(
+        store: Store,
+        keys: Arc<dyn KeySource>,
+        settings: Settings,
+    ) -> Result<Arc<Signer>, ServiceError> {
         let file = Policy::load(&settings.policy_path)?;
         check_keys(&file, keys.as_ref())?;
         let now = now_ms();
@@ -311,7 +333,13 @@ impl Signer {
                 store
                     .save_policy_state(
                         &state,
-                        &[Entry::new("signer", "policy_bootstrap", &state.active_hash, "first start: the policy file becomes the active policy", "")],
+                        &[Entry::new(
+                            "signer",
+                            "policy_bootstrap",
+                            &state.active_hash,
+                            "first start: the policy file becomes the active policy",
+                            "",
+                        )],
                     )
                     .await?;
                 (
@@ -362,45 +390,80 @@ impl Signer {
         let now = now_ms();
         let (active, mut state, had_pending) = {
             let cell = self.policy.read().await;
-            (cell.active.clone(), cell.state.clone(), cell.pending.is_some())
+            (
+                cell.active.clone(),
+                cell.state.clone(),
+                cell.pending.is_some(),
+            )
         };
         let file_hash = file.hash();
         let mut entries = Vec::new();
         let (new_active, pending, summary) = if file_hash == active.hash() {
             if had_pending {
-                entries.push(Entry::new(actor, "policy_pending_cancelled", &state.pending_hash, "the file is the active policy again", ""));
+                entries.push(Entry::new(
+                    actor,
+                    "policy_pending_cancelled",
+                    &state.pending_hash,
+                    "the file is the active policy again",
+                    "",
+                ));
             }
             (active.clone(), None, "unchanged".to_owned())
         } else {
             let changes = policy::diff(&active, &file);
             let (loosen, tighten): (Vec<_>, Vec<_>) = changes.into_iter().partition(|c| c.loosens);
-            let tight = if loosen.is_empty() { file.clone() } else { policy::meet(&active, &file) };
+            let tight = if loosen.is_empty() {
+                file.clone()
+            } else {
+                policy::meet(&active, &file)
+            };
             if !tighten.is_empty() {
                 entries.push(Entry::new(
                     actor,
                     "policy_tightened",
                     tight.hash(),
-                    tighten.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("; "),
+                    tighten
+                        .iter()
+                        .map(|c| c.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
                     "",
                 ));
             }
             if loosen.is_empty() {
                 if had_pending {
-                    entries.push(Entry::new(actor, "policy_pending_cancelled", &state.pending_hash, "superseded by a file that only tightens", ""));
+                    entries.push(Entry::new(
+                        actor,
+                        "policy_pending_cancelled",
+                        &state.pending_hash,
+                        "superseded by a file that only tightens",
+                        "",
+                    ));
                 }
-                (Arc::new(tight), None, format!("applied {} tightening change(s) at once", tighten.len()))
+                (
+                    Arc::new(tight),
+                    None,
+                    format!("applied {} tightening change(s) at once", tighten.len()),
+                )
             } else {
                 let effective = if had_pending && state.pending_hash == file_hash {
                     state.pending_effective_ms
                 } else {
                     now + self.settings.policy_timelock_ms
                 };
-                let text = loosen.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n");
+                let text = loosen
+                    .iter()
+                    .map(|c| c.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 entries.push(Entry::new(
                     actor,
                     "policy_loosening_pending",
                     &file_hash,
-                    format!("takes effect at {effective} ms: {}", text.replace('\n', "; ")),
+                    format!(
+                        "takes effect at {effective} ms: {}",
+                        text.replace('\n', "; ")
+                    ),
                     "",
                 ));
                 let summary = format!(
@@ -408,7 +471,11 @@ impl Signer {
                     tighten.len(),
                     loosen.len()
                 );
-                (Arc::new(tight), Some((Arc::new(file), effective, text)), summary)
+                (
+                    Arc::new(tight),
+                    Some((Arc::new(file), effective, text)),
+                    summary,
+                )
             }
         };
         if new_active.hash() != state.active_hash {
@@ -452,7 +519,9 @@ impl Signer {
         let (pending, mut state) = {
             let cell = self.policy.read().await;
             match &cell.pending {
-                Some(p) if cell.state.pending_effective_ms <= now => (p.clone(), cell.state.clone()),
+                Some(p) if cell.state.pending_effective_ms <= now => {
+                    (p.clone(), cell.state.clone())
+                }
                 _ => return Ok(false),
             }
         };
@@ -464,7 +533,10 @@ impl Signer {
             "signer",
             "policy_loosened",
             pending.hash(),
-            format!("timelock ended: {}", state.pending_changes.replace('\n', "; ")),
+            format!(
+                "timelock ended: {}",
+                state.pending_changes.replace('\n', "; ")
+            ),
             "",
         );
         state.active_toml = pending.canonical_toml();
@@ -500,7 +572,12 @@ impl Signer {
                 .pending
                 .as_ref()
                 .map(|_| v1::PendingPolicyChange {
-                    changes: cell.state.pending_changes.lines().map(str::to_owned).collect(),
+                    changes: cell
+                        .state
+                        .pending_changes
+                        .lines()
+                        .map(str::to_owned)
+                        .collect(),
                     policy_hash: cell.state.pending_hash.clone(),
                     effective_at_ms: cell.state.pending_effective_ms,
                 })
@@ -522,12 +599,26 @@ impl Signer {
     // ---- signing --------------------------------------------------------------------
 
     /// Answers one `SignTransaction`. `caller` is the engine certificate's allowlist name.
-    pub async fn sign(&self, req: &v1::SignTransactionRequest, caller: &str) -> Result<v1::SignTransactionResponse, ServiceError> {
-        let trace_id = req.trace.as_ref().map(|t| t.trace_id.clone()).unwrap_or_default();
+    pub async fn sign(
+        &self,
+        req: &v1::SignTransactionRequest,
+        caller: &str,
+    ) -> Result<v1::SignTransactionResponse, ServiceError> {
+        let trace_id = req
+            .trace
+            .as_ref()
+            .map(|t| t.trace_id.clone())
+            .unwrap_or_default();
         let actor = format!("engine:{caller}");
         let unstored = |r: Refusal, detail: String| async move {
             self.store
-                .audit(&Entry::new(&actor, "sign_refused", req.task_id.chars().take(200).collect::<String>(), detail, &trace_id))
+                .audit(&Entry::new(
+                    &actor,
+                    "sign_refused",
+                    req.task_id.chars().take(200).collect::<String>(),
+                    detail,
+                    &trace_id,
+                ))
                 .await?;
             Ok::<_, ServiceError>(refused(&r, "", ""))
         };
@@ -541,12 +632,18 @@ impl Signer {
         let p = &parsed;
         if let Some(row) = self.store.request(&p.task_id).await? {
             if row.request_hash != p.request_hash {
-                let r = Refusal::new(Reason::TaskConflict, format!("task {} was sent before with different fields", p.task_id));
+                let r = Refusal::new(
+                    Reason::TaskConflict,
+                    format!("task {} was sent before with different fields", p.task_id),
+                );
                 self.store.audit(&p.refusal_entry(&r)).await?;
                 return Ok(refused(&r, &p.signing_hash, &p.account));
             }
             if !req.approval_id.is_empty() && req.approval_id != row.approval_id {
-                let r = Refusal::new(Reason::ApprovalMismatch, format!("approval {} is not this task's", req.approval_id));
+                let r = Refusal::new(
+                    Reason::ApprovalMismatch,
+                    format!("approval {} is not this task's", req.approval_id),
+                );
                 self.store.audit(&p.refusal_entry(&r)).await?;
                 return Ok(refused(&r, &p.signing_hash, &p.account));
             }
@@ -556,7 +653,10 @@ impl Signer {
         if !req.approval_id.is_empty() {
             let r = Refusal::new(
                 Reason::ApprovalMismatch,
-                format!("approval {} is bound to other fields than this request's", req.approval_id),
+                format!(
+                    "approval {} is bound to other fields than this request's",
+                    req.approval_id
+                ),
             );
             return self.refuse(p, &base, &r).await;
         }
@@ -567,7 +667,10 @@ impl Signer {
         };
         // Refuse early what the nonce record or the day's spend would refuse at signing,
         // rather than ask a human to approve what can never be signed.
-        let (records, highest) = self.store.nonce_view(p.tx.chain_id, &p.account, p.tx.nonce).await?;
+        let (records, highest) = self
+            .store
+            .nonce_view(p.tx.chain_id, &p.account, p.tx.nonce)
+            .await?;
         let allowed = match nonce::judge(&p.tx, &p.signing_hash, eval.cancel, &records, highest) {
             Ok(a) => a,
             Err(r) => return self.refuse(p, &base, &r).await,
@@ -582,7 +685,8 @@ impl Signer {
         if eval.approvals_required > 0 {
             return self.ask_approval(p, &policy, &eval, req).await;
         }
-        self.sign_now(p, p.row(Outcome::Signing), &policy, &eval).await
+        self.sign_now(p, p.row(Outcome::Signing), &policy, &eval)
+            .await
     }
 
     fn parse(&self, req: &v1::SignTransactionRequest, caller: &str) -> Result<Parsed, Refusal> {
@@ -593,11 +697,17 @@ impl Signer {
         }
         let from = crate::tx::address("from", &req.from)?;
         let tx = PlainTx::from_wire(req.tx.as_ref().ok_or_else(|| bad("tx is missing"))?)?;
-        if tx.chain_id > i64::MAX as u64 || tx.nonce > i64::MAX as u64 || tx.gas_limit > i64::MAX as u64 {
+        if tx.chain_id > i64::MAX as u64
+            || tx.nonce > i64::MAX as u64
+            || tx.gas_limit > i64::MAX as u64
+        {
             return Err(bad("chain_id, nonce and gas_limit must be below 2^63"));
         }
         let sim = simulation_canonical(&req.simulation)?;
-        let request_canon = format!("task_id={task_id}\nfrom={from:#x}\n{}\n{sim}", tx.canonical());
+        let request_canon = format!(
+            "task_id={task_id}\nfrom={from:#x}\n{}\n{sim}",
+            tx.canonical()
+        );
         Ok(Parsed {
             request_hash: sha256_hex(request_canon.as_bytes()),
             signing_hash: hex32(&tx.signing_hash()),
@@ -606,14 +716,25 @@ impl Signer {
             from,
             tx,
             request_canon,
-            trace_id: req.trace.as_ref().map(|t| t.trace_id.clone()).unwrap_or_default(),
+            trace_id: req
+                .trace
+                .as_ref()
+                .map(|t| t.trace_id.clone())
+                .unwrap_or_default(),
             actor: format!("engine:{caller}"),
         })
     }
 
-    async fn refuse(&self, p: &Parsed, base: &RequestRow, r: &Refusal) -> Result<v1::SignTransactionResponse, ServiceError> {
+    async fn refuse(
+        &self,
+        p: &Parsed,
+        base: &RequestRow,
+        r: &Refusal,
+    ) -> Result<v1::SignTransactionResponse, ServiceError> {
         let row = p.refused_row(base, r);
-        self.store.record(&row, &p.request_canon, &p.refusal_entry(r)).await?;
+        self.store
+            .record(&row, &p.request_canon, &p.refusal_entry(r))
+            .await?;
         tracing::info!(reason = %r.reason, detail = %r.detail, "refused");
         Ok(answer(&row))
     }
@@ -668,13 +789,23 @@ impl Signer {
         row.detail = eval.why.clone();
         let entry = p.entry(
             "awaiting_approval",
-            format!("approval {approval_id}: {} approver(s) needed: {}", eval.approvals_required, eval.why),
+            format!(
+                "approval {approval_id}: {} approver(s) needed: {}",
+                eval.approvals_required, eval.why
+            ),
         );
-        match self.store.create_awaiting(&row, &p.request_canon, &approval, &entry).await? {
+        match self
+            .store
+            .create_awaiting(&row, &p.request_canon, &approval, &entry)
+            .await?
+        {
             // A concurrent identical request created it first: answer as that one did.
             Some(existing) if existing.request_hash == p.request_hash => Ok(answer(&existing)),
             Some(_) => {
-                let r = Refusal::new(Reason::TaskConflict, format!("task {} was sent before with different fields", p.task_id));
+                let r = Refusal::new(
+                    Reason::TaskConflict,
+                    format!("task {} was sent before with different fields", p.task_id),
+                );
                 Ok(refused(&r, &p.signing_hash, &p.account))
             }
             None => {
@@ -684,7 +815,11 @@ impl Signer {
         }
     }
 
-    async fn resume(&self, p: &Parsed, row: RequestRow) -> Result<v1::SignTransactionResponse, ServiceError> {
+    async fn resume(
+        &self,
+        p: &Parsed,
+        row: RequestRow,
+    ) -> Result<v1::SignTransactionResponse, ServiceError> {
         match row.outcome {
             Outcome::Signed | Outcome::Refused => Ok(answer(&row)),
             Outcome::Signing => {
@@ -692,7 +827,12 @@ impl Signer {
                 match trade::evaluate(&policy, &p.tx, p.from) {
                     Ok(eval) => self.sign_now(p, row, &policy, &eval).await,
                     Err(r) => {
-                        self.store.release(&row, &p.entry("sign_released", format!("policy now refuses it: {r}"))).await?;
+                        self.store
+                            .release(
+                                &row,
+                                &p.entry("sign_released", format!("policy now refuses it: {r}")),
+                            )
+                            .await?;
                         self.refuse(p, &row, &r).await
                     }
                 }
@@ -700,7 +840,11 @@ impl Signer {
             Outcome::AwaitingApproval => {
                 let now = now_ms();
                 let Some((approval, _votes)) = self.store.approval(&row.approval_id).await? else {
-                    return Err(StoreError::Corrupt(format!("task {} names a missing approval", row.task_id)).into());
+                    return Err(StoreError::Corrupt(format!(
+                        "task {} names a missing approval",
+                        row.task_id
+                    ))
+                    .into());
                 };
                 let state = if approval.state == "pending" && approval.expires_at_ms <= now {
                     self.store.expire_approvals(now).await?;
@@ -711,11 +855,20 @@ impl Signer {
                 match state {
                     "pending" => Ok(answer(&row)),
                     "rejected" => {
-                        let r = Refusal::new(Reason::ApprovalRejected, format!("approval {} was rejected", approval.approval_id));
+                        let r = Refusal::new(
+                            Reason::ApprovalRejected,
+                            format!("approval {} was rejected", approval.approval_id),
+                        );
                         self.refuse(p, &row, &r).await
                     }
                     "expired" => {
-                        let r = Refusal::new(Reason::ApprovalExpired, format!("approval {} expired before it was decided", approval.approval_id));
+                        let r = Refusal::new(
+                            Reason::ApprovalExpired,
+                            format!(
+                                "approval {} expired before it was decided",
+                                approval.approval_id
+                            ),
+                        );
                         self.refuse(p, &row, &r).await
                     }
                     // An approval is a permission until it expires: one approved but not
@@ -723,7 +876,10 @@ impl Signer {
                     "approved" if approval.expires_at_ms <= now => {
                         let r = Refusal::new(
                             Reason::ApprovalExpired,
-                            format!("approval {} expired before the transaction was collected", approval.approval_id),
+                            format!(
+                                "approval {} expired before the transaction was collected",
+                                approval.approval_id
+                            ),
                         );
                         self.refuse(p, &row, &r).await
                     }
@@ -738,7 +894,13 @@ impl Signer {
                                 .require_more(
                                     &approval.approval_id,
                                     eval.approvals_required,
-                                    &p.entry("approval_reopened", format!("the policy now needs {} approvers", eval.approvals_required)),
+                                    &p.entry(
+                                        "approval_reopened",
+                                        format!(
+                                            "the policy now needs {} approvers",
+                                            eval.approvals_required
+                                        ),
+                                    ),
                                 )
                                 .await?;
                             let mut waiting = row.clone();
@@ -763,38 +925,52 @@ impl Signer {
         let tokens: Vec<Address> = eval.trade.outflows.iter().map(|m| m.token).collect();
         let judged = self
             .store
-            .reserve(p.tx.chain_id, &p.account, p.tx.nonce, &tokens, &row, &p.request_canon, |records, highest, spent| {
-                let fail = |r: Refusal| {
-                    let refused_row = p.refused_row(&row, &r);
-                    let entry = p.refusal_entry(&r);
-                    (r, refused_row, entry)
-                };
-                let allowed = nonce::judge(&p.tx, &p.signing_hash, eval.cancel, records, highest).map_err(fail)?;
-                let spend = if allowed == Allowed::Original {
-                    trade::check_daily(policy, eval, spent).map_err(fail)?;
-                    eval.trade.outflows.iter().map(|m| (m.token, m.amount)).collect()
-                } else {
-                    Vec::new()
-                };
-                Ok(Reservation {
-                    record: NonceRecord {
-                        signing_hash: p.signing_hash.clone(),
-                        to: format!("{:#x}", p.tx.to),
-                        value: p.tx.value.to_string(),
-                        input_hash: p.tx.input_hash(),
-                        gas_limit: p.tx.gas_limit,
-                        max_fee_per_gas: p.tx.max_fee_per_gas,
-                        max_priority_fee_per_gas: p.tx.max_priority_fee_per_gas,
-                        kind: allowed.kind().to_owned(),
-                        task_id: p.task_id.clone(),
-                        raw_tx: String::new(),
-                        tx_hash: String::new(),
-                    },
-                    chain_id: p.tx.chain_id,
-                    account: p.from,
-                    spend,
-                })
-            })
+            .reserve(
+                p.tx.chain_id,
+                &p.account,
+                p.tx.nonce,
+                &tokens,
+                &row,
+                &p.request_canon,
+                |records, highest, spent| {
+                    let fail = |r: Refusal| {
+                        let refused_row = p.refused_row(&row, &r);
+                        let entry = p.refusal_entry(&r);
+                        (r, refused_row, entry)
+                    };
+                    let allowed =
+                        nonce::judge(&p.tx, &p.signing_hash, eval.cancel, records, highest)
+                            .map_err(fail)?;
+                    let spend = if allowed == Allowed::Original {
+                        trade::check_daily(policy, eval, spent).map_err(fail)?;
+                        eval.trade
+                            .outflows
+                            .iter()
+                            .map(|m| (m.token, m.amount))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(Reservation {
+                        record: NonceRecord {
+                            signing_hash: p.signing_hash.clone(),
+                            to: format!("{:#x}", p.tx.to),
+                            value: p.tx.value.to_string(),
+                            input_hash: p.tx.input_hash(),
+                            gas_limit: p.tx.gas_limit,
+                            max_fee_per_gas: p.tx.max_fee_per_gas,
+                            max_priority_fee_per_gas: p.tx.max_priority_fee_per_gas,
+                            kind: allowed.kind().to_owned(),
+                            task_id: p.task_id.clone(),
+                            raw_tx: String::new(),
+                            tx_hash: String::new(),
+                        },
+                        chain_id: p.tx.chain_id,
+                        account: p.from,
+                        spend,
+                    })
+                },
+            )
             .await?;
         let reservation = match judged {
             Ok(r) => r,
@@ -805,14 +981,23 @@ impl Signer {
         };
         let hash = p.tx.signing_hash();
         let signed = self.keys.sign_prehash(eval.key_index, hash).await;
-        let sig = match signed.map_err(|e| e.to_string()).and_then(|sig| {
-            verify_signer(&hash, &sig, p.from).map(|()| sig)
-        }) {
+        let sig = match signed
+            .map_err(|e| e.to_string())
+            .and_then(|sig| verify_signer(&hash, &sig, p.from).map(|()| sig))
+        {
             Ok(sig) => sig,
             Err(why) => {
                 tracing::error!(key_source = self.keys.kind(), %why, "signing failed");
-                self.store.release(&row, &p.entry("sign_failed", format!("{}: {why}", self.keys.kind()))).await?;
-                let r = Refusal::new(Reason::KeyUnavailable, format!("the key source could not sign: {why}"));
+                self.store
+                    .release(
+                        &row,
+                        &p.entry("sign_failed", format!("{}: {why}", self.keys.kind())),
+                    )
+                    .await?;
+                let r = Refusal::new(
+                    Reason::KeyUnavailable,
+                    format!("the key source could not sign: {why}"),
+                );
                 return Ok(refused(&r, &p.signing_hash, &p.account));
             }
         };
@@ -832,10 +1017,16 @@ impl Signer {
                 p.tx.nonce,
                 done.tx_hash,
                 p.signing_hash,
-                if done.approval_id.is_empty() { String::new() } else { format!(" approval {}", done.approval_id) }
+                if done.approval_id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" approval {}", done.approval_id)
+                }
             ),
         );
-        self.store.finish_signed(&done, &p.request_canon, &entry).await?;
+        self.store
+            .finish_signed(&done, &p.request_canon, &entry)
+            .await?;
         tracing::info!(tx_hash = %done.tx_hash, kind = %reservation.record.kind, "signed");
         Ok(answer(&done))
     }
@@ -845,11 +1036,19 @@ impl Signer {
     /// One approval as the wire shows it.
     pub async fn approval(&self, id: &str) -> Result<Option<v1::Approval>, ServiceError> {
         let now = now_ms();
-        Ok(self.store.approval(id).await?.map(|(row, votes)| approval_view(&row, &votes, now)))
+        Ok(self
+            .store
+            .approval(id)
+            .await?
+            .map(|(row, votes)| approval_view(&row, &votes, now)))
     }
 
     /// Approvals, pending first.
-    pub async fn approvals(&self, pending_only: bool, limit: u32) -> Result<Vec<v1::Approval>, ServiceError> {
+    pub async fn approvals(
+        &self,
+        pending_only: bool,
+        limit: u32,
+    ) -> Result<Vec<v1::Approval>, ServiceError> {
         let now = now_ms();
         self.store.expire_approvals(now).await?;
         Ok(self
@@ -862,10 +1061,16 @@ impl Signer {
     }
 
     /// Records an approver's decision.
-    pub async fn decide(&self, d: &Decision<'_>) -> Result<Result<v1::Approval, DecideRefusal>, ServiceError> {
+    pub async fn decide(
+        &self,
+        d: &Decision<'_>,
+    ) -> Result<Result<v1::Approval, DecideRefusal>, ServiceError> {
         match self.store.decide(d).await? {
             Err(r) => Ok(Err(r)),
-            Ok(_) => Ok(self.approval(d.approval_id).await?.ok_or(DecideRefusal::NotFound)),
+            Ok(_) => Ok(self
+                .approval(d.approval_id)
+                .await?
+                .ok_or(DecideRefusal::NotFound)),
         }
     }
 }
@@ -878,9 +1083,14 @@ fn check_keys(policy: &Policy, keys: &dyn KeySource) -> Result<(), ServiceError>
             index: acc.key_index,
             why,
         };
-        let held = keys.address(acc.key_index).map_err(|e| mismatch(e.to_string()))?;
+        let held = keys
+            .address(acc.key_index)
+            .map_err(|e| mismatch(e.to_string()))?;
         if Address::from(held) != *account {
-            return Err(mismatch(format!("the key source holds {} there", hex_addr(&held))));
+            return Err(mismatch(format!(
+                "the key source holds {} there",
+                hex_addr(&held)
+            )));
         }
     }
     Ok(())
@@ -888,7 +1098,11 @@ fn check_keys(policy: &Policy, keys: &dyn KeySource) -> Result<(), ServiceError>
 
 /// The signature must recover to the account: a key source that answers with another key's
 /// signature (or garbage) is caught before anything is stored as signed.
-fn verify_signer(hash: &[u8; 32], sig: &crate::keys::Signature, account: Address) -> Result<(), String> {
+fn verify_signer(
+    hash: &[u8; 32],
+    sig: &crate::keys::Signature,
+    account: Address,
+) -> Result<(), String> {
     use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
     let mut bytes = [0u8; 64];
     bytes[..32].copy_from_slice(&sig.r);
@@ -898,7 +1112,8 @@ fn verify_signer(hash: &[u8; 32], sig: &crate::keys::Signature, account: Address
         return Err("signature s is not in the lower half (EIP-2)".into());
     }
     let recid = RecoveryId::new(sig.y_parity, false);
-    let key = VerifyingKey::recover_from_prehash(hash, &s, recid).map_err(|e| format!("signature does not recover: {e}"))?;
+    let key = VerifyingKey::recover_from_prehash(hash, &s, recid)
+        .map_err(|e| format!("signature does not recover: {e}"))?;
     let point = key.to_encoded_point(false);
     let digest = alloy_primitives::keccak256(&point.as_bytes()[1..]);
     if Address::from_slice(&digest[12..]) != account {

@@ -227,7 +227,9 @@ pub struct Store {
 
 /// `sqlite://PATH` with the file created if missing (`mode=rwc`) and its directory made.
 fn sqlite_url(url: &str) -> Result<String, StoreError> {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let (path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
@@ -250,7 +252,9 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
 pub async fn open_read_only(url: &str) -> Result<AnyPool, StoreError> {
     sqlx::any::install_default_drivers();
     if url.starts_with("sqlite:") {
-        let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let rest = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
         let path = rest.split_once('?').map(|(p, _)| p).unwrap_or(rest);
         if !Path::new(path).is_file() {
             return Err(StoreError::Io(std::io::Error::new(
@@ -258,9 +262,15 @@ pub async fn open_read_only(url: &str) -> Result<AnyPool, StoreError> {
                 format!("no database file at {path}"),
             )));
         }
-        Ok(AnyPoolOptions::new().max_connections(1).connect(&format!("sqlite://{path}?mode=ro")).await?)
+        Ok(AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{path}?mode=ro"))
+            .await?)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(AnyPoolOptions::new().max_connections(1).connect(url).await?)
+        Ok(AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?)
     } else {
         Err(StoreError::UnsupportedUrl)
     }
@@ -293,7 +303,10 @@ impl Store {
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
             pool
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = AnyPoolOptions::new().max_connections(8).connect(url).await?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .connect(url)
+                .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             pool
         } else {
@@ -364,7 +377,12 @@ impl Store {
     }
 
     /// Records a task's final refusal (or other row state) with its audit entry.
-    pub async fn record(&self, row: &RequestRow, request: &str, e: &Entry) -> Result<(), StoreError> {
+    pub async fn record(
+        &self,
+        row: &RequestRow,
+        request: &str,
+        e: &Entry,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.begin().await?;
         Self::upsert_request(&mut tx, row, request, now).await?;
@@ -428,14 +446,18 @@ impl Store {
         .bind(nonce as i64)
         .fetch_all(&mut *conn)
         .await?;
-        let records = rows.iter().map(nonce_record).collect::<Result<Vec<_>, _>>()?;
-        let highest: Option<i64> =
-            sqlx::query("SELECT MAX(nonce) FROM signed_nonces WHERE chain_id = $1 AND account = $2")
-                .bind(chain_id as i64)
-                .bind(account)
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get(0)?;
+        let records = rows
+            .iter()
+            .map(nonce_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        let highest: Option<i64> = sqlx::query(
+            "SELECT MAX(nonce) FROM signed_nonces WHERE chain_id = $1 AND account = $2",
+        )
+        .bind(chain_id as i64)
+        .bind(account)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
         Ok((records, highest.map(|h| h as u64)))
     }
 
@@ -458,16 +480,19 @@ impl Store {
     ) -> Result<BTreeMap<Address, U256>, StoreError> {
         let mut out = BTreeMap::new();
         for token in tokens {
-            let rows = sqlx::query("SELECT amount FROM spend WHERE account = $1 AND token = $2 AND at_ms > $3")
-                .bind(account)
-                .bind(format!("{token:#x}"))
-                .bind(since_ms)
-                .fetch_all(&mut *conn)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT amount FROM spend WHERE account = $1 AND token = $2 AND at_ms > $3",
+            )
+            .bind(account)
+            .bind(format!("{token:#x}"))
+            .bind(since_ms)
+            .fetch_all(&mut *conn)
+            .await?;
             let mut total = U256::ZERO;
             for r in rows {
                 let s: String = r.try_get(0)?;
-                let v = U256::from_str_radix(&s, 10).map_err(|_| StoreError::Corrupt(format!("spend amount {s:?}")))?;
+                let v = U256::from_str_radix(&s, 10)
+                    .map_err(|_| StoreError::Corrupt(format!("spend amount {s:?}")))?;
                 total = total.saturating_add(v);
             }
             out.insert(*token, total);
@@ -502,7 +527,11 @@ impl Store {
         judge: F,
     ) -> Result<Result<Reservation, R>, StoreError>
     where
-        F: FnOnce(&[NonceRecord], Option<u64>, &BTreeMap<Address, U256>) -> Result<Reservation, (R, RequestRow, Entry)>,
+        F: FnOnce(
+            &[NonceRecord],
+            Option<u64>,
+            &BTreeMap<Address, U256>,
+        ) -> Result<Reservation, (R, RequestRow, Entry)>,
     {
         let now = now_ms();
         let mut tx = self.begin().await?;
@@ -655,10 +684,12 @@ impl Store {
 
     /// How many transactions were signed (tests: "nothing was signed").
     pub async fn signed_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM signed_nonces WHERE raw_tx <> ''")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM signed_nonces WHERE raw_tx <> ''")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?,
+        )
     }
 
     // ---- approvals ----------------------------------------------------------------------
@@ -695,13 +726,20 @@ impl Store {
     }
 
     /// Approvals, pending first then newest.
-    pub async fn approvals(&self, pending_only: bool, limit: u32) -> Result<Vec<(ApprovalRow, Vec<Vote>)>, StoreError> {
+    pub async fn approvals(
+        &self,
+        pending_only: bool,
+        limit: u32,
+    ) -> Result<Vec<(ApprovalRow, Vec<Vote>)>, StoreError> {
         let sql = if pending_only {
             "SELECT * FROM approvals WHERE state = 'pending' ORDER BY created_at_ms DESC LIMIT $1"
         } else {
             "SELECT * FROM approvals ORDER BY CASE WHEN state = 'pending' THEN 0 ELSE 1 END, created_at_ms DESC LIMIT $1"
         };
-        let rows = sqlx::query(sql).bind(limit as i64).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::new();
         for r in &rows {
             let a = approval_row(r)?;
@@ -728,7 +766,13 @@ impl Store {
             audit::append(
                 &mut tx,
                 now,
-                &Entry::new("signer", "approval_expired", &id, format!("task {task}: not decided in time"), trace),
+                &Entry::new(
+                    "signer",
+                    "approval_expired",
+                    &id,
+                    format!("task {task}: not decided in time"),
+                    trace,
+                ),
             )
             .await?;
         }
@@ -739,25 +783,49 @@ impl Store {
     /// Records one approver's decision. The approval row is updated first (a row lock on
     /// PostgreSQL) so two decisions never count past each other. Returns the new state, or
     /// the reason it was refused.
-    pub async fn decide(&self, d: &Decision<'_>) -> Result<Result<String, DecideRefusal>, StoreError> {
-        let Decision { approval_id: id, approver, approve, reason, fields_hash, trace_id } = *d;
+    pub async fn decide(
+        &self,
+        d: &Decision<'_>,
+    ) -> Result<Result<String, DecideRefusal>, StoreError> {
+        let Decision {
+            approval_id: id,
+            approver,
+            approve,
+            reason,
+            fields_hash,
+            trace_id,
+        } = *d;
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let Some(row) = sqlx::query("UPDATE approvals SET state = state WHERE approval_id = $1 RETURNING *")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
+        let Some(row) =
+            sqlx::query("UPDATE approvals SET state = state WHERE approval_id = $1 RETURNING *")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
         else {
             return Ok(Err(DecideRefusal::NotFound));
         };
         let a = approval_row(&row)?;
         if a.state == "pending" && a.expires_at_ms <= now {
-            sqlx::query("UPDATE approvals SET state = 'expired', decided_at_ms = $2 WHERE approval_id = $1")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            audit::append(&mut tx, now, &Entry::new("signer", "approval_expired", id, format!("task {}: not decided in time", a.task_id), &a.trace_id)).await?;
+            sqlx::query(
+                "UPDATE approvals SET state = 'expired', decided_at_ms = $2 WHERE approval_id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            audit::append(
+                &mut tx,
+                now,
+                &Entry::new(
+                    "signer",
+                    "approval_expired",
+                    id,
+                    format!("task {}: not decided in time", a.task_id),
+                    &a.trace_id,
+                ),
+            )
+            .await?;
             tx.commit().await?;
             return Ok(Err(DecideRefusal::Expired));
         }
@@ -781,11 +849,13 @@ impl Store {
         if inserted == 0 {
             return Ok(Err(DecideRefusal::AlreadyDecided));
         }
-        let approvals: i64 = sqlx::query("SELECT COUNT(*) FROM approval_votes WHERE approval_id = $1 AND decision = 'approve'")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let approvals: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM approval_votes WHERE approval_id = $1 AND decision = 'approve'",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
         let state = if !approve {
             "rejected"
         } else if approvals >= a.required as i64 {
@@ -804,14 +874,22 @@ impl Store {
             now,
             &Entry::new(
                 format!("approver:{approver}"),
-                if approve { "approval_approved" } else { "approval_rejected" },
+                if approve {
+                    "approval_approved"
+                } else {
+                    "approval_rejected"
+                },
                 id,
                 format!(
                     "task {}: {} ({approvals} of {} approvals){}",
                     a.task_id,
                     state,
                     a.required,
-                    if reason.is_empty() { String::new() } else { format!(": {reason}") }
+                    if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {reason}")
+                    }
                 ),
                 trace_id,
             ),
@@ -863,7 +941,11 @@ impl Store {
     }
 
     /// Writes the policy state with its audit entries.
-    pub async fn save_policy_state(&self, s: &PolicyState, entries: &[Entry]) -> Result<(), StoreError> {
+    pub async fn save_policy_state(
+        &self,
+        s: &PolicyState,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -927,7 +1009,8 @@ pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 fn nonce_record(r: &AnyRow) -> Result<NonceRecord, StoreError> {
     let fee = |col: &str| -> Result<u128, StoreError> {
         let s: String = r.try_get(col)?;
-        s.parse().map_err(|_| StoreError::Corrupt(format!("{col} {s:?}")))
+        s.parse()
+            .map_err(|_| StoreError::Corrupt(format!("{col} {s:?}")))
     };
     Ok(NonceRecord {
         signing_hash: r.try_get("signing_hash")?,

@@ -14,9 +14,12 @@ use std::sync::Arc;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use sha2::{Digest, Sha256};
 
 /// Why TLS could not be set up.
@@ -245,9 +248,7 @@ pub fn server_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for ca in read_certs(&files.client_ca)? {
-        roots
-            .add(ca)
-            .map_err(|e| pem_err(&files.client_ca, e))?;
+        roots.add(ca).map_err(|e| pem_err(&files.client_ca, e))?;
     }
     let ca = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
@@ -279,7 +280,10 @@ pub fn client_tls(
         .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?))
         .domain_name(domain.to_owned());
     if let Some((cert, key)) = identity {
-        tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            read(cert)?,
+            read(key)?,
+        ));
     }
     Ok(tls)
 }

@@ -118,7 +118,11 @@ fn decode<C: SolCall>(input: &[u8]) -> Result<C, Refusal> {
     Ok(call)
 }
 
-fn allowed(functions: &std::collections::BTreeSet<String>, name: &str, at: &str) -> Result<(), Refusal> {
+fn allowed(
+    functions: &std::collections::BTreeSet<String>,
+    name: &str,
+    at: &str,
+) -> Result<(), Refusal> {
     if functions.contains(name) {
         Ok(())
     } else {
@@ -133,13 +137,21 @@ fn selector(input: &[u8]) -> Result<[u8; 4], Refusal> {
     input
         .get(..4)
         .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .ok_or_else(|| refuse(Reason::SelectorNotAllowed, "calldata shorter than a selector"))
+        .ok_or_else(|| {
+            refuse(
+                Reason::SelectorNotAllowed,
+                "calldata shorter than a selector",
+            )
+        })
 }
 
 /// Worst-case token0 and token1 that liquidity `l` on [lower, upper) costs.
 fn mint_bounds(lower: i32, upper: i32, l: u128) -> Result<(U256, U256), Refusal> {
     if lower >= upper {
-        return Err(refuse(Reason::BadCalldata, format!("tickLower {lower} >= tickUpper {upper}")));
+        return Err(refuse(
+            Reason::BadCalldata,
+            format!("tickLower {lower} >= tickUpper {upper}"),
+        ));
     }
     let bad = |e: math::MathError| refuse(Reason::BadCalldata, format!("mint range: {e}"));
     let a = math::get_sqrt_ratio_at_tick(lower).map_err(bad)?;
@@ -151,10 +163,12 @@ fn mint_bounds(lower: i32, upper: i32, l: u128) -> Result<(U256, U256), Refusal>
 }
 
 fn pool_of<'p>(policy: &'p Policy, pool: &Address) -> Result<&'p crate::policy::Pool, Refusal> {
-    policy
-        .pools
-        .get(pool)
-        .ok_or_else(|| refuse(Reason::PoolNotAllowed, format!("pool {pool:#x} is not in the policy")))
+    policy.pools.get(pool).ok_or_else(|| {
+        refuse(
+            Reason::PoolNotAllowed,
+            format!("pool {pool:#x} is not in the policy"),
+        )
+    })
 }
 
 fn pool_label(policy: &Policy, pool: &Address) -> String {
@@ -182,32 +196,58 @@ fn decode_executor(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Tr
         allowed(functions, "swap", &at)?;
         let c: StratboxExecutor::swapCall = decode(&tx.input)?;
         let p = pool_of(policy, &c.pool)?;
-        let (tin, tout) = if c.zeroForOne { (p.token0, p.token1) } else { (p.token1, p.token0) };
+        let (tin, tout) = if c.zeroForOne {
+            (p.token0, p.token1)
+        } else {
+            (p.token1, p.token0)
+        };
         Ok(Trade {
             action: "executor.swap".into(),
             pool: Some(c.pool),
-            outflows: vec![Movement { token: tin, amount: c.amountIn, counterparty: c.pool }],
-            inflows: vec![Movement { token: tout, amount: c.amountOutMinimum, counterparty: account }],
+            outflows: vec![Movement {
+                token: tin,
+                amount: c.amountIn,
+                counterparty: c.pool,
+            }],
+            inflows: vec![Movement {
+                token: tout,
+                amount: c.amountOutMinimum,
+                counterparty: account,
+            }],
             arguments: vec![
                 format!("pool = {:#x} ({})", c.pool, pool_label(policy, &c.pool)),
                 format!("zeroForOne = {}", c.zeroForOne),
                 format!("amountIn = {}", show_amount(policy, &tin, c.amountIn)),
                 format!("sqrtPriceLimitX96 = {}", c.sqrtPriceLimitX96),
-                format!("amountOutMinimum = {}", show_amount(policy, &tout, c.amountOutMinimum)),
+                format!(
+                    "amountOutMinimum = {}",
+                    show_amount(policy, &tout, c.amountOutMinimum)
+                ),
             ],
         })
     } else if sel == StratboxExecutor::mintCall::SELECTOR {
         allowed(functions, "mint", &at)?;
         let c: StratboxExecutor::mintCall = decode(&tx.input)?;
         let p = pool_of(policy, &c.pool)?;
-        let (lower, upper) = (i32::try_from(c.tickLower).unwrap_or(i32::MIN), i32::try_from(c.tickUpper).unwrap_or(i32::MIN));
+        let (lower, upper) = (
+            i32::try_from(c.tickLower).unwrap_or(i32::MIN),
+            i32::try_from(c.tickUpper).unwrap_or(i32::MIN),
+        );
         let (max0, max1) = mint_bounds(lower, upper, c.liquidity)?;
         Ok(Trade {
             action: "executor.mint".into(),
             pool: Some(c.pool),
             outflows: vec![
-                Movement { token: p.token0, amount: max0, counterparty: c.pool },
-                Movement { token: p.token1, amount: max1, counterparty: c.pool },
+                Movement {
+                    token: p.token0,
+                    amount: max0,
+                    counterparty: c.pool,
+                },
+                Movement {
+                    token: p.token1,
+                    amount: max1,
+                    counterparty: c.pool,
+                },
             ],
             inflows: vec![],
             arguments: vec![
@@ -251,7 +291,10 @@ fn decode_token(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Trade
         if !policy.executors.contains_key(&c.spender) {
             return Err(refuse(
                 Reason::SpenderNotAllowed,
-                format!("approve to {:#x}, which is not a policy executor", c.spender),
+                format!(
+                    "approve to {:#x}, which is not a policy executor",
+                    c.spender
+                ),
             ));
         }
         Ok(Trade {
@@ -270,7 +313,11 @@ fn decode_token(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Trade
         if c.to != account {
             return Err(refuse(
                 Reason::RecipientNotAccount,
-                format!("transfer of {} to {:#x}, not the account", show_amount(policy, &tx.to, c.amount), c.to),
+                format!(
+                    "transfer of {} to {:#x}, not the account",
+                    show_amount(policy, &tx.to, c.amount),
+                    c.to
+                ),
             ));
         }
         Ok(Trade {
@@ -324,7 +371,11 @@ fn decode_pool(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Trade,
         Ok(Trade {
             action: "pool.swap".into(),
             pool: Some(pool),
-            outflows: vec![Movement { token: tin, amount, counterparty: pool }],
+            outflows: vec![Movement {
+                token: tin,
+                amount,
+                counterparty: pool,
+            }],
             inflows: vec![],
             arguments: vec![
                 format!("pool = {pool:#x} ({label})"),
@@ -337,14 +388,25 @@ fn decode_pool(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Trade,
         allowed(&p.functions, "mint", &at)?;
         let c: IUniswapV3Pool::mintCall = decode(&tx.input)?;
         recipient(policy, c.recipient, account, "pool.mint")?;
-        let (lower, upper) = (i32::try_from(c.tickLower).unwrap_or(i32::MIN), i32::try_from(c.tickUpper).unwrap_or(i32::MIN));
+        let (lower, upper) = (
+            i32::try_from(c.tickLower).unwrap_or(i32::MIN),
+            i32::try_from(c.tickUpper).unwrap_or(i32::MIN),
+        );
         let (max0, max1) = mint_bounds(lower, upper, c.amount)?;
         Ok(Trade {
             action: "pool.mint".into(),
             pool: Some(pool),
             outflows: vec![
-                Movement { token: p.token0, amount: max0, counterparty: pool },
-                Movement { token: p.token1, amount: max1, counterparty: pool },
+                Movement {
+                    token: p.token0,
+                    amount: max0,
+                    counterparty: pool,
+                },
+                Movement {
+                    token: p.token1,
+                    amount: max1,
+                    counterparty: pool,
+                },
             ],
             inflows: vec![],
             arguments: vec![
@@ -363,7 +425,10 @@ fn decode_pool(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Trade,
             pool: Some(pool),
             outflows: vec![],
             inflows: vec![],
-            arguments: vec![format!("pool = {pool:#x} ({label})"), format!("recipient = {:#x}", c.recipient)],
+            arguments: vec![
+                format!("pool = {pool:#x} ({label})"),
+                format!("recipient = {:#x}", c.recipient),
+            ],
         })
     } else if sel == IUniswapV3Pool::burnCall::SELECTOR {
         allowed(&p.functions, "burn", &at)?;
@@ -373,7 +438,10 @@ fn decode_pool(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Trade,
             pool: Some(pool),
             outflows: vec![],
             inflows: vec![],
-            arguments: vec![format!("pool = {pool:#x} ({label})"), format!("liquidity = {}", c.amount)],
+            arguments: vec![
+                format!("pool = {pool:#x} ({label})"),
+                format!("liquidity = {}", c.amount),
+            ],
         })
     } else {
         Err(refuse(
@@ -392,17 +460,25 @@ pub fn is_cancel(tx: &PlainTx, account: Address) -> bool {
 /// daily cap (which needs the store: [`check_daily`]) and nonces (the store's too).
 /// Deny by default: anything not matched below is refused.
 pub fn evaluate(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Evaluation, Refusal> {
-    let acc = policy
-        .accounts
-        .get(&account)
-        .ok_or_else(|| refuse(Reason::UnknownAccount, format!("{account:#x} is not an account of the policy")))?;
+    let acc = policy.accounts.get(&account).ok_or_else(|| {
+        refuse(
+            Reason::UnknownAccount,
+            format!("{account:#x} is not an account of the policy"),
+        )
+    })?;
     if !policy.chain_ids.contains(&tx.chain_id) {
-        return Err(refuse(Reason::ChainNotAllowed, format!("chain id {} is not allowed", tx.chain_id)));
+        return Err(refuse(
+            Reason::ChainNotAllowed,
+            format!("chain id {} is not allowed", tx.chain_id),
+        ));
     }
     if tx.max_fee_per_gas > policy.max_fee_per_gas {
         return Err(refuse(
             Reason::FeeTooHigh,
-            format!("max_fee_per_gas {} over the maximum {}", tx.max_fee_per_gas, policy.max_fee_per_gas),
+            format!(
+                "max_fee_per_gas {} over the maximum {}",
+                tx.max_fee_per_gas, policy.max_fee_per_gas
+            ),
         ));
     }
     if tx.max_priority_fee_per_gas > policy.max_priority_fee_per_gas {
@@ -417,16 +493,26 @@ pub fn evaluate(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Evalu
     if tx.gas_limit > policy.max_gas_limit {
         return Err(refuse(
             Reason::GasLimitTooHigh,
-            format!("gas_limit {} over the maximum {}", tx.gas_limit, policy.max_gas_limit),
+            format!(
+                "gas_limit {} over the maximum {}",
+                tx.gas_limit, policy.max_gas_limit
+            ),
         ));
     }
     let cancel = is_cancel(tx, account);
     let trade = if tx.to == account {
         if !tx.input.is_empty() {
-            return Err(refuse(Reason::SelectorNotAllowed, "a call to the account itself carries no calldata"));
+            return Err(refuse(
+                Reason::SelectorNotAllowed,
+                "a call to the account itself carries no calldata",
+            ));
         }
         Trade {
-            action: if cancel { "cancel".into() } else { "self_transfer".into() },
+            action: if cancel {
+                "cancel".into()
+            } else {
+                "self_transfer".into()
+            },
             pool: None,
             outflows: vec![],
             inflows: vec![],
@@ -466,7 +552,10 @@ pub fn evaluate(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Evalu
     }
     for m in &trade.outflows {
         let token = policy.tokens.get(&m.token).ok_or_else(|| {
-            refuse(Reason::DestinationNotAllowed, format!("token {:#x} is not in the policy", m.token))
+            refuse(
+                Reason::DestinationNotAllowed,
+                format!("token {:#x} is not in the policy", m.token),
+            )
         })?;
         if m.amount > token.max_per_tx {
             return Err(refuse(
@@ -478,10 +567,14 @@ pub fn evaluate(policy: &Policy, tx: &PlainTx, account: Address) -> Result<Evalu
                 ),
             ));
         }
-        let t = acc.thresholds.get(&m.token).copied().unwrap_or(crate::policy::Thresholds {
-            approval: U256::ZERO,
-            two_approvals: U256::ZERO,
-        });
+        let t = acc
+            .thresholds
+            .get(&m.token)
+            .copied()
+            .unwrap_or(crate::policy::Thresholds {
+                approval: U256::ZERO,
+                two_approvals: U256::ZERO,
+            });
         if m.amount > t.two_approvals {
             approvals_required = 2;
             why.push(format!(
@@ -515,7 +608,9 @@ pub fn check_daily(
     spent: &BTreeMap<Address, U256>,
 ) -> Result<(), Refusal> {
     for m in &eval.trade.outflows {
-        let Some(token) = policy.tokens.get(&m.token) else { continue };
+        let Some(token) = policy.tokens.get(&m.token) else {
+            continue;
+        };
         let before = spent.get(&m.token).copied().unwrap_or(U256::ZERO);
         let after = before.saturating_add(m.amount);
         if after > token.max_per_day {
@@ -543,7 +638,10 @@ mod tests {
         assert_eq!(format_units(U256::from(5u64), 3), "0.005");
         assert_eq!(format_units(U256::from(3000u64), 4), "0.3");
         assert_eq!(format_units(U256::from(7u64), 0), "7");
-        assert_eq!(format_units(U256::from(10u64).pow(U256::from(18u64)), 18), "1");
+        assert_eq!(
+            format_units(U256::from(10u64).pow(U256::from(18u64)), 18),
+            "1"
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ impl PlainTx {
         let out = Self {
             chain_id: tx.chain_id,
             nonce: tx.nonce,
-            max_priority_fee_per_gas: fee("max_priority_fee_per_gas", &tx.max_priority_fee_per_gas)?,
+            max_priority_fee_per_gas: fee(
+                "max_priority_fee_per_gas",
+                &tx.max_priority_fee_per_gas,
+            )?,
             max_fee_per_gas: fee("max_fee_per_gas", &tx.max_fee_per_gas)?,
             gas_limit: tx.gas_limit,
             to: address("to", &tx.to)?,

@@ -18,7 +18,13 @@ use stratbox_contracts::abi::IERC20;
 use stratbox_contracts::anvil::Anvil;
 use stratbox_contracts::deploy::{self, DeployConfig};
 
-fn policy(d: &deploy::Deployment, sym0: &str, sym1: &str, account: Address, staged: Address) -> String {
+fn policy(
+    d: &deploy::Deployment,
+    sym0: &str,
+    sym1: &str,
+    account: Address,
+    staged: Address,
+) -> String {
     format!(
         r#"
 chain_ids = [31337]
@@ -71,26 +77,43 @@ mode = "staged"
 }
 
 async fn mined<P: Provider>(provider: &P, raw: &[u8]) -> alloy::rpc::types::TransactionReceipt {
-    let pending = provider.send_raw_transaction(raw).await.expect("node accepts the signed bytes");
+    let pending = provider
+        .send_raw_transaction(raw)
+        .await
+        .expect("node accepts the signed bytes");
     let hash = *pending.tx_hash();
     let start = Instant::now();
     loop {
-        if let Some(r) = provider.get_transaction_receipt(hash).await.expect("receipt") {
+        if let Some(r) = provider
+            .get_transaction_receipt(hash)
+            .await
+            .expect("receipt")
+        {
             return r;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "no receipt for {hash}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no receipt for {hash}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_by_the_service_and_mined_on_anvil() {
-    let anvil = Anvil::spawn().expect("anvil (npm @foundry-rs/anvil-linux-amd64; run scripts/setup)");
+    let anvil =
+        Anvil::spawn().expect("anvil (npm @foundry-rs/anvil-linux-amd64; run scripts/setup)");
     let provider = ProviderBuilder::new().connect_http(anvil.endpoint().parse().expect("url"));
     let dev = anvil.accounts()[0];
-    let d = deploy::deploy(&provider, dev, &DeployConfig::default()).await.expect("deploy");
-    let sym0 = deploy::read_call(&provider, d.token0, IERC20::symbolCall {}, "symbol").await.expect("symbol0");
-    let sym1 = deploy::read_call(&provider, d.token1, IERC20::symbolCall {}, "symbol").await.expect("symbol1");
+    let d = deploy::deploy(&provider, dev, &DeployConfig::default())
+        .await
+        .expect("deploy");
+    let sym0 = deploy::read_call(&provider, d.token0, IERC20::symbolCall {}, "symbol")
+        .await
+        .expect("symbol0");
+    let sym1 = deploy::read_call(&provider, d.token1, IERC20::symbolCall {}, "symbol")
+        .await
+        .expect("symbol1");
 
     let dd = d;
     let (s0, s1) = (sym0.clone(), sym1.clone());
@@ -109,49 +132,118 @@ async fn signed_by_the_service_and_mined_on_anvil() {
         .with_from(dev)
         .with_to(account)
         .with_value(U256::from(10u128.pow(19)));
-    deploy::send_request(&provider, fund, "fund ether").await.expect("ether");
+    deploy::send_request(&provider, fund, "fund ether")
+        .await
+        .expect("ether");
     let tokens = U256::from(10u128.pow(20));
-    d.fund(&provider, account, tokens, tokens).await.expect("tokens");
+    d.fund(&provider, account, tokens, tokens)
+        .await
+        .expect("tokens");
 
     let mut txs = vec![
-        (Tx::call(0, d.token0, approve_input(d.executor)), "approve token0"),
-        (Tx::call(1, d.token1, approve_input(d.executor)), "approve token1"),
+        (
+            Tx::call(0, d.token0, approve_input(d.executor)),
+            "approve token0",
+        ),
+        (
+            Tx::call(1, d.token1, approve_input(d.executor)),
+            "approve token1",
+        ),
     ];
-    let swap = deploy::executor_swap_calldata(d.pool, true, U256::from(10u128.pow(18)), None, U256::from(1u8)).expect("swap");
+    let swap = deploy::executor_swap_calldata(
+        d.pool,
+        true,
+        U256::from(10u128.pow(18)),
+        None,
+        U256::from(1u8),
+    )
+    .expect("swap");
     txs.push((Tx::call(2, d.executor, swap.to_vec()), "swap"));
     for (tx, _) in txs.iter_mut() {
         tx.gas_limit = 500_000;
         tx.max_fee = 20_000_000_000;
         tx.tip = 1_000_000_000;
     }
-    let before0 = deploy::read_call(&provider, d.token0, IERC20::balanceOfCall { account }, "balance").await.expect("b0");
-    let before1 = deploy::read_call(&provider, d.token1, IERC20::balanceOfCall { account }, "balance").await.expect("b1");
+    let before0 = deploy::read_call(
+        &provider,
+        d.token0,
+        IERC20::balanceOfCall { account },
+        "balance",
+    )
+    .await
+    .expect("b0");
+    let before1 = deploy::read_call(
+        &provider,
+        d.token1,
+        IERC20::balanceOfCall { account },
+        "balance",
+    )
+    .await
+    .expect("b1");
 
     for (i, (tx, what)) in txs.iter().enumerate() {
         let r = h.sign(tx.request(&format!("e2e-{i}"), account)).await;
         assert_signed(&r);
         let receipt = mined(&provider, &r.raw_transaction).await;
         assert!(receipt.status(), "{what} reverted");
-        assert_eq!(receipt.from, account, "{what} mined from the keystore's address");
-        assert_eq!(format!("{:#x}", receipt.transaction_hash), r.tx_hash, "the hash the signer computed");
+        assert_eq!(
+            receipt.from, account,
+            "{what} mined from the keystore's address"
+        );
+        assert_eq!(
+            format!("{:#x}", receipt.transaction_hash),
+            r.tx_hash,
+            "the hash the signer computed"
+        );
     }
-    let after0 = deploy::read_call(&provider, d.token0, IERC20::balanceOfCall { account }, "balance").await.expect("a0");
-    let after1 = deploy::read_call(&provider, d.token1, IERC20::balanceOfCall { account }, "balance").await.expect("a1");
-    assert_eq!(before0 - after0, U256::from(10u128.pow(18)), "the swap sold exactly amountIn of token0");
+    let after0 = deploy::read_call(
+        &provider,
+        d.token0,
+        IERC20::balanceOfCall { account },
+        "balance",
+    )
+    .await
+    .expect("a0");
+    let after1 = deploy::read_call(
+        &provider,
+        d.token1,
+        IERC20::balanceOfCall { account },
+        "balance",
+    )
+    .await
+    .expect("a1");
+    assert_eq!(
+        before0 - after0,
+        U256::from(10u128.pow(18)),
+        "the swap sold exactly amountIn of token0"
+    );
     assert!(after1 > before1, "and the account received token1");
     assert_eq!(h.signed_count().await, 3);
 
     // A swap over the approval threshold waits; approved, it is signed and mined too.
-    let big = deploy::executor_swap_calldata(d.pool, false, U256::from(6u128 * 10u128.pow(18)), None, U256::from(1u8)).expect("swap");
+    let big = deploy::executor_swap_calldata(
+        d.pool,
+        false,
+        U256::from(6u128 * 10u128.pow(18)),
+        None,
+        U256::from(1u8),
+    )
+    .expect("swap");
     let mut tx = Tx::call(3, d.executor, big.to_vec());
     tx.gas_limit = 500_000;
     let req = tx.request("e2e-big", account);
     let waiting = h.sign(req.clone()).await;
-    assert_eq!(outcome(&waiting), stratbox_proto::v1::SignOutcome::AwaitingApproval);
+    assert_eq!(
+        outcome(&waiting),
+        stratbox_proto::v1::SignOutcome::AwaitingApproval
+    );
     let shown = h
         .admin("alice")
         .await
-        .show_approval(stratbox_proto::v1::GetApprovalRequest { trace: None, approval_id: waiting.approval_id.clone() })
+        .show_approval(stratbox_proto::v1::GetApprovalRequest {
+            trace: None,
+            approval_id: waiting.approval_id.clone(),
+        })
         .await
         .expect("show")
         .into_inner();

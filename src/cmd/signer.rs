@@ -134,7 +134,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         None => serve(args.serve).await,
         Some(Command::Serve(s)) => serve(s).await,
-        Some(Command::Certs { out, approvers, hosts }) => certs(out, approvers, hosts),
+        Some(Command::Certs {
+            out,
+            approvers,
+            hosts,
+        }) => certs(out, approvers, hosts),
         Some(Command::Audit(AuditCommand::Verify { database })) => verify(&database).await,
         Some(Command::Policy(p)) => policy(p).await,
         Some(Command::DevKeystore(k)) => keystore(k),
@@ -165,16 +169,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(v) = args.database {
         config.database = v;
     }
-    let file = config
-        .keystore
-        .dev_file
-        .clone()
-        .ok_or_else(|| anyhow!("[keystore] dev_file is not set: this build signs with the development keystore only"))?;
+    let file = config.keystore.dev_file.clone().ok_or_else(|| {
+        anyhow!(
+            "[keystore] dev_file is not set: this build signs with the development keystore only"
+        )
+    })?;
     let passphrase = read_passphrase(config.keystore.passphrase_file.as_deref())?;
     let keys = tokio::task::spawn_blocking(move || DevKeystore::open(&file, &passphrase)).await??;
     tracing::warn!("signing with the DEVELOPMENT keystore: every key is in this process");
     let running = stratbox_signer::start(&config, Arc::new(keys)).await?;
-    println!("signer listening on {} (engine, mTLS) and {} (approvers, mTLS)", running.addr, running.admin_addr);
+    println!(
+        "signer listening on {} (engine, mTLS) and {} (approvers, mTLS)",
+        running.addr, running.admin_addr
+    );
 
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -198,7 +205,13 @@ fn certs(out: PathBuf, approvers: Vec<String>, hosts: Vec<String>) -> anyhow::Re
     let issued = stratbox_signer::certs::dev_set(&out, &hosts, &approvers)?;
     println!("development CA: {}", out.join("ca.pem").display());
     for i in &issued {
-        println!("{:<8} {:<10} {}  spki sha256 {}", i.kind, i.name, i.cert.display(), i.spki_sha256);
+        println!(
+            "{:<8} {:<10} {}  spki sha256 {}",
+            i.kind,
+            i.name,
+            i.cert.display(),
+            i.spki_sha256
+        );
     }
     println!("\n# allowlist entries for the signer's config file:\n");
     print!("{}", stratbox_signer::certs::allowlist_toml(&issued));
@@ -229,7 +242,9 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<()> {
         PolicyCommand::Status { full, remote } => {
             let s = admin_client(&remote)
                 .await?
-                .policy_status(v1::PolicyStatusRequest { trace: Some(trace()) })
+                .policy_status(v1::PolicyStatusRequest {
+                    trace: Some(trace()),
+                })
                 .await
                 .map_err(rpc)?
                 .into_inner();
@@ -239,7 +254,9 @@ async fn policy(command: PolicyCommand) -> anyhow::Result<()> {
         PolicyCommand::Reload { remote } => {
             let s = admin_client(&remote)
                 .await?
-                .reload_policy(v1::PolicyStatusRequest { trace: Some(trace()) })
+                .reload_policy(v1::PolicyStatusRequest {
+                    trace: Some(trace()),
+                })
                 .await
                 .map_err(rpc)?
                 .into_inner();
@@ -269,7 +286,11 @@ fn print_status(s: &v1::PolicyStatusResponse, full: bool, json: bool) {
         );
         return;
     }
-    println!("active policy {} (since {} s ago)", s.active_hash, (now - s.active_since_ms).max(0) / 1000);
+    println!(
+        "active policy {} (since {} s ago)",
+        s.active_hash,
+        (now - s.active_since_ms).max(0) / 1000
+    );
     println!("timelock for loosening changes: {} s", s.timelock_secs);
     if !s.last_reload.is_empty() {
         println!("last reload: {}", s.last_reload);
@@ -294,13 +315,21 @@ fn print_status(s: &v1::PolicyStatusResponse, full: bool, json: bool) {
 
 fn keystore(command: KeystoreCommand) -> anyhow::Result<()> {
     match command {
-        KeystoreCommand::Create { out, accounts, passphrase_file } => {
+        KeystoreCommand::Create {
+            out,
+            accounts,
+            passphrase_file,
+        } => {
             if accounts == 0 {
                 bail!("--accounts must be at least 1");
             }
             let passphrase = read_passphrase(passphrase_file.as_deref())?;
             let ks = DevKeystore::create(&out, &passphrase, accounts, KdfParams::default())?;
-            println!("development keystore {} ({} accounts; every key in one file: development only)", out.display(), ks.len());
+            println!(
+                "development keystore {} ({} accounts; every key in one file: development only)",
+                out.display(),
+                ks.len()
+            );
             for a in DevKeystore::addresses_in(&out)?.iter().enumerate() {
                 println!("key_index {}  {}", a.0, a.1);
             }

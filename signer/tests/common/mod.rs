@@ -192,18 +192,22 @@ impl Harness {
         let certs = dir.path().join("certs");
         let ca = DevCa::create(&certs).expect("ca");
         let mut issued = vec![
-            ca.issue_server(&certs, "signer", &["localhost".into(), "127.0.0.1".into()]).expect("server"),
+            ca.issue_server(&certs, "signer", &["localhost".into(), "127.0.0.1".into()])
+                .expect("server"),
             ca.issue_client(&certs, "engine", "engine").expect("engine"),
         ];
         for name in ["alice", "bob", "carol"] {
             issued.push(ca.issue_client(&certs, name, "approver").expect("approver"));
         }
         // Same CA, never allowlisted.
-        let intruder = ca.issue_client(&certs, "intruder", "engine").expect("intruder");
+        let intruder = ca
+            .issue_client(&certs, "intruder", "engine")
+            .expect("intruder");
 
         let ks_path = dir.path().join("dev-keystore.json");
         let keys = Arc::new(
-            DevKeystore::create(&ks_path, b"test passphrase", 2, KdfParams::fast_for_tests()).expect("keystore"),
+            DevKeystore::create(&ks_path, b"test passphrase", 2, KdfParams::fast_for_tests())
+                .expect("keystore"),
         );
         std::fs::write(dir.path().join("passphrase"), "test passphrase\n").expect("passphrase");
         let account = Address::from(keys.address(0).expect("a0"));
@@ -215,13 +219,23 @@ impl Harness {
         std::fs::write(dir.path().join("policy.toml"), policy).expect("policy");
 
         let (database, pg_name) = match backend {
-            Backend::Sqlite => (format!("sqlite://{}", dir.path().join("signer.db").display()), None),
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("signer.db").display()),
+                None,
+            ),
             Backend::Postgres => {
                 let (url, name) = fresh_pg().await;
                 (url, Some(name))
             }
         };
-        let fp = |n: &str| issued.iter().find(|i| i.name == n).expect("issued").spki_sha256.clone();
+        let fp = |n: &str| {
+            issued
+                .iter()
+                .find(|i| i.name == n)
+                .expect("issued")
+                .spki_sha256
+                .clone()
+        };
         let config_text = format!(
             r#"
 database = "{database}"
@@ -299,10 +313,17 @@ spki_sha256 = "{carol}"
         self.running().signer.store()
     }
 
-    async fn channel(&self, addr: std::net::SocketAddr, identity: Option<&str>) -> Result<Channel, tonic::transport::Error> {
+    async fn channel(
+        &self,
+        addr: std::net::SocketAddr,
+        identity: Option<&str>,
+    ) -> Result<Channel, tonic::transport::Error> {
         let certs = self.certs();
         let (cert, key) = match identity {
-            Some(n) => (certs.join(format!("{n}.pem")), certs.join(format!("{n}.key"))),
+            Some(n) => (
+                certs.join(format!("{n}.pem")),
+                certs.join(format!("{n}.key")),
+            ),
             None => (PathBuf::new(), PathBuf::new()),
         };
         let tls = stratbox_signer::tls::client_tls(
@@ -320,16 +341,29 @@ spki_sha256 = "{carol}"
     }
 
     /// The engine's client (or another identity's, or none) on the signing port.
-    pub async fn engine_as(&self, identity: Option<&str>) -> Result<SignerClient<Channel>, tonic::transport::Error> {
-        Ok(SignerClient::new(self.channel(self.running().addr, identity).await?))
+    pub async fn engine_as(
+        &self,
+        identity: Option<&str>,
+    ) -> Result<SignerClient<Channel>, tonic::transport::Error> {
+        Ok(SignerClient::new(
+            self.channel(self.running().addr, identity).await?,
+        ))
     }
 
     pub async fn engine(&self) -> SignerClient<Channel> {
-        self.engine_as(Some("engine")).await.expect("engine connects")
+        self.engine_as(Some("engine"))
+            .await
+            .expect("engine connects")
     }
 
-    pub async fn admin_as(&self, identity: &str) -> Result<SignerAdminClient<Channel>, tonic::transport::Error> {
-        Ok(SignerAdminClient::new(self.channel(self.running().admin_addr, Some(identity)).await?))
+    pub async fn admin_as(
+        &self,
+        identity: &str,
+    ) -> Result<SignerAdminClient<Channel>, tonic::transport::Error> {
+        Ok(SignerAdminClient::new(
+            self.channel(self.running().admin_addr, Some(identity))
+                .await?,
+        ))
     }
 
     pub async fn admin(&self, identity: &str) -> SignerAdminClient<Channel> {
@@ -337,7 +371,12 @@ spki_sha256 = "{carol}"
     }
 
     pub async fn sign(&self, req: v1::SignTransactionRequest) -> v1::SignTransactionResponse {
-        self.engine().await.sign_transaction(req).await.expect("sign rpc").into_inner()
+        self.engine()
+            .await
+            .sign_transaction(req)
+            .await
+            .expect("sign rpc")
+            .into_inner()
     }
 
     pub async fn signed_count(&self) -> i64 {
@@ -358,7 +397,11 @@ spki_sha256 = "{carol}"
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
-        self.running = Some(start(&self.config, self.keys.clone()).await.expect("signer restarts"));
+        self.running = Some(
+            start(&self.config, self.keys.clone())
+                .await
+                .expect("signer restarts"),
+        );
     }
 
     pub async fn stop(mut self) {
@@ -372,11 +415,15 @@ spki_sha256 = "{carol}"
 }
 
 pub fn amount(v: impl ToString) -> Option<v1::Amount> {
-    Some(v1::Amount { value: v.to_string() })
+    Some(v1::Amount {
+        value: v.to_string(),
+    })
 }
 
 pub fn addr(a: Address) -> Option<v1::Address> {
-    Some(v1::Address { value: format!("{a:#x}") })
+    Some(v1::Address {
+        value: format!("{a:#x}"),
+    })
 }
 
 /// `executor.swap` of `amount_in` SBA for SBB.
@@ -392,11 +439,19 @@ pub fn swap_input(amount_in: u64) -> Vec<u8> {
 }
 
 pub fn transfer_input(to: Address, amount: u64) -> Vec<u8> {
-    IERC20::transferCall { to, amount: U256::from(amount) }.abi_encode()
+    IERC20::transferCall {
+        to,
+        amount: U256::from(amount),
+    }
+    .abi_encode()
 }
 
 pub fn approve_input(spender: Address) -> Vec<u8> {
-    IERC20::approveCall { spender, amount: U256::MAX }.abi_encode()
+    IERC20::approveCall {
+        spender,
+        amount: U256::MAX,
+    }
+    .abi_encode()
 }
 
 pub struct Tx {
@@ -474,7 +529,10 @@ pub fn outcome(r: &v1::SignTransactionResponse) -> v1::SignOutcome {
 pub fn assert_refused(r: &v1::SignTransactionResponse, code: &str) {
     assert_eq!(outcome(r), v1::SignOutcome::Refused, "{r:?}");
     assert_eq!(r.reason_code, code, "{r:?}");
-    assert!(r.raw_transaction.is_empty(), "a refusal carries no transaction: {r:?}");
+    assert!(
+        r.raw_transaction.is_empty(),
+        "a refusal carries no transaction: {r:?}"
+    );
 }
 
 #[track_caller]
