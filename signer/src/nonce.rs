@@ -50,7 +50,7 @@ pub struct NonceRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allowed {
     /// Already recorded: sign the identical transaction again (same bytes).
-    Identical(NonceRecord),
+    Identical(Box<NonceRecord>),
     /// A nonce not signed before.
     Original,
     /// A fee bump of a transaction signed at this nonce.
@@ -86,7 +86,7 @@ pub fn judge(
     highest: Option<u64>,
 ) -> Result<Allowed, Refusal> {
     if let Some(same) = at_nonce.iter().find(|r| r.signing_hash == signing_hash) {
-        return Ok(Allowed::Identical(same.clone()));
+        return Ok(Allowed::Identical(Box::new(same.clone())));
     }
     if cancel {
         return Ok(Allowed::Cancel);

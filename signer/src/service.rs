@@ -926,9 +926,6 @@ impl Signer {
         let judged = self
             .store
             .reserve(
-                p.tx.chain_id,
-                &p.account,
-                p.tx.nonce,
                 &tokens,
                 &row,
                 &p.request_canon,
@@ -936,7 +933,7 @@ impl Signer {
                     let fail = |r: Refusal| {
                         let refused_row = p.refused_row(&row, &r);
                         let entry = p.refusal_entry(&r);
-                        (r, refused_row, entry)
+                        Box::new((r, refused_row, entry))
                     };
                     let allowed =
                         nonce::judge(&p.tx, &p.signing_hash, eval.cancel, records, highest)

@@ -518,9 +518,6 @@ impl Store {
     /// or a refusal (written as the task's outcome with `refusal_entry`).
     pub async fn reserve<F, R>(
         &self,
-        chain_id: u64,
-        account: &str,
-        nonce: u64,
         tokens: &[Address],
         row: &RequestRow,
         request: &str,
@@ -531,8 +528,9 @@ impl Store {
             &[NonceRecord],
             Option<u64>,
             &BTreeMap<Address, U256>,
-        ) -> Result<Reservation, (R, RequestRow, Entry)>,
+        ) -> Result<Reservation, Box<(R, RequestRow, Entry)>>,
     {
+        let (chain_id, account, nonce) = (row.chain_id, row.account.as_str(), row.nonce);
         let now = now_ms();
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO account_locks (chain_id, account, n) VALUES ($1, $2, 0) ON CONFLICT (chain_id, account) DO NOTHING")
@@ -548,7 +546,8 @@ impl Store {
         let (records, highest) = Self::nonces(&mut tx, chain_id, account, nonce).await?;
         let spent = Self::spent_in(&mut tx, account, tokens, now - DAY_MS).await?;
         match judge(&records, highest, &spent) {
-            Err((refusal, refused_row, entry)) => {
+            Err(refused) => {
+                let (refusal, refused_row, entry) = *refused;
                 Self::upsert_request(&mut tx, &refused_row, request, now).await?;
                 audit::append(&mut tx, now, &entry).await?;
                 tx.commit().await?;

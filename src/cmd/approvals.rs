@@ -352,8 +352,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<36}  {:<8}  {:<9}  {:<20}  {:<28}  {}",
-                "id", "state", "approvals", "action", "pays at most", "expires"
+                "{:<36}  {:<8}  {:<9}  {:<20}  {:<28}  expires",
+                "id", "state", "approvals", "action", "pays at most"
             );
             for a in &list {
                 let action = a
