@@ -44,6 +44,12 @@ enum Command {
     /// Read, engage and clear the engine's kill switch.
     #[command(subcommand)]
     KillSwitch(cmd::kill_switch::Command),
+    /// Run the signer (Zone C), or manage its certificates, audit log, policy and
+    /// development keystore.
+    Signer(cmd::signer::Args),
+    /// The signer's approvals: list, show, approve, reject (approver certificate).
+    #[command(subcommand)]
+    Approvals(cmd::approvals::Command),
     /// Replay recorded events through one strategy instance.
     Backtest(cmd::backtest::Args),
     /// Ask a service's gRPC health service whether it is serving (exit 0 only if so).
@@ -67,6 +73,8 @@ async fn main() -> std::process::ExitCode {
         }
         Command::HostKey(command) => cmd::operator::run(stratbox_engine::Role::Host, command).await,
         Command::KillSwitch(command) => cmd::kill_switch::run(command).await,
+        Command::Signer(args) => cmd::signer::run(args).await,
+        Command::Approvals(command) => cmd::approvals::run(command).await,
         Command::Backtest(args) => cmd::backtest::run(args).await,
         Command::Bench(command) => cmd::bench::run(command).await,
         Command::Health(args) => cmd::health::run(args).await,

@@ -95,3 +95,26 @@ fn bench_pipeline_answers_every_event() {
         .unwrap_or_else(|| panic!("no totals in\n{out}"));
     assert!(!handled.contains("simulated 0 "), "{out}");
 }
+
+#[test]
+fn bench_signer_measures_the_policy_check_signing_and_the_round_trip() {
+    let out = bench(&["signer", "--quick"]);
+    for row in [
+        "| policy check, executor.swap",
+        "| policy check, executor.mint",
+        "| single-key signing",
+        "| SignTransaction round trip over mTLS, SQLite store",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row:?} in\n{out}"));
+        assert!(line.contains("µs"), "{line}");
+    }
+    assert!(out.contains("target: policy check under 50 µs: "), "{out}");
+    // The threshold rows are a marked place, not numbers.
+    assert!(
+        out.contains("threshold 2-of-3 signing | not measured"),
+        "{out}"
+    );
+}

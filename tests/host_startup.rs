@@ -50,8 +50,12 @@ fn maker_config(pool: &str) -> String {
     .to_string()
 }
 
-/// An engine of its own on a fresh SQLite file.
-async fn engine(dir: &std::path::Path, name: &str) -> (Proc, String, TradingEngineClient<Channel>) {
+/// An engine of its own on a fresh SQLite file, with clamm-maker registered and a host key
+/// (the path of its file is returned).
+async fn engine(
+    dir: &std::path::Path,
+    name: &str,
+) -> (Proc, String, TradingEngineClient<Channel>, std::path::PathBuf) {
     let database = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
     let (proc_, stdout) = Proc::spawn(
         &[
@@ -68,7 +72,19 @@ async fn engine(dir: &std::path::Path, name: &str) -> (Proc, String, TradingEngi
     let client = TradingEngineClient::connect(url.clone())
         .await
         .expect("engine answers");
-    (proc_, url, client)
+    let ops = support::add_key("operator", "ops", &database);
+    support::upload(
+        &url,
+        &ops,
+        "clamm-maker",
+        std::path::Path::new(stratbox_strategies::CLAMM_MAKER),
+    );
+    let key = support::key_file(
+        dir,
+        &format!("{name}-host"),
+        &support::add_key("host-key", &format!("{name}-host"), &database),
+    );
+    (proc_, url, client, key)
 }
 
 /// Every task of `strategy`, as what is compared between the runs: keyed by idempotency
@@ -108,6 +124,7 @@ async fn run_host(
     engine: &str,
     bus: &Arc<dyn Bus>,
     name: &str,
+    key: &std::path::Path,
     strategies: &[(String, &str, String)],
     events: &[v1::ChainEvent],
 ) -> (Proc, String) {
@@ -141,6 +158,8 @@ async fn run_host(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.push("--key-file".into());
+    args.push(key.display().to_string());
     for (strategy, component, config) in strategies {
         let file = dir.join(format!("{name}-{strategy}.json"));
         std::fs::write(&file, config).expect("write config");
@@ -181,8 +200,8 @@ async fn a_host_with_eleven_hostile_strategies_runs_its_healthy_one_as_if_alone(
             .await
             .expect("Redis is reachable (STRATBOX_TEST_REDIS)"),
     );
-    let (_solo_engine, solo_url, mut solo) = engine(dir.path(), "solo").await;
-    let (_mixed_engine, mixed_url, mut mixed) = engine(dir.path(), "mixed").await;
+    let (_solo_engine, solo_url, mut solo, solo_key) = engine(dir.path(), "solo").await;
+    let (_mixed_engine, mixed_url, mut mixed, mixed_key) = engine(dir.path(), "mixed").await;
     let markets = solo
         .list_markets(v1::ListMarketsRequest { trace: None })
         .await
@@ -206,6 +225,7 @@ async fn a_host_with_eleven_hostile_strategies_runs_its_healthy_one_as_if_alone(
         &solo_url,
         &bus,
         "solo",
+        &solo_key,
         std::slice::from_ref(&maker),
         &events,
     )
@@ -227,7 +247,16 @@ async fn a_host_with_eleven_hostile_strategies_runs_its_healthy_one_as_if_alone(
         ));
     }
     let (mut host, addr) =
-        run_host(dir.path(), &mixed_url, &bus, "mixed", &strategies, &events).await;
+        run_host(
+            dir.path(),
+            &mixed_url,
+            &bus,
+            "mixed",
+            &mixed_key,
+            &strategies,
+            &events,
+        )
+        .await;
     let beside = tasks(&mut mixed, "clamm-maker").await;
     assert_eq!(
         beside, alone,

@@ -172,6 +172,13 @@ async fn hot_swap_refused_rollout_and_scaling_while_events_flow() {
     );
     let _ = bus.delete_stream(&stream).await;
     let host_name = "hot-swap-host";
+    // The host's own key: its reports are recorded under the key's name.
+    let host_key = support::key_file(
+        dir.path(),
+        host_name,
+        &support::add_key("host-key", host_name, &database),
+    );
+    let host_key = host_key.display().to_string();
     let (mut host, _host_out) = Proc::spawn(
         &[
             "host",
@@ -188,6 +195,8 @@ async fn hot_swap_refused_rollout_and_scaling_while_events_flow() {
             "--workers",
             "2",
             "--watch-deployments",
+            "--key-file",
+            &host_key,
             "--metrics-listen",
             "127.0.0.1:0",
         ],

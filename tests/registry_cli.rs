@@ -98,7 +98,7 @@ fn registry_round_trip_through_the_cli() {
         &["operator", "add", "alice", "--database", &database],
         &[],
     ));
-    assert!(again.contains("exists already"), "{again}");
+    assert!(again.contains("is taken"), "{again}");
 
     let (engine, url) = start_engine(dir.path(), &database);
     let remote = |args: &[&str]| -> Vec<String> {
@@ -223,6 +223,7 @@ fn registry_round_trip_through_the_cli() {
         "2",
         "--config",
         &config,
+        "--no-wait",
     ]));
     assert!(out.contains("maker@1 x2 at revision 1 (by alice)"), "{out}");
     let out = ok(with_key(&[
@@ -231,11 +232,12 @@ fn registry_round_trip_through_the_cli() {
         "maker",
         "--instances",
         "3",
+        "--no-wait",
     ]));
     assert!(out.contains("maker@2 x3 at revision 2"), "{out}");
-    let out = ok(with_key(&["strategy", "scale", "maker", "5"]));
+    let out = ok(with_key(&["strategy", "scale", "maker", "5", "--no-wait"]));
     assert!(out.contains("maker@2 x5 at revision 3"), "{out}");
-    let out = ok(with_key(&["strategy", "rollback", "maker"]));
+    let out = ok(with_key(&["strategy", "rollback", "maker", "--no-wait"]));
     assert!(out.contains("maker@2 x3 at revision 4"), "{out}");
     let shown = ok(run(&["strategy", "show", "maker"], &[]));
     let current = shown
@@ -256,7 +258,7 @@ fn registry_round_trip_through_the_cli() {
     assert_eq!(revisions, vec![4, 3, 2, 1]);
     assert_eq!(json["deployments"][0]["version"], "2");
     assert_eq!(json["deployments"][0]["instances"], 3);
-    let out = ok(with_key(&["strategy", "rollback", "maker"]));
+    let out = ok(with_key(&["strategy", "rollback", "maker", "--no-wait"]));
     assert!(out.contains("maker@1 x2 at revision 5"), "{out}");
     let shown = ok(run(&["strategy", "show", "maker", "--json"], &[]));
     assert!(shown.contains("half_width_ticks"), "{shown}");
@@ -264,6 +266,16 @@ fn registry_round_trip_through_the_cli() {
     assert!(line.contains("no deployment before revision 5"), "{line}");
     let line = failed(with_key(&["strategy", "deploy", "maker@7"]));
     assert!(line.contains("no version 7"), "{line}");
+    // A change no host runs is not reported as a success.
+    let line = failed(with_key(&[
+        "strategy",
+        "scale",
+        "maker",
+        "2",
+        "--timeout",
+        "1s",
+    ]));
+    assert!(line.contains("no host is watching deployments"), "{line}");
 
     // Restoring a strategy the engine has not halted: refused by the engine (after the
     // key is checked); `show` reports its level.
@@ -327,6 +339,16 @@ fn registry_round_trip_through_the_cli() {
     assert_eq!(state["reason"], hostile, "{shown}");
     ok(with_key(&["kill-switch", "clear"]));
 
+    // A revoked operator's key works no more, from the next call on.
+    ok(stratbox(
+        &["operator", "revoke", "alice", "--database", &database],
+        &[],
+    ));
+    let line = failed(with_key(&["kill-switch", "set", "--reason", "after revoke"]));
+    assert!(line.contains("Unauthenticated"), "{line}");
+    let listed = ok(stratbox(&["operator", "list", "--database", &database], &[]));
+    assert!(listed.contains("alice") && listed.contains("revoked at"), "{listed}");
+
     // Ctrl-C stops the engine cleanly.
     let mut engine = engine;
     let stopped = Command::new("kill")
@@ -358,6 +380,7 @@ fn registry_round_trip_through_the_cli() {
         "strategy_scale",
         "strategy_rollback",
         "strategy_rollback",
+        "strategy_scale",
     ]
     .iter()
     .map(|a| ("alice".to_owned(), a.to_string()))

@@ -594,8 +594,28 @@ async fn grpc_authentication_and_watch() {
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("core wasm module"), "{}", e.message());
 
-    let mut stream = client
+    // Watching needs a key: a host's (it is then counted as watching) or an operator's.
+    let e = client
         .watch_deployments(v1::WatchDeploymentsRequest { host: "h".into() })
+        .await
+        .expect_err("watching without a key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let host_key = auth::add_principal(
+        store.pool(),
+        "w-host",
+        stratbox_engine::Role::Host,
+        "db:test",
+        "t",
+    )
+    .await
+    .expect("add a host");
+    let mut watch = tonic::Request::new(v1::WatchDeploymentsRequest { host: "h".into() });
+    watch.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", host_key.expose()).parse().expect("ascii"),
+    );
+    let mut stream = client
+        .watch_deployments(watch)
         .await
         .expect("watch")
         .into_inner();
@@ -626,13 +646,29 @@ async fn grpc_authentication_and_watch() {
         .expect("ok");
     assert_eq!(next.revision, d.revision);
     assert_eq!(next.deployments, vec![d.clone()]);
-    let c = client
+    let shown = client
+        .show_strategy(v1::ShowStrategyRequest {
+            name: "maker".into(),
+        })
+        .await
+        .expect("show")
+        .into_inner();
+    assert_eq!(shown.watching_hosts, vec!["w-host".to_owned()]);
+    let e = client
         .fetch_component(v1::FetchComponentRequest {
             sha256: d.sha256.clone(),
         })
         .await
-        .expect("fetch")
-        .into_inner();
+        .expect_err("fetching without a key");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    let mut fetch = tonic::Request::new(v1::FetchComponentRequest {
+        sha256: d.sha256.clone(),
+    });
+    fetch.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", host_key.expose()).parse().expect("ascii"),
+    );
+    let c = client.fetch_component(fetch).await.expect("fetch").into_inner();
     assert_eq!(c.bytes, clamm);
 
     // Shutdown ends the watch stream, so the server can drain.

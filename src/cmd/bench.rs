@@ -9,6 +9,8 @@ pub enum Command {
     Engine(super::bench_engine::Args),
     /// The whole pipeline: chain swap to engine answer, with many instances.
     Pipeline(super::bench_pipeline::Args),
+    /// The signer: policy check, single-key signing, a signing round trip over mTLS.
+    Signer(super::bench_signer::Args),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -16,5 +18,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Host(args) => super::bench_host::run(args).await,
         Command::Engine(args) => super::bench_engine::run(args).await,
         Command::Pipeline(args) => super::bench_pipeline::run(args).await,
+        Command::Signer(args) => super::bench_signer::run(args).await,
     }
 }

@@ -1,14 +1,17 @@
 //! One module per subcommand.
 
+pub mod approvals;
 pub mod backtest;
 pub mod bench;
 pub mod bench_engine;
 pub mod bench_host;
 pub mod bench_pipeline;
+pub mod bench_signer;
 pub mod engine;
 pub mod health;
 pub mod host;
 pub mod kill_switch;
 pub mod operator;
+pub mod signer;
 pub mod strategy;
 pub mod up;
