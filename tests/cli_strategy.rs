@@ -263,14 +263,25 @@ fn backtest_prints_what_a_strategy_wrote_escaped() {
     );
     let shown = stratbox_host::display::escape(raw);
     assert!(text.contains(shown.as_ref()), "{shown} not in\n{text}");
-    for piece in ["\\0", "\\u{1b}[2J", "\\u{9b}31m", "\\u{1b}]0;pwned\\u{7}", "\\u{202e}", "\\u{2066}", "\\u{7f}"] {
+    for piece in [
+        "\\0",
+        "\\u{1b}[2J",
+        "\\u{9b}31m",
+        "\\u{1b}]0;pwned\\u{7}",
+        "\\u{202e}",
+        "\\u{2066}",
+        "\\u{7f}",
+    ] {
         assert!(text.contains(piece), "{piece} not in\n{text}");
     }
 
     // JSON stays JSON, meaning exactly what the strategy wrote, with nothing raw in it.
     let json = run(&["--json"]);
     assert!(
-        !json.trim_end().chars().any(stratbox_host::display::needs_escape),
+        !json
+            .trim_end()
+            .chars()
+            .any(stratbox_host::display::needs_escape),
         "{json}"
     );
     let report: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");

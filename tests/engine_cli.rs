@@ -60,9 +60,9 @@ async fn run_engine(database: Option<String>) {
         String::from_utf8_lossy(&health.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&health.stdout).trim(), "SERVING");
-    let db = database.clone().unwrap_or_else(|| {
-        format!("sqlite://{}/.stratbox/engine.db", dir.path().display())
-    });
+    let db = database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/.stratbox/engine.db", dir.path().display()));
     let ops = add_key("operator", "ops", &db);
     let host = add_key("host-key", "host-1", &db);
     upload(&url, &ops, "cli", &component(dir.path(), "tally"));
@@ -167,9 +167,17 @@ async fn run_engine(database: Option<String>) {
             .into_inner()
             .results;
         let codes: Vec<&str> = answers.iter().map(|r| r.reason_code.as_str()).collect();
-        assert_eq!(codes, ["unknown_strategy", "bad_input", "bad_input"], "{answers:?}");
+        assert_eq!(
+            codes,
+            ["unknown_strategy", "bad_input", "bad_input"],
+            "{answers:?}"
+        );
         assert!(answers.iter().all(|r| r.task_id.is_empty()), "{answers:?}");
-        assert!(answers[2].detail.contains("checksum"), "{}", answers[2].detail);
+        assert!(
+            answers[2].detail.contains("checksum"),
+            "{}",
+            answers[2].detail
+        );
     }
     let pool_answer = client
         .submit_proposals(keyed(
@@ -183,7 +191,10 @@ async fn run_engine(database: Option<String>) {
         .expect("submit")
         .into_inner()
         .results;
-    assert_eq!(pool_answer[0].reason_code, "unknown_pool", "{pool_answer:?}");
+    assert_eq!(
+        pool_answer[0].reason_code, "unknown_pool",
+        "{pool_answer:?}"
+    );
     let tasks = client
         .list_tasks(v1::ListTasksRequest::default())
         .await
@@ -216,6 +227,10 @@ async fn engine_on_postgres() {
     stratbox_engine::store::create_postgres_database(&support::postgres_admin(), &name)
         .await
         .expect("create db");
-    run_engine(Some(stratbox_engine::store::with_database(&support::postgres_admin(), &name))).await;
+    run_engine(Some(stratbox_engine::store::with_database(
+        &support::postgres_admin(),
+        &name,
+    )))
+    .await;
     let _ = stratbox_engine::store::drop_postgres_database(&support::postgres_admin(), &name).await;
 }

@@ -20,7 +20,8 @@ use stratbox_proto::v1;
 
 mod support;
 use support::{
-    Process, add_key, component, free_port, key_file, redis_url, stratbox, unique, upload, wait_until,
+    Process, add_key, component, free_port, key_file, redis_url, stratbox, unique, upload,
+    wait_until,
 };
 
 const ROUNDS: usize = 5;

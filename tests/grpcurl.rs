@@ -109,7 +109,10 @@ fn grpcurl_lists_describes_and_submits() {
     let health = invoke(addr, "grpc.health.v1.Health/Check", &json!({}), None);
     assert_eq!(health["status"], "SERVING", "{health}");
 
-    let database = format!("sqlite://{}/.stratbox/engine.db", engine._dir.path().display());
+    let database = format!(
+        "sqlite://{}/.stratbox/engine.db",
+        engine._dir.path().display()
+    );
     let ops = support::add_key("operator", "ops", &database);
     let host = support::add_key("host-key", "grpcurl-host", &database);
     support::upload(
@@ -153,12 +156,22 @@ fn grpcurl_lists_describes_and_submits() {
         "an Amount is a string, never a float: {described}"
     );
 
-    let markets = invoke(addr, "stratbox.v1.TradingEngine/ListMarkets", &json!({}), None);
+    let markets = invoke(
+        addr,
+        "stratbox.v1.TradingEngine/ListMarkets",
+        &json!({}),
+        None,
+    );
     let pool = markets["markets"][0]["pool"]["value"]
         .as_str()
         .unwrap_or_else(|| panic!("no pool in {markets}"))
         .to_owned();
-    let status = invoke(addr, "stratbox.v1.TradingEngine/GetStatus", &json!({}), None);
+    let status = invoke(
+        addr,
+        "stratbox.v1.TradingEngine/GetStatus",
+        &json!({}),
+        None,
+    );
     // proto3 JSON writes uint64 as a string, and leaves a zero out.
     let watermark = status["lastSyncBlock"].as_str().unwrap_or("0").to_owned();
 

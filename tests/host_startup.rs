@@ -32,10 +32,16 @@ const HOSTILES: [(&str, Option<&str>); 11] = [
     ("print-init", None),
     ("eprint-init", None),
     ("sleep-init", None),
-    ("panic-init", Some(stratbox_strategies::HOSTILE_PANIC_MESSAGE)),
+    (
+        "panic-init",
+        Some(stratbox_strategies::HOSTILE_PANIC_MESSAGE),
+    ),
     ("udp-init", Some("no UDP socket")),
     ("tcp-init", Some("no TCP socket")),
-    ("spin-init", Some("deadline: the call was still running after 1000 ms")),
+    (
+        "spin-init",
+        Some("deadline: the call was still running after 1000 ms"),
+    ),
     ("trap-init", Some("unreachable")),
     ("exit-init", Some("exited with code 3")),
     ("fail-init", Some("refused on purpose")),
@@ -55,7 +61,12 @@ fn maker_config(pool: &str) -> String {
 async fn engine(
     dir: &std::path::Path,
     name: &str,
-) -> (Proc, String, TradingEngineClient<Channel>, std::path::PathBuf) {
+) -> (
+    Proc,
+    String,
+    TradingEngineClient<Channel>,
+    std::path::PathBuf,
+) {
     let database = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
     let (proc_, stdout) = Proc::spawn(
         &[
@@ -170,11 +181,19 @@ async fn run_host(
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let (mut host, _stdout) = Proc::spawn(&refs, dir);
-    let addr = wait_for("the host's metrics address", Duration::from_secs(180), async || {
-        assert!(host.alive(), "the host exited:\n{}", host.tail());
-        let line = host.find("metrics on http://")?;
-        line.split("http://").nth(1)?.split('/').next().map(str::to_owned)
-    })
+    let addr = wait_for(
+        "the host's metrics address",
+        Duration::from_secs(180),
+        async || {
+            assert!(host.alive(), "the host exited:\n{}", host.tail());
+            let line = host.find("metrics on http://")?;
+            line.split("http://")
+                .nth(1)?
+                .split('/')
+                .next()
+                .map(str::to_owned)
+        },
+    )
     .await;
     let total = events.len() as u64;
     wait_for(
@@ -246,17 +265,16 @@ async fn a_host_with_eleven_hostile_strategies_runs_its_healthy_one_as_if_alone(
             stratbox_strategies::hostile_config(mode),
         ));
     }
-    let (mut host, addr) =
-        run_host(
-            dir.path(),
-            &mixed_url,
-            &bus,
-            "mixed",
-            &mixed_key,
-            &strategies,
-            &events,
-        )
-        .await;
+    let (mut host, addr) = run_host(
+        dir.path(),
+        &mixed_url,
+        &bus,
+        "mixed",
+        &mixed_key,
+        &strategies,
+        &events,
+    )
+    .await;
     let beside = tasks(&mut mixed, "clamm-maker").await;
     assert_eq!(
         beside, alone,
@@ -301,7 +319,11 @@ async fn a_host_with_eleven_hostile_strategies_runs_its_healthy_one_as_if_alone(
         }
     }
     assert_eq!(
-        metric(&text, "stratbox_host_strategy_calls_total", "strategy=\"clamm-maker\""),
+        metric(
+            &text,
+            "stratbox_host_strategy_calls_total",
+            "strategy=\"clamm-maker\""
+        ),
         EVENTS
     );
     assert!(host.alive(), "the host exited:\n{}", host.tail());

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratbox_bus::{Bus, RedisBus, RedisBusConfig, publish_event};
+use stratbox_proto::v1;
 use stratbox_proto::v1::registry_client::RegistryClient;
 use stratbox_proto::v1::trading_engine_client::TradingEngineClient;
-use stratbox_proto::v1;
 use tonic::transport::Channel;
 
 mod support;

@@ -271,7 +271,7 @@ fn registry_round_trip_through_the_cli() {
         "strategy",
         "scale",
         "maker",
-        "2",
+        "4",
         "--timeout",
         "1s",
     ]));
@@ -323,7 +323,10 @@ fn registry_round_trip_through_the_cli() {
     ok(with_key(&["kill-switch", "set", "--reason", hostile]));
     let shown = ok(run(&["kill-switch", "show"], &[]));
     assert!(
-        !shown.trim_end().chars().any(stratbox_host::display::needs_escape),
+        !shown
+            .trim_end()
+            .chars()
+            .any(stratbox_host::display::needs_escape),
         "{shown:?}"
     );
     assert!(
@@ -332,7 +335,10 @@ fn registry_round_trip_through_the_cli() {
     );
     let shown = ok(run(&["kill-switch", "show", "--json"], &[]));
     assert!(
-        !shown.trim_end().chars().any(stratbox_host::display::needs_escape),
+        !shown
+            .trim_end()
+            .chars()
+            .any(stratbox_host::display::needs_escape),
         "{shown:?}"
     );
     let state: serde_json::Value = serde_json::from_str(shown.trim()).expect("JSON");
@@ -344,10 +350,21 @@ fn registry_round_trip_through_the_cli() {
         &["operator", "revoke", "alice", "--database", &database],
         &[],
     ));
-    let line = failed(with_key(&["kill-switch", "set", "--reason", "after revoke"]));
+    let line = failed(with_key(&[
+        "kill-switch",
+        "set",
+        "--reason",
+        "after revoke",
+    ]));
     assert!(line.contains("Unauthenticated"), "{line}");
-    let listed = ok(stratbox(&["operator", "list", "--database", &database], &[]));
-    assert!(listed.contains("alice") && listed.contains("revoked at"), "{listed}");
+    let listed = ok(stratbox(
+        &["operator", "list", "--database", &database],
+        &[],
+    ));
+    assert!(
+        listed.contains("alice") && listed.contains("revoked at"),
+        "{listed}"
+    );
 
     // Ctrl-C stops the engine cleanly.
     let mut engine = engine;

@@ -124,10 +124,8 @@ impl Catalog {
                 .refreshed
                 .is_none_or(|t| t.elapsed() >= REFRESH_AT_MOST_EVERY)
         };
-        if stale {
-            if let Err(e) = self.refresh(store).await {
-                tracing::warn!(error = %e, "reading the registry's strategies");
-            }
+        if stale && let Err(e) = self.refresh(store).await {
+            tracing::warn!(error = %e, "reading the registry's strategies");
         }
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.knows(name, version)

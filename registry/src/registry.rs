@@ -63,7 +63,15 @@ struct Inner {
     watchers: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
     /// Set once at shutdown: ends every watch stream, so the gRPC server can drain.
     closed: watch::Sender<bool>,
+    /// Awaited after each admitted upload, before the uploader is answered (see
+    /// [`Registry::on_upload`]).
+    on_upload: std::sync::OnceLock<UploadHook>,
 }
+
+/// What runs after an upload is stored: the engine re-reads what may propose, so a version
+/// is admitted for proposals by the time its uploader hears it was.
+pub type UploadHook =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 /// Keeps a host counted as watching while its stream lives.
 pub struct WatchGuard {
@@ -141,6 +149,7 @@ impl Registry {
                 desired,
                 watchers: Arc::default(),
                 closed,
+                on_upload: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -170,6 +179,11 @@ impl Registry {
     }
 
     /// The engine's authentication (operators and hosts), by this registry's keys.
+    /// Sets what runs after every admitted upload (once; a second hook is ignored).
+    pub fn on_upload(&self, hook: UploadHook) {
+        let _ = self.inner.on_upload.set(hook);
+    }
+
     pub fn access(&self) -> Arc<dyn stratbox_engine::Access> {
         self.inner.keys.clone()
     }
@@ -254,6 +268,9 @@ impl Registry {
         )
         .await?;
         tx.commit().await?;
+        if let Some(hook) = self.inner.on_upload.get() {
+            hook().await;
+        }
         tracing::info!(operator = %by.name, strategy = %name, version, sha256 = %report.sha256, trace_id, "strategy uploaded");
         Ok(v1::StrategyVersion {
             name: name.to_owned(),

@@ -612,7 +612,9 @@ async fn grpc_authentication_and_watch() {
     let mut watch = tonic::Request::new(v1::WatchDeploymentsRequest { host: "h".into() });
     watch.metadata_mut().insert(
         "authorization",
-        format!("Bearer {}", host_key.expose()).parse().expect("ascii"),
+        format!("Bearer {}", host_key.expose())
+            .parse()
+            .expect("ascii"),
     );
     let mut stream = client
         .watch_deployments(watch)
@@ -666,9 +668,15 @@ async fn grpc_authentication_and_watch() {
     });
     fetch.metadata_mut().insert(
         "authorization",
-        format!("Bearer {}", host_key.expose()).parse().expect("ascii"),
+        format!("Bearer {}", host_key.expose())
+            .parse()
+            .expect("ascii"),
     );
-    let c = client.fetch_component(fetch).await.expect("fetch").into_inner();
+    let c = client
+        .fetch_component(fetch)
+        .await
+        .expect("fetch")
+        .into_inner();
     assert_eq!(c.bytes, clamm);
 
     // Shutdown ends the watch stream, so the server can drain.
@@ -978,7 +986,8 @@ async fn grpc_chunked_upload() {
     let data = |bytes: &[u8]| v1::UploadChunk {
         part: Some(Part::Data(bytes.to_vec())),
     };
-    let pieces = |bytes: &[u8]| -> Vec<v1::UploadChunk> { bytes.chunks(64 << 10).map(data).collect() };
+    let pieces =
+        |bytes: &[u8]| -> Vec<v1::UploadChunk> { bytes.chunks(64 << 10).map(data).collect() };
     let send = |chunks: Vec<v1::UploadChunk>, key: Option<&str>| {
         let req = tonic::Request::new(futures::stream::iter(chunks));
         match key {
@@ -1016,8 +1025,9 @@ async fn grpc_chunked_upload() {
     let whole_refusal = admission::check_size(big, CAP).expect_err("over the cap");
     assert_eq!(e.message(), whole_refusal.to_string());
     assert!(
-        e.message()
-            .contains(&format!("file is {big} bytes, over the limit of {CAP} bytes")),
+        e.message().contains(&format!(
+            "file is {big} bytes, over the limit of {CAP} bytes"
+        )),
         "{}",
         e.message()
     );
@@ -1041,7 +1051,11 @@ async fn grpc_chunked_upload() {
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
         assert!(e.message().contains(reason), "{reason}: {}", e.message());
     }
-    assert_eq!(versions(&mut client).await, 0, "a refused upload stores nothing");
+    assert_eq!(
+        versions(&mut client).await,
+        0,
+        "a refused upload stores nothing"
+    );
 
     // In pieces, stored as the whole would be.
     let v = client

@@ -58,7 +58,9 @@ fn backtest(args: Args) -> anyhow::Result<()> {
         ..HostConfig::default()
     };
     if let Some(mib) = args.memory_mib {
-        let bytes = mib.checked_mul(1 << 20).filter(|b| *b <= host.max_memory_bytes);
+        let bytes = mib
+            .checked_mul(1 << 20)
+            .filter(|b| *b <= host.max_memory_bytes);
         limits.memory_bytes = bytes.with_context(|| {
             format!(
                 "--memory-mib {mib} is over the host's memory ceiling of {} MiB: no host would give a strategy that much",

@@ -275,9 +275,8 @@ fn bench(args: Args) -> anyhow::Result<()> {
     let mut b = StrategyInstance::new(&plain, maker_spec(0), NoHistory);
     a.start().map_err(anyhow::Error::new)?;
     b.start().map_err(anyhow::Error::new)?;
-    let (mut ca, mut cb) = side_by_side(&mut a, &mut b, 10, |i| {
-        warm_calls(i, &events, warm_n / 10)
-    })?;
+    let (mut ca, mut cb) =
+        side_by_side(&mut a, &mut b, 10, |i| warm_calls(i, &events, warm_n / 10))?;
     compare(
         &mut rows,
         "fuel slices cost, warm call (median ratio)",

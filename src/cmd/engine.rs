@@ -136,6 +136,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let settings = EngineSettings {
         mode: args.mode,
         risk,
+        // Only what the registry admitted may propose (see stratbox_engine::catalog).
+        strategies: stratbox_engine::StrategyCheck::Registry,
         ..EngineSettings::default()
     };
     let engine = Engine::start(store, chain, settings)
@@ -176,6 +178,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("opening the strategy registry")?;
+    // A version is admitted for proposals by the time its uploader is told it was stored.
+    let catalog_engine = engine.clone();
+    registry.on_upload(Arc::new(move || {
+        let engine = catalog_engine.clone();
+        Box::pin(async move {
+            if let Err(e) = engine.refresh_catalog().await {
+                tracing::warn!(error = %e, "re-reading the admitted strategies after an upload");
+            }
+        })
+    }));
     // Operator actions on the engine (kill switch, restoring a halted strategy) take the
     // registry's operator keys.
     let grpc = tokio::spawn(server::serve_grpc_with_access(

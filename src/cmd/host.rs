@@ -18,8 +18,8 @@ use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_host::display::Escaped;
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_pipeline::{
-    BusSeat, EngineLink, HostKey, HostMetrics, HostPlan, LocalStrategy, RegistryLink,
-    RetryPolicy, Rollout, assemble, rollout,
+    BusSeat, EngineLink, HostKey, HostMetrics, HostPlan, LocalStrategy, RegistryLink, RetryPolicy,
+    Rollout, assemble, rollout,
 };
 use tokio::sync::watch;
 
@@ -171,11 +171,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let runtime = HostRuntime::new(HostConfig::default())?;
             let mut strategies = Vec::new();
             for (name, file) in wanted {
-                let bytes =
-                    stratbox_host::runtime::read_capped(&file, runtime.config().max_component_bytes)
-                        .with_context(|| format!("reading {name} from {}", file.display()))?;
+                let bytes = stratbox_host::runtime::read_capped(
+                    &file,
+                    runtime.config().max_component_bytes,
+                )
+                .with_context(|| format!("reading {name} from {}", file.display()))?;
                 strategies.push(LocalStrategy {
-                    config: configs.get(&name).cloned().unwrap_or_else(|| config.clone()),
+                    config: configs
+                        .get(&name)
+                        .cloned()
+                        .unwrap_or_else(|| config.clone()),
                     name,
                     bytes,
                     instances,

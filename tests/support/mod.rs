@@ -191,7 +191,11 @@ impl Proc {
     }
 }
 
-pub async fn wait_for<T>(what: &str, timeout: Duration, mut poll: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut poll: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(t) = poll().await {
@@ -324,7 +328,6 @@ pub fn swing_event(prefix: &str, seq: u64, first_block: u64, pool: &str) -> v1::
         kind: Some(kind),
     }
 }
-
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
