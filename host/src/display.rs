@@ -125,7 +125,11 @@ mod tests {
     fn every_c0_and_c1_control_is_caught() {
         for c in (0u32..0x20).chain(0x7f..0xa0).filter_map(char::from_u32) {
             assert!(needs_escape(c), "U+{:04X}", u32::from(c));
-            assert!(!escape(&c.to_string()).contains(c), "U+{:04X}", u32::from(c));
+            assert!(
+                !escape(&c.to_string()).contains(c),
+                "U+{:04X}",
+                u32::from(c)
+            );
         }
         for c in ['a', ' ', '~', '\u{a0}', 'é', '\u{200d}', '🙂'] {
             assert!(!needs_escape(c), "U+{:04X}", u32::from(c));

@@ -328,7 +328,10 @@ fn fuel_used(runtime: &RuntimeInner, store: &Store<StoreState>, budget: Budget) 
 /// boundary and giving up (dropping the call, which unwinds the guest) once `deadline`
 /// has passed. A panic of a host function serving the call is caught here: it fails
 /// this call, not the thread, the host or the strategies beside it.
-fn drive<T>(call: impl Future<Output = wasmtime::Result<T>>, deadline: Instant) -> Result<T, Stopped> {
+fn drive<T>(
+    call: impl Future<Output = wasmtime::Result<T>>,
+    deadline: Instant,
+) -> Result<T, Stopped> {
     let mut call = std::pin::pin!(call);
     let mut cx = Context::from_waker(Waker::noop());
     loop {
@@ -484,7 +487,10 @@ impl Live {
         if sliced(runtime)
             && let Err(e) = store.fuel_async_yield_interval(Some(runtime.config.fuel_slice))
         {
-            return Err((CallError::Config(e.to_string()), store.into_data().into_history()));
+            return Err((
+                CallError::Config(e.to_string()),
+                store.into_data().into_history(),
+            ));
         }
         let (Some(init), Some(on_event)) = (
             instance.get_func(&mut store, &component.compiled.init),
@@ -636,7 +642,13 @@ impl Live {
         let start = Instant::now();
         let result = {
             let _bounds = lift_bounds(limits).install();
-            run(runtime, &mut self.store, on_event, (event, snapshot), deadline)
+            run(
+                runtime,
+                &mut self.store,
+                on_event,
+                (event, snapshot),
+                deadline,
+            )
         };
         let (result, fuel_used) = self.finish(runtime, budget, result);
         let outcome = match result {

@@ -2,10 +2,10 @@
 //! remembers why it said no, and the host side of `stratbox:strategy/host`.
 
 use crate::capture::{OutputCounters, OutputSink, Stream};
-use crate::display::escape;
-use crate::lift::LogText;
 use crate::clock::EventClock;
+use crate::display::escape;
 use crate::history::{History, clip};
+use crate::lift::LogText;
 use crate::limits::StrategyLimits;
 use crate::random::SeededRng;
 use crate::wit::{self, Event, Level};

@@ -12,7 +12,8 @@ fn hostile(
     mode: &str,
     limits: StrategyLimits,
 ) -> StrategyInstance {
-    let spec = InstanceSpec::new(format!("hostile/{mode}"), hostile_config(mode)).with_limits(limits);
+    let spec =
+        InstanceSpec::new(format!("hostile/{mode}"), hostile_config(mode)).with_limits(limits);
     StrategyInstance::new(component, spec, NoHistory)
 }
 
@@ -25,7 +26,13 @@ fn an_exit_carries_its_code() {
 
     let mut instance = hostile(&component, "exit", StrategyLimits::default());
     let err = instance.call(event, snapshot, "t-exit").expect_err("exit");
-    assert_eq!(err, CallError::Exit { code: HOSTILE_EXIT_CODE }, "{err}");
+    assert_eq!(
+        err,
+        CallError::Exit {
+            code: HOSTILE_EXIT_CODE
+        },
+        "{err}"
+    );
     assert_eq!(err.kind(), "exit");
     assert!(err.to_string().contains("exited with code 3"), "{err}");
     assert!(!instance.is_live(), "an instance that exited is discarded");
@@ -48,7 +55,10 @@ fn a_panic_is_reported_with_its_message() {
     match instance.call(event, snapshot, "t-panic") {
         Err(CallError::Trap(m)) => {
             assert!(m.contains(HOSTILE_PANIC_MESSAGE), "{m}");
-            assert!(m.contains("panicked at strategies/hostile/src/lib.rs:"), "{m}");
+            assert!(
+                m.contains("panicked at strategies/hostile/src/lib.rs:"),
+                "{m}"
+            );
             assert!(m.contains("unreachable"), "{m}");
             assert!(!m.contains("RUST_BACKTRACE"), "{m}");
         }
@@ -90,16 +100,28 @@ fn a_call_stopped_at_its_deadline_reports_the_fuel_it_burned() {
     // The host looks at the clock every 100,000 fuel, and the loop ran until a look
     // found the deadline past: at least one slice. Wasmtime's own count at an epoch
     // interrupt is the fuel of the loop's function entry, a few hundred.
-    assert!(fuel >= 100_000, "a deadline-stopped loop reported {fuel} fuel");
+    assert!(
+        fuel >= 100_000,
+        "a deadline-stopped loop reported {fuel} fuel"
+    );
     assert!(fuel < limits.fuel_per_call);
     assert_eq!(instance.last_call().fuel_used, fuel);
     assert_eq!(instance.stats().fuel_used, fuel);
-    assert_eq!(CallError::Deadline { deadline_ms: 100, fuel_used: fuel }.fuel_used(), Some(fuel));
+    assert_eq!(
+        CallError::Deadline {
+            deadline_ms: 100,
+            fuel_used: fuel
+        }
+        .fuel_used(),
+        Some(fuel)
+    );
 
     // The same in `init`: it is stopped, and the host goes on.
     let mut spin = hostile(&component, "spin-init", limits);
     match spin.start() {
-        Err(CallError::Init(m)) => assert!(m.contains("deadline") && m.contains("fuel used"), "{m}"),
+        Err(CallError::Init(m)) => {
+            assert!(m.contains("deadline") && m.contains("fuel used"), "{m}")
+        }
         other => panic!("spin in init: {other:?}"),
     }
 }

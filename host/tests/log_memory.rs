@@ -62,8 +62,11 @@ fn a_giant_log_message_is_dropped_by_its_length_without_being_copied() {
         deadline_ms: 20_000,
         ..StrategyLimits::default()
     };
-    let spec = InstanceSpec::new("hostile/giant-log", stratbox_strategies::hostile_config("giant-log"))
-        .with_limits(limits);
+    let spec = InstanceSpec::new(
+        "hostile/giant-log",
+        stratbox_strategies::hostile_config("giant-log"),
+    )
+    .with_limits(limits);
     let mut instance = StrategyInstance::new(&component, spec, NoHistory);
     instance.start().expect("starts");
 

@@ -312,7 +312,10 @@ mod tests {
     #[test]
     fn a_strategy_refused_at_start_is_quarantined_until_it_runs() {
         let m = HostMetrics::new();
-        m.rollout(&outcome(OutcomeKind::Start, Err("init failed: trap".into())));
+        m.rollout(&outcome(
+            OutcomeKind::Start,
+            Err("init failed: trap".into()),
+        ));
         let text = m.render();
         for line in [
             r#"stratbox_host_strategy_quarantined{strategy="h"} 1"#,
@@ -322,7 +325,10 @@ mod tests {
         }
         // A refused swap leaves what runs running: no change to the gauge.
         m.rollout(&outcome(OutcomeKind::Swap, Err("init failed: trap".into())));
-        assert!(m.render().contains(r#"stratbox_host_strategy_quarantined{strategy="h"} 1"#));
+        assert!(
+            m.render()
+                .contains(r#"stratbox_host_strategy_quarantined{strategy="h"} 1"#)
+        );
         m.rollout(&outcome(OutcomeKind::Start, Ok(Default::default())));
         let text = m.render();
         assert!(

@@ -428,13 +428,24 @@ async fn local_strategies_start_off_the_async_thread_and_a_failure_stops_only_it
                 &stratbox_strategies::bytes("clamm-maker").unwrap(),
                 stratbox_strategies::clamm_maker_config("{pool}"),
             ),
-            local("printer", &hostile, stratbox_strategies::hostile_config("print-init")),
-            local("panicker", &hostile, stratbox_strategies::hostile_config("panic-init")),
-            local("exiter", &hostile, stratbox_strategies::hostile_config("exit-init")),
+            local(
+                "printer",
+                &hostile,
+                stratbox_strategies::hostile_config("print-init"),
+            ),
+            local(
+                "panicker",
+                &hostile,
+                stratbox_strategies::hostile_config("panic-init"),
+            ),
+            local(
+                "exiter",
+                &hostile,
+                stratbox_strategies::hostile_config("exit-init"),
+            ),
         ])
         .await;
-    let by_name: BTreeMap<&str, &Outcome> =
-        outcomes.iter().map(|o| (o.name.as_str(), o)).collect();
+    let by_name: BTreeMap<&str, &Outcome> = outcomes.iter().map(|o| (o.name.as_str(), o)).collect();
     for name in ["maker", "printer"] {
         let o = by_name[name];
         assert!(o.switched(), "{name}: {:?}", o.result);

@@ -112,8 +112,7 @@ pub const PANIC_MESSAGE: &str = "hostile panics on purpose";
 pub const EXIT_CODE: i32 = 3;
 
 /// `control-reason`'s reason: every kind of control a terminal might act on.
-pub const CONTROL_REASON: &str =
-    "nul\0clear\u{1b}[2Jcsi\u{9b}31mosc\u{1b}]0;pwned\u{7}bidi\u{202e}evil\u{2066}iso\u{2069}del\u{7f}end";
+pub const CONTROL_REASON: &str = "nul\0clear\u{1b}[2Jcsi\u{9b}31mosc\u{1b}]0;pwned\u{7}bidi\u{202e}evil\u{2066}iso\u{2069}del\u{7f}end";
 
 impl Strategy for Hostile {
     fn init(config: &str) -> Result<Self, String> {
@@ -424,7 +423,8 @@ mod tests {
             "exit-init",
             "grow-memory-init",
         ] {
-            let config: Result<Config, _> = serde_json::from_str(&format!(r#"{{"mode":"{name}"}}"#));
+            let config: Result<Config, _> =
+                serde_json::from_str(&format!(r#"{{"mode":"{name}"}}"#));
             assert!(config.is_ok(), "{name} does not parse");
         }
         assert_eq!(
