@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use stratbox::market::anvil::AnvilMarket;
 use stratbox_bus::{Bus, RedisBus, RedisBusConfig, StartId, decode_event};
-use stratbox_market::anvil::AnvilMarket;
 use stratbox_proto::v1::chain_event::Kind;
 
 mod support;
@@ -112,7 +112,7 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
         "host",
         stratbox()
             .current_dir(dir.path())
-            .env("RUST_LOG", "warn,stratbox_pipeline=debug")
+            .env("RUST_LOG", "warn,stratbox_host_service=debug")
             .args(["--log-format", "json", "host"])
             .args(["--engine", &format!("http://{engine_addr}")])
             .args(["--bus", &redis_url(), "--stream", &stream])

@@ -98,7 +98,7 @@ fn check_refuses_malformed_inputs_with_one_line_each() {
 fn backtest_replays_the_sample_and_prints_json() {
     let events = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/host/testdata/random-walk.jsonl"
+        "/host/runtime/testdata/random-walk.jsonl"
     );
     let config = serde_json::json!({
         "pool": "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640",
@@ -173,7 +173,7 @@ fn backtest_replays_the_sample_and_prints_json() {
 fn backtest_reports_errors_by_kind() {
     let events = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/host/testdata/random-walk.jsonl"
+        "/host/runtime/testdata/random-walk.jsonl"
     );
     let out = stratbox(&[
         "backtest",
@@ -223,7 +223,7 @@ fn backtest_refuses_a_bad_event_file_with_its_line() {
 
 const SAMPLE_EVENTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/host/testdata/random-walk.jsonl"
+    "/host/runtime/testdata/random-walk.jsonl"
 );
 
 #[test]

@@ -14,8 +14,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use stratbox::market::anvil::AnvilMarket;
 use stratbox_engine::{Store, TaskState};
-use stratbox_market::anvil::AnvilMarket;
 use stratbox_proto::v1;
 
 mod support;

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use stratbox::market::Walk;
 use stratbox_bus::{Bus, RedisBus, RedisBusConfig};
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox_market::Walk;
-use stratbox_pipeline::{
+use stratbox_host_service::{
     BusSeat, EngineLink, HostPlan, LocalStrategy, RetryPolicy, ServiceStats, assemble,
 };
 use stratbox_proto::v1;

@@ -13,7 +13,7 @@ use alloy_primitives::aliases::U160;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolCall;
 use sqlx::{Connection, Executor};
-use stratbox_contracts::abi::StratboxExecutor;
+use stratbox_evm::abi::StratboxExecutor;
 use stratbox_proto::v1::{self, signer_client::SignerClient};
 use tonic::transport::{Channel, Endpoint};
 

@@ -27,10 +27,10 @@ use ruint::aliases::U512;
 use stratbox_proto::U256;
 use stratbox_sdk::math::{liquidity_amounts, tick_math};
 
-use crate::gates::token0_in_token1;
 use crate::ledger::{Entry, Side, Signed};
 use crate::proposal::{Address, hex_address};
 use crate::simulation::PoolInfo;
+use stratbox_sdk::math::price::token0_in_token1;
 
 /// Milliseconds per trading day (UTC days).
 pub const DAY_MS: i64 = 86_400_000;

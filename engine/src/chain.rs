@@ -355,3 +355,10 @@ mod tests {
         Ok(())
     }
 }
+
+/// Whether the chain the engine follows answers: for a fork, the node answering an RPC.
+pub type ChainProbe = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;

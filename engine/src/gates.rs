@@ -39,7 +39,6 @@ use crate::books::{Book, Marks, Pending, StoredMarks, Valuation};
 use crate::ledger::{Posting, strategy_account};
 use stratbox_risk::{DayResult, ReasonCode, TradeOutcome, account_breach};
 
-use ruint::aliases::U512;
 use stratbox_proto::U256;
 use stratbox_risk::limits::{AccountRisk, AssetExposure, Leg, PostTrade, TradeEffect, TradeRisk};
 use stratbox_risk::{
@@ -47,8 +46,7 @@ use stratbox_risk::{
     PermissionTracker, Rejection, RiskConfig, Transition, evaluate,
 };
 
-use crate::engine::market_key;
-use crate::proposal::{CheckedProposal, TradeAction, hex_address};
+use crate::proposal::{Address, CheckedProposal, TradeAction, hex_address};
 use crate::simulation::PoolInfo;
 use crate::store::KillSwitchRow;
 
@@ -103,24 +101,13 @@ pub struct RiskBook {
     reservations: HashMap<String, (String, Pending)>,
 }
 
-/// 1e18, the oracle's fixed point.
-fn e18() -> U256 {
-    U256::from(1_000_000_000_000_000_000u64)
-}
+/// Price conversions live with the rest of the Uniswap V3 math, in the SDK.
+pub use stratbox_sdk::math::price::{spot_price_e18, token0_in_token1};
 
-fn saturate(v: U512) -> U256 {
-    <U256 as ruint::UintTryFrom<U512>>::uint_try_from(v).unwrap_or(U256::MAX)
-}
-
-/// token0 amount in token1 units at the pool's spot price.
-pub fn token0_in_token1(amount0: U256, sqrt_price_x96: U256) -> U256 {
-    let p = U512::from(sqrt_price_x96);
-    saturate((((U512::from(amount0) * p) >> 96) * p) >> 96)
-}
-
-/// The pool's spot price, token1 per token0 with 18 decimals (the oracle's form).
-pub fn spot_price_e18(sqrt_price_x96: U256) -> U256 {
-    token0_in_token1(e18(), sqrt_price_x96)
+/// The oracle market of a pool: `token0/token1` (lowercase 0x addresses); the feed reports
+/// prices under the same key (base/quote).
+pub fn market_key(base: &Address, quote: &Address) -> String {
+    format!("{}/{}", hex_address(base), hex_address(quote))
 }
 
 impl RiskBook {

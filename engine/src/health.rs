@@ -15,8 +15,6 @@
 //!   (runs the check now: 200 or 503, with each part's result as JSON).
 
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -28,9 +26,7 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the gRPC health status is re-checked.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Whether the chain the engine follows answers: for a fork, the node answering an RPC.
-pub type ChainProbe =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+pub use crate::chain::ChainProbe;
 
 /// One check's result: each part `ok` or the reason it is not.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod books;
 pub mod catalog;
 pub mod chain;
 pub mod engine;
+pub mod follow;
 pub mod fsm;
 pub mod gates;
 pub mod group_commit;

@@ -276,12 +276,3 @@ pub enum RestoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-impl From<RestoreError> for crate::engine::EngineError {
-    fn from(e: RestoreError) -> Self {
-        match e {
-            RestoreError::Refused(r) => crate::engine::EngineError::Permission(r),
-            RestoreError::Store(s) => crate::engine::EngineError::Store(s),
-        }
-    }
-}

@@ -10,10 +10,6 @@ use core::str::FromStr;
 
 pub use ruint::aliases::U256;
 
-/// The most decimal digits a 256-bit value can have (2^256 - 1 has 78); longer input is
-/// refused before any arithmetic so a hostile 16 MiB string costs one length check.
-const MAX_DIGITS: usize = 78;
-
 /// A non-negative amount of raw token units (wei), exactly as the chain stores it.
 ///
 /// The inner type is `ruint::Uint<256, 4>`, the same type `alloy-primitives` calls `U256`,
@@ -21,26 +17,9 @@ const MAX_DIGITS: usize = 78;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Amount(U256);
 
-/// Why a string is not a wire-form amount.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AmountParseError {
-    #[error("amount is empty")]
-    Empty,
-    #[error("amount has a sign ('{sign}'); amounts are unsigned magnitudes")]
-    Sign { sign: char },
-    #[error("amount contains whitespace at byte {index}")]
-    Whitespace { index: usize },
-    #[error("amount has a decimal point at byte {index}; amounts are integers of raw units")]
-    DecimalPoint { index: usize },
-    #[error("amount has an exponent ('{marker}') at byte {index}; write every digit")]
-    Exponent { marker: char, index: usize },
-    #[error("amount has a non-digit {found:?} at byte {index}")]
-    InvalidDigit { found: char, index: usize },
-    #[error("amount has a leading zero; only \"0\" itself may start with 0")]
-    LeadingZero,
-    #[error("amount does not fit in {bits} bits")]
-    Overflow { bits: u32 },
-}
+/// Why a string is not a wire-form amount: the reasons of `stratbox-amount`, the parser
+/// the host and the engine use too.
+pub use stratbox_amount::AmountParseError;
 
 /// A checked operation on amounts left the 256-bit range (or divided by zero).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -53,12 +32,6 @@ pub enum AmountError {
     DivisionByZero,
     #[error("basis points {0} exceed 10000")]
     BpsOutOfRange(u32),
-}
-
-impl From<AmountParseError> for String {
-    fn from(e: AmountParseError) -> Self {
-        e.to_string()
-    }
 }
 
 impl From<AmountError> for String {
@@ -165,42 +138,7 @@ impl FromStr for Amount {
     type Err = AmountParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = s.as_bytes();
-        let Some(&first) = bytes.first() else {
-            return Err(AmountParseError::Empty);
-        };
-        if first == b'+' || first == b'-' {
-            return Err(AmountParseError::Sign {
-                sign: char::from(first),
-            });
-        }
-        for (index, ch) in s.char_indices() {
-            match ch {
-                '0'..='9' => {}
-                c if c.is_whitespace() => return Err(AmountParseError::Whitespace { index }),
-                '.' => return Err(AmountParseError::DecimalPoint { index }),
-                'e' | 'E' => return Err(AmountParseError::Exponent { marker: ch, index }),
-                '+' | '-' => return Err(AmountParseError::Sign { sign: ch }),
-                found => return Err(AmountParseError::InvalidDigit { found, index }),
-            }
-        }
-        if first == b'0' && bytes.len() > 1 {
-            return Err(AmountParseError::LeadingZero);
-        }
-        if bytes.len() > MAX_DIGITS {
-            return Err(AmountParseError::Overflow { bits: 256 });
-        }
-        // Every byte is an ASCII digit and there are at most 78 of them, so this cannot
-        // see an underscore or a radix prefix; the only failure left is overflow.
-        let mut value = U256::ZERO;
-        let ten = U256::from(10u8);
-        for &b in bytes {
-            value = value
-                .checked_mul(ten)
-                .and_then(|v| v.checked_add(U256::from(b - b'0')))
-                .ok_or(AmountParseError::Overflow { bits: 256 })?;
-        }
-        Ok(Amount(value))
+        stratbox_amount::parse_amount(s).map(Amount)
     }
 }
 

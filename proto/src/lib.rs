@@ -22,4 +22,4 @@ mod address;
 mod amount;
 
 pub use address::{AddressError, checksummed, parse_address};
-pub use amount::{AmountError, U256, parse_amount};
+pub use amount::{AmountParseError, U256, parse_amount};

@@ -1,12 +1,12 @@
 //! What a transaction does, decoded by the signer from its calldata, and the policy's
 //! verdict on it.
 //!
-//! Calldata is decoded with the `sol!` bindings of `stratbox_contracts::abi`
+//! Calldata is decoded with the `sol!` bindings of `stratbox_evm::abi`
 //! (`abi_decode_validate`, and re-encoded to check that nothing trails it), never by slicing
 //! bytes, so that an ABI change is a compile error here rather than a silent misreading.
 //!
 //! What leaves the account, per call (the executor pulls from `msg.sender` and pays out to
-//! `msg.sender`, see `contracts/solidity/StratboxExecutor.sol`):
+//! `msg.sender`, see `crates/evm/solidity/StratboxExecutor.sol`):
 //! - `executor.swap`: at most `amountIn` of the input token, to the pool;
 //! - `executor.mint`: at most the token0 and token1 liquidity L costs on [tickLower,
 //!   tickUpper) at the worst price for each (all token0 when the price is at or below the
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolCall;
-use stratbox_contracts::abi::{IERC20, IUniswapV3Pool, StratboxExecutor};
+use stratbox_evm::abi::{IERC20, IUniswapV3Pool, StratboxExecutor};
 use stratbox_sdk::math;
 
 use crate::policy::{Mode, Policy};

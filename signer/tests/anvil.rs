@@ -14,9 +14,9 @@ use alloy::rpc::types::TransactionRequest;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolCall;
 use common::*;
-use stratbox_contracts::abi::IERC20;
-use stratbox_contracts::anvil::Anvil;
-use stratbox_contracts::deploy::{self, DeployConfig};
+use stratbox_evm::abi::IERC20;
+use stratbox_evm::anvil::Anvil;
+use stratbox_evm::deploy::{self, DeployConfig};
 
 fn policy(
     d: &deploy::Deployment,

@@ -147,14 +147,13 @@ both!(destination_off_policy);
 async fn selector_off_policy(b: Backend) {
     let h = Harness::start(b).await;
     // `burn` exists on the executor but the policy allows only swap and mint there.
-    let burn = alloy_sol_types::SolCall::abi_encode(
-        &stratbox_contracts::abi::StratboxExecutor::burnCall {
+    let burn =
+        alloy_sol_types::SolCall::abi_encode(&stratbox_evm::abi::StratboxExecutor::burnCall {
             pool: POOL,
             tickLower: alloy_primitives::aliases::I24::try_from(-60i32).expect("tick"),
             tickUpper: alloy_primitives::aliases::I24::try_from(60i32).expect("tick"),
             liquidity: 1,
-        },
-    );
+        });
     let r = h
         .sign(Tx::call(0, EXECUTOR, burn).request("t-sel", h.account))
         .await;
@@ -168,15 +167,14 @@ async fn selector_off_policy(b: Backend) {
         .await;
     assert_refused(&r, "selector_not_allowed");
     // A pool on no list.
-    let swap_elsewhere = alloy_sol_types::SolCall::abi_encode(
-        &stratbox_contracts::abi::StratboxExecutor::swapCall {
+    let swap_elsewhere =
+        alloy_sol_types::SolCall::abi_encode(&stratbox_evm::abi::StratboxExecutor::swapCall {
             pool: STRANGER,
             zeroForOne: true,
             amountIn: alloy_primitives::U256::from(5u8),
             sqrtPriceLimitX96: alloy_primitives::aliases::U160::ZERO,
             amountOutMinimum: alloy_primitives::U256::ZERO,
-        },
-    );
+        });
     let r = h
         .sign(Tx::call(0, EXECUTOR, swap_elsewhere).request("t-pool", h.account))
         .await;

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use stratbox::market::Walk;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox_market::Walk;
-use stratbox_pipeline::{BusSeat, EngineLink, HostPlan, LocalStrategy, RetryPolicy, assemble};
+use stratbox_host_service::{BusSeat, EngineLink, HostPlan, LocalStrategy, RetryPolicy, assemble};
 use tokio::sync::watch;
 
 #[derive(clap::Args)]

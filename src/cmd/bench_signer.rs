@@ -16,7 +16,7 @@ use alloy_primitives::aliases::{I24, U160};
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolCall;
 use anyhow::Context;
-use stratbox_contracts::abi::StratboxExecutor;
+use stratbox_evm::abi::StratboxExecutor;
 use stratbox_host::backtest::quantile;
 use stratbox_proto::v1;
 use stratbox_signer::keys::{DevKeystore, KdfParams, KeySource};

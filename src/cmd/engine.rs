@@ -8,12 +8,12 @@ use std::time::Duration;
 use anyhow::Context;
 use std::sync::Arc;
 use stratbox_bus::{CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
+use stratbox_engine::follow::ForkFollower;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
 use stratbox_engine::{
     ChainState, Engine, EngineSettings, ExecutionMode, RiskConfig, Store, market_key, server,
 };
 use stratbox_feed::{Checkpoint, Feed, FeedConfig, FileCheckpoint, MemoryCheckpoint, StartBlock};
-use stratbox_market::follow::ForkFollower;
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -272,7 +272,7 @@ async fn follow_chain(
         args.oracle_from_pool,
     ));
     let Some(bus_url) = &args.bus else {
-        let task = stratbox_market::follow::follow_head(
+        let task = stratbox_engine::follow::follow_head(
             url.to_owned(),
             follower,
             args.feed_poll_interval,

@@ -4,7 +4,7 @@
 //! Hosts started with the same `--group` share the stream: each event goes to one host,
 //! and a host that dies leaves its unacknowledged events to the others.
 //!
-//! Its strategies start like a deploy (see `stratbox_pipeline::assemble`): compiled and
+//! Its strategies start like a deploy (see `stratbox_host_service::assemble`): compiled and
 //! `init`-ed on blocking threads, each on its own. One that fails to start is refused,
 //! logged with its reason and counted (`stratbox_host_strategy_quarantined`), and the
 //! host runs the others.
@@ -17,7 +17,7 @@ use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_host::display::Escaped;
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox_pipeline::{
+use stratbox_host_service::{
     BusSeat, EngineLink, HostKey, HostMetrics, HostPlan, LocalStrategy, RegistryLink, RetryPolicy,
     Rollout, assemble, rollout,
 };
@@ -261,7 +261,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 listener.local_addr()?
             );
             let mut rx = stop.clone();
-            Some(tokio::spawn(stratbox_pipeline::metrics::serve(
+            Some(tokio::spawn(stratbox_host_service::metrics::serve(
                 m,
                 listener,
                 async move {

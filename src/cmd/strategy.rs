@@ -243,12 +243,10 @@ fn compile(file: &Path, max_bytes: usize) -> anyhow::Result<()> {
     let bytes = stratbox_host::runtime::read_capped(file, max_bytes)
         .map_err(anyhow::Error::new)
         .with_context(|| format!("{}", file.display()))?;
-    let report = stratbox_registry::admission::compile_component(&bytes, max_bytes).map_err(
-        |e| match e {
-            stratbox_registry::RegistryError::Refused(r) => anyhow!("{r}"),
-            other => anyhow!("{other}"),
-        },
-    )?;
+    let report = stratbox::compile::compile_component(&bytes, max_bytes).map_err(|e| match e {
+        stratbox_registry::RegistryError::Refused(r) => anyhow!("{r}"),
+        other => anyhow!("{other}"),
+    })?;
     println!("{}", json(&report)?);
     Ok(())
 }

@@ -18,15 +18,15 @@ use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, TaskState, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox_pipeline::{
+use stratbox_host_service::{
     BusSeat, EngineLink, Fleet, HostPlan, LocalStrategy, RetryPolicy, ServiceStats, assemble,
 };
 use tokio::sync::watch;
 
+use stratbox::market::Walk;
+use stratbox::market::anvil::AnvilMarket;
+use stratbox_engine::follow::ForkFollower;
 use stratbox_feed::{Feed, FeedConfig, MemoryCheckpoint, StartBlock};
-use stratbox_market::Walk;
-use stratbox_market::anvil::AnvilMarket;
-use stratbox_market::follow::ForkFollower;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -15,6 +15,7 @@
 
 pub mod full_math;
 pub mod liquidity_amounts;
+pub mod price;
 pub mod sqrt_price_math;
 pub mod swap_math;
 pub mod tick_math;

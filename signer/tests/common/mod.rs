@@ -13,7 +13,7 @@ use alloy_primitives::aliases::U160;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolCall;
 use sqlx::Connection;
-use stratbox_contracts::abi::{IERC20, StratboxExecutor};
+use stratbox_evm::abi::{IERC20, StratboxExecutor};
 use stratbox_proto::v1;
 use stratbox_proto::v1::signer_admin_client::SignerAdminClient;
 use stratbox_proto::v1::signer_client::SignerClient;

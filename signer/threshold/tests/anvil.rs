@@ -13,7 +13,7 @@ use alloy::rpc::types::TransactionRequest;
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_primitives::{Address, TxKind, U256};
 use common::{cluster_with_key, init_tracing};
-use stratbox_contracts::anvil::Anvil;
+use stratbox_evm::anvil::Anvil;
 use stratbox_threshold::{KeySource, ThresholdClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +35,7 @@ async fn threshold_signed_eip1559_transaction_is_mined_from_the_derived_address(
         .unwrap()
         .expect("anvil starts (run scripts/setup)");
     let provider = ProviderBuilder::new().connect_http(anvil.endpoint().parse().unwrap());
-    stratbox_contracts::deploy::send_request(
+    stratbox_evm::deploy::send_request(
         &provider,
         TransactionRequest::default()
             .with_from(anvil.accounts()[0])

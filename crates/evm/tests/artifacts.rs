@@ -1,0 +1,125 @@
+//! The embedded bytecode and hand-written bindings agree with the artifacts they come from.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use alloy_primitives::keccak256;
+use alloy_sol_types::SolCall;
+use stratbox_evm::abi::{
+    ERC20PresetMinterPauser, IERC20, IUniswapV3Factory, IUniswapV3Pool, StratboxExecutor,
+};
+use stratbox_evm::bytecode;
+
+/// Selectors of every function in an artifact's ABI JSON.
+fn selectors(abi_json: &str) -> BTreeSet<[u8; 4]> {
+    let abi: serde_json::Value = serde_json::from_str(abi_json).expect("embedded ABI is JSON");
+    abi.as_array()
+        .expect("ABI is an array")
+        .iter()
+        .filter(|item| item["type"] == "function")
+        .map(|item| {
+            let inputs: Vec<String> = item["inputs"]
+                .as_array()
+                .expect("inputs")
+                .iter()
+                .map(|i| i["type"].as_str().expect("type").to_owned())
+                .collect();
+            let signature = format!(
+                "{}({})",
+                item["name"].as_str().expect("name"),
+                inputs.join(",")
+            );
+            let hash = keccak256(signature.as_bytes());
+            [hash[0], hash[1], hash[2], hash[3]]
+        })
+        .collect()
+}
+
+#[test]
+fn bindings_match_the_artifacts_abis() {
+    let pool = selectors(bytecode::POOL_ABI_JSON);
+    for s in [
+        IUniswapV3Pool::slot0Call::SELECTOR,
+        IUniswapV3Pool::liquidityCall::SELECTOR,
+        IUniswapV3Pool::swapCall::SELECTOR,
+        IUniswapV3Pool::mintCall::SELECTOR,
+        IUniswapV3Pool::burnCall::SELECTOR,
+        IUniswapV3Pool::collectCall::SELECTOR,
+        IUniswapV3Pool::positionsCall::SELECTOR,
+        IUniswapV3Pool::ticksCall::SELECTOR,
+        IUniswapV3Pool::initializeCall::SELECTOR,
+        IUniswapV3Pool::tickSpacingCall::SELECTOR,
+    ] {
+        assert!(pool.contains(&s), "pool selector {s:?}");
+    }
+    let factory = selectors(bytecode::FACTORY_ABI_JSON);
+    for s in [
+        IUniswapV3Factory::createPoolCall::SELECTOR,
+        IUniswapV3Factory::getPoolCall::SELECTOR,
+        IUniswapV3Factory::feeAmountTickSpacingCall::SELECTOR,
+    ] {
+        assert!(factory.contains(&s), "factory selector {s:?}");
+    }
+    let erc20 = selectors(bytecode::ERC20_ABI_JSON);
+    for s in [
+        IERC20::balanceOfCall::SELECTOR,
+        IERC20::approveCall::SELECTOR,
+        IERC20::allowanceCall::SELECTOR,
+        IERC20::transferFromCall::SELECTOR,
+        ERC20PresetMinterPauser::mintCall::SELECTOR,
+    ] {
+        assert!(erc20.contains(&s), "erc20 selector {s:?}");
+    }
+    let executor = selectors(bytecode::EXECUTOR_ABI_JSON);
+    for s in [
+        StratboxExecutor::swapCall::SELECTOR,
+        StratboxExecutor::mintCall::SELECTOR,
+        StratboxExecutor::burnCall::SELECTOR,
+        StratboxExecutor::positionsCall::SELECTOR,
+        StratboxExecutor::uniswapV3MintCallbackCall::SELECTOR,
+        StratboxExecutor::uniswapV3SwapCallbackCall::SELECTOR,
+    ] {
+        assert!(executor.contains(&s), "executor selector {s:?}");
+    }
+}
+
+#[test]
+fn pool_init_code_hash_is_mainnets() {
+    // The canonical Uniswap V3 POOL_INIT_CODE_HASH: the npm build is the mainnet build.
+    assert_eq!(
+        bytecode::pool_init_code_hash().to_string(),
+        "0xe34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54"
+    );
+    assert!(bytecode::FACTORY_RUNTIME.len() <= 24_576);
+    assert!(bytecode::POOL_RUNTIME.len() <= 24_576);
+}
+
+/// Recompiles `solidity/StratboxExecutor.sol` with the pinned solcjs and compares with the
+/// committed artifact. Needs node and the npm `solc` package; says so and passes without them.
+#[test]
+fn committed_executor_artifact_matches_a_fresh_compile() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let solc = manifest.join("../../node_modules/solc/package.json");
+    if !solc.is_file() || Command::new("node").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED: node or node_modules/solc not available; cannot recompile the executor"
+        );
+        return;
+    }
+    let output = Command::new("node")
+        .arg(manifest.join("build-executor.js"))
+        .arg("--stdout")
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "compile failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let fresh = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        fresh == bytecode::EXECUTOR_ARTIFACT_JSON,
+        "crates/evm/artifacts/StratboxExecutor.json is stale: run crates/evm/build-executor.sh"
+    );
+}

@@ -1,0 +1,206 @@
+//! Exact simulation of stratbox's actions in revm, over the real Uniswap V3 and ERC-20 bytecode.
+//!
+//! A [`Chain`] is revm state with the contracts deployed: either built here from scratch
+//! ([`Chain::embedded`]) or read lazily from a JSON-RPC node ([`Chain::fork`]). Actions run
+//! through stratbox's executor contract exactly as they would on a chain: [`Chain::simulate`]
+//! on a throw-away overlay, [`Chain::execute`] committed.
+//!
+//! # Thread safety
+//! `Chain` is `Send + Sync + Clone`. [`Chain::simulate`] takes `&self` and writes only to its
+//! own overlay, so any number of threads may simulate at once on an `Arc<Chain>`; mutation
+//! ([`Chain::execute`], [`Chain::fund`], [`Chain::advance_block`]) needs `&mut self`, so an
+//! owner that changes the state does it on a clone and publishes the clone, and nobody waits
+//! on a lock that a simulation holds. All calls are synchronous: from async code run them on
+//! a blocking thread (`spawn_blocking`). A forked chain fetches missing state from its RPC
+//! node by blocking on the Tokio runtime it was created in, so it must never run on that
+//! runtime's worker threads: a worker blocked there may be the one that would have driven
+//! the reply.
+
+mod backend;
+mod chain;
+mod funding;
+mod market;
+mod pool_storage;
+mod revert;
+
+pub use alloy_primitives::{Address, B256, U256};
+pub use backend::BackendError;
+pub use chain::{
+    Chain, DEFAULT_DEPLOYER, DEFAULT_MARKET_MAKER, FORK_RPC_TIMEOUT, SimOptions, TX_GAS_LIMIT,
+};
+pub use funding::Funding;
+pub use stratbox_evm::pool_events::{LiquidityEvent, PoolEvent, SwapEvent};
+
+/// One action, as the strategy world and the engine's proto describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Exact-input swap; less than `amount_in` is spent if the price limit is reached first.
+    Swap {
+        pool: Address,
+        zero_for_one: bool,
+        amount_in: U256,
+        /// `None`: no limit beyond the pool's bounds.
+        sqrt_price_limit_x96: Option<U256>,
+    },
+    /// Liquidity units on [tick_lower, tick_upper), paid by the account.
+    AddLiquidity {
+        pool: Address,
+        tick_lower: i32,
+        tick_upper: i32,
+        liquidity: u128,
+    },
+    /// Removes the account's liquidity; principal and earned fees are paid out.
+    RemoveLiquidity {
+        pool: Address,
+        tick_lower: i32,
+        tick_upper: i32,
+        liquidity: u128,
+    },
+}
+
+impl Action {
+    pub fn pool(&self) -> Address {
+        match *self {
+            Action::Swap { pool, .. }
+            | Action::AddLiquidity { pool, .. }
+            | Action::RemoveLiquidity { pool, .. } => pool,
+        }
+    }
+}
+
+/// What an action did. A revert is an outcome (`success == false`), not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub success: bool,
+    /// Decoded reason of a revert or halt (`"SPL"`, `"ERC20: transfer amount exceeds balance"`,
+    /// `"panic: arithmetic overflow (0x11)"`, `"halt: OutOfGas(..)"`...).
+    pub revert_reason: Option<String>,
+    /// Magnitudes of token0/token1 moved. Swap: one paid in, one received. Add: both paid.
+    /// Remove: principal received (fees are in `fees0`/`fees1`, also received).
+    pub amount0: U256,
+    pub amount1: U256,
+    /// For a swap, token0 was paid in (`zero_for_one`). False for liquidity actions.
+    pub token0_in: bool,
+    /// Fees paid out by a remove, on top of the principal.
+    pub fees0: U256,
+    pub fees1: U256,
+    /// The pool after the action (unchanged by a revert).
+    pub sqrt_price_after: U256,
+    pub tick_after: i32,
+    pub liquidity_after: u128,
+    pub gas_used: u64,
+}
+
+/// A committed action: its outcome and the pool events it emitted, positioned in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    pub outcome: Outcome,
+    pub block_number: u64,
+    pub timestamp: u64,
+    /// Synthetic hash (the embedded chain has no signed transactions): keccak of chain id,
+    /// block, index in block, sender and calldata. Unique per committed action.
+    pub tx_hash: B256,
+    pub tx_index: u32,
+    pub events: Vec<ChainEvent>,
+}
+
+/// One pool event with its block-wide log index. Positions held through the executor carry
+/// the account as owner (see `stratbox_evm::pool_events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainEvent {
+    pub log_index: u32,
+    pub event: PoolEvent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolInfo {
+    pub address: Address,
+    pub token0: Address,
+    pub token1: Address,
+    pub fee: u32,
+    pub tick_spacing: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    pub sqrt_price_x96: U256,
+    pub tick: i32,
+    pub liquidity: u128,
+}
+
+/// A pool the embedded chain creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSpec {
+    /// 500, 3000 or 10000 (tick spacing 10, 60, 200).
+    pub fee: u32,
+    pub sqrt_price_x96: U256,
+    /// Liquidity the market maker provides on `seed_range`; 0 for none.
+    pub seed_liquidity: u128,
+    /// `None`: the full range at the fee's spacing.
+    pub seed_range: Option<(i32, i32)>,
+}
+
+impl Default for PoolSpec {
+    fn default() -> Self {
+        Self {
+            fee: 3000,
+            sqrt_price_x96: stratbox_evm::deploy::PRICE_ONE_X96,
+            seed_liquidity: 1_000_000_000_000_000_000_000_000, // 1e24
+            seed_range: None,
+        }
+    }
+}
+
+/// An account given tokens (and an executor approval) when the chain is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FundedAccount {
+    pub account: Address,
+    pub amount0: U256,
+    pub amount1: U256,
+}
+
+/// The embedded chain: one token pair, one pool per entry of `pools` (distinct fee tiers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedConfig {
+    pub chain_id: u64,
+    pub start_block: u64,
+    pub start_timestamp: u64,
+    /// Seconds per block for [`Chain::next_block`].
+    pub block_time: u64,
+    pub pools: Vec<PoolSpec>,
+    /// Provides every pool's seed liquidity.
+    pub market_maker: Address,
+    pub accounts: Vec<FundedAccount>,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            chain_id: 31337,
+            start_block: 1,
+            start_timestamp: 1_700_000_000,
+            block_time: 12,
+            pools: vec![PoolSpec::default()],
+            market_maker: DEFAULT_MARKET_MAKER,
+            accounts: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("evm error: {0}")]
+    Evm(String),
+    #[error("state backend: {0}")]
+    Backend(#[from] BackendError),
+    #[error("deployment step {step} failed: {detail}")]
+    Deploy { step: String, detail: String },
+    #[error("unknown pool {0}")]
+    UnknownPool(Address),
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("cannot decode {what}: {detail}")]
+    Decode { what: &'static str, detail: String },
+    #[error("rpc: {0}")]
+    Rpc(String),
+}

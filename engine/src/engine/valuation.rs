@@ -1,0 +1,131 @@
+//! What books and positions are worth: token amounts valued in the quote token at the pools'
+//! prices, in exact integer arithmetic.
+
+use super::*;
+use stratbox_sdk::math::price::token0_in_token1_wide;
+
+/// Every pool's price, as the books are valued.
+pub(super) fn marks_of(chain: &ChainState) -> Marks {
+    Marks::new(chain.pool_infos().iter().map(|(a, i)| (a, i)))
+}
+
+pub(super) fn value_positions(
+    chain: &ChainState,
+    pos: &std::collections::BTreeMap<(String, String), Signed>,
+) -> Vec<(String, String, Signed)> {
+    // (strategy, quote) -> (gains, losses)
+    let mut acc: std::collections::BTreeMap<(String, String), (U512, U512)> =
+        std::collections::BTreeMap::new();
+    let mut pools: HashMap<String, Option<PoolInfo>> = HashMap::new();
+    // Which pool prices which token: for a token that is token0 of a pool, the pool's token1
+    // is the quote; a token1 is valued at par in itself.
+    let mut token_pool: HashMap<String, (Address, PoolInfo)> = HashMap::new();
+    for ((account, asset), _) in pos.iter() {
+        if !account.starts_with("venue:") {
+            continue;
+        }
+        if let Some(hexpool) = account.strip_prefix("venue:") {
+            let info = *pools
+                .entry(hexpool.to_owned())
+                .or_insert_with(|| parse_address(hexpool).ok().and_then(|a| chain.pool(&a)));
+            if let (Some(info), Ok(a)) = (info, parse_address(hexpool)) {
+                token_pool.insert(hex_address(&info.token0), (a, info));
+                let _ = asset;
+            }
+        }
+    }
+    for ((account, asset), bal) in pos.iter() {
+        let Some(rest) = account.strip_prefix("strategy:") else {
+            continue;
+        };
+        let strategy = rest.split(':').next().unwrap_or_default().to_owned();
+        let (value, quote): (U512, String) = if let Some(lp) = asset.strip_prefix("lp:") {
+            // lp:<pool>:<lower>:<upper>
+            let parts: Vec<&str> = lp.split(':').collect();
+            let parsed = (|| {
+                let pool = parse_address(parts.first()?).ok()?;
+                let lower: i32 = parts.get(1)?.parse().ok()?;
+                let upper: i32 = parts.get(2)?.parse().ok()?;
+                let liquidity: u128 = bal.magnitude.try_into().ok()?;
+                let info = chain.pool(&pool)?;
+                let o = chain
+                    .simulate(
+                        sim_address("stratbox.valuation"),
+                        &TradeAction::RemoveLiquidity(proposal::Range {
+                            pool,
+                            tick_lower: lower,
+                            tick_upper: upper,
+                            liquidity,
+                        }),
+                        true,
+                    )
+                    .ok()
+                    .filter(|o| o.success)?;
+                Some((
+                    token0_in_token1_wide(o.amount0, info.sqrt_price_x96) + U512::from(o.amount1),
+                    hex_address(&info.token1),
+                ))
+            })();
+            match parsed {
+                Some(v) => v,
+                None => continue,
+            }
+        } else if let Some((_, info)) = token_pool.get(asset) {
+            (
+                token0_in_token1_wide(bal.magnitude, info.sqrt_price_x96),
+                hex_address(&info.token1),
+            )
+        } else {
+            (U512::from(bal.magnitude), asset.clone())
+        };
+        let slot = acc.entry((strategy, quote)).or_default();
+        if bal.negative {
+            slot.1 += value;
+        } else {
+            slot.0 += value;
+        }
+    }
+    acc.into_iter()
+        .filter_map(|((s, q), (g, l))| Signed::from_totals(g, l).map(|v| (s, q, v)))
+        .collect()
+}
+
+impl Engine {
+    pub fn book(&self, strategy: &str, account: &str) -> Option<(Valuation, U256, U256)> {
+        let marks = marks_of(&self.chain());
+        lock(&self.inner.risk).book(strategy, account, &marks)
+    }
+
+    /// Exact positions per (ledger account, asset); `account` empty = all.
+    pub async fn positions(&self, account: &str) -> Result<Vec<v1::Position>, EngineError> {
+        let lines = self
+            .inner
+            .store
+            .lines((!account.is_empty()).then_some(account))
+            .await?;
+        let pos = ledger::positions(&lines).map_err(|e| EngineError::Ledger(e.to_string()))?;
+        Ok(pos
+            .into_iter()
+            .map(|((account, asset), s)| v1::Position {
+                account,
+                asset,
+                balance: Some(v1::SignedAmount {
+                    magnitude: Some(s.magnitude.into()),
+                    negative: s.negative,
+                }),
+            })
+            .collect())
+    }
+
+    /// Shadow PnL per strategy, valued at each pool's current price in its token1: token0
+    /// at the spot price, token1 at par, liquidity positions at what removing them would
+    /// return now (simulated). Returns (strategy, token1 asset, PnL).
+    pub async fn shadow_pnl(&self) -> Result<Vec<(String, String, Signed)>, EngineError> {
+        let lines = self.inner.store.lines(None).await?;
+        let pos = ledger::positions(&lines).map_err(|e| EngineError::Ledger(e.to_string()))?;
+        let chain = self.chain();
+        tokio::task::spawn_blocking(move || Ok(value_positions(&chain, &pos)))
+            .await
+            .map_err(|e| EngineError::Worker(e.to_string()))?
+    }
+}

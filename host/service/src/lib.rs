@@ -1,0 +1,41 @@
+//! The pipeline that joins stratbox's zones: market events from the bus into strategy
+//! instances (Zone A), their proposals over gRPC into the engine (Zone B).
+//!
+//! - [`translate`]: proto `ChainEvent` -> WIT `Event`, validated proposal -> proto `Proposal`.
+//! - [`market`]: pool state, watermark and `host.history` derived from the bus alone.
+//! - [`fleet`]: instances on worker threads; hot swap and scaling between two events.
+//! - [`roster`]: building and starting instances before they join a fleet.
+//! - [`rollout`]: following the registry's desired state: hot swap, scale, state hand-over.
+//! - [`service`]: a host's loop: bus -> fleet -> engine -> acknowledge.
+//! - [`assemble`]: one way to build a host, for the CLI and the tests.
+//! - [`metrics`]: the host's Prometheus metrics.
+//! - [`delivery`]: the engine link that retries without losing or duplicating proposals.
+//! - [`credentials`]: the host's key on every call to the engine and the registry.
+
+pub mod assemble;
+pub mod credentials;
+pub mod delivery;
+pub mod fleet;
+pub mod market;
+pub mod metrics;
+pub mod outcome;
+pub mod rollout;
+pub mod roster;
+pub mod service;
+pub mod translate;
+
+pub use assemble::{AssembleError, Assembled, BusSeat, HostPlan};
+pub use credentials::{HostKey, KeyError};
+pub use delivery::{DeliveryError, EngineLink, RetryPolicy};
+pub use fleet::{
+    Answer, Fleet, FleetError, FleetStats, Identity, Member, RunOutput, Runner, Switch,
+};
+pub use market::{Market, SharedMarketHistory};
+pub use metrics::HostMetrics;
+pub use rollout::{
+    ComponentSource, LocalComponents, LocalStrategy, Outcome, OutcomeKind, RegistryLink, Rollout,
+    RolloutError,
+};
+pub use roster::{Deployment, StartError};
+pub use service::{Handled, HostService, ServiceError, ServiceStats};
+pub use translate::{Envelope, Incoming, TranslateError};
