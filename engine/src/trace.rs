@@ -3,41 +3,30 @@
 //! from the chain event through the host and the engine with one search.
 
 /// The longest trace id kept.
-pub const MAX_TRACE_ID_LEN: usize = 128;
+pub const MAX_TRACE_ID_LEN: usize = stratbox_proto::trace::MAX_LEN;
 
 /// The caller's trace id if it is usable as one, otherwise a fresh random one (so every
 /// request is traceable even from a careless client).
 ///
-/// Usable: 1 to [`MAX_TRACE_ID_LEN`] characters of `A-Z a-z 0-9 . _ : / -`, not all zeros.
-/// That takes W3C trace-context ids (32 hex digits), UUIDs and the host's event ids as they
-/// are. Anything else (spaces, control or non-ASCII characters, which could forge log
-/// lines, or an over-long id) is replaced, and the replacement is logged with what was
-/// given, clipped.
+/// Usable is [`stratbox_proto::trace::is_usable`], the rule the host also applies before it
+/// sends an event's id, so what a host sends is what the engine logs and stores. Anything
+/// else (spaces, control or non-ASCII characters, which could forge log lines, or an
+/// over-long id) is replaced, and the replacement is logged with what was given, clipped.
 pub fn normalize(given: &str) -> String {
-    let valid = !given.is_empty()
-        && given.len() <= MAX_TRACE_ID_LEN
-        && given
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b))
-        && given.bytes().any(|b| b != b'0');
-    if valid {
+    if stratbox_proto::trace::is_usable(given) {
         given.to_owned()
     } else {
+        let fresh = fresh();
         if !given.is_empty() {
-            tracing::debug!(given = %given.escape_debug().take(64).collect::<String>(), "unusable trace id replaced");
+            tracing::debug!(given = %given.escape_debug().take(64).collect::<String>(), trace_id = %fresh, "unusable trace id replaced");
         }
-        fresh()
+        fresh
     }
 }
 
 /// A W3C trace-context trace id: 32 lowercase hex digits, not all zero.
 pub fn fresh() -> String {
-    let bytes: [u8; 16] = rand::random();
-    let mut id = hex::encode(bytes);
-    if id.bytes().all(|b| b == b'0') {
-        id.replace_range(31..32, "1");
-    }
-    id
+    stratbox_proto::trace::new_id()
 }
 
 #[cfg(test)]
@@ -67,6 +56,14 @@ mod tests {
             assert_ne!(n, bad);
             assert_eq!(n.len(), 32);
             assert_eq!(normalize(&n), n);
+        }
+    }
+
+    #[test]
+    fn keeps_what_a_host_derives_for_an_event_without_one() {
+        for event_id in ["31337:1042:3:0xabcdef", "hs:7", "an id\nno rule takes"] {
+            let derived = stratbox_proto::trace::derive(event_id);
+            assert_eq!(normalize(&derived), derived);
         }
     }
 }

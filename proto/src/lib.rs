@@ -20,6 +20,7 @@ pub const SIGNER_DESCRIPTOR_SET: &[u8] =
 
 mod address;
 mod amount;
+pub mod trace;
 
 pub use address::{AddressError, checksummed, parse_address};
 pub use amount::{AmountParseError, U256, parse_amount};

@@ -1,5 +1,6 @@
 use prost::Message;
-use stratbox_proto::v1::ChainEvent;
+use stratbox_proto::trace;
+use stratbox_proto::v1::{ChainEvent, TraceContext};
 
 use crate::{Bus, BusError, Delivery, MessageId};
 
@@ -12,12 +13,32 @@ pub struct EventDelivery {
 }
 
 /// Appends a `ChainEvent`, prost-encoded, to `stream`.
+///
+/// An event without a usable trace id is given a fresh one here, so every event is born
+/// with the id its host's, engine's and signer's log lines and its task rows will carry;
+/// the event's own id is kept when it has one, since its publisher may already have logged it.
 pub async fn publish_event<B: Bus + ?Sized>(
     bus: &B,
     stream: &str,
     event: &ChainEvent,
 ) -> Result<MessageId, BusError> {
-    bus.publish(stream, &event.encode_to_vec()).await
+    let given = event.trace.as_ref().map_or("", |t| t.trace_id.as_str());
+    if trace::is_usable(given) {
+        return bus.publish(stream, &event.encode_to_vec()).await;
+    }
+    let mut stamped = event.clone();
+    let trace_id = trace::new_id();
+    if !given.is_empty() {
+        tracing::warn!(
+            event_id = %event.event_id.escape_debug().take(128).collect::<String>(),
+            given = %given.escape_debug().take(64).collect::<String>(),
+            trace_id = %trace_id,
+            "unusable trace id of a published event replaced"
+        );
+    }
+    let span_id = stamped.trace.take().map(|t| t.span_id).unwrap_or_default();
+    stamped.trace = Some(TraceContext { trace_id, span_id });
+    bus.publish(stream, &stamped.encode_to_vec()).await
 }
 
 /// Decodes a delivery of an event stream. A message that does not decode is a poison message:

@@ -516,7 +516,7 @@ mod suite {
     }
 
     pub async fn chain_events_round_trip<B: Bus>(bus: Arc<B>, s: String) {
-        use stratbox_proto::v1::{BlockInfo, ChainEvent, chain_event::Kind};
+        use stratbox_proto::v1::{BlockInfo, ChainEvent, TraceContext, chain_event::Kind};
         bus.ensure_group(&s, "g", StartId::Beginning).await.unwrap();
         let event = ChainEvent {
             event_id: "31337:5:0:0xabc".into(),
@@ -532,16 +532,39 @@ mod suite {
             })),
         };
         let id = publish_event(bus.as_ref(), &s, &event).await.unwrap();
+        // A publisher's own trace id is kept exactly.
+        let traced = ChainEvent {
+            event_id: "31337:5:1:0xabc".into(),
+            trace: Some(TraceContext {
+                trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+                span_id: "b7ad6b7169203331".into(),
+            }),
+            ..event.clone()
+        };
+        let traced_id = publish_event(bus.as_ref(), &s, &traced).await.unwrap();
         bus.publish(&s, b"\xff\xff not protobuf").await.unwrap();
         let got = bus
             .read_group(&s, "g", "c", 10, Duration::ZERO)
             .await
             .unwrap();
-        let decoded = decode_event(&got[0]).unwrap();
+        assert_eq!(got.len(), 3);
+        // An event published without a trace id is born with one.
+        let mut decoded = decode_event(&got[0]).unwrap();
         assert_eq!(decoded.id, id);
+        let born = decoded
+            .event
+            .trace
+            .take()
+            .expect("a trace context")
+            .trace_id;
+        assert_eq!(born.len(), 32, "{born}");
+        assert!(stratbox_proto::trace::is_usable(&born), "{born}");
         assert_eq!(decoded.event, event);
+        let decoded = decode_event(&got[1]).unwrap();
+        assert_eq!(decoded.id, traced_id);
+        assert_eq!(decoded.event, traced);
         assert!(matches!(
-            decode_event(&got[1]),
+            decode_event(&got[2]),
             Err(BusError::Decode { .. })
         ));
         assert_eq!(CHAIN_EVENTS_STREAM, "stream:chain:events");

@@ -93,12 +93,7 @@ impl BlockLog for alloy::rpc::types::Log {
 /// 32 lowercase hex digits (W3C trace-id), fresh per event so each can be followed through
 /// host, engine and signer logs.
 pub fn new_trace_id() -> String {
-    let mut id = rand::random::<u128>();
-    // All zeros is invalid in W3C trace-context.
-    if id == 0 {
-        id = 1;
-    }
-    format!("{id:032x}")
+    stratbox_proto::trace::new_id()
 }
 
 pub(crate) fn hex_hash(h: &B256) -> String {

@@ -161,12 +161,7 @@ impl<B: Bus + ?Sized> HostService<B> {
                 return Ok(());
             }
         };
-        let trace_id = event
-            .trace
-            .as_ref()
-            .map(|t| t.trace_id.clone())
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| event.event_id.clone());
+        let trace_id = translate::trace_id(&event);
         let span = tracing::info_span!("event", trace_id = %trace_id, event_id = %event.event_id);
         async {
             let incoming = match translate::incoming(&event) {

@@ -110,6 +110,30 @@ impl Fields<'_> {
     }
 }
 
+/// The trace id of everything done for `event`: the id it was published with, exactly,
+/// so the host's, the engine's and the signer's log lines and the task rows all carry the
+/// id the event was born with.
+///
+/// Only an event published without a usable id (by something other than
+/// `stratbox_bus::publish_event`, which stamps one) gets a W3C id derived from its event id:
+/// derived rather than random so that every re-delivery of it is logged under one id, and
+/// by the rule the engine applies, so the engine keeps it instead of replacing it.
+pub fn trace_id(event: &v1::ChainEvent) -> String {
+    let given = event.trace.as_ref().map_or("", |t| t.trace_id.as_str());
+    if stratbox_proto::trace::is_usable(given) {
+        return given.to_owned();
+    }
+    let derived = stratbox_proto::trace::derive(&event.event_id);
+    if !given.is_empty() {
+        tracing::warn!(
+            given = %given.escape_debug().take(64).collect::<String>(),
+            trace_id = %derived,
+            "unusable trace id of an event replaced by one derived from its event id"
+        );
+    }
+    derived
+}
+
 /// Turns a bus event into what strategies are given.
 pub fn incoming(event: &v1::ChainEvent) -> Result<Incoming, TranslateError> {
     let f = Fields {
@@ -217,6 +241,29 @@ pub fn proposal(envelope: &Envelope<'_>, index: u32, p: &ValidatedProposal) -> v
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_published_trace_id_is_the_one_used() {
+        let mut e = swap_event("1000");
+        e.trace = Some(v1::TraceContext {
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            span_id: String::new(),
+        });
+        assert_eq!(trace_id(&e), "0af7651916cd43dd8448eb211c80319c");
+        // Without one (or with one no service takes), the id is derived from the event
+        // id: the same on every re-delivery, and in the W3C form.
+        for given in [None, Some(""), Some("forged\nline")] {
+            e.trace = given.map(|t| v1::TraceContext {
+                trace_id: t.into(),
+                span_id: String::new(),
+            });
+            let id = trace_id(&e);
+            assert_eq!(id, stratbox_proto::trace::derive(&e.event_id));
+            assert_eq!(id.len(), 32);
+            assert!(stratbox_proto::trace::is_usable(&id));
+            assert_ne!(id, e.event_id);
+        }
+    }
 
     fn swap_event(amount_in: &str) -> v1::ChainEvent {
         v1::ChainEvent {
