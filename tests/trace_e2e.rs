@@ -16,8 +16,8 @@ use sqlx::Row;
 use stratbox_bus::{Bus, MemoryBus, StartId, decode_event};
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox_market::Walk;
-use stratbox_pipeline::{
+use stratbox::market::Walk;
+use stratbox_host_service::{
     BusSeat, EngineLink, Handled, HostPlan, LocalStrategy, RetryPolicy, assemble,
 };
 use tokio::sync::{mpsc, watch};
@@ -104,7 +104,7 @@ async fn the_id_born_with_a_chain_event_is_the_id_of_its_logs_and_its_task() {
         .with_current_span(true)
         .with_span_list(true)
         .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "stratbox_pipeline=debug,stratbox_engine=debug",
+            "stratbox_host_service=debug,stratbox_engine=debug",
         ))
         .with_writer(move || writer.clone())
         .try_init()
@@ -286,7 +286,7 @@ async fn the_id_born_with_a_chain_event_is_the_id_of_its_logs_and_its_task() {
             .collect();
         let host_line = of_trace
             .iter()
-            .find(|l| zone(l, "stratbox_pipeline"))
+            .find(|l| zone(l, "stratbox_host_service"))
             .unwrap_or_else(|| panic!("no host line carries {trace} (event {event_id})"));
         let in_event_span = host_line["spans"].as_array().is_some_and(|spans| {
             spans.iter().any(|s| {
@@ -319,7 +319,7 @@ async fn the_id_born_with_a_chain_event_is_the_id_of_its_logs_and_its_task() {
             line["fields"]["message"], "unusable trace id replaced",
             "the engine replaced a trace id: {line}"
         );
-        if (zone(line, "stratbox_pipeline") && in_span(line, "event"))
+        if (zone(line, "stratbox_host_service") && in_span(line, "event"))
             || (zone(line, "stratbox_engine") && in_span(line, "submit"))
         {
             let t = trace_of(line).unwrap_or_default();
