@@ -10,6 +10,7 @@
 //! [`RedisBus`] (Redis Streams, production) and [`MemoryBus`] (in-process, the embedded
 //! default). Delivery is at least once: a consumer may see a message again after a crash or
 //! a dropped connection, so consumers deduplicate on `ChainEvent::event_id`.
+#![warn(missing_docs)]
 
 mod error;
 mod event;

@@ -10,6 +10,7 @@
 //! hand-over of state in a hot swap) and nothing else, and imports nothing but `stratbox:strategy/{host,types}@0.1.x`
 //! (each imported function with its stratbox type) and WASI 0.2 interfaces, which the host
 //! links but grants nothing through.
+#![warn(missing_docs)]
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};

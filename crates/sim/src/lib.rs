@@ -15,6 +15,7 @@
 //! node by blocking on the Tokio runtime it was created in, so it must never run on that
 //! runtime's worker threads: a worker blocked there may be the one that would have driven
 //! the reply.
+#![warn(missing_docs)]
 
 mod backend;
 mod chain;
