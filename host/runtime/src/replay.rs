@@ -77,11 +77,11 @@ pub struct Liquidity {
 pub struct OraclePrice {
     /// Where the update sits.
     pub origin: Origin,
-    /// The oracle, e.g. a feed name.
+    /// Which oracle reported it.
     pub source: String,
-    /// Base asset symbol or address.
+    /// 0x address of the base token.
     pub base: String,
-    /// Quote asset symbol or address.
+    /// 0x address of the quote token.
     pub quote: String,
     /// Price of one base in quote, scaled by 10^18, base-10.
     pub price_e18: String,
