@@ -65,7 +65,6 @@
 //! assert_eq!(verdict.map(|c| c.mode), Ok(ExecutionMode::Shadow));
 //! ```
 #![warn(missing_docs)]
-
 #![deny(clippy::arithmetic_side_effects)]
 
 pub mod amount;
