@@ -81,7 +81,8 @@ pub struct Changes {
     pub marks: Vec<StoredMarks>,
 }
 
-/// The risk state every proposal is gated against: thresholds, kill switch, oracle, per-strategy books and permission levels.
+/// The risk state every proposal is gated against: thresholds, kill switch, oracle, per-strategy
+/// books and permission levels.
 pub struct RiskBook {
     cfg: RiskConfig,
     kill: KillSwitch,

@@ -44,7 +44,8 @@ pub enum BusError {
         detail: String,
     },
 
-    /// A text that is not `<ms>-<seq>` with both parts `u64`, e.g. a corrupt stored resume position.
+    /// A text that is not `<ms>-<seq>` with both parts `u64`, e.g. a corrupt stored resume
+    /// position.
     #[error("invalid stream message id {0:?}")]
     InvalidId(String),
 

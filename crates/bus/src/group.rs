@@ -121,7 +121,8 @@ impl<B: Bus + ?Sized> GroupReader<B> {
             .await
     }
 
-    /// Acknowledges processed messages so they are not claimed again; returns how many were pending.
+    /// Acknowledges processed messages so they are not claimed again; returns how many were
+    /// pending.
     pub async fn ack(&self, ids: &[MessageId]) -> Result<u64, BusError> {
         self.bus.ack(&self.stream, &self.group, ids).await
     }

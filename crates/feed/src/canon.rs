@@ -53,7 +53,8 @@ impl CanonicalChain {
         self.blocks.front().map(|(n, _)| *n)
     }
 
-    /// The remembered hash at `number`; `None` outside the window. Used to find a reorg's common ancestor.
+    /// The remembered hash at `number`; `None` outside the window. Used to find a reorg's common
+    /// ancestor.
     pub fn hash_at(&self, number: u64) -> Option<B256> {
         let oldest = self.oldest()?;
         let offset = usize::try_from(number.checked_sub(oldest)?).ok()?;

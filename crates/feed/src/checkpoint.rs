@@ -24,7 +24,8 @@ pub struct SavedChain {
 pub trait Checkpoint: Send + Sync {
     /// The saved position, `None` on a first start.
     fn load(&self) -> Result<Option<SavedChain>, FeedError>;
-    /// Saves the position durably; called after a block is fully published, so a crash republishes at most that block.
+    /// Saves the position durably; called after a block is fully published, so a crash republishes
+    /// at most that block.
     fn save(&mut self, chain_id: u64, chain: &CanonicalChain) -> Result<(), FeedError>;
 }
 

@@ -48,7 +48,8 @@ pub struct FeedConfig {
 }
 
 impl FeedConfig {
-    /// Defaults: 1 s polls, the standard chain-events stream, start at the head, 100 blocks per poll, 64-block reorg window.
+    /// Defaults: 1 s polls, the standard chain-events stream, start at the head, 100 blocks per
+    /// poll, 64-block reorg window.
     pub fn new(rpc_url: impl Into<String>, pools: Vec<Address>) -> Self {
         FeedConfig {
             rpc_url: rpc_url.into(),

@@ -138,7 +138,8 @@ impl Action {
 pub struct ValidatedProposal {
     /// What to do.
     pub action: Action,
-    /// The token0 magnitude the strategy expects to move (raw units); slippage is measured against it.
+    /// The token0 magnitude the strategy expects to move (raw units); slippage is measured against
+    /// it.
     #[serde(serialize_with = "ser_u256")]
     pub expected_amount0: U256,
     /// As `expected_amount0`, for token1.

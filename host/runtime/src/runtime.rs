@@ -119,7 +119,8 @@ fn engine_config(config: &HostConfig) -> Config {
 }
 
 impl HostRuntime {
-    /// Builds the wasmtime engine and starts its epoch ticker; errors if `config` cannot be honoured (e.g. the pool cannot reserve its slots).
+    /// Builds the wasmtime engine and starts its epoch ticker; errors if `config` cannot be
+    /// honoured (e.g. the pool cannot reserve its slots).
     pub fn new(config: HostConfig) -> Result<Self, LoadError> {
         let engine = Engine::new(&engine_config(&config))
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
