@@ -13,6 +13,7 @@ use stratbox_registry::{Refusal, RegistryError};
 /// embedded setups where the uploader is trusted.
 #[derive(Debug, Clone)]
 pub struct InProcessCompiler {
+    /// Components larger than this many bytes are refused before compiling.
     pub max_bytes: usize,
 }
 

@@ -5,6 +5,7 @@
 //!   swaps on an Anvil node). A demo, so it lives with the command, not in a zone.
 //! - [`compile`]: the registry's compile step done with the host's runtime. The registry
 //!   (Zone B) must not link the host (Zone A); the command, which links both, supplies it.
+#![warn(missing_docs)]
 
 pub mod compile;
 pub mod market;

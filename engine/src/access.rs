@@ -28,7 +28,9 @@ use tonic::metadata::MetadataMap;
 /// What a key is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// A person running the engine and registry (deploys, kill switch, approvals).
     Operator,
+    /// A strategy host: submits proposals and reports rollouts.
     Host,
 }
 
@@ -41,6 +43,7 @@ impl Role {
         }
     }
 
+    /// The inverse of [`Role::as_str`]; `None` for an unknown stored role.
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "operator" => Some(Role::Operator),
@@ -58,6 +61,7 @@ pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<String, Status>> + 
 /// `PERMISSION_DENIED` for a valid key of the other role, `UNAVAILABLE` when the credential
 /// store cannot be read.
 pub trait Access: Send + Sync {
+    /// Authenticates a request for `role`; see the trait's doc for the statuses.
     fn authenticate<'a>(&'a self, metadata: &'a MetadataMap, role: Role) -> AuthFuture<'a>;
 }
 

@@ -45,6 +45,7 @@ pub struct Marks {
 }
 
 impl Marks {
+    /// Marks from the pools' current states; assets of no known pool have no mark.
     pub fn new<'a>(pools: impl IntoIterator<Item = (&'a Address, &'a PoolInfo)>) -> Marks {
         let mut m = Marks::default();
         for (addr, info) in pools {
@@ -59,8 +60,11 @@ impl Marks {
 /// What a book holds, valued.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Valuation {
+    /// Cash plus the marked value of every holding, in raw units of the quote token.
     pub equity: U256,
+    /// Starting capital plus quote-token holdings, raw units.
     pub cash: U256,
+    /// Sum of the absolute values of non-quote holdings, in raw units of the quote token.
     pub gross_exposure: U256,
     /// Absolute value per non-quote asset; liquidity positions are grouped per pool under
     /// `lp:<pool>` (the key the gates use for a liquidity trade).
@@ -146,10 +150,12 @@ impl Pending {
         }
     }
 
+    /// True when nothing is pending.
     pub fn is_empty(&self) -> bool {
         *self == Pending::default()
     }
 
+    /// Adds another pending effect to this one.
     pub fn add(&mut self, o: &Pending) {
         self.equity.add(o.equity);
         self.cash.add(o.cash);
@@ -195,9 +201,11 @@ impl Pending {
 /// with that day's starting equity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BookMarks {
+    /// Highest equity seen: the drawdown reference.
     pub peak_equity: U256,
     /// UTC day number (milliseconds since the epoch / [`DAY_MS`]).
     pub day: i64,
+    /// Equity at the start of `day`: the daily-loss reference.
     pub day_start_equity: U256,
 }
 
@@ -206,18 +214,24 @@ pub struct BookMarks {
 pub struct StoredMarks {
     /// The book's ledger account (`strategy:<strategy>:<account>`).
     pub book: String,
+    /// The strategy trading in the book.
     pub strategy: String,
+    /// Its marks.
     pub marks: BookMarks,
 }
 
 /// One book.
 #[derive(Debug, Clone, Default)]
 pub struct Book {
+    /// The strategy trading in the book.
     pub strategy: String,
     /// Net holdings per asset: debits minus credits on the book's ledger account.
     balances: BTreeMap<String, (U512, U512)>,
+    /// See [`BookMarks::peak_equity`].
     pub peak_equity: U256,
+    /// See [`BookMarks::day`].
     pub day: i64,
+    /// See [`BookMarks::day_start_equity`].
     pub day_start_equity: U256,
     /// Equity just before the book's last fill: that trade is judged won or lost by the
     /// equity just before the next one.
@@ -251,6 +265,7 @@ fn lp_value(asset: &str, liquidity: U256, marks: &Marks) -> Option<(String, U256
 }
 
 impl Book {
+    /// An empty book for `strategy`.
     pub fn new(strategy: &str) -> Book {
         Book {
             strategy: strategy.to_owned(),

@@ -73,6 +73,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// An empty catalog; fill it with `refresh` before proposals are checked against it.
     pub fn new(check: StrategyCheck) -> Catalog {
         Catalog {
             check,
@@ -80,6 +81,7 @@ impl Catalog {
         }
     }
 
+    /// Whether proposals are checked against the registry.
     pub fn check(&self) -> StrategyCheck {
         self.check
     }

@@ -193,14 +193,17 @@ impl ChainState {
         Ok((next, r))
     }
 
+    /// The simulated chain, read-only: every state is immutable once published.
     pub fn chain(&self) -> &Chain {
         &self.chain
     }
 
+    /// The chain's id, as proposals and signatures are bound to.
     pub fn chain_id(&self) -> u64 {
         self.chain.chain_id()
     }
 
+    /// The block simulations run on: the forked block, or the embedded chain's head.
     pub fn block_number(&self) -> u64 {
         self.fork_block.unwrap_or_else(|| self.chain.block_number())
     }
@@ -211,6 +214,7 @@ impl ChainState {
         self.chain.is_fork()
     }
 
+    /// The gas price (wei) simulations are charged at.
     pub fn gas_price(&self) -> U256 {
         U256::from(self.gas_price)
     }

@@ -21,10 +21,22 @@ use stratbox_sdk::math::price::spot_price_e18;
 /// watermark, so proposals on the new block are refused rather than simulated on old state.
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
+    /// Forking the node's state at the block failed (node down, block pruned).
     #[error("forking block {block}: {detail}")]
-    Fork { block: u64, detail: String },
+    Fork {
+        /// The block to follow.
+        block: u64,
+        /// The node or simulator error.
+        detail: String,
+    },
+    /// The node serves another chain than the engine's: a configuration error.
     #[error("the node is chain {node}, the engine simulates chain {engine}")]
-    ChainId { node: u64, engine: u64 },
+    ChainId {
+        /// The node's chain id.
+        node: u64,
+        /// The engine's chain id.
+        engine: u64,
+    },
 }
 
 /// A [`BlockObserver`] that refreshes an engine's fork and watermark.
@@ -38,6 +50,7 @@ pub struct ForkFollower {
     current: tokio::sync::Mutex<Option<(u64, B256)>>,
     /// Forks made, and blocks that could not be followed.
     pub refreshes: AtomicU64,
+    /// See `refreshes`.
     pub failures: AtomicU64,
 }
 

@@ -12,16 +12,27 @@ use stratbox_proto::v1::TaskState as WireState;
 /// A task's state, as stored in `trade_tasks.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskState {
+    /// Created from a submitted proposal; not yet simulated.
     Init,
+    /// Simulated and passed the gates; terminal in shadow mode.
     Simulated,
+    /// Accepted for live execution, waiting to be signed or approved.
     Staged,
+    /// Waiting for an operator's approval (by permission level).
     AwaitingApproval,
+    /// Approved by an operator.
     Approved,
+    /// Signed; from here the transaction may be out in the world, so it can no longer be rejected.
     Signed,
+    /// Sent to the chain.
     Broadcast,
+    /// Mined. Terminal.
     Confirmed,
+    /// Refused by a check or an operator before signing. Terminal.
     Rejected,
+    /// Could not be carried out. Terminal.
     Failed,
+    /// Ran out of time in some state. Terminal.
     Expired,
 }
 
@@ -29,7 +40,9 @@ pub enum TaskState {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("illegal transition {from} -> {to}")]
 pub struct IllegalTransition {
+    /// The task's state.
     pub from: TaskState,
+    /// The state asked for.
     pub to: TaskState,
 }
 
@@ -39,6 +52,7 @@ pub struct IllegalTransition {
 pub struct UnknownState(pub String);
 
 impl TaskState {
+    /// Every state, in [`TaskState::index`] order (for per-state counters).
     pub const ALL: [TaskState; 11] = [
         TaskState::Init,
         TaskState::Simulated,
@@ -53,6 +67,7 @@ impl TaskState {
         TaskState::Expired,
     ];
 
+    /// The stored (and displayed) name, e.g. `AWAITING_APPROVAL`.
     pub const fn as_str(self) -> &'static str {
         match self {
             TaskState::Init => "INIT",
@@ -114,6 +129,7 @@ impl TaskState {
         }
     }
 
+    /// The proto enum value.
     pub const fn to_wire(self) -> WireState {
         match self {
             TaskState::Init => WireState::Init,
@@ -130,6 +146,7 @@ impl TaskState {
         }
     }
 
+    /// From the proto enum; `None` for `UNSPECIFIED`.
     pub const fn from_wire(s: WireState) -> Option<TaskState> {
         Some(match s {
             WireState::Unspecified => return None,
@@ -147,6 +164,7 @@ impl TaskState {
         })
     }
 
+    /// Position in [`TaskState::ALL`], for arrays indexed by state.
     pub const fn index(self) -> usize {
         self as usize
     }

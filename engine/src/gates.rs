@@ -57,8 +57,11 @@ pub struct GateContext<'a> {
     pub watermark: u64,
     /// The simulated chain's block (for logs; the watermark is what gates use).
     pub block: u64,
+    /// Wall clock, ms since the Unix epoch (cooldowns, drawdown windows).
     pub now_ms: i64,
+    /// The mode the proposal asks for; the strategy's permission level may not allow it.
     pub requested: ExecutionMode,
+    /// The proposal's pool, if the engine trades it; `None` is refused as an unknown pool.
     pub pool: Option<&'a PoolInfo>,
     /// Prices every book is valued at.
     pub marks: &'a Marks,
@@ -72,11 +75,14 @@ pub type LevelChanges = Vec<(String, Transition)>;
 pub struct Changes {
     /// Trackers that changed, as they are now, by strategy.
     pub trackers: Vec<(String, PermissionTracker)>,
+    /// Permission level changes, by strategy.
     pub transitions: LevelChanges,
     /// Books' marks that moved, as they are now, by ledger account.
     pub marks: Vec<StoredMarks>,
 }
 
+/// The risk state every proposal is gated against: thresholds, kill switch, oracle, per-strategy
+/// books and permission levels.
 pub struct RiskBook {
     cfg: RiskConfig,
     kill: KillSwitch,
@@ -129,10 +135,12 @@ impl RiskBook {
         }
     }
 
+    /// Sets the network gas price (wei) trades are judged at.
     pub fn set_gas_price(&mut self, wei: U256) {
         self.gas_price_wei = wei;
     }
 
+    /// The gas price set last (wei).
     pub fn gas_price(&self) -> U256 {
         self.gas_price_wei
     }
@@ -336,10 +344,12 @@ impl RiskBook {
         }
     }
 
+    /// The thresholds in force.
     pub fn config(&self) -> &RiskConfig {
         &self.cfg
     }
 
+    /// The kill switch as it is now, in the form the store persists.
     pub fn kill_switch(&self) -> KillSwitchRow {
         KillSwitchRow {
             engaged: self.kill.engaged,
@@ -366,6 +376,7 @@ impl RiskBook {
         }
     }
 
+    /// `strategy`'s permission level; the configured initial level for one never seen.
     pub fn level(&self, strategy: &str) -> PermissionLevel {
         self.permissions
             .get(strategy)
@@ -690,21 +701,31 @@ fn held_effect(
 /// Why a risk configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RiskConfigError {
+    /// The file could not be read.
     #[error("reading {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not valid TOML for the config.
     #[error("parsing {path} as TOML: {source}")]
     Toml {
+        /// The file.
         path: String,
+        /// The parser's error.
         source: toml::de::Error,
     },
+    /// The file is not valid JSON for the config.
     #[error("parsing {path} as JSON: {source}")]
     Json {
+        /// The file.
         path: String,
+        /// The parser's error.
         source: serde_json::Error,
     },
+    /// The values parse but break a rule (e.g. a negative limit, min above max).
     #[error(transparent)]
     Invalid(#[from] stratbox_risk::ConfigError),
 }

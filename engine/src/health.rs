@@ -31,8 +31,11 @@ pub use crate::chain::ChainProbe;
 /// One check's result: each part `ok` or the reason it is not.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Readiness {
+    /// True when every part is `ok`: what `/ready` answers 200 for.
     pub ready: bool,
+    /// `ok`, or why the store is not usable.
     pub store: String,
+    /// `ok`, or why the chain (a fork's node) is not usable.
     pub chain: String,
     /// The engine's watermark when checked.
     pub watermark: u64,

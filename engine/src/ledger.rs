@@ -15,13 +15,17 @@ use stratbox_proto::U256;
 
 use crate::proposal::{Address, hex_address};
 
+/// Which column of the double-entry ledger an entry is in; a balance is debits - credits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Side {
+    /// Adds to the account's balance of the asset.
     Debit,
+    /// Subtracts from it.
     Credit,
 }
 
 impl Side {
+    /// `debit` or `credit`, as stored.
     pub const fn as_str(self) -> &'static str {
         match self {
             Side::Debit => "debit",
@@ -29,6 +33,7 @@ impl Side {
         }
     }
 
+    /// The inverse of [`Side::as_str`]; `None` for anything else (a corrupt row).
     pub fn parse(s: &str) -> Option<Side> {
         match s {
             "debit" => Some(Side::Debit),
@@ -37,6 +42,7 @@ impl Side {
         }
     }
 
+    /// The other side, as a reversal books each entry.
     pub const fn opposite(self) -> Side {
         match self {
             Side::Debit => Side::Credit,
@@ -48,18 +54,26 @@ impl Side {
 /// One line of a posting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// Ledger account, e.g. [`strategy_account`] or [`venue_account`].
     pub account: String,
+    /// Token address or [`lp_asset`].
     pub asset: String,
+    /// Debit or credit.
     pub side: Side,
+    /// Raw units; the side gives the direction.
     pub amount: U256,
 }
 
 /// A balanced set of entries written atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posting {
+    /// Unique id of the posting.
     pub posting_id: String,
+    /// The task that booked it.
     pub task_id: String,
+    /// Why it was booked.
     pub memo: String,
+    /// The posting this one reverses; empty when it reverses nothing.
     pub reverses_posting_id: String,
     entries: Vec<Entry>,
 }
@@ -68,8 +82,11 @@ pub struct Posting {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("posting does not balance in {asset}: debits {debits}, credits {credits}")]
 pub struct Unbalanced {
+    /// The asset that does not balance.
     pub asset: String,
+    /// Its debits, base 10 (or a note of the overflow).
     pub debits: String,
+    /// Its credits, base 10.
     pub credits: String,
 }
 
@@ -78,6 +95,7 @@ pub struct Unbalanced {
 fn wide(v: U256) -> U512 {
     U512::from(v)
 }
+/// A posting of `entries`; refused unless debits equal credits for every asset.
 
 /// Per-asset (debits, credits) of a set of entries; `None` only if 512 bits overflow.
 fn totals<'a>(
@@ -143,6 +161,7 @@ impl Posting {
         }
     }
 
+    /// The entries, which balance per asset (checked at construction).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
@@ -167,7 +186,9 @@ pub fn lp_asset(pool: &Address, tick_lower: i32, tick_upper: i32) -> String {
 /// One leg of a fill seen from the strategy: it gives or receives `amount` of `asset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leg {
+    /// Token address or [`lp_asset`].
     pub asset: String,
+    /// Raw units.
     pub amount: U256,
     /// True when the strategy receives the asset.
     pub to_strategy: bool,
@@ -210,7 +231,9 @@ pub fn fill_posting(
 /// spends what the shadow book never held).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Signed {
+    /// Absolute value.
     pub magnitude: U256,
+    /// True below zero; never true with a zero magnitude from [`Signed::from_totals`].
     pub negative: bool,
 }
 
@@ -229,6 +252,7 @@ impl Signed {
         })
     }
 
+    /// True for zero, whatever the sign flag.
     pub fn is_zero(&self) -> bool {
         self.magnitude.is_zero()
     }
@@ -237,20 +261,36 @@ impl Signed {
 /// A ledger line read back for checking.
 #[derive(Debug, Clone)]
 pub struct StoredLine {
+    /// Its posting.
     pub posting_id: String,
+    /// Ledger account.
     pub account: String,
+    /// Asset.
     pub asset: String,
+    /// Debit or credit.
     pub side: Side,
+    /// Raw units.
     pub amount: U256,
 }
 
 /// What [`check_balanced`] found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerImbalance {
+    /// A stored posting is unbalanced, which construction forbids: the table was edited.
     #[error("posting {posting_id} does not balance in {asset}")]
-    Posting { posting_id: String, asset: String },
+    Posting {
+        /// The posting.
+        posting_id: String,
+        /// The asset it does not balance in.
+        asset: String,
+    },
+    /// The ledger as a whole does not balance in an asset.
     #[error("the ledger does not balance in {asset}")]
-    Total { asset: String },
+    Total {
+        /// The asset.
+        asset: String,
+    },
+    /// A balance does not fit 256 bits.
     #[error("ledger sum overflowed 256 bits")]
     Overflow,
 }

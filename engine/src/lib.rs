@@ -6,6 +6,7 @@
 //! state change on its row in `trade_tasks` ([`fsm`], [`store`]). In shadow mode a trade
 //! ends at SIMULATED and its virtual fill is booked in the double-entry [`ledger`] in the
 //! same database transaction.
+#![warn(missing_docs)]
 
 pub mod access;
 pub mod books;

@@ -23,12 +23,15 @@ type Label = [(&'static str, &'static str); 1];
 /// profile (the histograms above answer "how long", these answer "where", summed).
 #[derive(Debug, Default)]
 pub struct StageTotals {
+    /// Submit batches gated.
     pub batches: AtomicU64,
+    /// Time in the gates, summed.
     pub gates_ns: AtomicU64,
     /// Wall time of a batch's simulation step (waiting for a core included).
     pub sim_wall_ns: AtomicU64,
     /// CPU time of simulation parts, summed over parts running at once.
     pub sim_cpu_ns: AtomicU64,
+    /// Proposals simulated.
     pub simulations: AtomicU64,
     /// Wall time of a batch's storage transaction(s).
     pub store_ns: AtomicU64,
@@ -39,21 +42,25 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl StageTotals {
+    /// Records one batch's gate time.
     pub fn add_gates(&self, d: Duration) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.gates_ns.fetch_add(nanos(d), Ordering::Relaxed);
     }
 
+    /// Records one batch's simulation wall time.
     pub fn add_sim_wall(&self, d: Duration) {
         self.sim_wall_ns.fetch_add(nanos(d), Ordering::Relaxed);
     }
 
+    /// Records `n` simulations that took `d` of CPU together.
     pub fn add_sim_cpu(&self, d: Duration, n: usize) {
         self.sim_cpu_ns.fetch_add(nanos(d), Ordering::Relaxed);
         self.simulations
             .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// Records one batch's storage time.
     pub fn add_store(&self, d: Duration) {
         self.store_ns.fetch_add(nanos(d), Ordering::Relaxed);
     }
@@ -71,23 +78,33 @@ impl StageTotals {
     }
 }
 
+/// The engine's Prometheus metrics (prefix `stratbox_engine`), served on `/metrics`.
 pub struct EngineMetrics {
     registry: Registry,
     /// Every proposal's outcome, `ok` or a reason code.
     pub proposals: Family<Label, Counter>,
     /// Tasks by current state (moves with every transition).
     pub tasks: Family<Label, Gauge>,
+    /// Submits answered with an existing task (idempotency key already taken).
     pub duplicates: Counter,
+    /// Whole submit calls.
     pub submit_seconds: Histogram,
+    /// The risk gates of a batch.
     pub gate_seconds: Histogram,
+    /// Simulating a batch.
     pub sim_seconds: Histogram,
+    /// A batch's storage transaction(s).
     pub store_seconds: Histogram,
+    /// 1 while the kill switch is engaged.
     pub kill_switch: Gauge,
+    /// The block the engine's view of the chain is at.
     pub watermark: Gauge,
+    /// Not exported: for `stratbox bench engine`.
     pub stages: StageTotals,
 }
 
 impl EngineMetrics {
+    /// Registers every metric, zeroed.
     pub fn new() -> Arc<EngineMetrics> {
         let mut registry = Registry::with_prefix("stratbox_engine");
         let proposals = Family::<Label, Counter>::default();
@@ -164,6 +181,7 @@ impl EngineMetrics {
         })
     }
 
+    /// Counts one proposal's outcome: `ok` or its reason code.
     pub fn outcome(&self, code: &'static str) {
         self.proposals.get_or_create(&[("result", code)]).inc();
     }
@@ -184,6 +202,7 @@ impl EngineMetrics {
             .collect()
     }
 
+    /// Moves one task between the per-state gauges; `from` is `None` for a new task.
     pub fn moved(&self, from: Option<TaskState>, to: TaskState) {
         if let Some(from) = from {
             self.tasks.get_or_create(&[("state", from.as_str())]).dec();
@@ -191,6 +210,7 @@ impl EngineMetrics {
         self.tasks.get_or_create(&[("state", to.as_str())]).inc();
     }
 
+    /// Sets a state's gauge outright, e.g. from the store's counts at start.
     pub fn set_count(&self, state: TaskState, n: i64) {
         self.tasks
             .get_or_create(&[("state", state.as_str())])

@@ -40,7 +40,9 @@ pub fn subject(strategy: &str) -> String {
 /// A strategy's permission as operators see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PermissionView {
+    /// The strategy.
     pub strategy: String,
+    /// What it may do now.
     pub level: PermissionLevel,
     /// The hard-limit breach that halted it, while it is halted.
     pub breach: Option<Breach>,
@@ -51,6 +53,7 @@ pub struct PermissionView {
 }
 
 impl PermissionView {
+    /// A snapshot of `strategy`'s tracker.
     pub fn new(strategy: &str, t: &PermissionTracker) -> PermissionView {
         PermissionView {
             strategy: strategy.to_owned(),
@@ -61,6 +64,7 @@ impl PermissionView {
         }
     }
 
+    /// The `Permission` message of the API.
     pub fn to_wire(&self) -> v1::Permission {
         let s = &self.stats;
         v1::Permission {
@@ -271,8 +275,10 @@ impl Durability {
 /// Why a restore did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    /// The tracker refuses (e.g. the strategy is not halted).
     #[error(transparent)]
     Refused(#[from] stratbox_risk::PermissionError),
+    /// The restore could not be persisted, so it was not made.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -11,6 +11,7 @@ use stratbox_proto::{U256, parse_address, parse_amount};
 
 /// Uniswap V3's tick bounds; anything outside cannot be a position.
 pub const MIN_TICK: i32 = -887_272;
+/// Upper tick bound.
 pub const MAX_TICK: i32 = 887_272;
 /// Identifiers longer than this are refused: they only ever come from a broken or hostile
 /// client and would bloat every log line and index.
@@ -22,30 +23,44 @@ pub const MAX_REASON_LEN: usize = 1024;
 /// The longest account name that is not an address.
 pub const MAX_ACCOUNT_LEN: usize = 128;
 
+/// A 20-byte EVM address, parsed from the wire's checked form.
 pub type Address = [u8; 20];
 
 /// A checked trade action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TradeAction {
+    /// Exact-input swap.
     Swap {
+        /// The pool.
         pool: Address,
+        /// True to pay token0 for token1.
         zero_for_one: bool,
+        /// Raw units of the input token; nonzero.
         amount_in: U256,
+        /// `None`: no limit beyond the pool's bounds.
         sqrt_price_limit_x96: Option<U256>,
     },
+    /// Provide liquidity.
     AddLiquidity(Range),
+    /// Withdraw liquidity.
     RemoveLiquidity(Range),
 }
 
+/// Liquidity on `[tick_lower, tick_upper)` of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Range {
+    /// The pool.
     pub pool: Address,
+    /// Lower tick (inclusive), within the tick bounds.
     pub tick_lower: i32,
+    /// Upper tick (exclusive), above `tick_lower`.
     pub tick_upper: i32,
+    /// Liquidity units; nonzero.
     pub liquidity: u128,
 }
 
 impl TradeAction {
+    /// The pool acted on, whatever the kind.
     pub fn pool(&self) -> Address {
         match self {
             TradeAction::Swap { pool, .. } => *pool,
@@ -53,6 +68,7 @@ impl TradeAction {
         }
     }
 
+    /// `swap`, `add_liquidity` or `remove_liquidity`: a stable label for metrics and limits.
     pub fn kind(&self) -> &'static str {
         match self {
             TradeAction::Swap { .. } => "swap",
@@ -65,16 +81,27 @@ impl TradeAction {
 /// A proposal whose every field has been parsed strictly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedProposal {
+    /// The proposing strategy's name.
     pub strategy: String,
+    /// The component version that proposed.
     pub strategy_version: String,
+    /// The proposing instance.
     pub instance_id: String,
+    /// The account traded for.
     pub account: String,
+    /// The chain event that caused it.
     pub event_id: String,
+    /// Position among the instance's answers to the event; part of the idempotency key.
     pub index: u32,
+    /// The block the strategy saw; a proposal ahead of the engine's watermark is refused.
     pub last_sync_block: u64,
+    /// What to do.
     pub action: TradeAction,
+    /// Token0 magnitude the strategy expects (raw units); slippage is measured against it.
     pub expected_amount0: U256,
+    /// As `expected_amount0`, for token1.
     pub expected_amount1: U256,
+    /// Tolerated shortfall against the expected amounts, basis points (at most 10000).
     pub max_slippage_bps: u32,
 }
 
@@ -82,7 +109,9 @@ pub struct CheckedProposal {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
 pub struct BadInput {
+    /// The offending wire field.
     pub field: &'static str,
+    /// What is wrong with it.
     pub problem: String,
 }
 

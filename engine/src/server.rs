@@ -15,21 +15,30 @@ use crate::access::Access;
 use crate::engine::Engine;
 use crate::service::EngineService;
 
+/// Why the engine's servers could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The address is taken or not ours.
     #[error("binding {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// The OS's reason.
         source: std::io::Error,
     },
+    /// The reflection service could not be built from the embedded descriptors.
     #[error("reflection: {0}")]
     Reflection(String),
+    /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The HTTP metrics server failed.
     #[error("metrics server: {0}")]
     Metrics(std::io::Error),
 }
 
+/// Binds `addr` (port 0 for any free port) before serving, so a caller learns the real
+/// address and a bind error is reported at start.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await

@@ -28,6 +28,8 @@ use crate::engine::{Engine, EngineError};
 use crate::fsm::TaskState;
 use crate::trace;
 
+/// The `stratbox.v1.TradingEngine` gRPC service over an [`Engine`]; authenticates each call by
+/// role.
 pub struct EngineService {
     engine: Engine,
     access: Option<Arc<dyn Access>>,

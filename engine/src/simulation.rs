@@ -15,13 +15,19 @@ use crate::proposal::{Address, CheckedProposal, TradeAction};
 /// A pool as the engine values positions against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolInfo {
+    /// The lower-addressed token.
     pub token0: Address,
+    /// The other token: the quote asset positions are valued in.
     pub token1: Address,
     /// Hundredths of a basis point.
     pub fee: u32,
+    /// Positions' ticks must be multiples of it.
     pub tick_spacing: i32,
+    /// Q64.96 sqrt price of token0 in token1.
     pub sqrt_price_x96: U256,
+    /// Current tick.
     pub tick: i32,
+    /// In-range liquidity.
     pub liquidity: u128,
 }
 
@@ -30,20 +36,29 @@ pub struct PoolInfo {
 /// removing, what came out.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SimOutcome {
+    /// False on a revert or halt (see `revert_reason`).
     pub success: bool,
+    /// Decoded revert reason; empty on success.
     pub revert_reason: String,
+    /// Token0 magnitude moved, raw units.
     pub amount0: U256,
+    /// Token1 magnitude moved, raw units.
     pub amount1: U256,
+    /// For a swap, true when token0 went in.
     pub token0_in: bool,
+    /// Gas the transaction used.
     pub gas_used: u64,
     /// What each unit of gas was paid at, wei (the network's price when simulated).
     pub gas_price: U256,
 }
 
+/// Why a proposal could not be simulated at all (a revert is an outcome, not this).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
+    /// The proposal's pool is not on the engine's chain.
     #[error("unknown pool {0}")]
     UnknownPool(String),
+    /// The simulator failed (e.g. a fork's node); the text is its error.
     #[error("simulator: {0}")]
     Backend(String),
 }

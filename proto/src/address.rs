@@ -9,13 +9,16 @@ use sha3::{Digest, Keccak256};
 
 use crate::v1::Address;
 
+/// Why a wire address was refused; the text names the address so a caller can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
+    /// Not `0x` and 40 hex digits; carries the input as given.
     #[error("address {0:?} is not 0x followed by 40 hex digits")]
     Malformed(String),
     #[error(
         "address {given:?} is in mixed case but its EIP-55 checksum is wrong (the checksummed form is {expected})"
     )]
+    /// Mixed case whose EIP-55 checksum fails, most likely a mistyped address.
     Checksum { given: String, expected: String },
 }
 
@@ -83,6 +86,7 @@ fn nibble(b: u8) -> Option<u8> {
 }
 
 impl Address {
+    /// The 20 bytes, accepting all-lower, all-upper or a correct EIP-55 checksum.
     pub fn parse(&self) -> Result<[u8; 20], AddressError> {
         parse_address(&self.value)
     }

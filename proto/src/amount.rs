@@ -6,12 +6,14 @@ use crate::v1::Amount;
 pub use stratbox_amount::{AmountParseError, U256, parse_amount};
 
 impl Amount {
+    /// The one base-10 wire form of `value`.
     pub fn from_u256(value: U256) -> Self {
         Self {
             value: value.to_string(),
         }
     }
 
+    /// Strictly parses the base-10 value (no sign, spaces, or overflow past 2^256 - 1).
     pub fn parse(&self) -> Result<U256, AmountParseError> {
         parse_amount(&self.value)
     }

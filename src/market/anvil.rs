@@ -32,7 +32,9 @@ pub struct AnvilMarket {
     deployment: Deployment,
     trader: Address,
     rng: StdRng,
+    /// Blocks mined so far by [`AnvilMarket::step`], for the `up` summary.
     pub blocks: u64,
+    /// Swaps sent so far, for the `up` summary.
     pub swaps: u64,
 }
 
@@ -77,18 +79,22 @@ impl AnvilMarket {
         self.anvil.endpoint()
     }
 
+    /// The Uniswap V3 pool the walk trades on.
     pub fn pool(&self) -> Address {
         self.deployment.pool
     }
 
+    /// Every contract address deployed at start.
     pub fn deployment(&self) -> &Deployment {
         &self.deployment
     }
 
+    /// An HTTP provider on this Anvil, for callers that read the chain directly.
     pub fn provider(&self) -> &RootProvider<Ethereum> {
         &self.provider
     }
 
+    /// The chain head; errors when Anvil is unreachable.
     pub async fn block_number(&self) -> anyhow::Result<u64> {
         Ok(self.provider.get_block_number().await?)
     }

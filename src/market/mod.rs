@@ -25,10 +25,14 @@ use stratbox_sim::{Address, Executed};
 /// The trader the random walk swaps from; not a strategy's account.
 const WALKER: Address = Address::new([0x5a; 20]);
 
+/// The in-process demo market: a seeded random walk of swaps on the simulator, so a run
+/// with the same seed is replayed identically.
 pub struct Walk {
     rng: StdRng,
     stream: String,
+    /// Blocks stepped so far, for the `up` summary.
     pub blocks: u64,
+    /// Swaps made so far (one per block), for the `up` summary.
     pub swaps: u64,
 }
 

@@ -7,8 +7,11 @@ use crate::{Bus, BusError, Delivery, MessageId};
 /// A `ChainEvent` as one consumer of a group received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventDelivery {
+    /// Acknowledge with this id once the event is processed.
     pub id: MessageId,
+    /// As [`Delivery::delivery_count`]: above 1 it is a redelivery.
     pub delivery_count: u64,
+    /// The decoded event.
     pub event: ChainEvent,
 }
 

@@ -67,6 +67,7 @@ impl<B: Bus + ?Sized> GroupReader<B> {
         })
     }
 
+    /// This reader's consumer name within the group (where its pending messages are recorded).
     pub fn consumer(&self) -> &str {
         &self.consumer
     }
@@ -120,6 +121,8 @@ impl<B: Bus + ?Sized> GroupReader<B> {
             .await
     }
 
+    /// Acknowledges processed messages so they are not claimed again; returns how many were
+    /// pending.
     pub async fn ack(&self, ids: &[MessageId]) -> Result<u64, BusError> {
         self.bus.ack(&self.stream, &self.group, ids).await
     }

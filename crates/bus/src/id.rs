@@ -10,13 +10,17 @@ use crate::BusError;
 /// be stored by consumers as a resume position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct MessageId {
+    /// Milliseconds since the Unix epoch when the message was added.
     pub ms: u64,
+    /// Order within the millisecond.
     pub seq: u64,
 }
 
 impl MessageId {
+    /// Before every real id: a resume position meaning "from the start".
     pub const ZERO: MessageId = MessageId { ms: 0, seq: 0 };
 
+    /// An id from its two parts; no check, any pair is a valid id.
     pub const fn new(ms: u64, seq: u64) -> Self {
         MessageId { ms, seq }
     }

@@ -10,6 +10,7 @@
 //! [`RedisBus`] (Redis Streams, production) and [`MemoryBus`] (in-process, the embedded
 //! default). Delivery is at least once: a consumer may see a message again after a crash or
 //! a dropped connection, so consumers deduplicate on `ChainEvent::event_id`.
+#![warn(missing_docs)]
 
 mod error;
 mod event;
@@ -48,7 +49,9 @@ pub enum StartId {
 /// One message handed to one consumer of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    /// Acknowledge with this id; also a resume position.
     pub id: MessageId,
+    /// The message as published; the bus never inspects it.
     pub payload: Bytes,
     /// How many times the group has handed this message out, this time included; above 1 it
     /// was claimed from a consumer that did not acknowledge it (poison-message detection).
@@ -58,6 +61,7 @@ pub struct Delivery {
 /// What a group has handed out but not had acknowledged yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PendingSummary {
+    /// Pending messages over all consumers.
     pub total: u64,
     /// Consumers with at least one pending message.
     pub per_consumer: BTreeMap<String, u64>,

@@ -61,6 +61,7 @@ fn no_group(stream: &str, group: &str) -> BusError {
 }
 
 impl MemoryBus {
+    /// An empty bus; its streams live as long as this value (and its clones) do.
     pub fn new() -> Self {
         Self::default()
     }

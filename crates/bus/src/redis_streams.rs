@@ -53,7 +53,9 @@ pub struct RedisBusConfig {
     pub retry_for: Duration,
     /// First pause between retries; doubles up to `retry_max_delay`.
     pub retry_initial_delay: Duration,
+    /// The ceiling of the doubling retry pause.
     pub retry_max_delay: Duration,
+    /// How long one connection attempt may take before it counts as a transient failure.
     pub connect_timeout: Duration,
     /// Bounds every non-blocking command; blocking reads use their own connections and are
     /// bounded by their `block` argument instead.
@@ -61,6 +63,7 @@ pub struct RedisBusConfig {
 }
 
 impl RedisBusConfig {
+    /// The defaults for `url` (retry budget, delays, timeouts), meant for production use.
     pub fn new(url: impl Into<String>) -> Self {
         RedisBusConfig {
             url: url.into(),

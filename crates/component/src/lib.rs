@@ -10,6 +10,7 @@
 //! hand-over of state in a hot swap) and nothing else, and imports nothing but `stratbox:strategy/{host,types}@0.1.x`
 //! (each imported function with its stratbox type) and WASI 0.2 interfaces, which the host
 //! links but grants nothing through.
+#![warn(missing_docs)]
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -38,7 +39,9 @@ pub struct CheckReport {
     pub world: String,
     /// Imported interfaces, e.g. `stratbox:strategy/host@0.1.0`, `wasi:cli/stdout@0.2.6`.
     pub imports: Vec<String>,
+    /// Exported functions of the world, e.g. `init`, `on-event` (and `save`/`restore` if stateful).
     pub exports: Vec<String>,
+    /// Length of the file in bytes, as checked against the size limit.
     pub size: usize,
     /// Hex sha256 of the bytes: the component's identity in the host's cache and in
     /// `strategies`.
@@ -48,25 +51,38 @@ pub struct CheckReport {
 /// Why a file is not a stratbox strategy component.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {
+    /// Larger than the configured limit; refused before parsing.
     #[error("file is {size} bytes, over the limit of {limit} bytes")]
-    Oversized { size: usize, limit: usize },
+    Oversized {
+        /// The file's length in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No wasm magic: not a wasm file at all.
     #[error("not WebAssembly: the file does not start with the wasm magic bytes")]
     NotWasm,
+    /// A core module, which lacks the component model's typed world.
     #[error(
         "a core wasm module, not a component: build for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
     )]
     CoreModule,
+    /// The file ends mid-section (an interrupted upload?); the text is the parser's.
     #[error("truncated: {0}")]
     Truncated(String),
+    /// The parser or validator refused it; the text is its reason.
     #[error("malformed component: {0}")]
     Malformed(String),
+    /// A compiled WIT package (types only), not an implementation.
     #[error("a WIT package, not a component")]
     WitPackage,
+    /// A valid component for some other world; the text says what is missing or foreign.
     #[error("not a stratbox strategy: {0}")]
     WrongWorld(String),
 }
 
 impl CheckError {
+    /// A stable snake_case label for metrics and API answers; unlike the message it never changes.
     pub fn kind(&self) -> &'static str {
         match self {
             CheckError::Oversized { .. } => "oversized",

@@ -15,21 +15,44 @@ use alloy_primitives::Address;
 
 use crate::node_modules::{self, ANVIL_IN_NODE_MODULES, NodeModulesError};
 
+/// Why Anvil could not be started; all are setup errors, worth failing a test on.
 #[derive(Debug, thiserror::Error)]
 pub enum AnvilError {
+    /// No Anvil binary: `node_modules` is missing or incomplete.
     #[error(transparent)]
     NodeModules(#[from] NodeModulesError),
+    /// The binary exists but could not be run.
     #[error("cannot start anvil at {path}: {source}")]
     Spawn {
+        /// The binary tried.
         path: PathBuf,
+        /// The OS's reason.
         source: std::io::Error,
     },
+    /// Anvil died during start-up (e.g. the port was taken).
     #[error("anvil exited before answering (status {status}, port {port})")]
-    Exited { status: String, port: u16 },
+    Exited {
+        /// Its exit status, as printed.
+        status: String,
+        /// The port it was given.
+        port: u16,
+    },
+    /// Anvil is running but its RPC never answered; it is killed.
     #[error("anvil did not answer on port {port} within {waited:?}")]
-    Timeout { port: u16, waited: Duration },
+    Timeout {
+        /// The port polled.
+        port: u16,
+        /// How long start-up was given.
+        waited: Duration,
+    },
+    /// The dev accounts Anvil writes at start could not be read.
     #[error("anvil's account file {path} is unreadable: {detail}")]
-    Accounts { path: PathBuf, detail: String },
+    Accounts {
+        /// The account file.
+        path: PathBuf,
+        /// The I/O or parse error.
+        detail: String,
+    },
 }
 
 /// Options for [`Anvil::spawn_with`]. Defaults: automine (a block per transaction), anvil's
@@ -38,6 +61,7 @@ pub enum AnvilError {
 pub struct AnvilOptions {
     /// Mine a block every this many seconds instead of one per transaction.
     pub block_time: Option<u64>,
+    /// Chain id; `None` for Anvil's 31337.
     pub chain_id: Option<u64>,
     /// Extra command-line arguments, passed as they are.
     pub extra_args: Vec<String>,
@@ -205,10 +229,12 @@ impl Anvil {
         format!("ws://127.0.0.1:{}", self.port)
     }
 
+    /// The local port its RPC listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The chain id it runs, as transactions must be signed for.
     pub fn chain_id(&self) -> u64 {
         self.chain_id
     }

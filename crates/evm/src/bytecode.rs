@@ -12,25 +12,33 @@ macro_rules! artifact {
 /// `UniswapV3Factory` creation code (v3-core 1.0.1). The factory deploys pools itself, so the
 /// pool's creation code is inside it.
 pub static FACTORY_INITCODE: &[u8] = artifact!("UniswapV3Factory.initcode.bin");
+/// Its deployed code, for installing it at an address without deploying.
 pub static FACTORY_RUNTIME: &[u8] = artifact!("UniswapV3Factory.runtime.bin");
 /// `UniswapV3Pool` creation code; its hash is what pool addresses are derived from.
 pub static POOL_INITCODE: &[u8] = artifact!("UniswapV3Pool.initcode.bin");
+/// Its deployed code, for installing it at an address without deploying.
 pub static POOL_RUNTIME: &[u8] = artifact!("UniswapV3Pool.runtime.bin");
 /// OpenZeppelin 4.9.6 `ERC20PresetMinterPauser`: constructor(name, symbol), 18 decimals, the
 /// deployer may mint, which is how test accounts get funded on a real node.
 pub static ERC20_INITCODE: &[u8] = artifact!("ERC20PresetMinterPauser.initcode.bin");
+/// Its deployed code, for installing it at an address without deploying.
 pub static ERC20_RUNTIME: &[u8] = artifact!("ERC20PresetMinterPauser.runtime.bin");
 /// stratbox's executor (no constructor arguments).
 pub static EXECUTOR_INITCODE: &[u8] = artifact!("StratboxExecutor.initcode.bin");
+/// Its deployed code, for installing it at an address without deploying.
 pub static EXECUTOR_RUNTIME: &[u8] = artifact!("StratboxExecutor.runtime.bin");
 
+/// The factory's ABI as solc wrote it, for tools that want JSON rather than typed bindings.
 pub static FACTORY_ABI_JSON: &str =
     include_str!(concat!(env!("OUT_DIR"), "/UniswapV3Factory.abi.json"));
+/// The pool's ABI as solc wrote it.
 pub static POOL_ABI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/UniswapV3Pool.abi.json"));
+/// The test token's ABI as solc wrote it.
 pub static ERC20_ABI_JSON: &str = include_str!(concat!(
     env!("OUT_DIR"),
     "/ERC20PresetMinterPauser.abi.json"
 ));
+/// The executor's ABI as solc wrote it.
 pub static EXECUTOR_ABI_JSON: &str =
     include_str!(concat!(env!("OUT_DIR"), "/StratboxExecutor.abi.json"));
 

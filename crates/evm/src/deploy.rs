@@ -21,20 +21,44 @@ use crate::abi::{
 use crate::bytecode;
 use crate::pool_bounds;
 
+/// Why deploying or driving the contracts failed; `step` names the transaction or call.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    /// The node refused or did not answer a request.
     #[error("rpc error during {step}: {detail}")]
-    Rpc { step: &'static str, detail: String },
+    Rpc {
+        /// What was being done, e.g. `create pool`.
+        step: &'static str,
+        /// The transport or node error.
+        detail: String,
+    },
+    /// Mined but reverted: wrong arguments or state, not a node problem.
     #[error("transaction {tx_hash} for {step} reverted")]
-    Reverted { step: &'static str, tx_hash: B256 },
+    Reverted {
+        /// What was being done.
+        step: &'static str,
+        /// The reverted transaction.
+        tx_hash: B256,
+    },
+    /// Sent but never mined within the wait (a node not mining?).
     #[error("no receipt for {step} ({tx_hash}) after {waited:?}")]
     NoReceipt {
+        /// What was being done.
         step: &'static str,
+        /// The pending transaction.
         tx_hash: B256,
+        /// How long the receipt was waited for.
         waited: Duration,
     },
+    /// A call's return data is not what the ABI says.
     #[error("cannot decode the answer to {step}: {detail}")]
-    Decode { step: &'static str, detail: String },
+    Decode {
+        /// What was being done.
+        step: &'static str,
+        /// The decoder's reason.
+        detail: String,
+    },
+    /// A value that the contracts cannot take (a disabled fee tier, out-of-range ticks).
     #[error("invalid deploy config: {0}")]
     Config(String),
 }
@@ -76,11 +100,13 @@ impl Default for DeployConfig {
 }
 
 impl DeployConfig {
+    /// The spacing the factory assigns to `fee`; errors for a fee tier it does not enable.
     pub fn tick_spacing(&self) -> Result<i32, DeployError> {
         pool_bounds::tick_spacing_for_fee(self.fee)
             .ok_or_else(|| DeployError::Config(format!("fee {} is not an enabled tier", self.fee)))
     }
 
+    /// The seed position's `(tick_lower, tick_upper)`, the full range when unset.
     pub fn seed_range(&self) -> Result<(i32, i32), DeployError> {
         let spacing = self.tick_spacing()?;
         Ok(self
@@ -92,13 +118,21 @@ impl DeployConfig {
 /// Where everything landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deployment {
+    /// The account that deployed, holds the seed position and may mint the tokens.
     pub deployer: Address,
+    /// The Uniswap V3 factory.
     pub factory: Address,
+    /// The one pool created.
     pub pool: Address,
+    /// The lower-addressed token, as Uniswap orders them.
     pub token0: Address,
+    /// The higher-addressed token.
     pub token1: Address,
+    /// stratbox's executor: the contract strategies' trades go through.
     pub executor: Address,
+    /// The pool's fee in hundredths of a basis point (3000 = 0.3%).
     pub fee: u32,
+    /// The pool's tick spacing; position bounds must be multiples of it.
     pub tick_spacing: i32,
 }
 
@@ -117,14 +151,17 @@ pub fn erc20_creation(name: &str, symbol: &str) -> Bytes {
     code.into()
 }
 
+/// The factory's creation code (it takes no constructor arguments).
 pub fn factory_creation() -> Bytes {
     Bytes::from_static(bytecode::FACTORY_INITCODE)
 }
 
+/// The executor's creation code (it takes no constructor arguments).
 pub fn executor_creation() -> Bytes {
     Bytes::from_static(bytecode::EXECUTOR_INITCODE)
 }
 
+/// `factory.createPool`; errors if `fee` does not fit uint24.
 pub fn create_pool_calldata(
     token0: Address,
     token1: Address,
@@ -139,6 +176,7 @@ pub fn create_pool_calldata(
     .into())
 }
 
+/// `pool.initialize`, which a new pool needs before any trade; errors past uint160.
 pub fn initialize_calldata(sqrt_price_x96: U256) -> Result<Bytes, DeployError> {
     Ok(IUniswapV3Pool::initializeCall {
         sqrtPriceX96: uint160(sqrt_price_x96)?,
@@ -147,12 +185,14 @@ pub fn initialize_calldata(sqrt_price_x96: U256) -> Result<Bytes, DeployError> {
     .into())
 }
 
+/// `token.mint`, allowed to the token's deployer only.
 pub fn mint_token_calldata(to: Address, amount: U256) -> Bytes {
     ERC20PresetMinterPauser::mintCall { to, amount }
         .abi_encode()
         .into()
 }
 
+/// `token.approve`, needed before the executor can pull an account's tokens.
 pub fn approve_calldata(spender: Address, amount: U256) -> Bytes {
     IERC20::approveCall { spender, amount }.abi_encode().into()
 }
@@ -176,6 +216,7 @@ pub fn executor_swap_calldata(
     .into())
 }
 
+/// `StratboxExecutor.mint`: adds liquidity held by the executor for the sender.
 pub fn executor_mint_calldata(
     pool: Address,
     tick_lower: i32,
@@ -192,6 +233,7 @@ pub fn executor_mint_calldata(
     .into())
 }
 
+/// `StratboxExecutor.burn`: removes the sender's liquidity and returns the tokens.
 pub fn executor_burn_calldata(
     pool: Address,
     tick_lower: i32,
@@ -208,16 +250,19 @@ pub fn executor_burn_calldata(
     .into())
 }
 
+/// `v` as Solidity's uint24, or [`DeployError::Config`] if it does not fit.
 pub fn uint24(v: u32) -> Result<alloy_primitives::aliases::U24, DeployError> {
     alloy_primitives::aliases::U24::try_from(v)
         .map_err(|_| DeployError::Config(format!("{v} does not fit uint24")))
 }
 
+/// `v` as Solidity's int24 (ticks), or [`DeployError::Config`] if it does not fit.
 pub fn int24(v: i32) -> Result<alloy_primitives::aliases::I24, DeployError> {
     alloy_primitives::aliases::I24::try_from(v)
         .map_err(|_| DeployError::Config(format!("{v} does not fit int24")))
 }
 
+/// `v` as Solidity's uint160 (sqrt prices), or [`DeployError::Config`] if it does not fit.
 pub fn uint160(v: U256) -> Result<alloy_primitives::aliases::U160, DeployError> {
     alloy_primitives::aliases::U160::checked_from_limbs_slice(v.as_limbs())
         .ok_or_else(|| DeployError::Config(format!("{v} does not fit uint160")))
@@ -379,6 +424,8 @@ impl Deployment {
         send(provider, from, self.executor, data, "swap").await
     }
 
+    /// Adds `liquidity` on `[tick_lower, tick_upper)` for `from` through the executor; `from`
+    /// must have approved the executor for both tokens.
     pub async fn add_liquidity<P: Provider<Ethereum>>(
         &self,
         provider: &P,
@@ -391,6 +438,7 @@ impl Deployment {
         send(provider, from, self.executor, data, "add liquidity").await
     }
 
+    /// Removes `liquidity` of `from`'s position on `[tick_lower, tick_upper)`.
     pub async fn remove_liquidity<P: Provider<Ethereum>>(
         &self,
         provider: &P,
@@ -403,6 +451,7 @@ impl Deployment {
         send(provider, from, self.executor, data, "remove liquidity").await
     }
 
+    /// `owner`'s balance of `token`, in the token's raw units.
     pub async fn balance_of<P: Provider<Ethereum>>(
         &self,
         provider: &P,

@@ -8,6 +8,7 @@
 //! - [`deploy`]: puts the same contracts on any JSON-RPC node through alloy.
 //!
 //! [`StratboxExecutor`]: abi::StratboxExecutor
+#![warn(missing_docs)]
 
 pub mod abi;
 pub mod anvil;

@@ -3,7 +3,9 @@
 
 use alloy_primitives::{U256, uint};
 
+/// `TickMath.MIN_TICK`: no position may start below it.
 pub const MIN_TICK: i32 = -887_272;
+/// `TickMath.MAX_TICK`: no position may end above it.
 pub const MAX_TICK: i32 = 887_272;
 /// `TickMath.MIN_SQRT_RATIO`, the sqrt price at `MIN_TICK`.
 pub const MIN_SQRT_RATIO: U256 = uint!(4295128739_U256);

@@ -10,17 +10,24 @@ use alloy_sol_types::SolEvent;
 
 use crate::abi::{IUniswapV3Pool, StratboxExecutor};
 
+/// A pool's `Swap` log, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SwapEvent {
+    /// The pool that emitted it.
     pub pool: Address,
+    /// Who called the pool (the executor or a router, not necessarily the trader).
     pub sender: Address,
+    /// Who received the output.
     pub recipient: Address,
     /// Signed pool deltas: positive is paid into the pool.
     pub amount0: I256,
+    /// As `amount0`, for token1.
     pub amount1: I256,
     /// Pool state after the swap.
     pub sqrt_price_x96: U256,
+    /// In-range liquidity after the swap.
     pub liquidity: u128,
+    /// Current tick after the swap.
     pub tick: i32,
 }
 
@@ -30,6 +37,7 @@ impl SwapEvent {
         self.amount0.is_positive()
     }
 
+    /// What the trader paid in, in the input token's raw units.
     pub fn amount_in(&self) -> U256 {
         if self.zero_for_one() {
             self.amount0.unsigned_abs()
@@ -38,6 +46,7 @@ impl SwapEvent {
         }
     }
 
+    /// What the trader received, in the output token's raw units.
     pub fn amount_out(&self) -> U256 {
         if self.zero_for_one() {
             self.amount1.unsigned_abs()
@@ -47,27 +56,38 @@ impl SwapEvent {
     }
 }
 
+/// A pool's `Mint` or `Burn` log, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiquidityEvent {
+    /// The pool that emitted it.
     pub pool: Address,
     /// The position's owner in the pool, or the account behind the executor (see module doc).
     pub owner: Address,
+    /// The position's lower tick (inclusive).
     pub tick_lower: i32,
+    /// The position's upper tick (exclusive).
     pub tick_upper: i32,
+    /// Liquidity added or removed.
     pub liquidity: u128,
     /// Principal moved (fees are not included for a burn).
     pub amount0: U256,
+    /// As `amount0`, for token1.
     pub amount1: U256,
 }
 
+/// Any pool event a feed publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolEvent {
+    /// A trade.
     Swap(SwapEvent),
+    /// Liquidity added.
     Mint(LiquidityEvent),
+    /// Liquidity removed.
     Burn(LiquidityEvent),
 }
 
 impl PoolEvent {
+    /// The emitting pool, whatever the kind.
     pub fn pool(&self) -> Address {
         match self {
             PoolEvent::Swap(e) => e.pool,

@@ -13,6 +13,7 @@ pub struct CanonicalChain {
 }
 
 impl CanonicalChain {
+    /// Remembers at most `capacity` blocks (at least 1): the deepest reorg the feed can resolve.
     pub fn new(capacity: usize) -> Self {
         CanonicalChain {
             blocks: VecDeque::new(),
@@ -37,10 +38,12 @@ impl CanonicalChain {
         Some(chain)
     }
 
+    /// True before the first block, i.e. with no checkpoint to resume from.
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
     }
 
+    /// The last block fully published, `(number, hash)`.
     pub fn head(&self) -> Option<(u64, B256)> {
         self.blocks.back().copied()
     }
@@ -50,6 +53,8 @@ impl CanonicalChain {
         self.blocks.front().map(|(n, _)| *n)
     }
 
+    /// The remembered hash at `number`; `None` outside the window. Used to find a reorg's common
+    /// ancestor.
     pub fn hash_at(&self, number: u64) -> Option<B256> {
         let oldest = self.oldest()?;
         let offset = usize::try_from(number.checked_sub(oldest)?).ok()?;
@@ -77,6 +82,7 @@ impl CanonicalChain {
         }
     }
 
+    /// The remembered blocks, oldest first, as a checkpoint saves them.
     pub fn blocks(&self) -> impl Iterator<Item = (u64, B256)> + '_ {
         self.blocks.iter().copied()
     }

@@ -14,6 +14,7 @@ use crate::error::FeedError;
 /// What a checkpoint holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedChain {
+    /// The chain the blocks belong to; a node on another chain is refused on resume.
     pub chain_id: u64,
     /// Contiguous `(number, hash)`, oldest first; the last is the last block fully published.
     pub blocks: Vec<(u64, B256)>,
@@ -21,7 +22,10 @@ pub struct SavedChain {
 
 /// Persists the feed's position after every block.
 pub trait Checkpoint: Send + Sync {
+    /// The saved position, `None` on a first start.
     fn load(&self) -> Result<Option<SavedChain>, FeedError>;
+    /// Saves the position durably; called after a block is fully published, so a crash republishes
+    /// at most that block.
     fn save(&mut self, chain_id: u64, chain: &CanonicalChain) -> Result<(), FeedError>;
 }
 
@@ -33,6 +37,7 @@ pub struct MemoryCheckpoint {
 }
 
 impl MemoryCheckpoint {
+    /// An empty checkpoint; clones share it.
     pub fn new() -> Self {
         Self::default()
     }
@@ -62,10 +67,12 @@ pub struct FileCheckpoint {
 const HEADER: &str = "stratbox-feed checkpoint v1";
 
 impl FileCheckpoint {
+    /// A checkpoint at `path`; the file is created on the first save.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileCheckpoint { path: path.into() }
     }
 
+    /// Where the checkpoint is kept, for error messages and operators.
     pub fn path(&self) -> &Path {
         &self.path
     }

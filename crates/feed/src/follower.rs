@@ -24,16 +24,22 @@ use crate::normalise::{BlockHeader, POOL_EVENT_TOPICS, events_from_logs, hex_has
 pub enum StartBlock {
     /// The node's head when the feed first polls.
     Latest,
+    /// That block number, e.g. the pool's deployment block to replay its history.
     Number(u64),
 }
 
+/// How a [`Feed`] polls and where it publishes.
 #[derive(Debug, Clone)]
 pub struct FeedConfig {
+    /// The node's JSON-RPC HTTP endpoint.
     pub rpc_url: String,
     /// Pools whose Swap/Mint/Burn logs are published. Empty: blocks only.
     pub pools: Vec<Address>,
+    /// Pause between polls once the feed has caught up with the head.
     pub poll_interval: Duration,
+    /// The bus stream events are published on.
     pub stream: String,
+    /// Used only without a checkpoint; a checkpoint always wins.
     pub start: StartBlock,
     /// Bounds one poll, so a feed far behind still checkpoints and yields regularly.
     pub max_blocks_per_poll: u64,
@@ -42,6 +48,8 @@ pub struct FeedConfig {
 }
 
 impl FeedConfig {
+    /// Defaults: 1 s polls, the standard chain-events stream, start at the head, 100 blocks per
+    /// poll, 64-block reorg window.
     pub fn new(rpc_url: impl Into<String>, pools: Vec<Address>) -> Self {
         FeedConfig {
             rpc_url: rpc_url.into(),
@@ -72,8 +80,11 @@ pub trait BlockObserver: Send + Sync {
 /// What one poll did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PollReport {
+    /// Blocks published (re-published ones after a reorg included).
     pub blocks: u64,
+    /// Pool events published.
     pub events: u64,
+    /// Reorgs detected and rewound.
     pub reorgs: u64,
 }
 
@@ -150,6 +161,7 @@ impl<B: Bus + ?Sized> Feed<B> {
         self
     }
 
+    /// The node's chain id, as read on connect and stamped on every event.
     pub fn chain_id(&self) -> u64 {
         self.chain_id
     }

@@ -5,6 +5,7 @@
 //! and appends them to the bus stream `stream:chain:events`. Every event carries the
 //! watermark `last_sync_block` the engine's Sync Sentinel checks, and a stable `event_id`
 //! consumers deduplicate on, since delivery is at least once.
+#![warn(missing_docs)]
 
 mod canon;
 mod checkpoint;

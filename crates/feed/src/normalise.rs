@@ -50,9 +50,13 @@ pub const POOL_EVENT_TOPICS: [B256; 3] = [
 /// The header fields every event of a block carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockHeader {
+    /// Block number.
     pub number: u64,
+    /// Block hash; consumers detect reorgs by it.
     pub hash: B256,
+    /// Parent block hash, linking the chain for reorg detection.
     pub parent_hash: B256,
+    /// Block timestamp, seconds since the Unix epoch.
     pub timestamp: u64,
     /// EIP-1559 base fee (wei); `None` before London or on chains without one. The engine
     /// judges trades' gas price at it.
@@ -63,10 +67,13 @@ pub struct BlockHeader {
 /// and transaction) and for bare `alloy_primitives::Log`s from an in-process EVM, whose
 /// index is their position in the slice handed to [`events_from_logs`].
 pub trait BlockLog {
+    /// The log itself.
     fn log(&self) -> &Log;
+    /// Position in the block; `None` to use the position in the slice given.
     fn log_index(&self) -> Option<u64> {
         None
     }
+    /// The emitting transaction, if known (in-process logs have none).
     fn tx_hash(&self) -> Option<B256> {
         None
     }

@@ -15,12 +15,21 @@ use revm::database::{AlloyDB, CacheDB};
 use revm::database_interface::{DBErrorMarker, DatabaseRef, async_db::AsyncDb};
 use revm::state::{AccountInfo, Bytecode};
 
+/// Why the state under the EVM could not be read.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
+    /// The forked node did not answer or errored; the simulation cannot go on.
     #[error("fetching {what} from the fork's node: {detail}")]
-    Fork { what: String, detail: String },
+    Fork {
+        /// What was being fetched (account, storage slot, block hash).
+        what: String,
+        /// The RPC error.
+        detail: String,
+    },
+    /// Code asked for by hash that no fetched account had: a bug, not a node problem.
     #[error("code {0} is not known to the fork cache")]
     UnknownCode(B256),
+    /// A thread panicked while holding the cache.
     #[error("fork cache lock poisoned")]
     Poisoned,
 }

@@ -229,10 +229,12 @@ impl Chain {
 
     // --- accessors ----------------------------------------------------------------------
 
+    /// Every pool the chain knows, as created or registered.
     pub fn pools(&self) -> Vec<PoolInfo> {
         self.pools.clone()
     }
 
+    /// Errors with [`SimError::UnknownPool`] for a pool the chain was not told about.
     pub fn pool_info(&self, pool: Address) -> Result<PoolInfo, SimError> {
         self.pools
             .iter()
@@ -241,11 +243,13 @@ impl Chain {
             .ok_or(SimError::UnknownPool(pool))
     }
 
+    /// Read from the pool's storage now; on a fork this may wait on the node.
     pub fn pool_state(&self, pool: Address) -> Result<PoolState, SimError> {
         self.pool_info(pool)?;
         pool_storage::read(&self.db, pool)
     }
 
+    /// The executor contract actions are sent through.
     pub fn executor(&self) -> Address {
         self.executor
     }
@@ -255,22 +259,27 @@ impl Chain {
         matches!(self.db.db, Backend::Fork(_))
     }
 
+    /// The factory the embedded chain deployed; `None` on a fork, which uses the chain's own.
     pub fn factory(&self) -> Option<Address> {
         self.factory
     }
 
+    /// The account that deploys the chain's contracts.
     pub fn deployer(&self) -> Address {
         self.deployer
     }
 
+    /// As configured or read from the forked node.
     pub fn chain_id(&self) -> u64 {
         self.cfg.chain_id
     }
 
+    /// The block the next action is executed in.
     pub fn block_number(&self) -> u64 {
         self.block.number.saturating_to()
     }
 
+    /// That block's timestamp, seconds since the Unix epoch.
     pub fn timestamp(&self) -> u64 {
         self.block.timestamp.saturating_to()
     }
@@ -282,6 +291,7 @@ impl Chain {
         self.sim_gas_price = wei;
     }
 
+    /// The gas price (wei) proposals are simulated at.
     pub fn gas_price(&self) -> u128 {
         self.sim_gas_price
     }
@@ -293,6 +303,7 @@ impl Chain {
         Ok(())
     }
 
+    /// `account`'s ether balance in wei.
     pub fn native_balance(&self, account: Address) -> Result<U256, SimError> {
         Ok(self
             .db
@@ -314,6 +325,7 @@ impl Chain {
         self.advance_block(self.block_time);
     }
 
+    /// `owner`'s balance of ERC-20 `token`, in raw units.
     pub fn balance_of(&self, token: Address, owner: Address) -> Result<U256, SimError> {
         self.call(token, IERC20::balanceOfCall { account: owner })
     }

@@ -15,6 +15,7 @@
 //! node by blocking on the Tokio runtime it was created in, so it must never run on that
 //! runtime's worker threads: a worker blocked there may be the one that would have driven
 //! the reply.
+#![warn(missing_docs)]
 
 mod backend;
 mod chain;
@@ -36,29 +37,41 @@ pub use stratbox_evm::pool_events::{LiquidityEvent, PoolEvent, SwapEvent};
 pub enum Action {
     /// Exact-input swap; less than `amount_in` is spent if the price limit is reached first.
     Swap {
+        /// The pool to trade on.
         pool: Address,
+        /// True to pay token0 and receive token1 (the price goes down).
         zero_for_one: bool,
+        /// Raw units of the input token.
         amount_in: U256,
         /// `None`: no limit beyond the pool's bounds.
         sqrt_price_limit_x96: Option<U256>,
     },
     /// Liquidity units on [tick_lower, tick_upper), paid by the account.
     AddLiquidity {
+        /// The pool.
         pool: Address,
+        /// Lower tick (inclusive), a multiple of the pool's spacing.
         tick_lower: i32,
+        /// Upper tick (exclusive), a multiple of the pool's spacing.
         tick_upper: i32,
+        /// Liquidity units to add.
         liquidity: u128,
     },
     /// Removes the account's liquidity; principal and earned fees are paid out.
     RemoveLiquidity {
+        /// The pool.
         pool: Address,
+        /// Lower tick of the position.
         tick_lower: i32,
+        /// Upper tick of the position.
         tick_upper: i32,
+        /// Liquidity units to remove; at most what the account holds there.
         liquidity: u128,
     },
 }
 
 impl Action {
+    /// The pool the action touches (every action touches exactly one).
     pub fn pool(&self) -> Address {
         match *self {
             Action::Swap { pool, .. }
@@ -71,6 +84,7 @@ impl Action {
 /// What an action did. A revert is an outcome (`success == false`), not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// False when the transaction reverted or halted; see `revert_reason`.
     pub success: bool,
     /// Decoded reason of a revert or halt (`"SPL"`, `"ERC20: transfer amount exceeds balance"`,
     /// `"panic: arithmetic overflow (0x11)"`, `"halt: OutOfGas(..)"`...).
@@ -78,29 +92,39 @@ pub struct Outcome {
     /// Magnitudes of token0/token1 moved. Swap: one paid in, one received. Add: both paid.
     /// Remove: principal received (fees are in `fees0`/`fees1`, also received).
     pub amount0: U256,
+    /// As `amount0`, for token1.
     pub amount1: U256,
     /// For a swap, token0 was paid in (`zero_for_one`). False for liquidity actions.
     pub token0_in: bool,
     /// Fees paid out by a remove, on top of the principal.
     pub fees0: U256,
+    /// As `fees0`, for token1.
     pub fees1: U256,
     /// The pool after the action (unchanged by a revert).
     pub sqrt_price_after: U256,
+    /// The pool's tick after the action.
     pub tick_after: i32,
+    /// The pool's in-range liquidity after the action.
     pub liquidity_after: u128,
+    /// Gas the transaction used, reverted ones included.
     pub gas_used: u64,
 }
 
 /// A committed action: its outcome and the pool events it emitted, positioned in the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Executed {
+    /// What the action did.
     pub outcome: Outcome,
+    /// The block it was committed in.
     pub block_number: u64,
+    /// That block's timestamp (s).
     pub timestamp: u64,
     /// Synthetic hash (the embedded chain has no signed transactions): keccak of chain id,
     /// block, index in block, sender and calldata. Unique per committed action.
     pub tx_hash: B256,
+    /// Position within the block.
     pub tx_index: u32,
+    /// Pool events it emitted, in log order.
     pub events: Vec<ChainEvent>,
 }
 
@@ -108,23 +132,35 @@ pub struct Executed {
 /// the account as owner (see `stratbox_evm::pool_events`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainEvent {
+    /// Index among all logs of the block, as a node numbers them.
     pub log_index: u32,
+    /// The decoded event.
     pub event: PoolEvent,
 }
 
+/// A pool's fixed parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolInfo {
+    /// The pool contract.
     pub address: Address,
+    /// The lower-addressed token.
     pub token0: Address,
+    /// The higher-addressed token.
     pub token1: Address,
+    /// Fee in hundredths of a basis point (3000 = 0.3%).
     pub fee: u32,
+    /// Positions' ticks must be multiples of it.
     pub tick_spacing: i32,
 }
 
+/// A pool's price state, which every swap changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolState {
+    /// Q64.96 sqrt of the price of token0 in token1.
     pub sqrt_price_x96: U256,
+    /// The tick the price is in.
     pub tick: i32,
+    /// Liquidity in range at that tick.
     pub liquidity: u128,
 }
 
@@ -133,6 +169,7 @@ pub struct PoolState {
 pub struct PoolSpec {
     /// 500, 3000 or 10000 (tick spacing 10, 60, 200).
     pub fee: u32,
+    /// Initial Q64.96 sqrt price of token0 in token1.
     pub sqrt_price_x96: U256,
     /// Liquidity the market maker provides on `seed_range`; 0 for none.
     pub seed_liquidity: u128,
@@ -154,22 +191,30 @@ impl Default for PoolSpec {
 /// An account given tokens (and an executor approval) when the chain is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FundedAccount {
+    /// The account funded.
     pub account: Address,
+    /// Raw units of token0 minted to it.
     pub amount0: U256,
+    /// Raw units of token1 minted to it.
     pub amount1: U256,
 }
 
 /// The embedded chain: one token pair, one pool per entry of `pools` (distinct fee tiers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddedConfig {
+    /// Chain id, as the engine and signer expect it.
     pub chain_id: u64,
+    /// Number of the first block.
     pub start_block: u64,
+    /// Timestamp of the first block, seconds since the Unix epoch.
     pub start_timestamp: u64,
     /// Seconds per block for [`Chain::next_block`].
     pub block_time: u64,
+    /// Pools to create, one per fee tier.
     pub pools: Vec<PoolSpec>,
     /// Provides every pool's seed liquidity.
     pub market_maker: Address,
+    /// Accounts funded at start.
     pub accounts: Vec<FundedAccount>,
 }
 
@@ -187,20 +232,38 @@ impl Default for EmbeddedConfig {
     }
 }
 
+/// Why the simulator could not run an action. A revert is not an error (see [`Outcome`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// revm itself failed (not the transaction).
     #[error("evm error: {0}")]
     Evm(String),
+    /// The state could not be read.
     #[error("state backend: {0}")]
     Backend(#[from] BackendError),
+    /// Building the embedded chain failed.
     #[error("deployment step {step} failed: {detail}")]
-    Deploy { step: String, detail: String },
+    Deploy {
+        /// Which contract or call.
+        step: String,
+        /// Why, e.g. a revert reason.
+        detail: String,
+    },
+    /// An action on a pool the chain does not know.
     #[error("unknown pool {0}")]
     UnknownPool(Address),
+    /// An argument the contracts cannot take (e.g. a tick out of int24).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// Contract storage or return data that does not decode.
     #[error("cannot decode {what}: {detail}")]
-    Decode { what: &'static str, detail: String },
+    Decode {
+        /// What was decoded.
+        what: &'static str,
+        /// The decoder's reason.
+        detail: String,
+    },
+    /// A request to the node failed (setting up a fork, reading the chain).
     #[error("rpc: {0}")]
     Rpc(String),
 }

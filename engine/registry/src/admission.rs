@@ -36,8 +36,11 @@ pub trait Compiler: Send + Sync {
 /// its stderr is the reason.
 #[derive(Debug, Clone)]
 pub struct ProcessCompiler {
+    /// The compiler executable (normally this binary, in its compile-only mode).
     pub program: PathBuf,
+    /// Arguments before the component's file name.
     pub args: Vec<OsString>,
+    /// Wall-clock limit; past it the process is killed and the upload refused.
     pub timeout: Duration,
 }
 
@@ -108,6 +111,7 @@ impl Compiler for ProcessCompiler {
 /// A component that passed admission.
 #[derive(Debug, Clone)]
 pub struct Admitted {
+    /// What the check found (world, imports, exports, size, hash).
     pub report: CheckReport,
     /// Exports `save` and `restore` (world `stratbox:strategy@0.1.1`).
     pub stateful: bool,

@@ -27,13 +27,16 @@ use crate::error::RegistryError;
 /// An authenticated operator: the name written to `audit_log` as the actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operator {
+    /// The key's name, as given when it was created.
     pub name: String,
 }
 
 /// A key's holder: its name and the one role the key grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The key's name, unique among keys.
     pub name: String,
+    /// What the key may do; a key has exactly one role.
     pub role: Role,
 }
 
@@ -41,6 +44,7 @@ pub struct Principal {
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// 32 random bytes from the OS; errors only when the OS has no randomness.
     pub fn generate() -> Result<ApiKey, RegistryError> {
         use rand::TryRngCore;
         let mut bytes = [0u8; 32];
@@ -321,7 +325,9 @@ impl stratbox_engine::Access for Keys {
 /// A principal as listed (never its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
+    /// The key's name.
     pub name: String,
+    /// Creation time, ms since the Unix epoch.
     pub created_at_ms: i64,
     /// 0 while the key is valid.
     pub revoked_at_ms: i64,

@@ -5,10 +5,13 @@ use stratbox_component::CheckError;
 /// Why an upload was refused. The text is what the operator sees: one line, actionable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// The file is not a strategy component (see [`CheckError`]).
     #[error("{0}")]
     Check(#[from] CheckError),
+    /// The compiler refused it; the text is the compiler's last stderr line.
     #[error("compile failed: {0}")]
     Compile(String),
+    /// Compiling ran past the limit (a compile bomb?) and was killed.
     #[error("compile did not finish within {0:?} and was stopped")]
     CompileTimeout(std::time::Duration),
 }
@@ -24,24 +27,31 @@ impl Refusal {
     }
 }
 
+/// Why a registry call failed; each variant maps onto one gRPC status code.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// The upload itself is at fault (`INVALID_ARGUMENT`); retrying it will not help.
     #[error("upload refused: {0}")]
     Refused(#[from] Refusal),
+    /// A malformed request, e.g. a bad name or version (`INVALID_ARGUMENT`).
     #[error("{0}")]
     Invalid(String),
+    /// No such strategy, version or deployment (`NOT_FOUND`).
     #[error("{0}")]
     NotFound(String),
     /// A rollback with nothing before the current deployment, and the like.
     #[error("{0}")]
     Precondition(String),
+    /// No key, or a key the registry does not know (`UNAUTHENTICATED`).
     #[error("missing credentials: {0}")]
     Unauthenticated(String),
     /// A valid key of the wrong role.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The database failed; an internal error, not the caller's.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// A stored row does not decode (hand-edited or from a newer schema).
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// The compiler could not be run at all (not the component's fault).

@@ -10,6 +10,7 @@
 //! Storage is the engine's own database ([`store`], tables from
 //! `engine/migrations/*/0002_registry.sql`): the registry is opened on the engine's pool,
 //! so one transaction covers a component, its `strategies` row and its audit row.
+#![warn(missing_docs)]
 
 pub mod admission;
 pub mod auth;

@@ -154,14 +154,17 @@ impl Registry {
         })
     }
 
+    /// As opened with.
     pub fn config(&self) -> &RegistryConfig {
         &self.inner.config
     }
 
+    /// Which database this registry stores in (Postgres or SQLite).
     pub fn backend(&self) -> Backend {
         self.inner.backend
     }
 
+    /// The database pool, shared with the engine's store when they share a database.
     pub fn pool(&self) -> &AnyPool {
         &self.inner.pool
     }
@@ -178,12 +181,12 @@ impl Registry {
         self.inner.keys.check(key, Role::Host).await
     }
 
-    /// The engine's authentication (operators and hosts), by this registry's keys.
     /// Sets what runs after every admitted upload (once; a second hook is ignored).
     pub fn on_upload(&self, hook: UploadHook) {
         let _ = self.inner.on_upload.set(hook);
     }
 
+    /// The engine's authentication (operators and hosts), by this registry's keys.
     pub fn access(&self) -> Arc<dyn stratbox_engine::Access> {
         self.inner.keys.clone()
     }

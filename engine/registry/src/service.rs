@@ -26,11 +26,13 @@ use crate::registry::{Registry, parse_version};
 /// tonic's generic "message too large".
 const MESSAGE_SLACK: usize = 1 << 20;
 
+/// The `stratbox.v1.Registry` gRPC service: authenticates each call, then calls [`Registry`].
 pub struct RegistryService {
     registry: Registry,
 }
 
 impl RegistryService {
+    /// Serves `registry`; clones of it share its state.
     pub fn new(registry: Registry) -> Self {
         RegistryService { registry }
     }

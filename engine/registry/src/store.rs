@@ -12,15 +12,23 @@ use crate::error::RegistryError;
 
 /// One `audit_log` row.
 pub struct AuditRow<'a> {
+    /// Operator or host name, or `system`.
     pub actor: &'a str,
+    /// What was done, e.g. `upload`, `deploy`, `rollback`.
     pub action: &'a str,
+    /// What it was done to, e.g. `name@version`.
     pub subject: &'a str,
+    /// State before; empty when not a state change.
     pub from_state: &'a str,
+    /// State after; empty when not a state change.
     pub to_state: &'a str,
+    /// Free text, e.g. a refusal's reason; never a secret.
     pub detail: &'a str,
+    /// The request's trace id, to join logs and audit.
     pub trace_id: &'a str,
 }
 
+/// Appends `row` at `now` (ms); call inside the transaction of the change it records.
 pub async fn audit(
     conn: &mut AnyConnection,
     row: &AuditRow<'_>,
@@ -194,6 +202,7 @@ pub async fn insert_version(
     Ok(next)
 }
 
+/// A stored component's bytes by hex sha256; `None` if no such component.
 pub async fn component(
     conn: &mut AnyConnection,
     sha256: &str,
@@ -208,6 +217,7 @@ pub async fn component(
 /// A `deployments` row: the wire's `Deployment` plus what rollback needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentRow {
+    /// The deployment as the wire carries it.
     pub deployment: v1::Deployment,
     /// deploy, scale or rollback.
     pub action: String,
@@ -250,6 +260,7 @@ pub async fn deployment_history(
     .collect()
 }
 
+/// The newest deployment of `name`; `None` if it was never deployed.
 pub async fn current_deployment(
     conn: &mut AnyConnection,
     name: &str,
@@ -265,6 +276,7 @@ pub async fn current_deployment(
     .transpose()
 }
 
+/// The deployment made at `revision`, for rollback.
 pub async fn deployment_at(
     conn: &mut AnyConnection,
     revision: u64,
@@ -304,6 +316,7 @@ pub async fn deployment_set(conn: &mut AnyConnection) -> Result<v1::DeploymentSe
     })
 }
 
+/// The highest deployment revision, 0 on an empty registry; hosts resume watching from it.
 pub async fn newest_revision(conn: &mut AnyConnection) -> Result<u64, RegistryError> {
     let row = sqlx::query("SELECT COALESCE(MAX(revision), 0) AS newest FROM deployments")
         .fetch_one(conn)
@@ -364,6 +377,7 @@ pub async fn put_rollout(
     Ok(())
 }
 
+/// The last rollout report of each host for `name`, by host.
 pub async fn rollouts(
     conn: &mut AnyConnection,
     name: &str,
@@ -396,16 +410,25 @@ pub async fn rollouts(
 /// One audit row as read back (for tests and `show`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// When, ms since the Unix epoch.
     pub at_ms: i64,
+    /// As [`AuditRow::actor`].
     pub actor: String,
+    /// As [`AuditRow::action`].
     pub action: String,
+    /// As [`AuditRow::subject`].
     pub subject: String,
+    /// As [`AuditRow::from_state`].
     pub from_state: String,
+    /// As [`AuditRow::to_state`].
     pub to_state: String,
+    /// As [`AuditRow::detail`].
     pub detail: String,
+    /// As [`AuditRow::trace_id`].
     pub trace_id: String,
 }
 
+/// Audit rows about `subject`, oldest first.
 pub async fn audit_entries(
     conn: &mut AnyConnection,
     subject: &str,

@@ -53,14 +53,19 @@ use recovery::load_books;
 pub use recovery::{EXPIRED_ON_RECOVERY, Recovery};
 use valuation::*;
 
+/// Why an engine call failed (a refused proposal is not an error: it is a REJECTED task).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The database failed; the call may be retried.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The simulation thread died or answered nothing.
     #[error("simulation worker: {0}")]
     Worker(String),
+    /// A booking that does not balance: a bug, nothing was written.
     #[error("ledger: {0}")]
     Ledger(String),
+    /// A malformed request argument, or one naming nothing (e.g. an unknown posting).
     #[error("invalid argument: {0}")]
     Invalid(String),
     /// A permission change the strategy's tracker refuses (e.g. restoring one not halted).
@@ -68,10 +73,14 @@ pub enum EngineError {
     Permission(#[from] stratbox_risk::PermissionError),
 }
 
+/// How an engine is started.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
+    /// The most a task may go (shadow: simulate only).
     pub mode: ExecutionMode,
+    /// Risk thresholds the gates apply.
     pub risk: RiskConfig,
+    /// What to do with tasks a crash left in INIT.
     pub recovery: Recovery,
     /// The engine's starting watermark; `None` = the chain's current block.
     pub watermark: Option<u64>,
@@ -252,18 +261,22 @@ impl Engine {
         Ok(self.inner.catalog.refresh(&self.inner.store).await?)
     }
 
+    /// The engine's store, e.g. for a registry sharing its database.
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
 
+    /// The engine's metrics, for the `/metrics` endpoint.
     pub fn metrics(&self) -> &Arc<EngineMetrics> {
         &self.inner.metrics
     }
 
+    /// The execution mode it was started in.
     pub fn mode(&self) -> ExecutionMode {
         self.inner.mode
     }
 
+    /// The chain it simulates and would trade on.
     pub fn chain_id(&self) -> u64 {
         self.inner.chain_id
     }
@@ -278,6 +291,7 @@ impl Engine {
         *lock(&self.inner.chain_probe) = Some(probe);
     }
 
+    /// The probe readiness uses; `None` for an embedded chain, which is always there.
     pub fn chain_probe(&self) -> Option<ChainProbe> {
         lock(&self.inner.chain_probe).clone()
     }
@@ -308,6 +322,7 @@ impl Engine {
         Ok(r)
     }
 
+    /// The last block the engine has fully seen; proposals from beyond it are refused.
     pub fn watermark(&self) -> u64 {
         self.inner.watermark.load(Ordering::Acquire)
     }
@@ -335,6 +350,7 @@ impl Engine {
         lock(&self.inner.risk).set_level(strategy, level);
     }
 
+    /// The kill switch as it is now, in its wire form.
     pub fn kill_switch(&self) -> v1::KillSwitchState {
         let k = lock(&self.inner.risk).kill_switch();
         v1::KillSwitchState {
@@ -356,6 +372,7 @@ impl Engine {
             .await
     }
 
+    /// Releases the kill switch: persisted and audited before it is reported.
     pub async fn clear_kill_switch(
         &self,
         trace_id: &str,
@@ -422,6 +439,7 @@ impl Engine {
             .collect()
     }
 
+    /// What `GetStatus` answers: watermark, mode, kill switch and the like.
     pub fn status(&self) -> v1::EngineStatus {
         v1::EngineStatus {
             last_sync_block: self.watermark(),
@@ -1022,6 +1040,7 @@ impl Engine {
         lock(&self.inner.risk).set_gas_price(wei);
     }
 
+    /// The network gas price (wei) trades are simulated and judged at.
     pub fn gas_price(&self) -> U256 {
         lock(&self.inner.risk).gas_price()
     }

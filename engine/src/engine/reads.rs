@@ -6,6 +6,7 @@ use super::*;
 /// Largest page `ListTasks` returns.
 pub const MAX_PAGE: u32 = 1000;
 
+/// A stored task in its wire form; an undecodable stored proposal becomes `None`, not an error.
 pub fn task_to_wire(t: TaskRow) -> v1::Task {
     let proposal = v1::Proposal::decode(t.proposal.as_slice()).ok();
     v1::Task {
@@ -26,6 +27,7 @@ pub fn task_to_wire(t: TaskRow) -> v1::Task {
 }
 
 impl Engine {
+    /// The task, or `None` if no task has this id.
     pub async fn get_task(&self, task_id: &str) -> Result<Option<v1::Task>, EngineError> {
         Ok(self.inner.store.get_task(task_id).await?.map(task_to_wire))
     }
@@ -59,6 +61,7 @@ impl Engine {
         Ok((page.into_iter().map(task_to_wire).collect(), next))
     }
 
+    /// Ledger entries by account and/or task, oldest first; `limit` 0 means 1000, capped at 10000.
     pub async fn ledger(
         &self,
         account: &str,

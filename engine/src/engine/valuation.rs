@@ -91,6 +91,8 @@ pub(super) fn value_positions(
 }
 
 impl Engine {
+    /// `strategy`'s book for `account` valued at the current chain state, with its peak and
+    /// day-start equity; `None` if it never traded.
     pub fn book(&self, strategy: &str, account: &str) -> Option<(Valuation, U256, U256)> {
         let marks = marks_of(&self.chain());
         lock(&self.inner.risk).book(strategy, account, &marks)

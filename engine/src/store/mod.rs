@@ -43,22 +43,31 @@ fn counted() {
     STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database failed or is unreachable.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The schema could not be brought up to date at open.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Neither `sqlite://` nor `postgres://`.
     #[error("unsupported database url {0:?} (expected sqlite://PATH or postgres://...)")]
     UnsupportedUrl(String),
+    /// The SQLite file's directory could not be created.
     #[error("creating the database directory: {0}")]
     Io(#[from] std::io::Error),
+    /// A stored value does not decode (e.g. an unknown state name or a bad amount).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A transition the task state machine forbids; nothing was written.
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
+    /// The store was closed (engine shutting down); the write was not made.
     #[error("the engine's committer has stopped")]
     Closed,
+    /// A create batch broke its contract: a caller bug, nothing was written.
     #[error("a batch to create must hold at most one move from INIT per task it creates: {0}")]
     NotFirstMoves(String),
 }
@@ -69,13 +78,17 @@ impl From<UnknownState> for StoreError {
     }
 }
 
+/// Which database a store runs on; picked from the URL's scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// A file, for a single engine (embedded mode, tests).
     Sqlite,
+    /// For production and several readers.
     Postgres,
 }
 
 impl Backend {
+    /// `sqlite` or `postgres`, for logs and metrics labels.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
@@ -84,6 +97,7 @@ impl Backend {
     }
 }
 
+/// Wall-clock ms since the Unix epoch, as rows store time; 0 if the clock is before 1970.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -94,28 +108,41 @@ pub fn now_ms() -> i64 {
 /// A task to create in INIT.
 #[derive(Debug, Clone)]
 pub struct NewTask {
+    /// Fresh id, unique; tasks list in its order.
     pub task_id: String,
+    /// The submitter's key: a second submit with it returns the first task instead.
     pub idempotency_key: String,
+    /// How the task is run, e.g. `shadow`.
     pub mode: &'static str,
+    /// The proposing strategy.
     pub strategy: String,
+    /// The account traded for.
     pub account: String,
+    /// The proposal as submitted, prost-encoded.
     pub proposal: Vec<u8>,
+    /// The submit's trace id.
     pub trace_id: String,
 }
 
 /// The part of a task a submit result needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskSummary {
+    /// The task.
     pub task_id: String,
+    /// Its idempotency key.
     pub idempotency_key: String,
+    /// Its state now.
     pub state: TaskState,
+    /// Machine-readable reason of the last transition (e.g. a gate's code); empty if none.
     pub reason_code: String,
+    /// Human-readable detail of the last transition.
     pub detail: String,
 }
 
 /// What inserting one task did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
+    /// A new task in INIT.
     Created,
     /// The idempotency key was taken: the first task.
     Existing(TaskSummary),
@@ -124,8 +151,11 @@ pub enum Inserted {
 /// Simulated movement recorded on a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SimRecord {
+    /// Magnitude of token0 moved, raw units.
     pub amount0: U256,
+    /// Magnitude of token1 moved, raw units.
     pub amount1: U256,
+    /// Gas the simulated transaction used.
     pub gas_used: u64,
     /// Wei per unit of gas the simulation paid.
     pub gas_price: U256,
@@ -134,13 +164,21 @@ pub struct SimRecord {
 /// One compare-and-set, with what it books.
 #[derive(Debug, Clone)]
 pub struct Transition {
+    /// The task to move.
     pub task_id: String,
+    /// The state it must be in; otherwise nothing is written (lost race).
     pub from: TaskState,
+    /// The state it moves to; must be legal from `from`.
     pub to: TaskState,
+    /// Machine-readable reason, stored on the task and in the audit log.
     pub reason_code: String,
+    /// Human-readable detail.
     pub detail: String,
+    /// Simulation result to record, if this move follows a simulation.
     pub sim: Option<SimRecord>,
+    /// Trace id for the audit record.
     pub trace_id: String,
+    /// Who moved it (`engine`, an operator), for the audit record.
     pub actor: String,
     /// Booked in the same transaction, only if the compare-and-set succeeds.
     pub posting: Option<Posting>,
@@ -149,60 +187,101 @@ pub struct Transition {
 /// A full task row.
 #[derive(Debug, Clone)]
 pub struct TaskRow {
+    /// See [`NewTask::task_id`].
     pub task_id: String,
+    /// See [`NewTask::idempotency_key`].
     pub idempotency_key: String,
+    /// Current state.
     pub state: TaskState,
+    /// Reason code of the last transition; empty if none.
     pub reason_code: String,
+    /// Detail of the last transition.
     pub detail: String,
+    /// See [`NewTask::mode`].
     pub mode: String,
+    /// The proposing strategy.
     pub strategy: String,
+    /// The account traded for.
     pub account: String,
+    /// The proposal as submitted, prost-encoded.
     pub proposal: Vec<u8>,
+    /// The submit's trace id.
     pub trace_id: String,
+    /// The simulation result, once simulated.
     pub sim: Option<SimRecord>,
+    /// When submitted, ms since the Unix epoch.
     pub created_at_ms: i64,
+    /// When last moved, ms since the Unix epoch.
     pub updated_at_ms: i64,
 }
 
+/// One ledger entry (one side of a posting) as stored.
 #[derive(Debug, Clone)]
 pub struct EntryRow {
+    /// Insertion order; entries list in it.
     pub entry_id: i64,
+    /// The balanced posting it belongs to.
     pub posting_id: String,
+    /// The task that booked it.
     pub task_id: String,
+    /// The ledger account, e.g. a trader's or the pool's.
     pub account: String,
+    /// The asset, e.g. a token address.
     pub asset: String,
+    /// Debit or credit.
     pub side: Side,
+    /// Raw units; never negative, the side gives the direction.
     pub amount: U256,
+    /// Why it was booked.
     pub memo: String,
+    /// When, ms since the Unix epoch.
     pub created_at_ms: i64,
+    /// The posting this one reverses; empty when it reverses nothing.
     pub reverses_posting_id: String,
 }
 
+/// The persisted kill switch, read at start so an engaged switch survives a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KillSwitchRow {
+    /// True: no new task may proceed.
     pub engaged: bool,
+    /// Why it was last changed.
     pub reason: String,
+    /// Who changed it.
     pub operator: String,
+    /// When, ms since the Unix epoch.
     pub changed_at_ms: i64,
 }
 
 /// One audit record.
 #[derive(Debug, Clone)]
 pub struct Audit {
+    /// Who acted (`engine`, an operator or host name).
     pub actor: String,
+    /// What was done, e.g. a transition or `kill_switch`.
     pub action: String,
+    /// What it was done to, e.g. a task id.
     pub subject: String,
+    /// State before; empty when not a state change.
     pub from_state: String,
+    /// State after; empty when not a state change.
     pub to_state: String,
+    /// Free text; never a secret.
     pub detail: String,
+    /// The request's trace id, to join logs and audit.
     pub trace_id: String,
 }
 
+/// Which tasks to list; every set field must match. Pages by `after_task_id`.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
+    /// Only this strategy's tasks.
     pub strategy: Option<String>,
+    /// Only tasks in this state.
     pub state: Option<TaskState>,
+    /// Only tasks after this id: the last id of the previous page.
     pub after_task_id: Option<String>,
+    /// Most rows returned.
     pub limit: u32,
 }
 
@@ -305,14 +384,17 @@ impl Store {
         })
     }
 
+    /// Which database this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
+    /// The read pool, shared with the registry when they share a database.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// Closes the read and write pools, for an orderly shutdown; the store is unusable after.
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;

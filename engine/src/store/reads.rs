@@ -65,6 +65,7 @@ pub(super) fn entry_row(row: &AnyRow) -> Result<EntryRow, StoreError> {
 }
 
 impl Store {
+    /// The task, or `None` if no task has this id.
     pub async fn get_task(&self, task_id: &str) -> Result<Option<TaskRow>, StoreError> {
         let sql = format!("SELECT {TASK_COLS} FROM trade_tasks WHERE task_id = $1");
         let row = sqlx::query(&sql)
@@ -110,6 +111,7 @@ impl Store {
             .collect()
     }
 
+    /// Every task in `state`, by id; e.g. to resume work after a restart.
     pub async fn tasks_in_state(&self, state: TaskState) -> Result<Vec<TaskRow>, StoreError> {
         let sql = format!("SELECT {TASK_COLS} FROM trade_tasks WHERE state = $1 ORDER BY task_id");
         sqlx::query(&sql)
@@ -121,6 +123,7 @@ impl Store {
             .collect()
     }
 
+    /// Tasks per state, for metrics; states with no task are absent.
     pub async fn count_tasks(&self) -> Result<Vec<(TaskState, i64)>, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM trade_tasks GROUP BY state")
             .fetch_all(&self.pool)
@@ -193,6 +196,7 @@ impl Store {
             .collect())
     }
 
+    /// The persisted kill switch; `None` if it was never set.
     pub async fn load_kill_switch(&self) -> Result<Option<KillSwitchRow>, StoreError> {
         let row = sqlx::query("SELECT engaged, reason, operator, changed_at_ms FROM engine_flags WHERE name = 'kill_switch'")
             .fetch_optional(&self.pool)
@@ -247,6 +251,7 @@ impl Store {
             .collect()
     }
 
+    /// Audit records about `subject`, oldest first.
     pub async fn audit_for(&self, subject: &str) -> Result<Vec<Audit>, StoreError> {
         let rows = sqlx::query(
             "SELECT actor, action, subject, from_state, to_state, detail, trace_id FROM audit_log WHERE subject = $1 ORDER BY audit_id",

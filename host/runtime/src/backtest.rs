@@ -18,10 +18,14 @@ use std::time::{Duration, Instant};
 /// Errors kept verbatim in the report; the rest are only counted.
 const MAX_ERROR_SAMPLES: usize = 20;
 
+/// How a backtest instantiates the strategy.
 #[derive(Debug, Clone)]
 pub struct BacktestOptions {
+    /// The config string handed to `init` (the strategy parses it; `{}` by default).
     pub config: String,
+    /// Fuel, memory and deadline limits, as in production so results carry over.
     pub limits: StrategyLimits,
+    /// Seed of the guest's randomness: same seed, same run.
     pub seed: u64,
 }
 
@@ -36,48 +40,75 @@ impl Default for BacktestOptions {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// A proposal the strategy made during the backtest.
 pub struct ProposalRecord {
+    /// The block of the event that produced it.
     pub block: u64,
+    /// The trace id the event carried.
     pub trace_id: String,
+    /// The proposal, after the host's validation.
     pub proposal: ValidatedProposal,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One failed call, kept as a sample.
 pub struct ErrorRecord {
+    /// The block of the event being handled.
     pub block: u64,
+    /// The [`CallError`](crate::CallError) kind, e.g. `out_of_fuel`.
     pub kind: &'static str,
+    /// The error's (escaped) text.
     pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// Fuel burned over the run, to size a strategy's fuel limit.
 pub struct FuelSummary {
+    /// Over all calls.
     pub total: u64,
+    /// Mean per call, rounded down.
     pub mean_per_call: u64,
+    /// The most any one call burned; compare with the limit.
     pub max_per_call: u64,
 }
 
 /// Latency of calls into the guest, in microseconds.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LatencySummary {
+    /// Median.
     pub p50_us: f64,
+    /// 90th percentile.
     pub p90_us: f64,
+    /// 99th percentile.
     pub p99_us: f64,
+    /// Slowest call.
     pub max_us: f64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+/// What `stratbox strategy backtest` prints (as JSON).
 pub struct BacktestReport {
+    /// The world the component targets.
     pub world: String,
+    /// Hex sha256 of the component, to tie the report to the exact bytes.
     pub sha256: String,
+    /// Events replayed.
     pub events: u64,
+    /// Calls into the guest (`init` and `on-event`).
     pub calls: u64,
+    /// Proposals made (`proposals.len()`), for readers that skip the list.
     pub proposal_count: u64,
+    /// The proposals made, in order.
     pub proposals: Vec<ProposalRecord>,
     /// Failed calls by kind (`out_of_fuel`, `deadline`, `trap`, ...).
     pub errors: BTreeMap<&'static str, u64>,
+    /// The first few errors verbatim; the rest are only counted in `errors`.
     pub error_samples: Vec<ErrorRecord>,
+    /// Fuel burned.
     pub fuel: FuelSummary,
+    /// Time per call.
     pub latency: LatencySummary,
+    /// The instance's own counters at the end.
     pub stats: InstanceStats,
 }
 

@@ -12,10 +12,18 @@ use std::time::Duration;
 pub enum CallError {
     /// The call burned its whole fuel budget.
     #[error("out of fuel: the call used its whole budget of {limit} fuel")]
-    OutOfFuel { limit: u64 },
+    OutOfFuel {
+        /// The per-call fuel budget.
+        limit: u64,
+    },
     /// The call was still running at its wall-clock deadline, having burned `fuel_used`.
     #[error("deadline: the call was still running after {deadline_ms} ms ({fuel_used} fuel used)")]
-    Deadline { deadline_ms: u64, fuel_used: u64 },
+    Deadline {
+        /// The per-call deadline, ms.
+        deadline_ms: u64,
+        /// Fuel burned by then.
+        fuel_used: u64,
+    },
     /// The guest tried to grow a memory or table past its limit.
     #[error("memory limit: {}", Escaped(.0))]
     MemoryLimit(String),
@@ -23,7 +31,10 @@ pub enum CallError {
     /// only success or failure (0 or 1), which is all Rust's `std::process::exit(n)`
     /// passes on for wasm32-wasip2.
     #[error("exit: the guest exited with code {code}")]
-    Exit { code: i32 },
+    Exit {
+        /// The exit code (0 or 1 for plain `exit`).
+        code: i32,
+    },
     /// Any other trap: unreachable, stack overflow, out-of-bounds access, a panic (with
     /// the panic message the guest wrote to stderr, when it wrote one).
     #[error("trap: {}", Escaped(.0))]
@@ -39,7 +50,12 @@ pub enum CallError {
     Init(String),
     /// Too many consecutive failures: the instance is not called until `retry_in` passes.
     #[error("quarantined after {failures} consecutive failures; retry in {retry_in:?}")]
-    Quarantined { failures: u32, retry_in: Duration },
+    Quarantined {
+        /// Consecutive failures so far.
+        failures: u32,
+        /// Time left until the next call is allowed.
+        retry_in: Duration,
+    },
     /// The host holds as many live instances as it is configured for.
     #[error("instance pool exhausted: {}", Escaped(.0))]
     PoolExhausted(String),

@@ -34,6 +34,7 @@ pub struct SharedHistory {
 }
 
 impl SharedHistory {
+    /// An empty log; clones share it.
     pub fn new() -> Self {
         Self::default()
     }
@@ -46,10 +47,12 @@ impl SharedHistory {
             .push(event);
     }
 
+    /// Events recorded so far.
     pub fn len(&self) -> usize {
         self.events.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// True before the first event.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -39,6 +39,7 @@ pub struct InstanceSpec {
     pub name: String,
     /// JSON given to `init`.
     pub config: String,
+    /// Fuel, memory, deadline and quarantine limits.
     pub limits: StrategyLimits,
     /// Seeds the instance's WASI randomness; the same seed replays the same draws.
     pub seed: u64,
@@ -47,6 +48,7 @@ pub struct InstanceSpec {
 }
 
 impl InstanceSpec {
+    /// Default limits, seed 0 and no granted directory.
     pub fn new(name: impl Into<String>, config: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -57,6 +59,7 @@ impl InstanceSpec {
         }
     }
 
+    /// Replaces the limits, keeping the rest.
     pub fn with_limits(mut self, limits: StrategyLimits) -> Self {
         self.limits = limits;
         self
@@ -66,6 +69,7 @@ impl InstanceSpec {
 /// A successful call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallOutcome {
+    /// Proposals the call made, validated; empty when it made none.
     pub proposals: Vec<ValidatedProposal>,
     /// Fuel burned by this call (0 on an engine without fuel).
     pub fuel_used: u64,
@@ -74,6 +78,7 @@ pub struct CallOutcome {
 /// What the last call cost, whether or not it succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CallMetrics {
+    /// Fuel burned (0 on an engine without fuel).
     pub fuel_used: u64,
     /// Time inside the guest call, lifting and validation included.
     pub elapsed: Duration,
@@ -82,16 +87,20 @@ pub struct CallMetrics {
 /// Counters of one instance, for metrics and the backtest report.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct InstanceStats {
+    /// Calls asked for, refused ones included.
     pub calls: u64,
     /// Calls that reached the guest's `on-event` (not refused by quarantine or a failed
     /// build).
     pub guest_calls: u64,
+    /// Calls that returned `Ok`.
     pub ok_calls: u64,
+    /// Proposals returned, after validation.
     pub proposals: u64,
     /// Stores built (the first one and every rebuild).
     pub builds: u64,
     /// `init` calls that succeeded.
     pub inits: u64,
+    /// Times the instance was put in quarantine.
     pub quarantines: u64,
     /// Fuel burned by `on-event` calls, failed ones included (a call stopped at its
     /// deadline counts what it burned until then).
@@ -711,10 +720,12 @@ impl StrategyInstance {
         }
     }
 
+    /// What the instance was built from.
     pub fn spec(&self) -> &InstanceSpec {
         &self.spec
     }
 
+    /// Counters since the instance was created.
     pub fn stats(&self) -> &InstanceStats {
         &self.stats
     }
@@ -724,10 +735,12 @@ impl StrategyInstance {
         self.last_call
     }
 
+    /// True while a store is built and `init` has succeeded; false after a failure tore it down.
     pub fn is_live(&self) -> bool {
         self.live.is_some()
     }
 
+    /// When a quarantined instance may be called again; `None` when not quarantined.
     pub fn quarantined_until(&self) -> Option<Instant> {
         self.quarantined_until
     }
@@ -737,6 +750,7 @@ impl StrategyInstance {
         self.start_at(Instant::now())
     }
 
+    /// [`Self::start`] at a given `now`, so quarantine timing can be tested without sleeping.
     pub fn start_at(&mut self, now: Instant) -> Result<(), CallError> {
         self.check_quarantine(now)?;
         self.ensure_live(now)

@@ -28,7 +28,9 @@ pub struct StrategyLimits {
     /// Core instances, tables and memories one store may create. A Rust wasip2 component
     /// needs a handful of each; these only stop a component that tries to create many.
     pub max_core_instances: usize,
+    /// Tables one store may create.
     pub max_tables: usize,
+    /// Memories one store may create.
     pub max_memories: usize,
     /// Most proposals one call may return; more is `BadOutput`, checked before the list
     /// is copied out of the guest.
@@ -48,6 +50,7 @@ pub struct StrategyLimits {
     pub max_consecutive_failures: u32,
     /// First quarantine; each further one doubles, up to `backoff_max_ms`.
     pub backoff_initial_ms: u64,
+    /// Ceiling of the doubling quarantine, ms.
     pub backoff_max_ms: u64,
 }
 
@@ -77,6 +80,7 @@ impl Default for StrategyLimits {
 }
 
 impl StrategyLimits {
+    /// `deadline_ms` as a `Duration`.
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
     }
@@ -97,6 +101,7 @@ pub enum Allocation {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HostConfig {
+    /// Pooled (fast instantiation, reserved address space) or on-demand memory.
     pub allocation: Allocation,
     /// Live instances this host holds at most; the next one is refused with
     /// `PoolExhausted`. Each pooled memory slot reserves about 6 GiB of address space and
@@ -106,7 +111,9 @@ pub struct HostConfig {
     pub max_instances: usize,
     /// Core instances, memories and tables one component instance may use from the pool.
     pub core_instances_per_component: usize,
+    /// Memories one component instance may use from the pool.
     pub memories_per_component: usize,
+    /// Tables one component instance may use from the pool.
     pub tables_per_component: usize,
     /// Bytes at the start of a pooled memory slot kept mapped and reset in place when an
     /// instance is dropped, instead of being returned to the kernel. A Rust guest touches
@@ -166,6 +173,7 @@ impl Default for HostConfig {
 }
 
 impl HostConfig {
+    /// How often the epoch advances (at least 1 µs): the granularity of call deadlines.
     pub fn epoch_tick(&self) -> Duration {
         Duration::from_micros(self.epoch_tick_us.max(1))
     }

@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 /// Uniswap V3's tick bounds.
 pub const MIN_TICK: i32 = -887_272;
+/// Upper tick bound; a range past either bound is refused.
 pub const MAX_TICK: i32 = 887_272;
 /// 100%: the largest slippage a proposal may allow.
 pub const MAX_SLIPPAGE_BPS: u32 = 10_000;
@@ -88,29 +89,42 @@ fn ser_opt_u256<S: Serializer>(v: &Option<U256>, s: S) -> Result<S::Ok, S::Error
 /// Liquidity on `[tick_lower, tick_upper)` of a pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RangeLiquidity {
+    /// The pool.
     pub pool: Address,
+    /// Lower tick (inclusive), within `MIN_TICK..MAX_TICK`.
     pub tick_lower: i32,
+    /// Upper tick (exclusive), above `tick_lower`.
     pub tick_upper: i32,
+    /// Liquidity units; nonzero.
     #[serde(serialize_with = "ser_u256")]
     pub liquidity: U256,
 }
 
+/// What a proposal asks the engine to do; serialized kebab-case with a `type` tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Action {
+    /// Exact-input swap.
     Swap {
+        /// The pool.
         pool: Address,
+        /// True to pay token0 for token1.
         zero_for_one: bool,
+        /// Raw units of the input token; nonzero.
         #[serde(serialize_with = "ser_u256")]
         amount_in: U256,
+        /// `None`: no price limit beyond the pool's bounds.
         #[serde(serialize_with = "ser_opt_u256")]
         sqrt_price_limit_x96: Option<U256>,
     },
+    /// Provide liquidity.
     AddLiquidity(RangeLiquidity),
+    /// Withdraw liquidity.
     RemoveLiquidity(RangeLiquidity),
 }
 
 impl Action {
+    /// The pool acted on, whatever the kind of action.
     pub fn pool(&self) -> Address {
         match self {
             Action::Swap { pool, .. } => *pool,
@@ -122,13 +136,18 @@ impl Action {
 /// A proposal that passed every host-side check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidatedProposal {
+    /// What to do.
     pub action: Action,
+    /// The token0 magnitude the strategy expects to move (raw units); slippage is measured against
+    /// it.
     #[serde(serialize_with = "ser_u256")]
     pub expected_amount0: U256,
+    /// As `expected_amount0`, for token1.
     #[serde(serialize_with = "ser_u256")]
     pub expected_amount1: U256,
     /// 0..=10000.
     pub max_slippage_bps: u16,
+    /// The strategy's explanation, kept for audit; bounded by `max_string_bytes`.
     pub reason: String,
 }
 

@@ -14,56 +14,88 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
+/// Where a log-derived event sits in the chain (WIT `origin`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Origin {
+    /// Block number.
     pub block: u64,
+    /// Index of the log within its block.
     pub log_index: u32,
+    /// 0x-hex transaction hash; empty when unknown (optional in the file).
     #[serde(default)]
     pub tx_hash: String,
 }
 
+/// A pool swap (WIT `swap-event`); amounts are base-10 strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Swap {
+    /// Where the log sits.
     pub origin: Origin,
+    /// 0x address of the pool.
     pub pool: String,
+    /// True when token0 was paid in.
     pub zero_for_one: bool,
+    /// Raw units paid in.
     pub amount_in: String,
+    /// Raw units received.
     pub amount_out: String,
+    /// Q64.96 sqrt price after the swap.
     pub sqrt_price_x96: String,
+    /// In-range liquidity after the swap.
     pub liquidity: String,
+    /// Tick after the swap.
     pub tick: i32,
 }
 
+/// A mint or burn (WIT `liquidity-event`); amounts are base-10 strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Liquidity {
+    /// Where the log sits.
     pub origin: Origin,
+    /// 0x address of the pool.
     pub pool: String,
+    /// 0x address of the position's owner.
     pub owner: String,
+    /// Lower tick (inclusive).
     pub tick_lower: i32,
+    /// Upper tick (exclusive).
     pub tick_upper: i32,
+    /// Liquidity added or removed.
     pub liquidity: String,
+    /// Raw token0 moved.
     pub amount0: String,
+    /// Raw token1 moved.
     pub amount1: String,
 }
 
+/// An oracle price update (WIT `oracle-price`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct OraclePrice {
+    /// Where the update sits.
     pub origin: Origin,
+    /// Which oracle reported it.
     pub source: String,
+    /// 0x address of the base token.
     pub base: String,
+    /// 0x address of the quote token.
     pub quote: String,
+    /// Price of one base in quote, scaled by 10^18, base-10.
     pub price_e18: String,
 }
 
+/// A new block (WIT `new-block`), delivered before that block's logs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct NewBlock {
+    /// Block number.
     pub number: u64,
+    /// Unix seconds.
     pub timestamp: u64,
+    /// 0x-hex block hash; empty when unknown.
     #[serde(default)]
     pub hash: String,
 }
@@ -72,10 +104,15 @@ pub struct NewBlock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Event {
+    /// See [`NewBlock`].
     NewBlock(NewBlock),
+    /// See [`Swap`].
     Swap(Swap),
+    /// Liquidity added.
     Mint(Liquidity),
+    /// Liquidity removed.
     Burn(Liquidity),
+    /// See [`OraclePrice`].
     OraclePrice(OraclePrice),
 }
 
@@ -83,20 +120,31 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PoolState {
+    /// 0x address.
     pub pool: String,
+    /// 0x address of the lower-addressed token.
     pub token0: String,
+    /// 0x address of the other token.
     pub token1: String,
+    /// Fee in hundredths of a basis point.
     pub fee: u32,
+    /// Tick spacing.
     pub tick_spacing: i32,
+    /// Q64.96 sqrt price, base-10.
     pub sqrt_price_x96: String,
+    /// Current tick.
     pub tick: i32,
+    /// In-range liquidity, base-10.
     pub liquidity: String,
 }
 
+/// One token balance of the strategy's account (WIT `token-balance`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TokenBalance {
+    /// 0x address of the token.
     pub token: String,
+    /// Raw units, base-10.
     pub amount: String,
 }
 
@@ -106,6 +154,7 @@ pub struct TokenBalance {
 pub struct ReplayLine {
     /// Unix seconds of the event's block: the snapshot's timestamp.
     pub timestamp: u64,
+    /// The event delivered.
     pub event: Event,
     /// Pool states after this event; replaces the known state of these pools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +165,7 @@ pub struct ReplayLine {
 }
 
 impl Event {
+    /// The block the event belongs to: the snapshot's watermark.
     pub fn block(&self) -> u64 {
         match self {
             Event::NewBlock(b) => b.number,
@@ -225,7 +275,9 @@ impl From<PoolState> for wit::PoolState {
 #[derive(Debug, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct ReplayError {
+    /// 1-based line number.
     pub line: usize,
+    /// What is wrong with the line.
     pub message: String,
 }
 
@@ -279,6 +331,7 @@ pub struct Replayer {
 }
 
 impl Replayer {
+    /// A replayer that knows no pools or balances yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -325,8 +378,11 @@ pub fn sqrt_price_at_tick(tick: i32) -> U256 {
 
 /// Addresses of the sample's pool and tokens.
 pub const SAMPLE_POOL: &str = "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640";
+/// token0 of the sample pool.
 pub const SAMPLE_TOKEN0: &str = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48";
+/// token1 of the sample pool.
 pub const SAMPLE_TOKEN1: &str = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2";
+/// The account the sample's strategy trades as.
 pub const SAMPLE_ACCOUNT: &str = "0x00000000000000000000000000000000005ba5e5";
 
 /// A deterministic random walk of swaps on one pool: a `new-block` per block, then up to

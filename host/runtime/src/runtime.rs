@@ -119,6 +119,8 @@ fn engine_config(config: &HostConfig) -> Config {
 }
 
 impl HostRuntime {
+    /// Builds the wasmtime engine and starts its epoch ticker; errors if `config` cannot be
+    /// honoured (e.g. the pool cannot reserve its slots).
     pub fn new(config: HostConfig) -> Result<Self, LoadError> {
         let engine = Engine::new(&engine_config(&config))
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
@@ -140,6 +142,7 @@ impl HostRuntime {
         })
     }
 
+    /// As built with.
     pub fn config(&self) -> &HostConfig {
         &self.inner.config
     }
@@ -376,6 +379,7 @@ impl LoadedComponent {
         &self.compiled.report
     }
 
+    /// Hex sha256 of the component's bytes: its identity in caches and the registry.
     pub fn sha256(&self) -> &str {
         &self.compiled.report.sha256
     }

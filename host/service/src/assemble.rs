@@ -24,18 +24,25 @@ use crate::service::HostService;
 /// Where a host reads and who it is there.
 #[derive(Debug, Clone)]
 pub struct BusSeat {
+    /// The chain-events stream.
     pub stream: String,
+    /// The consumer group all hosts share, so each event goes to one host.
     pub group: String,
+    /// This host's name in the group; a restart with the same name resumes its pending events.
     pub consumer: String,
+    /// How long one read waits for new events.
     pub block: Duration,
 }
 
 /// What a host runs and how.
 pub struct HostPlan {
+    /// Where to read.
     pub seat: BusSeat,
+    /// The wasm engine instances run in.
     pub runtime: HostRuntime,
     /// Limits of every instance of `strategies`.
     pub limits: StrategyLimits,
+    /// The strategies to start, from local files (not the registry).
     pub strategies: Vec<LocalStrategy>,
     /// Fleet worker threads.
     pub workers: usize,
@@ -45,7 +52,9 @@ pub struct HostPlan {
 
 /// A host ready to run.
 pub struct Assembled<B: Bus + ?Sized> {
+    /// Call `run` on it to serve.
     pub service: HostService<B>,
+    /// The running instances, shared with the service and any rollout.
     pub fleet: Arc<Fleet>,
     /// How each strategy's start went, in the order given; a refused one runs nothing.
     pub started: Vec<Outcome>,
@@ -72,14 +81,19 @@ impl<B: Bus + ?Sized> Assembled<B> {
     }
 }
 
+/// Why a host could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum AssembleError {
+    /// The engine link could not be set up.
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    /// The fleet's workers could not start.
     #[error(transparent)]
     Fleet(#[from] FleetError),
+    /// The consumer group could not be created.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// From [`Assembled::require_all`]: every refused strategy with its reason.
     #[error("strategies refused at start-up: {0}")]
     Refused(String),
 }

@@ -10,12 +10,20 @@ use tonic::metadata::{Ascii, MetadataValue};
 /// Why a key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// An empty key would send no credentials at all.
     #[error("the host key is empty")]
     Empty,
+    /// gRPC metadata values must be visible ASCII.
     #[error("the host key has characters an HTTP header cannot carry")]
     NotAscii,
+    /// The key file could not be read.
     #[error("reading the host key from {path}: {error}")]
-    Read { path: String, error: String },
+    Read {
+        /// The key file.
+        path: String,
+        /// The I/O error.
+        error: String,
+    },
 }
 
 /// A host key for outgoing calls, or none (an engine served without keys: `stratbox up`).

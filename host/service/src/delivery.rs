@@ -22,12 +22,21 @@ type Client = TradingEngineClient<InterceptedService<Channel, HostKey>>;
 /// Why proposals could not be delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
+    /// The engine address (first) does not parse; the second is why.
     #[error("engine address {0:?} is not a valid URI: {1}")]
     BadAddress(String, String),
+    /// A non-retryable status (e.g. unauthenticated); retryable ones are retried.
     #[error("the engine refused the batch: {0}")]
     Refused(tonic::Status),
+    /// The engine broke the one-result-per-proposal contract: a version mismatch or bug.
     #[error("the engine answered {got} results for {sent} proposals")]
-    Mismatch { sent: usize, got: usize },
+    Mismatch {
+        /// Proposals sent.
+        sent: usize,
+        /// Results received.
+        got: usize,
+    },
+    /// Shutdown came while retrying; the count is the proposals not delivered.
     #[error("shut down with {0} proposals undelivered (they stay pending on the bus)")]
     ShutDown(usize),
 }
@@ -35,10 +44,13 @@ pub enum DeliveryError {
 /// How hard to try.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// First pause between retries; doubles up to `max`.
     pub initial: Duration,
+    /// Ceiling of the pause.
     pub max: Duration,
     /// Most proposals per request; larger outputs are sent in several requests.
     pub max_batch: usize,
+    /// Bounds each request; a timed-out one is retried.
     pub request_timeout: Duration,
 }
 
@@ -134,6 +146,7 @@ impl EngineLink {
         Ok(response.markets)
     }
 
+    /// `account`'s positions as the engine's ledger holds them.
     pub async fn positions(&self, account: &str) -> Result<Vec<v1::Position>, DeliveryError> {
         let mut client = self.client.clone();
         client

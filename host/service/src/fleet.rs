@@ -26,6 +26,7 @@ use crate::market::Market;
 /// One live strategy instance, as the fleet drives it. Implemented for the host's
 /// `StrategyInstance`; tests use scripted ones.
 pub trait Runner: Send + 'static {
+    /// Handles one event with the market as of `snapshot`; an `Err` counts toward quarantine.
     fn call(
         &mut self,
         event: &Event,
@@ -80,29 +81,41 @@ impl Runner for stratbox_host::StrategyInstance {
 /// What one successful call produced.
 #[derive(Debug, Clone, Default)]
 pub struct RunOutput {
+    /// Proposals made, validated by the runtime.
     pub proposals: Vec<ValidatedProposal>,
+    /// Fuel burned, for stats.
     pub fuel_used: u64,
 }
 
 /// Who an instance is, for envelopes and reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// Strategy name.
     pub strategy: String,
+    /// Strategy version running.
     pub version: String,
+    /// Names the instance in proposals, logs and the live table.
     pub instance_id: String,
+    /// The account the instance trades for (0x address).
     pub account: String,
 }
 
+/// An instance handed to the fleet: who it is and how to call it.
 pub struct Member {
+    /// Who it is.
     pub identity: Identity,
+    /// How to call it; moved onto a worker thread.
     pub runner: Box<dyn Runner>,
 }
 
 /// What one instance did with one event.
 #[derive(Debug)]
 pub struct Answer {
+    /// Which instance answered.
     pub identity: Identity,
+    /// What it produced, or why the call failed.
     pub result: Result<RunOutput, CallError>,
+    /// Time the call took on its worker.
     pub elapsed: Duration,
 }
 
@@ -156,14 +169,20 @@ pub struct Switch {
 /// Counters the live table and the metrics endpoint read.
 #[derive(Debug, Default)]
 pub struct FleetStats {
+    /// Events dispatched.
     pub events: AtomicU64,
+    /// Instance calls made.
     pub calls: AtomicU64,
+    /// Fuel burned over all calls.
     pub fuel: AtomicU64,
+    /// Proposals made.
     pub proposals: AtomicU64,
+    /// Failed calls by `CallError::kind()`; read through [`FleetStats::errors`].
     pub errors: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl FleetStats {
+    /// A copy of the error counts (taking the lock briefly).
     pub fn errors(&self) -> BTreeMap<&'static str, u64> {
         self.errors
             .lock()
@@ -189,8 +208,10 @@ pub struct Fleet {
 /// Why the fleet could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
+    /// A worker panicked or exited; the fleet cannot run its instances any more.
     #[error("a fleet worker thread has stopped")]
     WorkerGone,
+    /// The OS refused a new thread.
     #[error("could not start a worker thread: {0}")]
     Spawn(std::io::Error),
 }
@@ -222,10 +243,12 @@ impl Fleet {
         })
     }
 
+    /// The market snapshots are built from; the service updates it before dispatching.
     pub fn market(&self) -> &Arc<RwLock<Market>> {
         &self.market
     }
 
+    /// Counters, shared with the metrics endpoint.
     pub fn stats(&self) -> &Arc<FleetStats> {
         &self.stats
     }

@@ -11,6 +11,7 @@
 //! - [`metrics`]: the host's Prometheus metrics.
 //! - [`delivery`]: the engine link that retries without losing or duplicating proposals.
 //! - [`credentials`]: the host's key on every call to the engine and the registry.
+#![warn(missing_docs)]
 
 pub mod assemble;
 pub mod credentials;

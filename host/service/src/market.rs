@@ -78,10 +78,12 @@ impl Market {
         self.balances.insert(account.to_owned(), balances);
     }
 
+    /// The events seen so far, shared with the instances' `host.history` imports.
     pub fn history(&self) -> SharedMarketHistory {
         self.history.clone()
     }
 
+    /// The highest block seen: strategies see nothing past it.
     pub fn watermark(&self) -> u64 {
         self.watermark
     }

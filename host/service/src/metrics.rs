@@ -31,6 +31,7 @@ fn histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_001, 2.0, 23))
 }
 
+/// The host's Prometheus metrics (prefix `stratbox_host`).
 pub struct HostMetrics {
     registry: Registry,
     /// Events read from the bus, by kind (`swap`, `mint`, `burn`, `new_block`, `reorg`,
@@ -61,6 +62,7 @@ pub struct HostMetrics {
 }
 
 impl HostMetrics {
+    /// Registers every metric, zeroed.
     pub fn new() -> Arc<HostMetrics> {
         let mut registry = Registry::with_prefix("stratbox_host");
         let events = Family::<One, Counter>::default();
@@ -139,6 +141,7 @@ impl HostMetrics {
         })
     }
 
+    /// Counts one event read from the bus, by kind.
     pub fn event(&self, kind: &'static str) {
         self.events
             .get_or_create(&[("kind", kind.to_owned())])

@@ -10,9 +10,13 @@ use crate::fleet::Switch;
 /// What reconciling one deployment did; also sent to the registry as a `RolloutReport`.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The strategy's name.
     pub name: String,
+    /// The version deployed (or refused).
     pub version: String,
+    /// The registry's deployment revision this answers.
     pub revision: u64,
+    /// What kind of change it was.
     pub kind: OutcomeKind,
     /// `Err(reason)`: nothing switched.
     pub result: Result<Switch, String>,
@@ -24,6 +28,7 @@ pub struct Outcome {
     pub built: usize,
 }
 
+/// What a deployment change asked of this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutcomeKind {
     /// First deployment of a strategy on this host.
@@ -37,6 +42,7 @@ pub enum OutcomeKind {
 }
 
 impl Outcome {
+    /// True when the change took effect.
     pub fn switched(&self) -> bool {
         self.result.is_ok()
     }
@@ -49,6 +55,7 @@ impl Outcome {
             .map(|e| stratbox_host::display::escape(e).into_owned())
     }
 
+    /// The report for the registry, from `host` watching `markets` markets.
     pub fn to_report(&self, host: &str, markets: u32) -> RolloutReport {
         let (switched, error, max_pause_ns) = match &self.result {
             Ok(s) => (

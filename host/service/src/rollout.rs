@@ -46,18 +46,35 @@ use crate::roster::{self, Deployment};
 /// Why a deployment could not be rolled out on this host.
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
+    /// The component's bytes could not be fetched.
     #[error("fetching component {sha256}: {reason}")]
-    Fetch { sha256: String, reason: String },
+    Fetch {
+        /// The component asked for.
+        sha256: String,
+        /// Why the source could not give it.
+        reason: String,
+    },
+    /// The bytes fetched are not the component announced: nothing is loaded from them.
     #[error("component bytes hash to {got}, the registry announced {want}")]
-    Sha256Mismatch { want: String, got: String },
+    Sha256Mismatch {
+        /// The announced hash.
+        want: String,
+        /// The hash of the bytes received.
+        got: String,
+    },
+    /// The runtime refused or failed to compile the component.
     #[error("loading the component: {0}")]
     Load(#[from] stratbox_host::LoadError),
+    /// An instance's `init` failed; the running version is kept.
     #[error(transparent)]
     Start(#[from] roster::StartError),
+    /// The fleet could not take the new instances.
     #[error("fleet: {0}")]
     Fleet(#[from] FleetError),
+    /// The blocking task building instances panicked or was cancelled.
     #[error("the build task stopped: {0}")]
     Join(String),
+    /// The registry address (first) does not parse; the second is why.
     #[error("registry address {0:?} is not a valid URI: {1}")]
     BadAddress(String, String),
 }
@@ -82,10 +99,13 @@ impl RolloutError {
 /// component), rather than from the registry.
 #[derive(Debug, Clone)]
 pub struct LocalStrategy {
+    /// The name it runs under, in logs, metrics and proposals.
     pub name: String,
+    /// The component, checked and compiled at start like a registry upload.
     pub bytes: Vec<u8>,
     /// JSON given to every instance's `init`; `{pool}` is replaced with the first pool.
     pub config: String,
+    /// How many instances to run.
     pub instances: usize,
 }
 
@@ -105,6 +125,7 @@ impl ComponentSource for LocalComponents {
 
 /// Where component bytes come from: the registry, or a map in tests.
 pub trait ComponentSource: Sync {
+    /// The bytes of the component with hex sha256 `sha256`; the caller checks the hash.
     fn fetch(&self, sha256: &str) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
 }
 
@@ -165,6 +186,7 @@ impl Rollout {
         }
     }
 
+    /// This host's name, as reported to the registry.
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -499,6 +521,7 @@ impl RegistryLink {
         self
     }
 
+    /// Tells the registry how a rollout went on this host (what `deploy --wait` watches).
     pub async fn report(&self, report: RolloutReport) -> Result<(), tonic::Status> {
         self.client.clone().report_rollout(report).await.map(|_| ())
     }

@@ -12,20 +12,31 @@ use crate::market::SharedMarketHistory;
 /// What an operator asks for: `count` instances of one component version.
 #[derive(Debug, Clone)]
 pub struct Deployment {
+    /// Strategy name.
     pub strategy: String,
+    /// Component version.
     pub version: String,
+    /// The account every instance trades for (0x address).
     pub account: String,
+    /// JSON given to each instance's `init`.
     pub config: String,
+    /// Instances to run.
     pub count: usize,
+    /// Limits of each instance.
     pub limits: StrategyLimits,
 }
 
+/// An instance whose `init` failed, so the deployment did not start.
 #[derive(Debug, thiserror::Error)]
 #[error("instance {instance} of {strategy}@{version} failed to start: {source}")]
 pub struct StartError {
+    /// Strategy name.
     pub strategy: String,
+    /// Component version.
     pub version: String,
+    /// The instance that failed.
     pub instance: String,
+    /// How its start failed.
     #[source]
     pub source: stratbox_host::CallError,
 }

@@ -28,22 +28,34 @@ const RECENT_EVENTS: usize = 65_536;
 /// Counters for the live table and metrics.
 #[derive(Debug, Default)]
 pub struct ServiceStats {
+    /// Events read and handled.
     pub events: AtomicU64,
+    /// Events whose id was already handled (a redelivery), skipped without calling strategies.
     pub duplicates_skipped: AtomicU64,
+    /// Messages that did not decode or translate; acknowledged and dropped.
     pub malformed: AtomicU64,
+    /// Reorg events seen.
     pub reorgs: AtomicU64,
+    /// Proposals delivered to the engine.
     pub proposals_sent: AtomicU64,
+    /// Proposals the engine answered with task state `Simulated`.
     pub simulated: AtomicU64,
+    /// Proposals the engine answered with task state `Rejected`.
     pub rejected: AtomicU64,
+    /// Events acknowledged on the bus.
     pub acked: AtomicU64,
 }
 
+/// Why the service stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// The bus failed past its retry budget.
     #[error("bus: {0}")]
     Bus(#[from] BusError),
+    /// The fleet lost a worker.
     #[error("fleet: {0}")]
     Fleet(#[from] FleetError),
+    /// Proposals could not be delivered (a non-retryable engine answer).
     #[error("delivery: {0}")]
     Delivery(#[from] DeliveryError),
 }
@@ -51,15 +63,21 @@ pub enum ServiceError {
 /// Reported for each handled event, for latency measurement (`stratbox bench pipeline`).
 #[derive(Debug, Clone)]
 pub struct Handled {
+    /// The chain event's id.
     pub event_id: String,
     /// When the host received the event, when its strategy instances had all answered,
     /// and when the engine answered for their proposals.
     pub received: Instant,
+    /// See `received`.
     pub dispatched: Instant,
+    /// See `received`.
     pub answered: Instant,
+    /// Proposals the event produced.
     pub proposals: usize,
 }
 
+/// The host's loop: reads chain events from its bus group, runs them through the fleet,
+/// delivers proposals to the engine, and acknowledges an event only after that.
 pub struct HostService<B: Bus + ?Sized> {
     reader: GroupReader<B>,
     fleet: Arc<Fleet>,
@@ -71,6 +89,7 @@ pub struct HostService<B: Bus + ?Sized> {
 }
 
 impl<B: Bus + ?Sized> HostService<B> {
+    /// A service reading with `reader`, running `fleet`, delivering over `link`.
     pub fn new(reader: GroupReader<B>, fleet: Arc<Fleet>, link: EngineLink) -> Self {
         HostService {
             reader,
@@ -83,6 +102,7 @@ impl<B: Bus + ?Sized> HostService<B> {
         }
     }
 
+    /// The counters, shared: they keep updating after this call.
     pub fn stats(&self) -> Arc<ServiceStats> {
         self.stats.clone()
     }

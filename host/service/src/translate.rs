@@ -13,15 +13,22 @@ use stratbox_proto::{parse_address, parse_amount};
 /// Why a bus event could not be given to strategies.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TranslateError {
+    /// A field the event's kind requires is absent.
     #[error("event {event_id}: field {field} is missing")]
     Missing {
+        /// The chain event's id.
         event_id: String,
+        /// The absent field.
         field: &'static str,
     },
+    /// A field is present but not valid (a bad address or amount, a value out of range).
     #[error("event {event_id}: field {field}: {reason}")]
     Invalid {
+        /// The chain event's id.
         event_id: String,
+        /// The offending field.
         field: &'static str,
+        /// What is wrong with it.
         reason: String,
     },
 }
@@ -32,7 +39,10 @@ pub enum Incoming {
     /// Deliver to strategies.
     Event(Event),
     /// Blocks after `common_ancestor` were replaced: forget what was derived from them.
-    Reorg { common_ancestor: u64 },
+    Reorg {
+        /// The last block still canonical.
+        common_ancestor: u64,
+    },
 }
 
 struct Fields<'a> {
@@ -180,11 +190,18 @@ pub fn incoming(event: &v1::ChainEvent) -> Result<Incoming, TranslateError> {
 /// Who proposed, for the engine: the envelope the host adds around a strategy's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope<'a> {
+    /// Strategy name.
     pub strategy: &'a str,
+    /// Component version.
     pub version: &'a str,
+    /// The proposing instance.
     pub instance_id: &'a str,
+    /// The account the proposal trades for.
     pub account: &'a str,
+    /// The chain event that caused it, for tracing and idempotence.
     pub event_id: &'a str,
+    /// The block the strategy's snapshot was at; the engine refuses a proposal ahead of its
+    /// own watermark.
     pub last_sync_block: u64,
 }
 
