@@ -8,6 +8,7 @@
 //! same database transaction.
 
 pub mod access;
+pub mod balances;
 pub mod books;
 pub mod catalog;
 pub mod chain;
