@@ -2,6 +2,7 @@
 //! instances (Zone A), their proposals over gRPC into the engine (Zone B).
 //!
 //! - [`translate`]: proto `ChainEvent` -> WIT `Event`, validated proposal -> proto `Proposal`.
+//! - [`balances`]: each account's balances, followed from the engine's books.
 //! - [`market`]: pool state, watermark and `host.history` derived from the bus alone.
 //! - [`fleet`]: instances on worker threads; hot swap and scaling between two events.
 //! - [`roster`]: building and starting instances before they join a fleet.
@@ -13,6 +14,7 @@
 //! - [`credentials`]: the host's key on every call to the engine and the registry.
 
 pub mod assemble;
+pub mod balances;
 pub mod credentials;
 pub mod delivery;
 pub mod fleet;
@@ -24,6 +26,7 @@ pub mod service;
 pub mod translate;
 
 pub use assemble::{AssembleError, Assembled, BusSeat, HostPlan};
+pub use balances::BookBalances;
 pub use credentials::{HostKey, KeyError};
 pub use delivery::{DeliveryError, EngineLink, RetryPolicy};
 pub use fleet::{
