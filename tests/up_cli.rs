@@ -1,7 +1,10 @@
 //! `stratbox up` as a user runs it: on the embedded chain, and with `--chain anvil` against
 //! an Anvil it starts itself. Each must print the live table, end with a summary showing
 //! handled events and SIMULATED tasks on a balanced ledger, and exit 0; the Anvil run must
-//! leave no Anvil behind.
+//! leave no Anvil behind. On the embedded chain `momentum`, which trades only what its
+//! account holds, must have trades simulated (the host shows it its book's balances), and
+//! the summary must name tokens by the symbols their contracts give; `--json` keeps raw
+//! units.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +14,68 @@ struct Summary {
     events: u64,
     simulated: u64,
     ledger_entries: u64,
+    /// The summary part of stdout.
+    summary: String,
+}
+
+impl Summary {
+    /// `STATE=n` of one strategy's `trades` line.
+    fn trades(&self, strategy: &str, state: &str) -> u64 {
+        self.summary
+            .lines()
+            .filter_map(|l| l.strip_prefix("trades"))
+            .find(|l| l.split_whitespace().next() == Some(strategy))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{state}=")))
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// `-0.000139 SB1`: a decimal number then a symbol (a letter, then letters and digits).
+fn reads_as_amount_and_symbol(amount: &str, symbol: &str) -> bool {
+    let digits = amount.trim_start_matches(['+', '-']);
+    let mut parts = digits.splitn(2, '.');
+    let whole_ok = parts
+        .next()
+        .is_some_and(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()));
+    let fraction_ok = parts
+        .next()
+        .is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+    let symbol_ok = symbol
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && symbol.chars().all(|c| c.is_ascii_alphanumeric());
+    whole_ok && fraction_ok && symbol_ok
+}
+
+fn assert_symbols(s: &Summary) {
+    let pnl: Vec<&str> = s.summary.lines().filter(|l| l.starts_with("pnl")).collect();
+    assert!(!pnl.is_empty(), "no pnl line:\n{}", s.stdout);
+    for line in pnl.iter().chain(
+        s.summary
+            .lines()
+            .filter(|l| l.starts_with("balance "))
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let n = words.len();
+        assert!(
+            n >= 3 && reads_as_amount_and_symbol(words[n - 2], words[n - 1]),
+            "not an amount with its symbol: {line:?}\n{}",
+            s.stdout
+        );
+        assert!(!line.contains("raw units"), "{line:?}");
+    }
+    assert!(
+        s.summary.lines().any(|l| l.starts_with("balance ")),
+        "no balances in the summary:\n{}",
+        s.stdout
+    );
 }
 
 /// Runs `stratbox up ARGS` in a fresh directory and parses its summary.
@@ -74,6 +139,7 @@ fn run_up(args: &[&str], timeout: Duration) -> Summary {
         events: field("host", "events"),
         simulated,
         ledger_entries,
+        summary: summary.to_owned(),
         stdout,
     }
 }
@@ -96,8 +162,71 @@ fn assert_worked(s: &Summary) {
 
 #[test]
 fn up_on_the_embedded_chain() {
-    let s = run_up(&["--duration", "8"], Duration::from_secs(120));
+    // As the README runs it.
+    let s = run_up(&["--duration", "30"], Duration::from_secs(180));
     assert_worked(&s);
+    assert!(
+        s.trades("momentum", "SIMULATED") > 0,
+        "momentum made no trade:\n{}",
+        s.stdout
+    );
+    assert!(s.trades("clamm-maker", "SIMULATED") > 0, "{}", s.stdout);
+    assert_symbols(&s);
+    // Its book: capital in the quote token, and the token0 it bought.
+    let momentum = s
+        .summary
+        .lines()
+        .find(|l| l.starts_with("balance momentum"))
+        .unwrap_or_else(|| panic!("no balance line of momentum:\n{}", s.stdout));
+    assert!(momentum.split_whitespace().count() >= 6, "{momentum}");
+}
+
+#[test]
+fn up_json_keeps_raw_units() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .current_dir(dir.path())
+        .args(["up", "--duration", "8", "--json"])
+        .output()
+        .expect("run stratbox up --json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}"));
+    let books = json["balances"].as_array().expect("balances");
+    assert!(!books.is_empty(), "{json}");
+    for book in books {
+        for b in book["balances"].as_array().expect("a book's balances") {
+            let raw = b["amount"].as_str().expect("amount as a string");
+            assert!(
+                !raw.is_empty() && raw.bytes().all(|c| c.is_ascii_digit()),
+                "raw units, base 10: {b}"
+            );
+            assert!(
+                b["token"]["symbol"].as_str().is_some_and(|s| !s.is_empty()),
+                "{b}"
+            );
+            assert!(b["token"]["decimals"].as_u64().is_some(), "{b}");
+        }
+    }
+    for p in json["pnl"].as_array().expect("pnl") {
+        let raw = p["amount"].as_str().expect("amount as a string");
+        assert!(raw.bytes().all(|c| c.is_ascii_digit()), "{p}");
+        assert!(p["negative"].is_boolean(), "{p}");
+    }
+    assert!(
+        json["tasks"]["SIMULATED"].as_i64().is_some_and(|n| n > 0),
+        "{json}"
+    );
+    assert!(
+        json["ledger_entries"].as_u64().is_some_and(|n| n > 0),
+        "{json}"
+    );
 }
 
 #[test]
@@ -107,6 +236,7 @@ fn up_against_anvil() {
         Duration::from_secs(180),
     );
     assert_worked(&s);
+    assert_symbols(&s);
     // Anvil was started, followed block by block, and is gone.
     let endpoint = s
         .stdout

@@ -21,7 +21,7 @@
 //! Simplification, documented: with several pools of different quote tokens the values
 //! are summed as if the quote units were one; the embedded chain has one pool.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ruint::aliases::U512;
 use stratbox_proto::U256;
@@ -294,6 +294,34 @@ impl Book {
         self.balances
             .get(asset)
             .and_then(|(d, c)| Signed::from_totals(*d, *c))
+    }
+
+    /// What the book holds per token, as a strategy trading it is shown: `capital` in
+    /// each `quote` token (the unit the capital is counted in) plus the net of its fills.
+    /// Liquidity positions are not tokens and are left out. A net short holding (a shadow
+    /// book may sell what it never bought) is 0: these are what the account can spend.
+    pub fn token_balances(
+        &self,
+        capital: U256,
+        quote: &BTreeSet<String>,
+    ) -> BTreeMap<String, U256> {
+        let mut out: BTreeMap<String, U256> = BTreeMap::new();
+        let capital = U512::from(capital);
+        for token in quote {
+            out.insert(token.clone(), saturate(capital));
+        }
+        for (asset, (d, c)) in &self.balances {
+            if asset.starts_with("lp:") {
+                continue;
+            }
+            let debits = if quote.contains(asset) {
+                d.saturating_add(capital)
+            } else {
+                *d
+            };
+            out.insert(asset.clone(), saturate(debits.saturating_sub(*c)));
+        }
+        out
     }
 
     /// The book valued at `marks` on top of `capital`.

@@ -31,7 +31,7 @@
 //! level change before it answers the submit that caused it, and a change of a record alone
 //! within a second (see [`crate::permissions`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -208,6 +208,43 @@ impl RiskBook {
                     b.day_start_equity,
                 )
             })
+    }
+
+    /// The cash each book starts with, in raw quote units.
+    pub fn capital(&self) -> U256 {
+        self.capital
+    }
+
+    /// Every book's token balances (see [`Book::token_balances`]) as (strategy, account,
+    /// balances), in no particular order.
+    pub fn token_balances(
+        &self,
+        quote: &BTreeSet<String>,
+    ) -> Vec<(String, String, BTreeMap<String, U256>)> {
+        self.books
+            .iter()
+            .filter_map(|(acct, b)| {
+                let account = acct.strip_prefix(&strategy_account(&b.strategy, ""))?;
+                Some((
+                    b.strategy.clone(),
+                    account.to_owned(),
+                    b.token_balances(self.capital, quote),
+                ))
+            })
+            .collect()
+    }
+
+    /// One book's token balances; a book with no fills holds its capital.
+    pub fn token_balances_of(
+        &self,
+        strategy: &str,
+        account: &str,
+        quote: &BTreeSet<String>,
+    ) -> BTreeMap<String, U256> {
+        match self.books.get(&strategy_account(strategy, account)) {
+            Some(b) => b.token_balances(self.capital, quote),
+            None => Book::new(strategy).token_balances(self.capital, quote),
+        }
     }
 
     /// The tracker of `strategy`, to change: every caller changes it, so it is marked.

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod balances;
 pub mod books;
 pub mod catalog;
 pub mod chain;

@@ -103,9 +103,16 @@ pub async fn serve_grpc_with_access(
     let health = crate::health::grpc_service(engine.clone(), async {
         let _ = health_stopped.await;
     });
+    // Streams of this service end when the server starts shutting down.
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let service = EngineService::new(engine).with_closing(closing);
     let service = match access {
-        Some(a) => EngineService::new(engine).with_access(a),
-        None => EngineService::new(engine),
+        Some(a) => service.with_access(a),
+        None => service,
+    };
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
     };
     let routes = extra
         .add_service(TradingEngineServer::new(service))

@@ -15,7 +15,11 @@
 //! refused (`PERMISSION_DENIED`) rather than silently replaced, since it means the caller
 //! holds someone else's key or is confused about whose it is.
 
+use std::pin::Pin;
 use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
 
 use stratbox_proto::v1::trading_engine_server::TradingEngine;
 use stratbox_proto::v1::{self, TraceContext};
@@ -33,7 +37,12 @@ use crate::trace;
 pub struct EngineService {
     engine: Engine,
     access: Option<Arc<dyn Access>>,
+    /// Turns true when the server shuts down: `WatchBalances` streams end then, or the
+    /// server would wait on them for ever.
+    closing: Option<tokio::sync::watch::Receiver<bool>>,
 }
+
+type BalancesStream = Pin<Box<dyn Stream<Item = Result<v1::BalancesUpdate, Status>> + Send>>;
 
 impl EngineService {
     /// A service that refuses every operator action (no authenticator).
@@ -41,7 +50,14 @@ impl EngineService {
         EngineService {
             engine,
             access: None,
+            closing: None,
         }
+    }
+
+    /// Ends `WatchBalances` streams once `closing` turns true (or its sender is dropped).
+    pub fn with_closing(mut self, closing: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.closing = Some(closing);
+        self
     }
 
     /// Calls authenticated by `access` (the registry's keys).
@@ -299,6 +315,56 @@ impl TradingEngine for EngineService {
         Ok(Response::new(
             self.engine.permission(&req.strategy).to_wire(),
         ))
+    }
+
+    type WatchBalancesStream = BalancesStream;
+
+    async fn watch_balances(
+        &self,
+        request: Request<v1::WatchBalancesRequest>,
+    ) -> Result<Response<Self::WatchBalancesStream>, Status> {
+        let host = self.host(&request).await?;
+        let trace_id = trace_of(&request.get_ref().trace);
+        tracing::info!(trace_id = %trace_id, host = host.as_deref().unwrap_or(""), "watching balances");
+        let engine = self.engine.clone();
+        let (first, changes) = engine.watch_balances();
+        let closing = self.closing.clone();
+        // State: the next full view to send (first, or after falling behind), the changes.
+        let stream = futures::stream::unfold(
+            (Some(first), changes, closing, engine),
+            |(full, mut changes, mut closing, engine)| async move {
+                if let Some(full) = full {
+                    return Some((Ok(full), (None, changes, closing, engine)));
+                }
+                let closed = async {
+                    match closing.as_mut() {
+                        Some(c) => {
+                            let _ = c.wait_for(|c| *c).await;
+                        }
+                        // Without a closing signal a stream ends only when its client goes.
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                let next = tokio::select! {
+                    biased;
+                    _ = closed => return None,
+                    next = changes.recv() => next,
+                };
+                match next {
+                    Ok(update) => Some((Ok((*update).clone()), (None, changes, closing, engine))),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            "a balance watcher fell behind; sending it every book again"
+                        );
+                        let (full, fresh) = engine.watch_balances();
+                        Some((Ok(full), (None, fresh, closing, engine)))
+                    }
+                    Err(RecvError::Closed) => None,
+                }
+            },
+        );
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn restore_strategy(

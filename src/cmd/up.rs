@@ -6,21 +6,30 @@
 //! over gRPC exactly as a separate `stratbox host` process would. It prints a live table
 //! and a summary when it stops (Ctrl-C, SIGTERM or `--duration`).
 //!
+//! Amounts are printed in the token's own terms (`-0.000139 SB1`): each token's `symbol()`
+//! and `decimals()` are read from the chain it runs on, and raw units are scaled with
+//! integer arithmetic only. `--json` keeps the raw units.
+//!
 //! `--chain anvil` runs the same against a real node: an Anvil from the npm package with
 //! the real pool deployed, the walk sending real swap transactions, the chain adapter
 //! following the node into the bus, and the engine's fork moved to each block it publishes.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
+use stratbox_contracts::abi::IERC20;
+use stratbox_engine::ledger::Signed;
+use stratbox_engine::proposal::hex_address;
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, TaskState, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_host_service::{
     BusSeat, EngineLink, Fleet, HostPlan, LocalStrategy, RetryPolicy, ServiceStats, assemble,
 };
+use stratbox_proto::{U256, v1};
 use tokio::sync::watch;
 
 use stratbox::market::Walk;
@@ -54,6 +63,10 @@ pub struct Args {
     /// Fleet worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// No live table: print the summary as one JSON object, amounts in raw units (base-10
+    /// strings) beside each token's symbol and decimals.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -137,7 +150,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening {database}"))?;
     let market = if anvil {
-        println!("starting anvil and deploying the Uniswap V3 pool...");
+        say(
+            args.json,
+            "starting anvil and deploying the Uniswap V3 pool...",
+        );
         Some(AnvilMarket::start(args.seed).await?)
     } else {
         None
@@ -151,6 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let engine = Engine::start(store, chain, EngineSettings::default())
         .await
         .context("starting the engine")?;
+    let tokens = Tokens::read(&engine).await;
     let listener = server::bind("127.0.0.1:0".parse()?).await?;
     let engine_addr = listener.local_addr()?;
     let grpc = {
@@ -192,11 +209,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             // watermark, a fork at the head and oracle prices.
             feed.poll_once().await.context("first feed poll")?;
             let feed = tokio::spawn(feed.run(stop.clone()));
-            println!(
-                "anvil at {} (chain id {}), pool {}",
-                market.endpoint(),
-                engine.chain_id(),
-                market.pool()
+            say(
+                args.json,
+                &format!(
+                    "anvil at {} (chain id {}), pool {}",
+                    market.endpoint(),
+                    engine.chain_id(),
+                    market.pool()
+                ),
             );
             Source::Anvil {
                 market: Box::new(market),
@@ -281,9 +301,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             break;
         }
         source.step(&engine, &bus).await?;
-        if last_table.elapsed() >= Duration::from_secs(1) {
+        if !args.json && last_table.elapsed() >= Duration::from_secs(1) {
             last_table = Instant::now();
-            let table = render(&engine, &fleet, &host_stats, source.counts(), started).await;
+            let table = render(&engine, &fleet, &host_stats, source.counts(), started)
+                .await
+                .text(&tokens);
             if interactive {
                 print!("\x1b[2J\x1b[H{table}");
             } else {
@@ -299,22 +321,39 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     source.stop_feed().await?;
     host.await.context("host task")??;
     grpc.await.context("gRPC task")??;
-    println!("\nsummary after {:.1}s", started.elapsed().as_secs_f64());
-    print!(
-        "{}",
-        render(&engine, &fleet, &host_stats, source.counts(), started).await
-    );
-    if let Source::Anvil { follower: f, .. } = &source {
-        use std::sync::atomic::Ordering::Relaxed;
-        println!(
-            "fork    followed {} blocks of anvil ({} could not be followed)",
-            f.refreshes.load(Relaxed),
-            f.failures.load(Relaxed)
-        );
-    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut summary = render(&engine, &fleet, &host_stats, source.counts(), started).await;
+    summary.by_strategy = tasks_by_strategy(&engine).await?;
+    let followed = match &source {
+        Source::Anvil { follower: f, .. } => {
+            use std::sync::atomic::Ordering::Relaxed;
+            Some((f.refreshes.load(Relaxed), f.failures.load(Relaxed)))
+        }
+        Source::Embedded(_) => None,
+    };
     let balanced = engine.check_ledger().await.context("checking the ledger")?;
-    println!("ledger: {balanced} entries; every posting and the whole ledger balance per asset");
-    println!("database: {database}");
+    if args.json {
+        let mut json = summary.json(&tokens);
+        json["seconds"] = serde_json::json!(seconds);
+        json["ledger_entries"] = serde_json::json!(balanced);
+        json["database"] = serde_json::json!(database);
+        if let Some((refreshes, failures)) = followed {
+            json["fork"] = serde_json::json!({ "followed": refreshes, "failed": failures });
+        }
+        println!("{json}");
+    } else {
+        println!("\nsummary after {seconds:.1}s");
+        print!("{}", summary.text(&tokens));
+        if let Some((refreshes, failures)) = followed {
+            println!(
+                "fork    followed {refreshes} blocks of anvil ({failures} could not be followed)"
+            );
+        }
+        println!(
+            "ledger: {balanced} entries; every posting and the whole ledger balance per asset"
+        );
+        println!("database: {database}");
+    }
     drop(source);
     Ok(())
 }
@@ -352,7 +391,8 @@ pub(crate) async fn host_caught_up(
             );
         }
         if !told && started.elapsed() > Duration::from_secs(2) {
-            println!("waiting for the host to handle the chain's head ({published} events)...");
+            // On stderr: stdout is the table, or with `--json` nothing but the summary.
+            eprintln!("waiting for the host to handle the chain's head ({published} events)...");
             told = true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -375,94 +415,376 @@ fn demo_maker_config(pool: &str) -> String {
     .to_string()
 }
 
+/// A progress note: on stdout with the table, on stderr when stdout is the JSON summary.
+fn say(json: bool, line: &str) {
+    if json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// What the chain says of one token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Token {
+    symbol: String,
+    decimals: u8,
+}
+
+/// The symbol and decimals of every token the engine's pools trade, read from the chain.
+#[derive(Debug, Default)]
+struct Tokens(BTreeMap<String, Token>);
+
+impl Tokens {
+    /// Asks each pool token's contract. A token that does not answer is shown by address
+    /// in raw units (never with guessed decimals).
+    async fn read(engine: &Engine) -> Tokens {
+        let chain = engine.chain();
+        // A fork reads what it has not cached from its node, blocking: off the async threads.
+        let read = tokio::task::spawn_blocking(move || {
+            let mut out = BTreeMap::new();
+            for (_, info) in chain.pool_infos() {
+                for token in [info.token0, info.token1] {
+                    let key = hex_address(&token);
+                    if out.contains_key(&key) {
+                        continue;
+                    }
+                    let at = stratbox_sim::Address::from(token);
+                    let symbol = chain.chain().call(at, IERC20::symbolCall {});
+                    let decimals = chain.chain().call(at, IERC20::decimalsCall {});
+                    match (symbol, decimals) {
+                        (Ok(symbol), Ok(decimals)) => {
+                            out.insert(
+                                key,
+                                Token {
+                                    symbol: clean_symbol(&symbol),
+                                    decimals,
+                                },
+                            );
+                        }
+                        (Err(e), _) | (_, Err(e)) => {
+                            tracing::warn!(token = %key, error = %e, "the token did not say its symbol and decimals; showing raw units");
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .await;
+        match read {
+            Ok(map) => Tokens(map),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading token symbols failed; showing raw units");
+                Tokens::default()
+            }
+        }
+    }
+
+    fn get(&self, token: &str) -> Option<&Token> {
+        self.0.get(&token.to_ascii_lowercase())
+    }
+
+    /// `amount` of `token` as people read it (`0.1 SB0`), or raw units and the address.
+    fn show(&self, token: &str, amount: U256, negative: bool) -> String {
+        let sign = if negative && !amount.is_zero() {
+            "-"
+        } else {
+            ""
+        };
+        match self.get(token) {
+            Some(t) => format!("{sign}{} {}", format_units(amount, t.decimals), t.symbol),
+            None => format!("{sign}{amount} (raw units of {token})"),
+        }
+    }
+}
+
+/// A symbol comes from a contract: keep it short and printable.
+fn clean_symbol(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(16)
+        .collect();
+    if s.is_empty() { "?".to_owned() } else { s }
+}
+
+/// Fraction digits shown when they are not all needed to show a value at all.
+const SHOWN_DECIMALS: usize = 6;
+
+/// `amount` raw units at `decimals`, with integer arithmetic only: the whole part exactly,
+/// the fraction cut (not rounded) to six digits without trailing zeros, unless a nonzero
+/// value would read as zero, in which case every digit is shown.
+fn format_units(amount: U256, decimals: u8) -> String {
+    let digits = amount.to_string();
+    let d = usize::from(decimals);
+    if d == 0 {
+        return digits;
+    }
+    let padded = format!("{digits:0>width$}", width = d + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - d);
+    let cut = &fraction[..SHOWN_DECIMALS.min(d)];
+    let shown = if whole.bytes().all(|b| b == b'0') && cut.bytes().all(|b| b == b'0') {
+        fraction
+    } else {
+        cut
+    };
+    let shown = shown.trim_end_matches('0');
+    if shown.is_empty() {
+        whole.to_owned()
+    } else {
+        format!("{whole}.{shown}")
+    }
+}
+
+/// What the live table and the summary show.
+struct Summary {
+    elapsed: f64,
+    blocks: u64,
+    swaps: u64,
+    watermark: u64,
+    events: u64,
+    calls: u64,
+    proposals: u64,
+    fuel: u64,
+    errors: BTreeMap<&'static str, u64>,
+    tasks: Result<Vec<(TaskState, i64)>, String>,
+    refused: Vec<(&'static str, u64)>,
+    pnl: Result<Vec<(String, String, Signed)>, String>,
+    /// Every book's token balances, as the engine publishes them to hosts.
+    balances: Vec<v1::BookBalances>,
+    /// Tasks per strategy and state (the summary only: it reads every task).
+    by_strategy: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
 async fn render(
     engine: &Engine,
     fleet: &Fleet,
     host: &ServiceStats,
     (blocks, swaps): (u64, u64),
     started: Instant,
-) -> String {
-    use std::fmt::Write as _;
+) -> Summary {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut out = String::new();
     let stats = fleet.stats();
-    let _ = writeln!(
-        out,
-        "stratbox up  {:>6.1}s  block {}  watermark {}  swaps {}",
-        started.elapsed().as_secs_f64(),
+    let (balances, _) = engine.watch_balances();
+    Summary {
+        elapsed: started.elapsed().as_secs_f64(),
         blocks,
-        engine.watermark(),
-        swaps
-    );
-    let _ = writeln!(
-        out,
-        "host    events {:>7}  calls {:>8}  proposals {:>6}  fuel {:>12}",
-        host.events.load(Relaxed),
-        stats.calls.load(Relaxed),
-        stats.proposals.load(Relaxed),
-        stats.fuel.load(Relaxed)
-    );
-    let errors = stats.errors();
-    let errors = if errors.is_empty() {
-        "none".to_owned()
-    } else {
-        errors
-            .iter()
-            .map(|(k, n)| format!("{k}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let _ = writeln!(out, "errors  {errors}");
-    match engine.store().count_tasks().await {
-        Ok(counts) => {
-            let line = counts
+        swaps,
+        watermark: engine.watermark(),
+        events: host.events.load(Relaxed),
+        calls: stats.calls.load(Relaxed),
+        proposals: stats.proposals.load(Relaxed),
+        fuel: stats.fuel.load(Relaxed),
+        errors: stats.errors(),
+        tasks: engine
+            .store()
+            .count_tasks()
+            .await
+            .map_err(|e| e.to_string()),
+        refused: engine.metrics().rejections(),
+        pnl: engine.shadow_pnl().await.map_err(|e| e.to_string()),
+        balances: balances.books,
+        by_strategy: BTreeMap::new(),
+    }
+}
+
+/// Reads every task once and counts them per strategy and state.
+async fn tasks_by_strategy(
+    engine: &Engine,
+) -> anyhow::Result<BTreeMap<String, BTreeMap<String, u64>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut token = String::new();
+    loop {
+        let (page, next) = engine
+            .list_tasks("", None, stratbox_engine::engine::MAX_PAGE, &token)
+            .await
+            .context("reading the tasks")?;
+        for t in page {
+            let state = v1::TaskState::try_from(t.state)
+                .map(|s| s.as_str_name().trim_start_matches("TASK_STATE_").to_owned())
+                .unwrap_or_else(|_| t.state.to_string());
+            let strategy = t.proposal.map(|p| p.strategy).unwrap_or_default();
+            *out.entry(strategy).or_default().entry(state).or_default() += 1;
+        }
+        if next.is_empty() {
+            return Ok(out);
+        }
+        token = next;
+    }
+}
+
+impl Summary {
+    fn text(&self, tokens: &Tokens) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "stratbox up  {:>6.1}s  block {}  watermark {}  swaps {}",
+            self.elapsed, self.blocks, self.watermark, self.swaps
+        );
+        let _ = writeln!(
+            out,
+            "host    events {:>7}  calls {:>8}  proposals {:>6}  fuel {:>12}",
+            self.events, self.calls, self.proposals, self.fuel
+        );
+        let errors = if self.errors.is_empty() {
+            "none".to_owned()
+        } else {
+            self.errors
                 .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(s, n)| format!("{}={n}", state_name(*s)))
+                .map(|(k, n)| format!("{k}={n}"))
                 .collect::<Vec<_>>()
-                .join(" ");
-            let _ = writeln!(
-                out,
-                "tasks   {}",
-                if line.is_empty() {
-                    "none yet".into()
-                } else {
-                    line
-                }
-            );
-        }
-        Err(e) => {
-            let _ = writeln!(out, "tasks   unavailable: {e}");
-        }
-    }
-    let refused = engine.metrics().rejections();
-    if !refused.is_empty() {
-        let line = refused
-            .iter()
-            .map(|(code, n)| format!("{code}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let _ = writeln!(out, "refused {line}");
-    }
-    match engine.shadow_pnl().await {
-        Ok(rows) if !rows.is_empty() => {
-            for (strategy, asset, pnl) in rows {
-                let sign = if pnl.negative { "-" } else { "+" };
+                .join(" ")
+        };
+        let _ = writeln!(out, "errors  {errors}");
+        match &self.tasks {
+            Ok(counts) => {
+                let line = counts
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(s, n)| format!("{}={n}", state_name(*s)))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let _ = writeln!(
                     out,
-                    "pnl     {strategy:<24} {sign}{} (raw units of {asset})",
-                    pnl.magnitude
+                    "tasks   {}",
+                    if line.is_empty() {
+                        "none yet".into()
+                    } else {
+                        line
+                    }
                 );
             }
+            Err(e) => {
+                let _ = writeln!(out, "tasks   unavailable: {e}");
+            }
         }
-        Ok(_) => {
-            let _ = writeln!(out, "pnl     no shadow fills yet");
+        for (strategy, states) in &self.by_strategy {
+            let line = states
+                .iter()
+                .map(|(s, n)| format!("{s}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = writeln!(out, "trades  {strategy:<24} {line}");
         }
-        Err(e) => {
-            let _ = writeln!(out, "pnl     unavailable: {e}");
+        if !self.refused.is_empty() {
+            let line = self
+                .refused
+                .iter()
+                .map(|(code, n)| format!("{code}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = writeln!(out, "refused {line}");
         }
+        match &self.pnl {
+            Ok(rows) if !rows.is_empty() => {
+                for (strategy, asset, pnl) in rows {
+                    let shown = tokens.show(asset, pnl.magnitude, pnl.negative);
+                    let shown = if pnl.negative || pnl.magnitude.is_zero() {
+                        shown
+                    } else {
+                        format!("+{shown}")
+                    };
+                    let _ = writeln!(out, "pnl     {strategy:<24} {shown}");
+                }
+            }
+            Ok(_) => {
+                let _ = writeln!(out, "pnl     no shadow fills yet");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "pnl     unavailable: {e}");
+            }
+        }
+        for book in &self.balances {
+            let held = book
+                .balances
+                .iter()
+                .filter_map(|b| {
+                    let token = &b.token.as_ref()?.value;
+                    let amount = parse_amount(b.amount.as_ref()?)?;
+                    Some(tokens.show(token, amount, false))
+                })
+                .collect::<Vec<_>>()
+                .join("  ");
+            let _ = writeln!(
+                out,
+                "balance {:<24} {held}",
+                format!("{} ({})", book.strategy, book.account)
+            );
+        }
+        out
     }
-    out
+
+    /// The summary with amounts in raw units (base-10 strings), beside each token's
+    /// symbol and decimals as the chain gave them.
+    fn json(&self, tokens: &Tokens) -> serde_json::Value {
+        use serde_json::json;
+        let token = |address: &str| match tokens.get(address) {
+            Some(t) => json!({ "address": address, "symbol": t.symbol, "decimals": t.decimals }),
+            None => json!({ "address": address }),
+        };
+        let tasks: BTreeMap<String, i64> = match &self.tasks {
+            Ok(counts) => counts
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| (state_name(*s), *n))
+                .collect(),
+            Err(_) => BTreeMap::new(),
+        };
+        let pnl: Vec<serde_json::Value> = match &self.pnl {
+            Ok(rows) => rows
+                .iter()
+                .map(|(strategy, asset, pnl)| {
+                    json!({
+                        "strategy": strategy,
+                        "token": token(asset),
+                        "amount": pnl.magnitude.to_string(),
+                        "negative": pnl.negative,
+                    })
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let balances: Vec<serde_json::Value> = self
+            .balances
+            .iter()
+            .map(|b| {
+                let held: Vec<serde_json::Value> = b
+                    .balances
+                    .iter()
+                    .filter_map(|t| {
+                        let address = &t.token.as_ref()?.value;
+                        Some(json!({
+                            "token": token(address),
+                            "amount": t.amount.as_ref()?.value,
+                        }))
+                    })
+                    .collect();
+                json!({ "strategy": b.strategy, "account": b.account, "balances": held })
+            })
+            .collect();
+        json!({
+            "blocks": self.blocks,
+            "swaps": self.swaps,
+            "watermark": self.watermark,
+            "host": {
+                "events": self.events,
+                "calls": self.calls,
+                "proposals": self.proposals,
+                "fuel": self.fuel,
+                "errors": self.errors,
+            },
+            "tasks": tasks,
+            "strategies": self.by_strategy,
+            "refused": self.refused.iter().map(|(c, n)| (c.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+            "pnl": pnl,
+            "balances": balances,
+        })
+    }
+}
+
+fn parse_amount(a: &v1::Amount) -> Option<U256> {
+    a.parse().ok()
 }
 
 fn state_name(s: TaskState) -> String {
@@ -471,8 +793,31 @@ fn state_name(s: TaskState) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{U256, format_units, parse_duration};
     use std::time::Duration;
+
+    #[test]
+    fn units_are_scaled_exactly() {
+        let u = |s: &str| s.parse::<U256>().unwrap();
+        assert_eq!(format_units(u("139000000000000"), 18), "0.000139");
+        assert_eq!(format_units(u("1000000000000000000000000"), 18), "1000000");
+        assert_eq!(format_units(u("1500000"), 6), "1.5");
+        assert_eq!(format_units(u("123456789"), 6), "123.456789");
+        assert_eq!(
+            format_units(u("1234567891"), 7),
+            "123.456789",
+            "cut, not rounded"
+        );
+        assert_eq!(
+            format_units(u("1"), 18),
+            "0.000000000000000001",
+            "never reads as 0"
+        );
+        assert_eq!(format_units(u("0"), 18), "0");
+        assert_eq!(format_units(u("42"), 0), "42");
+        assert_eq!(format_units(U256::MAX, 77), "1.15792");
+        assert_eq!(format_units(U256::from(5u8), 255).len(), 257);
+    }
 
     #[test]
     fn durations() {

@@ -24,6 +24,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use arc_swap::ArcSwap;
 
+use crate::balances::{BalanceFeed, Update, quote_tokens};
 use crate::books::{Marks, Valuation};
 use crate::catalog::{Catalog, StrategyCheck};
 use crate::chain::ChainProbe;
@@ -164,6 +165,8 @@ struct Inner {
     /// How readiness asks the chain's node (see [`crate::health`]); none for a chain that
     /// has no node.
     chain_probe: Mutex<Option<ChainProbe>>,
+    /// The books' balance changes, for `WatchBalances` (see [`crate::balances`]).
+    balances: BalanceFeed,
 }
 
 /// The in-process engine; cheap to clone (every clone is the same engine).
@@ -249,6 +252,7 @@ impl Engine {
                 metrics,
                 catalog,
                 chain_probe: Mutex::new(None),
+                balances: BalanceFeed::default(),
             }),
         };
         spawn_permission_flush(Arc::downgrade(&engine.inner));
@@ -1022,10 +1026,35 @@ impl Engine {
             held.release(&mut lock(&self.inner.risk));
             return;
         }
-        let marks = marks_of(&self.chain());
+        let chain = self.chain();
+        let marks = marks_of(&chain);
+        let changed: Vec<(&str, &str)> = booked.iter().map(|(s, a, _)| (*s, *a)).collect();
         let mut book = lock(&self.inner.risk);
         held.release(&mut book);
         book.on_fills(booked, &marks, now_ms());
+        // Under the same lock, so a watcher's full view and its changes never overlap.
+        self.inner
+            .balances
+            .publish(&book, &quote_tokens(&chain), changed);
+    }
+
+    /// Every book's token balances now (the first `WatchBalances` message) and a receiver
+    /// of the changes after it (see [`crate::balances`]).
+    pub fn watch_balances(&self) -> (v1::BalancesUpdate, tokio::sync::broadcast::Receiver<Update>) {
+        let quote = quote_tokens(&self.chain());
+        let book = lock(&self.inner.risk);
+        self.inner.balances.watch(&book, &quote)
+    }
+
+    /// One book's token balances now: its capital in the quote token plus its fills (a book
+    /// with no fills holds its capital).
+    pub fn token_balances(
+        &self,
+        strategy: &str,
+        account: &str,
+    ) -> std::collections::BTreeMap<String, U256> {
+        let quote = quote_tokens(&self.chain());
+        lock(&self.inner.risk).token_balances_of(strategy, account, &quote)
     }
 
     /// The network gas price trades are judged and simulated at (wei); the gas gate refuses

@@ -2,6 +2,9 @@
 //! started, and a service reading the bus. `stratbox host`, `stratbox up` and the
 //! end-to-end tests all build their hosts here, so they run the same thing.
 //!
+//! The host follows the engine's books ([`crate::balances::follow`], until `stop`) so each
+//! instance is shown its own account's balances.
+//!
 //! The strategies start as a deploy does ([`Rollout::start_local`]): compiled, built and
 //! `init`-ed on blocking threads, never on the async ones, and each on its own: one that
 //! fails to start is refused (logged, counted in the metrics, returned in
@@ -98,6 +101,9 @@ pub enum AssembleError {
     Refused(String),
 }
 
+/// How long a host waits at start for the engine's first view of the books' balances.
+pub const BALANCES_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Builds a host. `{pool}` in a strategy's config is replaced by the engine's first pool.
 pub async fn host<B: Bus + ?Sized>(
     link: EngineLink,
@@ -106,7 +112,15 @@ pub async fn host<B: Bus + ?Sized>(
     stop: &watch::Receiver<bool>,
 ) -> Result<Assembled<B>, AssembleError> {
     let markets = link.markets(&mut stop.clone()).await?;
-    let market = Arc::new(RwLock::new(Market::from_markets(&markets)));
+    let market = Market::from_markets(&markets);
+    // Each instance is shown its own book's balances, followed from the engine.
+    let balances = market.book_balances().clone();
+    tokio::spawn(crate::balances::follow(
+        link.clone(),
+        balances.clone(),
+        stop.clone(),
+    ));
+    let market = Arc::new(RwLock::new(market));
     let fleet = Arc::new(Fleet::start(plan.workers, market)?);
     let mut rollout = Rollout::new(
         plan.seat.consumer.clone(),
@@ -138,6 +152,14 @@ pub async fn host<B: Bus + ?Sized>(
         },
     )
     .await?;
+    // Strategies that size trades by their balances would skip the first events without
+    // them; an engine that cannot stream them yet is waited for only briefly.
+    if !balances.wait_ready(BALANCES_PATIENCE).await {
+        tracing::warn!(
+            patience_ms = BALANCES_PATIENCE.as_millis() as u64,
+            "no balances from the engine yet; instances see none until they arrive"
+        );
+    }
     let mut service = HostService::new(reader, fleet.clone(), link);
     if let Some(m) = plan.metrics {
         service.metrics_to(m);

@@ -146,6 +146,17 @@ impl EngineLink {
         Ok(response.markets)
     }
 
+    /// Opens the engine's stream of its books' balances (see [`crate::balances`]).
+    pub async fn watch_balances(
+        &self,
+    ) -> Result<tonic::Streaming<v1::BalancesUpdate>, tonic::Status> {
+        let mut client = self.client.clone();
+        client
+            .watch_balances(v1::WatchBalancesRequest { trace: None })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// `account`'s positions as the engine's ledger holds them.
     pub async fn positions(&self, account: &str) -> Result<Vec<v1::Position>, DeliveryError> {
         let mut client = self.client.clone();

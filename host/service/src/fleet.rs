@@ -462,18 +462,21 @@ fn shard_loop(
                 reply,
             } => {
                 let mut answers = Vec::with_capacity(members.len());
-                // One snapshot per account per event, built under a short read lock.
-                let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
+                // One snapshot per book (strategy, account) per event, built under a short
+                // read lock: instances of one book see the same balances.
+                let mut snapshots: BTreeMap<(String, String), Snapshot> = BTreeMap::new();
                 {
                     let market = market.read().unwrap_or_else(|p| p.into_inner());
                     for m in &members {
+                        let id = &m.identity;
                         snapshots
-                            .entry(m.identity.account.clone())
-                            .or_insert_with(|| market.snapshot(&m.identity.account));
+                            .entry((id.strategy.clone(), id.account.clone()))
+                            .or_insert_with(|| market.snapshot(&id.strategy, &id.account));
                     }
                 }
                 for m in &mut members {
-                    let Some(snapshot) = snapshots.get(&m.identity.account) else {
+                    let key = (m.identity.strategy.clone(), m.identity.account.clone());
+                    let Some(snapshot) = snapshots.get(&key) else {
                         continue;
                     };
                     let started = Instant::now();

@@ -2,6 +2,7 @@
 //! instances (Zone A), their proposals over gRPC into the engine (Zone B).
 //!
 //! - [`translate`]: proto `ChainEvent` -> WIT `Event`, validated proposal -> proto `Proposal`.
+//! - [`balances`]: each account's balances, followed from the engine's books.
 //! - [`market`]: pool state, watermark and `host.history` derived from the bus alone.
 //! - [`fleet`]: instances on worker threads; hot swap and scaling between two events.
 //! - [`roster`]: building and starting instances before they join a fleet.
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod assemble;
+pub mod balances;
 pub mod credentials;
 pub mod delivery;
 pub mod fleet;
@@ -26,6 +28,7 @@ pub mod service;
 pub mod translate;
 
 pub use assemble::{AssembleError, Assembled, BusSeat, HostPlan};
+pub use balances::BookBalances;
 pub use credentials::{HostKey, KeyError};
 pub use delivery::{DeliveryError, EngineLink, RetryPolicy};
 pub use fleet::{

@@ -1,16 +1,18 @@
 //! What the host knows of the market: the pools' latest state, the watermark, and the
 //! recent events strategies may ask for through `host.history`.
 //!
-//! Everything here is derived from bus events only (plus the pools' static fields, which
-//! the engine lists at start), so two hosts reading the same stream build the same
+//! Everything here but the balances is derived from bus events only (plus the pools'
+//! static fields, which the engine lists at start), so two hosts reading the same stream build the same
 //! snapshots, and a strategy never learns more than the watermark allows.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
 use stratbox_host::History;
-use stratbox_host::wit::{Event, PoolState, Snapshot, TokenBalance, event_block, event_pool};
+use stratbox_host::wit::{Event, PoolState, Snapshot, event_block, event_pool};
 use stratbox_proto::v1;
+
+use crate::balances::BookBalances;
 
 /// Events kept per pool for `host.history`. Older ones are dropped; strategies that need
 /// longer look-backs should keep their own aggregates.
@@ -20,7 +22,8 @@ pub const HISTORY_PER_POOL: usize = 4096;
 #[derive(Debug, Default)]
 pub struct Market {
     pools: BTreeMap<String, PoolState>,
-    balances: BTreeMap<String, Vec<TokenBalance>>,
+    /// Each book's balances, followed from the engine (see [`crate::balances`]).
+    balances: BookBalances,
     watermark: u64,
     timestamp: u64,
     history: SharedMarketHistory,
@@ -73,9 +76,9 @@ impl Market {
         market
     }
 
-    /// The balances an account's instances are shown.
-    pub fn set_balances(&mut self, account: &str, balances: Vec<TokenBalance>) {
-        self.balances.insert(account.to_owned(), balances);
+    /// The balances instances are shown, which [`crate::balances::follow`] keeps current.
+    pub fn book_balances(&self) -> &BookBalances {
+        &self.balances
     }
 
     /// The events seen so far, shared with the instances' `host.history` imports.
@@ -112,13 +115,14 @@ impl Market {
         self.history.rewind(ancestor);
     }
 
-    /// The snapshot an instance trading for `account` is given with the current event.
-    pub fn snapshot(&self, account: &str) -> Snapshot {
+    /// The snapshot an instance of `strategy` trading for `account` is given with the
+    /// current event: the market, and that book's balances as the engine last published.
+    pub fn snapshot(&self, strategy: &str, account: &str) -> Snapshot {
         Snapshot {
             last_sync_block: self.watermark,
             timestamp: self.timestamp,
             pools: self.pools.values().cloned().collect(),
-            balances: self.balances.get(account).cloned().unwrap_or_default(),
+            balances: self.balances.of(strategy, account),
         }
     }
 }

@@ -232,7 +232,7 @@ impl Rollout {
             .market()
             .read()
             .unwrap_or_else(|p| p.into_inner());
-        u32::try_from(market.snapshot("").pools.len()).unwrap_or(u32::MAX)
+        u32::try_from(market.snapshot("", "").pools.len()).unwrap_or(u32::MAX)
     }
 
     /// Makes this host run `set`. Returns what changed (nothing for deployments already

@@ -173,7 +173,7 @@ fn momentum_state_survives_save_and_restore_between_instances() {
         timestamp: 84,
         hash: String::new(),
     });
-    let mut snapshot = market.snapshot("book");
+    let mut snapshot = market.snapshot("momentum", "book");
     snapshot.last_sync_block = 7;
     old.call(&event, &snapshot, "t").unwrap();
     let state = old.save().unwrap().unwrap();
