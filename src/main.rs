@@ -1,63 +1,12 @@
 //! `stratbox`: one command for every zone and every operator task.
 //!
-//! Each subcommand lives in its own module under `cmd/`; this file only parses the
+//! Each subcommand lives in its own module under `cmd/` and the parser in `cli.rs`, both
+//! in the library (so tests parse with the same parser); this file only parses the
 //! command line, sets up logging, and dispatches.
 
-use clap::{Parser, Subcommand, ValueEnum};
-
-mod cmd;
-
-#[derive(Parser)]
-#[command(name = "stratbox", version, about, propagate_version = true)]
-struct Cli {
-    /// Log line format. `json` puts the trace id of each trade in a field of its own.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "STRATBOX_LOG_FORMAT")]
-    log_format: LogFormat,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Pretty,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run all zones on embedded defaults: engine, market, host and strategies.
-    Up(cmd::up::Args),
-    /// Run the engine (Zone B) as a gRPC service.
-    Engine(cmd::engine::Args),
-    /// Run a strategy host (Zone A) against an engine and a bus.
-    Host(cmd::host::Args),
-    /// Inspect and manage strategy components.
-    #[command(subcommand)]
-    Strategy(cmd::strategy::Command),
-    /// Operator keys: upload, deploy, kill switch (run against the engine's database).
-    #[command(subcommand)]
-    Operator(cmd::operator::Command),
-    /// Host keys: what a strategy host presents to submit proposals and follow deployments.
-    #[command(subcommand)]
-    HostKey(cmd::operator::Command),
-    /// Read, engage and clear the engine's kill switch.
-    #[command(subcommand)]
-    KillSwitch(cmd::kill_switch::Command),
-    /// Run the signer (Zone C), or manage its certificates, audit log, policy and
-    /// development keystore.
-    Signer(cmd::signer::Args),
-    /// The signer's approvals: list, show, approve, reject (approver certificate).
-    #[command(subcommand)]
-    Approvals(cmd::approvals::Command),
-    /// Replay recorded events through one strategy instance.
-    Backtest(cmd::backtest::Args),
-    /// Ask a service's gRPC health service whether it is serving (exit 0 only if so).
-    Health(cmd::health::Args),
-    /// Measure the hot paths and print a table.
-    #[command(subcommand)]
-    Bench(cmd::bench::Command),
-}
+use clap::Parser;
+use stratbox::cli::{Cli, Command, LogFormat};
+use stratbox::cmd;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -1,6 +1,7 @@
-//! The zone rules hold at the network layer, not only on paper: Zone A can open the
-//! engine's port and cannot open the signer's, because the only path between them runs
-//! through Zone B and Zone B does not forward.
+//! The zone rules hold at the network layer, not only on paper, for the processes
+//! deploy/compose.yaml starts: Zone A can open the engine's port and cannot open the
+//! signer's, because the only path between them runs through Zone B and Zone B does not
+//! forward.
 //!
 //! Each zone is a separate Linux network namespace (`ip netns`), and each service in it a
 //! separate process started with `ip netns exec`:
@@ -8,9 +9,27 @@
 //! ```text
 //!   zone-a                    zone-b                          zone-c
 //!   192.0.2.1/30 ──veth── 192.0.2.2/30  198.51.100.1/30 ──veth── 198.51.100.2/30
-//!   (probe)                   engine :50051                   signer stand-in :50061
+//!   stratbox host             stratbox engine :50051          stratbox signer :50061
+//!                             redis-server :6379
+//!                             postgres :5432 (forwarded)
 //!                             net.ipv4.ip_forward = 0
 //! ```
+//!
+//! The `stratbox` processes run the command lines compose.yaml writes for the `engine`,
+//! `host` and `signer` services, read from the file with the environment it gives them,
+//! and compose's own health checks decide when the engine and the host are up. Compose's
+//! service names (`engine`, `redis`, `postgres`, `signer`) resolve through a per-namespace
+//! `/etc/hosts` (`/etc/netns/NAME/hosts`, which `ip netns exec` mounts) to the addresses
+//! below, as Docker's DNS would on the zone networks. What differs from the file, and why:
+//! - the engine's database name: one per test run on the test PostgreSQL server
+//!   (`STRATBOX_TEST_POSTGRES`), reached from zone-b through a forwarder from
+//!   `postgres:5432` to the server's Unix socket, since the server listens in the root
+//!   namespace; the role `stratbox` of the URL is created there when missing;
+//! - `/run/secrets/…` and `/strategies`: files and directories under the test's temp dir
+//!   (the signer's certificates are made by `stratbox signer certs`);
+//! - the signer's config file, which compose leaves to the operator, is given through
+//!   `STRATBOX_SIGNER_CONFIG` with its keystore passphrase in `STRATBOX_SIGNER_PASSPHRASE`;
+//! - Redis runs compose's `redis-server` command line with `--dir` in the temp dir.
 //!
 //! Addresses are from the documentation ranges TEST-NET-1 (192.0.2.0/24, A–B link) and
 //! TEST-NET-2 (198.51.100.0/24, B–C link): they exist only inside these private namespaces
@@ -19,47 +38,46 @@
 //! standing between A and C is Zone B's refusal to forward; the control test shows that
 //! flipping that one switch opens the path, so the negative result is meaningful.
 //!
-//! Processes:
-//! - Zone B, engine port: the real `stratbox engine --listen 0.0.0.0:50051` when
-//!   `stratbox engine --help` offers `--listen`; until the engine command exists it is a
-//!   TCP stand-in (this test binary re-run as the `zone_process` helper, which accepts and
-//!   writes a banner). Which one ran is printed. `STRATBOX_NETNS_ENGINE=standin` forces
-//!   the stand-in; `STRATBOX_NETNS_ENGINE_ARGS` appends arguments to the real engine.
-//! - Zone C, signer port: always the TCP stand-in, because `stratbox signer` is a later
-//!   issue.
-//! - Probes: the same helper, connecting with a 2 s bound and reporting on stdout.
-//!
-//! Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for `ip netns`) and iproute2, which it
-//! installs with apt when missing. Where that is impossible the test FAILS, unless
-//! `STRATBOX_SKIP_NETNS=1` is set, in which case it says loudly that it did not run.
-//! Namespaces are named per run and removed on drop, also when an assertion fails.
+//! Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for `ip netns`), iproute2 (installed with
+//! apt when missing), `redis-server` and `psql`. Where that is impossible the test FAILS,
+//! unless `STRATBOX_SKIP_NETNS=1` is set outside CI, in which case it says loudly that it
+//! did not run; under `CI` it always fails. Namespaces are named per run and removed on
+//! drop, also when an assertion fails.
 
+mod deploy;
+
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const ROLE_ENV: &str = "STRATBOX_NETNS_ROLE";
 const ADDR_ENV: &str = "STRATBOX_NETNS_ADDR";
-const BANNER_ENV: &str = "STRATBOX_NETNS_BANNER";
-
-const ENGINE_BANNER: &str = "stratbox-engine-stand-in";
-const SIGNER_BANNER: &str = "stratbox-signer-stand-in";
+const UNIX_ENV: &str = "STRATBOX_NETNS_UNIX";
 
 const ZONE_A_ADDR: &str = "192.0.2.1";
 const ZONE_B_A_SIDE: &str = "192.0.2.2";
 const ZONE_B_C_SIDE: &str = "198.51.100.1";
 const ZONE_C_ADDR: &str = "198.51.100.2";
+/// Where `postgres` resolves in zone-b: a loopback address of its own, so the forwarder
+/// can listen on compose's port without meeting anything else.
+const POSTGRES_IN_B: &str = "127.0.0.2";
 const ENGINE_PORT: u16 = 50051;
 const SIGNER_PORT: u16 = 50061;
+const REDIS_PORT: u16 = 6379;
 
 /// How long a probe waits for a TCP handshake before calling the target unreachable.
 const CONNECT_BOUND: Duration = Duration::from_secs(2);
+/// How long a service gets to come up.
+const START_BOUND: Duration = Duration::from_secs(90);
 
 // ── the helper process ───────────────────────────────────────────────────────────────
 
-/// Not a test of its own: the body of the listener and probe processes the tests start
+/// Not a test of its own: the body of the probe and forwarder processes the tests start
 /// inside the namespaces (`ip netns exec <ns> <this binary> zone_process --exact
 /// --ignored`). Run by hand without its environment it fails.
 #[test]
@@ -73,20 +91,12 @@ fn zone_process() {
         .parse()
         .unwrap_or_else(|e| panic!("{ADDR_ENV}: {e}"));
     match role.as_str() {
-        "listen" => listen(addr, &std::env::var(BANNER_ENV).unwrap_or_default()),
         "probe" => probe(addr),
+        "forward" => forward(
+            addr,
+            &PathBuf::from(std::env::var(UNIX_ENV).unwrap_or_else(|_| panic!("{UNIX_ENV} unset"))),
+        ),
         other => panic!("unknown role {other}"),
-    }
-}
-
-fn listen(addr: SocketAddr, banner: &str) {
-    let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "ZONE READY {addr}");
-    let _ = stdout.flush();
-    // A failed accept (e.g. the peer reset first) is the peer's problem: keep serving.
-    for mut stream in listener.incoming().flatten() {
-        let _ = stream.write_all(format!("{banner}\n").as_bytes());
     }
 }
 
@@ -94,18 +104,43 @@ fn probe(addr: SocketAddr) {
     let mut stdout = std::io::stdout();
     match TcpStream::connect_timeout(&addr, CONNECT_BOUND) {
         Ok(mut stream) => {
-            // The stand-ins announce themselves; a real gRPC server sends nothing first.
+            // An HTTP/2 server greets first; a TLS server waits for the client.
             let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
             let mut buf = [0u8; 128];
             let n = stream.read(&mut buf).unwrap_or(0);
-            let banner = String::from_utf8_lossy(&buf[..n]).trim().to_owned();
-            let _ = writeln!(stdout, "ZONE PROBE CONNECTED {banner}");
+            let _ = writeln!(stdout, "ZONE PROBE CONNECTED {}", hex::encode(&buf[..n]));
         }
         Err(e) => {
             let _ = writeln!(stdout, "ZONE PROBE FAILED {:?} {e}", e.kind());
         }
     }
     let _ = stdout.flush();
+}
+
+/// PostgreSQL's `postgres:5432` in zone-b: each TCP connection is carried to the server's
+/// Unix socket, which a network namespace does not fence.
+fn forward(addr: SocketAddr, socket: &Path) {
+    let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "ZONE READY {addr}");
+    let _ = stdout.flush();
+    for tcp in listener.incoming().flatten() {
+        let Ok(unix) = UnixStream::connect(socket) else {
+            continue; // the client sees the connection close
+        };
+        let (Ok(mut tcp_r), Ok(mut unix_w)) = (tcp.try_clone(), unix.try_clone()) else {
+            continue;
+        };
+        let (mut tcp_w, mut unix_r) = (tcp, unix);
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut tcp_r, &mut unix_w);
+            let _ = unix_w.shutdown(std::net::Shutdown::Write);
+        });
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut unix_r, &mut tcp_w);
+            let _ = tcp_w.shutdown(std::net::Shutdown::Write);
+        });
+    }
 }
 
 // ── namespaces ───────────────────────────────────────────────────────────────────────
@@ -138,6 +173,8 @@ struct Zones {
     b: String,
     c: String,
     children: Vec<Child>,
+    /// The engine's database on the test server, dropped with the zones.
+    database: Option<(String, String)>,
 }
 
 impl Drop for Zones {
@@ -148,6 +185,16 @@ impl Drop for Zones {
         }
         for ns in [&self.a, &self.b, &self.c] {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            let _ = std::fs::remove_dir_all(etc_netns(ns));
+        }
+        if let Some((admin, name)) = &self.database {
+            let _ = Command::new("psql")
+                .args([
+                    admin.as_str(),
+                    "-XAtqc",
+                    &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                ])
+                .output();
         }
     }
 }
@@ -171,12 +218,20 @@ fn remove_stale_namespaces() {
             && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
+            let _ = std::fs::remove_dir_all(etc_netns(name));
         }
     }
 }
 
-/// Ok(None): the environment cannot run this and STRATBOX_SKIP_NETNS=1 says that is fine.
+/// `None`: the environment cannot run this and `STRATBOX_SKIP_NETNS=1` says that is fine,
+/// which is never the case under CI.
 fn cannot_run(why: &str) -> Option<Zones> {
+    if deploy::in_ci() {
+        panic!(
+            "the network-namespace isolation test cannot run here, and CI is set \
+             (STRATBOX_SKIP_NETNS is not honoured under CI): {why}"
+        );
+    }
     if std::env::var("STRATBOX_SKIP_NETNS").as_deref() == Ok("1") {
         eprintln!(
             "\n\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
@@ -262,6 +317,7 @@ fn build_zones() -> Option<Zones> {
         b: name("zone-b"),
         c: name("zone-c"),
         children: Vec::new(),
+        database: None,
     };
     let (a, b, c) = (zones.a.as_str(), zones.b.as_str(), zones.c.as_str());
     ip(&["netns", "add", b]);
@@ -341,6 +397,18 @@ fn build_zones() -> Option<Zones> {
     ]);
     // Zone B does not forward. Set explicitly rather than trusting the namespace default.
     set_forwarding(b, false);
+    // The service names of compose.yaml, as each zone would resolve them on its networks.
+    write_hosts(
+        a,
+        &format!("127.0.0.1 localhost\n{ZONE_B_A_SIDE} engine redis\n"),
+    );
+    write_hosts(
+        b,
+        &format!(
+            "127.0.0.1 localhost engine redis\n{POSTGRES_IN_B} postgres\n{ZONE_C_ADDR} signer\n"
+        ),
+    );
+    write_hosts(c, "127.0.0.1 localhost signer\n");
     Some(zones)
 }
 
@@ -371,7 +439,29 @@ fn set_forwarding(ns: &str, on: bool) {
     );
 }
 
-fn helper(ns: &str, role: &str, addr: &str, banner: &str) -> Command {
+fn links_in(ns: &str) -> Vec<String> {
+    let out = run(Command::new("ip").args(["-n", ns, "-o", "link", "show"]));
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Where `ip netns exec` finds files it mounts over `/etc` for one namespace.
+fn etc_netns(ns: &str) -> PathBuf {
+    PathBuf::from("/etc/netns").join(ns)
+}
+
+fn write_hosts(ns: &str, hosts: &str) {
+    let dir = etc_netns(ns);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    std::fs::write(dir.join("hosts"), hosts).unwrap_or_else(|e| panic!("hosts for {ns}: {e}"));
+}
+
+fn helper(ns: &str, role: &str, addr: &str) -> Command {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns])
@@ -384,18 +474,186 @@ fn helper(ns: &str, role: &str, addr: &str, banner: &str) -> Command {
             "--test-threads=1",
         ])
         .env(ROLE_ENV, role)
-        .env(ADDR_ENV, addr)
-        .env(BANNER_ENV, banner);
+        .env(ADDR_ENV, addr);
     cmd
 }
 
-/// Start a stand-in listener and wait for it to say it is bound.
-fn start_stand_in(zones: &mut Zones, ns: &str, addr: &str, banner: &str) {
-    let mut child = helper(ns, "listen", addr, banner)
+#[derive(Debug, PartialEq)]
+enum Probe {
+    /// With the first bytes the server sent, hex (none for a TLS server).
+    Connected {
+        greeting: String,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+fn probe_from(ns: &str, addr: &str) -> Probe {
+    let out = run(&mut helper(ns, "probe", addr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("ZONE PROBE ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| {
+            panic!(
+                "probe in {ns} reported nothing:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    match line.strip_prefix("CONNECTED") {
+        Some(greeting) => Probe::Connected {
+            greeting: greeting.trim().to_owned(),
+        },
+        None => Probe::Failed {
+            reason: line.trim_start_matches("FAILED ").to_owned(),
+        },
+    }
+}
+
+// ── compose's command lines ──────────────────────────────────────────────────────────
+
+/// A service's command line and environment as compose.yaml writes them.
+struct ComposeService {
+    command: Vec<String>,
+    env: BTreeMap<String, String>,
+    healthcheck: Vec<String>,
+}
+
+fn compose_service(name: &str) -> ComposeService {
+    let services = deploy::compose_services(&deploy::compose());
+    let svc = services
+        .get(name)
+        .unwrap_or_else(|| panic!("compose.yaml has no service {name}"));
+    let test = deploy::string_list(&svc["healthcheck"]["test"]);
+    ComposeService {
+        command: deploy::string_list(&svc["command"]),
+        env: deploy::compose_environment(svc),
+        healthcheck: match test.first().map(String::as_str) {
+            Some("CMD") => test[1..].to_vec(),
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// Replaces compose's `/run/secrets/` with a directory of the test.
+fn secrets_in(args: &[String], dir: &Path) -> Vec<String> {
+    args.iter()
+        .map(|a| match a.strip_prefix("/run/secrets/") {
+            Some(name) => dir.join(name).display().to_string(),
+            None => a.clone(),
+        })
+        .collect()
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_str()
+        .unwrap_or_else(|| panic!("non-UTF-8 path {}", p.display()))
+        .to_owned()
+}
+
+/// A process in a zone: `ip netns exec NS PROGRAM ARGS` with exactly `env` (and `PATH`),
+/// its output in `log`.
+fn spawn_in(
+    zones: &mut Zones,
+    ns: &str,
+    program: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    log: &Path,
+    stdout: Stdio,
+) -> usize {
+    let log_file = std::fs::File::create(log).unwrap_or_else(|e| panic!("log: {e}"));
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .current_dir(log.parent().unwrap_or(Path::new("/")))
+        .stdout(stdout)
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {program} in {ns}: {e}"));
+    zones.children.push(child);
+    zones.children.len() - 1
+}
+
+/// Waits until `ready` holds, failing with `log` if the process `index` exits first.
+fn wait_ready(zones: &mut Zones, index: usize, what: &str, log: &Path, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + START_BOUND;
+    loop {
+        if ready() {
+            return;
+        }
+        let exited = zones.children[index].try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() > deadline {
+            panic!(
+                "{what} did not come up ({}):\n{}",
+                exited.map_or("timed out".to_owned(), |s| s.to_string()),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Runs a compose health check (`stratbox health …`) inside a zone.
+fn healthcheck_in(ns: &str, check: &[String], env: &BTreeMap<String, String>) -> Output {
+    assert_eq!(
+        check.first().map(String::as_str),
+        Some("stratbox"),
+        "health check {check:?}"
+    );
+    run(Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_stratbox")])
+        .args(&check[1..])
+        .env_clear()
+        .envs(env))
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = run(Command::new("psql").args([url, "-XAtqc", sql]));
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// PostgreSQL for the engine: a database of this run, owned by compose's role, and the
+/// forwarder that makes the server `postgres:5432` in zone-b. Returns the database name.
+fn start_postgres(zones: &mut Zones) -> String {
+    let admin = std::env::var("STRATBOX_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let socket_dir = psql(&admin, "SHOW unix_socket_directories");
+    let socket_dir = socket_dir.split(',').next().unwrap_or_default().trim();
+    let port = psql(&admin, "SHOW port");
+    let socket = PathBuf::from(socket_dir).join(format!(".s.PGSQL.{port}"));
+    psql(
+        &admin,
+        "DO $$ BEGIN CREATE ROLE stratbox LOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    );
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let name = format!("netns_{}_{nanos}", std::process::id());
+    psql(
+        &admin,
+        &format!("CREATE DATABASE \"{name}\" OWNER stratbox"),
+    );
+    zones.database = Some((admin, name.clone()));
+
+    let b = zones.b.clone();
+    let mut child = helper(&b, "forward", &format!("{POSTGRES_IN_B}:5432"))
+        .env(UNIX_ENV, &socket)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("start stand-in in {ns}: {e}"));
+        .unwrap_or_else(|e| panic!("start the postgres forwarder: {e}"));
     let stdout = child.stdout.take();
     zones.children.push(child);
     let (tx, rx) = mpsc::channel();
@@ -409,133 +667,260 @@ fn start_stand_in(zones: &mut Zones, ns: &str, addr: &str, banner: &str) {
         }
     });
     rx.recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("stand-in {banner} in {ns} never bound {addr}"));
+        .unwrap_or_else(|_| panic!("the postgres forwarder in zone-b never bound"));
+    name
 }
 
-#[derive(Debug, PartialEq)]
-enum Probe {
-    Connected { banner: String },
-    Failed { reason: String },
-}
-
-fn probe_from(ns: &str, addr: &str) -> Probe {
-    let out = run(&mut helper(ns, "probe", addr, ""));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once("ZONE PROBE ").map(|(_, rest)| rest))
-        .unwrap_or_else(|| {
-            panic!(
-                "probe in {ns} reported nothing:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    match line.strip_prefix("CONNECTED") {
-        Some(banner) => Probe::Connected {
-            banner: banner.trim().to_owned(),
-        },
-        None => Probe::Failed {
-            reason: line.trim_start_matches("FAILED ").to_owned(),
-        },
-    }
-}
-
-/// Which engine process stands in Zone B: the real command once it can listen.
-fn real_engine_args() -> Option<Vec<String>> {
-    if std::env::var("STRATBOX_NETNS_ENGINE").as_deref() == Ok("standin") {
-        return None;
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_stratbox"))
-        .args(["engine", "--help"])
-        .output()
-        .ok()?;
-    let help = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !help.contains("--listen") {
-        return None;
-    }
-    let mut args = vec![
-        "engine".to_owned(),
-        "--listen".to_owned(),
-        format!("0.0.0.0:{ENGINE_PORT}"),
-    ];
-    if let Ok(extra) = std::env::var("STRATBOX_NETNS_ENGINE_ARGS") {
-        args.extend(extra.split_whitespace().map(str::to_owned));
-    }
-    Some(args)
-}
-
-/// Start the engine in Zone B; returns the banner a probe should read from it (empty for
-/// the real engine, which is a gRPC server and speaks only when spoken to).
-fn start_engine(zones: &mut Zones, workdir: &std::path::Path) -> String {
+/// Redis in zone-b: compose's `redis-server` command line, its data in the temp dir.
+fn start_redis(zones: &mut Zones, workdir: &Path) {
+    let dir = workdir.join("redis");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir redis: {e}"));
+    let redis = compose_service("redis");
+    assert_eq!(
+        redis.command.first().map(String::as_str),
+        Some("redis-server")
+    );
+    let mut args = redis.command[1..].to_vec();
+    args.extend(["--dir".to_owned(), path_str(&dir)]);
     let b = zones.b.clone();
-    let Some(args) = real_engine_args() else {
-        eprintln!("zone-b engine: TCP stand-in (`stratbox engine --listen` not available yet)");
-        start_stand_in(zones, &b, &format!("0.0.0.0:{ENGINE_PORT}"), ENGINE_BANNER);
-        return ENGINE_BANNER.to_owned();
-    };
-    eprintln!("zone-b engine: real `stratbox {}`", args.join(" "));
-    let log = workdir.join("engine.log");
-    let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("engine log: {e}"));
-    let log_err = log_file
-        .try_clone()
-        .unwrap_or_else(|e| panic!("engine log: {e}"));
-    let child = Command::new("ip")
-        .args(["netns", "exec", &b, env!("CARGO_BIN_EXE_stratbox")])
-        .args(&args)
-        .current_dir(workdir)
-        .stdout(log_file)
-        .stderr(log_err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start stratbox engine in zone-b: {e}"));
-    zones.children.push(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Probe::Connected { .. } = probe_from(&b, &format!("127.0.0.1:{ENGINE_PORT}")) {
-            return String::new();
-        }
-        let exited = zones
-            .children
-            .last_mut()
-            .and_then(|c| c.try_wait().ok().flatten());
-        if exited.is_some() || Instant::now() > deadline {
-            panic!(
-                "`stratbox engine` did not come up in zone-b ({}):\n{}\n\
-                 (STRATBOX_NETNS_ENGINE=standin runs the TCP stand-in instead)",
-                exited.map_or("timed out".to_owned(), |s| s.to_string()),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(300));
+    let log = workdir.join("redis.log");
+    let index = spawn_in(
+        zones,
+        &b,
+        "redis-server",
+        &args,
+        &BTreeMap::new(),
+        &log,
+        Stdio::null(),
+    );
+    wait_ready(zones, index, "redis-server in zone-b", &log, || {
+        matches!(
+            probe_from(&b, &format!("127.0.0.1:{REDIS_PORT}")),
+            Probe::Connected { .. }
+        )
+    });
+}
+
+/// The engine in zone-b: compose's command line with this run's database, up when
+/// compose's health check for it passes.
+fn start_engine(zones: &mut Zones, workdir: &Path, database: &str) {
+    let engine = compose_service("engine");
+    let secrets = workdir.join("engine-secrets");
+    std::fs::create_dir_all(&secrets).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let mut args = secrets_in(&engine.command, &secrets);
+    let url = args
+        .iter_mut()
+        .skip_while(|a| *a != "--database")
+        .nth(1)
+        .unwrap_or_else(|| panic!("compose's engine has no --database: {:?}", engine.command));
+    let (server, _) = url
+        .rsplit_once('/')
+        .unwrap_or_else(|| panic!("--database {url}"));
+    let adapted = format!("{server}/{database}");
+    *url = adapted;
+    let mut env = engine.env.clone();
+    for value in env.values_mut() {
+        *value = secrets_in(std::slice::from_ref(value), &secrets).remove(0);
     }
+    // The password file compose mounts; trust authentication ignores the password.
+    if let Some(pgpass) = env.get("PGPASSFILE") {
+        write_private(
+            Path::new(pgpass),
+            &format!("postgres:5432:{database}:stratbox:unused\n"),
+        );
+    }
+    eprintln!("zone-b: stratbox {}", args.join(" "));
+    let b = zones.b.clone();
+    let log = workdir.join("engine.log");
+    let index = spawn_in(
+        zones,
+        &b,
+        env!("CARGO_BIN_EXE_stratbox"),
+        &args,
+        &env,
+        &log,
+        Stdio::null(),
+    );
+    wait_ready(zones, index, "`stratbox engine` in zone-b", &log, || {
+        healthcheck_in(&b, &engine.healthcheck, &engine.env)
+            .status
+            .success()
+    });
 }
 
-fn links_in(ns: &str) -> Vec<String> {
-    let out = run(Command::new("ip").args(["-n", ns, "-o", "link", "show"]));
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// A strategy host in zone-a: compose's command line with its `/strategies` mount in the
+/// temp dir; up when compose's health check for it passes from inside zone-a.
+fn start_host(zones: &mut Zones, workdir: &Path) {
+    let host = compose_service("host");
+    let strategies = workdir.join("strategies");
+    std::fs::create_dir_all(&strategies).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let args: Vec<String> = host
+        .command
+        .iter()
+        .map(|a| {
+            if a == "/strategies" {
+                path_str(&strategies)
+            } else {
+                a.clone()
+            }
+        })
         .collect();
-    names.sort();
-    names
+    eprintln!("zone-a: stratbox {}", args.join(" "));
+    let a = zones.a.clone();
+    let log = workdir.join("host.log");
+    let index = spawn_in(
+        zones,
+        &a,
+        env!("CARGO_BIN_EXE_stratbox"),
+        &args,
+        &host.env,
+        &log,
+        Stdio::null(),
+    );
+    wait_ready(zones, index, "`stratbox host` in zone-a", &log, || {
+        healthcheck_in(&a, &host.healthcheck, &host.env)
+            .status
+            .success()
+    });
+    // Still running once its engine answered: it reached the bus and the engine.
+    std::thread::sleep(Duration::from_secs(1));
+    let exited = zones.children[index].try_wait().ok().flatten();
+    assert!(
+        exited.is_none(),
+        "`stratbox host` in zone-a exited ({exited:?}):\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
-/// Zones, engine in B, signer stand-in in C; returns the guard and the engine banner.
-fn zones_with_services(workdir: &std::path::Path) -> Option<(Zones, String)> {
+/// Runs `stratbox ARGS` here (no network) for the signer's files.
+fn stratbox_here(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(args)
+        .envs(env.iter().copied()));
+    assert!(
+        out.status.success(),
+        "stratbox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const PASSPHRASE: &str = "netns test passphrase";
+
+/// The signer in zone-c: compose's command line with its secrets in the temp dir, and a
+/// development config (certificates, keystore, a deny-everything policy) made with the
+/// binary; up when it prints that it listens.
+fn start_signer(zones: &mut Zones, workdir: &Path) {
+    let signer = compose_service("signer");
+    let dir = workdir.join("signer");
+    let certs = dir.join("certs");
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let out = stratbox_here(&["signer", "certs", "--out", &path_str(&certs)], &[]);
+    let allowlist = out
+        .split("# allowlist entries for the signer's config file:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("`signer certs` printed no allowlist:\n{out}"));
+    for (secret, file) in [
+        ("signer_tls_cert", "signer.pem"),
+        ("signer_tls_key", "signer.key"),
+        ("signer_client_ca", "ca.pem"),
+    ] {
+        std::fs::copy(certs.join(file), secrets.join(secret))
+            .unwrap_or_else(|e| panic!("copy {file}: {e}"));
+    }
+    let keystore = dir.join("dev-keystore.json");
+    stratbox_here(
+        &[
+            "signer",
+            "dev-keystore",
+            "create",
+            "--out",
+            &path_str(&keystore),
+        ],
+        &[("STRATBOX_SIGNER_PASSPHRASE", PASSPHRASE)],
+    );
+    std::fs::write(
+        dir.join("policy.toml"),
+        "chain_ids = [31337]\nmax_fee_per_gas = \"100000000000\"\n\
+         max_priority_fee_per_gas = \"10000000000\"\nmax_gas_limit = 1000000\n",
+    )
+    .unwrap_or_else(|e| panic!("policy: {e}"));
+    let config = dir.join("signer.toml");
+    // tls_* and listen are what compose's flags override.
+    std::fs::write(
+        &config,
+        format!(
+            "database = \"sqlite://{}\"\npolicy = \"policy.toml\"\n\
+             admin_listen = \"127.0.0.1:0\"\ntls_cert = \"certs/signer.pem\"\n\
+             tls_key = \"certs/signer.key\"\nclient_ca = \"certs/ca.pem\"\n\
+             [keystore]\ndev_file = \"dev-keystore.json\"\n\n{allowlist}",
+            path_str(&dir.join("signer.db"))
+        ),
+    )
+    .unwrap_or_else(|e| panic!("config: {e}"));
+
+    let args = secrets_in(&signer.command, &secrets);
+    let mut env = signer.env.clone();
+    env.insert("STRATBOX_SIGNER_CONFIG".to_owned(), path_str(&config));
+    env.insert(
+        "STRATBOX_SIGNER_PASSPHRASE".to_owned(),
+        PASSPHRASE.to_owned(),
+    );
+    eprintln!("zone-c: stratbox {}", args.join(" "));
+    let c = zones.c.clone();
+    let log = dir.join("signer.log");
+    let index = spawn_in(
+        zones,
+        &c,
+        env!("CARGO_BIN_EXE_stratbox"),
+        &args,
+        &env,
+        &log,
+        Stdio::piped(),
+    );
+    let stdout = zones.children[index].stdout.take();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Some(stdout) = stdout else { return };
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("signer listening on") {
+                let _ = tx.send(line.clone());
+            }
+        }
+    });
+    let line = rx.recv_timeout(START_BOUND).unwrap_or_else(|_| {
+        panic!(
+            "`stratbox signer` did not come up in zone-c:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert!(
+        line.contains(&format!("0.0.0.0:{SIGNER_PORT}")),
+        "the signer listens where compose says: {line}"
+    );
+}
+
+/// Zones with every service of compose.yaml's zones running in them.
+fn zones_with_services(workdir: &Path) -> Option<Zones> {
     let mut zones = build_zones()?;
     // Zone A and Zone C each have one link, and it goes to Zone B.
     assert_eq!(links_in(&zones.a), ["lo", "to-b"]);
     assert_eq!(links_in(&zones.c), ["lo", "to-b"]);
     assert_eq!(links_in(&zones.b), ["lo", "to-a", "to-c"]);
-    let engine_banner = start_engine(&mut zones, workdir);
-    let c = zones.c.clone();
-    start_stand_in(
-        &mut zones,
-        &c,
-        &format!("0.0.0.0:{SIGNER_PORT}"),
-        SIGNER_BANNER,
-    );
-    Some((zones, engine_banner))
+    let database = start_postgres(&mut zones);
+    start_redis(&mut zones, workdir);
+    start_engine(&mut zones, workdir, &database);
+    start_signer(&mut zones, workdir);
+    start_host(&mut zones, workdir);
+    Some(zones)
 }
 
 // ── the tests ────────────────────────────────────────────────────────────────────────
@@ -543,37 +928,36 @@ fn zones_with_services(workdir: &std::path::Path) -> Option<(Zones, String)> {
 #[test]
 fn zone_a_reaches_the_engine_and_cannot_reach_the_signer() {
     let workdir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let Some((zones, engine_banner)) = zones_with_services(workdir.path()) else {
+    let Some(zones) = zones_with_services(workdir.path()) else {
         return;
     };
     let signer = format!("{ZONE_C_ADDR}:{SIGNER_PORT}");
 
-    // The signer is up and reachable from the engine's zone: the negative result below
-    // is about the path, not about a dead listener.
-    assert_eq!(
-        probe_from(&zones.b, &signer),
-        Probe::Connected {
-            banner: SIGNER_BANNER.to_owned()
-        },
+    // The signer is up and reachable from the engine's zone, by compose's name too: the
+    // negative result below is about the path, not about a dead listener.
+    assert!(
+        matches!(probe_from(&zones.b, &signer), Probe::Connected { .. }),
         "zone-b -> signer"
     );
 
-    // Zone A -> engine: open. The stand-in greets with a known banner; the real engine is
-    // a gRPC (HTTP/2) server, whose first bytes are a SETTINGS frame (type 4).
-    let reached = probe_from(&zones.a, &format!("{ZONE_B_A_SIDE}:{ENGINE_PORT}"));
-    match (&reached, engine_banner.is_empty()) {
-        (Probe::Connected { banner }, true) => assert!(
-            banner.is_empty() || banner.as_bytes().get(3) == Some(&4),
-            "zone-a -> engine: not an HTTP/2 server greeting: {banner:?}"
+    // Zone A -> engine: open (the host's health check passed from zone-a already). The
+    // engine is a gRPC (HTTP/2) server, whose first bytes are a SETTINGS frame (type 4).
+    match probe_from(&zones.a, &format!("{ZONE_B_A_SIDE}:{ENGINE_PORT}")) {
+        Probe::Connected { greeting } => assert!(
+            greeting.is_empty() || greeting.get(6..8) == Some("04"),
+            "zone-a -> engine: not an HTTP/2 server greeting: {greeting}"
         ),
-        _ => assert_eq!(
-            reached,
-            Probe::Connected {
-                banner: engine_banner
-            },
-            "zone-a -> engine"
-        ),
+        other => panic!("zone-a -> engine: {other:?}"),
     }
+    // Zone A -> the bus: open; Zone A -> the database: closed (it is zone-b's alone).
+    assert!(matches!(
+        probe_from(&zones.a, &format!("{ZONE_B_A_SIDE}:{REDIS_PORT}")),
+        Probe::Connected { .. }
+    ));
+    assert!(matches!(
+        probe_from(&zones.a, &format!("{ZONE_B_A_SIDE}:5432")),
+        Probe::Failed { .. }
+    ));
 
     // Zone A -> signer: closed, although zone-a has a route to it via zone-b.
     let result = probe_from(&zones.a, &signer);
@@ -595,7 +979,7 @@ fn zone_a_reaches_the_engine_and_cannot_reach_the_signer() {
 #[test]
 fn control_forwarding_in_zone_b_would_open_the_signer_to_zone_a() {
     let workdir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let Some((zones, _)) = zones_with_services(workdir.path()) else {
+    let Some(zones) = zones_with_services(workdir.path()) else {
         return;
     };
     let signer = format!("{ZONE_C_ADDR}:{SIGNER_PORT}");
@@ -604,11 +988,8 @@ fn control_forwarding_in_zone_b_would_open_the_signer_to_zone_a() {
         Probe::Failed { .. }
     ));
     set_forwarding(&zones.b, true);
-    assert_eq!(
-        probe_from(&zones.a, &signer),
-        Probe::Connected {
-            banner: SIGNER_BANNER.to_owned()
-        },
+    assert!(
+        matches!(probe_from(&zones.a, &signer), Probe::Connected { .. }),
         "with forwarding on, zone-a -> signer"
     );
 }

@@ -1,0 +1,58 @@
+//! The `stratbox` command line: every subcommand and flag, as clap parses them. The
+//! binary and the deploy-file tests (tests/deploy_args.rs) share this one parser.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::cmd;
+
+#[derive(Parser)]
+#[command(name = "stratbox", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log line format. `json` puts the trace id of each trade in a field of its own.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "STRATBOX_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run all zones on embedded defaults: engine, market, host and strategies.
+    Up(cmd::up::Args),
+    /// Run the engine (Zone B) as a gRPC service.
+    Engine(cmd::engine::Args),
+    /// Run a strategy host (Zone A) against an engine and a bus.
+    Host(cmd::host::Args),
+    /// Inspect and manage strategy components.
+    #[command(subcommand)]
+    Strategy(cmd::strategy::Command),
+    /// Operator keys: upload, deploy, kill switch (run against the engine's database).
+    #[command(subcommand)]
+    Operator(cmd::operator::Command),
+    /// Host keys: what a strategy host presents to submit proposals and follow deployments.
+    #[command(subcommand)]
+    HostKey(cmd::operator::Command),
+    /// Read, engage and clear the engine's kill switch.
+    #[command(subcommand)]
+    KillSwitch(cmd::kill_switch::Command),
+    /// Run the signer (Zone C), or manage its certificates, audit log, policy and
+    /// development keystore.
+    Signer(cmd::signer::Args),
+    /// The signer's approvals: list, show, approve, reject (approver certificate).
+    #[command(subcommand)]
+    Approvals(cmd::approvals::Command),
+    /// Replay recorded events through one strategy instance.
+    Backtest(cmd::backtest::Args),
+    /// Ask a service's gRPC health service whether it is serving (exit 0 only if so).
+    Health(cmd::health::Args),
+    /// Measure the hot paths and print a table.
+    #[command(subcommand)]
+    Bench(cmd::bench::Command),
+}
