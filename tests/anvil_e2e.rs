@@ -132,11 +132,18 @@ async fn anvil_swaps_become_simulated_tasks_across_separate_processes() {
     )
     .await;
 
-    // Swaps on the chain, a block each.
+    // Swaps on the chain, a block each, one after the other as a chain makes them: the next
+    // swap waits until the engine has followed the node to the last one and published it.
     let mut receipts = Vec::new();
-    for _ in 0..12 {
+    for i in 0..12 {
+        let before = bus.len(&stream).await.expect("stream length");
         receipts.push(market.step().await.expect("swap on anvil"));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        wait_until(
+            &format!("the engine to publish swap {i}"),
+            Duration::from_secs(60),
+            async || bus.len(&stream).await.is_ok_and(|n| n > before),
+        )
+        .await;
     }
     let last_block = market.block_number().await.expect("head");
 

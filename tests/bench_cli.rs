@@ -35,8 +35,7 @@ fn engine_row(stdout: &str, batch: &str) -> Vec<String> {
 
 #[test]
 fn bench_engine_simulates_every_proposal_on_both_backends() {
-    let pg = std::env::var("STRATBOX_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let pg = stratbox_testenv::postgres_url();
     let out = bench(&[
         "engine",
         "--proposals",
@@ -117,4 +116,37 @@ fn bench_signer_measures_the_policy_check_signing_and_the_round_trip() {
         out.contains("threshold 2-of-3 signing | not measured"),
         "{out}"
     );
+}
+
+#[test]
+fn bench_rollout_measures_swaps_and_scales_on_a_working_fleet() {
+    // The bench itself fails unless every change switched and every instance answered the
+    // block after it; here its table must have every row, with times and ratios.
+    let out = bench(&[
+        "rollout",
+        "--rounds",
+        "3",
+        "--swap-instances",
+        "2",
+        "--scale-to",
+        "20",
+    ]);
+    for change in [
+        "swap, 2 stateful momentum instances",
+        "scale clamm-maker 1 -> 20",
+        "scale clamm-maker 20 -> 1",
+    ] {
+        for (what, unit) in [
+            ("pause on the event path", "s"),
+            ("whole change", "s"),
+            ("pause / whole (median ratio)", "."),
+        ] {
+            let row = format!("{change}: {what}");
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&row))
+                .unwrap_or_else(|| panic!("no row {row:?} in\n{out}"));
+            assert!(line[row.len()..].contains(unit), "{line}");
+        }
+    }
 }

@@ -283,24 +283,9 @@ async fn hot_swap_refused_rollout_and_scaling_while_events_flow() {
     )
     .await;
     assert!(r2.switched, "{r2:?}");
+    // The pause is measured (how long is `stratbox bench rollout`'s to say), not judged.
     assert!(r2.max_pause_ns > 0);
     assert_eq!(r2.instances, 2);
-    println!(
-        "swap v{v1_} -> v{v2_} while streaming: longest pause per market {} ns ({:.3} ms; target < 1 ms) over {} market(s)",
-        r2.max_pause_ns,
-        r2.max_pause_ns as f64 / 1e6,
-        r2.markets
-    );
-    let swapped = host
-        .lines
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|l| l.contains("rollout switched") && l.contains("Swap"))
-        .cloned();
-    if let Some(line) = swapped {
-        println!("host log: {line}");
-    }
     publisher.await.expect("publisher");
     wait_for(
         "every event to be handled and acknowledged",
@@ -490,10 +475,6 @@ async fn hot_swap_refused_rollout_and_scaling_while_events_flow() {
             calls,
             blocks * target as u64,
             "calls with {target} instances"
-        );
-        println!(
-            "{target} instance(s): {calls} calls for {blocks} events; pause {} ns",
-            r.max_pause_ns
         );
     }
 

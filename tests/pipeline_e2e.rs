@@ -4,13 +4,14 @@
 //! gRPC and end SIMULATED with balanced ledger postings.
 //!
 //! Along the way the host is killed mid-stream and restarted under the same consumer name,
-//! and the engine's gRPC server is stopped for 5 seconds: every event must still be handled
-//! and acknowledged, and no proposal may become two tasks.
+//! and the engine's gRPC server is stopped until the host has retried it several times:
+//! every event must still be handled and acknowledged, and no proposal may become two tasks.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use stratbox::market::Walk;
@@ -38,12 +39,7 @@ fn fresh_database() -> String {
         .status()
         .expect("psql runs");
     assert!(status.success(), "could not create database {name}");
-    let base = postgres_base();
-    let root = base
-        .rsplit_once('/')
-        .map(|(r, _)| r.to_owned())
-        .unwrap_or(base);
-    format!("{root}/{name}")
+    stratbox_testenv::postgres_database_url(&postgres_base(), &name)
 }
 
 struct Grpc {
@@ -205,34 +201,56 @@ async fn events_become_simulated_tasks_across_a_host_kill_and_an_engine_outage()
     )
     .await;
 
-    // Take the engine away for 5 seconds while the market goes on. The host keeps what it
-    // cannot deliver and retries; nothing may be answered meanwhile.
+    // Take the engine away while the market goes on. The host keeps what it cannot deliver
+    // and retries; nothing may be answered meanwhile.
     grpc.shut().await;
     let answered = || stats.simulated.load(Relaxed) + stats.rejected.load(Relaxed);
-    // A batch the engine answered as it shut down (graceful shutdown finishes requests in
-    // flight) reaches the host's counters a moment after `shut` returns; on a loaded
-    // machine CI saw it land after the count was read. Count from when they have settled.
-    let mut at_outage_start = answered();
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = answered();
-        if now == at_outage_start {
-            break;
-        }
-        at_outage_start = now;
-    }
+    // In the engine's place, a listener that counts the host's connection attempts and
+    // hangs up on each: the outage lasts until the host has demonstrably retried, however
+    // slow the machine, rather than for a guessed time.
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let refuser = {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind the engine's port while it is away");
+        let attempts = attempts.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                attempts.fetch_add(1, SeqCst);
+                drop(socket);
+            }
+        })
+    };
     for _ in 0..30 {
         sent += walk
             .step(&engine, &bus)
             .await
             .expect("market step while the engine is away") as u64;
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A batch the engine answered as it shut down (graceful shutdown finishes requests in
+    // flight) reaches the host's counters a moment after `shut` returns. The host handles
+    // one event at a time and counts an answer before it delivers the next event's
+    // proposals, so once it has tried to reconnect, every answer it got is counted.
+    wait_for(
+        "the host to try the engine after it stopped",
+        Duration::from_secs(60),
+        async || attempts.load(SeqCst) >= 1,
+    )
+    .await;
+    let at_outage_start = answered();
+    wait_for(
+        "the host to retry while the engine is away",
+        Duration::from_secs(60),
+        async || attempts.load(SeqCst) >= 4,
+    )
+    .await;
     assert_eq!(
         answered() - at_outage_start,
         0,
         "proposals were answered while the engine was down"
     );
+    refuser.abort();
+    let _ = refuser.await;
 
     // Kill the host mid-stream, while it holds a batch it could not deliver: that batch is
     // never acknowledged by this run.

@@ -17,8 +17,7 @@ use stratbox_registry::{ProcessCompiler, Refusal, Registry, RegistryConfig, Regi
 const CAP: usize = 2 << 20;
 
 fn pg_admin() -> String {
-    std::env::var("STRATBOX_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    stratbox_testenv::postgres_url()
 }
 
 /// A fresh database of one kind; dropped (PostgreSQL) or deleted (SQLite) by `Db::drop`.

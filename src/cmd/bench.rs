@@ -11,6 +11,8 @@ pub enum Command {
     Pipeline(super::bench_pipeline::Args),
     /// The signer: policy check, single-key signing, a signing round trip over mTLS.
     Signer(super::bench_signer::Args),
+    /// Deploys on a running fleet: the pause a hot swap and a scale put on the event path.
+    Rollout(super::bench_rollout::Args),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -19,5 +21,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Engine(args) => super::bench_engine::run(args).await,
         Command::Pipeline(args) => super::bench_pipeline::run(args).await,
         Command::Signer(args) => super::bench_signer::run(args).await,
+        Command::Rollout(args) => super::bench_rollout::run(args).await,
     }
 }

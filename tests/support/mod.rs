@@ -19,14 +19,16 @@ pub const PER_BLOCK: u64 = 5;
 const SQRT_UP: &str = "81640896826356156310682304525";
 const SQRT_DOWN: &str = "76886731765546235930195592749";
 
-/// The PostgreSQL server tests create their databases on (`scripts/test` sets it).
+/// The PostgreSQL server tests create their databases on (`STRATBOX_TEST_POSTGRES`, which
+/// `scripts/test` sets); the test fails, naming it, when it is not there.
 pub fn postgres_admin() -> String {
-    std::env::var("STRATBOX_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    stratbox_testenv::postgres_url()
 }
 
+/// The Redis server tests publish on (`STRATBOX_TEST_REDIS`); fails like
+/// [`postgres_admin`].
 pub fn redis_url() -> String {
-    std::env::var("STRATBOX_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    stratbox_testenv::redis_url()
 }
 
 /// A name no other run uses, so concurrent and repeated runs never share state.

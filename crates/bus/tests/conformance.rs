@@ -1,21 +1,64 @@
-//! One conformance suite, run against the in-process bus and the real Redis on
-//! 127.0.0.1:6379, so the embedded default and production behave alike.
+//! One conformance suite, run against the in-process bus and the real Redis
+//! (`STRATBOX_TEST_REDIS`, 127.0.0.1:6379 by default), so the embedded default and
+//! production behave alike. Without Redis the Redis half fails; it never skips.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use stratbox_bus::{
     Bus, BusError, CHAIN_EVENTS_STREAM, Delivery, GroupReader, GroupReaderConfig, MemoryBus,
     MessageId, RedisBus, RedisBusConfig, StartId, decode_event, publish_event,
 };
 
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
-
 async fn redis_bus() -> Arc<RedisBus> {
-    let bus = RedisBus::connect(RedisBusConfig::new(REDIS_URL)).await;
-    Arc::new(bus.unwrap_or_else(|e| panic!("the tests need Redis on 127.0.0.1:6379: {e}")))
+    let url = stratbox_testenv::redis_url();
+    let bus = RedisBus::connect(RedisBusConfig::new(url.as_str())).await;
+    Arc::new(
+        bus.unwrap_or_else(|e| panic!("the tests need Redis at {url} (STRATBOX_TEST_REDIS): {e}")),
+    )
+}
+
+/// How the suite sees that a reader is parked in a blocking read, which the `Bus` trait
+/// does not say: each bus shows it its own way.
+trait Parked {
+    /// Whether a blocking read, polled at least once since it started, is now waiting.
+    async fn reader_parked(&self) -> bool;
+}
+
+impl Parked for MemoryBus {
+    /// The in-process read registers its waker before it looks, so once it has been polled
+    /// and returned `Pending` it is waiting: nothing more to check.
+    async fn reader_parked(&self) -> bool {
+        true
+    }
+}
+
+impl Parked for RedisBus {
+    /// Redis flags a client blocked in a command with `b` in `CLIENT LIST`.
+    async fn reader_parked(&self) -> bool {
+        let ids = self.connection_ids().await.unwrap();
+        let admin = ::redis::Client::open(stratbox_testenv::redis_url()).unwrap();
+        let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+        let list: String = ::redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        list.lines().any(|line| {
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            };
+            let id = field("id").and_then(|id| id.parse::<i64>().ok());
+            id.is_some_and(|id| ids.contains(&id))
+                && field("flags").is_some_and(|f| f.contains('b'))
+                && field("cmd").is_some_and(|c| c.eq_ignore_ascii_case("xreadgroup"))
+        })
+    }
 }
 
 async fn memory_bus() -> Arc<MemoryBus> {
@@ -162,10 +205,17 @@ mod suite {
 
     pub async fn concurrent_consumers_each_message_once<B: Bus + 'static>(bus: Arc<B>, s: String) {
         const N: usize = 150;
+        const WORKERS: [&str; 3] = ["w1", "w2", "w3"];
         bus.ensure_group(&s, "g", StartId::Latest).await.unwrap();
         let handled: Arc<Mutex<HashMap<usize, Vec<String>>>> = Arc::default();
+        // Whether every worker has had a share, or all the work is done.
+        let spread = |handled: &Mutex<HashMap<usize, Vec<String>>>| {
+            let handled = handled.lock().unwrap();
+            let by: BTreeSet<&String> = handled.values().flatten().collect();
+            by.len() == WORKERS.len() || handled.len() >= N
+        };
         let mut workers = Vec::new();
-        for name in ["w1", "w2", "w3"] {
+        for name in WORKERS {
             let (bus, s, handled) = (bus.clone(), s.clone(), handled.clone());
             workers.push(tokio::spawn(async move {
                 loop {
@@ -183,18 +233,24 @@ mod suite {
                             .entry(index_of(d))
                             .or_default()
                             .push(name.to_owned());
-                        tokio::time::sleep(Duration::from_millis(2)).await;
                     }
                     let ids: Vec<MessageId> = got.iter().map(|d| d.id).collect();
                     assert_eq!(bus.ack(&s, "g", &ids).await.unwrap(), ids.len() as u64);
+                    // A worker that has had work steps aside until the others have had
+                    // some, so the split is the group's doing, not a matter of speed.
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while !got.is_empty() && !spread(&handled) {
+                        assert!(
+                            Instant::now() < deadline,
+                            "{name}: the other consumers got no message within 30 s"
+                        );
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
                 }
             }));
         }
         for i in 0..N {
             bus.publish(&s, &payload(i)).await.unwrap();
-            if i % 10 == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
         }
         for w in workers {
             w.await.unwrap();
@@ -281,6 +337,7 @@ mod suite {
             fresh.iter().map(index_of).collect::<Vec<_>>(),
             vec![5, 6, 7, 8, 9]
         );
+        // Idleness is measured in time, so here time itself is what the case waits for.
         tokio::time::sleep(min_idle + Duration::from_millis(100)).await;
         // Both consumers' messages are now idle; the claim takes over all of them, oldest first,
         // and counts the extra delivery.
@@ -354,24 +411,39 @@ mod suite {
         );
     }
 
-    pub async fn blocking_read_wakes_on_publish<B: Bus + 'static>(bus: Arc<B>, s: String) {
+    pub async fn blocking_read_wakes_on_publish<B: Bus + Parked + 'static>(bus: Arc<B>, s: String) {
         bus.ensure_group(&s, "g", StartId::Latest).await.unwrap();
         let empty = bus
             .read_group(&s, "g", "c", 1, Duration::from_millis(50))
             .await
             .unwrap();
         assert!(empty.is_empty());
-        let reader = {
-            let (bus, s) = (bus.clone(), s.clone());
-            tokio::spawn(async move {
-                bus.read_group(&s, "g", "c", 10, Duration::from_secs(20))
-                    .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The read is driven here, not spawned, so the case knows it has started and is
+        // parked before publishing: otherwise a late reader would find the message without
+        // waiting and the case would not test waking at all.
+        let started = Instant::now();
+        let read = bus.read_group(&s, "g", "c", 10, Duration::from_secs(20));
+        tokio::pin!(read);
+        loop {
+            if let Poll::Ready(r) = futures::poll!(read.as_mut()) {
+                panic!("the blocking read returned before anything was published: {r:?}");
+            }
+            if bus.reader_parked().await {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the reader never blocked"
+            );
+            tokio::task::yield_now().await;
+        }
         bus.publish(&s, &payload(7)).await.unwrap();
-        let got = reader.await.unwrap().unwrap();
+        let got = read.await.unwrap();
         assert_eq!(got.iter().map(index_of).collect::<Vec<_>>(), vec![7]);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the read waited out its block instead of waking"
+        );
     }
 
     pub async fn large_and_empty_payloads<B: Bus>(bus: Arc<B>, s: String) {
@@ -618,8 +690,10 @@ async fn redis_survives_killed_connections() {
             "one shared and one blocking connection expected: {ids:?}"
         );
 
+        // How many distinct messages the consumer has acknowledged so far.
+        let caught_up = Arc::new(AtomicUsize::new(0));
         let consumer = {
-            let (bus, s) = (bus.clone(), s.clone());
+            let (bus, s, caught_up) = (bus.clone(), s.clone(), caught_up.clone());
             tokio::spawn(async move {
                 let mut seen = BTreeSet::new();
                 while seen.len() < N {
@@ -630,15 +704,28 @@ async fn redis_survives_killed_connections() {
                     let acks: Vec<MessageId> = got.iter().map(|d| d.id).collect();
                     seen.extend(got.iter().map(index_of));
                     bus.ack(&s, "g", &acks).await.unwrap();
+                    caught_up.store(seen.len(), Ordering::SeqCst);
                 }
                 seen
             })
         };
-        let admin = ::redis::Client::open(REDIS_URL).unwrap();
+        let admin = ::redis::Client::open(stratbox_testenv::redis_url()).unwrap();
         let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
         for i in 0..N {
             bus.publish(&s, &payload(i)).await.unwrap();
             if i == N / 3 || i == 2 * N / 3 {
+                // The kill must catch the consumer in a blocking read: wait until it has
+                // everything published so far and is parked waiting for more.
+                // (A loop, not `wait_until`: an async closure here makes the case's future
+                // not provably `Send`.)
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !(caught_up.load(Ordering::SeqCst) > i && bus.reader_parked().await) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the consumer did not catch up and block again within 30 s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 for id in bus.connection_ids().await.unwrap() {
                     let killed: i64 = ::redis::cmd("CLIENT")
                         .arg("KILL")
@@ -649,9 +736,6 @@ async fn redis_survives_killed_connections() {
                         .unwrap();
                     assert_eq!(killed, 1, "connection {id} was not killed");
                 }
-            }
-            if i % 20 == 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         let seen = tokio::time::timeout(Duration::from_secs(60), consumer)

@@ -96,14 +96,23 @@ fn pool_init_code_hash_is_mainnets() {
 }
 
 /// Recompiles `solidity/StratboxExecutor.sol` with the pinned solcjs and compares with the
-/// committed artifact. Needs node and the npm `solc` package; says so and passes without them.
+/// committed artifact. Needs node and the npm `solc` package: without them it fails under
+/// `CI=true` and says it skipped elsewhere (a developer may not have run `npm ci`).
 #[test]
 fn committed_executor_artifact_matches_a_fresh_compile() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let solc = manifest.join("../../node_modules/solc/package.json");
-    if !solc.is_file() || Command::new("node").arg("--version").output().is_err() {
-        eprintln!(
-            "SKIPPED: node or node_modules/solc not available; cannot recompile the executor"
+    if let Err(e) = Command::new("node").arg("--version").output() {
+        stratbox_testenv::unavailable(
+            "node (to recompile the executor)",
+            &format!("`node --version`: {e}"),
+        );
+        return;
+    }
+    if !solc.is_file() {
+        stratbox_testenv::unavailable(
+            "the npm solc package (to recompile the executor)",
+            &format!("{} is missing; run `npm ci`", solc.display()),
         );
         return;
     }

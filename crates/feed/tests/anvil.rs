@@ -1,5 +1,5 @@
 //! The feed against a real Anvil running the real Uniswap V3 bytecode (stratbox-evm),
-//! publishing on the real Redis on 127.0.0.1:6379.
+//! publishing on the real Redis (`STRATBOX_TEST_REDIS`, 127.0.0.1:6379 by default).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -38,9 +38,9 @@ async fn env() -> Env {
         .await
         .unwrap();
     let bus = Arc::new(
-        RedisBus::connect(RedisBusConfig::new("redis://127.0.0.1:6379"))
+        RedisBus::connect(RedisBusConfig::new(stratbox_testenv::redis_url()))
             .await
-            .unwrap(),
+            .expect("connect to Redis (STRATBOX_TEST_REDIS)"),
     );
     let stream = format!("test:feed:{}", uuid::Uuid::new_v4().simple());
     bus.ensure_group(&stream, "check", StartId::Beginning)

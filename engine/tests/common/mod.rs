@@ -41,7 +41,11 @@ pub fn e(n: u64, exp: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(exp))
 }
 
-pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The PostgreSQL server the tests' databases are made on (`STRATBOX_TEST_POSTGRES`);
+/// the test fails, naming it, when it is not there.
+pub fn pg_admin() -> String {
+    stratbox_testenv::postgres_url()
+}
 
 pub enum Db {
     Sqlite {
@@ -57,7 +61,7 @@ impl Db {
     pub fn url(&self) -> String {
         match self {
             Db::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
-            Db::Postgres { name } => format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            Db::Postgres { name } => stratbox_testenv::postgres_database_url(&pg_admin(), name),
         }
     }
 
@@ -71,7 +75,7 @@ impl Db {
     /// Drops the PostgreSQL database (SQLite's directory goes with the TempDir).
     pub async fn cleanup(self) {
         if let Db::Postgres { name } = &self
-            && let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN).await
+            && let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin()).await
         {
             {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -90,9 +94,10 @@ pub async fn sqlite() -> Db {
 
 pub async fn postgres() -> Db {
     let name = format!("stratbox_test_{}", hex::encode(rand::random::<[u8; 6]>()));
-    let mut c = sqlx::PgConnection::connect(PG_ADMIN)
+    let admin = pg_admin();
+    let mut c = sqlx::PgConnection::connect(&admin)
         .await
-        .expect("connect to the local PostgreSQL");
+        .unwrap_or_else(|e| panic!("connect to PostgreSQL (STRATBOX_TEST_POSTGRES): {e}"));
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut c)
         .await

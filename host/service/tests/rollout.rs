@@ -268,10 +268,6 @@ async fn swap_switches_every_instance_between_two_events_and_hands_state_over() 
     assert!(switch.hand_over_failures.is_empty(), "{switch:?}");
     assert_eq!(switch.pauses.len(), 2);
     assert!(switch.max_pause > std::time::Duration::ZERO);
-    println!(
-        "swap of 4 stateful instances on 2 shards: pauses {:?}",
-        switch.pauses
-    );
     let report = out[0].to_report("test-host", rollout.markets());
     assert!(report.switched && report.max_pause_ns > 0 && report.markets == 1);
     assert_eq!(report.instances, 4);
@@ -370,7 +366,7 @@ async fn scale_from_1_to_200_and_back_without_rebuilding_the_others() {
 
     let out = rollout.reconcile(&set(2, vec![at(200, 2)]), &catalog).await;
     assert_eq!(out[0].kind, OutcomeKind::Scale);
-    let up = out[0].result.as_ref().expect("scaled up");
+    assert!(out[0].result.is_ok(), "scaled up: {:?}", out[0].result);
     assert_eq!(out[0].instances, 200);
     assert_eq!(out[0].built, 199, "the running instance was rebuilt");
     assert_eq!(runtime.live_instances() - base, 200);
@@ -379,13 +375,9 @@ async fn scale_from_1_to_200_and_back_without_rebuilding_the_others() {
 
     let out = rollout.reconcile(&set(3, vec![at(1, 3)]), &catalog).await;
     assert_eq!(out[0].kind, OutcomeKind::Scale);
-    let down = out[0].result.as_ref().expect("scaled down");
+    assert!(out[0].result.is_ok(), "scaled down: {:?}", out[0].result);
     assert_eq!(block(&fleet, 4).await, only("c@1", 1));
     assert_eq!(runtime.live_instances() - base, 1);
-    println!(
-        "scale 1->200 pause {:?}, 200->1 pause {:?}",
-        up.max_pause, down.max_pause
-    );
 
     // Only the difference was built: the first instance ran throughout.
     assert_eq!(out[0].built, 0);

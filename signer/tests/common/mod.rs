@@ -57,21 +57,7 @@ pub const SBB: Address = Address::repeat_byte(0xb1);
 pub const STRANGER: Address = Address::repeat_byte(0x55);
 
 pub fn pg_admin() -> String {
-    std::env::var("STRATBOX_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn pg_with_db(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
-    let host = rest.split_once('/').map(|(h, _)| h).unwrap_or(rest);
-    match query {
-        Some(q) => format!("{scheme}://{host}/{name}?{q}"),
-        None => format!("{scheme}://{host}/{name}"),
-    }
+    stratbox_testenv::postgres_url()
 }
 
 /// A fresh PostgreSQL database; fails (never skips) when the server is missing.
@@ -85,7 +71,7 @@ pub async fn fresh_pg() -> (String, String) {
         .execute(&mut c)
         .await
         .expect("create database");
-    (pg_with_db(&admin, &name), name)
+    (stratbox_testenv::postgres_database_url(&admin, &name), name)
 }
 
 pub async fn drop_pg(name: &str) {
