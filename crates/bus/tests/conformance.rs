@@ -25,22 +25,32 @@ async fn redis_bus() -> Arc<RedisBus> {
 /// How the suite sees that a reader is parked in a blocking read, which the `Bus` trait
 /// does not say: each bus shows it its own way.
 trait Parked {
+    /// What identifies the bus's connections, taken before the blocking read starts: once a
+    /// connection is blocked in a read, nothing else can be asked on it until it returns.
+    async fn connections(&self) -> Vec<i64>;
     /// Whether a blocking read, polled at least once since it started, is now waiting.
-    async fn reader_parked(&self) -> bool;
+    async fn reader_parked(&self, connections: &[i64]) -> bool;
 }
 
 impl Parked for MemoryBus {
+    async fn connections(&self) -> Vec<i64> {
+        Vec::new()
+    }
+
     /// The in-process read registers its waker before it looks, so once it has been polled
     /// and returned `Pending` it is waiting: nothing more to check.
-    async fn reader_parked(&self) -> bool {
+    async fn reader_parked(&self, _: &[i64]) -> bool {
         true
     }
 }
 
 impl Parked for RedisBus {
+    async fn connections(&self) -> Vec<i64> {
+        self.connection_ids().await.unwrap()
+    }
+
     /// Redis flags a client blocked in a command with `b` in `CLIENT LIST`.
-    async fn reader_parked(&self) -> bool {
-        let ids = self.connection_ids().await.unwrap();
+    async fn reader_parked(&self, ids: &[i64]) -> bool {
         let admin = ::redis::Client::open(stratbox_testenv::redis_url()).unwrap();
         let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
         let list: String = ::redis::cmd("CLIENT")
@@ -418,6 +428,8 @@ mod suite {
             .await
             .unwrap();
         assert!(empty.is_empty());
+        // The empty read above opened the consumer's connection; it is among these.
+        let connections = bus.connections().await;
         // The read is driven here, not spawned, so the case knows it has started and is
         // parked before publishing: otherwise a late reader would find the message without
         // waiting and the case would not test waking at all.
@@ -428,7 +440,7 @@ mod suite {
             if let Poll::Ready(r) = futures::poll!(read.as_mut()) {
                 panic!("the blocking read returned before anything was published: {r:?}");
             }
-            if bus.reader_parked().await {
+            if bus.reader_parked(&connections).await {
                 break;
             }
             assert!(
@@ -719,7 +731,11 @@ async fn redis_survives_killed_connections() {
                 // (A loop, not `wait_until`: an async closure here makes the case's future
                 // not provably `Send`.)
                 let deadline = Instant::now() + Duration::from_secs(30);
-                while !(caught_up.load(Ordering::SeqCst) > i && bus.reader_parked().await) {
+                // The connections are asked afresh each time: a kill makes the bus reconnect (this
+                // may wait out a 500 ms block on the reader's connection, which is harmless).
+                while !(caught_up.load(Ordering::SeqCst) > i
+                    && bus.reader_parked(&bus.connections().await).await)
+                {
                     assert!(
                         Instant::now() < deadline,
                         "the consumer did not catch up and block again within 30 s"
