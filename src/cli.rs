@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cmd;
 
+/// The whole command line: global flags and one subcommand.
 #[derive(Parser)]
 #[command(name = "stratbox", version, about, propagate_version = true)]
 pub struct Cli {
@@ -12,16 +13,21 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "STRATBOX_LOG_FORMAT")]
     pub log_format: LogFormat,
 
+    /// What to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// How log lines are written.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Pretty,
+    /// One JSON object per line, for a log collector.
     Json,
 }
 
+/// The subcommands: one per zone, and the operator tasks.
 #[derive(Subcommand)]
 pub enum Command {
     /// Run all zones on embedded defaults: engine, market, host and strategies.

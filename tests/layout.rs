@@ -297,12 +297,6 @@ fn the_module_graph_finds_a_planted_circle() {
 
 #[test]
 fn no_library_crate_has_an_import_circle() {
-    // `host/runtime`'s `runtime` and `instance` are one concept split across two files: the
-    // runtime compiles and type-checks a component by instantiating it once, and an instance
-    // is built from the runtime's compiled state. The only such pair allowed.
-    let allowed: BTreeSet<Vec<String>> = [vec!["instance".to_owned(), "runtime".to_owned()]]
-        .into_iter()
-        .collect();
     let mut found = Vec::new();
     for (name, dir, _) in packages() {
         let src = root().join(&dir).join("src");
@@ -310,9 +304,6 @@ fn no_library_crate_has_an_import_circle() {
             continue;
         }
         for c in circles(&module_graph(&src)) {
-            if dir == "host/runtime" && allowed.contains(&c) {
-                continue;
-            }
             found.push(format!("{name}: {}", c.join(" <-> ")));
         }
     }

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::Row;
+use stratbox::market::Walk;
 use stratbox_bus::{Bus, MemoryBus, StartId, decode_event};
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, server};
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
-use stratbox::market::Walk;
 use stratbox_host_service::{
     BusSeat, EngineLink, Handled, HostPlan, LocalStrategy, RetryPolicy, assemble,
 };

@@ -315,6 +315,13 @@ impl ChainState {
     }
 }
 
+/// Whether the chain the engine follows answers: for a fork, the node answering an RPC.
+pub type ChainProbe = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,10 +366,3 @@ mod tests {
         Ok(())
     }
 }
-
-/// Whether the chain the engine follows answers: for a fork, the node answering an RPC.
-pub type ChainProbe = std::sync::Arc<
-    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
-        + Send
-        + Sync,
->;

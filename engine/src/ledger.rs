@@ -95,7 +95,6 @@ pub struct Unbalanced {
 fn wide(v: U256) -> U512 {
     U512::from(v)
 }
-/// A posting of `entries`; refused unless debits equal credits for every asset.
 
 /// Per-asset (debits, credits) of a set of entries; `None` only if 512 bits overflow.
 fn totals<'a>(
@@ -113,6 +112,8 @@ fn totals<'a>(
 }
 
 impl Posting {
+    /// A posting whose debits equal its credits in every asset; refused otherwise (or
+    /// when a sum overflows 256 bits), so an unbalanced posting can never be stored.
     pub fn new(
         posting_id: String,
         task_id: String,

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
-use stratbox_evm::abi::IERC20;
 use stratbox_engine::ledger::Signed;
 use stratbox_engine::proposal::hex_address;
 use stratbox_engine::{ChainState, Engine, EngineSettings, Store, TaskState, server};
+use stratbox_evm::abi::IERC20;
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_host_service::{
     BusSeat, EngineLink, Fleet, HostPlan, LocalStrategy, RetryPolicy, ServiceStats, assemble,

@@ -64,7 +64,6 @@
 //! metrics.observe(&verdict);
 //! assert_eq!(verdict.map(|c| c.mode), Ok(ExecutionMode::Shadow));
 //! ```
-#![warn(missing_docs)]
 #![deny(clippy::arithmetic_side_effects)]
 
 pub mod amount;

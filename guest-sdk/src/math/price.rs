@@ -15,7 +15,7 @@ pub const E18: U256 = U256::from_limbs([1_000_000_000_000_000_000, 0, 0, 0]);
 pub fn token0_in_token1_wide(amount0: U256, sqrt_price_x96: U256) -> U512 {
     let p = U512::from(sqrt_price_x96);
     // (amount·sqrtP >> 96)·sqrtP >> 96 keeps every product under 512 bits.
-    ((U512::from(amount0) * p) >> 96) * p >> 96
+    (((U512::from(amount0) * p) >> 96) * p) >> 96
 }
 
 /// [`token0_in_token1_wide`], saturated to 256 bits.

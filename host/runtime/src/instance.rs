@@ -13,7 +13,7 @@ use crate::history::History;
 use crate::lift::{BoundedList, ErrorString, LiftBounds, OutputTooLarge, RawProposal};
 use crate::limits::StrategyLimits;
 use crate::proposal::{ValidatedProposal, validate};
-use crate::runtime::{Compiled, LoadedComponent, RuntimeInner, Slot};
+use crate::runtime::{LoadedComponent, RuntimeInner, Slot, epoch_ticks};
 use crate::sandbox::StoreState;
 use crate::wit::{Event, Snapshot};
 use serde::Serialize;
@@ -129,16 +129,6 @@ struct Live {
     _slot: Slot,
 }
 
-fn epoch_ticks(runtime: &RuntimeInner, deadline_ms: u64) -> u64 {
-    // The ticker advances every `tick`; a trap fires between (n-1) and n ticks after the
-    // deadline is set, so one extra tick guarantees at least `deadline_ms`.
-    let tick_us = runtime.config.epoch_tick().as_micros().max(1) as u64;
-    deadline_ms
-        .saturating_mul(1000)
-        .div_ceil(tick_us)
-        .saturating_add(1)
-}
-
 fn lift_bounds(limits: &StrategyLimits) -> LiftBounds {
     LiftBounds {
         max_list: limits.max_proposals,
@@ -207,50 +197,6 @@ fn classify(err: wasmtime::Error, failure: Failure) -> CallError {
         // cause; the outer layers are wasmtime's backtrace.
         None => CallError::Trap(with_message(err.root_cause().to_string())),
     }
-}
-
-/// Instantiates a throwaway instance and type-checks the exports against the types the
-/// host calls them with. Run once per component at load time.
-pub(crate) fn typecheck_exports(runtime: &RuntimeInner, compiled: &Compiled) -> Result<(), String> {
-    let limits = StrategyLimits::default();
-    let state = StoreState::new(
-        &limits,
-        0,
-        None,
-        Box::new(crate::history::NoHistory),
-        Arc::new(OutputCounters::default()),
-    )?;
-    let mut store = Store::new(&runtime.engine, state);
-    store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_trap();
-    if runtime.config.fuel {
-        store
-            .set_fuel(limits.fuel_init)
-            .map_err(|e| e.to_string())?;
-    }
-    store.set_epoch_deadline(epoch_ticks(runtime, limits.init_deadline_ms));
-    let instance = compiled
-        .pre
-        .instantiate(&mut store)
-        .map_err(|e| format!("instantiating: {e}"))?;
-    instance
-        .get_typed_func::<(&str,), (Result<(), ErrorString>,)>(&mut store, &compiled.init)
-        .map_err(|e| format!("`init`: {e}"))?;
-    instance
-        .get_typed_func::<(&Event, &Snapshot), (Result<BoundedList<RawProposal>, ErrorString>,)>(
-            &mut store,
-            &compiled.on_event,
-        )
-        .map_err(|e| format!("`on-event`: {e}"))?;
-    if let Some(state) = &compiled.state {
-        instance
-            .get_typed_func::<(), (Vec<u8>,)>(&mut store, &state.save)
-            .map_err(|e| format!("`save`: {e}"))?;
-        instance
-            .get_typed_func::<(&[u8],), (Result<(), ErrorString>,)>(&mut store, &state.restore)
-            .map_err(|e| format!("`restore`: {e}"))?;
-    }
-    Ok(())
 }
 
 /// How long after its deadline the epoch interrupt stops a sliced call that did not reach

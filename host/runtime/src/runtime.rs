@@ -1,20 +1,25 @@
 //! The engine, the linker, the epoch ticker and the compiled-component cache: everything
 //! a host process has exactly one of.
 
+use crate::capture::OutputCounters;
 use crate::check::{CheckReport, check_component};
 use crate::error::{CallError, LoadError};
-use crate::limits::{Allocation, HostConfig};
+use crate::lift::{BoundedList, ErrorString, RawProposal};
+use crate::limits::{Allocation, HostConfig, StrategyLimits};
 use crate::sandbox::{HostCtx, StoreState};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use wasmtime::Store;
 use wasmtime::component::{
     Component, ComponentExportIndex, HasSelf, InstancePre, Linker, Resource, ResourceTable,
 };
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+
+use crate::wit::{Event, Snapshot};
 
 /// The WASI version wasmtime-wasi 48 registers its interfaces under; guests importing any
 /// 0.2.x version are matched to it by semver.
@@ -360,7 +365,7 @@ impl Compiled {
         };
         // Type-check the exports once, against a real instance: every later instance of
         // this component has the same types, so calls can skip the check.
-        crate::instance::typecheck_exports(runtime, &compiled)
+        typecheck_exports(runtime, &compiled)
             .map_err(|e| LoadError::Compile(format!("exports: {e}")))?;
         Ok(compiled)
     }
@@ -422,4 +427,59 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.runtime.live.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Epoch ticks that cover `deadline_ms` on this runtime's ticker.
+pub(crate) fn epoch_ticks(runtime: &RuntimeInner, deadline_ms: u64) -> u64 {
+    // The ticker advances every `tick`; a trap fires between (n-1) and n ticks after the
+    // deadline is set, so one extra tick guarantees at least `deadline_ms`.
+    let tick_us = runtime.config.epoch_tick().as_micros().max(1) as u64;
+    deadline_ms
+        .saturating_mul(1000)
+        .div_ceil(tick_us)
+        .saturating_add(1)
+}
+
+/// Instantiates a throwaway instance and type-checks the exports against the types the
+/// host calls them with. Run once per component at load time.
+fn typecheck_exports(runtime: &RuntimeInner, compiled: &Compiled) -> Result<(), String> {
+    let limits = StrategyLimits::default();
+    let state = StoreState::new(
+        &limits,
+        0,
+        None,
+        Box::new(crate::history::NoHistory),
+        Arc::new(OutputCounters::default()),
+    )?;
+    let mut store = Store::new(&runtime.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_trap();
+    if runtime.config.fuel {
+        store
+            .set_fuel(limits.fuel_init)
+            .map_err(|e| e.to_string())?;
+    }
+    store.set_epoch_deadline(epoch_ticks(runtime, limits.init_deadline_ms));
+    let instance = compiled
+        .pre
+        .instantiate(&mut store)
+        .map_err(|e| format!("instantiating: {e}"))?;
+    instance
+        .get_typed_func::<(&str,), (Result<(), ErrorString>,)>(&mut store, &compiled.init)
+        .map_err(|e| format!("`init`: {e}"))?;
+    instance
+        .get_typed_func::<(&Event, &Snapshot), (Result<BoundedList<RawProposal>, ErrorString>,)>(
+            &mut store,
+            &compiled.on_event,
+        )
+        .map_err(|e| format!("`on-event`: {e}"))?;
+    if let Some(state) = &compiled.state {
+        instance
+            .get_typed_func::<(), (Vec<u8>,)>(&mut store, &state.save)
+            .map_err(|e| format!("`save`: {e}"))?;
+        instance
+            .get_typed_func::<(&[u8],), (Result<(), ErrorString>,)>(&mut store, &state.restore)
+            .map_err(|e| format!("`restore`: {e}"))?;
+    }
+    Ok(())
 }
