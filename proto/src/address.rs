@@ -19,7 +19,12 @@ pub enum AddressError {
         "address {given:?} is in mixed case but its EIP-55 checksum is wrong (the checksummed form is {expected})"
     )]
     /// Mixed case whose EIP-55 checksum fails, most likely a mistyped address.
-    Checksum { given: String, expected: String },
+    Checksum {
+        /// The address as given.
+        given: String,
+        /// Its correct EIP-55 checksummed form.
+        expected: String,
+    },
 }
 
 /// The EIP-55 mixed-case form of an address: each hex letter is upper case where the
