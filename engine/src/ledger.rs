@@ -95,7 +95,6 @@ pub struct Unbalanced {
 fn wide(v: U256) -> U512 {
     U512::from(v)
 }
-/// A posting of `entries`; refused unless debits equal credits for every asset.
 
 /// Per-asset (debits, credits) of a set of entries; `None` only if 512 bits overflow.
 fn totals<'a>(
@@ -113,6 +112,8 @@ fn totals<'a>(
 }
 
 impl Posting {
+    /// A posting of `entries`; refused unless debits equal credits for every asset (the error names the first in name order;
+    /// asset `?` if the sums overflow).
     pub fn new(
         posting_id: String,
         task_id: String,
