@@ -112,8 +112,8 @@ fn totals<'a>(
 }
 
 impl Posting {
-    /// A posting of `entries`; refused unless debits equal credits for every asset (the error names the first in name order;
-    /// asset `?` if the sums overflow).
+    /// A posting of `entries`; refused unless debits equal credits for every asset. The
+    /// error names the first unbalanced asset in name order, or `?` if the sums overflow.
     pub fn new(
         posting_id: String,
         task_id: String,
