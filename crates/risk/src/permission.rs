@@ -48,8 +48,11 @@ pub use crate::level::{ExecutionMode, ModeCeiling, PermissionLevel};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TradeOutcome {
+    /// Ended with positive PnL.
     Won,
+    /// Ended with negative PnL.
     Lost,
+    /// Ended with zero PnL.
     Flat,
 }
 
@@ -57,8 +60,11 @@ pub enum TradeOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DayOutcome {
+    /// Positive PnL for the day.
     Win,
+    /// Negative PnL for the day.
     Loss,
+    /// Zero PnL for the day.
     Flat,
 }
 
@@ -203,8 +209,11 @@ impl TransitionCause {
 /// A level change, for the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
+    /// Level before the change.
     pub from: PermissionLevel,
+    /// Level after the change.
     pub to: PermissionLevel,
+    /// What triggered the change.
     pub cause: TransitionCause,
     /// The stats at the old level when it changed.
     pub stats: LevelStats,
@@ -229,7 +238,9 @@ pub enum PermissionError {
 /// The last hard-limit breach, kept until a human restores the strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Breach {
+    /// The hard-limit code breached (a `limit_*` code).
     pub code: ReasonCode,
+    /// When it was recorded, Unix ms.
     pub at_ms: i64,
 }
 
