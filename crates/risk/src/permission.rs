@@ -112,14 +112,21 @@ impl DayResult {
 /// What the strategy has done since it entered its current level.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct LevelStats {
+    /// Trading days recorded at this level.
     pub days: u32,
+    /// Trades booked as [`TradeOutcome::Won`] at this level.
     pub trades_won: u64,
+    /// Trades booked as [`TradeOutcome::Lost`] at this level.
     pub trades_lost: u64,
+    /// Trades booked as [`TradeOutcome::Flat`] at this level.
     pub trades_flat: u64,
+    /// Consecutive losing trades; a win resets it, a flat trade leaves it unchanged.
     pub losing_trade_streak: u32,
+    /// Consecutive winning days up to now.
     pub winning_day_streak: u32,
     /// Welford running mean and sum of squared deviations of daily returns (ppb).
     pub return_mean: f64,
+    /// Welford sum of squared deviations of daily returns (ppb^2); variance is `m2 / (days - 1)`.
     pub return_m2: f64,
 }
 
@@ -238,7 +245,7 @@ pub enum PermissionError {
 /// The last hard-limit breach, kept until a human restores the strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Breach {
-    /// The hard-limit code breached (a `limit_*` code).
+    /// The breached limit's code (one where [`ReasonCode::is_hard_limit`] holds).
     pub code: ReasonCode,
     /// When it was recorded, Unix ms.
     pub at_ms: i64,
