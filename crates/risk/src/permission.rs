@@ -230,14 +230,25 @@ pub struct Transition {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PermissionError {
     #[error("day {day} is not after the last recorded day {last}")]
-    DayOutOfOrder { day: u32, last: u32 },
+    /// A day was recorded that is not after the last one (days must strictly increase).
+    DayOutOfOrder {
+        /// The day given.
+        day: u32,
+        /// The last day already recorded.
+        last: u32,
+    },
     #[error("only a halted (L0) strategy can be restored; it is at {0}")]
+    /// A restore was asked for a strategy that is not at L0; carries its current level.
     NotHalted(PermissionLevel),
     #[error("cannot restore to {requested}: allowed L1..={max}")]
+    /// The restore target is L0 or above the allowed maximum.
     RestoreLevel {
+        /// The level asked for.
         requested: PermissionLevel,
+        /// The highest level a restore may grant.
         max: PermissionLevel,
     },
+    /// The restore named no operator.
     #[error("a restore must name the human operator")]
     NoOperator,
 }
