@@ -131,6 +131,7 @@ pub struct LevelStats {
 }
 
 impl LevelStats {
+    /// Won plus lost trades (flat ones excluded), saturating.
     pub fn decided_trades(&self) -> u64 {
         self.trades_won.saturating_add(self.trades_lost)
     }
@@ -292,6 +293,7 @@ impl PermissionTracker {
         }
     }
 
+    /// The strategy's current level.
     pub fn level(&self) -> PermissionLevel {
         self.level
     }
@@ -301,10 +303,12 @@ impl PermissionTracker {
         self.level == PermissionLevel::L0
     }
 
+    /// Counters since the strategy entered its current level.
     pub fn stats(&self) -> &LevelStats {
         &self.stats
     }
 
+    /// The last day recorded; `None` before the first. A new day must be greater.
     pub fn last_day(&self) -> Option<u32> {
         self.last_day
     }
