@@ -197,12 +197,19 @@ pub enum TransitionCause {
     /// Too many losing trades in a row.
     LosingStreakDemotion,
     /// A hard limit was breached; the strategy is halted until a human restores it.
-    HardLimitBreach { code: ReasonCode },
+    HardLimitBreach {
+        /// The breached limit's code.
+        code: ReasonCode,
+    },
     /// A human restored a halted strategy.
-    HumanRestore { operator: String },
+    HumanRestore {
+        /// Who restored it.
+        operator: String,
+    },
 }
 
 impl TransitionCause {
+    /// The snake_case name, the same as the serde tag.
     pub fn as_str(&self) -> &'static str {
         match self {
             TransitionCause::Promotion => "promotion",
