@@ -112,8 +112,8 @@ fn totals<'a>(
 }
 
 impl Posting {
-    /// A posting whose debits equal its credits in every asset; refused otherwise (or
-    /// when a sum overflows 256 bits), so an unbalanced posting can never be stored.
+    /// A posting of `entries`; refused unless debits equal credits for every asset. The
+    /// error names the first unbalanced asset in name order, or `?` if the sums overflow.
     pub fn new(
         posting_id: String,
         task_id: String,

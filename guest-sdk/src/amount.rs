@@ -8,6 +8,7 @@
 use core::fmt;
 use core::str::FromStr;
 
+/// The 256-bit unsigned integer [`Amount`] wraps (ruint's, same as alloy's `U256`).
 pub use ruint::aliases::U256;
 
 /// A non-negative amount of raw token units (wei), exactly as the chain stores it.
@@ -24,12 +25,16 @@ pub use stratbox_amount::AmountParseError;
 /// A checked operation on amounts left the 256-bit range (or divided by zero).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
+    /// A result above 2^256 - 1.
     #[error("amount arithmetic overflowed 256 bits")]
     Overflow,
+    /// A subtraction that would go below zero.
     #[error("amount arithmetic underflowed zero")]
     Underflow,
+    /// Returned by `checked_div` when the divisor is zero.
     #[error("amount divided by zero")]
     DivisionByZero,
+    /// Basis points over 10000 (100%); carries the value given.
     #[error("basis points {0} exceed 10000")]
     BpsOutOfRange(u32),
 }
@@ -41,21 +46,27 @@ impl From<AmountError> for String {
 }
 
 impl Amount {
+    /// Zero raw units.
     pub const ZERO: Amount = Amount(U256::ZERO);
+    /// 2^256 - 1 raw units.
     pub const MAX: Amount = Amount(U256::MAX);
 
+    /// Wraps a raw-unit value; any `U256` is valid.
     pub const fn from_u256(value: U256) -> Self {
         Amount(value)
     }
 
+    /// The raw-unit value.
     pub const fn into_u256(self) -> U256 {
         self.0
     }
 
+    /// Borrows the raw-unit value.
     pub const fn as_u256(&self) -> &U256 {
         &self.0
     }
 
+    /// True for zero raw units.
     pub fn is_zero(&self) -> bool {
         self.0.is_zero()
     }
@@ -70,6 +81,7 @@ impl Amount {
         self.0.to_string()
     }
 
+    /// Sum; `Overflow` past 2^256 - 1.
     pub fn checked_add(self, rhs: Amount) -> Result<Amount, AmountError> {
         self.0
             .checked_add(rhs.0)
@@ -77,6 +89,7 @@ impl Amount {
             .ok_or(AmountError::Overflow)
     }
 
+    /// Difference; `Underflow` if `rhs` is larger.
     pub fn checked_sub(self, rhs: Amount) -> Result<Amount, AmountError> {
         self.0
             .checked_sub(rhs.0)
@@ -84,6 +97,7 @@ impl Amount {
             .ok_or(AmountError::Underflow)
     }
 
+    /// Product; `Overflow` past 2^256 - 1.
     pub fn checked_mul(self, rhs: Amount) -> Result<Amount, AmountError> {
         self.0
             .checked_mul(rhs.0)
@@ -91,6 +105,7 @@ impl Amount {
             .ok_or(AmountError::Overflow)
     }
 
+    /// Quotient rounded down; `DivisionByZero` if `rhs` is zero.
     pub fn checked_div(self, rhs: Amount) -> Result<Amount, AmountError> {
         self.0
             .checked_div(rhs.0)

@@ -16,22 +16,27 @@ pub fn log(level: Level, message: &str) {
     testing::record_log(level, message);
 }
 
+/// [`log`] at `Trace` level.
 pub fn trace(message: &str) {
     log(Level::Trace, message);
 }
 
+/// [`log`] at `Debug` level.
 pub fn debug(message: &str) {
     log(Level::Debug, message);
 }
 
+/// [`log`] at `Info` level.
 pub fn info(message: &str) {
     log(Level::Info, message);
 }
 
+/// [`log`] at `Warn` level.
 pub fn warn(message: &str) {
     log(Level::Warn, message);
 }
 
+/// [`log`] at `Error` level.
 pub fn error(message: &str) {
     log(Level::Error, message);
 }

@@ -48,6 +48,7 @@
 //! On targets other than wasm32 the crate still compiles: the math and `Amount` are plain
 //! Rust the engine links natively, and [`host`] falls back to a test double
 //! ([`host::testing`]) so strategies can be unit-tested natively.
+#![warn(missing_docs)]
 
 // Lets the generated bindings name this crate by its public name, so the code
 // `export_strategy!` expands in an author's crate resolves without a `wit-bindgen` dependency.

@@ -10,10 +10,18 @@ pub const MAX_SLIPPAGE_BPS: u32 = 10_000;
 /// Why a builder refused to build.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProposalError {
+    /// The slippage (bps) was over [`MAX_SLIPPAGE_BPS`].
     #[error("max slippage {0} bps exceeds {MAX_SLIPPAGE_BPS}")]
     SlippageOutOfRange(u32),
+    /// A liquidity range with `lower >= upper`; ticks as given.
     #[error("tick range [{lower}, {upper}) is empty or inverted")]
-    EmptyRange { lower: i32, upper: i32 },
+    EmptyRange {
+        /// Lower tick (inclusive).
+        lower: i32,
+        /// Upper tick (exclusive).
+        upper: i32,
+    },
+    /// A zero swap input or liquidity; names which (`"swap"` or `"liquidity"`).
     #[error("a {0} proposal needs a non-zero amount")]
     ZeroAmount(&'static str),
 }

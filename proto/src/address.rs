@@ -22,7 +22,7 @@ pub enum AddressError {
     Checksum {
         /// The address as given.
         given: String,
-        /// Its correct checksummed form.
+        /// Its correct EIP-55 checksummed form.
         expected: String,
     },
 }

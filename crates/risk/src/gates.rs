@@ -32,6 +32,7 @@ use crate::sentinel;
 pub struct GateInput<'a, Q: ?Sized> {
     /// Selects per-strategy limit overrides.
     pub strategy: &'a str,
+    /// Checked first; when engaged every proposal is refused with `kill_switch`.
     pub kill_switch: &'a KillSwitch,
     /// The engine's watermark (newest synchronised block); also the oracle's "now".
     pub engine_block: u64,
@@ -43,7 +44,9 @@ pub struct GateInput<'a, Q: ?Sized> {
     pub level: PermissionLevel,
     /// The engine's mode.
     pub requested_mode: ExecutionMode,
+    /// The strategy's account state (equity, exposure, P&L) the limits are measured against.
     pub account: &'a AccountRisk<'a>,
+    /// The trade's size, slippage and assets, checked against the level's notional cap and the limits.
     pub trade: &'a TradeRisk<'a>,
 }
 
@@ -59,6 +62,7 @@ impl<Q: ?Sized> Copy for GateInput<'_, Q> {}
 /// A proposal that passed every gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Clearance {
+    /// The strategy's level the clearance was granted at (echoed from the input).
     pub level: PermissionLevel,
     /// The mode to run the trade in: the engine's mode capped by the level (an L1 strategy
     /// in a live engine runs in shadow).

@@ -6,21 +6,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::reason::{ReasonCode, Rejection};
 
+/// The kill-switch state; `Default` is disengaged with empty reason and operator.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct KillSwitch {
+    /// While true, [`KillSwitch::check`] refuses every proposal with `kill_switch`.
     pub engaged: bool,
     /// Why it was engaged (kept after clearing, for the record, until engaged again).
     pub reason: String,
     /// Who last engaged or cleared it.
     pub operator: String,
+    /// When it was last engaged or cleared, Unix ms (caller-supplied clock).
     pub changed_at_ms: i64,
 }
 
 /// A kill-switch change that was refused; the state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KillSwitchError {
+    /// The operator name was empty or whitespace.
     #[error("a kill-switch change must name the operator")]
     NoOperator,
+    /// `engage` was called with an empty or whitespace reason.
     #[error("engaging the kill switch needs a reason")]
     NoReason,
 }

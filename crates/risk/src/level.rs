@@ -9,15 +9,22 @@ use serde::{Deserialize, Serialize};
 /// L0 (halted) to L5 (expert).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PermissionLevel {
+    /// Halted: every proposal is refused with `permission_level`.
     L0,
+    /// A new strategy's starting level (builds its track record).
     L1,
+    /// Second level; mode ceiling and trade size come from the permission config.
     L2,
+    /// Third level; mode ceiling and trade size come from the permission config.
     L3,
+    /// Fourth level; mode ceiling and trade size come from the permission config.
     L4,
+    /// Expert, the highest level.
     L5,
 }
 
 impl PermissionLevel {
+    /// Every level, lowest first; `ALL[n].as_u8() == n`.
     pub const ALL: [PermissionLevel; 6] = [
         PermissionLevel::L0,
         PermissionLevel::L1,
@@ -27,10 +34,12 @@ impl PermissionLevel {
         PermissionLevel::L5,
     ];
 
+    /// The number, 0 for L0 to 5 for L5.
     pub const fn as_u8(self) -> u8 {
         self as u8
     }
 
+    /// Inverse of [`Self::as_u8`]; `None` above 5.
     pub const fn from_u8(n: u8) -> Option<PermissionLevel> {
         match n {
             0 => Some(PermissionLevel::L0),
@@ -109,12 +118,16 @@ impl fmt::Display for PermissionLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionMode {
+    /// Simulate only and book virtual PnL; nothing is signed.
     Shadow,
+    /// Over the approval threshold a human must approve before signing.
     Staged,
+    /// Signed automatically while under the threshold.
     Live,
 }
 
 impl ExecutionMode {
+    /// The lowercase name, as serialized.
     pub const fn as_str(self) -> &'static str {
         match self {
             ExecutionMode::Shadow => "shadow",
@@ -134,9 +147,13 @@ impl fmt::Display for ExecutionMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModeCeiling {
+    /// No trading at all, not even shadow.
     Halted,
+    /// At most shadow.
     Shadow,
+    /// At most staged.
     Staged,
+    /// Any mode, live included.
     Live,
 }
 

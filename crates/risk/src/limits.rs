@@ -39,24 +39,31 @@ use crate::reason::{ReasonCode, Rejection};
 /// Exposure to one asset, valued in the quote unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AssetExposure<'a> {
+    /// The asset's identifier, matched exactly against a trade's `buy` leg.
     pub asset: &'a str,
+    /// Its value, raw units of the quote asset.
     pub value: U256,
 }
 
 /// A snapshot of an account (or a strategy's book) before the trade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountRisk<'a> {
+    /// Current equity, raw quote units.
     pub equity: U256,
+    /// Highest recorded equity, raw quote units; zero means no drawdown can be measured.
     pub peak_equity: U256,
     /// Equity at the start of the current trading day.
     pub day_start_equity: U256,
+    /// Quote-asset balance, raw units.
     pub cash: U256,
     /// Sum of the absolute exposures of all non-cash positions.
     pub gross_exposure: U256,
+    /// Per-asset exposure; an asset not listed counts as zero.
     pub exposures: &'a [AssetExposure<'a>],
 }
 
 impl AccountRisk<'_> {
+    /// Exposure to `asset` in raw quote units; zero if not listed.
     pub fn exposure_to(&self, asset: &str) -> U256 {
         self.exposures
             .iter()
@@ -68,7 +75,9 @@ impl AccountRisk<'_> {
 /// One side of a swap: the quote asset (cash) or another asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Leg<'a> {
+    /// The quote asset.
     Cash,
+    /// A non-cash asset, by identifier.
     Asset(&'a str),
 }
 
@@ -76,7 +85,12 @@ pub enum Leg<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TradeEffect<'a> {
     /// Give `sell` for `buy`, both worth the trade's notional; the crate projects the result.
-    Swap { sell: Leg<'a>, buy: Leg<'a> },
+    Swap {
+        /// What is given up.
+        sell: Leg<'a>,
+        /// What is received; a non-cash `buy` is checked for concentration.
+        buy: Leg<'a>,
+    },
     /// The engine's own projection (e.g. for liquidity positions).
     Projected(PostTrade<'a>),
 }
@@ -84,8 +98,11 @@ pub enum TradeEffect<'a> {
 /// The account after the trade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PostTrade<'a> {
+    /// Projected equity, raw quote units.
     pub equity: U256,
+    /// Projected quote-asset balance, raw units.
     pub cash: U256,
+    /// Projected gross exposure, raw quote units.
     pub gross_exposure: U256,
     /// The asset whose exposure the trade increases, with its exposure after the trade.
     pub increased: Option<AssetExposure<'a>>,
@@ -94,9 +111,11 @@ pub struct PostTrade<'a> {
 /// A proposed trade, valued in the quote unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TradeRisk<'a> {
+    /// Trade size in raw quote units; zero is `bad_input`.
     pub notional: U256,
     /// The most slippage the proposal accepts (the proto's `max_slippage_bps`).
     pub slippage_bps: u32,
+    /// How the trade changes the account.
     pub effect: TradeEffect<'a>,
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::reason::{ReasonCode, Rejection};
 
+/// Accept and per-code reject counters; share one instance by reference across tasks.
 #[derive(Debug, Default)]
 pub struct GateMetrics {
     accepted: AtomicU64,
@@ -17,15 +18,19 @@ pub struct GateMetrics {
 /// [`ReasonCode::ALL`] order, so each label has a series from the start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsSnapshot {
+    /// Proposals that passed, since start (wraps at 2^64).
     pub accepted: u64,
+    /// Refusals per code, one entry per code in [`ReasonCode::ALL`] order.
     pub rejected: [(ReasonCode, u64); ReasonCode::COUNT],
 }
 
 impl MetricsSnapshot {
+    /// Refusals counted for `code` (0 if none).
     pub fn rejected(&self, code: ReasonCode) -> u64 {
         self.rejected.get(code.index()).map_or(0, |(_, n)| *n)
     }
 
+    /// Sum of all refusal counters (wrapping).
     pub fn total_rejected(&self) -> u64 {
         self.rejected
             .iter()
@@ -34,10 +39,12 @@ impl MetricsSnapshot {
 }
 
 impl GateMetrics {
+    /// All counters at zero.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Count a proposal that passed.
     pub fn record_accept(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
     }
@@ -57,6 +64,7 @@ impl GateMetrics {
         }
     }
 
+    /// Read every counter (relaxed loads: not one atomic instant across counters).
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut rejected = [(ReasonCode::KillSwitch, 0u64); ReasonCode::COUNT];
         for ((slot, code), counter) in rejected.iter_mut().zip(ReasonCode::ALL).zip(&self.rejected)

@@ -33,18 +33,33 @@ use crate::config::OracleConfig;
 use crate::ratio::{cmp_ratio_bps, ratio_bps};
 use crate::reason::{ReasonCode, Rejection};
 
+/// Most sources one market may have; a further source is `TooManySources`.
 pub use crate::config::MAX_SOURCES;
 
 /// A quote update that was refused; the guard is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OracleError {
     #[error("source {name:?} reported a zero price")]
-    ZeroPrice { name: String },
+    /// A price of zero was reported.
+    ZeroPrice {
+        /// The source.
+        name: String,
+    },
     #[error("source {name:?} reported block {block}, older than its last quote at {last}")]
-    OutOfOrder { name: String, block: u64, last: u64 },
+    /// The quote's block is older than the source's last quote.
+    OutOfOrder {
+        /// The source.
+        name: String,
+        /// The refused quote's block.
+        block: u64,
+        /// Block of the quote already held.
+        last: u64,
+    },
     #[error("a market can have at most {MAX_SOURCES} sources")]
+    /// A new source would exceed [`MAX_SOURCES`] for the market.
     TooManySources,
     #[error("a source needs a name")]
+    /// The source name was empty.
     EmptySource,
 }
 
@@ -60,7 +75,9 @@ struct Quote {
 /// Why and when a market was halted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Halt {
+    /// The failure that halted it: `oracle_missing` or `oracle_disagreement`.
     pub code: ReasonCode,
+    /// The engine block of the check that halted it.
     pub at_block: u64,
     seq: u64,
 }
@@ -74,22 +91,32 @@ struct MarketState {
 /// What the current fresh quotes say about a market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assessment {
+    /// Enough fresh quotes, all within `max_deviation_bps` of the median.
     Agree {
+        /// Median of the fresh quotes, 18-decimal fixed point.
         median_e18: U256,
+        /// Number of fresh quotes.
         sources: usize,
     },
+    /// Fewer fresh quotes than `min_sources`.
     Missing {
+        /// Number of fresh quotes.
         fresh: usize,
+        /// The configured `min_sources`.
         required: usize,
     },
+    /// Some fresh quote lies beyond `max_deviation_bps` of the median.
     Disagree {
+        /// Median of the fresh quotes, 18-decimal fixed point.
         median_e18: U256,
         /// The quote furthest from the median and its distance in bps (rounded down).
         worst_e18: U256,
+        /// Distance of `worst_e18` from the median, bps rounded down.
         deviation_bps: u64,
     },
 }
 
+/// Latest quote per (market, source) and each market's halt state; keyed by `K`.
 #[derive(Debug, Clone)]
 pub struct OracleGuard<K = String> {
     markets: HashMap<K, MarketState>,
@@ -106,6 +133,7 @@ impl<K> Default for OracleGuard<K> {
 }
 
 impl<K: Eq + Hash> OracleGuard<K> {
+    /// A guard with no markets.
     pub fn new() -> Self {
         Self::default()
     }

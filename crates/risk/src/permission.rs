@@ -48,8 +48,11 @@ pub use crate::level::{ExecutionMode, ModeCeiling, PermissionLevel};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TradeOutcome {
+    /// Ended with positive PnL.
     Won,
+    /// Ended with negative PnL.
     Lost,
+    /// Ended with zero PnL.
     Flat,
 }
 
@@ -57,8 +60,11 @@ pub enum TradeOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DayOutcome {
+    /// Positive PnL for the day.
     Win,
+    /// Negative PnL for the day.
     Loss,
+    /// Zero PnL for the day.
     Flat,
 }
 
@@ -106,18 +112,26 @@ impl DayResult {
 /// What the strategy has done since it entered its current level.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct LevelStats {
+    /// Trading days recorded at this level.
     pub days: u32,
+    /// Trades booked as [`TradeOutcome::Won`] at this level.
     pub trades_won: u64,
+    /// Trades booked as [`TradeOutcome::Lost`] at this level.
     pub trades_lost: u64,
+    /// Trades booked as [`TradeOutcome::Flat`] at this level.
     pub trades_flat: u64,
+    /// Consecutive losing trades; a win resets it, a flat trade leaves it unchanged.
     pub losing_trade_streak: u32,
+    /// Consecutive winning days up to now.
     pub winning_day_streak: u32,
     /// Welford running mean and sum of squared deviations of daily returns (ppb).
     pub return_mean: f64,
+    /// Welford sum of squared deviations of daily returns (ppb^2); variance is `m2 / (days - 1)`.
     pub return_m2: f64,
 }
 
 impl LevelStats {
+    /// Won plus lost trades (flat ones excluded), saturating.
     pub fn decided_trades(&self) -> u64 {
         self.trades_won.saturating_add(self.trades_lost)
     }
@@ -183,12 +197,19 @@ pub enum TransitionCause {
     /// Too many losing trades in a row.
     LosingStreakDemotion,
     /// A hard limit was breached; the strategy is halted until a human restores it.
-    HardLimitBreach { code: ReasonCode },
+    HardLimitBreach {
+        /// The breached limit's code.
+        code: ReasonCode,
+    },
     /// A human restored a halted strategy.
-    HumanRestore { operator: String },
+    HumanRestore {
+        /// Who restored it.
+        operator: String,
+    },
 }
 
 impl TransitionCause {
+    /// The snake_case name, the same as the serde tag.
     pub fn as_str(&self) -> &'static str {
         match self {
             TransitionCause::Promotion => "promotion",
@@ -203,8 +224,11 @@ impl TransitionCause {
 /// A level change, for the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
+    /// Level before the change.
     pub from: PermissionLevel,
+    /// Level after the change.
     pub to: PermissionLevel,
+    /// What triggered the change.
     pub cause: TransitionCause,
     /// The stats at the old level when it changed.
     pub stats: LevelStats,
@@ -214,14 +238,25 @@ pub struct Transition {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PermissionError {
     #[error("day {day} is not after the last recorded day {last}")]
-    DayOutOfOrder { day: u32, last: u32 },
+    /// A day was recorded that is not after the last one (days must strictly increase).
+    DayOutOfOrder {
+        /// The day given.
+        day: u32,
+        /// The last day already recorded.
+        last: u32,
+    },
     #[error("only a halted (L0) strategy can be restored; it is at {0}")]
+    /// A restore was asked for a strategy that is not at L0; carries its current level.
     NotHalted(PermissionLevel),
     #[error("cannot restore to {requested}: allowed L1..={max}")]
+    /// The restore target is L0 or above the allowed maximum.
     RestoreLevel {
+        /// The level asked for.
         requested: PermissionLevel,
+        /// The highest level a restore may grant.
         max: PermissionLevel,
     },
+    /// The restore named no operator.
     #[error("a restore must name the human operator")]
     NoOperator,
 }
@@ -229,7 +264,9 @@ pub enum PermissionError {
 /// The last hard-limit breach, kept until a human restores the strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Breach {
+    /// The breached limit's code (one where [`ReasonCode::is_hard_limit`] holds).
     pub code: ReasonCode,
+    /// When it was recorded, Unix ms.
     pub at_ms: i64,
 }
 
@@ -263,6 +300,7 @@ impl PermissionTracker {
         }
     }
 
+    /// The strategy's current level.
     pub fn level(&self) -> PermissionLevel {
         self.level
     }
@@ -272,10 +310,12 @@ impl PermissionTracker {
         self.level == PermissionLevel::L0
     }
 
+    /// Counters since the strategy entered its current level.
     pub fn stats(&self) -> &LevelStats {
         &self.stats
     }
 
+    /// The last day recorded; `None` before the first. A new day must be greater.
     pub fn last_day(&self) -> Option<u32> {
         self.last_day
     }

@@ -169,11 +169,14 @@ impl FromStr for ReasonCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {detail}")]
 pub struct Rejection {
+    /// The stable code; goes into `ProposalResult.reason_code`, the audit log and metric labels.
     pub code: ReasonCode,
+    /// Human-readable explanation (values, limits); not stable, never match on it.
     pub detail: String,
 }
 
 impl Rejection {
+    /// A rejection with the given code and detail.
     pub fn new(code: ReasonCode, detail: impl Into<String>) -> Self {
         Rejection {
             code,
