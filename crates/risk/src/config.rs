@@ -18,10 +18,15 @@ use crate::ratio::BPS_ONE;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RiskConfig {
+    /// Data freshness: how far a proposal's block may be from the engine's.
     pub sentinel: SentinelConfig,
+    /// Agreement of the price sources.
     pub oracle: OracleConfig,
+    /// Hard limits on each account and book.
     pub limits: LimitsConfig,
+    /// Permission levels and how strategies move between them.
     pub permission: PermissionConfig,
+    /// The gas price the engine executes at.
     pub gas: GasConfig,
 }
 
@@ -135,12 +140,19 @@ impl Default for LimitsConfig {
 /// overrides folded in. `Copy`, so resolving it on every proposal does not allocate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EffectiveLimits {
+    /// As [`LimitsConfig::max_slippage_bps`], after the strategy's override.
     pub max_slippage_bps: u32,
+    /// As [`LimitsConfig::max_drawdown_bps`], after the strategy's override.
     pub max_drawdown_bps: u32,
+    /// As [`LimitsConfig::max_daily_loss_bps`], after the strategy's override.
     pub max_daily_loss_bps: u32,
+    /// As [`LimitsConfig::max_leverage_bps`], after the strategy's override.
     pub max_leverage_bps: u64,
+    /// As [`LimitsConfig::min_cash_reserve_bps`], after the strategy's override.
     pub min_cash_reserve_bps: u32,
+    /// As [`LimitsConfig::max_asset_exposure_bps`], after the strategy's override.
     pub max_asset_exposure_bps: u32,
+    /// As [`LimitsConfig::allow_risk_reducing`], after the strategy's override.
     pub allow_risk_reducing: bool,
 }
 
@@ -148,11 +160,17 @@ pub struct EffectiveLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsOverride {
+    /// Replaces [`LimitsConfig::max_slippage_bps`] for this strategy when tighter.
     pub max_slippage_bps: Option<u32>,
+    /// Replaces [`LimitsConfig::max_drawdown_bps`] for this strategy when tighter.
     pub max_drawdown_bps: Option<u32>,
+    /// Replaces [`LimitsConfig::max_daily_loss_bps`] for this strategy when tighter.
     pub max_daily_loss_bps: Option<u32>,
+    /// Replaces [`LimitsConfig::max_leverage_bps`] for this strategy when tighter.
     pub max_leverage_bps: Option<u64>,
+    /// Replaces [`LimitsConfig::min_cash_reserve_bps`] for this strategy when tighter.
     pub min_cash_reserve_bps: Option<u32>,
+    /// Replaces [`LimitsConfig::max_asset_exposure_bps`] for this strategy when tighter.
     pub max_asset_exposure_bps: Option<u32>,
 }
 
@@ -204,8 +222,11 @@ pub struct PermissionConfig {
     /// Periods per year used to annualise the Sharpe ratio of daily returns (365: crypto
     /// markets trade every day).
     pub sharpe_periods_per_year: u32,
+    /// What each level may do.
     pub levels: LevelPolicies,
+    /// When a strategy moves up a level.
     pub promotion: Promotions,
+    /// When a strategy moves down a level.
     pub demotion: Demotions,
 }
 
@@ -254,15 +275,22 @@ impl Default for LevelPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LevelPolicies {
+    /// What L0 may do.
     pub l0: LevelPolicy,
+    /// What L1 may do.
     pub l1: LevelPolicy,
+    /// What L2 may do.
     pub l2: LevelPolicy,
+    /// What L3 may do.
     pub l3: LevelPolicy,
+    /// What L4 may do.
     pub l4: LevelPolicy,
+    /// What L5 may do.
     pub l5: LevelPolicy,
 }
 
 impl LevelPolicies {
+    /// The policy of `level`.
     pub fn get(&self, level: PermissionLevel) -> &LevelPolicy {
         match level {
             PermissionLevel::L0 => &self.l0,
@@ -311,12 +339,17 @@ pub struct PromotionRule {
     pub min_winning_day_streak: u32,
 }
 
+/// The rule for each step up; none leads out of L0 (a human restores) or L5.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Promotions {
+    /// L1 to L2.
     pub l1_to_l2: PromotionRule,
+    /// L2 to L3.
     pub l2_to_l3: PromotionRule,
+    /// L3 to L4.
     pub l3_to_l4: PromotionRule,
+    /// L4 to L5.
     pub l4_to_l5: PromotionRule,
 }
 
@@ -367,12 +400,17 @@ pub struct DemotionRule {
     pub losing_trade_streak: Option<u32>,
 }
 
+/// The rule for each level that can lose one; L1 falls only to L0, by a breach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Demotions {
+    /// Out of L2, one level down.
     pub l2: DemotionRule,
+    /// Out of L3, one level down.
     pub l3: DemotionRule,
+    /// Out of L4, one level down.
     pub l4: DemotionRule,
+    /// Out of L5, one level down.
     pub l5: DemotionRule,
 }
 
@@ -424,7 +462,9 @@ impl PermissionConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid risk configuration: {field}: {problem}")]
 pub struct ConfigError {
+    /// The offending key, dotted (`limits.max_slippage_bps`).
     pub field: String,
+    /// What is wrong with its value.
     pub problem: String,
 }
 

@@ -64,6 +64,7 @@
 //! metrics.observe(&verdict);
 //! assert_eq!(verdict.map(|c| c.mode), Ok(ExecutionMode::Shadow));
 //! ```
+#![warn(missing_docs)]
 #![deny(clippy::arithmetic_side_effects)]
 
 pub mod amount;
