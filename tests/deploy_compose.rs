@@ -36,7 +36,7 @@ fn docker_compose_config(compose_file: &Path) -> std::process::Output {
 #[test]
 fn compose_file_passes_the_compose_specification() {
     if let Err(why) = ensure_tool("docker-compose", "version", "docker-compose") {
-        cannot_check(
+        stratbox_testenv::unavailable(
             "deploy/compose.yaml against the Compose specification (docker-compose)",
             &why,
         );

@@ -226,7 +226,7 @@ fn remove_stale_namespaces() {
 /// `None`: the environment cannot run this and `STRATBOX_SKIP_NETNS=1` says that is fine,
 /// which is never the case under CI.
 fn cannot_run(why: &str) -> Option<Zones> {
-    if deploy::in_ci() {
+    if stratbox_testenv::in_ci() {
         panic!(
             "the network-namespace isolation test cannot run here, and CI is set \
              (STRATBOX_SKIP_NETNS is not honoured under CI): {why}"

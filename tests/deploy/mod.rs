@@ -393,27 +393,6 @@ pub fn k8s_command_lines() -> Vec<CommandLine> {
 
 // ── outside tools ────────────────────────────────────────────────────────────────────
 
-/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`), where a
-/// check that cannot run is a failure and not a skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
-
-/// A check could not run because a tool is missing. Under CI this fails the test; outside
-/// CI it says loudly what was NOT checked and the caller returns.
-pub fn cannot_check(what: &str, why: &str) {
-    assert!(
-        !in_ci(),
-        "{what} could not be checked, and CI is set, so this is a failure, not a skip:\n{why}"
-    );
-    eprintln!(
-        "\n\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         SKIPPED (CI is not set): {what} was NOT checked:\n\
-         {why}\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-}
-
 /// `docker-compose`/`openssl`/`python3` may be missing on a fresh CI machine; CI runs as
 /// root with apt, so install rather than skip. Returns why it could not, if it could not.
 pub fn ensure_tool(binary: &str, probe_arg: &str, apt_package: &str) -> Result<(), String> {
