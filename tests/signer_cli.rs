@@ -114,19 +114,6 @@ impl Drop for World {
     }
 }
 
-/// The target directory (`target/release/deps/..`), where the threshold tests cache their
-/// Paillier primes.
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.ancestors()
-        .nth(3)
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-}
-
 /// Three free loopback ports (bound and released: the share processes bind them next).
 fn free_ports() -> [u16; 3] {
     let listeners: Vec<std::net::TcpListener> = (0..3)
@@ -171,7 +158,8 @@ fn threshold_key(dir: &Path) -> (Vec<Option<Child>>, String) {
         "c:1",
     ]));
     assert!(again.contains("refusing to overwrite"), "{again}");
-    let primes = stratbox_threshold::local::cached_test_primes(&target_dir()).expect("primes");
+    let primes = stratbox_threshold::local::cached_test_primes(&stratbox_testenv::target_dir())
+        .expect("primes");
     let pass = stratbox_threshold::Passphrase::new(PASS).expect("passphrase");
     let cluster = keys.join("cluster.json");
     let mut shares = Vec::new();
@@ -233,6 +221,14 @@ fn threshold_key(dir: &Path) -> (Vec<Option<Child>>, String) {
 }
 
 impl World {
+    /// SIGKILLs share process `index` (threshold key only).
+    fn kill_share(&mut self, index: usize) {
+        if let Some(mut share) = self.shares[index].take() {
+            share.kill().expect("kill share");
+            share.wait().expect("reap share");
+        }
+    }
+
     fn new(dir: &Path) -> World {
         World::with_key(dir, Key::Dev)
     }
@@ -698,8 +694,9 @@ async fn threshold_key_through_the_real_binary() {
     let signer = w.spawn(&config);
     let mut engine = w.engine(&signer).await;
 
+    let small = |nonce: u64| swap(&format!("t-{nonce}"), &w.account, nonce, 500);
     let r = engine
-        .sign_transaction(swap("t-0", &w.account, 0, 500))
+        .sign_transaction(small(0))
         .await
         .expect("sign")
         .into_inner();
@@ -711,12 +708,9 @@ async fn threshold_key_through_the_real_binary() {
     );
 
     // One share process gone: the other two still sign.
-    if let Some(mut share) = w.shares[2].take() {
-        share.kill().expect("kill share 2");
-        share.wait().expect("reap share 2");
-    }
+    w.kill_share(2);
     let r = engine
-        .sign_transaction(swap("t-1", &w.account, 1, 500))
+        .sign_transaction(small(1))
         .await
         .expect("sign")
         .into_inner();
@@ -727,12 +721,9 @@ async fn threshold_key_through_the_real_binary() {
     );
 
     // Two gone: no pair can sign, and the answer says so; nothing is signed.
-    if let Some(mut share) = w.shares[1].take() {
-        share.kill().expect("kill share 1");
-        share.wait().expect("reap share 1");
-    }
+    w.kill_share(1);
     let r = engine
-        .sign_transaction(swap("t-2", &w.account, 2, 500))
+        .sign_transaction(small(2))
         .await
         .expect("sign")
         .into_inner();

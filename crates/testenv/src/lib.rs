@@ -28,6 +28,20 @@ pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The cargo target directory the running test binary was built into (`CARGO_TARGET_DIR`,
+/// else three levels above `target/<profile>/deps/<test>`): where tests keep caches that
+/// are expensive to make and safe to share between runs, such as the threshold key tests'
+/// Paillier primes.
+pub fn target_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return dir.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(std::path::Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 /// Whether this run is CI's: `CI` set to anything but empty, `0` or `false` (the
 /// convention of the CI services that set it). Under CI nothing may skip.
 pub fn in_ci() -> bool {

@@ -58,19 +58,6 @@ pub const SBA: Address = Address::repeat_byte(0xa1);
 pub const SBB: Address = Address::repeat_byte(0xb1);
 pub const STRANGER: Address = Address::repeat_byte(0x55);
 
-/// The target directory this test binary runs from (`target/release/deps/..` → `target`):
-/// where the threshold tests' Paillier primes are cached.
-pub fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.ancestors()
-        .nth(3)
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-}
-
 pub fn pg_admin() -> String {
     stratbox_testenv::postgres_url()
 }
@@ -212,10 +199,11 @@ impl Harness {
             .expect("intruder");
 
         let (key_section, cluster) = if opts.threshold {
-            let primes = tokio::task::spawn_blocking(|| cached_test_primes(&target_dir()))
-                .await
-                .expect("primes task")
-                .expect("test primes");
+            let primes =
+                tokio::task::spawn_blocking(|| cached_test_primes(&stratbox_testenv::target_dir()))
+                    .await
+                    .expect("primes task")
+                    .expect("test primes");
             let cluster =
                 LocalCluster::start(&dir.path().join("threshold"), "share pw", Some(&primes))
                     .await

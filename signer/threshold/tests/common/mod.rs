@@ -1,7 +1,6 @@
 //! Shared by the threshold tests: cached Paillier primes and a cluster with a committed key.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use stratbox_threshold::local::{LocalCluster, Primes};
@@ -9,21 +8,10 @@ use stratbox_threshold::{KeygenOutcome, keygen};
 
 pub const PASSPHRASE: &str = "threshold test passphrase";
 
-/// The target directory this test binary runs from (`target/release/deps/..` → `target`).
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.ancestors()
-        .nth(3)
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-}
-
 /// The primes cache of [`stratbox_threshold::local::cached_test_primes`] in this target dir.
 pub fn test_primes() -> [Primes; 3] {
-    stratbox_threshold::local::cached_test_primes(&target_dir()).expect("test primes")
+    stratbox_threshold::local::cached_test_primes(&stratbox_testenv::target_dir())
+        .expect("test primes")
 }
 
 /// A started in-process cluster with cached primes, and its committed key.
