@@ -111,9 +111,26 @@ fn bench_signer_measures_the_policy_check_signing_and_the_round_trip() {
         assert!(line.contains("µs"), "{line}");
     }
     assert!(out.contains("target: policy check under 50 µs: "), "{out}");
-    // The threshold rows are a marked place, not numbers.
+    for row in [
+        "| threshold 2-of-3 signing, online (presignature ready)",
+        "| single-key signing, the same transactions, alternated",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row:?} in\n{out}"));
+        assert!(line.contains("µs") && line.ends_with("| 3 |"), "{line}");
+    }
     assert!(
-        out.contains("threshold 2-of-3 signing | not measured"),
+        out.contains("threshold / single-key signing, medians side by side: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("presignatures per second (pair 0,1): "),
+        "{out}"
+    );
+    assert!(
+        out.contains("target: online threshold signing under 10 ms median: "),
         "{out}"
     );
 }

@@ -3,6 +3,11 @@
 //! the test plays the engine with the generated client, and the approvers work with
 //! `stratbox approvals list/show/approve/reject`. Then `signer policy status` and `signer
 //! audit verify` on the untouched log and on one edited by hand.
+//!
+//! And the threshold key through the binary: `signer cluster init`, three `signer share`
+//! processes, `signer keygen`, and `stratbox signer --config` with `[threshold]` signing
+//! for the address the ceremony printed, with one share process killed (any two sign) and
+//! refusing with two killed.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -79,16 +84,160 @@ impl Signer {
     }
 }
 
-/// A world: certificates, a keystore, a policy and a config in `dir`.
+/// Which key the world's signer holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// `signer dev-keystore create`.
+    Dev,
+    /// `signer cluster init`, three `signer share` processes, `signer keygen`.
+    Threshold,
+}
+
+/// A world: certificates, a key, a policy and a config in `dir`.
 struct World {
     dir: PathBuf,
     account: String,
     /// The allowlist entries `signer certs` printed.
     allowlist: String,
+    /// The config's key section.
+    key_section: String,
+    /// The share processes, by index (threshold key only).
+    shares: Vec<Option<Child>>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for child in self.shares.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The target directory (`target/release/deps/..`), where the threshold tests cache their
+/// Paillier primes.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors()
+        .nth(3)
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// Three free loopback ports (bound and released: the share processes bind them next).
+fn free_ports() -> [u16; 3] {
+    let listeners: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let port = |i: usize| listeners[i].local_addr().expect("addr").port();
+    [port(0), port(1), port(2)]
+}
+
+/// `stratbox signer cluster init`, the three share processes (primes seeded from the test
+/// cache so the ceremony costs the protocol, not minutes of prime search), and `stratbox
+/// signer keygen`. Returns the share processes and account 0's address.
+fn threshold_key(dir: &Path) -> (Vec<Option<Child>>, String) {
+    let ports = free_ports();
+    let keys = dir.join("keys");
+    let share_args: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let out = ok(stratbox(&[
+        "signer",
+        "cluster",
+        "init",
+        "--out",
+        keys.to_str().unwrap_or_default(),
+        "--share",
+        &share_args[0],
+        "--share",
+        &share_args[1],
+        "--share",
+        &share_args[2],
+    ]));
+    assert!(out.contains("cluster file:"), "{out}");
+    let again = failed(stratbox(&[
+        "signer",
+        "cluster",
+        "init",
+        "--out",
+        keys.to_str().unwrap_or_default(),
+        "--share",
+        "a:1",
+        "--share",
+        "b:1",
+        "--share",
+        "c:1",
+    ]));
+    assert!(again.contains("refusing to overwrite"), "{again}");
+    let primes = stratbox_threshold::local::cached_test_primes(&target_dir()).expect("primes");
+    let pass = stratbox_threshold::Passphrase::new(PASS).expect("passphrase");
+    let cluster = keys.join("cluster.json");
+    let mut shares = Vec::new();
+    for index in 0..3u16 {
+        let data = dir.join(format!("share-{index}"));
+        stratbox_threshold::local::seed_primes(&data, index, &pass, &primes[usize::from(index)])
+            .expect("seed primes");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args([
+                "signer",
+                "share",
+                "--index",
+                &index.to_string(),
+                "--cluster",
+            ])
+            .arg(&cluster)
+            .arg("--cert")
+            .arg(keys.join(format!("share-{index}.crt.pem")))
+            .arg("--key")
+            .arg(keys.join(format!("share-{index}.key.pem")))
+            .arg("--data-dir")
+            .arg(&data)
+            .env("STRATBOX_SHARE_PASSPHRASE", PASS)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn share");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let line = lines.next().expect("the share printed").expect("utf-8");
+        assert_eq!(
+            line,
+            format!(
+                "share {index} listening on {}",
+                share_args[usize::from(index)]
+            ),
+        );
+        std::thread::spawn(move || lines.for_each(drop));
+        shares.push(Some(child));
+    }
+    let out = ok(Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["signer", "keygen", "--accounts", "2", "--cluster"])
+        .arg(&cluster)
+        .arg("--cert")
+        .arg(keys.join("coordinator.crt.pem"))
+        .arg("--key")
+        .arg(keys.join("coordinator.key.pem"))
+        .output()
+        .expect("run keygen"));
+    let accounts: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("account "))
+        .collect();
+    assert_eq!(accounts.len(), 2, "{out}");
+    let account = accounts[0]
+        .strip_prefix("0 ")
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned();
+    (shares, account)
 }
 
 impl World {
     fn new(dir: &Path) -> World {
+        World::with_key(dir, Key::Dev)
+    }
+
+    fn with_key(dir: &Path, key: Key) -> World {
         let out = ok(stratbox(&[
             "signer",
             "certs",
@@ -108,22 +257,42 @@ impl World {
             allowlist.contains("[[engine_clients]]") && allowlist.contains("name = \"bob\""),
             "{out}"
         );
-        let ks = dir.join("dev-keystore.json");
-        let out = ok(stratbox(&[
-            "signer",
-            "dev-keystore",
-            "create",
-            "--out",
-            ks.to_str().unwrap_or_default(),
-            "--accounts",
-            "1",
-        ]));
-        let account = out
-            .lines()
-            .find_map(|l| l.strip_prefix("key_index 0  "))
-            .expect("address printed")
-            .trim()
-            .to_owned();
+        let (shares, account, key_section) = match key {
+            Key::Dev => {
+                let ks = dir.join("dev-keystore.json");
+                let out = ok(stratbox(&[
+                    "signer",
+                    "dev-keystore",
+                    "create",
+                    "--out",
+                    ks.to_str().unwrap_or_default(),
+                    "--accounts",
+                    "1",
+                ]));
+                let account = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix("key_index 0  "))
+                    .expect("address printed")
+                    .trim()
+                    .to_owned();
+                (
+                    Vec::new(),
+                    account,
+                    "[keystore]\ndev_file = \"dev-keystore.json\"\n".to_string(),
+                )
+            }
+            Key::Threshold => {
+                let (shares, account) = threshold_key(dir);
+                (
+                    shares,
+                    account,
+                    "[threshold]\ncluster = \"keys/cluster.json\"\n\
+                     cert = \"keys/coordinator.crt.pem\"\nkey = \"keys/coordinator.key.pem\"\n\
+                     presign_pool = 2\nshare_timeout_ms = 1000\n"
+                        .to_string(),
+                )
+            }
+        };
         std::fs::write(
             dir.join("policy.toml"),
             format!(
@@ -164,6 +333,8 @@ thresholds = {{ SBA = {{ approval = "1000", two_approvals = "5000" }} }}
             dir: dir.to_owned(),
             account,
             allowlist,
+            key_section,
+            shares,
         }
     }
 
@@ -180,8 +351,9 @@ thresholds = {{ SBA = {{ approval = "1000", two_approvals = "5000" }} }}
         std::fs::write(
             &path,
             format!(
-                "database = \"{}\"\npolicy = \"policy.toml\"\napproval_ttl_secs = {ttl}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ntls_cert = \"certs/signer.pem\"\ntls_key = \"certs/signer.key\"\nclient_ca = \"certs/ca.pem\"\n[keystore]\ndev_file = \"dev-keystore.json\"\n\n{allowlist}",
-                self.database(name)
+                "database = \"{}\"\npolicy = \"policy.toml\"\napproval_ttl_secs = {ttl}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ntls_cert = \"certs/signer.pem\"\ntls_key = \"certs/signer.key\"\nclient_ca = \"certs/ca.pem\"\n{}\n{allowlist}",
+                self.database(name),
+                self.key_section
             ),
         )
         .expect("config");
@@ -499,4 +671,73 @@ async fn an_expired_approval_through_the_real_binary() {
 
 fn hex_of_input(req: &v1::SignTransactionRequest) -> String {
     hex::encode(req.tx.as_ref().map(|t| t.input.clone()).unwrap_or_default())
+}
+
+/// The address that signed a raw EIP-2718 transaction.
+fn recovered_signer(raw: &[u8]) -> String {
+    use alloy::eips::eip2718::Decodable2718;
+    let envelope = alloy::consensus::TxEnvelope::decode_2718(&mut &raw[..]).expect("a transaction");
+    let signed = envelope.as_eip1559().expect("an EIP-1559 transaction");
+    let sig = signed.signature();
+    let recoverable = stratbox_threshold::Signature {
+        r: sig.r().to_be_bytes::<32>(),
+        s: sig.s().to_be_bytes::<32>(),
+        y_parity: sig.v(),
+    };
+    let address = recoverable
+        .recover_address(&signed.signature_hash().0)
+        .expect("recovers");
+    stratbox_threshold::address_hex(&address)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_key_through_the_real_binary() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut w = World::with_key(tmp.path(), Key::Threshold);
+    let config = w.config("threshold", 3600, &w.allowlist);
+    let signer = w.spawn(&config);
+    let mut engine = w.engine(&signer).await;
+
+    let r = engine
+        .sign_transaction(swap("t-0", &w.account, 0, 500))
+        .await
+        .expect("sign")
+        .into_inner();
+    assert_eq!(outcome(&r), v1::SignOutcome::Signed, "{r:?}");
+    assert_eq!(
+        recovered_signer(&r.raw_transaction),
+        w.account.to_lowercase(),
+        "signed by the key the ceremony made, for the address it printed"
+    );
+
+    // One share process gone: the other two still sign.
+    if let Some(mut share) = w.shares[2].take() {
+        share.kill().expect("kill share 2");
+        share.wait().expect("reap share 2");
+    }
+    let r = engine
+        .sign_transaction(swap("t-1", &w.account, 1, 500))
+        .await
+        .expect("sign")
+        .into_inner();
+    assert_eq!(outcome(&r), v1::SignOutcome::Signed, "{r:?}");
+    assert_eq!(
+        recovered_signer(&r.raw_transaction),
+        w.account.to_lowercase()
+    );
+
+    // Two gone: no pair can sign, and the answer says so; nothing is signed.
+    if let Some(mut share) = w.shares[1].take() {
+        share.kill().expect("kill share 1");
+        share.wait().expect("reap share 1");
+    }
+    let r = engine
+        .sign_transaction(swap("t-2", &w.account, 2, 500))
+        .await
+        .expect("sign")
+        .into_inner();
+    assert_eq!(outcome(&r), v1::SignOutcome::Refused, "{r:?}");
+    assert_eq!(r.reason_code, "key_unavailable", "{r:?}");
+    assert!(r.raw_transaction.is_empty());
+    signer.stop();
 }

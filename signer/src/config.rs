@@ -64,6 +64,42 @@ pub struct KeystoreConfig {
     pub passphrase_file: Option<PathBuf>,
 }
 
+/// The threshold key: where the cluster file and the coordinator's identity are, and how
+/// many presignatures to keep ready.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdConfig {
+    /// The cluster file (`stratbox signer cluster init`): the three shares' addresses and
+    /// pinned certificates, and the coordinator's.
+    pub cluster: PathBuf,
+    /// The coordinator's certificate (PEM), the one the cluster file pins.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// Presignatures kept ready per pair of shares (default 16); 0 makes every signature
+    /// compute its presignature first (slower, for tests).
+    #[serde(default = "default_presign_pool")]
+    pub presign_pool: usize,
+    /// Presignature generations at once (default 1: on a small machine they compete with
+    /// signing for the cores).
+    #[serde(default = "default_presign_concurrency")]
+    pub presign_concurrency: usize,
+    /// Milliseconds a share gets to answer a signing call before the other pair is tried
+    /// (default 2000).
+    #[serde(default = "default_share_timeout_ms")]
+    pub share_timeout_ms: u64,
+}
+
+fn default_presign_pool() -> usize {
+    16
+}
+fn default_presign_concurrency() -> usize {
+    1
+}
+fn default_share_timeout_ms() -> u64 {
+    2000
+}
+
 fn default_database() -> String {
     "sqlite://.stratbox/signer.db".into()
 }
@@ -107,9 +143,12 @@ pub struct SignerConfig {
     pub tls_key: PathBuf,
     /// The CA that issues client certificates (PEM).
     pub client_ca: PathBuf,
-    /// Keys.
+    /// The development keystore (only when `[threshold]` is absent).
     #[serde(default)]
     pub keystore: KeystoreConfig,
+    /// The threshold key (production).
+    #[serde(default)]
+    pub threshold: Option<ThresholdConfig>,
     /// Who may ask for signatures.
     #[serde(default)]
     pub engine_clients: Vec<ClientEntry>,
@@ -143,12 +182,39 @@ impl SignerConfig {
         if let Some(p) = c.keystore.passphrase_file.as_mut() {
             fix(p);
         }
+        if let Some(t) = c.threshold.as_mut() {
+            fix(&mut t.cluster);
+            fix(&mut t.cert);
+            fix(&mut t.key);
+        }
         c.check()?;
         Ok(c)
     }
 
     /// Checks the allowlists: names and fingerprints unique, and no certificate on both.
     pub fn check(&self) -> Result<(), ConfigError> {
+        match (&self.keystore.dev_file, &self.threshold) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "both [keystore] dev_file and [threshold] are set: choose one key".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::Invalid(
+                    "no key: set [threshold] (the 2-of-3 key) or, for development, \
+                     [keystore] dev_file"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.threshold.is_some() && self.keystore.passphrase_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "[keystore] passphrase_file is for the development keystore; a threshold \
+                 key's passphrases belong to its share processes"
+                    .into(),
+            ));
+        }
         self.engine_allowlist()?;
         self.admin_allowlist()?;
         let engine: Vec<[u8; 32]> = self

@@ -11,7 +11,9 @@
 //!   engine's database;
 //! - asks humans above an account's threshold ([`service`], approvals on their own port)
 //!   and records every decision in a hash-chained audit log ([`audit`]);
-//! - signs through a [`keys::KeySource`]; [`keys::DevKeystore`] is the development one.
+//! - signs through a [`keys::KeySource`]: the 2-of-3 threshold key of `stratbox-threshold`
+//!   (three share processes, the whole key nowhere), or in development mode the single
+//!   [`keys::DevKeystore`].
 //!
 //! Refusals carry a [`reason::Reason`] code. `signer/README.md` lists them and the policy
 //! format.

@@ -977,7 +977,10 @@ impl Signer {
             }
         };
         let hash = p.tx.signing_hash();
-        let signed = self.keys.sign_prehash(eval.key_index, hash).await;
+        let signed = self
+            .keys
+            .sign_prehash_traced(eval.key_index, hash, &p.trace_id)
+            .await;
         let sig = match signed
             .map_err(|e| e.to_string())
             .and_then(|sig| verify_signer(&hash, &sig, p.from).map(|()| sig))

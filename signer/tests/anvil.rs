@@ -1,4 +1,6 @@
-//! End to end on a real chain: the signer (dev keystore) signs an approval and a swap on
+//! End to end on a real chain, once with the development keystore and once with the 2-of-3
+//! threshold key (three share servers, a real keygen ceremony; the account is the address
+//! the threshold key derives): the signer signs an approval and a swap on
 //! the real executor and Uniswap V3 pool deployed on Anvil; the test plays the engine over
 //! mutual TLS and sends the signed bytes itself; the node mines them from the keystore's
 //! address. The signer never talks to the chain.
@@ -101,6 +103,15 @@ async fn mined<P: Provider>(provider: &P, raw: &[u8]) -> alloy::rpc::types::Tran
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_by_the_service_and_mined_on_anvil() {
+    signed_and_mined(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_with_the_threshold_key_and_mined_on_anvil() {
+    signed_and_mined(true).await;
+}
+
+async fn signed_and_mined(threshold: bool) {
     let anvil =
         Anvil::spawn().expect("anvil (npm @foundry-rs/anvil-linux-amd64; run scripts/setup)");
     let provider = ProviderBuilder::new().connect_http(anvil.endpoint().parse().expect("url"));
@@ -121,11 +132,21 @@ async fn signed_by_the_service_and_mined_on_anvil() {
         Backend::Sqlite,
         Options {
             policy: Some(Arc::new(move |a, b| policy(&dd, &s0, &s1, a, b))),
+            threshold,
             ..Options::default()
         },
     )
     .await;
     let account = h.account;
+    assert_eq!(
+        h.running().signer.keys().kind(),
+        if threshold {
+            "threshold-2of3-cggmp21"
+        } else {
+            "dev-keystore"
+        },
+        "the service signs with the key the config names"
+    );
 
     // The keystore's account gets ether for gas and tokens to trade, from the dev account.
     let fund = TransactionRequest::default()

@@ -5,6 +5,10 @@
 //!   day's spend as the store would hand it over); the target is under 50 µs;
 //! - building the transaction from plain fields and its signing hash, plus the check;
 //! - single-key signing with the development keystore;
+//! - threshold signing with the 2-of-3 key (three share servers on loopback, mutual TLS,
+//!   a real keygen ceremony on primes cached in the target dir: a bench key, never a real
+//!   one) beside single-key signing of the same transactions, alternated, and how many
+//!   presignatures a second the shares make (`stratbox_threshold::bench`);
 //! - a whole `SignTransaction` round trip over mutual TLS with the SQLite store (parse,
 //!   check, nonce reservation, signing, the stored answer and its audit entry).
 
@@ -19,7 +23,7 @@ use anyhow::Context;
 use stratbox_evm::abi::StratboxExecutor;
 use stratbox_host::backtest::quantile;
 use stratbox_proto::v1;
-use stratbox_signer::keys::{DevKeystore, KdfParams, KeySource};
+use stratbox_signer::keys::{DevKeystore, KeySource, Passphrase};
 use stratbox_signer::trade::{check_daily, evaluate};
 use stratbox_signer::tx::PlainTx;
 use stratbox_signer::{Policy, certs};
@@ -33,6 +37,10 @@ pub struct Args {
     /// Print the rows as one JSON object too.
     #[arg(long)]
     json: bool,
+    /// Transactions signed by the threshold key and the single key, alternately (default 200,
+    /// 3 with --quick).
+    #[arg(long)]
+    threshold_transactions: Option<usize>,
 }
 
 struct Row {
@@ -144,12 +152,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let n_sign = if args.quick { 200 } else { 5_000 };
     let n_rpc = if args.quick { 50 } else { 1_000 };
 
-    let keys = Arc::new(DevKeystore::create(
-        &dir.join("ks.json"),
-        b"bench",
-        1,
-        KdfParams::fast_for_tests(),
-    )?);
+    let ks_path = dir.join("ks.json");
+    let keys: Arc<dyn KeySource> = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            DevKeystore::create(&ks_path, &Passphrase::new("bench")?)
+        })
+        .await??,
+    );
     let account = format!("0x{}", hex::encode(keys.address(0)?));
     let policy = Policy::from_toml(&policy_text(&account))?;
     let from =
@@ -210,13 +219,48 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let single_key = row("single-key signing (development keystore, k256)", samples);
 
     // ---- threshold rows --------------------------------------------------------------
-    // THRESHOLD ROWS GO HERE: 2-of-3 signing with stratbox-threshold's KeySource (with and
-    // without a presignature) are measured once that key source is plugged into the signer.
-    // Nothing is measured for them in this build, and no number is printed for them.
+    let cache = primes_cache_dir();
+    eprintln!(
+        "bench signer: threshold key ceremony on primes cached in {} (a bench key only)",
+        cache.display()
+    );
+    let primes =
+        tokio::task::spawn_blocking(move || stratbox_threshold::local::cached_test_primes(&cache))
+            .await??;
+    let threshold = stratbox_threshold::bench::run(stratbox_threshold::bench::BenchConfig {
+        transactions: args
+            .threshold_transactions
+            .unwrap_or(if args.quick { 3 } else { 200 })
+            .max(1),
+        presign_concurrency: 2,
+        primes: Some(primes),
+    })
+    .await
+    .context("threshold signing bench")?;
+    let threshold_row = Row {
+        name: "threshold 2-of-3 signing, online (presignature ready)",
+        n: threshold.transactions,
+        median: threshold.threshold.median,
+        p99: threshold.threshold.p99,
+    };
+    let alternated_row = Row {
+        name: "single-key signing, the same transactions, alternated",
+        n: threshold.transactions,
+        median: threshold.single_key.median,
+        p99: threshold.single_key.p99,
+    };
 
     let rtt = round_trip(&dir, keys.clone(), &account, n_rpc).await?;
 
-    let rows = [&check_swap, &check_mint, &build_check, &single_key, &rtt];
+    let rows = [
+        &check_swap,
+        &check_mint,
+        &build_check,
+        &single_key,
+        &threshold_row,
+        &alternated_row,
+        &rtt,
+    ];
     println!("| measurement | median | p99 | n |");
     println!("|---|---|---|---|");
     for r in rows {
@@ -228,12 +272,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             r.n
         );
     }
-    println!(
-        "| threshold 2-of-3 signing | not measured: stratbox-threshold is not plugged in yet | | |"
-    );
     let ratio = single_key.median.as_nanos() as f64 / check_swap.median.as_nanos().max(1) as f64;
     println!();
     println!("single-key signing / policy check (swap), medians: {ratio:.1}x");
+    println!(
+        "threshold / single-key signing, medians side by side: {:.1}x",
+        threshold.median_ratio()
+    );
+    println!(
+        "presignatures per second (pair 0,1): {:.2} ({} in {:.1} s); keygen ceremony {:.1} s",
+        threshold.presignatures_per_second(),
+        threshold.presignatures,
+        threshold.presign_elapsed.as_secs_f64(),
+        threshold.dkg.as_secs_f64()
+    );
+    println!(
+        "target: online threshold signing under 10 ms median: {} (median {}, p99 {})",
+        if threshold.meets_target() {
+            "met"
+        } else {
+            "NOT met"
+        },
+        us(threshold.threshold.median),
+        us(threshold.threshold.p99)
+    );
     println!(
         "target: policy check under 50 µs: {} (swap median {}, p99 {}; mint median {}, p99 {})",
         if check_swap.p99 < Duration::from_micros(50) && check_mint.p99 < Duration::from_micros(50)
@@ -277,6 +339,19 @@ fn swap_selector_check(policy: &Policy, tx: &PlainTx, account: Address) -> anyho
     Ok(eval.trade.action)
 }
 
+/// Where the bench's Paillier primes are cached: `CARGO_TARGET_DIR`, else `./target` when it
+/// exists (a checkout), else the temp dir.
+fn primes_cache_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return dir.into();
+    }
+    let target = std::path::PathBuf::from("target");
+    if target.is_dir() {
+        return target;
+    }
+    std::env::temp_dir().join("stratbox-bench-primes")
+}
+
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "stratbox-bench-signer-{}",
@@ -288,7 +363,7 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 
 async fn round_trip(
     dir: &std::path::Path,
-    keys: Arc<DevKeystore>,
+    keys: Arc<dyn KeySource>,
     account: &str,
     n: usize,
 ) -> anyhow::Result<Row> {
@@ -296,7 +371,7 @@ async fn round_trip(
     let issued = certs::dev_set(&certs_dir, &["localhost".into()], &["alice".into()])?;
     std::fs::write(dir.join("policy.toml"), policy_text(account))?;
     let config_text = format!(
-        "database = \"sqlite://{}\"\npolicy = \"policy.toml\"\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ntls_cert = \"certs/signer.pem\"\ntls_key = \"certs/signer.key\"\nclient_ca = \"certs/ca.pem\"\n\n{}",
+        "database = \"sqlite://{}\"\npolicy = \"policy.toml\"\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ntls_cert = \"certs/signer.pem\"\ntls_key = \"certs/signer.key\"\nclient_ca = \"certs/ca.pem\"\n[keystore]\ndev_file = \"ks.json\"\n\n{}",
         dir.join("signer.db").display(),
         certs::allowlist_toml(&issued)
     );

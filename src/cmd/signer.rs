@@ -9,17 +9,22 @@
 //!   their SPKI fingerprints as allowlist entries.
 //! - `signer audit verify --database URL` checks the audit log's hash chain.
 //! - `signer policy status | reload` (admin port) and `signer policy check FILE` (offline).
-//! - `signer dev-keystore create --out FILE --accounts N` makes the development keystore
-//!   (passphrase from `--passphrase-file` or `STRATBOX_SIGNER_PASSPHRASE`, never a flag).
+//! - The threshold key (2-of-3, CGGMP21; see signer/threshold/README.md):
+//!   `signer cluster init --out DIR --share HOST:PORT ×3` makes the shares' and the
+//!   coordinator's TLS identities and the cluster file; `signer share --index I …` runs one
+//!   share process; `signer keygen …` runs the distributed key generation ceremony once.
+//! - `signer dev-keystore create --out FILE` makes the development keystore, the whole key in
+//!   one file (passphrase from `--passphrase-file` or `STRATBOX_SIGNER_PASSPHRASE`, never a
+//!   flag).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use stratbox_proto::v1;
 use stratbox_signer::audit::{self, Verdict};
 use stratbox_signer::config::SignerConfig;
-use stratbox_signer::keys::{DevKeystore, KdfParams, read_passphrase};
+use stratbox_signer::keys::{self, DevKeystore, hex_addr, read_passphrase};
+use stratbox_threshold::{DerivationPath, KeygenConfig, ShareConfig};
 
 use super::approvals::{AdminRemote, admin_client, rpc, trace};
 
@@ -80,9 +85,78 @@ enum Command {
     /// The policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// The development keystore (every key in one encrypted file: development only).
+    /// The development keystore (the whole key in one encrypted file: development only).
     #[command(subcommand, name = "dev-keystore")]
     DevKeystore(KeystoreCommand),
+    /// The threshold key's cluster: identities and the cluster file.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Run one share process of the 2-of-3 threshold key.
+    Share(ShareArgs),
+    /// Run the distributed key generation ceremony (once, with every share process up).
+    Keygen(KeygenArgs),
+}
+
+#[derive(clap::Subcommand)]
+enum ClusterCommand {
+    /// Make the three shares' and the coordinator's TLS identities and the cluster file in
+    /// DIR (cluster.json, share-I.{crt,key}.pem, coordinator.{crt,key}.pem). For one operator
+    /// setting up a test or staging cluster; in production each machine makes its own key.
+    Init {
+        /// Directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where share 0, 1 and 2 listen, host:port (give it three times, in order).
+        #[arg(long = "share", required = true, num_args = 1)]
+        shares: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ShareArgs {
+    /// This share's index: 0, 1 or 2.
+    #[arg(long)]
+    index: u16,
+    /// The cluster file.
+    #[arg(long)]
+    cluster: PathBuf,
+    /// This share's certificate (PEM), the one the cluster file pins for INDEX.
+    #[arg(long)]
+    cert: PathBuf,
+    /// Its private key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// Where the sealed share and its pregenerated primes are kept.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// File with the passphrase sealing the share (default: STRATBOX_SHARE_PASSPHRASE).
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Listen here instead of the cluster file's address (e.g. 0.0.0.0:50070 in a container).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Do not generate the Paillier primes in the background before the ceremony.
+    #[arg(long)]
+    no_pregenerate_primes: bool,
+}
+
+#[derive(clap::Args)]
+struct KeygenArgs {
+    /// The cluster file.
+    #[arg(long)]
+    cluster: PathBuf,
+    /// The coordinator's certificate (PEM).
+    #[arg(long)]
+    cert: PathBuf,
+    /// Its private key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// How many account addresses (m/0 … m/N-1) to print.
+    #[arg(long, default_value_t = 3)]
+    accounts: u32,
+    /// Give up after this many seconds (prime generation dominates a first ceremony).
+    #[arg(long, default_value_t = 3600)]
+    timeout_secs: u64,
 }
 
 #[derive(clap::Subcommand)]
@@ -116,18 +190,27 @@ enum PolicyCommand {
 
 #[derive(clap::Subcommand)]
 enum KeystoreCommand {
-    /// Make a new development keystore with N random accounts.
+    /// Make a new development keystore (one random master key; account i is m/i).
     Create {
         #[arg(long)]
         out: PathBuf,
+        /// How many account addresses to print.
         #[arg(long, default_value_t = 1)]
         accounts: u32,
         /// File with the passphrase (default: STRATBOX_SIGNER_PASSPHRASE).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
-    /// The addresses in a development keystore (no passphrase needed).
-    Addresses { file: PathBuf },
+    /// The account addresses of a development keystore.
+    Addresses {
+        file: PathBuf,
+        /// How many account addresses to print.
+        #[arg(long, default_value_t = 1)]
+        accounts: u32,
+        /// File with the passphrase (default: STRATBOX_SIGNER_PASSPHRASE).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -141,7 +224,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }) => certs(out, approvers, hosts),
         Some(Command::Audit(AuditCommand::Verify { database })) => verify(&database).await,
         Some(Command::Policy(p)) => policy(p).await,
-        Some(Command::DevKeystore(k)) => keystore(k),
+        Some(Command::DevKeystore(k)) => keystore(k).await,
+        Some(Command::Cluster(ClusterCommand::Init { out, shares })) => cluster_init(out, shares),
+        Some(Command::Share(a)) => share(a).await,
+        Some(Command::Keygen(a)) => keygen(a).await,
     }
 }
 
@@ -169,18 +255,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(v) = args.database {
         config.database = v;
     }
-    let file = config.keystore.dev_file.clone().ok_or_else(|| {
-        anyhow!(
-            "[keystore] dev_file is not set: this build signs with the development keystore only"
-        )
-    })?;
-    let passphrase = read_passphrase(config.keystore.passphrase_file.as_deref())?;
-    let keys = tokio::task::spawn_blocking(move || DevKeystore::open(&file, &passphrase)).await??;
-    tracing::warn!("signing with the DEVELOPMENT keystore: every key is in this process");
-    let running = stratbox_signer::start(&config, Arc::new(keys)).await?;
+    let keys = keys::open(&config)
+        .await
+        .context("opening the signer's key")?;
+    let running = stratbox_signer::start(&config, keys).await?;
     println!(
-        "signer listening on {} (engine, mTLS) and {} (approvers, mTLS)",
-        running.addr, running.admin_addr
+        "signer listening on {} (engine, mTLS) and {} (approvers, mTLS), key: {}",
+        running.addr,
+        running.admin_addr,
+        running.signer.keys().kind()
     );
 
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -313,33 +396,113 @@ fn print_status(s: &v1::PolicyStatusResponse, full: bool, json: bool) {
     }
 }
 
-fn keystore(command: KeystoreCommand) -> anyhow::Result<()> {
+fn print_addresses(keys: &DevKeystore, accounts: u32) -> anyhow::Result<()> {
+    for i in 0..accounts {
+        println!(
+            "key_index {i}  {}",
+            hex_addr(&keys.address_at(&DerivationPath::account(i)?)?)
+        );
+    }
+    Ok(())
+}
+
+async fn keystore(command: KeystoreCommand) -> anyhow::Result<()> {
     match command {
         KeystoreCommand::Create {
             out,
             accounts,
             passphrase_file,
         } => {
-            if accounts == 0 {
-                bail!("--accounts must be at least 1");
-            }
             let passphrase = read_passphrase(passphrase_file.as_deref())?;
-            let ks = DevKeystore::create(&out, &passphrase, accounts, KdfParams::default())?;
+            let path = out.clone();
+            let ks = tokio::task::spawn_blocking(move || DevKeystore::create(&path, &passphrase))
+                .await??;
             println!(
-                "development keystore {} ({} accounts; every key in one file: development only)",
-                out.display(),
-                ks.len()
+                "development keystore {} (the whole key in one file: development only)",
+                out.display()
             );
-            for a in DevKeystore::addresses_in(&out)?.iter().enumerate() {
-                println!("key_index {}  {}", a.0, a.1);
-            }
-            Ok(())
+            print_addresses(&ks, accounts)
         }
-        KeystoreCommand::Addresses { file } => {
-            for a in DevKeystore::addresses_in(&file)?.iter().enumerate() {
-                println!("key_index {}  {}", a.0, a.1);
-            }
-            Ok(())
+        KeystoreCommand::Addresses {
+            file,
+            accounts,
+            passphrase_file,
+        } => {
+            let passphrase = read_passphrase(passphrase_file.as_deref())?;
+            let ks = tokio::task::spawn_blocking(move || DevKeystore::open(&file, &passphrase))
+                .await??;
+            print_addresses(&ks, accounts)
         }
     }
+}
+
+fn cluster_init(out: PathBuf, shares: Vec<String>) -> anyhow::Result<()> {
+    let [a, b, c]: [String; 3] = shares.try_into().map_err(|given: Vec<String>| {
+        anyhow!(
+            "give --share exactly three times (shares 0, 1, 2 in order); got {}",
+            given.len()
+        )
+    })?;
+    if out.join("cluster.json").exists() {
+        bail!(
+            "{} already holds a cluster.json; refusing to overwrite a cluster's identities",
+            out.display()
+        );
+    }
+    let files = stratbox_threshold::init_cluster(&out, [a, b, c])?;
+    println!("cluster file: {}", files.cluster.display());
+    for (i, (cert, key)) in files.shares.iter().enumerate() {
+        println!("share {i}: {} {}", cert.display(), key.display());
+    }
+    println!(
+        "coordinator (the signer service): {} {}",
+        files.coordinator.0.display(),
+        files.coordinator.1.display()
+    );
+    println!(
+        "\nnext: start `stratbox signer share --index I` for I = 0, 1, 2, then run \
+         `stratbox signer keygen` once"
+    );
+    Ok(())
+}
+
+async fn share(a: ShareArgs) -> anyhow::Result<()> {
+    let mut config = ShareConfig::new(a.index, a.cluster, a.cert, a.key, a.data_dir);
+    config.passphrase_file = a.passphrase_file;
+    config.listen = a.listen;
+    config.pregenerate_primes = !a.no_pregenerate_primes;
+    let address = stratbox_threshold::share::listen_address(&config)?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("share {}: cannot listen on {address}", a.index))?;
+    println!("share {} listening on {}", a.index, listener.local_addr()?);
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    stratbox_threshold::run_share_on(listener, config, shutdown).await?;
+    Ok(())
+}
+
+async fn keygen(a: KeygenArgs) -> anyhow::Result<()> {
+    let mut config = KeygenConfig::new(a.cluster, a.cert, a.key);
+    config.accounts = a.accounts;
+    config.timeout = std::time::Duration::from_secs(a.timeout_secs);
+    let outcome = stratbox_threshold::keygen(&config, |p| eprintln!("keygen: {p}")).await?;
+    eprintln!(
+        "keygen: ceremony {} done in {:.1} s",
+        outcome.ceremony_id,
+        outcome.elapsed.as_secs_f64()
+    );
+    for (account, address) in &outcome.addresses {
+        println!("account {account} {}", hex_addr(address));
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The signer's test harness: a real signer on loopback with real mutual TLS (a fresh dev
-//! CA per test), a dev keystore, a policy file, and a store that is either a fresh SQLite
+//! CA per test), a key (the development keystore, or with [`Options::threshold`] the 2-of-3
+//! threshold key: three share servers on loopback and a real keygen ceremony), a policy file, and a store that is either a fresh SQLite
 //! file or a fresh PostgreSQL database (dropped afterwards). The tests play the engine with
 //! the generated tonic clients.
 
@@ -19,8 +20,9 @@ use stratbox_proto::v1::signer_admin_client::SignerAdminClient;
 use stratbox_proto::v1::signer_client::SignerClient;
 use stratbox_signer::certs::{DevCa, Issued};
 use stratbox_signer::config::SignerConfig;
-use stratbox_signer::keys::{DevKeystore, KdfParams, KeySource};
+use stratbox_signer::keys::{self, DevKeystore, KeySource, Passphrase};
 use stratbox_signer::{Running, start};
+use stratbox_threshold::local::{LocalCluster, cached_test_primes};
 use tonic::transport::{Channel, Endpoint};
 
 /// Runs `async fn $name(Backend)` as `$name::sqlite` and `$name::postgres`.
@@ -55,6 +57,19 @@ pub const POOL: Address = Address::repeat_byte(0xc1);
 pub const SBA: Address = Address::repeat_byte(0xa1);
 pub const SBB: Address = Address::repeat_byte(0xb1);
 pub const STRANGER: Address = Address::repeat_byte(0x55);
+
+/// The target directory this test binary runs from (`target/release/deps/..` → `target`):
+/// where the threshold tests' Paillier primes are cached.
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors()
+        .nth(3)
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
 
 pub fn pg_admin() -> String {
     stratbox_testenv::postgres_url()
@@ -92,6 +107,9 @@ pub struct Options {
     pub approval_ttl_secs: u64,
     /// Policy text; `None` for [`policy_text`] with the keystore's accounts.
     pub policy: Option<PolicyFn>,
+    /// Sign with the threshold key (three share servers, a keygen ceremony) instead of the
+    /// development keystore.
+    pub threshold: bool,
 }
 
 impl Default for Options {
@@ -100,6 +118,7 @@ impl Default for Options {
             timelock_secs: 24 * 3600,
             approval_ttl_secs: 3600,
             policy: None,
+            threshold: false,
         }
     }
 }
@@ -159,7 +178,9 @@ pub struct Harness {
     pub running: Option<Running>,
     pub config: SignerConfig,
     pub config_path: PathBuf,
-    pub keys: Arc<DevKeystore>,
+    pub keys: Arc<dyn KeySource>,
+    /// The share servers, when the key is the threshold key.
+    pub cluster: Option<LocalCluster>,
     pub account: Address,
     pub staged_account: Address,
     pub issued: Vec<Issued>,
@@ -190,12 +211,56 @@ impl Harness {
             .issue_client(&certs, "intruder", "engine")
             .expect("intruder");
 
-        let ks_path = dir.path().join("dev-keystore.json");
-        let keys = Arc::new(
-            DevKeystore::create(&ks_path, b"test passphrase", 2, KdfParams::fast_for_tests())
-                .expect("keystore"),
-        );
-        std::fs::write(dir.path().join("passphrase"), "test passphrase\n").expect("passphrase");
+        let (key_section, cluster) = if opts.threshold {
+            let primes = tokio::task::spawn_blocking(|| cached_test_primes(&target_dir()))
+                .await
+                .expect("primes task")
+                .expect("test primes");
+            let cluster =
+                LocalCluster::start(&dir.path().join("threshold"), "share pw", Some(&primes))
+                    .await
+                    .expect("share servers start");
+            tokio::time::timeout(
+                Duration::from_secs(900),
+                stratbox_threshold::keygen(&cluster.keygen_config(), |p| eprintln!("{p}")),
+            )
+            .await
+            .expect("keygen in time")
+            .expect("keygen");
+            let section = format!(
+                "[threshold]\ncluster = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\npresign_pool = 2\n",
+                cluster.files.cluster.display(),
+                cluster.files.coordinator.0.display(),
+                cluster.files.coordinator.1.display(),
+            );
+            (section, Some(cluster))
+        } else {
+            let ks_path = dir.path().join("dev-keystore.json");
+            let pass = Passphrase::new("test passphrase").expect("passphrase");
+            tokio::task::spawn_blocking(move || DevKeystore::create(&ks_path, &pass))
+                .await
+                .expect("keystore task")
+                .expect("keystore");
+            std::fs::write(dir.path().join("passphrase"), "test passphrase\n").expect("passphrase");
+            (
+                "[keystore]\ndev_file = \"dev-keystore.json\"\npassphrase_file = \"passphrase\"\n"
+                    .to_string(),
+                None,
+            )
+        };
+        // The accounts are derived from public data only, so the policy can name them before
+        // the service starts; the key source is opened from the config as the binary does.
+        let probe_config = |extra: &str| {
+            format!(
+                "policy = \"policy.toml\"\ntls_cert = \"certs/signer.pem\"\n\
+                 tls_key = \"certs/signer.key\"\nclient_ca = \"certs/ca.pem\"\n{extra}"
+            )
+        };
+        let probe_path = dir.path().join("probe.toml");
+        std::fs::write(&probe_path, probe_config(&key_section)).expect("probe config");
+        let keys = keys::open(&SignerConfig::load(&probe_path).expect("probe config loads"))
+            .await
+            .expect("key source opens");
         let account = Address::from(keys.address(0).expect("a0"));
         let staged_account = Address::from(keys.address(1).expect("a1"));
         let policy = match &opts.policy {
@@ -234,10 +299,7 @@ tls_cert = "certs/signer.pem"
 tls_key = "certs/signer.key"
 client_ca = "certs/ca.pem"
 
-[keystore]
-dev_file = "dev-keystore.json"
-passphrase_file = "passphrase"
-
+{key_section}
 [[engine_clients]]
 name = "engine"
 spki_sha256 = "{engine}"
@@ -274,6 +336,7 @@ spki_sha256 = "{carol}"
             config,
             config_path,
             keys,
+            cluster,
             account,
             staged_account,
             issued,
@@ -396,6 +459,9 @@ spki_sha256 = "{carol}"
         }
         if let Some(name) = &self.pg_name {
             drop_pg(name).await;
+        }
+        if let Some(cluster) = self.cluster.take() {
+            let _ = cluster.shutdown().await;
         }
     }
 }

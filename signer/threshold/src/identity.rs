@@ -12,7 +12,6 @@
 //! Private keys of these identities are TLS keys, not key shares; they are written owner-only
 //! (0600) and are what an operator rotates by issuing a new cluster file.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
@@ -111,8 +110,9 @@ pub(crate) fn cert_der(pem: &str, what: &str) -> Result<CertificateDer<'static>,
 pub struct ShareEntry {
     /// Keygen index, 0..3.
     pub index: u16,
-    /// Where it listens, `host:port`.
-    pub address: SocketAddr,
+    /// Where the coordinator and the other shares reach it, `host:port`: an IP address, or a
+    /// name the network resolves (a compose service, a Kubernetes service).
+    pub address: String,
     /// Its certificate, PEM.
     pub cert_pem: String,
 }
@@ -153,6 +153,7 @@ impl Cluster {
             )));
         }
         for (position, share) in self.shares.iter().enumerate() {
+            check_address(&share.address, share.index)?;
             if usize::from(share.index) != position {
                 return Err(ThresholdError::Config(format!(
                     "share at position {position} has index {}; list them as 0, 1, 2",
@@ -191,6 +192,29 @@ impl Cluster {
     }
 }
 
+/// A share's address must be `host:port` with a port number and no scheme: it is put after
+/// `https://` to connect, and read as a port to listen on.
+fn check_address(address: &str, index: u16) -> Result<(), ThresholdError> {
+    let bad = |why: &str| {
+        Err(ThresholdError::Config(format!(
+            "share {index} address {address:?}: {why} (expected host:port)"
+        )))
+    };
+    if address.contains("://") || address.contains('/') {
+        return bad("no scheme or path");
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return bad("no port");
+    };
+    if host.is_empty() {
+        return bad("no host");
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => bad("the port is not a number from 1 to 65535"),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// What [`init_cluster`] wrote.
 #[derive(Debug, Clone)]
 pub struct ClusterFiles {
@@ -205,10 +229,7 @@ pub struct ClusterFiles {
 /// Makes the four TLS identities and the cluster file in `dir`, for a cluster whose shares
 /// listen on `addresses`. Convenient for one operator setting up a test or staging cluster;
 /// in production each machine runs [`Identity::generate`] itself and only certificates travel.
-pub fn init_cluster(
-    dir: &Path,
-    addresses: [SocketAddr; 3],
-) -> Result<ClusterFiles, ThresholdError> {
+pub fn init_cluster(dir: &Path, addresses: [String; 3]) -> Result<ClusterFiles, ThresholdError> {
     std::fs::create_dir_all(dir).map_err(|e| ThresholdError::io(dir, e))?;
     let mut shares = Vec::new();
     let mut entries = Vec::new();
@@ -249,11 +270,11 @@ mod tests {
     fn cluster_round_trips_and_refuses_bad_shapes() {
         let dir = tempfile::tempdir().unwrap();
         let addrs = [
-            "127.0.0.1:1".parse().unwrap(),
-            "127.0.0.1:2".parse().unwrap(),
-            "127.0.0.1:3".parse().unwrap(),
+            "127.0.0.1:1".to_string(),
+            "127.0.0.1:2".to_string(),
+            "signer-share-2:50070".to_string(),
         ];
-        let files = init_cluster(dir.path(), addrs).unwrap();
+        let files = init_cluster(dir.path(), addrs.clone()).unwrap();
         let cluster = Cluster::load(&files.cluster).unwrap();
         assert_eq!(cluster.share(2).unwrap().address, addrs[2]);
         Identity::load(&files.shares[1].0, &files.shares[1].1).unwrap();
@@ -270,6 +291,14 @@ mod tests {
             short.save(&files.cluster),
             Err(ThresholdError::Config(_))
         ));
+        for bad in ["127.0.0.1", "https://a:1", ":5", "a:0", "a:http"] {
+            let mut wrong = cluster.clone();
+            wrong.shares[0].address = bad.to_string();
+            assert!(
+                matches!(wrong.save(&files.cluster), Err(ThresholdError::Config(_))),
+                "{bad}"
+            );
+        }
         let mut swapped = cluster;
         swapped.shares.swap(0, 1);
         assert!(matches!(

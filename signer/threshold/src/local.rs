@@ -134,7 +134,7 @@ impl LocalCluster {
             listeners.push(listener);
         }
         let addresses: [SocketAddr; 3] = [addresses[0], addresses[1], addresses[2]];
-        let files = init_cluster(dir, addresses)?;
+        let files = init_cluster(dir, addresses.map(|a| a.to_string()))?;
         let passphrase_file = dir.join("passphrase");
         crate::sealed::write_private_atomically(&passphrase_file, passphrase.as_bytes())?;
         if let Some(primes) = primes {
@@ -250,6 +250,62 @@ impl LocalCluster {
 /// Share `index`'s data directory under `dir`.
 pub fn data_dir(dir: &Path, index: u16) -> PathBuf {
     dir.join(format!("share-{index}"))
+}
+
+/// Safe primes for three shares, generated once by [`Primes::generate`] (cggmp21's
+/// generator) and cached in `cache_dir` (a test target directory), so a ceremony in a test or
+/// a benchmark costs the protocol and not minutes of prime search. Processes asking at once
+/// take turns on a file lock; the first generates, the rest read. Never for a real key: the
+/// primes sit unencrypted in the cache file.
+pub fn cached_test_primes(cache_dir: &Path) -> Result<[Primes; 3], ThresholdError> {
+    use std::io::Write;
+    let path = cache_dir.join("stratbox-threshold-test-primes-v1.json");
+    std::fs::create_dir_all(cache_dir).map_err(|e| ThresholdError::io(cache_dir, e))?;
+    let lock_path = path.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| ThresholdError::io(&lock_path, e))?;
+    lock.lock().map_err(|e| ThresholdError::io(&lock_path, e))?;
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(list) = serde_json::from_str::<Vec<(String, String)>>(&text)
+        && let [a, b, c] = list.as_slice()
+    {
+        let pair = |(p, q): &(String, String)| {
+            Some(Primes {
+                p: integer_from_hex(p)?,
+                q: integer_from_hex(q)?,
+            })
+        };
+        if let (Some(a), Some(b), Some(c)) = (pair(a), pair(b), pair(c)) {
+            return Ok([a, b, c]);
+        }
+    }
+    tracing::info!("generating Paillier safe primes for the test cache (once per cache dir)");
+    let workers: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(Primes::generate))
+        .collect();
+    let mut primes = Vec::new();
+    for w in workers {
+        primes.push(
+            w.join()
+                .map_err(|_| ThresholdError::Config("prime generation panicked".into()))?,
+        );
+    }
+    let list: Vec<(String, String)> = primes
+        .iter()
+        .map(|p| (p.p.to_string_radix(16), p.q.to_string_radix(16)))
+        .collect();
+    let text = serde_json::to_string(&list).map_err(|e| ThresholdError::format("primes", e))?;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(|e| ThresholdError::io(&tmp, e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| ThresholdError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| ThresholdError::io(&path, e))?;
+    Ok([primes[0].clone(), primes[1].clone(), primes[2].clone()])
 }
 
 /// Parses a hexadecimal integer (as `Integer::to_string_radix(16)` prints it), for caches of

@@ -185,15 +185,30 @@ pub async fn run_share(
     config: ShareConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ThresholdError> {
-    let cluster = Cluster::load(&config.cluster)?;
-    let address = match config.listen {
-        Some(a) => a,
-        None => cluster.share(config.index)?.address,
-    };
+    let address = listen_address(&config)?;
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| ThresholdError::Config(format!("cannot listen on {address}: {e}")))?;
     run_share_on(listener, config, shutdown).await
+}
+
+/// Where share `config.index` listens: `--listen`, else its cluster address when that is an
+/// IP address, else every interface on its port (a name like `signer-share-0:50070` resolves
+/// to this machine only from elsewhere).
+pub fn listen_address(config: &ShareConfig) -> Result<SocketAddr, ThresholdError> {
+    if let Some(a) = config.listen {
+        return Ok(a);
+    }
+    let cluster = Cluster::load(&config.cluster)?;
+    let address = cluster.share(config.index)?.address.as_str();
+    if let Ok(a) = address.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let port = address
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .ok_or_else(|| ThresholdError::Config(format!("share address {address:?} has no port")))?;
+    Ok(SocketAddr::from(([0, 0, 0, 0], port)))
 }
 
 /// Like [`run_share`], on a listener the caller bound (tests bind port 0 first).
