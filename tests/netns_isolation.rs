@@ -850,12 +850,13 @@ fn target_dir() -> PathBuf {
 
 /// Replaces the value after `flag` in `args`.
 fn replace_arg(args: &mut [String], flag: &str, value: String) {
-    let slot = args
+    let at = args
         .iter()
         .position(|a| a == flag)
-        .and_then(|i| args.get_mut(i + 1))
+        .map(|i| i + 1)
+        .filter(|i| *i < args.len())
         .unwrap_or_else(|| panic!("no {flag} in {args:?}"));
-    *slot = value;
+    args[at] = value;
 }
 
 /// The threshold key in zone-c: `stratbox signer cluster init` with compose's share names
