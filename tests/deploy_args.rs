@@ -177,7 +177,15 @@ fn every_stratbox_command_line_in_deploy_parses_with_its_environment() {
         );
     }
     // The log format comes from the environment in every zone: the env really is passed.
-    for scope in ["services.engine", "services.host", "services.signer"] {
+    for scope in [
+        "services.engine",
+        "services.host",
+        "services.signer",
+        "services.signer-share-0",
+        "services.signer-share-1",
+        "services.signer-share-2",
+        "services.signer-keygen",
+    ] {
         let scope = format!("compose.yaml {scope}");
         assert!(
             read_vars
@@ -209,6 +217,24 @@ fn the_engine_host_health_and_signer_command_lines_are_all_there() {
             assert!(
                 by_service.contains(&(service.to_owned(), subcommand.to_owned())),
                 "{file}: no `stratbox {subcommand}` in {service}; found {by_service:?}"
+            );
+        }
+        // The threshold key's processes: `stratbox signer share` in each share, and in
+        // compose the one-shot `stratbox signer keygen` ceremony.
+        let mut key_lines: Vec<(&str, &str)> = vec![
+            ("signer-share-0", "share"),
+            ("signer-share-1", "share"),
+            ("signer-share-2", "share"),
+        ];
+        if file == "compose.yaml" {
+            key_lines.push(("signer-keygen", "keygen"));
+        }
+        for (service, second) in key_lines {
+            assert!(
+                lines.iter().any(|l| l.service == service
+                    && l.argv.get(1).map(String::as_str) == Some("signer")
+                    && l.argv.get(2).map(String::as_str) == Some(second)),
+                "{file}: no `stratbox signer {second}` in {service}"
             );
         }
         // Every stratbox container runs exactly one service command line.

@@ -1,5 +1,7 @@
 //! deploy/compose.yaml says the same thing as the design: three zones as three networks,
-//! and a signer that only the engine can reach. Also the two files it relies on:
+//! a signer that only the engine can reach, and the threshold key's three shares on a
+//! fourth internal network (`fortress-keys`) that only the signer (and the one-shot key
+//! ceremony) shares with them: the engine never reaches a share. Also the two files it relies on:
 //! deploy/Containerfile and deploy/gen-dev-secrets.sh.
 //!
 //! There is no Docker engine on the machines that run this, so nothing is started here
@@ -61,10 +63,11 @@ fn compose_file_passes_the_compose_specification() {
         .lines()
         .map(str::to_owned)
         .collect();
-    assert_eq!(
-        listed,
-        set(&["engine", "host", "signer", "postgres", "redis", "anvil"])
-    );
+    // docker-compose lists the ceremony (profile `ceremony`) only when its profile is on;
+    // either way the always-on set is exactly these.
+    let mut always_on = listed.clone();
+    always_on.remove("signer-keygen");
+    assert_eq!(always_on, set(&ALWAYS_ON));
 
     // The validator is live: the same file with one unknown key in the host service, and
     // with the host's memory limit made nonsense, must both be rejected.
@@ -93,6 +96,27 @@ fn compose_file_passes_the_compose_specification() {
 
 // ── Compose: structure ───────────────────────────────────────────────────────────────
 
+/// The services `docker compose up` starts.
+const ALWAYS_ON: [&str; 9] = [
+    "engine",
+    "host",
+    "signer",
+    "signer-share-0",
+    "signer-share-1",
+    "signer-share-2",
+    "postgres",
+    "redis",
+    "anvil",
+];
+const SHARES: [&str; 3] = ["signer-share-0", "signer-share-1", "signer-share-2"];
+/// The one-shot key ceremony: only under `--profile ceremony`, run once per key.
+const CEREMONY: &str = "signer-keygen";
+
+/// A one-shot service started only under its compose profile (the key ceremony).
+fn is_ceremony(service: &Value) -> bool {
+    string_list(&service["profiles"]).contains(&"ceremony".to_owned())
+}
+
 fn service_networks(service: &Value) -> BTreeSet<String> {
     match &service["networks"] {
         Value::Sequence(_) => string_list(&service["networks"]).into_iter().collect(),
@@ -117,7 +141,7 @@ fn compose_zones_are_the_three_networks_of_the_design() {
     let networks = &doc["networks"];
     assert_eq!(
         mapping_keys(networks),
-        set(&["intelligence", "sandbox", "fortress"])
+        set(&["intelligence", "sandbox", "fortress", "fortress-keys"])
     );
     assert_eq!(
         networks["intelligence"]["internal"].as_bool(),
@@ -129,12 +153,21 @@ fn compose_zones_are_the_three_networks_of_the_design() {
         Some(true),
         "Zone C must have no route out"
     );
+    assert_eq!(
+        networks["fortress-keys"]["internal"].as_bool(),
+        Some(true),
+        "the key network must have no route out"
+    );
 
     let services = compose_services(&doc);
     let expected: BTreeMap<&str, BTreeSet<String>> = [
         ("engine", set(&["intelligence", "sandbox", "fortress"])),
         ("host", set(&["intelligence"])),
-        ("signer", set(&["fortress"])),
+        ("signer", set(&["fortress", "fortress-keys"])),
+        ("signer-share-0", set(&["fortress-keys"])),
+        ("signer-share-1", set(&["fortress-keys"])),
+        ("signer-share-2", set(&["fortress-keys"])),
+        ("signer-keygen", set(&["fortress-keys"])),
         ("redis", set(&["intelligence", "sandbox"])),
         ("postgres", set(&["sandbox"])),
         ("anvil", set(&["sandbox"])),
@@ -175,24 +208,97 @@ fn compose_zones_are_the_three_networks_of_the_design() {
     };
     assert_eq!(members("intelligence"), set(&["host", "redis", "engine"]));
     assert_eq!(members("fortress"), set(&["engine", "signer"]));
+    // The key network: the signer and the three shares, and besides them only the one-shot
+    // ceremony (profile `ceremony`, the coordinator's identity, no restart). Never the engine.
+    let mut keys = set(&["signer"]);
+    keys.extend(SHARES.iter().map(|s| (*s).to_owned()));
+    let always_on_keys: BTreeSet<String> = members("fortress-keys")
+        .into_iter()
+        .filter(|n| !is_ceremony(&services[n]))
+        .collect();
+    assert_eq!(always_on_keys, keys);
+    let ceremonies: BTreeSet<String> = members("fortress-keys")
+        .into_iter()
+        .filter(|n| is_ceremony(&services[n]))
+        .collect();
+    assert_eq!(ceremonies, set(&[CEREMONY]));
+    assert!(!members("fortress-keys").contains("engine"));
+    // Every service but the ceremony starts with `up`.
+    for (name, svc) in &services {
+        assert_eq!(is_ceremony(svc), name == CEREMONY, "{name}: profiles");
+        assert!(
+            svc["profiles"].is_null() || name == CEREMONY,
+            "{name} is hidden behind a profile"
+        );
+    }
 }
 
 #[test]
 fn compose_signer_is_reachable_only_from_the_engine_and_hosts_only_reach_bus_and_engine() {
     let services = compose_services(&compose());
     for name in services.keys().filter(|n| *n != "signer") {
+        // The signer reaches its shares over fortress-keys, but a share never opens a
+        // connection to it (the shares only answer); the engine is its only client.
+        let want = name == "engine" || SHARES.contains(&name.as_str()) || name == CEREMONY;
         assert_eq!(
             compose_can_reach(&services, name, "signer"),
-            name == "engine",
+            want,
             "{name} -> signer"
         );
     }
+    let signer_peers: BTreeSet<String> = services
+        .keys()
+        .filter(|n| *n != "signer" && compose_can_reach(&services, "signer", n))
+        .cloned()
+        .collect();
+    let mut expected_peers = set(&["engine", CEREMONY]);
+    expected_peers.extend(SHARES.iter().map(|s| (*s).to_owned()));
+    assert_eq!(signer_peers, expected_peers, "the signer's peers");
     let host_reaches: BTreeSet<String> = services
         .keys()
         .filter(|n| *n != "host" && compose_can_reach(&services, "host", n))
         .cloned()
         .collect();
     assert_eq!(host_reaches, set(&["engine", "redis"]));
+}
+
+#[test]
+fn compose_only_the_signer_reaches_a_share_and_the_engine_never_does() {
+    let services = compose_services(&compose());
+    for share in SHARES {
+        let reaches: BTreeSet<String> = services
+            .keys()
+            .filter(|n| *n != share && compose_can_reach(&services, n, share))
+            .filter(|n| !SHARES.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        // The ceremony is the coordinator too (same identity), run once by hand.
+        assert_eq!(reaches, set(&["signer", CEREMONY]), "who reaches {share}");
+        assert!(
+            !compose_can_reach(&services, "engine", share),
+            "engine -> {share}"
+        );
+        assert!(
+            !compose_can_reach(&services, "host", share),
+            "host -> {share}"
+        );
+        // Each share on the key network alone: no route to the engine's zones either.
+        assert_eq!(
+            service_networks(&services[share]),
+            set(&["fortress-keys"]),
+            "{share}"
+        );
+    }
+    // The ceremony: the coordinator's identity, never restarted, never started by `up`.
+    let keygen = &services[CEREMONY];
+    assert!(is_ceremony(keygen));
+    assert_eq!(keygen["restart"].as_str(), Some("no"));
+    let command = string_list(&keygen["command"]);
+    assert_eq!(command[..2], ["signer", "keygen"]);
+    assert_eq!(
+        arg_after(&command, "--cert").as_deref(),
+        Some("/run/secrets/coordinator_cert")
+    );
     // Nothing publishes a port on the Docker host: the zones are only reachable from
     // inside their networks (README: add an override file for operator access).
     for (name, svc) in &services {
@@ -232,6 +338,13 @@ fn compose_resource_limits_follow_the_seed_quotas() {
     assert_eq!(limits("host"), (1000, 2 * GIB));
     assert_eq!(limits("redis"), (2000, 4 * GIB));
     assert_eq!(limits("anvil"), (2000, 4 * GIB));
+    for share in SHARES {
+        let (cpu, mem) = limits(share);
+        assert!(
+            cpu <= 1000 && mem <= 512 * MIB,
+            "a share is meant to be small"
+        );
+    }
     let (cpu, mem) = limits("signer");
     assert!(
         cpu <= 1000 && mem <= 512 * MIB,
@@ -285,6 +398,12 @@ fn compose_every_service_is_hardened_health_checked_and_restarted() {
             !uid.is_empty() && uid != "0" && uid != "root",
             "{name} runs as root ({user})"
         );
+        // The one-shot ceremony: hardened the same, but it runs to completion, so no
+        // health check and never a restart (a re-run would make a new key).
+        if is_ceremony(svc) {
+            assert_eq!(svc["restart"].as_str(), Some("no"), "{name}: restart");
+            continue;
+        }
         let health = &svc["healthcheck"];
         assert_ne!(
             health["disable"].as_bool(),
@@ -367,8 +486,12 @@ fn compose_services_run_the_stratbox_subcommands() {
     // The engine runs the same image as host and signer: one build for every zone.
     let image = services["engine"]["image"].as_str().map(str::to_owned);
     assert!(image.is_some());
-    for name in ["host", "signer"] {
-        assert_eq!(services[name]["image"].as_str().map(str::to_owned), image);
+    for name in ["host", "signer", CEREMONY].into_iter().chain(SHARES) {
+        assert_eq!(
+            services[name]["image"].as_str().map(str::to_owned),
+            image,
+            "{name}"
+        );
     }
 
     let signer = string_list(&services["signer"]["command"]);
@@ -388,6 +511,62 @@ fn compose_services_run_the_stratbox_subcommands() {
         assert!(
             mounted.contains(secret),
             "{flag}: secret {secret} not mounted"
+        );
+    }
+    assert_eq!(
+        compose_environment(&services["signer"])
+            .get("STRATBOX_SIGNER_CONFIG")
+            .map(String::as_str),
+        Some("/run/secrets/signer_config")
+    );
+    assert!(mounted.contains("signer_config"));
+
+    // Each share: its own index, its own identity and passphrase, its own volume, the
+    // port the cluster file names.
+    let mut volumes = BTreeSet::new();
+    for (i, share) in SHARES.iter().enumerate() {
+        let svc = &services[*share];
+        let command = string_list(&svc["command"]);
+        assert_eq!(command[..2], ["signer", "share"], "{share}");
+        assert_eq!(arg_after(&command, "--index"), Some(i.to_string()));
+        assert_eq!(
+            arg_after(&command, "--listen").as_deref(),
+            Some("0.0.0.0:50070")
+        );
+        for (flag, want) in [
+            ("--cluster", "threshold_cluster".to_owned()),
+            ("--cert", format!("share_{i}_cert")),
+            ("--key", format!("share_{i}_key")),
+            ("--passphrase-file", format!("share_{i}_passphrase")),
+        ] {
+            assert_eq!(
+                arg_after(&command, flag),
+                Some(format!("/run/secrets/{want}")),
+                "{share} {flag}"
+            );
+        }
+        let mut expected = set(&["threshold_cluster"]);
+        for part in ["cert", "key", "passphrase"] {
+            expected.insert(format!("share_{i}_{part}"));
+        }
+        let mounted: BTreeSet<String> = string_list(&svc["secrets"]).into_iter().collect();
+        assert_eq!(mounted, expected, "{share} mounts only its own secrets");
+        let data_dir = arg_after(&command, "--data-dir").unwrap_or_default();
+        let mounts = string_list(&svc["volumes"]);
+        assert_eq!(mounts.len(), 1, "{share}: one volume");
+        let (volume, target) = mounts[0]
+            .split_once(':')
+            .unwrap_or_else(|| panic!("{share}: volume {}", mounts[0]));
+        assert_eq!(target, data_dir, "{share}: the data dir is the volume");
+        assert!(
+            doc["volumes"][volume].is_mapping(),
+            "{share}: {volume} is not a named volume"
+        );
+        assert!(volumes.insert(volume.to_owned()), "{share} shares {volume}");
+        assert_eq!(
+            svc["ulimits"]["core"]["hard"].as_i64(),
+            Some(0),
+            "{share}: core"
         );
     }
 }
@@ -561,9 +740,11 @@ fn dev_secrets_give_the_signer_a_client_ca_that_trusts_only_the_engine() {
         panic!("openssl is needed to check deploy/gen-dev-secrets.sh: {why}");
     }
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    // The script makes the threshold cluster files with the binary itself.
     let out = Command::new("bash")
         .arg(deploy_dir().join("gen-dev-secrets.sh"))
         .arg(dir.path())
+        .env("STRATBOX", env!("CARGO_BIN_EXE_stratbox"))
         .output()
         .unwrap_or_else(|e| panic!("run gen-dev-secrets.sh: {e}"));
     assert!(
@@ -582,6 +763,60 @@ fn dev_secrets_give_the_signer_a_client_ca_that_trusts_only_the_engine() {
             "secret {name:?}: {file} not made"
         );
     }
+    // The signer's config, read the way the signer reads it inside its container: every
+    // secret it mounts at /run/secrets/<name>, the config's relative paths resolved there.
+    let run_secrets = dir.path().join("run-secrets");
+    std::fs::create_dir_all(&run_secrets).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let signer = &compose_services(&doc)["signer"];
+    for name in string_list(&signer["secrets"]) {
+        let file = doc["secrets"][name.as_str()]["file"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("./secrets/");
+        std::fs::copy(dir.path().join(file), run_secrets.join(&name))
+            .unwrap_or_else(|e| panic!("copy {file}: {e}"));
+    }
+    let config = stratbox_signer::config::SignerConfig::load(&run_secrets.join("signer_config"))
+        .unwrap_or_else(|e| panic!("the development signer_config does not load: {e}"));
+    let threshold = config
+        .threshold
+        .as_ref()
+        .unwrap_or_else(|| panic!("the development signer_config has no [threshold]"));
+    assert!(
+        config.keystore.dev_file.is_none(),
+        "[threshold] replaces dev_file"
+    );
+    for (what, path) in [
+        ("cluster", &threshold.cluster),
+        ("cert", &threshold.cert),
+        ("key", &threshold.key),
+        ("policy", &config.policy),
+        ("tls_cert", &config.tls_cert),
+        ("tls_key", &config.tls_key),
+        ("client_ca", &config.client_ca),
+    ] {
+        assert!(
+            path.starts_with(&run_secrets) && path.is_file(),
+            "signer_config {what} = {} is not a mounted secret",
+            path.display()
+        );
+    }
+    config
+        .engine_allowlist()
+        .unwrap_or_else(|e| panic!("engine allowlist: {e}"));
+    // The cluster file names the shares by compose's service names and port.
+    let cluster = read(&dir.path().join("threshold/cluster.json"));
+    for share in SHARES {
+        assert!(
+            cluster.contains(&format!("{share}:50070")),
+            "cluster.json does not name {share}:50070"
+        );
+    }
+    for i in 0..3 {
+        let passphrase = read(&dir.path().join(format!("share_{i}_passphrase")));
+        assert!(passphrase.trim().len() >= 32, "share {i} passphrase");
+    }
+
     // CA private keys stay out of the directory compose mounts secrets from... by name.
     assert!(!dir.path().join("signer_ca.key").exists());
     assert!(!dir.path().join("signer_client_ca.key").exists());

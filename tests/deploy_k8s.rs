@@ -52,6 +52,13 @@ fn k8s_manifests_parse_and_are_complete() {
         ("Service", "stratbox-sandbox", "postgres"),
         ("Service", "stratbox-sandbox", "redis"),
         ("Service", "stratbox-fortress", "signer"),
+        ("PersistentVolumeClaim", "stratbox-fortress", "signer-data"),
+        ("StatefulSet", "stratbox-fortress", "signer-share-0"),
+        ("StatefulSet", "stratbox-fortress", "signer-share-1"),
+        ("StatefulSet", "stratbox-fortress", "signer-share-2"),
+        ("Service", "stratbox-fortress", "signer-share-0"),
+        ("Service", "stratbox-fortress", "signer-share-1"),
+        ("Service", "stratbox-fortress", "signer-share-2"),
         ("HorizontalPodAutoscaler", "stratbox-intelligence", "host"),
     ] {
         find(&objects, kind, ns, name);
@@ -286,6 +293,14 @@ fn k8s_limits_match_compose_and_the_hpa_scales_hosts() {
     );
     let (cpu, mem) = limits("Deployment", "stratbox-fortress", "signer");
     assert!(cpu <= 1000 && mem <= 512 * MIB);
+    for i in 0..3 {
+        let (cpu, mem) = limits(
+            "StatefulSet",
+            "stratbox-fortress",
+            &format!("signer-share-{i}"),
+        );
+        assert!(cpu <= 1000 && mem <= 512 * MIB, "share {i}");
+    }
 
     // The engine is a single writer of nonces: one replica, never two during a rollout.
     let engine = find(&objects, "Deployment", "stratbox-sandbox", "engine");
@@ -439,4 +454,109 @@ fn k8s_manifests_pass_the_kubernetes_api_schemas() {
         !out.status.success(),
         "kubernetes-validate accepted a misspelt field; the check above proves nothing"
     );
+}
+
+/// The threshold key's shares: one single-replica StatefulSet each, with its own index, its
+/// own identity and passphrase (no share pod can read another's), a persistent volume for
+/// its data dir, a headless Service with compose's name (so one cluster file serves both),
+/// and the signer as their coordinator with the cluster file and its identity.
+#[test]
+fn k8s_shares_hold_one_share_each_and_the_signer_coordinates_them() {
+    let objects = k8s_objects();
+    let secret_paths = |w: &Value| -> BTreeSet<String> {
+        pod_spec(w)["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|v| {
+                v["projected"]["sources"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+            })
+            .flat_map(|src| src["secret"]["items"].as_sequence().into_iter().flatten())
+            .filter_map(|item| item["path"].as_str().map(str::to_owned))
+            .collect()
+    };
+    for i in 0..3 {
+        let name = format!("signer-share-{i}");
+        let w = find(&objects, "StatefulSet", "stratbox-fortress", &name);
+        assert_eq!(w["spec"]["replicas"].as_i64(), Some(1), "{name}");
+        let c = containers(w)[0];
+        let args = string_list(&c["args"]);
+        assert_eq!(args[..2], ["signer", "share"], "{name}");
+        assert_eq!(arg_after(&args, "--index"), Some(i.to_string()), "{name}");
+        assert_eq!(
+            arg_after(&args, "--listen").as_deref(),
+            Some("0.0.0.0:50070")
+        );
+        let mut expected = set(&["threshold_cluster"]);
+        for part in ["cert", "key", "passphrase"] {
+            expected.insert(format!("share_{i}_{part}"));
+        }
+        assert_eq!(
+            secret_paths(w),
+            expected,
+            "{name} mounts only its own secrets"
+        );
+        for flag in ["--cluster", "--cert", "--key", "--passphrase-file"] {
+            let path = arg_after(&args, flag).unwrap_or_default();
+            let file = path.strip_prefix("/run/secrets/").unwrap_or_default();
+            assert!(expected.contains(file), "{name} {flag} {path}");
+        }
+        let data_dir = arg_after(&args, "--data-dir").unwrap_or_default();
+        let data_mount = c["volumeMounts"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .find(|m| m["mountPath"].as_str() == Some(data_dir.as_str()))
+            .unwrap_or_else(|| panic!("{name}: nothing mounted at {data_dir}"));
+        let claim = data_mount["name"].as_str().unwrap_or_default();
+        assert!(
+            w["spec"]["volumeClaimTemplates"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|t| t["metadata"]["name"].as_str() == Some(claim)),
+            "{name}: {data_dir} is not on a persistent volume"
+        );
+        let service = find(&objects, "Service", "stratbox-fortress", &name);
+        assert_eq!(service["spec"]["ports"][0]["port"].as_i64(), Some(50070));
+        for (k, v) in service["spec"]["selector"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(
+                &w["spec"]["template"]["metadata"]["labels"][k.as_str().unwrap_or_default()],
+                v,
+                "Service {name} does not select its share"
+            );
+        }
+    }
+    let signer = find(&objects, "Deployment", "stratbox-fortress", "signer");
+    let paths = secret_paths(signer);
+    for needed in [
+        "signer_config",
+        "signer_policy",
+        "threshold_cluster",
+        "coordinator_cert",
+        "coordinator_key",
+    ] {
+        assert!(paths.contains(needed), "the signer does not mount {needed}");
+    }
+    for share_secret in ["share_0_key", "share_1_key", "share_2_key"] {
+        assert!(
+            !paths.contains(share_secret),
+            "the signer mounts {share_secret}"
+        );
+    }
+    let env = containers(signer)[0]["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"].as_str() == Some("STRATBOX_SIGNER_CONFIG"))
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_owned);
+    assert_eq!(env.as_deref(), Some("/run/secrets/signer_config"));
 }

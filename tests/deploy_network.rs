@@ -294,6 +294,21 @@ fn cluster_from_manifests() -> (Cluster, BTreeMap<String, Endpoint>, Vec<(String
     )
 }
 
+const SHARES: [&str; 3] = ["signer-share-0", "signer-share-1", "signer-share-2"];
+
+/// The threshold key's paths: the signer (coordinator) to each share, and share to share
+/// (the protocol mesh), all on the share port.
+fn key_paths() -> Vec<(String, String, u16)> {
+    let mut paths = Vec::new();
+    for to in SHARES {
+        paths.push(("signer".to_owned(), to.to_owned(), 50070));
+        for from in SHARES.iter().filter(|f| **f != to) {
+            paths.push(((*from).to_owned(), to.to_owned(), 50070));
+        }
+    }
+    paths
+}
+
 #[test]
 fn k8s_every_zone_namespace_is_default_deny() {
     let objects = k8s_objects();
@@ -335,8 +350,27 @@ fn k8s_network_policies_encode_the_zone_rules() {
     ]
     .into_iter()
     .map(|(a, b, p)| (a.to_owned(), b.to_owned(), p))
+    .chain(key_paths())
     .collect();
     assert_eq!(allowed, expected);
+
+    // Nothing but the signer and the other shares reaches a share, on any port; above all
+    // not the engine, which may reach the signer.
+    for share in SHARES {
+        for from in ep.values().filter(|p| p.namespace.is_some()) {
+            for port in [50070, 50061, 22, 443] {
+                let want = port == 50070
+                    && from.name != share
+                    && (from.name == "signer" || SHARES.contains(&from.name.as_str()));
+                assert_eq!(
+                    cluster.can_connect(from, e(share), port, "TCP"),
+                    want,
+                    "{} -> {share}:{port}",
+                    from.name
+                );
+            }
+        }
+    }
 
     // Beyond the workloads: DNS and the outside world.
     let cases = [
@@ -347,7 +381,16 @@ fn k8s_network_policies_encode_the_zone_rules() {
         ("engine", "chain-rpc", 443, "TCP", true),
         ("engine", "chain-rpc", 22, "TCP", false),
         ("engine", "signer", 22, "TCP", false),
-        ("signer", "kube-dns", 53, "UDP", false),
+        ("signer", "kube-dns", 53, "UDP", true),
+        ("signer", "signer-share-0", 22, "TCP", false),
+        ("engine", "signer-share-0", 50070, "TCP", false),
+        ("engine", "signer-share-1", 50070, "TCP", false),
+        ("engine", "signer-share-2", 50070, "TCP", false),
+        ("host", "signer-share-0", 50070, "TCP", false),
+        ("signer-share-0", "chain-rpc", 443, "TCP", false),
+        ("signer-share-0", "engine", 50051, "TCP", false),
+        ("signer-share-0", "signer", 50061, "TCP", false),
+        ("signer-share-0", "kube-dns", 53, "UDP", true),
         ("signer", "chain-rpc", 443, "TCP", false),
         ("signer", "engine", 50051, "TCP", false),
         ("redis", "chain-rpc", 443, "TCP", false),
@@ -390,6 +433,25 @@ fn k8s_network_policies_encode_the_zone_rules() {
             "default",
             &[("app.kubernetes.io/name", "host")],
             "10.244.9.4",
+        ),
+        // The signer's and a share's labels, outside Zone C: they open no share.
+        pod(
+            "fake-signer-b",
+            "stratbox-sandbox",
+            &[("app.kubernetes.io/name", "signer")],
+            "10.244.9.5",
+        ),
+        pod(
+            "fake-share-a",
+            "stratbox-intelligence",
+            &[("app.kubernetes.io/name", "signer-share")],
+            "10.244.9.6",
+        ),
+        pod(
+            "debug-c",
+            "stratbox-fortress",
+            &[("run", "debug")],
+            "10.244.9.7",
         ),
     ];
     for impostor in &impostors {
@@ -465,6 +527,7 @@ fn k8s_ingress_and_egress_rules_each_hold_on_their_own() {
     ]
     .into_iter()
     .map(|(a, b, p)| (a.to_owned(), b.to_owned(), p))
+    .chain(key_paths())
     .collect();
     assert_eq!(admitted, expected, "ingress rules alone");
 
@@ -493,16 +556,29 @@ fn k8s_ingress_and_egress_rules_each_hold_on_their_own() {
             .collect::<BTreeSet<_>>(),
         "host egress alone"
     );
-    // The signer sends nothing anywhere.
-    assert!(
-        targets.iter().all(|(to, port, proto)| !cluster.allowed(
-            "Egress",
-            e("signer"),
-            to,
-            *port,
-            proto,
-            to
-        )),
-        "signer egress"
-    );
+    // Egress alone, from the signer: its three shares and DNS to find them, nothing else
+    // (not the engine, not the chain).
+    let egress_of = |from: &str| -> BTreeSet<(String, u16)> {
+        targets
+            .iter()
+            .filter(|(to, port, proto)| {
+                to.name != from && cluster.allowed("Egress", e(from), to, *port, proto, to)
+            })
+            .map(|(to, port, _)| (to.name.clone(), *port))
+            .collect()
+    };
+    let mut expected: BTreeSet<(String, u16)> =
+        SHARES.iter().map(|s| ((*s).to_owned(), 50070)).collect();
+    expected.insert(("kube-dns".to_owned(), 53));
+    assert_eq!(egress_of("signer"), expected, "signer egress alone");
+    // A share: the other shares (the protocol mesh) and DNS, nothing else.
+    for share in SHARES {
+        let mut expected: BTreeSet<(String, u16)> = SHARES
+            .iter()
+            .filter(|s| **s != share)
+            .map(|s| ((*s).to_owned(), 50070))
+            .collect();
+        expected.insert(("kube-dns".to_owned(), 53));
+        assert_eq!(egress_of(share), expected, "{share} egress alone");
+    }
 }

@@ -10,25 +10,38 @@
 //!   zone-a                    zone-b                          zone-c
 //!   192.0.2.1/30 ──veth── 192.0.2.2/30  198.51.100.1/30 ──veth── 198.51.100.2/30
 //!   stratbox host             stratbox engine :50051          stratbox signer :50061
-//!                             redis-server :6379
-//!                             postgres :5432 (forwarded)
-//!                             net.ipv4.ip_forward = 0
+//!                             redis-server :6379              signer-share-0 127.0.0.10:50070
+//!                             postgres :5432 (forwarded)      signer-share-1 127.0.0.11:50070
+//!                             net.ipv4.ip_forward = 0         signer-share-2 127.0.0.12:50070
 //! ```
 //!
 //! The `stratbox` processes run the command lines compose.yaml writes for the `engine`,
-//! `host` and `signer` services, read from the file with the environment it gives them,
-//! and compose's own health checks decide when the engine and the host are up. Compose's
-//! service names (`engine`, `redis`, `postgres`, `signer`) resolve through a per-namespace
-//! `/etc/hosts` (`/etc/netns/NAME/hosts`, which `ip netns exec` mounts) to the addresses
-//! below, as Docker's DNS would on the zone networks. What differs from the file, and why:
+//! `host`, `signer`, `signer-share-0/1/2` and `signer-keygen` services, read from the file
+//! with the environment it gives them, and compose's own health checks decide when the
+//! engine and the host are up. The signer signs with the 2-of-3 threshold key: the three
+//! share processes start first (their Paillier primes seeded from the test cache, so the
+//! ceremony does not spend minutes searching for primes), compose's one-shot
+//! `stratbox signer keygen` runs once from zone-c, and then the signer starts with a
+//! `[threshold]` config. Compose's service names (`engine`, `redis`, `postgres`, `signer`,
+//! `signer-share-I`) resolve through a per-namespace `/etc/hosts` (`/etc/netns/NAME/hosts`,
+//! which `ip netns exec` mounts) to the addresses below, as Docker's DNS would on the zone
+//! networks. What differs from the file, and why:
 //! - the engine's database name: one per test run on the test PostgreSQL server
 //!   (`STRATBOX_TEST_POSTGRES`), reached from zone-b through a forwarder from
 //!   `postgres:5432` to the server's Unix socket, since the server listens in the root
 //!   namespace; the role `stratbox` of the URL is created there when missing;
 //! - `/run/secrets/…` and `/strategies`: files and directories under the test's temp dir
 //!   (the signer's certificates are made by `stratbox signer certs`);
-//! - the signer's config file, which compose leaves to the operator, is given through
-//!   `STRATBOX_SIGNER_CONFIG` with its keystore passphrase in `STRATBOX_SIGNER_PASSPHRASE`;
+//! - the signer's config file (compose's `signer_config` secret) is made here, with the
+//!   test's certificates and a `[threshold]` section naming the cluster file and the
+//!   coordinator identity of `stratbox signer cluster init`, and given through
+//!   `STRATBOX_SIGNER_CONFIG`;
+//! - compose's `fortress-keys` network (the shares and the signer only) is zone-c's
+//!   loopback: each share listens on its own loopback address instead of compose's
+//!   `0.0.0.0:50070` (three processes share one namespace, so they cannot all bind the
+//!   same port), and its `--data-dir` is in the temp dir. Nothing outside zone-c can open
+//!   a connection to a share; the test checks that from zone-a and zone-b, and that the
+//!   shares do answer inside zone-c;
 //! - Redis runs compose's `redis-server` command line with `--dir` in the temp dir.
 //!
 //! Addresses are from the documentation ranges TEST-NET-1 (192.0.2.0/24, A–B link) and
@@ -69,6 +82,11 @@ const POSTGRES_IN_B: &str = "127.0.0.2";
 const ENGINE_PORT: u16 = 50051;
 const SIGNER_PORT: u16 = 50061;
 const REDIS_PORT: u16 = 6379;
+const SHARE_PORT: u16 = 50070;
+/// Where `signer-share-I` listens and resolves in zone-c: `127.0.0.{10 + I}`.
+const SHARE_ADDRS: [&str; 3] = ["127.0.0.10", "127.0.0.11", "127.0.0.12"];
+/// How long the key ceremony gets (primes seeded: the protocol only).
+const KEYGEN_BOUND: Duration = Duration::from_secs(900);
 
 /// How long a probe waits for a TCP handshake before calling the target unreachable.
 const CONNECT_BOUND: Duration = Duration::from_secs(2);
@@ -408,7 +426,13 @@ fn build_zones() -> Option<Zones> {
             "127.0.0.1 localhost engine redis\n{POSTGRES_IN_B} postgres\n{ZONE_C_ADDR} signer\n"
         ),
     );
-    write_hosts(c, "127.0.0.1 localhost signer\n");
+    write_hosts(
+        c,
+        &format!(
+            "127.0.0.1 localhost signer\n{} signer-share-0\n{} signer-share-1\n{} signer-share-2\n",
+            SHARE_ADDRS[0], SHARE_ADDRS[1], SHARE_ADDRS[2]
+        ),
+    );
     Some(zones)
 }
 
@@ -814,10 +838,195 @@ fn stratbox_here(args: &[&str], env: &[(&str, &str)]) -> String {
 
 const PASSPHRASE: &str = "netns test passphrase";
 
+/// The target directory this test binary runs from (`target/release/deps/..` → `target`),
+/// where the threshold crate's test primes are cached.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    exe.ancestors()
+        .nth(3)
+        .unwrap_or_else(|| panic!("no target dir above {}", exe.display()))
+        .to_path_buf()
+}
+
+/// Replaces the value after `flag` in `args`.
+fn replace_arg(args: &mut [String], flag: &str, value: String) {
+    let at = args
+        .iter()
+        .position(|a| a == flag)
+        .map(|i| i + 1)
+        .filter(|i| *i < args.len())
+        .unwrap_or_else(|| panic!("no {flag} in {args:?}"));
+    args[at] = value;
+}
+
+/// The threshold key in zone-c: `stratbox signer cluster init` with compose's share names
+/// (as deploy/gen-dev-secrets.sh runs it), the three share processes on compose's
+/// `signer-share-I` command lines (primes seeded first), and compose's one-shot
+/// `signer-keygen` ceremony. Returns the secrets directory holding the cluster file and
+/// the coordinator identity under their compose secret names.
+fn start_threshold_key(zones: &mut Zones, workdir: &Path) -> PathBuf {
+    let dir = workdir.join("keys");
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let cluster_dir = dir.join("cluster");
+    stratbox_here(
+        &[
+            "signer",
+            "cluster",
+            "init",
+            "--out",
+            &path_str(&cluster_dir),
+            "--share",
+            "signer-share-0:50070",
+            "--share",
+            "signer-share-1:50070",
+            "--share",
+            "signer-share-2:50070",
+        ],
+        &[],
+    );
+    let mut files = vec![
+        ("threshold_cluster".to_owned(), "cluster.json".to_owned()),
+        (
+            "coordinator_cert".to_owned(),
+            "coordinator.crt.pem".to_owned(),
+        ),
+        (
+            "coordinator_key".to_owned(),
+            "coordinator.key.pem".to_owned(),
+        ),
+    ];
+    for i in 0..3 {
+        files.push((format!("share_{i}_cert"), format!("share-{i}.crt.pem")));
+        files.push((format!("share_{i}_key"), format!("share-{i}.key.pem")));
+    }
+    for (secret, file) in &files {
+        std::fs::copy(cluster_dir.join(file), secrets.join(secret))
+            .unwrap_or_else(|e| panic!("copy {file}: {e}"));
+    }
+
+    let primes = stratbox_threshold::local::cached_test_primes(&target_dir())
+        .unwrap_or_else(|e| panic!("test primes: {e}"));
+    let passphrase = stratbox_threshold::Passphrase::new(PASSPHRASE)
+        .unwrap_or_else(|e| panic!("passphrase: {e}"));
+    let c = zones.c.clone();
+    for (index, primes) in primes.iter().enumerate() {
+        let name = format!("signer-share-{index}");
+        let share = compose_service(&name);
+        write_private(
+            &secrets.join(format!("share_{index}_passphrase")),
+            &format!("{PASSPHRASE}\n"),
+        );
+        let mut args = secrets_in(&share.command, &secrets);
+        let data = dir.join(format!("share-{index}-data"));
+        replace_arg(&mut args, "--data-dir", path_str(&data));
+        let listen = format!("{}:{SHARE_PORT}", SHARE_ADDRS[index]);
+        replace_arg(&mut args, "--listen", listen.clone());
+        let index_u16 = u16::try_from(index).unwrap_or_else(|_| unreachable!());
+        stratbox_threshold::local::seed_primes(&data, index_u16, &passphrase, primes)
+            .unwrap_or_else(|e| panic!("seed primes for share {index}: {e}"));
+        eprintln!("zone-c: stratbox {}", args.join(" "));
+        let log = dir.join(format!("{name}.log"));
+        let child = spawn_in(
+            zones,
+            &c,
+            env!("CARGO_BIN_EXE_stratbox"),
+            &args,
+            &share.env,
+            &log,
+            Stdio::piped(),
+        );
+        let line = wait_for_line(zones, child, &format!("share {index} listening on"), &log);
+        assert!(
+            line.contains(&listen),
+            "share {index} listens where the test put it: {line}"
+        );
+    }
+
+    // The ceremony, once, from zone-c, with compose's command line.
+    let keygen = compose_service("signer-keygen");
+    let args = secrets_in(&keygen.command, &secrets);
+    eprintln!("zone-c: stratbox {}", args.join(" "));
+    let log = dir.join("signer-keygen.log");
+    let child = spawn_in(
+        zones,
+        &c,
+        env!("CARGO_BIN_EXE_stratbox"),
+        &args,
+        &keygen.env,
+        &log,
+        Stdio::piped(),
+    );
+    let stdout = zones.children[child].stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut stdout) = stdout {
+            let _ = stdout.read_to_string(&mut text);
+        }
+        text
+    });
+    let deadline = Instant::now() + KEYGEN_BOUND;
+    let status = loop {
+        if let Some(status) = zones.children[child].try_wait().ok().flatten() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "`stratbox signer keygen` did not finish in {KEYGEN_BOUND:?}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let out = reader.join().unwrap_or_default();
+    assert!(
+        status.success(),
+        "`stratbox signer keygen` failed ({status}):\n{out}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let accounts: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("account "))
+        .collect();
+    assert!(
+        !accounts.is_empty()
+            && accounts.iter().all(|a| a
+                .split_once(' ')
+                .is_some_and(|(_, addr)| addr.starts_with("0x") && addr.len() == 42)),
+        "keygen printed no accounts: {out}"
+    );
+    eprintln!("zone-c: threshold key made: {accounts:?}");
+    secrets
+}
+
+/// Waits for a line containing `marker` on the stdout of child `index`; fails with `log`
+/// if it does not come. Later lines are drained so the process never blocks on a pipe.
+fn wait_for_line(zones: &mut Zones, index: usize, marker: &str, log: &Path) -> String {
+    let stdout = zones.children[index].stdout.take();
+    let (tx, rx) = mpsc::channel();
+    let marker_owned = marker.to_owned();
+    std::thread::spawn(move || {
+        let Some(stdout) = stdout else { return };
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(&marker_owned) {
+                let _ = tx.send(line.clone());
+            }
+        }
+    });
+    rx.recv_timeout(START_BOUND).unwrap_or_else(|_| {
+        panic!(
+            "no `{marker}` in zone-c:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    })
+}
+
 /// The signer in zone-c: compose's command line with its secrets in the temp dir, and a
-/// development config (certificates, keystore, a deny-everything policy) made with the
-/// binary; up when it prints that it listens.
+/// development config (certificates, a deny-everything policy, and the `[threshold]` key
+/// made by [`start_threshold_key`]) made with the binary; up when it prints that it
+/// listens.
 fn start_signer(zones: &mut Zones, workdir: &Path) {
+    let key_secrets = start_threshold_key(zones, workdir);
     let signer = compose_service("signer");
     let dir = workdir.join("signer");
     let certs = dir.join("certs");
@@ -836,17 +1045,6 @@ fn start_signer(zones: &mut Zones, workdir: &Path) {
         std::fs::copy(certs.join(file), secrets.join(secret))
             .unwrap_or_else(|e| panic!("copy {file}: {e}"));
     }
-    let keystore = dir.join("dev-keystore.json");
-    stratbox_here(
-        &[
-            "signer",
-            "dev-keystore",
-            "create",
-            "--out",
-            &path_str(&keystore),
-        ],
-        &[("STRATBOX_SIGNER_PASSPHRASE", PASSPHRASE)],
-    );
     std::fs::write(
         dir.join("policy.toml"),
         "chain_ids = [31337]\nmax_fee_per_gas = \"100000000000\"\n\
@@ -854,15 +1052,19 @@ fn start_signer(zones: &mut Zones, workdir: &Path) {
     )
     .unwrap_or_else(|e| panic!("policy: {e}"));
     let config = dir.join("signer.toml");
-    // tls_* and listen are what compose's flags override.
+    // tls_* and listen are what compose's flags override. No presignatures kept ready:
+    // nothing is signed here, and the two cores are better spent elsewhere.
     std::fs::write(
         &config,
         format!(
             "database = \"sqlite://{}\"\npolicy = \"policy.toml\"\n\
              admin_listen = \"127.0.0.1:0\"\ntls_cert = \"certs/signer.pem\"\n\
              tls_key = \"certs/signer.key\"\nclient_ca = \"certs/ca.pem\"\n\
-             [keystore]\ndev_file = \"dev-keystore.json\"\n\n{allowlist}",
-            path_str(&dir.join("signer.db"))
+             [threshold]\ncluster = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\npresign_pool = 0\n\n{allowlist}",
+            path_str(&dir.join("signer.db")),
+            path_str(&key_secrets.join("threshold_cluster")),
+            path_str(&key_secrets.join("coordinator_cert")),
+            path_str(&key_secrets.join("coordinator_key")),
         ),
     )
     .unwrap_or_else(|e| panic!("config: {e}"));
@@ -870,10 +1072,6 @@ fn start_signer(zones: &mut Zones, workdir: &Path) {
     let args = secrets_in(&signer.command, &secrets);
     let mut env = signer.env.clone();
     env.insert("STRATBOX_SIGNER_CONFIG".to_owned(), path_str(&config));
-    env.insert(
-        "STRATBOX_SIGNER_PASSPHRASE".to_owned(),
-        PASSPHRASE.to_owned(),
-    );
     eprintln!("zone-c: stratbox {}", args.join(" "));
     let c = zones.c.clone();
     let log = dir.join("signer.log");
@@ -886,25 +1084,14 @@ fn start_signer(zones: &mut Zones, workdir: &Path) {
         &log,
         Stdio::piped(),
     );
-    let stdout = zones.children[index].stdout.take();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let Some(stdout) = stdout else { return };
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("signer listening on") {
-                let _ = tx.send(line.clone());
-            }
-        }
-    });
-    let line = rx.recv_timeout(START_BOUND).unwrap_or_else(|_| {
-        panic!(
-            "`stratbox signer` did not come up in zone-c:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    });
+    let line = wait_for_line(zones, index, "signer listening on", &log);
     assert!(
         line.contains(&format!("0.0.0.0:{SIGNER_PORT}")),
         "the signer listens where compose says: {line}"
+    );
+    assert!(
+        line.contains("key: threshold"),
+        "the signer does not sign with the threshold key: {line}"
     );
 }
 
@@ -966,6 +1153,33 @@ fn zone_a_reaches_the_engine_and_cannot_reach_the_signer() {
         "zone-a reached the signer: {result:?}"
     );
     eprintln!("zone-a -> signer: {result:?}");
+
+    // The threshold key's shares answer inside zone-c (the signer's side of
+    // `fortress-keys`), so the refusals below are about the path, not dead listeners...
+    let shares: Vec<String> = SHARE_ADDRS
+        .iter()
+        .map(|a| format!("{a}:{SHARE_PORT}"))
+        .collect();
+    for share in &shares {
+        assert!(
+            matches!(probe_from(&zones.c, share), Probe::Connected { .. }),
+            "zone-c -> share {share}"
+        );
+    }
+    // ...and neither the host's zone nor the engine's can open a connection to any share
+    // port: not at the share addresses, not at zone-c's address on the share port.
+    let mut targets = shares.clone();
+    targets.push(format!("{ZONE_C_ADDR}:{SHARE_PORT}"));
+    for (zone, ns) in [("zone-a", &zones.a), ("zone-b", &zones.b)] {
+        for target in &targets {
+            let result = probe_from(ns, target);
+            assert!(
+                matches!(result, Probe::Failed { .. }),
+                "{zone} reached a share at {target}: {result:?}"
+            );
+            eprintln!("{zone} -> share {target}: {result:?}");
+        }
+    }
 
     // And zone-b's forwarding is still off after all of it.
     let out = in_ns(&zones.b, "cat", &["/proc/sys/net/ipv4/ip_forward"]);
