@@ -694,7 +694,8 @@ async fn threshold_key_through_the_real_binary() {
     let signer = w.spawn(&config);
     let mut engine = w.engine(&signer).await;
 
-    let small = |nonce: u64| swap(&format!("t-{nonce}"), &w.account, nonce, 500);
+    let account = w.account.clone();
+    let small = |nonce: u64| swap(&format!("t-{nonce}"), &account, nonce, 500);
     let r = engine
         .sign_transaction(small(0))
         .await
