@@ -253,9 +253,9 @@ fn the_engine_host_health_and_signer_command_lines_are_all_there() {
     );
 }
 
-/// Negative controls: the same machinery refuses a flag the binary does not have (the
-/// engine's old `--signer`), an unknown subcommand, and a bad value that arrives only
-/// through the environment.
+/// Negative controls: the same machinery refuses a flag the binary does not have (a
+/// `--signer-url` the engine never had), an unknown subcommand, and a bad value that
+/// arrives only through the environment.
 #[test]
 fn a_wrong_flag_or_a_wrong_environment_value_is_refused() {
     let lines = compose_command_lines();
@@ -269,13 +269,13 @@ fn a_wrong_flag_or_a_wrong_environment_value_is_refused() {
     ));
 
     let mut with_signer = engine.argv.clone();
-    with_signer.extend(["--signer".to_owned(), "https://signer:50061".to_owned()]);
+    with_signer.extend(["--signer-url".to_owned(), "https://signer:50061".to_owned()]);
     match parse_with_env(&with_signer, &engine.env) {
         Parsed::Refused { kind, error } => {
             assert_eq!(kind, "UnknownArgument", "{error}");
-            assert!(error.contains("--signer"), "{error}");
+            assert!(error.contains("--signer-url"), "{error}");
         }
-        other => panic!("`--signer` was accepted: {other:?}"),
+        other => panic!("`--signer-url` was accepted: {other:?}"),
     }
 
     let mut misspelt = engine.argv.clone();

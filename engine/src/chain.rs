@@ -49,6 +49,35 @@ fn backend(e: impl std::fmt::Display) -> SimError {
     SimError::Backend(e.to_string())
 }
 
+/// The simulator's form of one proposal's action.
+fn to_action(action: &TradeAction) -> Action {
+    match *action {
+        TradeAction::Swap {
+            pool,
+            zero_for_one,
+            amount_in,
+            sqrt_price_limit_x96,
+        } => Action::Swap {
+            pool: addr(&pool),
+            zero_for_one,
+            amount_in,
+            sqrt_price_limit_x96,
+        },
+        TradeAction::AddLiquidity(r) => Action::AddLiquidity {
+            pool: addr(&r.pool),
+            tick_lower: r.tick_lower,
+            tick_upper: r.tick_upper,
+            liquidity: r.liquidity,
+        },
+        TradeAction::RemoveLiquidity(r) => Action::RemoveLiquidity {
+            pool: addr(&r.pool),
+            tick_lower: r.tick_lower,
+            tick_upper: r.tick_upper,
+            liquidity: r.liquidity,
+        },
+    }
+}
+
 /// One immutable state of the chain: what every simulation and valuation reads.
 #[derive(Clone)]
 pub struct ChainState {
@@ -64,6 +93,9 @@ pub struct ChainState {
     fork_block: Option<u64>,
     /// Wei per gas simulations pay (the network's base fee; zero on the embedded chain).
     gas_price: u128,
+    /// The executor deployed on the forked chain that live trades go through, once set
+    /// ([`ChainState::use_executor`]); kept by every later fork made with this state as hint.
+    live_executor: Option<Address>,
 }
 
 impl std::fmt::Debug for ChainState {
@@ -125,7 +157,11 @@ impl ChainState {
         let fork_block = chain
             .is_fork()
             .then(|| chain.block_number().saturating_sub(1));
+        let live_executor = hint
+            .and_then(|h| h.live_executor)
+            .filter(|e| *e == raw(chain.executor()));
         Ok(ChainState {
+            live_executor,
             chain: Arc::new(chain),
             pools,
             funding: Arc::new(funding),
@@ -145,9 +181,14 @@ impl ChainState {
         hint: Option<Arc<ChainState>>,
     ) -> Result<ChainState, SimError> {
         let pools: Vec<_> = pools.iter().map(addr).collect();
-        let chain = Chain::fork(url, &pools, block).await.map_err(backend)?;
+        let mut chain = Chain::fork(url, &pools, block).await.map_err(backend)?;
         tokio::task::spawn_blocking(move || {
-            let state = ChainState::new(chain, gas_price, hint.as_deref())?;
+            let executor = hint.as_ref().and_then(|h| h.live_executor);
+            if let Some(executor) = executor {
+                chain.use_executor(addr(&executor)).map_err(backend)?;
+            }
+            let mut state = ChainState::new(chain, gas_price, hint.as_deref())?;
+            state.live_executor = executor;
             state.warm_up();
             Ok(state)
         })
@@ -173,6 +214,27 @@ impl ChainState {
                 }
             }
         }
+    }
+
+    /// The same fork with its actions sent through the executor deployed at `executor` (see
+    /// `stratbox_sim::Chain::use_executor`), as a live trade's transaction will be. Blocking
+    /// (the code is read from the node): call it off the async workers.
+    pub fn use_executor(&self, executor: Address) -> Result<ChainState, SimError> {
+        let (mut next, r) = self.edit(|chain| chain.use_executor(addr(&executor)))?;
+        r.map_err(backend)?;
+        next.live_executor = Some(executor);
+        Ok(next)
+    }
+
+    /// The executor simulations call.
+    pub fn executor(&self) -> Address {
+        raw(self.chain.executor())
+    }
+
+    /// The executor deployed on the chain that simulations call, once set with
+    /// [`ChainState::use_executor`]: the only one a live trade may be sent to.
+    pub fn live_executor(&self) -> Option<Address> {
+        self.live_executor
     }
 
     /// The same state with simulations paying `wei` per gas.
@@ -234,6 +296,18 @@ impl ChainState {
         &self.pools
     }
 
+    /// The calldata of `action`'s live transaction to [`ChainState::executor`]: the bytes its
+    /// simulation ran, with the swap's output bounded below by `amount_out_minimum`.
+    pub fn live_calldata(
+        &self,
+        action: &TradeAction,
+        amount_out_minimum: U256,
+    ) -> Result<Vec<u8>, SimError> {
+        stratbox_sim::action_calldata(&to_action(action), amount_out_minimum)
+            .map(|b| b.to_vec())
+            .map_err(|e| SimError::Backend(e.to_string()))
+    }
+
     /// Runs one proposal's transaction(s) from `from` on a private overlay (nothing is
     /// committed) and returns the outcome that decides the trade. `shadow`: the account is
     /// given the shadow funding first (a shadow book holds nothing on chain).
@@ -246,45 +320,18 @@ impl ChainState {
         action: &TradeAction,
         shadow: bool,
     ) -> Result<SimOutcome, SimError> {
-        let actions: Vec<Action> = match *action {
-            TradeAction::Swap {
-                pool,
-                zero_for_one,
-                amount_in,
-                sqrt_price_limit_x96,
-            } => vec![Action::Swap {
-                pool: addr(&pool),
-                zero_for_one,
-                amount_in,
-                sqrt_price_limit_x96,
-            }],
-            TradeAction::AddLiquidity(r) => vec![Action::AddLiquidity {
-                pool: addr(&r.pool),
-                tick_lower: r.tick_lower,
-                tick_upper: r.tick_upper,
-                liquidity: r.liquidity,
-            }],
-            TradeAction::RemoveLiquidity(r) => {
-                let remove = Action::RemoveLiquidity {
+        let one = to_action(action);
+        let actions: Vec<Action> = match (*action, shadow) {
+            (TradeAction::RemoveLiquidity(r), true) => vec![
+                Action::AddLiquidity {
                     pool: addr(&r.pool),
                     tick_lower: r.tick_lower,
                     tick_upper: r.tick_upper,
                     liquidity: r.liquidity,
-                };
-                if shadow {
-                    vec![
-                        Action::AddLiquidity {
-                            pool: addr(&r.pool),
-                            tick_lower: r.tick_lower,
-                            tick_upper: r.tick_upper,
-                            liquidity: r.liquidity,
-                        },
-                        remove,
-                    ]
-                } else {
-                    vec![remove]
-                }
-            }
+                },
+                one,
+            ],
+            _ => vec![one],
         };
         let options = SimOptions {
             gas_price: self.gas_price,

@@ -20,6 +20,7 @@ pub mod gates;
 pub mod group_commit;
 pub mod health;
 pub mod ledger;
+pub mod live;
 pub mod metrics;
 pub mod permissions;
 pub mod proposal;

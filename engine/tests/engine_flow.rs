@@ -410,6 +410,7 @@ async fn compare_and_set_refuses_stale_and_illegal_moves(db: &Db) {
         trace_id: TRACE.into(),
         actor: "test".into(),
         posting: None,
+        and_stage: false,
     };
     // It is SIMULATED: a CAS expecting INIT changes nothing.
     assert_eq!(

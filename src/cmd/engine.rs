@@ -10,6 +10,7 @@ use std::sync::Arc;
 use stratbox_bus::{CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_engine::follow::ForkFollower;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
+use stratbox_engine::live::{Live, LiveConfig, SignerEndpoint};
 use stratbox_engine::{
     ChainState, Engine, EngineSettings, ExecutionMode, RiskConfig, Store, market_key, server,
 };
@@ -70,6 +71,28 @@ pub struct Args {
     /// The bus stream the chain adapter appends to (hosts read the same one).
     #[arg(long, default_value = CHAIN_EVENTS_STREAM)]
     pub stream: String,
+    /// Live path (`--mode staged|live` on a `--chain`): the signer's engine port,
+    /// `https://HOST:PORT`. Trades are signed there (mutual TLS) and sent to the chain.
+    #[arg(long, requires_all = ["signer_ca", "signer_cert", "signer_key", "account", "executor"])]
+    pub signer: Option<String>,
+    /// The CA that issued the signer's certificate (PEM).
+    #[arg(long)]
+    pub signer_ca: Option<PathBuf>,
+    /// The engine's client certificate for the signer (PEM, on the signer's allowlist).
+    #[arg(long)]
+    pub signer_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    pub signer_key: Option<PathBuf>,
+    /// The name the signer's certificate is checked against.
+    #[arg(long, default_value = "localhost")]
+    pub signer_server_name: String,
+    /// The on-chain account live trades are sent from (the signer's account, 0x address).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The executor contract deployed on the chain that live trades go through (0x address).
+    #[arg(long)]
+    pub executor: Option<String>,
     /// Strategy registry: uploads larger than this many bytes are refused.
     #[arg(long, default_value_t = stratbox_registry::admission::DEFAULT_MAX_COMPONENT_BYTES)]
     pub max_component_bytes: usize,
@@ -128,16 +151,47 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| stratbox_proto::parse_address(p).with_context(|| format!("--pool {p}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            ChainState::fork(url, &pools, args.fork_block, 0, None)
+            let fork = ChainState::fork(url, &pools, args.fork_block, 0, None)
                 .await
-                .context("forking the chain")?
+                .context("forking the chain")?;
+            match &args.executor {
+                Some(e) => {
+                    let executor = stratbox_proto::parse_address(e)
+                        .with_context(|| format!("--executor {e}"))?;
+                    tokio::task::spawn_blocking(move || fork.use_executor(executor))
+                        .await?
+                        .context("--executor")?
+                }
+                None => fork,
+            }
         }
     };
+    let live_account = args
+        .account
+        .as_deref()
+        .map(|a| stratbox_proto::parse_address(a).with_context(|| format!("--account {a}")))
+        .transpose()?;
+    if args.signer.is_some() {
+        anyhow::ensure!(
+            args.chain.is_some(),
+            "--signer needs --chain: live trades are sent to a real chain's node"
+        );
+        anyhow::ensure!(
+            args.mode != ExecutionMode::Shadow,
+            "--signer needs --mode staged or live (shadow trades stop at SIMULATED)"
+        );
+    } else if args.mode != ExecutionMode::Shadow {
+        eprintln!(
+            "warning: --mode {} without --signer: trades stop at STAGED until an engine with a signer takes them",
+            args.mode
+        );
+    }
     let settings = EngineSettings {
         mode: args.mode,
         risk,
         // Only what the registry admitted may propose (see stratbox_engine::catalog).
         strategies: stratbox_engine::StrategyCheck::Registry,
+        live_account,
         ..EngineSettings::default()
     };
     let engine = Engine::start(store, chain, settings)
@@ -155,6 +209,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let follow = match &args.chain {
         Some(url) => Some(follow_chain(&args, url, &engine, stop_rx.clone()).await?),
         None => None,
+    };
+    let live = match (&args.signer, &args.chain, live_account) {
+        (Some(signer), Some(url), Some(account)) => {
+            let endpoint = SignerEndpoint {
+                url: signer.clone(),
+                ca: args.signer_ca.clone().context("--signer-ca")?,
+                cert: args.signer_cert.clone().context("--signer-cert")?,
+                key: args.signer_key.clone().context("--signer-key")?,
+                server_name: args.signer_server_name.clone(),
+            };
+            let live = Live::connect(engine.clone(), LiveConfig::new(url, account, endpoint))
+                .await
+                .context("starting the live path")?;
+            println!(
+                "live path: trades from {} signed by {signer}",
+                stratbox_engine::proposal::hex_address(&account)
+            );
+            Some(tokio::spawn(live.run(stop_rx.clone())))
+        }
+        _ => None,
     };
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -246,6 +320,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(f) = follow {
         f.await?.context("chain adapter")?;
+    }
+    if let Some(l) = live {
+        l.await?;
     }
     // Records changed in the last second (level changes are stored already).
     if let Err(e) = engine.flush_permissions().await {

@@ -254,6 +254,27 @@ impl Chain {
         self.executor
     }
 
+    /// Sends actions through the executor deployed at `executor` on the forked chain instead
+    /// of the copy a fork installs at [`FORK_EXECUTOR`]. A live trade's transaction goes to
+    /// the real contract, so its simulation must call the same code at the same address
+    /// (allowances, for one, are given to that address). Errors if the chain has no code
+    /// there.
+    pub fn use_executor(&mut self, executor: Address) -> Result<(), SimError> {
+        let code = self
+            .db
+            .basic(executor)
+            .map_err(|e| SimError::Invalid(format!("reading the executor at {executor}: {e:?}")))?
+            .and_then(|info| info.code)
+            .filter(|code| !code.is_empty());
+        if code.is_none() {
+            return Err(SimError::Invalid(format!(
+                "no contract at executor address {executor}"
+            )));
+        }
+        self.executor = executor;
+        Ok(())
+    }
+
     /// True for a fork: reading state it has not cached yet waits on the node.
     pub fn is_fork(&self) -> bool {
         matches!(self.db.db, Backend::Fork(_))
@@ -432,33 +453,7 @@ impl Chain {
 
     fn action_tx(&self, from: Address, action: &Action) -> Result<TxEnv, SimError> {
         self.pool_info(action.pool())?;
-        let data = match *action {
-            Action::Swap {
-                pool,
-                zero_for_one,
-                amount_in,
-                sqrt_price_limit_x96,
-            } => calldata::executor_swap_calldata(
-                pool,
-                zero_for_one,
-                amount_in,
-                sqrt_price_limit_x96,
-                U256::ZERO,
-            ),
-            Action::AddLiquidity {
-                pool,
-                tick_lower,
-                tick_upper,
-                liquidity,
-            } => calldata::executor_mint_calldata(pool, tick_lower, tick_upper, liquidity),
-            Action::RemoveLiquidity {
-                pool,
-                tick_lower,
-                tick_upper,
-                liquidity,
-            } => calldata::executor_burn_calldata(pool, tick_lower, tick_upper, liquidity),
-        }
-        .map_err(|e| SimError::Invalid(e.to_string()))?;
+        let data = action_calldata(action, U256::ZERO)?;
         Ok(self.tx(from, TxKind::Call(self.executor), data))
     }
 
@@ -818,4 +813,37 @@ async fn read_pool_info<P: Provider>(provider: &P, pool: Address) -> Result<Pool
 fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Chain>();
+}
+
+/// The executor calldata for `action`: what a simulation runs and, with the same bytes, what
+/// a live trade sends. `amount_out_minimum` bounds a swap's output (the executor reverts
+/// below it); simulations pass zero to see the pool's true answer.
+pub fn action_calldata(action: &Action, amount_out_minimum: U256) -> Result<Bytes, SimError> {
+    match *action {
+        Action::Swap {
+            pool,
+            zero_for_one,
+            amount_in,
+            sqrt_price_limit_x96,
+        } => calldata::executor_swap_calldata(
+            pool,
+            zero_for_one,
+            amount_in,
+            sqrt_price_limit_x96,
+            amount_out_minimum,
+        ),
+        Action::AddLiquidity {
+            pool,
+            tick_lower,
+            tick_upper,
+            liquidity,
+        } => calldata::executor_mint_calldata(pool, tick_lower, tick_upper, liquidity),
+        Action::RemoveLiquidity {
+            pool,
+            tick_lower,
+            tick_upper,
+            liquidity,
+        } => calldata::executor_burn_calldata(pool, tick_lower, tick_upper, liquidity),
+    }
+    .map_err(|e| SimError::Invalid(e.to_string()))
 }

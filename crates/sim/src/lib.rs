@@ -28,6 +28,7 @@ pub use alloy_primitives::{Address, B256, U256};
 pub use backend::BackendError;
 pub use chain::{
     Chain, DEFAULT_DEPLOYER, DEFAULT_MARKET_MAKER, FORK_RPC_TIMEOUT, SimOptions, TX_GAS_LIMIT,
+    action_calldata,
 };
 pub use funding::Funding;
 pub use stratbox_evm::pool_events::{LiquidityEvent, PoolEvent, SwapEvent};

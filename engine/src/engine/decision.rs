@@ -16,7 +16,6 @@ pub(super) struct Decided {
     /// One per task, in order.
     pub(super) transitions: Vec<Transition>,
     /// Indexes of transitions that go on to STAGED once SIMULATED.
-    pub(super) staged_next: Vec<usize>,
     /// Transitions that book a shadow fill, with whose book it is.
     pub(super) fills: Vec<BookedFill>,
     /// The reservations the batch's passed proposals hold on their books.
@@ -171,6 +170,7 @@ pub(super) fn decide_transitions(
             trace_id: trace_id.to_owned(),
             actor: "engine".into(),
             posting: None,
+            and_stage: false,
         };
         let t = match (v, &checked[i]) {
             (Verdict::Reject(r), _) => reject(r),
@@ -205,7 +205,6 @@ pub(super) fn decide_transitions(
                                 Err(e) => return Err(EngineError::Ledger(e)),
                             }
                         } else {
-                            out.staged_next.push(i);
                             None
                         };
                         if posting.is_some() {
@@ -229,6 +228,7 @@ pub(super) fn decide_transitions(
                             }),
                             trace_id: trace_id.to_owned(),
                             actor: "engine".into(),
+                            and_stage: posting.is_none(),
                             posting,
                         }
                     }

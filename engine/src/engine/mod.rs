@@ -99,6 +99,10 @@ pub struct EngineSettings {
     pub group_commit: bool,
     /// Whether only strategies the registry admitted may propose (see [`crate::catalog`]).
     pub strategies: StrategyCheck,
+    /// The on-chain account staged and live trades are sent from (the signer's account):
+    /// they are simulated from it, holding what it really holds, with no shadow funding.
+    /// `None`: from the proposal's account.
+    pub live_account: Option<Address>,
 }
 
 impl Default for EngineSettings {
@@ -113,6 +117,7 @@ impl Default for EngineSettings {
             gas_price_wei: U256::ZERO,
             group_commit: true,
             strategies: StrategyCheck::Any,
+            live_account: None,
         }
     }
 }
@@ -167,6 +172,8 @@ struct Inner {
     chain_probe: Mutex<Option<ChainProbe>>,
     /// The books' balance changes, for `WatchBalances` (see [`crate::balances`]).
     balances: BalanceFeed,
+    /// See [`EngineSettings::live_account`].
+    live_account: Option<Address>,
 }
 
 /// The in-process engine; cheap to clone (every clone is the same engine).
@@ -253,6 +260,7 @@ impl Engine {
                 catalog,
                 chain_probe: Mutex::new(None),
                 balances: BalanceFeed::default(),
+                live_account: settings.live_account,
             }),
         };
         spawn_permission_flush(Arc::downgrade(&engine.inner));
@@ -273,6 +281,11 @@ impl Engine {
     /// The engine's metrics, for the `/metrics` endpoint.
     pub fn metrics(&self) -> &Arc<EngineMetrics> {
         &self.inner.metrics
+    }
+
+    /// See [`EngineSettings::live_account`].
+    pub fn live_account(&self) -> Option<Address> {
+        self.inner.live_account
     }
 
     /// The execution mode it was started in.
@@ -611,7 +624,6 @@ impl Engine {
         // Only the transitions of tasks this call created were applied.
         let Decided {
             transitions,
-            staged_next,
             fills,
             held,
         } = decided;
@@ -621,7 +633,6 @@ impl Engine {
         }
         let mut ours: Vec<Transition> = Vec::new();
         let mut ours_moved: Vec<bool> = Vec::new();
-        let mut ours_staged: Vec<usize> = Vec::new();
         let mut ours_fills: Vec<BookedFill> = Vec::new();
         let mut index: HashMap<usize, usize> = HashMap::new();
         for (i, ((t, mv), k)) in transitions.into_iter().zip(moved).zip(&keep).enumerate() {
@@ -629,11 +640,6 @@ impl Engine {
                 index.insert(i, ours.len());
                 ours.push(t);
                 ours_moved.push(mv);
-            }
-        }
-        for i in staged_next {
-            if let Some(&j) = index.get(&i) {
-                ours_staged.push(j);
             }
         }
         for f in fills {
@@ -646,7 +652,7 @@ impl Engine {
             .map(|(t, k, _)| (t.as_str(), k.as_str()))
             .collect();
         let (decided, secs) = self
-            .settle(ours, ours_moved, ours_staged, ours_fills, held, &key_of)
+            .settle(ours, ours_moved, ours_fills, held, &key_of)
             .await?;
         store_secs += secs;
         for (&i, t) in unique.iter().zip(&new_tasks) {
@@ -692,7 +698,6 @@ impl Engine {
         }
         let Decided {
             transitions,
-            staged_next,
             fills,
             held,
         } = self.decide(trace_id, &tasks).await?;
@@ -701,10 +706,7 @@ impl Engine {
             .iter()
             .map(|(t, k, _)| (t.as_str(), k.as_str()))
             .collect();
-        Ok(self
-            .settle(transitions, moved, staged_next, fills, held, &keys)
-            .await?
-            .0)
+        Ok(self.settle(transitions, moved, fills, held, &keys).await?.0)
     }
 
     /// Gates and simulation for tasks in INIT: the transition each should take, with its
@@ -780,7 +782,10 @@ impl Engine {
             .filter_map(|(i, mode)| {
                 checked[i].as_ref().ok().map(|cp| SimJob {
                     index: i,
-                    from: sim_address(&cp.account),
+                    from: match (mode, self.inner.live_account) {
+                        (ExecutionMode::Staged | ExecutionMode::Live, Some(a)) => a,
+                        _ => sim_address(&cp.account),
+                    },
                     action: cp.action,
                     shadow: mode == ExecutionMode::Shadow,
                 })
@@ -909,14 +914,13 @@ impl Engine {
         Ok(outcomes)
     }
 
-    /// After the compare-and-set: moves non-shadow trades on to STAGED, feeds the books and
-    /// metrics, and builds each task's answer. Returns the answers by task id and the
+    /// After the compare-and-set (which stored non-shadow trades as STAGED already, see
+    /// [`Transition::and_stage`]): feeds the books and metrics, and builds each task's answer. Returns the answers by task id and the
     /// seconds spent in storage.
     async fn settle(
         &self,
         transitions: Vec<Transition>,
         moved: Vec<bool>,
-        staged_next: Vec<usize>,
         fills: Vec<BookedFill>,
         held: Held,
         keys: &HashMap<&str, &str>,
@@ -931,43 +935,21 @@ impl Engine {
             .permissions
             .flush_levels(&self.inner.store, &self.inner.risk, trace_id)
             .await?;
-        // Non-shadow trades go on to STAGED (the signer path picks them up from there).
-        let mut staged_moved: HashSet<String> = HashSet::new();
-        if !staged_next.is_empty() {
-            let next: Vec<Transition> = staged_next
-                .iter()
-                .filter(|&&i| moved.get(i).copied().unwrap_or(false))
-                .map(|&i| Transition {
-                    from: TaskState::Simulated,
-                    to: TaskState::Staged,
-                    posting: None,
-                    ..transitions[i].clone()
-                })
-                .collect();
-            let ok = self.inner.store.apply(&next).await?;
-            for (t, ok) in next.iter().zip(ok) {
-                if ok {
-                    staged_moved.insert(t.task_id.clone());
-                    m.moved(Some(TaskState::Simulated), TaskState::Staged);
-                }
-            }
-        }
         let store_secs = t_store.elapsed().as_secs_f64();
 
         let mut out = HashMap::with_capacity(transitions.len());
         for (t, moved) in transitions.into_iter().zip(moved) {
             let result = if moved {
                 m.moved(Some(TaskState::Init), t.to);
+                if t.stored_state() != t.to {
+                    m.moved(Some(t.to), t.stored_state());
+                }
                 m.outcome(if t.to == TaskState::Rejected {
                     reason_static(&t.reason_code)
                 } else {
                     stratbox_risk::OK
                 });
-                let state = if staged_moved.contains(&t.task_id) {
-                    TaskState::Staged
-                } else {
-                    t.to
-                };
+                let state = t.stored_state();
                 if t.to == TaskState::Rejected {
                     info!(task_id = %t.task_id, reason = %t.reason_code, detail = %t.detail, "proposal rejected");
                 } else {
@@ -1036,6 +1018,18 @@ impl Engine {
         self.inner
             .balances
             .publish(&book, &quote_tokens(&chain), changed);
+    }
+
+    /// A live trade's real fill, stored already with its CONFIRMED move: the book learns
+    /// it as it learns a shadow fill, so the limits judge what the account really holds.
+    pub fn book_live_fill(&self, strategy: &str, account: &str, posting: &Posting) {
+        let chain = self.chain();
+        let marks = marks_of(&chain);
+        let mut book = lock(&self.inner.risk);
+        book.on_fills([(strategy, account, posting)], &marks, now_ms());
+        self.inner
+            .balances
+            .publish(&book, &quote_tokens(&chain), vec![(strategy, account)]);
     }
 
     /// Every book's token balances now (the first `WatchBalances` message) and a receiver

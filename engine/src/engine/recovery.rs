@@ -87,6 +87,7 @@ impl Engine {
                         trace_id: t.trace_id.clone(),
                         actor: "engine:recovery".into(),
                         posting: None,
+                        and_stage: false,
                     })
                     .collect();
                 let moved = self.inner.store.apply(&transitions).await?;

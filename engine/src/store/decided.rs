@@ -27,7 +27,7 @@ use sqlx::Row;
 use super::{
     Backend, Inserted, NewTask, Store, StoreError, TaskSummary, Transition, counted, created_audit,
     insert_accounts, insert_audits, insert_postings, insert_rows, now_ms, read_existing,
-    sim_columns, transition_audit, what_inserting_did,
+    sim_columns, what_inserting_did,
 };
 use crate::fsm::TaskState;
 use crate::ledger::Posting;
@@ -122,7 +122,7 @@ async fn create_sqlite(
         .iter()
         .filter(|t| created.contains(&t.task_id))
         .map(created_audit)
-        .chain(ours().map(|d| transition_audit(d)))
+        .chain(ours().flat_map(|d| d.audits()))
         .collect();
     insert_audits(store.backend, &mut tx, &audits, now).await?;
     counted(); // COMMIT
@@ -150,6 +150,8 @@ struct TaskJson<'a> {
     sim_gas_price: String,
     /// Who decided the task; `None` for a task stored undecided (INIT).
     actor: Option<&'a str>,
+    /// Decided SIMULATED and moved on to STAGED in the same write (`state` is STAGED).
+    staged: bool,
     /// Its place in the batch, which orders the rows written for it.
     n: usize,
 }
@@ -173,12 +175,16 @@ struct EntryJson<'a> {
 /// `entry_id` and `audit_id` keep the order the other path writes them in.
 static PG_CREATE_DECIDED: LazyLock<String> = LazyLock::new(|| {
     let init = TaskState::Init.as_str();
+    let simulated = TaskState::Simulated.as_str();
+    let staged = TaskState::Staged.as_str();
+    let ok = stratbox_risk::OK;
     format!(
         "WITH t AS ( \
            SELECT * FROM json_to_recordset($1::json) AS x(task_id text, \
              idempotency_key text, state text, reason_code text, detail text, mode text, \
              strategy text, account text, proposal text, trace_id text, sim_amount0 text, \
-             sim_amount1 text, sim_gas_used bigint, sim_gas_price text, actor text, n bigint) \
+             sim_amount1 text, sim_gas_used bigint, sim_gas_price text, actor text, staged boolean, \
+             n bigint) \
          ), ins AS ( \
            INSERT INTO trade_tasks (task_id, idempotency_key, state, reason_code, detail, mode, \
              strategy, account, proposal, trace_id, sim_amount0, sim_amount1, sim_gas_used, \
@@ -195,10 +201,15 @@ static PG_CREATE_DECIDED: LazyLock<String> = LazyLock::new(|| {
                'task_created' AS action, '' AS from_state, '{init}' AS to_state, '' AS detail, t.trace_id \
              FROM t JOIN ins USING (task_id) \
              UNION ALL \
-             SELECT 1, t.n, t.task_id, t.actor, 'task_transition', '{init}', t.state, \
+             SELECT 1, t.n, t.task_id, t.actor, 'task_transition', '{init}', \
+               CASE WHEN t.staged THEN '{simulated}' ELSE t.state END, \
                CASE WHEN t.detail = '' THEN t.reason_code ELSE t.reason_code || ': ' || t.detail END, \
                t.trace_id \
              FROM t JOIN ins USING (task_id) WHERE t.actor IS NOT NULL \
+             UNION ALL \
+             SELECT 2, t.n, t.task_id, t.actor, 'task_transition', '{simulated}', '{staged}', '{ok}', \
+               t.trace_id \
+             FROM t JOIN ins USING (task_id) WHERE t.staged \
            ) a ORDER BY part, n \
          ), led AS ( \
            INSERT INTO ledger_entries (posting_id, task_id, account, asset, side, amount, memo, \
@@ -228,7 +239,8 @@ async fn create_pg(
         rows.push(TaskJson {
             task_id: &t.task_id,
             idempotency_key: &t.idempotency_key,
-            state: d.map_or(TaskState::Init, |d| d.to).as_str(),
+            state: d.map_or(TaskState::Init, |d| d.stored_state()).as_str(),
+            staged: d.is_some_and(|d| d.stored_state() != d.to),
             reason_code: d.map_or("", |d| d.reason_code.as_str()),
             detail: d.map_or("", |d| d.detail.as_str()),
             mode: t.mode,
@@ -321,6 +333,7 @@ mod tests {
             trace_id: String::new(),
             actor: "engine".into(),
             posting: None,
+            and_stage: false,
         }
     }
 

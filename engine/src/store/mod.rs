@@ -26,7 +26,10 @@ use crate::fsm::{IllegalTransition, TaskState, UnknownState};
 use crate::ledger::{Posting, Side, StoredLine};
 
 mod decided;
+mod live;
 mod reads;
+
+pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES};
 
 use reads::*;
 
@@ -182,6 +185,35 @@ pub struct Transition {
     pub actor: String,
     /// Booked in the same transaction, only if the compare-and-set succeeds.
     pub posting: Option<Posting>,
+    /// Moves on from SIMULATED to STAGED in the same write (a staged or live trade that
+    /// simulated cleanly): the row holds STAGED, the audit log both moves. Only with
+    /// `to` SIMULATED.
+    pub and_stage: bool,
+}
+
+impl Transition {
+    /// The state the row holds after this transition.
+    pub fn stored_state(&self) -> TaskState {
+        if self.and_stage && self.to == TaskState::Simulated {
+            TaskState::Staged
+        } else {
+            self.to
+        }
+    }
+
+    /// The audit rows it writes: its move, and the move on to STAGED with `and_stage`.
+    fn audits(&self) -> Vec<Audit> {
+        let mut out = vec![transition_audit(self)];
+        if self.stored_state() != self.to {
+            out.push(Audit {
+                from_state: self.to.as_str().into(),
+                to_state: self.stored_state().as_str().into(),
+                detail: stratbox_risk::OK.into(),
+                ..transition_audit(self)
+            });
+        }
+        out
+    }
 }
 
 /// A full task row.
@@ -697,7 +729,7 @@ async fn insert_rows(
             q = q
                 .bind((i <= last).then_some(t.task_id.as_str()))
                 .bind(&t.idempotency_key)
-                .bind(d.map_or(TaskState::Init, |d| d.to).as_str())
+                .bind(d.map_or(TaskState::Init, |d| d.stored_state()).as_str())
                 .bind(d.map_or("", |d| d.reason_code.as_str()))
                 .bind(d.map_or("", |d| d.detail.as_str()))
                 .bind(t.mode)
@@ -829,7 +861,7 @@ async fn apply_tx(
             q = q
                 .bind((i <= last).then_some(t.task_id.as_str()))
                 .bind(t.from.as_str())
-                .bind(t.to.as_str())
+                .bind(t.stored_state().as_str())
                 .bind(&t.reason_code)
                 .bind(&t.detail)
                 .bind(a0)
@@ -852,7 +884,7 @@ async fn apply_tx(
     let audits: Vec<Audit> = transitions
         .iter()
         .filter(|t| moved.contains(&t.task_id))
-        .map(transition_audit)
+        .flat_map(Transition::audits)
         .collect();
     Ok(Applied {
         moved,

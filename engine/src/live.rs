@@ -1,0 +1,845 @@
+//! The live path: STAGED tasks carried to the chain through the signer.
+//!
+//! `STAGED -> [AWAITING_APPROVAL -> APPROVED] -> SIGNED -> BROADCAST -> CONFIRMED | FAILED`,
+//! or REJECTED / EXPIRED before signing. One account's tasks are taken in order, one at a
+//! time up to SIGNED: the next nonce is assigned only when no earlier task of the account
+//! is still waiting for the signer or a human, so a refusal can give its nonce back instead
+//! of leaving a gap (a task waiting for approval holds the account's queue; see the README).
+//! Signed transactions are then broadcast and their receipts awaited side by side.
+//!
+//! Every step is stored before its side effect (see [`crate::store`]'s `live` module), and
+//! [`Live::step`] is the same code after a crash as in steady state: it resumes what the
+//! database says is open, asking the signer again with the stored request (answered
+//! idempotently per task), re-sending a stored signed transaction, re-reading receipts.
+//!
+//! The engine holds no key: it sends plain transaction fields to the signer (Zone C) over
+//! mutual TLS and gets back a signed transaction, or a refusal with the signer's reason.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy_primitives::{B256, U256 as AU256};
+use prost::Message;
+use stratbox_proto::U256;
+use stratbox_proto::v1::{self, signer_client::SignerClient};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::engine::Engine;
+use crate::fsm::TaskState;
+use crate::ledger::{self, Leg, Posting};
+use crate::proposal::{self, Address, TradeAction, hex_address};
+use crate::store::{Lease, LiveTask, LiveUpdate, StoreError};
+
+/// Why the live path could not take a step (a refused trade is not an error: it is a
+/// REJECTED task).
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The database failed; the step is repeated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signer could not be reached or failed; the step is repeated.
+    #[error("signer: {0}")]
+    Signer(String),
+    /// The chain's node failed; the step is repeated.
+    #[error("chain node: {0}")]
+    Rpc(String),
+    /// Bad configuration (files, addresses).
+    #[error("live path configuration: {0}")]
+    Config(String),
+    /// A stored row the live path cannot read (a bug or a hand-edited database).
+    #[error("task {task_id}: {detail}")]
+    Corrupt {
+        /// The task.
+        task_id: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// How to reach the signer: its gRPC address and the engine's mutual-TLS identity.
+#[derive(Debug, Clone)]
+pub struct SignerEndpoint {
+    /// `https://HOST:PORT` of the signer's engine port.
+    pub url: String,
+    /// The CA that issued the signer's server certificate.
+    pub ca: PathBuf,
+    /// The engine's client certificate (on the signer's allowlist).
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The name the signer's certificate is checked against.
+    pub server_name: String,
+}
+
+/// How the live path runs.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// The chain's JSON-RPC node, where transactions are sent and receipts read.
+    pub rpc_url: String,
+    /// The account trades are sent from (one of the signer's).
+    pub account: Address,
+    /// The signer.
+    pub signer: SignerEndpoint,
+    /// This engine's name on nonce leases (unique per process).
+    pub holder: String,
+    /// How long a lease lasts unless renewed; another engine takes over after it.
+    pub lease_ttl: Duration,
+    /// Pause between steps when there is nothing to do.
+    pub poll: Duration,
+    /// Priority fee offered (wei per gas); the max fee is twice the base fee plus it.
+    pub priority_fee_wei: u128,
+    /// Gas limit: the simulated gas times this, within `[min_gas_limit, max_gas_limit]`.
+    pub gas_limit_factor: f64,
+    /// Lowest gas limit sent.
+    pub min_gas_limit: u64,
+    /// Highest gas limit sent.
+    pub max_gas_limit: u64,
+}
+
+impl LiveConfig {
+    /// Defaults for everything but where things are.
+    pub fn new(rpc_url: &str, account: Address, signer: SignerEndpoint) -> Self {
+        LiveConfig {
+            rpc_url: rpc_url.to_owned(),
+            account,
+            signer,
+            holder: format!("engine-{}", uuid::Uuid::new_v4().simple()),
+            lease_ttl: Duration::from_secs(10),
+            poll: Duration::from_millis(100),
+            priority_fee_wei: 1_000_000_000,
+            gas_limit_factor: 1.5,
+            min_gas_limit: 100_000,
+            max_gas_limit: 1_000_000,
+        }
+    }
+}
+
+/// What one step did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Whether this engine held the account's lease.
+    pub leased: bool,
+    /// Tasks moved, as `(task, to)`.
+    pub moved: Vec<(String, TaskState)>,
+}
+
+/// The live path of one engine for one account.
+pub struct Live {
+    engine: Engine,
+    config: LiveConfig,
+    account: String,
+    signer: SignerClient<Channel>,
+    provider: DynProvider,
+    chain_id: u64,
+}
+
+fn amount(v: U256) -> Option<v1::Amount> {
+    Some(v.into())
+}
+
+fn address(a: &Address) -> Option<v1::Address> {
+    Some(v1::Address {
+        value: hex_address(a),
+    })
+}
+
+impl Live {
+    /// Connects to the signer (mutual TLS, lazily: a signer that is down delays trades, it
+    /// does not stop the engine) and the node.
+    pub async fn connect(engine: Engine, config: LiveConfig) -> Result<Live, LiveError> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| LiveError::Config(format!("{}: {e}", p.display())))
+        };
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&config.signer.ca)?))
+            .identity(Identity::from_pem(
+                read(&config.signer.cert)?,
+                read(&config.signer.key)?,
+            ))
+            .domain_name(config.signer.server_name.clone());
+        let channel = Endpoint::from_shared(config.signer.url.clone())
+            .map_err(|e| LiveError::Config(format!("signer url {}: {e}", config.signer.url)))?
+            .tls_config(tls)
+            .map_err(|e| LiveError::Config(format!("signer TLS: {e}")))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .connect_lazy();
+        let url = config
+            .rpc_url
+            .parse()
+            .map_err(|e| LiveError::Config(format!("node url {}: {e}", config.rpc_url)))?;
+        let provider = ProviderBuilder::new().connect_http(url).erased();
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| LiveError::Rpc(e.to_string()))?;
+        if chain_id != engine.chain_id() {
+            return Err(LiveError::Config(format!(
+                "the node is chain {chain_id}, the engine trades chain {}",
+                engine.chain_id()
+            )));
+        }
+        Ok(Live {
+            account: hex_address(&config.account),
+            engine,
+            config,
+            signer: SignerClient::new(channel),
+            provider,
+            chain_id,
+        })
+    }
+
+    /// Steps until `stop` turns true, then gives the lease back.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut lease: Option<Lease> = None;
+        loop {
+            let started = Instant::now();
+            match self.step_with(&mut lease).await {
+                Ok(r) if !r.moved.is_empty() => continue,
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "live path step failed; repeating"),
+            }
+            let pause = self.config.poll.saturating_sub(started.elapsed());
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        if let Some(l) = lease
+            && let Err(e) = self.engine.store().release_lease(&l).await
+        {
+            warn!(error = %e, "giving the nonce lease back");
+        }
+    }
+
+    /// One step (see the module docs); what a crash interrupts, the next step finishes.
+    pub async fn step(&self) -> Result<StepReport, LiveError> {
+        self.step_with(&mut None).await
+    }
+
+    async fn step_with(&self, held: &mut Option<Lease>) -> Result<StepReport, LiveError> {
+        let mut report = StepReport::default();
+        let chain_next = self
+            .provider
+            .get_transaction_count(alloy_primitives::Address::from(self.config.account))
+            .pending()
+            .await
+            .map_err(|e| LiveError::Rpc(e.to_string()))?;
+        let ttl = i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+        let Some(lease) = self
+            .engine
+            .store()
+            .take_lease(
+                self.chain_id,
+                &self.account,
+                &self.config.holder,
+                ttl,
+                chain_next,
+            )
+            .await?
+        else {
+            *held = None;
+            return Ok(report);
+        };
+        if held.as_ref().map(|l| l.token) != Some(lease.token) {
+            info!(account = %self.account, token = lease.token, next_nonce = lease.next_nonce, "nonce lease taken");
+        }
+        *held = Some(lease.clone());
+        report.leased = true;
+
+        let open = self.engine.store().open_live(&self.account).await?;
+        let mut blocked = false;
+        for task in open {
+            let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
+            let moved = self.advance(&task, &mut blocked).instrument(span).await?;
+            report.moved.extend(moved);
+        }
+        if !blocked {
+            let next = self.engine.store().unassigned_staged(1).await?;
+            if let Some(task) = next.into_iter().next() {
+                let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
+                let moved = self.start(&lease, task).instrument(span).await?;
+                report.moved.extend(moved);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Moves one open task as far as it goes now. `blocked` is set while a task before
+    /// signing is unresolved: no later task may take a nonce then.
+    async fn advance(
+        &self,
+        task: &LiveTask,
+        blocked: &mut bool,
+    ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        match task.state {
+            TaskState::Staged => {
+                let r = self.ask_signer(task, TaskState::Staged, "").await?;
+                *blocked |=
+                    r.is_empty() || r.iter().any(|(_, s)| *s == TaskState::AwaitingApproval);
+                Ok(r)
+            }
+            TaskState::AwaitingApproval => {
+                let r = self.check_approval(task).await?;
+                *blocked |= r.is_empty();
+                Ok(r)
+            }
+            TaskState::Approved => {
+                let r = self
+                    .ask_signer(task, TaskState::Approved, &task.approval_id)
+                    .await?;
+                *blocked |= r.is_empty();
+                Ok(r)
+            }
+            TaskState::Signed => self.broadcast(task).await,
+            TaskState::Broadcast => self.check_receipt(task).await,
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Assigns the next nonce to a STAGED task with the request it fixes, then asks the
+    /// signer.
+    async fn start(
+        &self,
+        lease: &Lease,
+        task: LiveTask,
+    ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let p = v1::Proposal::decode(task.proposal.as_slice()).map_err(|e| LiveError::Corrupt {
+            task_id: task.task_id.clone(),
+            detail: format!("stored proposal: {e}"),
+        })?;
+        let cp = match proposal::check(&p) {
+            Ok(cp) => cp,
+            Err(e) => {
+                return self
+                    .end_before_signing(
+                        &task,
+                        TaskState::Staged,
+                        TaskState::Rejected,
+                        "bad_input",
+                        &e.to_string(),
+                    )
+                    .await;
+            }
+        };
+        let request = match self.build_request(&task, &cp).await? {
+            Ok(r) => r,
+            Err(detail) => {
+                return self
+                    .end_before_signing(
+                        &task,
+                        TaskState::Staged,
+                        TaskState::Rejected,
+                        "not_live_tradable",
+                        &detail,
+                    )
+                    .await;
+            }
+        };
+        let assigned = self
+            .engine
+            .store()
+            .assign_nonce(lease, &task.task_id, |nonce| {
+                let mut r = request.clone();
+                if let Some(tx) = r.tx.as_mut() {
+                    tx.nonce = nonce;
+                }
+                r.encode_to_vec()
+            })
+            .await?;
+        let Some(nonce) = assigned else {
+            return Ok(Vec::new());
+        };
+        info!(nonce, "nonce assigned");
+        let Some(task) = self.engine.store().live_task(&task.task_id).await? else {
+            return Ok(Vec::new());
+        };
+        self.ask_signer(&task, TaskState::Staged, "").await
+    }
+
+    /// The signer request for a task (nonce 0, set when it is assigned), or why the task
+    /// cannot be traded live.
+    async fn build_request(
+        &self,
+        task: &LiveTask,
+        cp: &proposal::CheckedProposal,
+    ) -> Result<Result<v1::SignTransactionRequest, String>, LiveError> {
+        let chain = self.engine.chain();
+        let Some(executor) = chain.live_executor() else {
+            return Ok(Err(
+                "the engine simulates no executor deployed on the chain (see ChainState::use_executor)"
+                    .into(),
+            ));
+        };
+        let sim0 = U256::from_str_radix(&task.sim_amount0, 10).unwrap_or_default();
+        let sim1 = U256::from_str_radix(&task.sim_amount1, 10).unwrap_or_default();
+        let min_out = match cp.action {
+            TradeAction::Swap { zero_for_one, .. } => {
+                let out = if zero_for_one { sim1 } else { sim0 };
+                let keep = U256::from(10_000u32 - cp.max_slippage_bps.min(10_000));
+                out * keep / U256::from(10_000u32)
+            }
+            _ => U256::ZERO,
+        };
+        let input = match chain.live_calldata(&cp.action, min_out) {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| LiveError::Rpc(e.to_string()))?
+            .ok_or_else(|| LiveError::Rpc("no latest block".into()))?;
+        let base_fee = u128::from(block.header.base_fee_per_gas.unwrap_or(0));
+        let priority = self.config.priority_fee_wei;
+        let max_fee = base_fee.saturating_mul(2).saturating_add(priority);
+        let gas = (task.sim_gas_used.max(0) as f64 * self.config.gas_limit_factor) as u64;
+        let gas_limit = gas.clamp(self.config.min_gas_limit, self.config.max_gas_limit);
+        let (negative0, negative1) = match cp.action {
+            TradeAction::Swap { zero_for_one, .. } => (!zero_for_one, zero_for_one),
+            TradeAction::AddLiquidity(_) => (false, false),
+            TradeAction::RemoveLiquidity(_) => (true, true),
+        };
+        Ok(Ok(v1::SignTransactionRequest {
+            trace: Some(v1::TraceContext {
+                trace_id: task.trace_id.clone(),
+                span_id: String::new(),
+            }),
+            task_id: task.task_id.clone(),
+            tx: Some(v1::Eip1559Transaction {
+                chain_id: self.chain_id,
+                nonce: 0,
+                max_priority_fee_per_gas: amount(U256::from(priority)),
+                max_fee_per_gas: amount(U256::from(max_fee)),
+                gas_limit,
+                to: address(&executor),
+                value: amount(U256::ZERO),
+                input,
+            }),
+            from: address(&self.config.account),
+            simulation: Some(v1::ReportedSimulation {
+                amount0: amount(sim0),
+                amount0_negative: negative0,
+                amount1: amount(sim1),
+                amount1_negative: negative1,
+                gas_used: task.sim_gas_used.max(0) as u64,
+                gas_price: amount(chain.gas_price()),
+                notional: amount(sim0.max(sim1)),
+                block: chain.block_number(),
+            }),
+            approval_id: String::new(),
+        }))
+    }
+
+    /// Sends the task's stored request (with `approval_id` once approved) and moves the task
+    /// by the answer. Nothing moves when the signer cannot be reached.
+    async fn ask_signer(
+        &self,
+        task: &LiveTask,
+        from: TaskState,
+        approval_id: &str,
+    ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let bytes = task
+            .signer_request
+            .as_ref()
+            .ok_or_else(|| LiveError::Corrupt {
+                task_id: task.task_id.clone(),
+                detail: "a nonce but no signer request".into(),
+            })?;
+        let mut request = v1::SignTransactionRequest::decode(bytes.as_slice()).map_err(|e| {
+            LiveError::Corrupt {
+                task_id: task.task_id.clone(),
+                detail: format!("stored signer request: {e}"),
+            }
+        })?;
+        request.approval_id = approval_id.to_owned();
+        let answer = self
+            .signer
+            .clone()
+            .sign_transaction(request)
+            .await
+            .map_err(|s| LiveError::Signer(format!("{}: {}", s.code(), s.message())))?
+            .into_inner();
+        match v1::SignOutcome::try_from(answer.outcome).unwrap_or(v1::SignOutcome::Unspecified) {
+            v1::SignOutcome::Signed => {
+                let update = LiveUpdate {
+                    tx_hash: Some(answer.tx_hash.clone()),
+                    raw_tx: Some(answer.raw_transaction.clone()),
+                    ..LiveUpdate::default()
+                };
+                let moved = self
+                    .move_task(
+                        task,
+                        from,
+                        TaskState::Signed,
+                        "ok",
+                        &answer.tx_hash,
+                        &update,
+                    )
+                    .await?;
+                if !moved {
+                    return Ok(Vec::new());
+                }
+                info!(tx_hash = %answer.tx_hash, "signed");
+                let mut out = vec![(task.task_id.clone(), TaskState::Signed)];
+                let signed = LiveTask {
+                    state: TaskState::Signed,
+                    tx_hash: answer.tx_hash,
+                    raw_tx: Some(answer.raw_transaction),
+                    ..task.clone()
+                };
+                out.extend(self.broadcast(&signed).await?);
+                Ok(out)
+            }
+            v1::SignOutcome::AwaitingApproval if from == TaskState::Staged => {
+                let update = LiveUpdate {
+                    approval_id: Some(answer.approval_id.clone()),
+                    ..LiveUpdate::default()
+                };
+                let detail = format!(
+                    "approval {} needs {} approver(s)",
+                    answer.approval_id, answer.approvals_required
+                );
+                let moved = self
+                    .move_task(
+                        task,
+                        from,
+                        TaskState::AwaitingApproval,
+                        "approval_required",
+                        &detail,
+                        &update,
+                    )
+                    .await?;
+                if moved {
+                    info!(approval_id = %answer.approval_id, "awaiting approval");
+                    return Ok(vec![(task.task_id.clone(), TaskState::AwaitingApproval)]);
+                }
+                Ok(Vec::new())
+            }
+            v1::SignOutcome::AwaitingApproval => Ok(Vec::new()),
+            v1::SignOutcome::Refused => {
+                let reason = if answer.reason_code.is_empty() {
+                    "signer_refused".to_owned()
+                } else {
+                    format!("signer_{}", answer.reason_code)
+                };
+                self.end_before_signing(task, from, TaskState::Rejected, &reason, &answer.detail)
+                    .await
+            }
+            v1::SignOutcome::Unspecified => Err(LiveError::Signer(format!(
+                "answer without an outcome (code {})",
+                answer.outcome
+            ))),
+        }
+    }
+
+    /// One stored move of `task` with what it records (see `Store::live_move`), counted in
+    /// the metrics when it happened; `false` when the task was no longer in `from`.
+    async fn move_task(
+        &self,
+        task: &LiveTask,
+        from: TaskState,
+        to: TaskState,
+        reason: &str,
+        detail: &str,
+        update: &LiveUpdate,
+    ) -> Result<bool, LiveError> {
+        let moved = self
+            .engine
+            .store()
+            .live_move(
+                &task.task_id,
+                from,
+                to,
+                reason,
+                detail,
+                &task.trace_id,
+                &self.config.holder,
+                update,
+            )
+            .await?;
+        if moved {
+            self.engine.metrics().moved(Some(from), to);
+        }
+        Ok(moved)
+    }
+
+    /// REJECTED or EXPIRED before anything was signed: the nonce is given back.
+    async fn end_before_signing(
+        &self,
+        task: &LiveTask,
+        from: TaskState,
+        to: TaskState,
+        reason: &str,
+        detail: &str,
+    ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let update = LiveUpdate {
+            release_nonce: true,
+            ..LiveUpdate::default()
+        };
+        let detail: String = detail.chars().take(1024).collect();
+        let moved = self
+            .move_task(task, from, to, reason, &detail, &update)
+            .await?;
+        if !moved {
+            return Ok(Vec::new());
+        }
+        warn!(reason, detail = %detail, state = %to, "live trade ended before signing");
+        Ok(vec![(task.task_id.clone(), to)])
+    }
+
+    async fn check_approval(&self, task: &LiveTask) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let approval = self
+            .signer
+            .clone()
+            .get_approval(v1::GetApprovalRequest {
+                trace: Some(v1::TraceContext {
+                    trace_id: task.trace_id.clone(),
+                    span_id: String::new(),
+                }),
+                approval_id: task.approval_id.clone(),
+            })
+            .await
+            .map_err(|s| LiveError::Signer(format!("{}: {}", s.code(), s.message())))?
+            .into_inner();
+        match v1::ApprovalState::try_from(approval.state).unwrap_or(v1::ApprovalState::Unspecified)
+        {
+            v1::ApprovalState::Approved => {
+                let who: Vec<&str> = approval
+                    .decided_by
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect();
+                let moved = self
+                    .move_task(
+                        task,
+                        TaskState::AwaitingApproval,
+                        TaskState::Approved,
+                        "approved",
+                        &format!("by {}", who.join(", ")),
+                        &LiveUpdate::default(),
+                    )
+                    .await?;
+                if !moved {
+                    return Ok(Vec::new());
+                }
+                let mut out = vec![(task.task_id.clone(), TaskState::Approved)];
+                let approved = LiveTask {
+                    state: TaskState::Approved,
+                    ..task.clone()
+                };
+                out.extend(
+                    self.ask_signer(&approved, TaskState::Approved, &task.approval_id)
+                        .await?,
+                );
+                Ok(out)
+            }
+            v1::ApprovalState::Rejected => {
+                let reason = if approval.reason.is_empty() {
+                    "rejected by an approver".to_owned()
+                } else {
+                    approval.reason.clone()
+                };
+                self.end_before_signing(
+                    task,
+                    TaskState::AwaitingApproval,
+                    TaskState::Rejected,
+                    "approval_rejected",
+                    &reason,
+                )
+                .await
+            }
+            v1::ApprovalState::Expired => {
+                self.end_before_signing(
+                    task,
+                    TaskState::AwaitingApproval,
+                    TaskState::Expired,
+                    "approval_expired",
+                    "no decision in time",
+                )
+                .await
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Sends a SIGNED task's stored transaction and moves it to BROADCAST. A node that has
+    /// it already (a re-send after a crash) counts as sent.
+    async fn broadcast(&self, task: &LiveTask) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let raw = task.raw_tx.as_ref().ok_or_else(|| LiveError::Corrupt {
+            task_id: task.task_id.clone(),
+            detail: "SIGNED without a signed transaction".into(),
+        })?;
+        let sent = self.provider.send_raw_transaction(raw).await;
+        if let Err(e) = sent {
+            let text = e.to_string();
+            let known = text.contains("already known") || text.contains("already imported");
+            // Mined already (a crash after sending, before BROADCAST was stored)?
+            let mined = !known && self.receipt(&task.tx_hash, &task.task_id).await?.is_some();
+            if !known && !mined {
+                return Err(LiveError::Rpc(format!("sending {}: {text}", task.tx_hash)));
+            }
+        }
+        let moved = self
+            .move_task(
+                task,
+                TaskState::Signed,
+                TaskState::Broadcast,
+                "ok",
+                &task.tx_hash,
+                &LiveUpdate::default(),
+            )
+            .await?;
+        if !moved {
+            return Ok(Vec::new());
+        }
+        info!(tx_hash = %task.tx_hash, "broadcast");
+        let mut out = vec![(task.task_id.clone(), TaskState::Broadcast)];
+        let sent = LiveTask {
+            state: TaskState::Broadcast,
+            ..task.clone()
+        };
+        out.extend(self.check_receipt(&sent).await?);
+        Ok(out)
+    }
+
+    async fn receipt(
+        &self,
+        tx_hash: &str,
+        task_id: &str,
+    ) -> Result<Option<alloy::rpc::types::TransactionReceipt>, LiveError> {
+        let hash: B256 = tx_hash.parse().map_err(|e| LiveError::Corrupt {
+            task_id: task_id.to_owned(),
+            detail: format!("stored tx hash {tx_hash:?}: {e}"),
+        })?;
+        self.provider
+            .get_transaction_receipt(hash)
+            .await
+            .map_err(|e| LiveError::Rpc(e.to_string()))
+    }
+
+    /// CONFIRMED or FAILED by the receipt, with the pool's actual amounts; nothing yet
+    /// without one. A transaction the node has forgotten is sent again.
+    async fn check_receipt(&self, task: &LiveTask) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let Some(receipt) = self.receipt(&task.tx_hash, &task.task_id).await? else {
+            if let Some(raw) = &task.raw_tx {
+                let hash: B256 = task.tx_hash.parse().unwrap_or_default();
+                let pending = self
+                    .provider
+                    .get_transaction_by_hash(hash)
+                    .await
+                    .map_err(|e| LiveError::Rpc(e.to_string()))?;
+                if pending.is_none() {
+                    warn!(tx_hash = %task.tx_hash, "the node does not know the transaction; sending it again");
+                    if let Err(e) = self.provider.send_raw_transaction(raw).await {
+                        warn!(error = %e, "re-sending");
+                    }
+                }
+            }
+            return Ok(Vec::new());
+        };
+        let executor = alloy_primitives::Address::from(self.engine.chain().executor());
+        let logs: Vec<alloy_primitives::Log> = receipt
+            .inner
+            .logs()
+            .iter()
+            .map(|l| l.inner.clone())
+            .collect();
+        let (mut a0, mut a1) = (AU256::ZERO, AU256::ZERO);
+        for (_, event) in stratbox_evm::pool_events::decode_receipt_logs(&logs, executor) {
+            if let stratbox_evm::pool_events::PoolEvent::Swap(s) = event {
+                a0 += s.amount0.unsigned_abs();
+                a1 += s.amount1.unsigned_abs();
+            }
+        }
+        let ok = receipt.status();
+        let to = if ok {
+            TaskState::Confirmed
+        } else {
+            TaskState::Failed
+        };
+        let block = receipt.block_number.unwrap_or_default();
+        let fill = if ok {
+            self.live_fill(task, a0, a1)
+        } else {
+            None
+        };
+        let update = LiveUpdate {
+            posting: fill.as_ref().map(|(_, _, p)| p.clone()),
+            receipt: Some((
+                block,
+                u64::from(ok),
+                receipt.gas_used,
+                receipt.effective_gas_price.to_string(),
+            )),
+            actual: Some((a0.to_string(), a1.to_string())),
+            ..LiveUpdate::default()
+        };
+        let (reason, detail) = if ok {
+            ("ok", format!("block {block}"))
+        } else {
+            ("reverted", format!("reverted in block {block}"))
+        };
+        let moved = self
+            .move_task(task, TaskState::Broadcast, to, reason, &detail, &update)
+            .await?;
+        if !moved {
+            return Ok(Vec::new());
+        }
+        if let Some((strategy, account, posting)) = &fill {
+            self.engine.book_live_fill(strategy, account, posting);
+        }
+        info!(block, gas_used = receipt.gas_used, state = %to, "receipt");
+        Ok(vec![(task.task_id.clone(), to)])
+    }
+
+    /// The ledger posting of a confirmed swap's real fill (the pool's amounts from the
+    /// receipt) between the strategy's book and the pool, as a shadow fill is booked from
+    /// its simulation. Liquidity actions are not booked from receipts yet.
+    fn live_fill(
+        &self,
+        task: &LiveTask,
+        a0: AU256,
+        a1: AU256,
+    ) -> Option<(String, String, Posting)> {
+        let p = v1::Proposal::decode(task.proposal.as_slice()).ok()?;
+        let cp = proposal::check(&p).ok()?;
+        let TradeAction::Swap {
+            pool, zero_for_one, ..
+        } = cp.action
+        else {
+            return None;
+        };
+        let info = self.engine.chain().pool(&pool)?;
+        let legs = [
+            Leg {
+                asset: hex_address(&info.token0),
+                amount: U256::from_limbs(*a0.as_limbs()),
+                to_strategy: !zero_for_one,
+            },
+            Leg {
+                asset: hex_address(&info.token1),
+                amount: U256::from_limbs(*a1.as_limbs()),
+                to_strategy: zero_for_one,
+            },
+        ];
+        match ledger::fill_posting(
+            format!("{}:fill", task.task_id),
+            task.task_id.clone(),
+            "live swap".into(),
+            &ledger::strategy_account(&cp.strategy, &cp.account),
+            &ledger::venue_account(&pool),
+            &legs,
+        ) {
+            Ok(posting) => Some((cp.strategy, cp.account, posting)),
+            Err(e) => {
+                warn!(error = %e, "the live fill does not balance; not booked");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! The live path end to end on a real chain: Anvil (npm package) with the real Uniswap V3
+//! pool and stratbox's executor deployed, the real signer service (mutual TLS, its own
+//! SQLite store, the development keystore, a deny-by-default policy) and the engine in
+//! live mode, on SQLite and on PostgreSQL.
+//!
+//! Proposals become STAGED in the write that decides them, take nonces from the engine's
+//! lease, are signed by the signer from plain fields, broadcast, and CONFIRMED from their
+//! receipts; the pool's actual amounts equal the simulated ones (each trade is the only
+//! transaction in its block, on the state it was simulated against); balances on chain
+//! move by exactly those amounts. A trade over the signer's approval threshold waits for a
+//! human (AWAITING_APPROVAL), is approved over the signer's admin port and confirmed; a
+//! trade over the policy's cap is refused by the signer (REJECTED) and gives its nonce back,
+//! so the next trade takes it; no nonce is used twice. A second live path (a restarted
+//! engine, a new lease holder) takes the lease over only after the first gave it up.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::network::TransactionBuilder;
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy_primitives::{Address, U256};
+use alloy_sol_types::SolCall;
+use stratbox_engine::follow::{ForkFollower, follow_head};
+use stratbox_engine::fsm::TaskState;
+use stratbox_engine::live::{Live, LiveConfig, SignerEndpoint};
+use stratbox_engine::proposal::{TradeAction, hex_address};
+use stratbox_engine::{ChainState, Engine, EngineSettings, ExecutionMode, Store};
+use stratbox_evm::abi::IERC20;
+use stratbox_evm::anvil::Anvil;
+use stratbox_evm::deploy::{self, DeployConfig, Deployment};
+use stratbox_proto::v1;
+use stratbox_proto::v1::proposal::Action;
+use stratbox_proto::v1::signer_admin_client::SignerAdminClient;
+use stratbox_signer::certs::DevCa;
+use stratbox_signer::config::SignerConfig;
+use stratbox_signer::keys::{self, DevKeystore, Passphrase};
+use tonic::transport::Endpoint;
+
+mod support;
+
+const E18: u128 = 1_000_000_000_000_000_000;
+
+fn policy(d: &Deployment, account: Address) -> String {
+    format!(
+        r#"
+chain_ids = [31337]
+max_fee_per_gas = "100000000000"
+max_priority_fee_per_gas = "10000000000"
+max_gas_limit = 1000000
+
+[[executors]]
+address = "{executor:#x}"
+functions = ["swap", "mint", "burn"]
+
+[[tokens]]
+symbol = "TK0"
+address = "{t0:#x}"
+decimals = 18
+max_per_tx = "10000000000000000000"
+max_per_day = "100000000000000000000"
+
+[[tokens]]
+symbol = "TK1"
+address = "{t1:#x}"
+decimals = 18
+max_per_tx = "10000000000000000000"
+max_per_day = "100000000000000000000"
+
+[[pools]]
+address = "{pool:#x}"
+token0 = "TK0"
+token1 = "TK1"
+fee = 3000
+
+[[accounts]]
+address = "{account:#x}"
+key_index = 0
+mode = "live"
+thresholds = {{ TK0 = {{ approval = "5000000000000000000", two_approvals = "9000000000000000000" }}, TK1 = {{ approval = "5000000000000000000", two_approvals = "9000000000000000000" }} }}
+"#,
+        executor = d.executor,
+        t0 = d.token0,
+        t1 = d.token1,
+        pool = d.pool,
+    )
+}
+
+/// The signer service on loopback with the development keystore; returns it, the account
+/// it signs for (m/0) and where the engine's and the approver's certificates are.
+async fn start_signer(dir: &Path, d: &Deployment) -> (stratbox_signer::Running, Address) {
+    let certs = dir.join("certs");
+    let ca = DevCa::create(&certs).expect("dev CA");
+    ca.issue_server(&certs, "signer", &["localhost".into(), "127.0.0.1".into()])
+        .expect("server certificate");
+    let engine = ca
+        .issue_client(&certs, "engine", "engine")
+        .expect("engine certificate");
+    let alice = ca
+        .issue_client(&certs, "alice", "approver")
+        .expect("approver certificate");
+    let keystore = dir.join("dev-keystore.json");
+    let pass = Passphrase::new("live test passphrase").expect("passphrase");
+    let ks = keystore.clone();
+    tokio::task::spawn_blocking(move || DevKeystore::create(&ks, &pass))
+        .await
+        .expect("keystore task")
+        .expect("keystore");
+    std::fs::write(dir.join("passphrase"), "live test passphrase\n").expect("passphrase file");
+    let config_text = |extra: &str| {
+        format!(
+            r#"
+database = "sqlite://{db}"
+policy = "policy.toml"
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+tls_cert = "certs/signer.pem"
+tls_key = "certs/signer.key"
+client_ca = "certs/ca.pem"
+
+[keystore]
+dev_file = "dev-keystore.json"
+passphrase_file = "passphrase"
+{extra}"#,
+            db = dir.join("signer.db").display()
+        )
+    };
+    // The account is public data of the keystore: named in the policy before the start.
+    std::fs::write(dir.join("policy.toml"), "").expect("placeholder policy");
+    std::fs::write(dir.join("probe.toml"), config_text("")).expect("probe config");
+    let keys = keys::open(&SignerConfig::load(&dir.join("probe.toml")).expect("probe config"))
+        .await
+        .expect("key source");
+    let account = Address::from(keys.address(0).expect("account 0"));
+    std::fs::write(dir.join("policy.toml"), policy(d, account)).expect("policy");
+    let clients = format!(
+        "\n[[engine_clients]]\nname = \"engine\"\nspki_sha256 = \"{}\"\n\n\
+         [[approvers]]\nname = \"alice\"\nrole = \"approver\"\nspki_sha256 = \"{}\"\n",
+        engine.spki_sha256, alice.spki_sha256
+    );
+    std::fs::write(dir.join("signer.toml"), config_text(&clients)).expect("signer config");
+    let config = SignerConfig::load(&dir.join("signer.toml")).expect("signer config loads");
+    let running = stratbox_signer::start(&config, keys)
+        .await
+        .expect("signer starts");
+    (running, account)
+}
+
+async fn balance<P: Provider>(provider: &P, token: Address, account: Address) -> U256 {
+    deploy::read_call(
+        provider,
+        token,
+        IERC20::balanceOfCall { account },
+        "balance",
+    )
+    .await
+    .expect("balanceOf")
+}
+
+fn amount(v: U256) -> Option<v1::Amount> {
+    Some(v1::Amount {
+        value: v.to_string(),
+    })
+}
+
+/// A swap of `amount_in` expecting what the chain quotes for it now from `account`.
+fn swap(
+    engine: &Engine,
+    account: Address,
+    event: &str,
+    zero_for_one: bool,
+    amount_in: U256,
+) -> v1::Proposal {
+    let chain = engine.chain();
+    let pool = chain.pools()[0];
+    let action = TradeAction::Swap {
+        pool,
+        zero_for_one,
+        amount_in,
+        sqrt_price_limit_x96: None,
+    };
+    let q = chain
+        .simulate(account.into_array(), &action, false)
+        .expect("quote");
+    assert!(q.success, "quote reverted: {}", q.revert_reason);
+    v1::Proposal {
+        strategy: "momentum".into(),
+        strategy_version: "1.0.0".into(),
+        instance_id: "i-1".into(),
+        account: hex_address(&account.into_array()),
+        event_id: event.into(),
+        index: 0,
+        last_sync_block: engine.watermark(),
+        action: Some(Action::Swap(v1::SwapAction {
+            pool: Some(v1::Address {
+                value: hex_address(&pool),
+            }),
+            zero_for_one,
+            amount_in: amount(amount_in),
+            sqrt_price_limit_x96: None,
+        })),
+        expected_amount0: amount(q.amount0),
+        expected_amount1: amount(q.amount1),
+        max_slippage_bps: 100,
+        reason: "live test".into(),
+    }
+}
+
+/// Submits one proposal and returns its task (STAGED: decided and staged in one write).
+async fn submit(engine: &Engine, p: v1::Proposal) -> String {
+    let r = engine
+        .submit(&stratbox_engine::trace::fresh(), vec![p])
+        .await
+        .expect("submit");
+    assert_eq!(
+        r[0].state,
+        v1::TaskState::Staged as i32,
+        "a live trade that passes is STAGED by the submit: {:?}",
+        r[0]
+    );
+    r[0].task_id.clone()
+}
+
+async fn wait_state(
+    store: &Store,
+    task_id: &str,
+    want: TaskState,
+) -> stratbox_engine::store::LiveTask {
+    support::wait_until(
+        &format!("task {task_id} to reach {want}"),
+        Duration::from_secs(90),
+        async || {
+            store
+                .get_task(task_id)
+                .await
+                .expect("read task")
+                .is_some_and(|t| t.state == want || t.state.is_terminal())
+        },
+    )
+    .await;
+    let row = store.get_task(task_id).await.expect("task").expect("row");
+    assert_eq!(
+        row.state, want,
+        "task {task_id}: {} {}",
+        row.reason_code, row.detail
+    );
+    store
+        .live_task(task_id)
+        .await
+        .expect("live")
+        .expect("live row")
+}
+
+async fn live_path(database: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let anvil = Anvil::spawn().expect("anvil (npm @foundry-rs/anvil-linux-amd64; scripts/setup)");
+    let provider = ProviderBuilder::new().connect_http(anvil.endpoint().parse().expect("url"));
+    let dev = anvil.accounts()[0];
+    let d = deploy::deploy(&provider, dev, &DeployConfig::default())
+        .await
+        .expect("deploy");
+    let (signer, account) = start_signer(dir.path(), &d).await;
+
+    // The account: ether for gas, tokens to trade, and its approvals of the executor,
+    // made outside stratbox (impersonated on Anvil), so its nonces 0 and 1 are used
+    // already and the engine's lease must start at the chain's 2.
+    deploy::send_request(
+        &provider,
+        TransactionRequest::default()
+            .with_from(dev)
+            .with_to(account)
+            .with_value(U256::from(10 * E18)),
+        "fund ether",
+    )
+    .await
+    .expect("ether");
+    d.fund(
+        &provider,
+        account,
+        U256::from(100 * E18),
+        U256::from(100 * E18),
+    )
+    .await
+    .expect("tokens");
+    let _: () = provider
+        .raw_request("anvil_impersonateAccount".into(), (account,))
+        .await
+        .expect("impersonate");
+    for token in [d.token0, d.token1] {
+        let approve = IERC20::approveCall {
+            spender: d.executor,
+            amount: U256::MAX,
+        };
+        deploy::send_request(
+            &provider,
+            TransactionRequest::default()
+                .with_from(account)
+                .with_to(token)
+                .with_input(approve.abi_encode()),
+            "approve the executor",
+        )
+        .await
+        .expect("approve");
+    }
+    let _: () = provider
+        .raw_request("anvil_stopImpersonatingAccount".into(), (account,))
+        .await
+        .expect("stop impersonating");
+
+    // Zone B in live mode, simulating against the node through the deployed executor.
+    let store = Store::connect(database).await.expect("engine store");
+    let fork = ChainState::fork(&anvil.endpoint(), &[d.pool.into_array()], None, 0, None)
+        .await
+        .expect("fork");
+    let executor = d.executor.into_array();
+    let fork = tokio::task::spawn_blocking(move || fork.use_executor(executor))
+        .await
+        .expect("task")
+        .expect("the deployed executor");
+    let engine = Engine::start(
+        store.clone(),
+        fork,
+        EngineSettings {
+            mode: ExecutionMode::Live,
+            live_account: Some(account.into_array()),
+            ..EngineSettings::default()
+        },
+    )
+    .await
+    .expect("engine");
+    engine.set_permission_level("momentum", stratbox_engine::PermissionLevel::L5);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    // The fork and watermark follow the node's head; the pool is quoted as the oracle (the
+    // oracle is not what this test is about: the truthful-inputs issue feeds real ones).
+    let follower = Arc::new(ForkFollower::new(
+        engine.clone(),
+        &anvil.endpoint(),
+        &[d.pool.into_array()],
+        true,
+    ));
+    let following = tokio::spawn(follow_head(
+        anvil.endpoint(),
+        follower,
+        Duration::from_millis(50),
+        stop.clone(),
+    ));
+    stratbox_engine::follow::quote_pools(&engine);
+
+    let certs = dir.path().join("certs");
+    let signer_endpoint = SignerEndpoint {
+        url: format!("https://localhost:{}", signer.addr.port()),
+        ca: certs.join("ca.pem"),
+        cert: certs.join("engine.pem"),
+        key: certs.join("engine.key"),
+        server_name: "localhost".into(),
+    };
+    let config = LiveConfig::new(
+        &anvil.endpoint(),
+        account.into_array(),
+        signer_endpoint.clone(),
+    );
+    let live = Live::connect(engine.clone(), config.clone())
+        .await
+        .expect("live path connects");
+    let running = tokio::spawn(live.run(stop.clone()));
+
+    // 1. A swap under the approval threshold: signed and confirmed, amounts as simulated.
+    let before0 = balance(&provider, d.token0, account).await;
+    let before1 = balance(&provider, d.token1, account).await;
+    let t1 = submit(&engine, swap(&engine, account, "e1", true, U256::from(E18))).await;
+    let done = wait_state(&store, &t1, TaskState::Confirmed).await;
+    assert_eq!(done.nonce, Some(2), "the lease starts at the chain's nonce");
+    assert_eq!(
+        (&done.sim_amount0, &done.sim_amount1),
+        (&done.actual_amount0, &done.actual_amount1),
+        "predicted and actual amounts of a trade included on the state it was simulated on"
+    );
+    let after0 = balance(&provider, d.token0, account).await;
+    let after1 = balance(&provider, d.token1, account).await;
+    assert_eq!(
+        (before0 - after0).to_string(),
+        done.actual_amount0,
+        "token0 paid, on chain"
+    );
+    assert_eq!(
+        (after1 - before1).to_string(),
+        done.actual_amount1,
+        "token1 received, on chain"
+    );
+    let receipt = provider
+        .get_transaction_receipt(done.tx_hash.parse().expect("hash"))
+        .await
+        .expect("receipt rpc")
+        .expect("receipt");
+    assert_eq!(receipt.from, account, "sent from the signer's account");
+    assert_eq!(
+        receipt.to,
+        Some(d.executor),
+        "through the deployed executor"
+    );
+
+    // 2. Over the policy's per-transaction cap: the signer refuses, the nonce comes back.
+    let big = submit(
+        &engine,
+        swap(&engine, account, "e2", false, U256::from(20 * E18)),
+    )
+    .await;
+    wait_state(&store, &big, TaskState::Rejected).await;
+    let row = store.get_task(&big).await.expect("task").expect("row");
+    assert!(
+        row.reason_code.starts_with("signer_"),
+        "the signer's reason: {}",
+        row.reason_code
+    );
+
+    // 3. The next trade takes the nonce the refused one gave back.
+    let t3 = submit(
+        &engine,
+        swap(&engine, account, "e3", false, U256::from(E18)),
+    )
+    .await;
+    let done = wait_state(&store, &t3, TaskState::Confirmed).await;
+    assert_eq!(
+        done.nonce,
+        Some(3),
+        "the refused trade's nonce was given back"
+    );
+
+    // 4. Over the approval threshold: a human approves on the signer's admin port.
+    let t4 = submit(
+        &engine,
+        swap(&engine, account, "e4", true, U256::from(6 * E18)),
+    )
+    .await;
+    let waiting = wait_state(&store, &t4, TaskState::AwaitingApproval).await;
+    assert!(
+        !waiting.approval_id.is_empty(),
+        "the signer's approval id is on the task"
+    );
+    let tls = stratbox_signer::tls::client_tls(
+        &certs.join("ca.pem"),
+        Some((&certs.join("alice.pem"), &certs.join("alice.key"))),
+        "localhost",
+    )
+    .expect("approver tls");
+    let channel = Endpoint::from_shared(format!("https://localhost:{}", signer.admin_addr.port()))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await
+        .expect("admin connects");
+    let mut admin = SignerAdminClient::new(channel);
+    let shown = admin
+        .show_approval(v1::GetApprovalRequest {
+            trace: None,
+            approval_id: waiting.approval_id.clone(),
+        })
+        .await
+        .expect("show approval")
+        .into_inner();
+    assert_eq!(shown.task_id, t4, "the approval is the task's");
+    admin
+        .decide_approval(v1::DecideApprovalRequest {
+            trace: None,
+            approval_id: waiting.approval_id.clone(),
+            approve: true,
+            reason: "checked".into(),
+            fields_hash: shown.fields_hash.clone(),
+        })
+        .await
+        .expect("approve");
+    let done = wait_state(&store, &t4, TaskState::Confirmed).await;
+    assert_eq!(done.nonce, Some(4));
+
+    // 5. A restart: a new live path (another holder) cannot take the lease while the first
+    // holds it; once the first stops and gives it back, the new one trades on.
+    let second = Live::connect(
+        engine.clone(),
+        LiveConfig {
+            holder: "engine-restarted".into(),
+            ..config.clone()
+        },
+    )
+    .await
+    .expect("second live path");
+    let r = second.step().await.expect("step");
+    assert!(!r.leased, "the lease is held by the running live path");
+    let _ = stop_tx.send(true);
+    running.await.expect("live path stops");
+    let (stop_tx2, stop2) = tokio::sync::watch::channel(false);
+    let running2 = tokio::spawn(second.run(stop2));
+    let t5 = submit(
+        &engine,
+        swap(&engine, account, "e5", false, U256::from(E18)),
+    )
+    .await;
+    let done = wait_state(&store, &t5, TaskState::Confirmed).await;
+    assert_eq!(done.nonce, Some(5));
+    let lease = store
+        .lease(31337, &hex_address(&account.into_array()))
+        .await
+        .expect("lease")
+        .expect("a lease row");
+    assert_eq!(lease.holder, "engine-restarted");
+    assert_eq!(lease.token, 2, "a new holder, a new fencing token");
+
+    // 6. Two live paths on one database at once, one of them killed without giving its
+    // lease back (a crash): the other takes over when the lease expires and trades on.
+    let _ = stop_tx2.send(true);
+    running2.await.expect("second live path stops");
+    let short = |holder: &str| LiveConfig {
+        holder: holder.into(),
+        lease_ttl: Duration::from_secs(2),
+        ..config.clone()
+    };
+    let a = Live::connect(engine.clone(), short("engine-a"))
+        .await
+        .expect("live path a");
+    let b = Live::connect(engine.clone(), short("engine-b"))
+        .await
+        .expect("live path b");
+    let (stop_ab, stop_ab_rx) = tokio::sync::watch::channel(false);
+    let run_a = tokio::spawn(a.run(stop_ab_rx.clone()));
+    let run_b = tokio::spawn(b.run(stop_ab_rx));
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        tasks.push(
+            submit(
+                &engine,
+                swap(
+                    &engine,
+                    account,
+                    &format!("c{i}"),
+                    i % 2 == 0,
+                    U256::from(E18 / 2),
+                ),
+            )
+            .await,
+        );
+        if i == 1 {
+            run_a.abort();
+        }
+    }
+    for t in &tasks {
+        wait_state(&store, t, TaskState::Confirmed).await;
+    }
+    let _ = stop_ab.send(true);
+    let _ = run_b.await;
+
+    // Every nonce used once, and the chain agrees.
+    let used = store.assigned_nonces().await.expect("nonces");
+    let nonces: Vec<u64> = used.iter().map(|(_, n, _)| *n).collect();
+    assert_eq!(
+        nonces,
+        (2..10).collect::<Vec<u64>>(),
+        "one task per nonce: {used:?}"
+    );
+    let chain_nonce = provider
+        .get_transaction_count(account)
+        .await
+        .expect("nonce");
+    assert_eq!(
+        chain_nonce, 10,
+        "every assigned nonce was mined, none twice"
+    );
+
+    // The ledger holds the real fills: one balanced posting per confirmed trade.
+    let confirmed = store
+        .list_tasks(&stratbox_engine::store::TaskFilter {
+            state: Some(TaskState::Confirmed),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("tasks");
+    assert_eq!(confirmed.len(), 8);
+    for t in &confirmed {
+        let lines = store
+            .entries(None, Some(&t.task_id), 0)
+            .await
+            .expect("entries");
+        assert_eq!(
+            lines.len(),
+            4,
+            "two legs, each a debit and a credit: {lines:?}"
+        );
+    }
+    following.await.expect("follower stops");
+    signer.shutdown().await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_trades_confirm_on_anvil_with_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    live_path(&format!(
+        "sqlite://{}",
+        dir.path().join("engine.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_trades_confirm_on_anvil_with_postgres() {
+    let admin = support::postgres_admin();
+    let name = support::unique("stratbox_live_e2e");
+    stratbox_engine::store::create_postgres_database(&admin, &name)
+        .await
+        .expect("create the test database");
+    live_path(&stratbox_engine::store::with_database(&admin, &name)).await;
+    let _ = stratbox_engine::store::drop_postgres_database(&admin, &name).await;
+}
