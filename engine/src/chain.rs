@@ -187,8 +187,8 @@ impl ChainState {
             if let Some(executor) = executor {
                 chain.use_executor(addr(&executor)).map_err(backend)?;
             }
-            let mut state = ChainState::new(chain, gas_price, hint.as_deref())?;
-            state.live_executor = executor;
+            // ChainState::new keeps the hint's executor, now that the chain calls it.
+            let state = ChainState::new(chain, gas_price, hint.as_deref())?;
             state.warm_up();
             Ok(state)
         })
@@ -322,15 +322,9 @@ impl ChainState {
     ) -> Result<SimOutcome, SimError> {
         let one = to_action(action);
         let actions: Vec<Action> = match (*action, shadow) {
-            (TradeAction::RemoveLiquidity(r), true) => vec![
-                Action::AddLiquidity {
-                    pool: addr(&r.pool),
-                    tick_lower: r.tick_lower,
-                    tick_upper: r.tick_upper,
-                    liquidity: r.liquidity,
-                },
-                one,
-            ],
+            (TradeAction::RemoveLiquidity(r), true) => {
+                vec![to_action(&TradeAction::AddLiquidity(r)), one]
+            }
             _ => vec![one],
         };
         let options = SimOptions {

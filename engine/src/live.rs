@@ -222,13 +222,24 @@ impl Live {
 
     async fn step_with(&self, held: &mut Option<Lease>) -> Result<StepReport, LiveError> {
         let mut report = StepReport::default();
+        let ttl = i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+        // A lease with more than half its time left is used as held: renewing it costs a
+        // node call and two writes, every poll. Nothing trusts the cached copy: a nonce is
+        // only ever taken against the stored lease (`Store::assign_nonce`).
+        if let Some(lease) = held.as_ref()
+            && lease.expires_at_ms - crate::store::now_ms() > ttl / 2
+        {
+            let lease = lease.clone();
+            report.leased = true;
+            report.moved = self.work(&lease).await?;
+            return Ok(report);
+        }
         let chain_next = self
             .provider
             .get_transaction_count(alloy_primitives::Address::from(self.config.account))
             .pending()
             .await
             .map_err(|e| LiveError::Rpc(e.to_string()))?;
-        let ttl = i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
         let Some(lease) = self
             .engine
             .store()
@@ -249,23 +260,30 @@ impl Live {
         }
         *held = Some(lease.clone());
         report.leased = true;
+        report.moved = self.work(&lease).await?;
+        Ok(report)
+    }
 
+    /// Under `lease`: every open task moved as far as it goes, then (if no earlier task is
+    /// waiting before signing) the next STAGED task started.
+    async fn work(&self, lease: &Lease) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let mut moved_all = Vec::new();
         let open = self.engine.store().open_live(&self.account).await?;
         let mut blocked = false;
         for task in open {
             let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
             let moved = self.advance(&task, &mut blocked).instrument(span).await?;
-            report.moved.extend(moved);
+            moved_all.extend(moved);
         }
         if !blocked {
             let next = self.engine.store().unassigned_staged(1).await?;
             if let Some(task) = next.into_iter().next() {
                 let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
-                let moved = self.start(&lease, task).instrument(span).await?;
-                report.moved.extend(moved);
+                let moved = self.start(lease, task).instrument(span).await?;
+                moved_all.extend(moved);
             }
         }
-        Ok(report)
+        Ok(moved_all)
     }
 
     /// Moves one open task as far as it goes now. `blocked` is set while a task before

@@ -15,7 +15,6 @@ pub(super) enum Verdict {
 pub(super) struct Decided {
     /// One per task, in order.
     pub(super) transitions: Vec<Transition>,
-    /// Indexes of transitions that go on to STAGED once SIMULATED.
     /// Transitions that book a shadow fill, with whose book it is.
     pub(super) fills: Vec<BookedFill>,
     /// The reservations the batch's passed proposals hold on their books.

@@ -283,11 +283,6 @@ impl Engine {
         &self.inner.metrics
     }
 
-    /// See [`EngineSettings::live_account`].
-    pub fn live_account(&self) -> Option<Address> {
-        self.inner.live_account
-    }
-
     /// The execution mode it was started in.
     pub fn mode(&self) -> ExecutionMode {
         self.inner.mode
@@ -915,8 +910,8 @@ impl Engine {
     }
 
     /// After the compare-and-set (which stored non-shadow trades as STAGED already, see
-    /// [`Transition::and_stage`]): feeds the books and metrics, and builds each task's answer. Returns the answers by task id and the
-    /// seconds spent in storage.
+    /// [`Transition::and_stage`]): feeds the books and metrics, and builds each task's
+    /// answer. Returns the answers by task id and the seconds spent in storage.
     async fn settle(
         &self,
         transitions: Vec<Transition>,
@@ -1004,6 +999,12 @@ impl Engine {
                     .map(|p| (f.strategy.as_str(), f.account.as_str(), p))
             })
             .collect();
+        self.feed_books(&mut held, booked);
+    }
+
+    /// Releases `held` and gives the books their stored fills under one lock, publishing
+    /// the changed books' balances (so a watcher's full view and its changes never overlap).
+    fn feed_books(&self, held: &mut Held, booked: Vec<(&str, &str, &Posting)>) {
         if booked.is_empty() {
             held.release(&mut lock(&self.inner.risk));
             return;
@@ -1014,7 +1015,6 @@ impl Engine {
         let mut book = lock(&self.inner.risk);
         held.release(&mut book);
         book.on_fills(booked, &marks, now_ms());
-        // Under the same lock, so a watcher's full view and its changes never overlap.
         self.inner
             .balances
             .publish(&book, &quote_tokens(&chain), changed);
@@ -1023,13 +1023,7 @@ impl Engine {
     /// A live trade's real fill, stored already with its CONFIRMED move: the book learns
     /// it as it learns a shadow fill, so the limits judge what the account really holds.
     pub fn book_live_fill(&self, strategy: &str, account: &str, posting: &Posting) {
-        let chain = self.chain();
-        let marks = marks_of(&chain);
-        let mut book = lock(&self.inner.risk);
-        book.on_fills([(strategy, account, posting)], &marks, now_ms());
-        self.inner
-            .balances
-            .publish(&book, &quote_tokens(&chain), vec![(strategy, account)]);
+        self.feed_books(&mut Held::default(), vec![(strategy, account, posting)]);
     }
 
     /// Every book's token balances now (the first `WatchBalances` message) and a receiver

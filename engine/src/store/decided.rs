@@ -210,7 +210,7 @@ static PG_CREATE_DECIDED: LazyLock<String> = LazyLock::new(|| {
              SELECT 2, t.n, t.task_id, t.actor, 'task_transition', '{simulated}', '{staged}', '{ok}', \
                t.trace_id \
              FROM t JOIN ins USING (task_id) WHERE t.staged \
-           ) a ORDER BY part, n \
+           ) a ORDER BY part > 0, n, part \
          ), led AS ( \
            INSERT INTO ledger_entries (posting_id, task_id, account, asset, side, amount, memo, \
              created_at_ms, reverses_posting_id) \
