@@ -1,5 +1,5 @@
 //! End to end on a real chain, once with the development keystore and once with the 2-of-3
-//! threshold key (three share servers, a real keygen ceremony; the account is the address
+//! threshold key (three share servers holding the cached test key; the account is the address
 //! the threshold key derives): the signer signs an approval and a swap on
 //! the real executor and Uniswap V3 pool deployed on Anvil; the test plays the engine over
 //! mutual TLS and sends the signed bytes itself; the node mines them from the keystore's

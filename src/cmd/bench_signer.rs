@@ -7,8 +7,9 @@
 //! - single-key signing with the development keystore;
 //! - threshold signing with the 2-of-3 key (three share servers on loopback, mutual TLS,
 //!   a real keygen ceremony on primes cached in the target dir: a bench key, never a real
-//!   one) beside single-key signing of the same transactions, alternated, and how many
-//!   presignatures a second the shares make (`stratbox_threshold::bench`);
+//!   one; with `--quick` no ceremony, the target dir's cached test key instead) beside
+//!   single-key signing of the same transactions, alternated, and how many presignatures a
+//!   second the shares make (`stratbox_threshold::bench`);
 //! - a whole `SignTransaction` round trip over mutual TLS with the SQLite store (parse,
 //!   check, nonce reservation, signing, the stored answer and its audit entry).
 
@@ -220,20 +221,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // ---- threshold rows --------------------------------------------------------------
     let cache = primes_cache_dir();
-    eprintln!(
-        "bench signer: threshold key ceremony on primes cached in {} (a bench key only)",
-        cache.display()
-    );
-    let primes =
-        tokio::task::spawn_blocking(move || stratbox_threshold::local::cached_test_primes(&cache))
-            .await??;
+    let (primes, key) = if args.quick {
+        eprintln!(
+            "bench signer: keygen ceremony skipped in --quick mode (the cached test key in {}, \
+             made by one ceremony per cache dir: a bench key only)",
+            cache.display()
+        );
+        let key = stratbox_threshold::local::cached_test_key(&cache).await?;
+        (None, Some(key))
+    } else {
+        eprintln!(
+            "bench signer: threshold key ceremony on primes cached in {} (a bench key only)",
+            cache.display()
+        );
+        let primes = tokio::task::spawn_blocking(move || {
+            stratbox_threshold::local::cached_test_primes(&cache)
+        })
+        .await??;
+        (Some(primes), None)
+    };
     let threshold = stratbox_threshold::bench::run(stratbox_threshold::bench::BenchConfig {
         transactions: args
             .threshold_transactions
             .unwrap_or(if args.quick { 3 } else { 200 })
             .max(1),
         presign_concurrency: 2,
-        primes: Some(primes),
+        primes,
+        key,
     })
     .await
     .context("threshold signing bench")?;
@@ -280,11 +294,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         threshold.median_ratio()
     );
     println!(
-        "presignatures per second (pair 0,1): {:.2} ({} in {:.1} s); keygen ceremony {:.1} s",
+        "presignatures per second (pair 0,1): {:.2} ({} in {:.1} s); keygen ceremony {}",
         threshold.presignatures_per_second(),
         threshold.presignatures,
         threshold.presign_elapsed.as_secs_f64(),
-        threshold.dkg.as_secs_f64()
+        threshold.dkg.map_or_else(
+            || "skipped (cached test key)".to_string(),
+            |d| format!("{:.1} s", d.as_secs_f64())
+        )
     );
     println!(
         "target: online threshold signing under 10 ms median: {} (median {}, p99 {})",

@@ -1,6 +1,6 @@
 //! The signer's test harness: a real signer on loopback with real mutual TLS (a fresh dev
 //! CA per test), a key (the development keystore, or with [`Options::threshold`] the 2-of-3
-//! threshold key: three share servers on loopback and a real keygen ceremony), a policy file, and a store that is either a fresh SQLite
+//! threshold key: three share servers on loopback holding the target dir's cached test key, made by one real ceremony), a policy file, and a store that is either a fresh SQLite
 //! file or a fresh PostgreSQL database (dropped afterwards). The tests play the engine with
 //! the generated tonic clients.
 
@@ -22,7 +22,7 @@ use stratbox_signer::certs::{DevCa, Issued};
 use stratbox_signer::config::SignerConfig;
 use stratbox_signer::keys::{self, DevKeystore, KeySource, Passphrase};
 use stratbox_signer::{Running, start};
-use stratbox_threshold::local::{LocalCluster, cached_test_primes};
+use stratbox_threshold::local::{LocalCluster, cached_test_key};
 use tonic::transport::{Channel, Endpoint};
 
 /// Runs `async fn $name(Backend)` as `$name::sqlite` and `$name::postgres`.
@@ -94,7 +94,7 @@ pub struct Options {
     pub approval_ttl_secs: u64,
     /// Policy text; `None` for [`policy_text`] with the keystore's accounts.
     pub policy: Option<PolicyFn>,
-    /// Sign with the threshold key (three share servers, a keygen ceremony) instead of the
+    /// Sign with the threshold key (three share servers holding the cached test key) instead of the
     /// development keystore.
     pub threshold: bool,
 }
@@ -199,22 +199,19 @@ impl Harness {
             .expect("intruder");
 
         let (key_section, cluster) = if opts.threshold {
-            let primes =
-                tokio::task::spawn_blocking(|| cached_test_primes(&stratbox_testenv::target_dir()))
-                    .await
-                    .expect("primes task")
-                    .expect("test primes");
-            let cluster =
-                LocalCluster::start(&dir.path().join("threshold"), "share pw", Some(&primes))
-                    .await
-                    .expect("share servers start");
-            tokio::time::timeout(
-                Duration::from_secs(900),
-                stratbox_threshold::keygen(&cluster.keygen_config(), |p| eprintln!("{p}")),
+            // The target dir's cached test key: one real ceremony per target dir (the
+            // ceremony is tested where it is the subject: the threshold crate's whole_key
+            // test and tests/signer_cli.rs).
+            let key = tokio::time::timeout(
+                Duration::from_secs(1200),
+                cached_test_key(&stratbox_testenv::target_dir()),
             )
             .await
-            .expect("keygen in time")
-            .expect("keygen");
+            .expect("cached test key in time")
+            .expect("cached test key");
+            let cluster = LocalCluster::start_with_key(&dir.path().join("threshold"), &key)
+                .await
+                .expect("share servers start");
             let section = format!(
                 "[threshold]\ncluster = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\npresign_pool = 2\n",
                 cluster.files.cluster.display(),

@@ -4,7 +4,8 @@
 //! The three share servers run as tasks of this process on loopback (see [`crate::local`]),
 //! speaking mutual TLS to each other and to the coordinator exactly as separate processes
 //! do; the figures therefore include TLS, HTTP/2 and serialisation but not a network hop.
-//! Steps: a full ceremony (fresh safe primes unless the caller provides some), then
+//! Steps: a full ceremony (fresh safe primes unless the caller provides some; none when the
+//! caller provides a committed test key), then
 //! presignatures generated for pair {0,1} (timed: presignatures per second), then `N`
 //! EIP-1559 transactions, each signed once by the threshold key (online step: presignature
 //! ready) and once by a development keystore (single key, k256), alternately, so both see the
@@ -21,7 +22,7 @@ use crate::ceremony::keygen;
 use crate::client::ThresholdClient;
 use crate::dev_keystore::DevKeystore;
 use crate::error::ThresholdError;
-use crate::local::{LocalCluster, Primes};
+use crate::local::{CachedKey, LocalCluster, Primes};
 use crate::sealed::Passphrase;
 use crate::signature::DerivationPath;
 
@@ -34,6 +35,8 @@ pub struct BenchConfig {
     pub presign_concurrency: usize,
     /// Primes to seed the shares with instead of generating them in the ceremony.
     pub primes: Option<[Primes; 3]>,
+    /// A committed test key to sign with instead of running a ceremony at all (`--quick`).
+    pub key: Option<CachedKey>,
 }
 
 impl Default for BenchConfig {
@@ -42,6 +45,7 @@ impl Default for BenchConfig {
             transactions: 200,
             presign_concurrency: 2,
             primes: None,
+            key: None,
         }
     }
 }
@@ -87,8 +91,9 @@ pub struct BenchReport {
     pub presignatures: usize,
     /// Wall time of that filling.
     pub presign_elapsed: Duration,
-    /// Whole ceremony, from the coordinator's call to the commit.
-    pub dkg: Duration,
+    /// Whole ceremony, from the coordinator's call to the commit; `None` when a cached key
+    /// was used and no ceremony ran.
+    pub dkg: Option<Duration>,
     /// When the slowest share had its primes (since the ceremony began).
     pub dkg_primes: Option<Duration>,
     /// When the slowest share finished aux-info generation.
@@ -169,20 +174,27 @@ impl fmt::Display for BenchReport {
         let stage = |d: Option<Duration>| {
             d.map_or("-".to_string(), |d| format!("{:.1} s", d.as_secs_f64()))
         };
-        writeln!(
-            f,
-            "{:<44} {:>12}  (primes {} [{}], aux info {}, keygen {})",
-            "DKG ceremony",
-            format!("{:.1} s", self.dkg.as_secs_f64()),
-            stage(self.dkg_primes),
-            if self.fresh_primes {
-                "generated"
-            } else {
-                "seeded"
-            },
-            stage(self.dkg_aux_info),
-            stage(self.dkg_keygen)
-        )?;
+        match self.dkg {
+            Some(dkg) => writeln!(
+                f,
+                "{:<44} {:>12}  (primes {} [{}], aux info {}, keygen {})",
+                "DKG ceremony",
+                format!("{:.1} s", dkg.as_secs_f64()),
+                stage(self.dkg_primes),
+                if self.fresh_primes {
+                    "generated"
+                } else {
+                    "seeded"
+                },
+                stage(self.dkg_aux_info),
+                stage(self.dkg_keygen)
+            )?,
+            None => writeln!(
+                f,
+                "{:<44} {:>12}  (a cached test key was used)",
+                "DKG ceremony", "skipped"
+            )?,
+        }
         writeln!(
             f,
             "target: online threshold signing < 10 ms median: {}",
@@ -214,15 +226,22 @@ pub fn bench_transaction(i: u64) -> TxEip1559 {
 pub async fn run(config: BenchConfig) -> Result<BenchReport, ThresholdError> {
     let dir = tempfile::tempdir().map_err(|e| ThresholdError::io(std::env::temp_dir(), e))?;
     let passphrase = "stratbox bench passphrase";
-    let cluster = LocalCluster::start(dir.path(), passphrase, config.primes.as_ref()).await?;
-
-    let outcome = keygen(&cluster.keygen_config(), |p| tracing::info!("{p}")).await?;
+    let (cluster, outcome) = match &config.key {
+        Some(key) => (LocalCluster::start_with_key(dir.path(), key).await?, None),
+        None => {
+            let cluster =
+                LocalCluster::start(dir.path(), passphrase, config.primes.as_ref()).await?;
+            let outcome = keygen(&cluster.keygen_config(), |p| tracing::info!("{p}")).await?;
+            (cluster, Some(outcome))
+        }
+    };
     let stage = |name: &str| {
-        outcome
-            .stage_done
-            .iter()
-            .find(|(s, _)| s == name)
-            .map(|(_, d)| *d)
+        outcome.as_ref().and_then(|o| {
+            o.stage_done
+                .iter()
+                .find(|(s, _)| s == name)
+                .map(|(_, d)| *d)
+        })
     };
 
     let mut client_config = cluster.client_config();
@@ -272,11 +291,11 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, ThresholdError> {
         single_key: Latency::of(&mut single),
         presignatures: made,
         presign_elapsed,
-        dkg: outcome.elapsed,
+        dkg: outcome.as_ref().map(|o| o.elapsed),
         dkg_primes: stage("primes"),
         dkg_aux_info: stage("aux_info"),
         dkg_keygen: stage("keygen"),
-        fresh_primes: config.primes.is_none(),
+        fresh_primes: config.primes.is_none() && config.key.is_none(),
     })
 }
 

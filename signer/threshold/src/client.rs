@@ -432,6 +432,16 @@ impl ThresholdClient {
         }
     }
 
+    /// The shares this client holds for down (no answer, or no key), by index.
+    pub fn shares_down(&self) -> Vec<u16> {
+        self.inner
+            .shares
+            .iter()
+            .filter(|s| s.health.lock().map_or(true, |h| h.down_since.is_some()))
+            .map(|s| s.index)
+            .collect()
+    }
+
     /// Presignatures ready per pair, as this client counts them.
     pub fn pool_sizes(&self) -> Vec<([u16; 2], usize)> {
         let pools = self.inner.pools.lock();

@@ -292,6 +292,13 @@ fn no_file_or_process_holds_the_whole_key() {
         "one signature per pair per account"
     );
 
+    // The primes were folded into the key shares and their files removed at commit.
+    for index in 0..3u16 {
+        let primes = stratbox_threshold::share::primes_file(&data_dir(root, index), index);
+        assert!(!primes.exists(), "{} left behind", primes.display());
+        assert!(share_file(&data_dir(root, index), index).exists());
+    }
+
     // The whole key, rebuilt from two share files with the test-only export tool.
     let share_files: Vec<PathBuf> = (0..3u16)
         .map(|i| share_file(&data_dir(root, i), i))

@@ -1,12 +1,18 @@
 //! Shared by the threshold tests: cached Paillier primes and a cluster with a committed key.
+//!
+//! The key is the target dir's cached test key (`stratbox_threshold::local::cached_test_key`):
+//! one real ceremony per target dir, its sealed shares installed into each test's cluster.
+//! The ceremony itself is the subject of `whole_key.rs` (separate processes) and of the CLI
+//! and deployment tests, which run their own.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
-use stratbox_threshold::local::{LocalCluster, Primes};
-use stratbox_threshold::{KeygenOutcome, keygen};
+use stratbox_threshold::KeygenOutcome;
+use stratbox_threshold::local::{LocalCluster, Primes, TEST_KEY_PASSPHRASE};
 
-pub const PASSPHRASE: &str = "threshold test passphrase";
+/// The shares' passphrase: the cached test key's.
+pub const PASSPHRASE: &str = TEST_KEY_PASSPHRASE;
 
 /// The primes cache of [`stratbox_threshold::local::cached_test_primes`] in this target dir.
 pub fn test_primes() -> [Primes; 3] {
@@ -14,20 +20,19 @@ pub fn test_primes() -> [Primes; 3] {
         .expect("test primes")
 }
 
-/// A started in-process cluster with cached primes, and its committed key.
+/// A started in-process cluster holding the cached test key, and what its ceremony reported.
 pub async fn cluster_with_key(dir: &std::path::Path) -> (LocalCluster, KeygenOutcome) {
-    let primes = tokio::task::spawn_blocking(test_primes).await.unwrap();
-    let cluster = LocalCluster::start(dir, PASSPHRASE, Some(&primes))
-        .await
-        .expect("cluster starts");
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(900),
-        keygen(&cluster.keygen_config(), |p| eprintln!("{p}")),
+    let key = tokio::time::timeout(
+        Duration::from_secs(1200),
+        stratbox_threshold::local::cached_test_key(&stratbox_testenv::target_dir()),
     )
     .await
-    .expect("ceremony in time")
-    .expect("ceremony succeeds");
-    (cluster, outcome)
+    .expect("cached test key in time")
+    .expect("cached test key");
+    let cluster = LocalCluster::start_with_key(dir, &key)
+        .await
+        .expect("cluster starts");
+    (cluster, key.outcome)
 }
 
 pub fn init_tracing() {
