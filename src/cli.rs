@@ -48,6 +48,9 @@ pub enum Command {
     /// Read, engage and clear the engine's kill switch.
     #[command(subcommand)]
     KillSwitch(cmd::kill_switch::Command),
+    /// Compare the signing account's balances in the engine's ledger with the chain's
+    /// (exit 0 only when they agree); `--adopt` books a traced difference.
+    Reconcile(cmd::reconcile::Args),
     /// Run the signer (Zone C), or manage its certificates, audit log, policy and
     /// development keystore.
     Signer(cmd::signer::Args),

@@ -12,6 +12,12 @@
 //! trade over the policy's cap is refused by the signer (REJECTED) and gives its nonce back,
 //! so the next trade takes it; no nonce is used twice. A second live path (a restarted
 //! engine, a new lease holder) takes the lease over only after the first gave it up.
+//!
+//! The account's wallet is booked from the chain (opening balances, each receipt's token
+//! transfers and gas) and reconciles to zero difference, by the library and by
+//! `stratbox reconcile`; ether sent to the account around stratbox is found before the next
+//! trade is signed, recorded, engages the kill switch and holds that trade until an
+//! operator adopts the difference and clears the switch.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -250,6 +256,36 @@ async fn wait_state(
         .await
         .expect("live")
         .expect("live row")
+}
+
+/// `stratbox reconcile` against the engine's database and the node: (success, stdout).
+async fn reconcile_cli(
+    database: &str,
+    chain: &str,
+    account: Address,
+    adopt: bool,
+) -> (bool, String) {
+    let mut cmd = support::stratbox();
+    cmd.args([
+        "reconcile",
+        "--database",
+        database,
+        "--chain",
+        chain,
+        "--account",
+        &format!("{account:#x}"),
+    ]);
+    if adopt {
+        cmd.args(["--adopt", "--reason", "treasury deposit, ticket 42"]);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("task")
+        .expect("stratbox reconcile runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("stratbox reconcile:\n{stdout}{stderr}");
+    (out.status.success(), stdout)
 }
 
 async fn live_path(database: &str) {
@@ -581,12 +617,131 @@ async fn live_path(database: &str) {
             .entries(None, Some(&t.task_id), 0)
             .await
             .expect("entries");
+        let posted = |suffix: &str| {
+            lines
+                .iter()
+                .filter(|l| l.posting_id == format!("{}:{suffix}", t.task_id))
+                .count()
+        };
         assert_eq!(
-            lines.len(),
-            4,
-            "two legs, each a debit and a credit: {lines:?}"
+            (posted("fill"), posted("wallet"), posted("gas")),
+            (4, 4, 2),
+            "the fill's two legs, the wallet's two tokens and its gas, each a debit and a \
+             credit: {lines:?}"
         );
     }
+
+    // 7. The wallet as booked agrees with the chain, by the library and by the CLI.
+    let me = account.into_array();
+    let r = stratbox_engine::reconcile::reconcile(&store, &provider, &me)
+        .await
+        .expect("reconcile")
+        .expect("the wallet was opened before the first trade");
+    assert!(r.is_zero(), "{r}");
+    assert_eq!(r.in_flight, 0);
+    let mut assets: Vec<String> = r.assets.iter().map(|a| a.asset.clone()).collect();
+    assets.sort();
+    let mut want = vec![
+        "ether".to_owned(),
+        hex_address(&d.token0.into_array()),
+        hex_address(&d.token1.into_array()),
+    ];
+    want.sort();
+    assert_eq!(assets, want, "ether and both tokens are reconciled");
+    let ether = r.assets.iter().find(|a| a.asset == "ether").expect("ether");
+    assert!(
+        ether.chain < stratbox_proto::U256::from(10 * E18),
+        "gas was paid and booked: {r}"
+    );
+    let (ok, text) = reconcile_cli(database, &anvil.endpoint(), account, false).await;
+    assert!(ok && text.contains("difference: zero"), "{text}");
+
+    // 8. Ether sent to the account around stratbox: found before the next trade is
+    // signed, recorded, and the kill switch holds that trade.
+    deploy::send_request(
+        &provider,
+        TransactionRequest::default()
+            .with_from(dev)
+            .with_to(account)
+            .with_value(U256::from(E18)),
+        "an outside deposit",
+    )
+    .await
+    .expect("deposit");
+    let held = submit(
+        &engine,
+        swap(&engine, account, "k1", true, U256::from(E18 / 2)),
+    )
+    .await;
+    let c = Live::connect(
+        engine.clone(),
+        LiveConfig {
+            holder: "engine-c".into(),
+            reconcile_every: Duration::from_millis(100),
+            ..config.clone()
+        },
+    )
+    .await
+    .expect("live path c");
+    let (stop_c, stop_c_rx) = tokio::sync::watch::channel(false);
+    let run_c = tokio::spawn(c.run(stop_c_rx));
+    support::wait_until(
+        "the kill switch engaged by reconciliation",
+        Duration::from_secs(60),
+        async || engine.kill_switch().engaged,
+    )
+    .await;
+    let switch = engine.kill_switch();
+    assert_eq!(switch.operator, "reconciliation");
+    assert!(
+        switch.reason.contains("1000000000000000000"),
+        "{}",
+        switch.reason
+    );
+    let findings = store.findings(&hex_address(&me)).await.expect("findings");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        (findings[0].asset.as_str(), findings[0].difference.as_str()),
+        ("ether", "1000000000000000000")
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = store.live_task(&held).await.expect("task").expect("row");
+    assert_eq!(
+        (waiting.state, waiting.nonce),
+        (TaskState::Staged, None),
+        "nothing is signed while the ledger and the chain differ"
+    );
+    let (ok, text) = reconcile_cli(database, &anvil.endpoint(), account, false).await;
+    assert!(!ok && text.contains("difference: NOT zero"), "{text}");
+
+    // The operator traces the deposit, adopts it and clears the switch: the trade goes on.
+    let (ok, text) = reconcile_cli(database, &anvil.endpoint(), account, true).await;
+    assert!(
+        ok && text.contains("adopted: ether 1000000000000000000")
+            && text.contains("difference: zero"),
+        "{text}"
+    );
+    engine
+        .clear_kill_switch("", "test operator")
+        .await
+        .expect("clear");
+    wait_state(&store, &held, TaskState::Confirmed).await;
+    let r = stratbox_engine::reconcile::reconcile(&store, &provider, &me)
+        .await
+        .expect("reconcile")
+        .expect("opened");
+    assert!(r.is_zero(), "after the held trade: {r}");
+    let _ = stop_c.send(true);
+    run_c.await.expect("live path c stops");
+    assert_eq!(
+        store
+            .findings(&hex_address(&me))
+            .await
+            .expect("findings")
+            .len(),
+        1,
+        "an adopted difference is not found again"
+    );
     following.await.expect("follower stops");
     signer.shutdown().await;
     store.close().await;

@@ -9,6 +9,7 @@
 //! strategy account's balance is what it holds.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use ruint::aliases::U512;
 use stratbox_proto::U256;
@@ -259,6 +260,156 @@ impl Signed {
     }
 }
 
+impl fmt::Display for Signed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.negative && !self.is_zero() {
+            write!(f, "-{}", self.magnitude)
+        } else {
+            write!(f, "{}", self.magnitude)
+        }
+    }
+}
+
+/// The asset name of the chain's native coin in the ledger (token assets are addresses).
+pub const ETHER: &str = "ether";
+
+/// What the signing account holds on chain, as the live path books it: its opening
+/// balances, then every token its receipts moved and every wei of gas it paid. Reconciled
+/// against the chain ([`crate::reconcile`]).
+pub fn wallet_account(account: &str) -> String {
+    format!("wallet:{account}")
+}
+
+/// Where the wallet's opening balances (and adopted differences) come from: the equity
+/// the account started with.
+pub fn opening_account(account: &str) -> String {
+    format!("opening:{account}")
+}
+
+/// The wallet's counterparty for tokens its transactions moved (pools, the executor).
+pub fn markets_account(account: &str) -> String {
+    format!("markets:{account}")
+}
+
+/// Gas the account paid, in wei: an expense.
+pub fn gas_account(account: &str) -> String {
+    format!("gas:{account}")
+}
+
+/// The id of `account`'s opening posting: one per account.
+pub fn opening_posting_id(account: &str) -> String {
+    format!("opening:{account}")
+}
+
+/// Moves each `(asset, amount)` into `into` out of `out_of` (the other way when the amount
+/// is negative); zero amounts are left out. Balances by construction: every entry has its
+/// opposite of the same amount.
+fn transfer(
+    posting_id: String,
+    task_id: String,
+    memo: String,
+    into: &str,
+    out_of: &str,
+    amounts: &[(String, Signed)],
+) -> Posting {
+    let mut entries = Vec::with_capacity(amounts.len() * 2);
+    for (asset, amount) in amounts.iter().filter(|(_, a)| !a.is_zero()) {
+        let (debit, credit) = if amount.negative {
+            (out_of, into)
+        } else {
+            (into, out_of)
+        };
+        for (account, side) in [(debit, Side::Debit), (credit, Side::Credit)] {
+            entries.push(Entry {
+                account: account.to_owned(),
+                asset: asset.clone(),
+                side,
+                amount: amount.magnitude,
+            });
+        }
+    }
+    Posting {
+        posting_id,
+        task_id,
+        memo,
+        reverses_posting_id: String::new(),
+        entries,
+    }
+}
+
+/// The wallet's balances when the live path first trades from it, read from the chain at
+/// `block`: the baseline every later receipt is booked on.
+pub fn opening_posting(account: &str, block: u64, balances: &[(String, U256)]) -> Posting {
+    let amounts: Vec<(String, Signed)> = balances
+        .iter()
+        .map(|(asset, v)| {
+            (
+                asset.clone(),
+                Signed {
+                    magnitude: *v,
+                    negative: false,
+                },
+            )
+        })
+        .collect();
+    transfer(
+        opening_posting_id(account),
+        String::new(),
+        format!("opening balances at block {block}"),
+        &wallet_account(account),
+        &opening_account(account),
+        &amounts,
+    )
+}
+
+/// A receipt's token moves for the wallet (positive: received), from its Transfer logs.
+pub fn wallet_posting(task_id: &str, account: &str, moves: &[(String, Signed)]) -> Posting {
+    transfer(
+        format!("{task_id}:wallet"),
+        task_id.to_owned(),
+        "tokens moved by the receipt".into(),
+        &wallet_account(account),
+        &markets_account(account),
+        moves,
+    )
+}
+
+/// The gas a receipt paid (`gas_used * effective_gas_price`, wei), reverted or not.
+pub fn gas_posting(task_id: &str, account: &str, wei: U256) -> Posting {
+    transfer(
+        format!("{task_id}:gas"),
+        task_id.to_owned(),
+        "gas paid".into(),
+        &gas_account(account),
+        &wallet_account(account),
+        &[(
+            ETHER.to_owned(),
+            Signed {
+                magnitude: wei,
+                negative: false,
+            },
+        )],
+    )
+}
+
+/// Differences an operator traced (a deposit, a withdrawal) booked into the wallet against
+/// its opening, so the ledger agrees with the chain again.
+pub fn adjustment_posting(
+    posting_id: String,
+    account: &str,
+    memo: String,
+    differences: &[(String, Signed)],
+) -> Posting {
+    transfer(
+        posting_id,
+        String::new(),
+        memo,
+        &wallet_account(account),
+        &opening_account(account),
+        differences,
+    )
+}
+
 /// A ledger line read back for checking.
 #[derive(Debug, Clone)]
 pub struct StoredLine {
@@ -460,5 +611,56 @@ mod tests {
         );
         // A posting and its reversal net every position to zero, even at 2^256-1.
         assert!(positions(&lines).unwrap().values().all(Signed::is_zero));
+    }
+
+    fn lines_of(postings: &[Posting]) -> Vec<StoredLine> {
+        postings
+            .iter()
+            .flat_map(|p| {
+                p.entries().iter().map(|e| StoredLine {
+                    posting_id: p.posting_id.clone(),
+                    account: e.account.clone(),
+                    asset: e.asset.clone(),
+                    side: e.side,
+                    amount: e.amount,
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_wallet_follows_opening_moves_gas_and_adjustments() {
+        let s = |v: u64, negative| Signed {
+            magnitude: u(v),
+            negative,
+        };
+        let postings = [
+            opening_posting("0xa", 7, &[(ETHER.into(), u(1000)), ("0xt".into(), u(0))]),
+            wallet_posting(
+                "t1",
+                "0xa",
+                &[("0xt".into(), s(40, false)), (ETHER.into(), s(0, true))],
+            ),
+            gas_posting("t1", "0xa", u(21)),
+            wallet_posting("t2", "0xa", &[("0xt".into(), s(15, true))]),
+            adjustment_posting(
+                "adj".into(),
+                "0xa",
+                "deposit".into(),
+                &[(ETHER.into(), s(5, false))],
+            ),
+        ];
+        let lines = lines_of(&postings);
+        assert_eq!(check_balanced(&lines), Ok(()));
+        let pos = positions(&lines).unwrap();
+        assert_eq!(pos[&(wallet_account("0xa"), ETHER.into())], s(984, false));
+        assert_eq!(pos[&(wallet_account("0xa"), "0xt".into())], s(25, false));
+        assert_eq!(pos[&(gas_account("0xa"), ETHER.into())], s(21, false));
+        assert!(
+            postings[0].entries().len() == 2,
+            "a zero opening balance books nothing"
+        );
+        assert_eq!(s(3, true).to_string(), "-3");
+        assert_eq!(s(0, true).to_string(), "0");
     }
 }

@@ -24,6 +24,7 @@ pub mod live;
 pub mod metrics;
 pub mod permissions;
 pub mod proposal;
+pub mod reconcile;
 pub mod server;
 pub mod service;
 pub mod simulation;

@@ -14,24 +14,36 @@
 //!
 //! The engine holds no key: it sends plain transaction fields to the signer (Zone C) over
 //! mutual TLS and gets back a signed transaction, or a refusal with the signer's reason.
+//!
+//! What the account holds is booked from the chain, not from simulations: its opening
+//! balances before its first trade, then each receipt's token transfers and gas. While it
+//! holds the lease the live path reconciles that wallet against the chain
+//! ([`crate::reconcile`]); a difference with nothing in flight is recorded and engages the
+//! kill switch, which stops every trade not yet signed until an operator adopts or
+//! explains it (`stratbox reconcile --adopt`) and clears the switch.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy_primitives::{B256, U256 as AU256};
+use alloy_sol_types::SolEvent;
 use prost::Message;
+use stratbox_evm::abi::IERC20;
 use stratbox_proto::U256;
 use stratbox_proto::v1::{self, signer_client::SignerClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::engine::Engine;
 use crate::fsm::TaskState;
-use crate::ledger::{self, Leg, Posting};
+use crate::ledger::{self, Leg, Posting, Signed};
 use crate::proposal::{self, Address, TradeAction, hex_address};
-use crate::store::{Lease, LiveTask, LiveUpdate, StoreError};
+use crate::reconcile::{self, ReconcileError, Reconciliation};
+use crate::store::{Audit, Finding, Lease, LiveTask, LiveUpdate, StoreError};
 
 /// Why the live path could not take a step (a refused trade is not an error: it is a
 /// REJECTED task).
@@ -49,6 +61,12 @@ pub enum LiveError {
     /// Bad configuration (files, addresses).
     #[error("live path configuration: {0}")]
     Config(String),
+    /// Reconciling the wallet failed; it is tried again.
+    #[error("reconciliation: {0}")]
+    Reconcile(#[from] ReconcileError),
+    /// Engaging the kill switch failed (it is engaged in memory regardless).
+    #[error("engine: {0}")]
+    Engine(String),
     /// A stored row the live path cannot read (a bug or a hand-edited database).
     #[error("task {task_id}: {detail}")]
     Corrupt {
@@ -97,6 +115,9 @@ pub struct LiveConfig {
     pub min_gas_limit: u64,
     /// Highest gas limit sent.
     pub max_gas_limit: u64,
+    /// How often the wallet is reconciled against the chain while this engine holds the
+    /// lease (two reads per asset).
+    pub reconcile_every: Duration,
 }
 
 impl LiveConfig {
@@ -113,6 +134,7 @@ impl LiveConfig {
             gas_limit_factor: 1.5,
             min_gas_limit: 100_000,
             max_gas_limit: 1_000_000,
+            reconcile_every: Duration::from_secs(5),
         }
     }
 }
@@ -134,6 +156,8 @@ pub struct Live {
     signer: SignerClient<Channel>,
     provider: DynProvider,
     chain_id: u64,
+    /// Set once the wallet's opening balances are known to be booked.
+    opened: AtomicBool,
 }
 
 fn amount(v: U256) -> Option<v1::Amount> {
@@ -189,18 +213,31 @@ impl Live {
             signer: SignerClient::new(channel),
             provider,
             chain_id,
+            opened: AtomicBool::new(false),
         })
     }
 
     /// Steps until `stop` turns true, then gives the lease back.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut lease: Option<Lease> = None;
+        let mut reconciled: Option<Instant> = None;
         loop {
             let started = Instant::now();
-            match self.step_with(&mut lease).await {
-                Ok(r) if !r.moved.is_empty() => continue,
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "live path step failed; repeating"),
+            let stepped = self.step_with(&mut lease).await;
+            if let Err(e) = &stepped {
+                warn!(error = %e, "live path step failed; repeating");
+            }
+            // Only the lease holder reconciles: it is the one booking the account's receipts,
+            // and it does so between its own steps, so its trades never race the reading.
+            let due = reconciled.is_none_or(|at| at.elapsed() >= self.config.reconcile_every);
+            if lease.is_some() && due && self.opened.load(Ordering::Acquire) {
+                reconciled = Some(Instant::now());
+                if let Err(e) = self.reconcile().await {
+                    warn!(error = %e, "reconciling the wallet; trying again");
+                }
+            }
+            if matches!(&stepped, Ok(r) if !r.moved.is_empty()) {
+                continue;
             }
             let pause = self.config.poll.saturating_sub(started.elapsed());
             tokio::select! {
@@ -267,6 +304,13 @@ impl Live {
     /// Under `lease`: every open task moved as far as it goes, then (if no earlier task is
     /// waiting before signing) the next STAGED task started.
     async fn work(&self, lease: &Lease) -> Result<Vec<(String, TaskState)>, LiveError> {
+        // Before this engine's first trade: the wallet opened, and reconciled, so money moved
+        // while no engine was watching stops trading before anything is signed.
+        if !self.opened.load(Ordering::Acquire) {
+            self.open_wallet().await?;
+            self.reconcile().await?;
+            self.opened.store(true, Ordering::Release);
+        }
         let mut moved_all = Vec::new();
         let open = self.engine.store().open_live(&self.account).await?;
         let mut blocked = false;
@@ -275,7 +319,9 @@ impl Live {
             let moved = self.advance(&task, &mut blocked).instrument(span).await?;
             moved_all.extend(moved);
         }
-        if !blocked {
+        // The kill switch stops everything not yet signed: no nonce taken, no signer asked
+        // (`ask_signer`). What is signed already is followed to its receipt.
+        if !blocked && !self.engine.kill_switch().engaged {
             let next = self.engine.store().unassigned_staged(1).await?;
             if let Some(task) = next.into_iter().next() {
                 let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
@@ -461,6 +507,9 @@ impl Live {
         from: TaskState,
         approval_id: &str,
     ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        if self.engine.kill_switch().engaged {
+            return Ok(Vec::new());
+        }
         let bytes = task
             .signer_request
             .as_ref()
@@ -786,8 +835,19 @@ impl Live {
         } else {
             None
         };
+        // The wallet, from what the chain did: the tokens its Transfer logs moved (none when
+        // it reverted) and the gas it paid either way.
+        let moves = token_moves(&logs, self.config.account);
+        let gas_wei = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+        let mut postings: Vec<Posting> = fill.iter().map(|(_, _, p)| p.clone()).collect();
+        if !moves.is_empty() {
+            postings.push(ledger::wallet_posting(&task.task_id, &self.account, &moves));
+        }
+        if !gas_wei.is_zero() {
+            postings.push(ledger::gas_posting(&task.task_id, &self.account, gas_wei));
+        }
         let update = LiveUpdate {
-            posting: fill.as_ref().map(|(_, _, p)| p.clone()),
+            postings,
             receipt: Some((
                 block,
                 u64::from(ok),
@@ -797,11 +857,15 @@ impl Live {
             actual: Some((a0.to_string(), a1.to_string())),
             ..LiveUpdate::default()
         };
-        let (reason, detail) = if ok {
+        let (reason, mut detail) = if ok {
             ("ok", format!("block {block}"))
         } else {
             ("reverted", format!("reverted in block {block}"))
         };
+        detail.push_str(&format!(
+            "; gas {} at {} wei; amounts {a0}/{a1}, simulated {}/{}",
+            receipt.gas_used, receipt.effective_gas_price, task.sim_amount0, task.sim_amount1
+        ));
         let moved = self
             .move_task(task, TaskState::Broadcast, to, reason, &detail, &update)
             .await?;
@@ -813,6 +877,116 @@ impl Live {
         }
         info!(block, gas_used = receipt.gas_used, state = %to, "receipt");
         Ok(vec![(task.task_id.clone(), to)])
+    }
+
+    /// Books the wallet's opening balances, read from the chain, unless they are booked
+    /// already: ether and every token of the engine's pools, at the latest block. Done
+    /// before this engine's first step, when nothing of the account can be in flight that
+    /// the ledger does not know (any open task is already in the database and booked on its
+    /// receipt, after the opening).
+    async fn open_wallet(&self) -> Result<(), LiveError> {
+        let store = self.engine.store();
+        if store.wallet_opening(&self.account).await?.is_some() {
+            return Ok(());
+        }
+        let block = self
+            .provider
+            .get_block_number()
+            .await
+            .map_err(|e| LiveError::Rpc(e.to_string()))?;
+        let mut assets = vec![ledger::ETHER.to_owned()];
+        for (_, info) in self.engine.chain().pool_infos() {
+            assets.push(hex_address(&info.token0));
+            assets.push(hex_address(&info.token1));
+        }
+        assets.sort();
+        assets.dedup();
+        let mut balances = Vec::with_capacity(assets.len());
+        for asset in assets {
+            let v = reconcile::chain_balance(&self.provider, &self.config.account, &asset, block)
+                .await?;
+            balances.push((asset, v));
+        }
+        let shown: Vec<String> = balances.iter().map(|(a, v)| format!("{a} {v}")).collect();
+        let posting = ledger::opening_posting(&self.account, block, &balances);
+        let audit = Audit {
+            actor: self.config.holder.clone(),
+            action: "wallet_opened".into(),
+            subject: self.account.clone(),
+            from_state: String::new(),
+            to_state: String::new(),
+            detail: format!("block {block}: {}", shown.join(", ")),
+            trace_id: String::new(),
+        };
+        if store
+            .open_wallet(&self.account, block, &posting, &audit)
+            .await?
+        {
+            info!(account = %self.account, block, balances = %shown.join(", "), "wallet opened");
+        }
+        Ok(())
+    }
+
+    /// Reconciles the wallet now (see [`crate::reconcile`]). A difference with nothing in
+    /// flight, found while the kill switch is released, is recorded with an audit row and
+    /// engages the kill switch; one seen while the switch is engaged is only reported (the
+    /// operator clearing it without adopting the difference has it engaged again here).
+    /// `None` before the wallet is opened.
+    pub async fn reconcile(&self) -> Result<Option<Reconciliation>, LiveError> {
+        let Some(r) =
+            reconcile::reconcile(self.engine.store(), &self.provider, &self.config.account).await?
+        else {
+            return Ok(None);
+        };
+        let count = r.differences().count();
+        self.engine
+            .metrics()
+            .reconciliation_differences
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+        if r.is_zero() || r.in_flight > 0 || self.engine.kill_switch().engaged {
+            return Ok(Some(r));
+        }
+        let found_at_ms = crate::store::now_ms();
+        let findings: Vec<Finding> = r
+            .differences()
+            .map(|a| Finding {
+                account: r.account.clone(),
+                block: r.block,
+                asset: a.asset.clone(),
+                ledger: a.ledger.to_string(),
+                chain: a.chain.to_string(),
+                difference: a.difference.to_string(),
+                found_at_ms,
+            })
+            .collect();
+        let shown: Vec<String> = findings
+            .iter()
+            .map(|f| format!("{} {}", f.asset, f.difference))
+            .collect();
+        let shown = shown.join(", ");
+        let audit = Audit {
+            actor: self.config.holder.clone(),
+            action: "reconciliation_difference".into(),
+            subject: r.account.clone(),
+            from_state: String::new(),
+            to_state: String::new(),
+            detail: format!("block {}: {shown}", r.block),
+            trace_id: String::new(),
+        };
+        self.engine
+            .store()
+            .record_findings(&findings, &audit)
+            .await?;
+        error!(account = %r.account, block = r.block, differences = %shown, "the ledger and the chain differ; engaging the kill switch");
+        let reason = format!(
+            "{} differs from the chain at block {}: {shown} (stratbox reconcile)",
+            r.account, r.block
+        );
+        self.engine
+            .set_kill_switch("", &reason, "reconciliation")
+            .await
+            .map_err(|e| LiveError::Engine(e.to_string()))?;
+        Ok(Some(r))
     }
 
     /// The ledger posting of a confirmed swap's real fill (the pool's amounts from the
@@ -860,4 +1034,45 @@ impl Live {
             }
         }
     }
+}
+
+/// The tokens `account` received (positive) or sent (negative) by `logs`' ERC-20 Transfer
+/// events, per token address, netted; tokens that net to zero are left out.
+fn token_moves(logs: &[alloy_primitives::Log], account: Address) -> Vec<(String, Signed)> {
+    let me = alloy_primitives::Address::from(account);
+    let mut net: BTreeMap<String, (AU256, AU256)> = BTreeMap::new();
+    for log in logs {
+        if log.topics().first() != Some(&IERC20::Transfer::SIGNATURE_HASH) {
+            continue;
+        }
+        let Ok(t) = IERC20::Transfer::decode_log(log) else {
+            continue;
+        };
+        let token = hex_address(&log.address.0.0);
+        let slot = net.entry(token).or_default();
+        if t.to == me {
+            slot.0 += t.value;
+        }
+        if t.from == me {
+            slot.1 += t.value;
+        }
+    }
+    net.into_iter()
+        .filter_map(|(token, (inflow, outflow))| {
+            let (magnitude, negative) = if inflow >= outflow {
+                (inflow - outflow, false)
+            } else {
+                (outflow - inflow, true)
+            };
+            (!magnitude.is_zero()).then(|| {
+                (
+                    token,
+                    Signed {
+                        magnitude: U256::from_limbs(*magnitude.as_limbs()),
+                        negative,
+                    },
+                )
+            })
+        })
+        .collect()
 }

@@ -99,6 +99,8 @@ pub struct EngineMetrics {
     pub kill_switch: Gauge,
     /// The block the engine's view of the chain is at.
     pub watermark: Gauge,
+    /// Assets whose ledger and chain balances differed at the last reconciliation.
+    pub reconciliation_differences: Gauge,
     /// Not exported: for `stratbox bench engine`.
     pub stages: StageTotals,
 }
@@ -118,6 +120,7 @@ impl EngineMetrics {
         let store_seconds = h();
         let kill_switch = Gauge::default();
         let watermark = Gauge::default();
+        let reconciliation_differences = Gauge::default();
         registry.register(
             "proposals",
             "Proposals by outcome (ok or reason code)",
@@ -159,6 +162,11 @@ impl EngineMetrics {
             "The engine's watermark (newest synchronised block)",
             watermark.clone(),
         );
+        registry.register(
+            "reconciliation_differences",
+            "Assets of the signing account whose ledger and chain balances differed at the last reconciliation",
+            reconciliation_differences.clone(),
+        );
         let _ = proposals.get_or_create(&[("result", stratbox_risk::OK)]);
         for code in ReasonCode::ALL {
             let _ = proposals.get_or_create(&[("result", code.as_str())]);
@@ -177,6 +185,7 @@ impl EngineMetrics {
             store_seconds,
             kill_switch,
             watermark,
+            reconciliation_differences,
             stages: StageTotals::default(),
         })
     }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod host;
 pub mod kill_switch;
 pub mod operator;
+pub mod reconcile;
 pub mod signer;
 pub mod strategy;
 pub mod up;

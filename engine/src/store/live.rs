@@ -140,8 +140,9 @@ pub struct LiveUpdate {
     pub actual: Option<(String, String)>,
     /// Clears the nonce and the request (a nonce given back before anything was signed).
     pub release_nonce: bool,
-    /// Booked in the same transaction (the real fill of a confirmed trade).
-    pub posting: Option<Posting>,
+    /// Booked in the same transaction: a receipt's real fill, the wallet's token moves and
+    /// the gas it paid.
+    pub postings: Vec<Posting>,
 }
 
 impl Store {
@@ -449,12 +450,9 @@ impl Store {
                 }
             }
         }
-        let new_accounts = match &update.posting {
-            Some(p) => {
-                insert_postings(self.backend, &self.known_accounts, &mut tx, &[p], now).await?
-            }
-            None => Vec::new(),
-        };
+        let postings: Vec<&Posting> = update.postings.iter().collect();
+        let new_accounts =
+            insert_postings(self.backend, &self.known_accounts, &mut tx, &postings, now).await?;
         insert_audits(
             self.backend,
             &mut tx,

@@ -28,8 +28,10 @@ use crate::ledger::{Posting, Side, StoredLine};
 mod decided;
 mod live;
 mod reads;
+mod reconcile;
 
 pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES};
+pub use reconcile::Finding;
 
 use reads::*;
 
