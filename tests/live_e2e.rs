@@ -17,7 +17,9 @@
 //! transfers and gas) and reconciles to zero difference, by the library and by
 //! `stratbox reconcile`; ether sent to the account around stratbox is found before the next
 //! trade is signed, recorded, engages the kill switch and holds that trade until an
-//! operator adopts the difference and clears the switch.
+//! operator adopts the difference and clears the switch. An engine that crashed after
+//! BROADCAST, whose transaction the node then dropped, is restarted: its recovery pass sends
+//! the stored transaction again unchanged and books it, and starts nothing new.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -742,6 +744,110 @@ async fn live_path(database: &str) {
         1,
         "an adopted difference is not found again"
     );
+
+    // 9. A crash after BROADCAST, and the node then loses the transaction: the restarted
+    // engine's recovery pass sends it again unchanged and books it, and starts nothing new.
+    let _: () = provider
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .expect("automine off");
+    let lost = submit(
+        &engine,
+        swap(&engine, account, "r1", false, U256::from(E18 / 2)),
+    )
+    .await;
+    let crashed = Live::connect(
+        engine.clone(),
+        LiveConfig {
+            holder: "engine-d".into(),
+            lease_ttl: Duration::from_secs(1),
+            ..config.clone()
+        },
+    )
+    .await
+    .expect("live path d");
+    support::wait_until(
+        "the trade to be broadcast (not mined: automine is off)",
+        Duration::from_secs(60),
+        async || {
+            crashed.step().await.expect("step");
+            store
+                .get_task(&lost)
+                .await
+                .expect("task")
+                .is_some_and(|t| t.state == TaskState::Broadcast)
+        },
+    )
+    .await;
+    drop(crashed); // killed: its lease is not given back
+    let sent = store.live_task(&lost).await.expect("task").expect("row");
+    let _: serde_json::Value = provider
+        .raw_request("anvil_dropTransaction".into(), (sent.tx_hash.clone(),))
+        .await
+        .expect("drop the transaction from the node's pool");
+    let _: () = provider
+        .raw_request("evm_setAutomine".into(), (true,))
+        .await
+        .expect("automine on");
+    let next = submit(
+        &engine,
+        swap(&engine, account, "r2", true, U256::from(E18 / 2)),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await; // the crashed lease expires
+    let restarted = Live::connect(
+        engine.clone(),
+        LiveConfig {
+            holder: "engine-e".into(),
+            ..config.clone()
+        },
+    )
+    .await
+    .expect("live path e");
+    let hash: alloy_primitives::B256 = sent.tx_hash.parse().expect("hash");
+    let known = async || {
+        provider
+            .get_transaction_by_hash(hash)
+            .await
+            .expect("rpc")
+            .is_some()
+    };
+    assert!(!known().await, "the node has lost the transaction");
+    let recovery = restarted.recover().await.expect("recovery");
+    assert!(recovery.leased, "{recovery:?}");
+    // Anvil mines a re-sent transaction on arrival, but its receipt may appear a moment
+    // after the send returns: booked by the recovery pass, or by the first step after it.
+    assert!(
+        known().await,
+        "the recovery pass sent it again: {recovery:?}"
+    );
+    assert!(
+        recovery.moved == vec![(lost.clone(), TaskState::Confirmed)]
+            || (recovery.moved.is_empty() && recovery.still_open == 1),
+        "{recovery:?}"
+    );
+    let (stop_e, stop_e_rx) = tokio::sync::watch::channel(false);
+    let waiting = store.live_task(&next).await.expect("task").expect("row");
+    assert_eq!(
+        (waiting.state, waiting.nonce),
+        (TaskState::Staged, None),
+        "recovery starts no new trade"
+    );
+    let run_e = tokio::spawn(restarted.run(stop_e_rx));
+    let done = wait_state(&store, &lost, TaskState::Confirmed).await;
+    assert_eq!(
+        (done.tx_hash.as_str(), done.nonce),
+        (sent.tx_hash.as_str(), sent.nonce),
+        "the same signed transaction, not a new one"
+    );
+    wait_state(&store, &next, TaskState::Confirmed).await;
+    let _ = stop_e.send(true);
+    run_e.await.expect("live path e stops");
+    let r = stratbox_engine::reconcile::reconcile(&store, &provider, &me)
+        .await
+        .expect("reconcile")
+        .expect("opened");
+    assert!(r.is_zero(), "after recovery: {r}");
     following.await.expect("follower stops");
     signer.shutdown().await;
     store.close().await;

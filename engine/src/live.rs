@@ -148,6 +148,19 @@ pub struct StepReport {
     pub moved: Vec<(String, TaskState)>,
 }
 
+/// What [`Live::recover`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Whether this engine held the account's lease (without it, nothing was done).
+    pub leased: bool,
+    /// Tasks moved, as `(task, to)`, in order.
+    pub moved: Vec<(String, TaskState)>,
+    /// Open tasks left for the ordinary steps (waiting on a receipt or a human).
+    pub still_open: usize,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
 /// The live path of one engine for one account.
 pub struct Live {
     engine: Engine,
@@ -223,7 +236,7 @@ impl Live {
         let mut reconciled: Option<Instant> = None;
         loop {
             let started = Instant::now();
-            let stepped = self.step_with(&mut lease).await;
+            let stepped = self.step_with(&mut lease, true).await;
             if let Err(e) = &stepped {
                 warn!(error = %e, "live path step failed; repeating");
             }
@@ -254,10 +267,48 @@ impl Live {
 
     /// One step (see the module docs); what a crash interrupts, the next step finishes.
     pub async fn step(&self) -> Result<StepReport, LiveError> {
-        self.step_with(&mut None).await
+        self.step_with(&mut None, true).await
     }
 
-    async fn step_with(&self, held: &mut Option<Lease>) -> Result<StepReport, LiveError> {
+    /// The recovery pass a starting engine runs before it accepts a proposal: under the
+    /// lease, every task the database says is open is moved as far as it goes now — signed
+    /// transactions the node lost are sent again unchanged, included ones booked from their
+    /// receipts, unsigned ones put to the signer again (or ended) — and no new task is
+    /// started. It stops when a round moves nothing; what still waits (a receipt not mined
+    /// yet, a human's approval) the ordinary steps follow. With the lease held by another
+    /// live engine, it does nothing: that engine is already doing this.
+    pub async fn recover(&self) -> Result<Recovery, LiveError> {
+        let started = Instant::now();
+        let mut held = None;
+        let mut report = Recovery::default();
+        // Each round moves every open task at least one state or stops; 64 rounds is far
+        // more than the states a task passes through.
+        for _ in 0..64 {
+            let r = self.step_with(&mut held, false).await?;
+            report.leased = r.leased;
+            if !r.leased || r.moved.is_empty() {
+                break;
+            }
+            report.moved.extend(r.moved);
+        }
+        report.still_open = self.engine.store().open_live(&self.account).await?.len();
+        report.elapsed = started.elapsed();
+        info!(
+            account = %self.account,
+            leased = report.leased,
+            moved = report.moved.len(),
+            still_open = report.still_open,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "live path recovery done"
+        );
+        Ok(report)
+    }
+
+    async fn step_with(
+        &self,
+        held: &mut Option<Lease>,
+        start_new: bool,
+    ) -> Result<StepReport, LiveError> {
         let mut report = StepReport::default();
         let ttl = i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
         // A lease with more than half its time left is used as held: renewing it costs a
@@ -268,7 +319,7 @@ impl Live {
         {
             let lease = lease.clone();
             report.leased = true;
-            report.moved = self.work(&lease).await?;
+            report.moved = self.work(&lease, start_new).await?;
             return Ok(report);
         }
         let chain_next = self
@@ -297,13 +348,17 @@ impl Live {
         }
         *held = Some(lease.clone());
         report.leased = true;
-        report.moved = self.work(&lease).await?;
+        report.moved = self.work(&lease, start_new).await?;
         Ok(report)
     }
 
-    /// Under `lease`: every open task moved as far as it goes, then (if no earlier task is
-    /// waiting before signing) the next STAGED task started.
-    async fn work(&self, lease: &Lease) -> Result<Vec<(String, TaskState)>, LiveError> {
+    /// Under `lease`: every open task moved as far as it goes, then (if `start_new` and no
+    /// earlier task is waiting before signing) the next STAGED task started.
+    async fn work(
+        &self,
+        lease: &Lease,
+        start_new: bool,
+    ) -> Result<Vec<(String, TaskState)>, LiveError> {
         // Before this engine's first trade: the wallet opened, and reconciled, so money moved
         // while no engine was watching stops trading before anything is signed.
         if !self.opened.load(Ordering::Acquire) {
@@ -321,7 +376,7 @@ impl Live {
         }
         // The kill switch stops everything not yet signed: no nonce taken, no signer asked
         // (`ask_signer`). What is signed already is followed to its receipt.
-        if !blocked && !self.engine.kill_switch().engaged {
+        if start_new && !blocked && !self.engine.kill_switch().engaged {
             let next = self.engine.store().unassigned_staged(1).await?;
             if let Some(task) = next.into_iter().next() {
                 let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
@@ -789,25 +844,44 @@ impl Live {
             .map_err(|e| LiveError::Rpc(e.to_string()))
     }
 
+    /// Sends a broadcast task's signed transaction again, unchanged, if the node knows
+    /// nothing of it (dropped from its pool, or a node restarted without it); true if sent.
+    async fn resend_if_lost(&self, task: &LiveTask) -> Result<bool, LiveError> {
+        let Some(raw) = &task.raw_tx else {
+            return Ok(false);
+        };
+        let hash: B256 = task.tx_hash.parse().map_err(|e| LiveError::Corrupt {
+            task_id: task.task_id.clone(),
+            detail: format!("stored tx hash {:?}: {e}", task.tx_hash),
+        })?;
+        let pending = self
+            .provider
+            .get_transaction_by_hash(hash)
+            .await
+            .map_err(|e| LiveError::Rpc(e.to_string()))?;
+        if pending.is_some() {
+            return Ok(false);
+        }
+        warn!(tx_hash = %task.tx_hash, "the node does not know the transaction; sending it again");
+        if let Err(e) = self.provider.send_raw_transaction(raw).await {
+            warn!(error = %e, "re-sending");
+        }
+        Ok(true)
+    }
+
     /// CONFIRMED or FAILED by the receipt, with the pool's actual amounts; nothing yet
     /// without one. A transaction the node has forgotten is sent again.
     async fn check_receipt(&self, task: &LiveTask) -> Result<Vec<(String, TaskState)>, LiveError> {
-        let Some(receipt) = self.receipt(&task.tx_hash, &task.task_id).await? else {
-            if let Some(raw) = &task.raw_tx {
-                let hash: B256 = task.tx_hash.parse().unwrap_or_default();
-                let pending = self
-                    .provider
-                    .get_transaction_by_hash(hash)
-                    .await
-                    .map_err(|e| LiveError::Rpc(e.to_string()))?;
-                if pending.is_none() {
-                    warn!(tx_hash = %task.tx_hash, "the node does not know the transaction; sending it again");
-                    if let Err(e) = self.provider.send_raw_transaction(raw).await {
-                        warn!(error = %e, "re-sending");
-                    }
+        let receipt = match self.receipt(&task.tx_hash, &task.task_id).await? {
+            Some(r) => r,
+            // Mined at once by a node that mines on arrival; otherwise a later step reads it.
+            None if self.resend_if_lost(task).await? => {
+                match self.receipt(&task.tx_hash, &task.task_id).await? {
+                    Some(r) => r,
+                    None => return Ok(Vec::new()),
                 }
             }
-            return Ok(Vec::new());
+            None => return Ok(Vec::new()),
         };
         let executor = alloy_primitives::Address::from(self.engine.chain().executor());
         let logs: Vec<alloy_primitives::Log> = receipt

@@ -226,6 +226,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 "live path: trades from {} signed by {signer}",
                 stratbox_engine::proposal::hex_address(&account)
             );
+            // Before the gRPC port opens: every task a crash left open is resolved against
+            // the chain first, so no proposal is accepted on a state the engine is unsure of.
+            let r = live
+                .recover()
+                .await
+                .context("recovering the live path's open tasks")?;
+            println!(
+                "live path recovery: {} move(s), {} task(s) still open, in {} ms{}",
+                r.moved.len(),
+                r.still_open,
+                r.elapsed.as_millis(),
+                if r.leased {
+                    ""
+                } else {
+                    " (the nonce lease is held by another engine)"
+                }
+            );
             Some(tokio::spawn(live.run(stop_rx.clone())))
         }
         _ => None,
