@@ -215,8 +215,16 @@ fn swap(
     }
 }
 
-/// Submits one proposal and returns its task (STAGED: decided and staged in one write).
-async fn submit(engine: &Engine, p: v1::Proposal) -> String {
+/// Submits one proposal, on the chain's head (the fork follower caught up), and returns its
+/// task (STAGED: decided and staged in one write).
+async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Proposal) -> String {
+    let block = head.get_block_number().await.expect("head");
+    support::wait_until(
+        &format!("the engine's fork to reach block {block}"),
+        Duration::from_secs(30),
+        async || engine.watermark() >= block,
+    )
+    .await;
     let r = engine
         .submit(&stratbox_engine::trace::fresh(), vec![p])
         .await
@@ -369,6 +377,7 @@ async fn live_path(database: &str) {
     .expect("engine");
     engine.set_permission_level("momentum", stratbox_engine::PermissionLevel::L5);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (stop_following, following_stop) = tokio::sync::watch::channel(false);
     // The fork and watermark follow the node's head; the pool is quoted as the oracle (the
     // oracle is not what this test is about: the truthful-inputs issue feeds real ones).
     let follower = Arc::new(ForkFollower::new(
@@ -381,7 +390,7 @@ async fn live_path(database: &str) {
         anvil.endpoint(),
         follower,
         Duration::from_millis(50),
-        stop.clone(),
+        following_stop,
     ));
     stratbox_engine::follow::quote_pools(&engine);
 
@@ -406,7 +415,12 @@ async fn live_path(database: &str) {
     // 1. A swap under the approval threshold: signed and confirmed, amounts as simulated.
     let before0 = balance(&provider, d.token0, account).await;
     let before1 = balance(&provider, d.token1, account).await;
-    let t1 = submit(&engine, swap(&engine, account, "e1", true, U256::from(E18))).await;
+    let t1 = submit(
+        &engine,
+        &provider,
+        swap(&engine, account, "e1", true, U256::from(E18)),
+    )
+    .await;
     let done = wait_state(&store, &t1, TaskState::Confirmed).await;
     assert_eq!(done.nonce, Some(2), "the lease starts at the chain's nonce");
     assert_eq!(
@@ -441,6 +455,7 @@ async fn live_path(database: &str) {
     // 2. Over the policy's per-transaction cap: the signer refuses, the nonce comes back.
     let big = submit(
         &engine,
+        &provider,
         swap(&engine, account, "e2", false, U256::from(20 * E18)),
     )
     .await;
@@ -455,6 +470,7 @@ async fn live_path(database: &str) {
     // 3. The next trade takes the nonce the refused one gave back.
     let t3 = submit(
         &engine,
+        &provider,
         swap(&engine, account, "e3", false, U256::from(E18)),
     )
     .await;
@@ -468,6 +484,7 @@ async fn live_path(database: &str) {
     // 4. Over the approval threshold: a human approves on the signer's admin port.
     let t4 = submit(
         &engine,
+        &provider,
         swap(&engine, account, "e4", true, U256::from(6 * E18)),
     )
     .await;
@@ -531,6 +548,7 @@ async fn live_path(database: &str) {
     let running2 = tokio::spawn(second.run(stop2));
     let t5 = submit(
         &engine,
+        &provider,
         swap(&engine, account, "e5", false, U256::from(E18)),
     )
     .await;
@@ -567,6 +585,7 @@ async fn live_path(database: &str) {
         tasks.push(
             submit(
                 &engine,
+                &provider,
                 swap(
                     &engine,
                     account,
@@ -672,6 +691,7 @@ async fn live_path(database: &str) {
     .expect("deposit");
     let held = submit(
         &engine,
+        &provider,
         swap(&engine, account, "k1", true, U256::from(E18 / 2)),
     )
     .await;
@@ -753,6 +773,7 @@ async fn live_path(database: &str) {
         .expect("automine off");
     let lost = submit(
         &engine,
+        &provider,
         swap(&engine, account, "r1", false, U256::from(E18 / 2)),
     )
     .await;
@@ -791,6 +812,7 @@ async fn live_path(database: &str) {
         .expect("automine on");
     let next = submit(
         &engine,
+        &provider,
         swap(&engine, account, "r2", true, U256::from(E18 / 2)),
     )
     .await;
@@ -848,6 +870,51 @@ async fn live_path(database: &str) {
         .expect("reconcile")
         .expect("opened");
     assert!(r.is_zero(), "after recovery: {r}");
+
+    // What revm predicted against each receipt. A trade submitted alone on the head is
+    // included on the state it was simulated on: equal amounts. Trades submitted while
+    // others were in flight (step 6, and r2 before the recovered r1) may differ; the
+    // metric counts exactly the receipts whose stored amounts differ.
+    let differences = |field: &'static str| {
+        engine
+            .metrics()
+            .prediction_differences
+            .get_or_create(&[("field", field)])
+            .get()
+    };
+    let mut differing = 0;
+    let mut confirmed_ids = Vec::new();
+    for t in store
+        .list_tasks(&stratbox_engine::store::TaskFilter {
+            state: Some(TaskState::Confirmed),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("tasks")
+    {
+        let l = store
+            .live_task(&t.task_id)
+            .await
+            .expect("task")
+            .expect("row");
+        if (&l.sim_amount0, &l.sim_amount1) != (&l.actual_amount0, &l.actual_amount1) {
+            differing += 1;
+        }
+        confirmed_ids.push(t.task_id);
+    }
+    assert_eq!(confirmed_ids.len(), 11);
+    assert_eq!(differences("amounts"), differing);
+    for alone in [&t1, &t3, &t4, &t5, &held] {
+        let l = store.live_task(alone).await.expect("task").expect("row");
+        assert_eq!(
+            (&l.sim_amount0, &l.sim_amount1),
+            (&l.actual_amount0, &l.actual_amount1),
+            "task {alone}: simulated and included on the same state"
+        );
+    }
+    assert_eq!(differences("status"), 0, "no trade reverted");
+    let _ = stop_following.send(true);
     following.await.expect("follower stops");
     signer.shutdown().await;
     store.close().await;

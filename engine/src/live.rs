@@ -937,9 +937,28 @@ impl Live {
             ("reverted", format!("reverted in block {block}"))
         };
         detail.push_str(&format!(
-            "; gas {} at {} wei; amounts {a0}/{a1}, simulated {}/{}",
-            receipt.gas_used, receipt.effective_gas_price, task.sim_amount0, task.sim_amount1
+            "; gas {} at {} wei, simulated {}; amounts {a0}/{a1}, simulated {}/{}",
+            receipt.gas_used,
+            receipt.effective_gas_price,
+            task.sim_gas_used,
+            task.sim_amount0,
+            task.sim_amount1
         ));
+        // What revm predicted against what the chain did: the columns keep both figures;
+        // a difference is counted and logged (a trade included on another state than it
+        // was simulated on differs in amounts; one that differs on the same state is a bug).
+        let differs = [
+            (
+                "amounts",
+                (a0.to_string(), a1.to_string())
+                    != (task.sim_amount0.clone(), task.sim_amount1.clone()),
+            ),
+            (
+                "gas_used",
+                i64::try_from(receipt.gas_used).ok() != Some(task.sim_gas_used),
+            ),
+            ("status", !ok),
+        ];
         let moved = self
             .move_task(task, TaskState::Broadcast, to, reason, &detail, &update)
             .await?;
@@ -948,6 +967,16 @@ impl Live {
         }
         if let Some((strategy, account, posting)) = &fill {
             self.engine.book_live_fill(strategy, account, posting);
+        }
+        for (field, differ) in differs {
+            if differ {
+                self.engine
+                    .metrics()
+                    .prediction_differences
+                    .get_or_create(&[("field", field)])
+                    .inc();
+                warn!(field, detail = %detail, "the receipt differs from the simulation");
+            }
         }
         info!(block, gas_used = receipt.gas_used, state = %to, "receipt");
         Ok(vec![(task.task_id.clone(), to)])

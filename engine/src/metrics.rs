@@ -19,6 +19,9 @@ use crate::fsm::TaskState;
 
 type Label = [(&'static str, &'static str); 1];
 
+/// What a receipt is compared with its simulation on (`prediction_differences{field}`).
+pub const PREDICTED: [&str; 3] = ["amounts", "gas_used", "status"];
+
 /// Running totals of where submits spend their time, for `stratbox bench engine`'s
 /// profile (the histograms above answer "how long", these answer "where", summed).
 #[derive(Debug, Default)]
@@ -101,6 +104,9 @@ pub struct EngineMetrics {
     pub watermark: Gauge,
     /// Assets whose ledger and chain balances differed at the last reconciliation.
     pub reconciliation_differences: Gauge,
+    /// Receipts that differ from the simulation, by field (`amounts`, `gas_used`,
+    /// `status`).
+    pub prediction_differences: Family<Label, Counter>,
     /// Not exported: for `stratbox bench engine`.
     pub stages: StageTotals,
 }
@@ -121,6 +127,7 @@ impl EngineMetrics {
         let kill_switch = Gauge::default();
         let watermark = Gauge::default();
         let reconciliation_differences = Gauge::default();
+        let prediction_differences = Family::<Label, Counter>::default();
         registry.register(
             "proposals",
             "Proposals by outcome (ok or reason code)",
@@ -167,6 +174,14 @@ impl EngineMetrics {
             "Assets of the signing account whose ledger and chain balances differed at the last reconciliation",
             reconciliation_differences.clone(),
         );
+        registry.register(
+            "prediction_differences",
+            "Live receipts whose amounts, gas used or status differ from the revm simulation",
+            prediction_differences.clone(),
+        );
+        for field in PREDICTED {
+            let _ = prediction_differences.get_or_create(&[("field", field)]);
+        }
         let _ = proposals.get_or_create(&[("result", stratbox_risk::OK)]);
         for code in ReasonCode::ALL {
             let _ = proposals.get_or_create(&[("result", code.as_str())]);
@@ -186,6 +201,7 @@ impl EngineMetrics {
             kill_switch,
             watermark,
             reconciliation_differences,
+            prediction_differences,
             stages: StageTotals::default(),
         })
     }
