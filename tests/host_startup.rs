@@ -27,7 +27,7 @@ const EVENTS: u64 = 100;
 
 /// A hostile `init` mode, and what the host must say about it: `None` when it starts and
 /// runs (what it does is harmless off the async threads), else a piece of the reason it is
-/// quarantined with.
+/// quarantined with (`a|b`: either piece).
 const HOSTILES: [(&str, Option<&str>); 11] = [
     ("print-init", None),
     ("eprint-init", None),
@@ -38,9 +38,11 @@ const HOSTILES: [(&str, Option<&str>); 11] = [
     ),
     ("udp-init", Some("no UDP socket")),
     ("tcp-init", Some("no TCP socket")),
+    // A spinning init meets its 1 s deadline or, on a loaded machine where the deadline's
+    // ticker runs late, its fuel (under 3 s of a tight loop here): either limit stops it.
     (
         "spin-init",
-        Some("deadline: the call was still running after 1000 ms"),
+        Some("deadline: the call was still running after 1000 ms|out of fuel"),
     ),
     ("trap-init", Some("unreachable")),
     ("exit-init", Some("exited with code 3")),
@@ -308,7 +310,10 @@ async fn a_host_with_eleven_hostile_strategies_runs_its_healthy_one_as_if_alone(
                     .find(&format!("strategy {name} quarantined"))
                     .unwrap_or_else(|| panic!("{name} not reported:\n{}", host.tail()));
                 assert!(line.contains("(init)"), "{line}");
-                assert!(line.contains(reason), "{name}: {line}");
+                assert!(
+                    reason.split('|').any(|r| line.contains(r)),
+                    "{name}: {line}"
+                );
                 assert_eq!(quarantined, 1, "{name}\n{text}");
                 let refused = format!(
                     "stratbox_host_rollouts_total{{strategy=\"{name}\",kind=\"start\",result=\"refused\",reason=\"init\"}} 1"

@@ -581,18 +581,7 @@ mod tests {
         ];
         let p = fill_posting("p1".into(), "t".into(), "swap".into(), "s", "v", &legs).unwrap();
         let r = p.reversal("p2".into(), "fix".into());
-        let lines: Vec<StoredLine> = [&p, &r]
-            .iter()
-            .flat_map(|p| {
-                p.entries().iter().map(|e| StoredLine {
-                    posting_id: p.posting_id.clone(),
-                    account: e.account.clone(),
-                    asset: e.asset.clone(),
-                    side: e.side,
-                    amount: e.amount,
-                })
-            })
-            .collect();
+        let lines = lines_of(&[p, r]);
         assert_eq!(check_balanced(&lines), Ok(()));
         let pos = positions(&lines[..4]).unwrap();
         assert_eq!(
