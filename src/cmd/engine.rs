@@ -93,6 +93,11 @@ pub struct Args {
     /// The executor contract deployed on the chain that live trades go through (0x address).
     #[arg(long)]
     pub executor: Option<String>,
+    /// Live path: how often the account's wallet in the ledger is reconciled against the
+    /// chain (a difference engages the kill switch; see `stratbox reconcile`). Two node
+    /// reads per asset each time.
+    #[arg(long, default_value = "5s", value_parser = super::up::parse_duration)]
+    pub reconcile_every: Duration,
     /// Strategy registry: uploads larger than this many bytes are refused.
     #[arg(long, default_value_t = stratbox_registry::admission::DEFAULT_MAX_COMPONENT_BYTES)]
     pub max_component_bytes: usize,
@@ -219,7 +224,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 key: args.signer_key.clone().context("--signer-key")?,
                 server_name: args.signer_server_name.clone(),
             };
-            let live = Live::connect(engine.clone(), LiveConfig::new(url, account, endpoint))
+            let config = LiveConfig {
+                reconcile_every: args.reconcile_every,
+                ..LiveConfig::new(url, account, endpoint)
+            };
+            let live = Live::connect(engine.clone(), config)
                 .await
                 .context("starting the live path")?;
             println!(
