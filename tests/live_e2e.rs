@@ -19,7 +19,8 @@
 //! trade is signed, recorded, engages the kill switch and holds that trade until an
 //! operator adopts the difference and clears the switch. An engine that crashed after
 //! BROADCAST, whose transaction the node then dropped, is restarted: its recovery pass sends
-//! the stored transaction again unchanged and books it, and starts nothing new.
+//! the stored transaction again unchanged and books it, and starts nothing new. A trade
+//! held unsigned past its deadline is EXPIRED without a nonce.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -870,6 +871,44 @@ async fn live_path(database: &str) {
         .expect("reconcile")
         .expect("opened");
     assert!(r.is_zero(), "after recovery: {r}");
+
+    // 10. A trade held unsigned past its deadline (here by the kill switch) is EXPIRED,
+    // not signed later on a stale state, and takes no nonce.
+    let stale = submit(
+        &engine,
+        &provider,
+        swap(&engine, account, "s1", true, U256::from(E18 / 2)),
+    )
+    .await;
+    engine
+        .set_kill_switch("", "test: hold every trade", "test operator")
+        .await
+        .expect("engage");
+    let f = Live::connect(
+        engine.clone(),
+        LiveConfig {
+            holder: "engine-f".into(),
+            unsigned_deadline: Duration::from_millis(300),
+            ..config.clone()
+        },
+    )
+    .await
+    .expect("live path f");
+    let (stop_f, stop_f_rx) = tokio::sync::watch::channel(false);
+    let run_f = tokio::spawn(f.run(stop_f_rx));
+    let expired = wait_state(&store, &stale, TaskState::Expired).await;
+    assert_eq!(
+        expired.nonce, None,
+        "an expired unsigned trade takes no nonce"
+    );
+    let row = store.get_task(&stale).await.expect("task").expect("row");
+    assert_eq!(row.reason_code, "deadline", "{}", row.detail);
+    let _ = stop_f.send(true);
+    run_f.await.expect("live path f stops");
+    engine
+        .clear_kill_switch("", "test operator")
+        .await
+        .expect("clear");
 
     // What revm predicted against each receipt. A trade submitted alone on the head is
     // included on the state it was simulated on: equal amounts. Trades submitted while

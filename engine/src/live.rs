@@ -118,6 +118,11 @@ pub struct LiveConfig {
     /// How often the wallet is reconciled against the chain while this engine holds the
     /// lease (two reads per asset).
     pub reconcile_every: Duration,
+    /// A STAGED task not yet sent to the signer this long after it was decided is EXPIRED
+    /// instead: it was simulated on a state that old (while the kill switch held it, say).
+    /// Tasks already sent to the signer are not expired this way: the signer may have
+    /// signed, and its nonce must not be given to another transaction.
+    pub unsigned_deadline: Duration,
 }
 
 impl LiveConfig {
@@ -135,6 +140,7 @@ impl LiveConfig {
             min_gas_limit: 100_000,
             max_gas_limit: 1_000_000,
             reconcile_every: Duration::from_secs(5),
+            unsigned_deadline: Duration::from_secs(600),
         }
     }
 }
@@ -366,7 +372,7 @@ impl Live {
             self.reconcile().await?;
             self.opened.store(true, Ordering::Release);
         }
-        let mut moved_all = Vec::new();
+        let mut moved_all = self.expire_stale().await?;
         let open = self.engine.store().open_live(&self.account).await?;
         let mut blocked = false;
         for task in open {
@@ -417,6 +423,37 @@ impl Live {
             TaskState::Broadcast => self.check_receipt(task).await,
             _ => Ok(Vec::new()),
         }
+    }
+
+    /// STAGED tasks never sent to the signer and older than the unsigned deadline: EXPIRED
+    /// (kill switch or not: expiring signs nothing).
+    async fn expire_stale(&self) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let deadline = i64::try_from(self.config.unsigned_deadline.as_millis()).unwrap_or(i64::MAX);
+        let now = crate::store::now_ms();
+        let mut moved = Vec::new();
+        // Oldest first (task ids are time-ordered): the first one still fresh ends the scan.
+        for task in self.engine.store().unassigned_staged(64).await? {
+            if now.saturating_sub(task.created_at_ms) <= deadline {
+                break;
+            }
+            let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
+            let detail = format!(
+                "not sent to the signer within {} ms of being decided",
+                self.config.unsigned_deadline.as_millis()
+            );
+            moved.extend(
+                self.end_before_signing(
+                    &task,
+                    TaskState::Staged,
+                    TaskState::Expired,
+                    "deadline",
+                    &detail,
+                )
+                .instrument(span)
+                .await?,
+            );
+        }
+        Ok(moved)
     }
 
     /// Assigns the next nonce to a STAGED task with the request it fixes, then asks the

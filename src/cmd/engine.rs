@@ -98,6 +98,10 @@ pub struct Args {
     /// reads per asset each time.
     #[arg(long, default_value = "5s", value_parser = super::up::parse_duration)]
     pub reconcile_every: Duration,
+    /// Live path: a trade not yet sent to the signer this long after it was decided is
+    /// EXPIRED rather than signed on a state that old.
+    #[arg(long, default_value = "10m", value_parser = super::up::parse_duration)]
+    pub unsigned_deadline: Duration,
     /// Strategy registry: uploads larger than this many bytes are refused.
     #[arg(long, default_value_t = stratbox_registry::admission::DEFAULT_MAX_COMPONENT_BYTES)]
     pub max_component_bytes: usize,
@@ -226,6 +230,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             };
             let config = LiveConfig {
                 reconcile_every: args.reconcile_every,
+                unsigned_deadline: args.unsigned_deadline,
                 ..LiveConfig::new(url, account, endpoint)
             };
             let live = Live::connect(engine.clone(), config)

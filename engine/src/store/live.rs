@@ -72,6 +72,9 @@ pub struct LiveTask {
     pub actual_amount0: String,
     /// See `actual_amount0`.
     pub actual_amount1: String,
+    /// When the task was decided (ms since the epoch): the age of the state it was
+    /// simulated on.
+    pub created_at_ms: i64,
 }
 
 /// The states a task is in while the live path still owes it something.
@@ -84,7 +87,7 @@ pub const OPEN_LIVE_STATES: [TaskState; 5] = [
 ];
 
 const LIVE_COLS: &str = "task_id, state, proposal, trace_id, sim_amount0, sim_amount1, sim_gas_used, \
-     chain_account, nonce, signer_request, approval_id, tx_hash, raw_tx, actual_amount0, actual_amount1";
+     chain_account, nonce, signer_request, approval_id, tx_hash, raw_tx, actual_amount0, actual_amount1, created_at_ms";
 
 fn live_row(r: &AnyRow) -> Result<LiveTask, StoreError> {
     let state: String = r.try_get("state")?;
@@ -105,6 +108,7 @@ fn live_row(r: &AnyRow) -> Result<LiveTask, StoreError> {
         raw_tx: r.try_get("raw_tx")?,
         actual_amount0: r.try_get("actual_amount0")?,
         actual_amount1: r.try_get("actual_amount1")?,
+        created_at_ms: r.try_get("created_at_ms")?,
     })
 }
 
