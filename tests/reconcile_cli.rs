@@ -29,15 +29,19 @@ fn bad_input_is_refused_with_a_reason() {
     assert_eq!(code, 2, "clap's usage error: {err}");
     assert!(err.contains("--reason"), "{err}");
 
+    let on_chain = |chain: &str| {
+        reconcile(&[
+            "--database",
+            &database,
+            "--account",
+            account,
+            "--chain",
+            chain,
+        ])
+    };
+
     // A wallet the live path never opened: nothing to compare, and that is an error.
-    let (code, err) = reconcile(&[
-        "--database",
-        &database,
-        "--account",
-        account,
-        "--chain",
-        "http://127.0.0.1:1",
-    ]);
+    let (code, err) = on_chain("http://127.0.0.1:1");
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(
@@ -46,14 +50,7 @@ fn bad_input_is_refused_with_a_reason() {
         "{err}"
     );
 
-    let (code, err) = reconcile(&[
-        "--database",
-        &database,
-        "--account",
-        account,
-        "--chain",
-        "not a url",
-    ]);
+    let (code, err) = on_chain("not a url");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("--chain not a url"), "{err}");
 }
