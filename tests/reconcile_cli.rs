@@ -29,6 +29,16 @@ fn bad_input_is_refused_with_a_reason() {
     assert_eq!(code, 2, "clap's usage error: {err}");
     assert!(err.contains("--reason"), "{err}");
 
+    let (code, err) = reconcile(&["--database", &database, "--account", account]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no engine database at"), "{err}");
+    assert!(
+        !dir.path().join("engine.db").exists(),
+        "a read leaves no database behind"
+    );
+    // The engine's database, made as an operator would (any command that writes it).
+    support::add_key("operator", "alice", &database);
+
     let on_chain = |chain: &str| {
         reconcile(&[
             "--database",

@@ -36,6 +36,16 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let account = stratbox_proto::parse_address(&args.account)
         .with_context(|| format!("--account {}", args.account))?;
+    // A read: a mistyped SQLite path must not leave a new, empty engine database behind.
+    if let Some(path) = args.db.database.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if !std::path::Path::new(path).exists() {
+            bail!(
+                "no engine database at {path} (--database {})",
+                args.db.database
+            );
+        }
+    }
     let store = stratbox_engine::Store::connect(&args.db.database)
         .await
         .context("opening the engine's database")?;
