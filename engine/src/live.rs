@@ -32,6 +32,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy_primitives::{B256, U256 as AU256};
 use alloy_sol_types::SolEvent;
 use prost::Message;
+use ruint::aliases::U512;
 use stratbox_evm::abi::IERC20;
 use stratbox_proto::U256;
 use stratbox_proto::v1::{self, signer_client::SignerClient};
@@ -372,7 +373,7 @@ impl Live {
             self.reconcile().await?;
             self.opened.store(true, Ordering::Release);
         }
-        let mut moved_all = self.expire_stale().await?;
+        let mut moved_all = Vec::new();
         let open = self.engine.store().open_live(&self.account).await?;
         let mut blocked = false;
         for task in open {
@@ -380,14 +381,17 @@ impl Live {
             let moved = self.advance(&task, &mut blocked).instrument(span).await?;
             moved_all.extend(moved);
         }
-        // The kill switch stops everything not yet signed: no nonce taken, no signer asked
+        // The oldest STAGED task never sent to the signer: EXPIRED past its deadline (kill
+        // switch or not: expiring signs nothing; the next stale one goes on the next step,
+        // which follows at once), else started unless something holds the queue. The kill
+        // switch stops everything not yet signed: no nonce taken, no signer asked
         // (`ask_signer`). What is signed already is followed to its receipt.
-        if start_new && !blocked && !self.engine.kill_switch().engaged {
-            let next = self.engine.store().unassigned_staged(1).await?;
-            if let Some(task) = next.into_iter().next() {
-                let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
-                let moved = self.start(lease, task).instrument(span).await?;
-                moved_all.extend(moved);
+        if let Some(task) = self.engine.store().unassigned_staged(1).await?.pop() {
+            let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
+            if self.past_unsigned_deadline(&task) {
+                moved_all.extend(self.expire_unsigned(&task).instrument(span).await?);
+            } else if start_new && !blocked && !self.engine.kill_switch().engaged {
+                moved_all.extend(self.start(lease, task).instrument(span).await?);
             }
         }
         Ok(moved_all)
@@ -425,35 +429,29 @@ impl Live {
         }
     }
 
-    /// STAGED tasks never sent to the signer and older than the unsigned deadline: EXPIRED
-    /// (kill switch or not: expiring signs nothing).
-    async fn expire_stale(&self) -> Result<Vec<(String, TaskState)>, LiveError> {
+    /// Whether a task was decided longer ago than the unsigned deadline.
+    fn past_unsigned_deadline(&self, task: &LiveTask) -> bool {
         let deadline = i64::try_from(self.config.unsigned_deadline.as_millis()).unwrap_or(i64::MAX);
-        let now = crate::store::now_ms();
-        let mut moved = Vec::new();
-        // Oldest first (task ids are time-ordered): the first one still fresh ends the scan.
-        for task in self.engine.store().unassigned_staged(64).await? {
-            if now.saturating_sub(task.created_at_ms) <= deadline {
-                break;
-            }
-            let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
-            let detail = format!(
-                "not sent to the signer within {} ms of being decided",
-                self.config.unsigned_deadline.as_millis()
-            );
-            moved.extend(
-                self.end_before_signing(
-                    &task,
-                    TaskState::Staged,
-                    TaskState::Expired,
-                    "deadline",
-                    &detail,
-                )
-                .instrument(span)
-                .await?,
-            );
-        }
-        Ok(moved)
+        crate::store::now_ms().saturating_sub(task.created_at_ms) > deadline
+    }
+
+    /// EXPIRED (`deadline`): a STAGED task never sent to the signer, decided too long ago.
+    async fn expire_unsigned(
+        &self,
+        task: &LiveTask,
+    ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let detail = format!(
+            "not sent to the signer within {} ms of being decided",
+            self.config.unsigned_deadline.as_millis()
+        );
+        self.end_before_signing(
+            task,
+            TaskState::Staged,
+            TaskState::Expired,
+            "deadline",
+            &detail,
+        )
+        .await
     }
 
     /// Assigns the next nonce to a STAGED task with the request it fixes, then asks the
@@ -1177,10 +1175,13 @@ impl Live {
 }
 
 /// The tokens `account` received (positive) or sent (negative) by `logs`' ERC-20 Transfer
-/// events, per token address, netted; tokens that net to zero are left out.
+/// events, per token address, netted; tokens that net to zero are left out. Summed in 512
+/// bits, so no number of events (a token's `value` is anything its contract logs) can
+/// overflow; a net beyond 256 bits, which no balance can be, is left out and shows as a
+/// reconciliation difference.
 fn token_moves(logs: &[alloy_primitives::Log], account: Address) -> Vec<(String, Signed)> {
     let me = alloy_primitives::Address::from(account);
-    let mut net: BTreeMap<String, (AU256, AU256)> = BTreeMap::new();
+    let mut net: BTreeMap<String, (U512, U512)> = BTreeMap::new();
     for log in logs {
         if log.topics().first() != Some(&IERC20::Transfer::SIGNATURE_HASH) {
             continue;
@@ -1188,31 +1189,64 @@ fn token_moves(logs: &[alloy_primitives::Log], account: Address) -> Vec<(String,
         let Ok(t) = IERC20::Transfer::decode_log(log) else {
             continue;
         };
-        let token = hex_address(&log.address.0.0);
-        let slot = net.entry(token).or_default();
+        let value = U512::from(U256::from_limbs(*t.value.as_limbs()));
+        let slot = net.entry(hex_address(&log.address.0.0)).or_default();
         if t.to == me {
-            slot.0 += t.value;
+            slot.0 = slot.0.saturating_add(value);
         }
         if t.from == me {
-            slot.1 += t.value;
+            slot.1 = slot.1.saturating_add(value);
         }
     }
     net.into_iter()
         .filter_map(|(token, (inflow, outflow))| {
-            let (magnitude, negative) = if inflow >= outflow {
-                (inflow - outflow, false)
-            } else {
-                (outflow - inflow, true)
-            };
-            (!magnitude.is_zero()).then(|| {
-                (
-                    token,
-                    Signed {
-                        magnitude: U256::from_limbs(*magnitude.as_limbs()),
-                        negative,
-                    },
-                )
-            })
+            Signed::from_totals(inflow, outflow)
+                .filter(|moved| !moved.is_zero())
+                .map(|moved| (token, moved))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transfer(token: u8, from: [u8; 20], to: [u8; 20], value: AU256) -> alloy_primitives::Log {
+        alloy_primitives::Log {
+            address: alloy_primitives::Address::repeat_byte(token),
+            data: IERC20::Transfer {
+                from: from.into(),
+                to: to.into(),
+                value,
+            }
+            .encode_log_data(),
+        }
+    }
+
+    #[test]
+    fn token_moves_net_per_token_and_never_overflow() {
+        let (me, pool) = ([0xaa; 20], [0xbb; 20]);
+        let logs = [
+            transfer(1, me, pool, AU256::from(100)),
+            transfer(1, pool, me, AU256::from(30)),
+            transfer(2, pool, me, AU256::from(5)),
+            transfer(3, me, pool, AU256::from(7)),
+            transfer(3, pool, me, AU256::from(7)),
+            transfer(4, pool, me, AU256::MAX),
+            transfer(4, pool, me, AU256::MAX),
+            transfer(5, pool, [0xcc; 20], AU256::from(9)),
+        ];
+        let s = |v: u64, negative| Signed {
+            magnitude: U256::from(v),
+            negative,
+        };
+        assert_eq!(
+            token_moves(&logs, me),
+            vec![
+                (hex_address(&[1; 20]), s(70, true)),
+                (hex_address(&[2; 20]), s(5, false)),
+            ],
+            "netted per token; zero nets, sums past 256 bits and others' transfers left out"
+        );
+    }
 }
