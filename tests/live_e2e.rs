@@ -35,6 +35,8 @@ use stratbox_engine::follow::{ForkFollower, follow_head};
 use stratbox_engine::fsm::TaskState;
 use stratbox_engine::live::{Live, LiveConfig, SignerEndpoint};
 use stratbox_engine::proposal::{TradeAction, hex_address};
+use stratbox_engine::replace::ReplacePolicy;
+use stratbox_engine::store::ReplacementKind;
 use stratbox_engine::{ChainState, Engine, EngineSettings, ExecutionMode, Store};
 use stratbox_evm::abi::IERC20;
 use stratbox_evm::anvil::Anvil;
@@ -269,6 +271,55 @@ async fn wait_state(
         .expect("live row")
 }
 
+/// Mines blocks whose base fee is twice the pending transaction's fee cap (so it cannot be
+/// included: the market moved away from it) until the live path sends a replacement for
+/// the task; returns that replacement.
+async fn mine_priced_out<P: Provider>(
+    provider: &P,
+    store: &Store,
+    task: &stratbox_engine::store::LiveTask,
+) -> stratbox_engine::store::Replacement {
+    use alloy::consensus::Transaction as _;
+    let hash: alloy_primitives::B256 = task.tx_hash.parse().expect("hash");
+    let tx = provider
+        .get_transaction_by_hash(hash)
+        .await
+        .expect("rpc")
+        .expect("the node holds the transaction");
+    let priced_out = U256::from(tx.max_fee_per_gas()) * U256::from(2u8);
+    let mut sent = None;
+    support::wait_until(
+        &format!("a replacement of {} to be sent", task.task_id),
+        Duration::from_secs(60),
+        async || {
+            sent = store
+                .replacements(&task.task_id)
+                .await
+                .expect("replacements")
+                .into_iter()
+                .find(|r| r.sent_block.is_some());
+            if sent.is_some() {
+                return true;
+            }
+            let _: () = provider
+                .raw_request("anvil_setNextBlockBaseFeePerGas".into(), (priced_out,))
+                .await
+                .expect("raise the base fee");
+            let _: serde_json::Value = provider
+                .raw_request("evm_mine".into(), ())
+                .await
+                .expect("mine");
+            false
+        },
+    )
+    .await;
+    let _: serde_json::Value = provider
+        .raw_request("evm_mine".into(), ())
+        .await
+        .expect("mine the replacement");
+    sent.expect("found")
+}
+
 /// `stratbox reconcile` against the engine's database and the node: (success, stdout).
 async fn reconcile_cli(
     database: &str,
@@ -300,6 +351,11 @@ async fn reconcile_cli(
 }
 
 async fn live_path(database: &str) {
+    // The live path's log lines, shown when the test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn,stratbox_engine=info")
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().expect("tempdir");
     let anvil = Anvil::spawn().expect("anvil (npm @foundry-rs/anvil-linux-amd64; scripts/setup)");
     let provider = ProviderBuilder::new().connect_http(anvil.endpoint().parse().expect("url"));
@@ -910,6 +966,124 @@ async fn live_path(database: &str) {
         .await
         .expect("clear");
 
+    // 11. A transaction stuck by a low fee (the base fee rose past its cap after it was
+    // sent) is replaced at its nonce by the same call with higher fees, which is confirmed;
+    // the first transaction is never mined.
+    let _: () = provider
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .expect("automine off");
+    let bumping = LiveConfig {
+        holder: "engine-g".into(),
+        replace: ReplacePolicy {
+            bump_after_blocks: 2,
+            ladder: vec![15, 15],
+            inclusion_deadline_blocks: 0,
+        },
+        ..config.clone()
+    };
+    let stuck = submit(
+        &engine,
+        &provider,
+        swap(&engine, account, "bumped-1", true, U256::from(E18 / 2)),
+    )
+    .await;
+    let g = Live::connect(engine.clone(), bumping.clone())
+        .await
+        .expect("live path g");
+    let (stop_g, stop_g_rx) = tokio::sync::watch::channel(false);
+    let run_g = tokio::spawn(g.run(stop_g_rx));
+    let first = wait_state(&store, &stuck, TaskState::Broadcast).await;
+    let sent_replacement = mine_priced_out(&provider, &store, &first).await;
+    let done = wait_state(&store, &stuck, TaskState::Confirmed).await;
+    assert_eq!(done.nonce, first.nonce, "replaced at the same nonce");
+    assert_eq!(
+        done.tx_hash, sent_replacement.tx_hash,
+        "the task names the transaction the chain included"
+    );
+    assert_ne!(done.tx_hash, first.tx_hash);
+    assert_eq!(sent_replacement.kind, ReplacementKind::Bump);
+    let first_hash: alloy_primitives::B256 = first.tx_hash.parse().expect("hash");
+    assert!(
+        provider
+            .get_transaction_receipt(first_hash)
+            .await
+            .expect("rpc")
+            .is_none(),
+        "the underpriced transaction was never mined"
+    );
+    assert_eq!(
+        (&done.sim_amount0, &done.sim_amount1),
+        (&done.actual_amount0, &done.actual_amount1),
+        "nothing else traded meanwhile: the bump filled as simulated"
+    );
+    let _ = stop_g.send(true);
+    run_g.await.expect("live path g stops");
+
+    // 12. A transaction not included by its deadline is cancelled at its nonce (a 0-value
+    // transfer to the account itself) and EXPIRED; nothing is traded, the gas is booked
+    // and the wallet still reconciles to zero.
+    let cancelling = LiveConfig {
+        holder: "engine-h".into(),
+        replace: ReplacePolicy {
+            bump_after_blocks: 0,
+            ladder: vec![],
+            inclusion_deadline_blocks: 3,
+        },
+        ..config.clone()
+    };
+    let late = submit(
+        &engine,
+        &provider,
+        swap(&engine, account, "cancelled-1", true, U256::from(E18 / 2)),
+    )
+    .await;
+    let tokens_before = (
+        balance(&provider, d.token0, account).await,
+        balance(&provider, d.token1, account).await,
+    );
+    let h = Live::connect(engine.clone(), cancelling)
+        .await
+        .expect("live path h");
+    let (stop_h, stop_h_rx) = tokio::sync::watch::channel(false);
+    let run_h = tokio::spawn(h.run(stop_h_rx));
+    let pending = wait_state(&store, &late, TaskState::Broadcast).await;
+    let cancel = mine_priced_out(&provider, &store, &pending).await;
+    assert_eq!(cancel.kind, ReplacementKind::Cancel);
+    let expired = wait_state(&store, &late, TaskState::Expired).await;
+    let row = store.get_task(&late).await.expect("task").expect("row");
+    assert_eq!(row.reason_code, "deadline", "{}", row.detail);
+    assert!(row.detail.contains("cancelled"), "{}", row.detail);
+    assert_eq!(expired.tx_hash, cancel.tx_hash);
+    assert_eq!(
+        (
+            balance(&provider, d.token0, account).await,
+            balance(&provider, d.token1, account).await,
+        ),
+        tokens_before,
+        "the cancel traded nothing"
+    );
+    let chain_next = provider
+        .get_transaction_count(account)
+        .await
+        .expect("nonce");
+    assert_eq!(
+        Some(chain_next),
+        expired.nonce.map(|n| n + 1),
+        "the cancel used the trade's nonce"
+    );
+    let _ = stop_h.send(true);
+    run_h.await.expect("live path h stops");
+    let _: () = provider
+        .raw_request("evm_setAutomine".into(), (true,))
+        .await
+        .expect("automine on");
+    let r = stratbox_engine::reconcile::reconcile(&store, &provider, &me)
+        .await
+        .expect("reconcile")
+        .expect("opened");
+    assert!(r.is_zero(), "after a bump and a cancel: {r}");
+
     // What revm predicted against each receipt. A trade submitted alone on the head is
     // included on the state it was simulated on: equal amounts. Trades submitted while
     // others were in flight (step 6, and r2 before the recovered r1) may differ; the
@@ -942,9 +1116,9 @@ async fn live_path(database: &str) {
         }
         confirmed_ids.push(t.task_id);
     }
-    assert_eq!(confirmed_ids.len(), 11);
+    assert_eq!(confirmed_ids.len(), 12);
     assert_eq!(differences("amounts"), differing);
-    for alone in [&t1, &t3, &t4, &t5, &held] {
+    for alone in [&t1, &t3, &t4, &t5, &held, &stuck] {
         let l = store.live_task(alone).await.expect("task").expect("row");
         assert_eq!(
             (&l.sim_amount0, &l.sim_amount1),

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod permissions;
 pub mod proposal;
 pub mod reconcile;
+pub mod replace;
 pub mod server;
 pub mod service;
 pub mod simulation;

@@ -5,7 +5,9 @@
 //! time up to SIGNED: the next nonce is assigned only when no earlier task of the account
 //! is still waiting for the signer or a human, so a refusal can give its nonce back instead
 //! of leaving a gap (a task waiting for approval holds the account's queue; see the README).
-//! Signed transactions are then broadcast and their receipts awaited side by side.
+//! Signed transactions are then broadcast and their receipts awaited side by side; one not
+//! included in time is replaced at its nonce by a fee bump, and past its deadline by a
+//! cancel ([`crate::replace`]), and whichever the chain includes decides the task.
 //!
 //! Every step is stored before its side effect (see [`crate::store`]'s `live` module), and
 //! [`Live::step`] is the same code after a crash as in steady state: it resumes what the
@@ -44,7 +46,10 @@ use crate::fsm::TaskState;
 use crate::ledger::{self, Leg, Posting, Signed};
 use crate::proposal::{self, Address, TradeAction, hex_address};
 use crate::reconcile::{self, ReconcileError, Reconciliation};
-use crate::store::{Audit, Finding, Lease, LiveTask, LiveUpdate, StoreError};
+use crate::replace::{self, Next, ReplacePolicy};
+use crate::store::{
+    Audit, Finding, Lease, LiveTask, LiveUpdate, Replacement, ReplacementKind, StoreError,
+};
 
 /// Why the live path could not take a step (a refused trade is not an error: it is a
 /// REJECTED task).
@@ -124,6 +129,8 @@ pub struct LiveConfig {
     /// Tasks already sent to the signer are not expired this way: the signer may have
     /// signed, and its nonce must not be given to another transaction.
     pub unsigned_deadline: Duration,
+    /// When a broadcast transaction not yet included is bumped or cancelled.
+    pub replace: ReplacePolicy,
 }
 
 impl LiveConfig {
@@ -142,6 +149,7 @@ impl LiveConfig {
             max_gas_limit: 1_000_000,
             reconcile_every: Duration::from_secs(5),
             unsigned_deadline: Duration::from_secs(600),
+            replace: ReplacePolicy::default(),
         }
     }
 }
@@ -167,6 +175,10 @@ pub struct Recovery {
     /// How long it took.
     pub elapsed: Duration,
 }
+
+/// A transaction sent at a task's nonce: its hash, its signed bytes, and the replacement it
+/// is (`None` for the task's own).
+type Sent<'a> = (&'a str, Option<&'a [u8]>, Option<&'a Replacement>);
 
 /// The live path of one engine for one account.
 pub struct Live {
@@ -841,6 +853,11 @@ impl Live {
                 return Err(LiveError::Rpc(format!("sending {}: {text}", task.tx_hash)));
             }
         }
+        let head = self.head().await?;
+        let update = LiveUpdate {
+            broadcast_block: Some(head),
+            ..LiveUpdate::default()
+        };
         let moved = self
             .move_task(
                 task,
@@ -848,16 +865,17 @@ impl Live {
                 TaskState::Broadcast,
                 "ok",
                 &task.tx_hash,
-                &LiveUpdate::default(),
+                &update,
             )
             .await?;
         if !moved {
             return Ok(Vec::new());
         }
-        info!(tx_hash = %task.tx_hash, "broadcast");
+        info!(tx_hash = %task.tx_hash, block = head, "broadcast");
         let mut out = vec![(task.task_id.clone(), TaskState::Broadcast)];
         let sent = LiveTask {
             state: TaskState::Broadcast,
+            broadcast_block: Some(head),
             ..task.clone()
         };
         out.extend(self.check_receipt(&sent).await?);
@@ -879,15 +897,30 @@ impl Live {
             .map_err(|e| LiveError::Rpc(e.to_string()))
     }
 
-    /// Sends a broadcast task's signed transaction again, unchanged, if the node knows
-    /// nothing of it (dropped from its pool, or a node restarted without it); true if sent.
-    async fn resend_if_lost(&self, task: &LiveTask) -> Result<bool, LiveError> {
-        let Some(raw) = &task.raw_tx else {
+    /// The node's latest block number.
+    async fn head(&self) -> Result<u64, LiveError> {
+        self.provider
+            .get_block_number()
+            .await
+            .map_err(|e| LiveError::Rpc(e.to_string()))
+    }
+
+    /// Sends a signed transaction again, unchanged, if the node knows nothing of it
+    /// (dropped from its pool, or a node restarted without it); true if the node took it.
+    /// A node that refuses it (priced under the base fee, say, which is why some nodes
+    /// drop it) leaves it to a replacement.
+    async fn resend_if_lost(
+        &self,
+        task_id: &str,
+        tx_hash: &str,
+        raw: Option<&[u8]>,
+    ) -> Result<bool, LiveError> {
+        let Some(raw) = raw else {
             return Ok(false);
         };
-        let hash: B256 = task.tx_hash.parse().map_err(|e| LiveError::Corrupt {
-            task_id: task.task_id.clone(),
-            detail: format!("stored tx hash {:?}: {e}", task.tx_hash),
+        let hash: B256 = tx_hash.parse().map_err(|e| LiveError::Corrupt {
+            task_id: task_id.to_owned(),
+            detail: format!("stored tx hash {tx_hash:?}: {e}"),
         })?;
         let pending = self
             .provider
@@ -897,27 +930,263 @@ impl Live {
         if pending.is_some() {
             return Ok(false);
         }
-        warn!(tx_hash = %task.tx_hash, "the node does not know the transaction; sending it again");
-        if let Err(e) = self.provider.send_raw_transaction(raw).await {
-            warn!(error = %e, "re-sending");
+        warn!(
+            tx_hash,
+            "the node does not know the transaction; sending it again"
+        );
+        match self.provider.send_raw_transaction(raw).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                warn!(error = %e, "the node refused it again");
+                Ok(false)
+            }
         }
-        Ok(true)
     }
 
-    /// CONFIRMED or FAILED by the receipt, with the pool's actual amounts; nothing yet
-    /// without one. A transaction the node has forgotten is sent again.
+    /// Follows a BROADCAST task: CONFIRMED or FAILED by the receipt of its transaction or
+    /// of a fee bump of it, EXPIRED by its cancel's. Without a receipt, the transaction the
+    /// node should hold is sent again if the node lost it, and a bump or the cancel is
+    /// sent when due ([`crate::replace`]).
     async fn check_receipt(&self, task: &LiveTask) -> Result<Vec<(String, TaskState)>, LiveError> {
-        let receipt = match self.receipt(&task.tx_hash, &task.task_id).await? {
-            Some(r) => r,
-            // Mined at once by a node that mines on arrival; otherwise a later step reads it.
-            None if self.resend_if_lost(task).await? => {
-                match self.receipt(&task.tx_hash, &task.task_id).await? {
-                    Some(r) => r,
-                    None => return Ok(Vec::new()),
-                }
+        let replacements = self.engine.store().replacements(&task.task_id).await?;
+        // Every transaction that may be mined at the nonce, newest (the likeliest) first.
+        let mut sent: Vec<Sent<'_>> = replacements
+            .iter()
+            .rev()
+            .filter(|r| !r.tx_hash.is_empty())
+            .map(|r| (r.tx_hash.as_str(), r.raw_tx.as_deref(), Some(r)))
+            .collect();
+        sent.push((task.tx_hash.as_str(), task.raw_tx.as_deref(), None));
+        for &(hash, _, by) in &sent {
+            if let Some(receipt) = self.receipt(hash, &task.task_id).await? {
+                return self.included(task, by, receipt).await;
             }
-            None => return Ok(Vec::new()),
+        }
+        // The node should hold the newest one it accepted; a node that mines on arrival
+        // includes it at once, otherwise a later step reads its receipt.
+        if let Some(&(hash, raw, by)) = sent
+            .iter()
+            .find(|(_, _, by)| by.is_none_or(|r| r.refused.is_empty()))
+            && self.resend_if_lost(&task.task_id, hash, raw).await?
+        {
+            return match self.receipt(hash, &task.task_id).await? {
+                Some(receipt) => self.included(task, by, receipt).await,
+                None => Ok(Vec::new()),
+            };
+        }
+        self.replace_if_due(task, &replacements).await?;
+        Ok(Vec::new())
+    }
+
+    /// Finishes a replacement a crash (or a signer that was down) interrupted, else plans,
+    /// signs and sends the next one if [`ReplacePolicy::next`] says it is due.
+    async fn replace_if_due(
+        &self,
+        task: &LiveTask,
+        replacements: &[Replacement],
+    ) -> Result<(), LiveError> {
+        if let Some(r) = replacements.last()
+            && r.refused.is_empty()
+        {
+            if r.tx_hash.is_empty() {
+                return self.sign_replacement(task, r).await;
+            }
+            if r.sent_block.is_none() {
+                let raw = r.raw_tx.as_deref().unwrap_or_default();
+                return self.send_replacement(task, r, &r.tx_hash, raw).await;
+            }
+        }
+        // A task broadcast by an engine from before replacements has no block to count
+        // from: it is followed to its receipt as it was.
+        let Some(broadcast_block) = task.broadcast_block else {
+            return Ok(());
         };
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| LiveError::Rpc(e.to_string()))?
+            .ok_or_else(|| LiveError::Rpc("no latest block".into()))?;
+        let head = block.header.number;
+        let hold = self.engine.kill_switch().engaged;
+        let Next::Plan {
+            attempt,
+            kind,
+            percent,
+        } = self
+            .config
+            .replace
+            .next(head, broadcast_block, replacements, hold)
+        else {
+            return Ok(());
+        };
+        let corrupt = |what: &str, e: prost::DecodeError| LiveError::Corrupt {
+            task_id: task.task_id.clone(),
+            detail: format!("stored {what}: {e}"),
+        };
+        let original =
+            v1::SignTransactionRequest::decode(task.signer_request.as_deref().unwrap_or_default())
+                .map_err(|e| corrupt("signer request", e))?;
+        let (mut top_fee, mut top_tip) = replace::request_fees(&original);
+        for r in replacements {
+            let earlier = v1::SignTransactionRequest::decode(r.signer_request.as_slice())
+                .map_err(|e| corrupt("replacement request", e))?;
+            let (fee, tip) = replace::request_fees(&earlier);
+            top_fee = top_fee.max(fee);
+            top_tip = top_tip.max(tip);
+        }
+        let base_fee = u128::from(block.header.base_fee_per_gas.unwrap_or(0));
+        let fees = replace::replacement_fees(
+            top_fee,
+            top_tip,
+            percent,
+            base_fee,
+            self.config.priority_fee_wei,
+        );
+        let request = replace::replacement_request(&original, attempt, kind, fees);
+        let detail = format!(
+            "{} {attempt} at nonce {}: fees {}/{} wei (+{percent}% over {top_fee}/{top_tip}, base fee {base_fee}), not included {} blocks after block {broadcast_block}",
+            kind.as_str(),
+            task.nonce.unwrap_or_default(),
+            fees.0,
+            fees.1,
+            head.saturating_sub(broadcast_block),
+        );
+        let bytes = request.encode_to_vec();
+        let planned = self
+            .engine
+            .store()
+            .plan_replacement(
+                &task.task_id,
+                attempt,
+                kind,
+                &bytes,
+                &self.config.holder,
+                &detail,
+            )
+            .await?;
+        if !planned {
+            return Ok(());
+        }
+        warn!(detail = %detail, "replacing a pending transaction");
+        let r = Replacement {
+            task_id: task.task_id.clone(),
+            attempt,
+            kind,
+            signer_request: bytes,
+            tx_hash: String::new(),
+            raw_tx: None,
+            sent_block: None,
+            refused: String::new(),
+        };
+        self.sign_replacement(task, &r).await
+    }
+
+    /// Asks the signer for a planned replacement (its stored request, so a repeat is
+    /// answered with the same bytes) and sends it; a refusal is recorded and ends bumping.
+    async fn sign_replacement(&self, task: &LiveTask, r: &Replacement) -> Result<(), LiveError> {
+        let request =
+            v1::SignTransactionRequest::decode(r.signer_request.as_slice()).map_err(|e| {
+                LiveError::Corrupt {
+                    task_id: task.task_id.clone(),
+                    detail: format!("stored replacement request: {e}"),
+                }
+            })?;
+        let answer = self
+            .signer
+            .clone()
+            .sign_transaction(request)
+            .await
+            .map_err(|s| LiveError::Signer(format!("{}: {}", s.code(), s.message())))?
+            .into_inner();
+        let store = self.engine.store();
+        match v1::SignOutcome::try_from(answer.outcome).unwrap_or(v1::SignOutcome::Unspecified) {
+            v1::SignOutcome::Signed => {
+                store
+                    .replacement_signed(
+                        &task.task_id,
+                        r.attempt,
+                        &answer.tx_hash,
+                        &answer.raw_transaction,
+                    )
+                    .await?;
+                self.send_replacement(task, r, &answer.tx_hash, &answer.raw_transaction)
+                    .await
+            }
+            v1::SignOutcome::Refused | v1::SignOutcome::AwaitingApproval => {
+                let why = if answer.outcome == v1::SignOutcome::AwaitingApproval as i32 {
+                    "signer: a replacement waits for a human".to_owned()
+                } else {
+                    format!("signer_{}: {}", answer.reason_code, answer.detail)
+                };
+                store
+                    .replacement_refused(&task.task_id, r.attempt, &why)
+                    .await?;
+                warn!(kind = r.kind.as_str(), attempt = r.attempt, why = %why, "replacement refused");
+                Ok(())
+            }
+            v1::SignOutcome::Unspecified => Err(LiveError::Signer(format!(
+                "answer without an outcome (code {})",
+                answer.outcome
+            ))),
+        }
+    }
+
+    /// Sends a signed replacement and records the block it went out at. A node that
+    /// refuses it (underpriced, say) has it recorded as refused: the transaction before it
+    /// is still the one pending, and the deadline's cancel still comes.
+    async fn send_replacement(
+        &self,
+        task: &LiveTask,
+        r: &Replacement,
+        tx_hash: &str,
+        raw: &[u8],
+    ) -> Result<(), LiveError> {
+        let store = self.engine.store();
+        if let Err(e) = self.provider.send_raw_transaction(raw).await {
+            let text = e.to_string();
+            let known = text.contains("already known") || text.contains("already imported");
+            let mined = !known && self.receipt(tx_hash, &task.task_id).await?.is_some();
+            if !known && !mined {
+                if e.as_error_resp().is_none() {
+                    return Err(LiveError::Rpc(format!("sending {tx_hash}: {text}")));
+                }
+                // The node answered: it will not take this one (an earlier transaction at
+                // the nonce may have been mined meanwhile; the next step reads it).
+                store
+                    .replacement_refused(&task.task_id, r.attempt, &format!("node: {text}"))
+                    .await?;
+                warn!(tx_hash, error = %text, "the node refused a replacement");
+                return Ok(());
+            }
+        }
+        let head = self.head().await?;
+        store
+            .replacement_sent(&task.task_id, r.attempt, head)
+            .await?;
+        info!(
+            tx_hash,
+            kind = r.kind.as_str(),
+            attempt = r.attempt,
+            block = head,
+            "replacement sent"
+        );
+        Ok(())
+    }
+
+    /// Moves a BROADCAST task by the receipt of one of its transactions: `by` is the
+    /// replacement it belongs to (`None` for the task's own).
+    async fn included(
+        &self,
+        task: &LiveTask,
+        by: Option<&Replacement>,
+        receipt: alloy::rpc::types::TransactionReceipt,
+    ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        if let Some(r) = by
+            && r.kind == ReplacementKind::Cancel
+        {
+            return self.cancelled(task, r, &receipt).await;
+        }
         let executor = alloy_primitives::Address::from(self.engine.chain().executor());
         let logs: Vec<alloy_primitives::Log> = receipt
             .inner
@@ -964,6 +1233,9 @@ impl Live {
                 receipt.effective_gas_price.to_string(),
             )),
             actual: Some((a0.to_string(), a1.to_string())),
+            // A fee bump was mined: the task names the transaction the chain holds.
+            tx_hash: by.map(|r| r.tx_hash.clone()),
+            raw_tx: by.and_then(|r| r.raw_tx.clone()),
             ..LiveUpdate::default()
         };
         let (reason, mut detail) = if ok {
@@ -971,6 +1243,9 @@ impl Live {
         } else {
             ("reverted", format!("reverted in block {block}"))
         };
+        if let Some(r) = by {
+            detail.push_str(&format!(" by fee bump {} ({})", r.attempt, r.tx_hash));
+        }
         detail.push_str(&format!(
             "; gas {} at {} wei, simulated {}; amounts {a0}/{a1}, simulated {}/{}",
             receipt.gas_used,
@@ -1015,6 +1290,57 @@ impl Live {
         }
         info!(block, gas_used = receipt.gas_used, state = %to, "receipt");
         Ok(vec![(task.task_id.clone(), to)])
+    }
+
+    /// EXPIRED (`deadline`) by the receipt of the task's cancel: the nonce is used, nothing
+    /// was traded, and the gas it paid is booked.
+    async fn cancelled(
+        &self,
+        task: &LiveTask,
+        r: &Replacement,
+        receipt: &alloy::rpc::types::TransactionReceipt,
+    ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        let block = receipt.block_number.unwrap_or_default();
+        let gas_wei = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+        let mut postings = Vec::new();
+        if !gas_wei.is_zero() {
+            postings.push(ledger::gas_posting(&task.task_id, &self.account, gas_wei));
+        }
+        let update = LiveUpdate {
+            postings,
+            receipt: Some((
+                block,
+                u64::from(receipt.status()),
+                receipt.gas_used,
+                receipt.effective_gas_price.to_string(),
+            )),
+            tx_hash: Some(r.tx_hash.clone()),
+            raw_tx: r.raw_tx.clone(),
+            ..LiveUpdate::default()
+        };
+        let detail = format!(
+            "not included within {} blocks: nonce {} cancelled by {} in block {block} (gas {} at {} wei)",
+            self.config.replace.inclusion_deadline_blocks,
+            task.nonce.unwrap_or_default(),
+            r.tx_hash,
+            receipt.gas_used,
+            receipt.effective_gas_price,
+        );
+        let moved = self
+            .move_task(
+                task,
+                TaskState::Broadcast,
+                TaskState::Expired,
+                "deadline",
+                &detail,
+                &update,
+            )
+            .await?;
+        if !moved {
+            return Ok(Vec::new());
+        }
+        warn!(detail = %detail, "live trade cancelled at its deadline");
+        Ok(vec![(task.task_id.clone(), TaskState::Expired)])
     }
 
     /// Books the wallet's opening balances, read from the chain, unless they are booked

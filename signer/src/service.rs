@@ -682,7 +682,12 @@ impl Signer {
                 return self.refuse(p, &base, &r).await;
             }
         }
-        if eval.approvals_required > 0 {
+        // A fee bump repeats a call already signed at this nonce (approved then, if it had
+        // to be) with only higher fees, within the policy's ceilings; a cancel moves nothing.
+        // Neither can move more than what was signed, and only one transaction per nonce is
+        // ever mined, so neither waits for a human: the engine needs them when the market
+        // moved away from a pending transaction, which is when a human is slowest to help.
+        if eval.approvals_required > 0 && allowed == Allowed::Original {
             return self.ask_approval(p, &policy, &eval, req).await;
         }
         self.sign_now(p, p.row(Outcome::Signing), &policy, &eval)

@@ -116,6 +116,25 @@ async fn over_threshold_waits_until_approved(b: Backend) {
     assert_eq!(h.signed_count().await, 1);
     // Once more: the same bytes.
     assert_eq!(h.sign(req).await.raw_transaction, signed.raw_transaction);
+    // A fee bump of the approved transaction (same call, both fees +10%) and a cancel at its
+    // nonce are signed at once: they move nothing the approved one did not.
+    let mut bump = Tx::swap(0, 2000);
+    bump.max_fee = 22_000_000_000;
+    bump.tip = 1_100_000_000;
+    assert_signed(&h.sign(bump.request("t-big#bump1", h.account)).await);
+    let mut cancel = Tx::call(0, h.account, vec![]);
+    cancel.max_fee = 24_200_000_000;
+    cancel.tip = 1_210_000_000;
+    cancel.gas_limit = 21_000;
+    assert_signed(&h.sign(cancel.request("t-big#cancel", h.account)).await);
+    // A new trade over the threshold at the next nonce still waits for a human.
+    let next = h.sign(Tx::swap(1, 2000).request("t-big2", h.account)).await;
+    assert_eq!(
+        outcome(&next),
+        v1::SignOutcome::AwaitingApproval,
+        "{next:?}"
+    );
+    assert_eq!(h.signed_count().await, 3);
     let actions = h.audit_actions().await;
     for a in ["awaiting_approval", "approval_approved", "signed"] {
         assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");

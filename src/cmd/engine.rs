@@ -11,11 +11,15 @@ use stratbox_bus::{CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_engine::follow::ForkFollower;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
 use stratbox_engine::live::{Live, LiveConfig, SignerEndpoint};
+use stratbox_engine::replace::ReplacePolicy;
 use stratbox_engine::{
     ChainState, Engine, EngineSettings, ExecutionMode, RiskConfig, Store, market_key, server,
 };
 use stratbox_feed::{Checkpoint, Feed, FeedConfig, FileCheckpoint, MemoryCheckpoint, StartBlock};
 use tokio::sync::watch;
+
+/// Bump steps, percent (an alias so clap parses the list as one value).
+type Ladder = Vec<u32>;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -102,6 +106,27 @@ pub struct Args {
     /// EXPIRED rather than signed on a state that old.
     #[arg(long, default_value = "10m", value_parser = super::up::parse_duration)]
     pub unsigned_deadline: Duration,
+    /// Live path: this engine's name on the account's nonce lease. A stable name per engine
+    /// (a pod's, say) lets a restarted engine resume its lease at once instead of waiting
+    /// for it to expire; each engine needs its own. Default: a fresh name per start.
+    #[arg(long)]
+    pub lease_holder: Option<String>,
+    /// Live path: how long the nonce lease lasts unless renewed: another engine takes the
+    /// account over this long after its holder stopped.
+    #[arg(long, default_value = "10s", value_parser = super::up::parse_duration)]
+    pub lease_ttl: Duration,
+    /// Live path: a transaction not included this many blocks after it (or its last bump)
+    /// was sent is replaced by the same call with higher fees; 0 never bumps.
+    #[arg(long, default_value_t = 3)]
+    pub bump_after_blocks: u64,
+    /// Live path: each bump's raise of both fees over the previous attempt, percent, at
+    /// least 10 (what nodes require of a replacement); as many bumps as steps.
+    #[arg(long, default_value = "15,15,15", value_parser = stratbox_engine::replace::parse_ladder)]
+    pub bump_ladder: Ladder,
+    /// Live path: a trade not included this many blocks after it was first sent is
+    /// cancelled (a 0-value transfer to the account at its nonce) and EXPIRED; 0 never.
+    #[arg(long, default_value_t = 20)]
+    pub inclusion_deadline_blocks: u64,
     /// Strategy registry: uploads larger than this many bytes are refused.
     #[arg(long, default_value_t = stratbox_registry::admission::DEFAULT_MAX_COMPONENT_BYTES)]
     pub max_component_bytes: usize,
@@ -221,6 +246,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let live = match (&args.signer, &args.chain, live_account) {
         (Some(signer), Some(url), Some(account)) => {
+            anyhow::ensure!(
+                args.lease_ttl >= Duration::from_millis(500),
+                "--lease-ttl must be at least 500ms: the holder renews it between steps"
+            );
+            if let Some(h) = &args.lease_holder {
+                anyhow::ensure!(
+                    !h.trim().is_empty() && h.len() <= 200 && !h.chars().any(char::is_control),
+                    "--lease-holder must be 1 to 200 printable characters"
+                );
+            }
             let endpoint = SignerEndpoint {
                 url: signer.clone(),
                 ca: args.signer_ca.clone().context("--signer-ca")?,
@@ -231,7 +266,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let config = LiveConfig {
                 reconcile_every: args.reconcile_every,
                 unsigned_deadline: args.unsigned_deadline,
+                lease_ttl: args.lease_ttl,
+                replace: ReplacePolicy {
+                    bump_after_blocks: args.bump_after_blocks,
+                    ladder: args.bump_ladder.clone(),
+                    inclusion_deadline_blocks: args.inclusion_deadline_blocks,
+                },
                 ..LiveConfig::new(url, account, endpoint)
+            };
+            let config = match &args.lease_holder {
+                Some(h) => LiveConfig {
+                    holder: h.clone(),
+                    ..config
+                },
+                None => config,
             };
             let live = Live::connect(engine.clone(), config)
                 .await

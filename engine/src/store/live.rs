@@ -75,6 +75,9 @@ pub struct LiveTask {
     /// When the task was decided (ms since the epoch): the age of the state it was
     /// simulated on.
     pub created_at_ms: i64,
+    /// The node's block when its transaction was first sent (BROADCAST): fee bumps and the
+    /// inclusion deadline count from it.
+    pub broadcast_block: Option<u64>,
 }
 
 /// The states a task is in while the live path still owes it something.
@@ -87,7 +90,7 @@ pub const OPEN_LIVE_STATES: [TaskState; 5] = [
 ];
 
 const LIVE_COLS: &str = "task_id, state, proposal, trace_id, sim_amount0, sim_amount1, sim_gas_used, \
-     chain_account, nonce, signer_request, approval_id, tx_hash, raw_tx, actual_amount0, actual_amount1, created_at_ms";
+     chain_account, nonce, signer_request, approval_id, tx_hash, raw_tx, actual_amount0, actual_amount1, created_at_ms, broadcast_block";
 
 fn live_row(r: &AnyRow) -> Result<LiveTask, StoreError> {
     let state: String = r.try_get("state")?;
@@ -109,6 +112,9 @@ fn live_row(r: &AnyRow) -> Result<LiveTask, StoreError> {
         actual_amount0: r.try_get("actual_amount0")?,
         actual_amount1: r.try_get("actual_amount1")?,
         created_at_ms: r.try_get("created_at_ms")?,
+        broadcast_block: r
+            .try_get::<Option<i64>, _>("broadcast_block")?
+            .map(|b| b.max(0) as u64),
     })
 }
 
@@ -134,10 +140,12 @@ fn i64_of(v: u64, what: &str) -> Result<i64, StoreError> {
 pub struct LiveUpdate {
     /// The approval the signer opened.
     pub approval_id: Option<String>,
-    /// The signed transaction's hash.
+    /// The signed transaction's hash (or the included replacement's).
     pub tx_hash: Option<String>,
-    /// The signed transaction.
+    /// The signed transaction (or the replacement the chain included).
     pub raw_tx: Option<Vec<u8>>,
+    /// The node's block when the transaction was sent.
+    pub broadcast_block: Option<u64>,
     /// The receipt: block, status, gas used, effective gas price (wei, base-10).
     pub receipt: Option<(u64, u64, u64, String)>,
     /// The pool's actual amounts (magnitudes, base-10).
@@ -376,6 +384,9 @@ impl Store {
         if update.raw_tx.is_some() {
             next("raw_tx", &mut sets);
         }
+        if update.broadcast_block.is_some() {
+            next("broadcast_block", &mut sets);
+        }
         if update.receipt.is_some() {
             next("receipt_block", &mut sets);
             next("receipt_status", &mut sets);
@@ -406,6 +417,9 @@ impl Store {
         }
         if let Some(r) = &update.raw_tx {
             q = q.bind(r);
+        }
+        if let Some(block) = update.broadcast_block {
+            q = q.bind(i64_of(block, "block")?);
         }
         if let Some((block, status, gas, price)) = &update.receipt {
             q = q

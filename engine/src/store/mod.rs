@@ -29,9 +29,11 @@ mod decided;
 mod live;
 mod reads;
 mod reconcile;
+mod replacements;
 
 pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES};
 pub use reconcile::Finding;
+pub use replacements::{Replacement, ReplacementKind};
 
 use reads::*;
 
