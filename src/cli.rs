@@ -33,7 +33,8 @@ pub enum Command {
     /// Run all zones on embedded defaults: engine, market, host and strategies.
     Up(cmd::up::Args),
     /// Run the engine (Zone B) as a gRPC service.
-    Engine(cmd::engine::Args),
+    // Boxed: its flags make it several times the size of every other variant.
+    Engine(Box<cmd::engine::Args>),
     /// Run a strategy host (Zone A) against an engine and a bus.
     Host(cmd::host::Args),
     /// Inspect and manage strategy components.

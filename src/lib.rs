@@ -5,6 +5,8 @@
 //!   lines.
 //! - [`market`]: the market `stratbox up` runs (a random walk on the embedded chain, or real
 //!   swaps on an Anvil node). A demo, so it lives with the command, not in a zone.
+//! - [`demo_signer`]: Zone C in process for `stratbox up --live`: the signer with its
+//!   threshold share services, a policy for the demo's deployment, its account funded.
 //! - [`compile`]: the registry's compile step done with the host's runtime. The registry
 //!   (Zone B) must not link the host (Zone A); the command, which links both, supplies it.
 #![warn(missing_docs)]
@@ -19,4 +21,5 @@ pub mod cli;
 #[allow(missing_docs)]
 pub mod cmd;
 pub mod compile;
+pub mod demo_signer;
 pub mod market;

@@ -14,7 +14,7 @@ async fn main() -> std::process::ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Up(args) => cmd::up::run(args).await,
-        Command::Engine(args) => cmd::engine::run(args).await,
+        Command::Engine(args) => cmd::engine::run(*args).await,
         Command::Host(args) => cmd::host::run(args).await,
         Command::Strategy(command) => cmd::strategy::run(command).await,
         Command::Operator(command) => {

@@ -4,7 +4,9 @@
 //! leave no Anvil behind. On the embedded chain `momentum`, which trades only what its
 //! account holds, must have trades simulated (the host shows it its book's balances), and
 //! the summary must name tokens by the symbols their contracts give; `--json` keeps raw
-//! units.
+//! units. With `--live` (the threshold key's share services in process, real Anvil) trades
+//! must reach CONFIRMED, nothing signed or sent may be left without its receipt, and the
+//! account's wallet must reconcile to a zero difference in every asset.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -265,5 +267,135 @@ fn up_against_anvil() {
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "anvil still answers on {endpoint} after `stratbox up` exited"
+    );
+}
+
+/// Runs `stratbox up ARGS` in a fresh directory to its end, reading both pipes as it goes
+/// (a full pipe would stall it): (success, stdout, stderr).
+fn run_to_end(args: &[&str], timeout: Duration) -> (bool, String, String) {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .current_dir(dir.path())
+        .arg("up")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stratbox up");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "stratbox up {args:?} still running after {timeout:?}\nstderr:\n{}",
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (
+        status.success(),
+        stdout.join().expect("stdout reader"),
+        stderr.join().expect("stderr reader"),
+    )
+}
+
+#[test]
+fn up_live_confirms_trades_and_reconciles_to_zero() {
+    // The threshold key of this target dir, shared with the signer tests: made by one
+    // ceremony the first time (minutes), read after.
+    let cache = stratbox_testenv::target_dir();
+    let cache = cache.to_str().expect("a UTF-8 target dir");
+    let (ok, stdout, stderr) = run_to_end(
+        &["--live", "--duration", "25", "--json", "--key-cache", cache],
+        Duration::from_secs(1500),
+    );
+    assert!(
+        ok,
+        "stratbox up --live failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}\n{stderr}"));
+    let tasks = &json["tasks"];
+    let count = |state: &str| tasks[state].as_i64().unwrap_or(0);
+    assert!(
+        count("CONFIRMED") >= 1,
+        "no trade reached CONFIRMED: {json}"
+    );
+    let live = &json["live"];
+    assert_eq!(
+        live["key_source"], "threshold-2of3-cggmp21",
+        "signed with the threshold key: {live}"
+    );
+    let r = &live["reconciliation"];
+    assert!(
+        r.is_object(),
+        "no reconciliation at the end: {json}\n{stderr}"
+    );
+    // What the summary reports in flight is all there is: nothing signed or sent is left
+    // without its receipt.
+    assert_eq!(
+        count("SIGNED") + count("BROADCAST"),
+        r["in_flight"].as_i64().expect("in_flight"),
+        "{json}"
+    );
+    assert_eq!(
+        r["in_flight"], 0,
+        "a signed trade left without its receipt: {json}"
+    );
+    assert_eq!(live["in_flight_at_end"], 0, "{json}");
+    let assets = r["assets"].as_array().expect("assets");
+    let mut names: Vec<&str> = assets
+        .iter()
+        .map(|a| a["asset"].as_str().expect("asset"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "ether and both pool tokens: {r}");
+    assert_eq!(names[2], "ether", "{r}");
+    for a in assets {
+        assert_eq!(a["difference"], "0", "a difference at the end: {a}");
+    }
+    assert_eq!(r["zero"], true, "{r}");
+    // Anvil was stopped with the run.
+    let endpoint = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("anvil at "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no anvil line in\n{stderr}"));
+    let port = endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("a port");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "anvil still answers on {endpoint} after `stratbox up --live` exited"
+    );
+}
+
+#[test]
+fn up_live_refuses_the_embedded_chain() {
+    let (ok, stdout, stderr) = run_to_end(
+        &["--live", "--chain", "embedded", "--duration", "1"],
+        Duration::from_secs(60),
+    );
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("--live runs against Anvil"),
+        "a clear refusal: {stderr}"
     );
 }

@@ -13,17 +13,27 @@
 //! `--chain anvil` runs the same against a real node: an Anvil from the npm package with
 //! the real pool deployed, the walk sending real swap transactions, the chain adapter
 //! following the node into the bus, and the engine's fork moved to each block it publishes.
+//!
+//! `--live` adds Zone C and takes trades to the chain: the signer with its share services in
+//! this process ([`stratbox::demo_signer`]), its account funded on Anvil, the engine in live
+//! mode with the example strategies at L5, and the live path signing, sending and confirming
+//! their trades. At the end the wallet the ledger books is reconciled against the chain.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
-use stratbox_engine::ledger::Signed;
+use stratbox_engine::ledger::{self, Signed};
+use stratbox_engine::live::{Live, LiveConfig};
 use stratbox_engine::proposal::hex_address;
-use stratbox_engine::{ChainState, Engine, EngineSettings, Store, TaskState, server};
+use stratbox_engine::reconcile::Reconciliation;
+use stratbox_engine::{
+    ChainState, Engine, EngineSettings, ExecutionMode, PermissionLevel, Store, TaskState, server,
+};
 use stratbox_evm::abi::IERC20;
 use stratbox_host::{HostConfig, HostRuntime, StrategyLimits};
 use stratbox_host_service::{
@@ -32,6 +42,7 @@ use stratbox_host_service::{
 use stratbox_proto::{U256, v1};
 use tokio::sync::watch;
 
+use stratbox::demo_signer::{DemoKey, DemoSigner, Funding, Limits};
 use stratbox::market::Walk;
 use stratbox::market::anvil::AnvilMarket;
 use stratbox_engine::follow::ForkFollower;
@@ -39,12 +50,31 @@ use stratbox_feed::{Feed, FeedConfig, MemoryCheckpoint, StartBlock};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Stop after this long (e.g. `30`, `30s`, `2m`); without it, run until Ctrl-C.
+    /// Stop this long after the market starts moving (e.g. `30`, `30s`, `2m`; setting up is
+    /// not counted); without it, run until Ctrl-C.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Chain to run against: the embedded revm chain (default) or `anvil`.
-    #[arg(long, default_value = "embedded")]
-    pub chain: String,
+    /// Chain to run against: the embedded revm chain or `anvil` (default: embedded; anvil
+    /// with `--live`).
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Take trades to the chain (implies `--chain anvil`): the signer (Zone C) with the
+    /// 2-of-3 threshold key's three share services in this process, its account funded on
+    /// Anvil, the engine in live mode with the example strategies at L5. Trades are signed,
+    /// sent and CONFIRMED (or FAILED) from their receipts; at the end the account's wallet in
+    /// the ledger is reconciled against the chain, and a difference makes the exit non-zero.
+    #[arg(long)]
+    pub live: bool,
+    /// With `--live`: sign with a fresh development keystore (the whole key in this process)
+    /// instead of the threshold key.
+    #[arg(long, requires = "live")]
+    pub dev_keystore: bool,
+    /// With `--live`: where the demo's threshold key is made once (a real keygen ceremony,
+    /// minutes on a small machine) and kept. Default: `CARGO_TARGET_DIR`, else `./target` if
+    /// it exists (shared with the tests and `stratbox bench signer`), else `.stratbox/`. Its
+    /// shares are sealed with a public passphrase: a demo key, never for real funds.
+    #[arg(long, requires = "live", conflicts_with = "dev_keystore")]
+    pub key_cache: Option<PathBuf>,
     /// Where the engine keeps its state; a fresh SQLite file per run by default.
     #[arg(long)]
     pub database: Option<String>,
@@ -122,31 +152,248 @@ impl Source {
             Source::Anvil { market, .. } => (market.blocks, market.swaps),
         }
     }
+
+    fn market(&self) -> Option<&AnvilMarket> {
+        match self {
+            Source::Anvil { market, .. } => Some(market),
+            Source::Embedded(_) => None,
+        }
+    }
+}
+
+/// Who the kill switch names when the end of a `--live` run engages it.
+const END_OF_RUN: &str = "stratbox up";
+/// How long the end of a `--live` run waits for signed transactions' receipts.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The live path of a `--live` run and the signer it signs with.
+struct LiveRun {
+    signer: DemoSigner,
+    account: [u8; 20],
+    /// The live path's name on the account's nonce lease.
+    holder: String,
+    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    /// The same account's live path, never run: `Live::run` consumes the running one, and
+    /// what is left at the end is followed and reconciled after that one has stopped.
+    checker: Live,
+}
+
+impl LiveRun {
+    /// Connects the live path to the signer, resolves what an earlier run on the same
+    /// database left open, and starts it.
+    async fn start(
+        engine: &Engine,
+        market: &AnvilMarket,
+        signer: DemoSigner,
+        json: bool,
+    ) -> anyhow::Result<LiveRun> {
+        let account = signer.account().into_array();
+        let config = LiveConfig::new(&market.endpoint(), account, signer.endpoint());
+        let holder = config.holder.clone();
+        let live = Live::connect(engine.clone(), config.clone())
+            .await
+            .context("starting the live path")?;
+        let checker = Live::connect(engine.clone(), config)
+            .await
+            .context("connecting the reconciliation")?;
+        let r = live
+            .recover()
+            .await
+            .context("recovering the live path's open tasks")?;
+        anyhow::ensure!(
+            r.leased,
+            "another engine holds the nonce lease of {} in this database",
+            hex_address(&account)
+        );
+        if !r.moved.is_empty() || r.still_open > 0 {
+            say(
+                json,
+                &format!(
+                    "live path recovery: {} move(s), {} task(s) still open",
+                    r.moved.len(),
+                    r.still_open
+                ),
+            );
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(live.run(stop_rx));
+        Ok(LiveRun {
+            signer,
+            account,
+            holder,
+            task,
+            stop,
+            checker,
+        })
+    }
+
+    /// Ends the live path cleanly once the host has stopped: the kill switch holds every
+    /// trade not yet signed, what is signed is followed to its receipt (up to
+    /// [`DRAIN_PATIENCE`]), the live path stops and gives its lease back, the switch is
+    /// cleared if this engaged it, and the wallet is reconciled with nothing of this engine's
+    /// in flight. A difference found here is recorded and engages the kill switch, as it
+    /// would during the run, so an engine reopening the database holds its trades.
+    async fn finish(self, engine: &Engine) -> (LiveEnd, DemoSigner) {
+        // Engaged already (a reconciliation difference, say), it stays as it is.
+        let ours = !engine.kill_switch().engaged
+            && match engine
+                .set_kill_switch("", "the run is ending: nothing more is signed", END_OF_RUN)
+                .await
+            {
+                Ok(_) => true,
+                Err(e) => {
+                    eprintln!("engaging the kill switch at the end: {e}");
+                    false
+                }
+            };
+        let started = Instant::now();
+        let drained =
+            || async { in_flight(engine).await == Some(0) || started.elapsed() > DRAIN_PATIENCE };
+        let mut told = false;
+        while !drained().await {
+            if !told && started.elapsed() > Duration::from_secs(2) {
+                eprintln!("waiting for the receipts of signed trades...");
+                told = true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            eprintln!("the live path task: {e}");
+        }
+        // A trade the signer answered in the live path's last step was sent then; its
+        // receipt is followed here, by the same steps, before the wallet is read.
+        let mut stepped = false;
+        while !drained().await {
+            stepped = true;
+            if let Err(e) = self.checker.step().await {
+                eprintln!("following the last signed trades: {e}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let account = hex_address(&self.account);
+        if stepped
+            && let Ok(Some(lease)) = engine.store().lease(engine.chain_id(), &account).await
+            && lease.holder == self.holder
+            && let Err(e) = engine.store().release_lease(&lease).await
+        {
+            eprintln!("giving the nonce lease back: {e}");
+        }
+        if ours
+            && engine.kill_switch().engaged
+            && engine.kill_switch().operator == END_OF_RUN
+            && let Err(e) = engine.clear_kill_switch("", END_OF_RUN).await
+        {
+            eprintln!("clearing the kill switch at the end: {e}");
+        }
+        let at_end = engine.store().count_tasks().await.ok().map(|counts| {
+            let sum = |states: &[TaskState]| -> i64 {
+                counts
+                    .iter()
+                    .filter(|(s, _)| states.contains(s))
+                    .map(|(_, n)| n)
+                    .sum()
+            };
+            AtEnd {
+                in_flight: sum(&[TaskState::Signed, TaskState::Broadcast]),
+                unsigned: sum(&[
+                    TaskState::Staged,
+                    TaskState::AwaitingApproval,
+                    TaskState::Approved,
+                ]),
+            }
+        });
+        let wallet = self.checker.reconcile().await.map_err(|e| format!("{e:#}"));
+        (
+            LiveEnd {
+                account,
+                key_source: self.signer.key_source(),
+                signer_dir: self.signer.dir().display().to_string(),
+                wallet,
+                at_end,
+            },
+            self.signer,
+        )
+    }
+}
+
+/// Trades of the live account signed or sent and not yet resolved from a receipt; `None`
+/// when the database could not be read.
+async fn in_flight(engine: &Engine) -> Option<i64> {
+    let counts = engine.store().count_tasks().await.ok()?;
+    Some(
+        counts
+            .iter()
+            .filter(|(s, _)| matches!(s, TaskState::Signed | TaskState::Broadcast))
+            .map(|(_, n)| n)
+            .sum(),
+    )
+}
+
+/// What the table and the summary show of the live path.
+struct LiveEnd {
+    account: String,
+    key_source: &'static str,
+    signer_dir: String,
+    /// The wallet as booked against the chain; `None` before the live path opened it.
+    wallet: Result<Option<Reconciliation>, String>,
+    /// What was left open when the run ended (the summary only).
+    at_end: Option<AtEnd>,
+}
+
+/// Trades still open when the live path stopped.
+struct AtEnd {
+    /// Signed or sent, no receipt booked.
+    in_flight: i64,
+    /// Decided but not signed: held by the kill switch, or waiting for a human.
+    unsigned: i64,
+}
+
+/// The wallet as the ledger books it against the chain now, for the live table. Read
+/// beside the running live path, a trade booked between the ledger's and the chain's reading
+/// shows as a difference for a moment, so one that is not zero is read again.
+async fn wallet_now(
+    engine: &Engine,
+    market: &AnvilMarket,
+    account: &[u8; 20],
+) -> Result<Option<Reconciliation>, String> {
+    let read = || stratbox_engine::reconcile::reconcile(engine.store(), market.provider(), account);
+    match read().await.map_err(|e| e.to_string())? {
+        Some(r) if !r.is_zero() && r.in_flight == 0 => read().await.map_err(|e| e.to_string()),
+        other => Ok(other),
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let anvil = match args.chain.as_str() {
-        "embedded" => false,
-        "anvil" => true,
-        other => anyhow::bail!(
+    let anvil = match (args.chain.as_deref(), args.live) {
+        (None, live) => live,
+        (Some("embedded"), false) => false,
+        (Some("embedded"), true) => anyhow::bail!(
+            "--live runs against Anvil (trades are signed and sent to a real node): drop \
+             --chain embedded, or use --chain anvil"
+        ),
+        (Some("anvil"), _) => true,
+        (Some(other), _) => anyhow::bail!(
             "--chain {other:?}: `stratbox up` runs the embedded chain or `anvil`; for a node of \
              your own run `stratbox engine --chain URL --pool ADDR --bus redis://...`"
         ),
     };
     let started = Instant::now();
     let (stop_tx, stop) = watch::channel(false);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let run_dir = std::path::Path::new(".stratbox").join("up");
 
     // Zone B: the engine, serving gRPC on a loopback port of its own.
     let database = match args.database.clone() {
         Some(url) => url,
         None => {
-            let dir = std::path::Path::new(".stratbox").join("up");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default();
-            format!("sqlite://{}/run-{stamp}.db", dir.display())
+            std::fs::create_dir_all(&run_dir)
+                .with_context(|| format!("creating {}", run_dir.display()))?;
+            format!("sqlite://{}/run-{stamp}.db", run_dir.display())
         }
     };
     let store = Store::connect(&database)
@@ -161,16 +408,103 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+
+    // Zone C with --live: the signer for the deployment, its account funded.
+    let signer = match &market {
+        Some(m) if args.live => {
+            let key = if args.dev_keystore {
+                DemoKey::DevKeystore
+            } else {
+                DemoKey::Threshold {
+                    cache: args
+                        .key_cache
+                        .clone()
+                        .unwrap_or_else(stratbox::demo_signer::default_key_cache),
+                }
+            };
+            let dir = run_dir.join(format!("run-{stamp}-signer"));
+            anyhow::ensure!(
+                !dir.exists(),
+                "{} exists already (another run started this second?)",
+                dir.display()
+            );
+            let signer = DemoSigner::start(
+                &dir,
+                &key,
+                m.deployment(),
+                m.provider(),
+                Limits::default(),
+                |line| say(args.json, line),
+            )
+            .await?;
+            signer
+                .fund(m.provider(), m.deployment(), Funding::default())
+                .await
+                .context("funding the signer's account")?;
+            let certs = dir.join("certs");
+            say(
+                args.json,
+                &format!(
+                    "signer: account {:#x}, key {}{}, files in {}\n\
+                     approvals (the demo's trades are under the threshold): stratbox approvals \
+                     list --signer-admin https://localhost:{} --ca {} --cert {} --key {}",
+                    signer.account(),
+                    signer.key_source(),
+                    if args.dev_keystore {
+                        " (DEVELOPMENT: the whole key in this process)"
+                    } else {
+                        " (three share services in this process)"
+                    },
+                    dir.display(),
+                    signer.admin_addr().port(),
+                    certs.join("ca.pem").display(),
+                    certs.join("alice.pem").display(),
+                    certs.join("alice.key").display(),
+                ),
+            );
+            Some(signer)
+        }
+        _ => None,
+    };
     let chain = match &market {
         None => ChainState::embedded().context("deploying the embedded chain")?,
-        Some(m) => ChainState::fork(&m.endpoint(), &[m.pool().into_array()], None, 0, None)
-            .await
-            .context("forking anvil")?,
+        Some(m) => {
+            let fork = ChainState::fork(&m.endpoint(), &[m.pool().into_array()], None, 0, None)
+                .await
+                .context("forking anvil")?;
+            if signer.is_some() {
+                // Live trades go through the executor deployed on the node, from the account.
+                let executor = m.deployment().executor.into_array();
+                tokio::task::spawn_blocking(move || fork.use_executor(executor))
+                    .await
+                    .context("executor task")?
+                    .context("using the deployed executor")?
+            } else {
+                fork
+            }
+        }
     };
-    let engine = Engine::start(store, chain, EngineSettings::default())
+    let settings = match &signer {
+        Some(s) => EngineSettings {
+            mode: ExecutionMode::Live,
+            live_account: Some(s.account().into_array()),
+            ..EngineSettings::default()
+        },
+        None => EngineSettings::default(),
+    };
+    let engine = Engine::start(store, chain, settings)
         .await
         .context("starting the engine")?;
-    let tokens = Tokens::read(&engine).await;
+    let mut tokens = Tokens::read(&engine).await;
+    if signer.is_some() {
+        tokens.0.insert(
+            ledger::ETHER.to_owned(),
+            Token {
+                symbol: "ETH".into(),
+                decimals: 18,
+            },
+        );
+    }
     let listener = server::bind("127.0.0.1:0".parse()?).await?;
     let engine_addr = listener.local_addr()?;
     let grpc = {
@@ -229,6 +563,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
+    // The live path, before any strategy proposes.
+    let mut live = match (signer, source.market()) {
+        (Some(signer), Some(market)) => {
+            Some(LiveRun::start(&engine, market, signer, args.json).await?)
+        }
+        _ => None,
+    };
+
     // Zone A: a host with the example strategies, talking to the engine over gRPC.
     let link = EngineLink::new(&format!("http://{engine_addr}"), RetryPolicy::default())?;
     let runtime = tokio::task::spawn_blocking(|| HostRuntime::new(HostConfig::default()))
@@ -250,6 +592,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (name, instances, config) in examples {
         let bytes = stratbox_strategies::bytes(name)
             .with_context(|| format!("reading the {name} component"))?;
+        if live.is_some() {
+            // A new strategy starts at L1, which stops at SIMULATED; L5 may trade live.
+            engine.set_permission_level(name, PermissionLevel::L5);
+        }
         strategies.push(LocalStrategy {
             name: name.to_owned(),
             bytes,
@@ -280,7 +626,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     host_caught_up(bus.as_ref(), &host_stats, &host, Duration::from_secs(60)).await?;
 
     // The market and the live table until told to stop.
-    let deadline = args.duration.map(|d| started + d);
+    let deadline = args.duration.map(|d| Instant::now() + d);
     let mut ticker = tokio::time::interval(args.block_interval);
     let mut last_table = Instant::now();
     let interactive = std::io::stdout().is_terminal();
@@ -303,12 +649,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("the host stopped; ending the run");
             break;
         }
+        if live.as_ref().is_some_and(|l| l.task.is_finished()) {
+            eprintln!("the live path stopped; ending the run");
+            break;
+        }
         source.step(&engine, &bus).await?;
         if !args.json && last_table.elapsed() >= Duration::from_secs(1) {
             last_table = Instant::now();
-            let table = render(&engine, &fleet, &host_stats, source.counts(), started)
-                .await
-                .text(&tokens);
+            let mut table = render(&engine, &fleet, &host_stats, source.counts(), started).await;
+            if let (Some(l), Some(market)) = (&live, source.market()) {
+                table.live = Some(LiveEnd {
+                    account: hex_address(&l.account),
+                    key_source: l.signer.key_source(),
+                    signer_dir: l.signer.dir().display().to_string(),
+                    wallet: wallet_now(&engine, market, &l.account).await,
+                    at_end: None,
+                });
+            }
+            let table = table.text(&tokens);
             if interactive {
                 print!("\x1b[2J\x1b[H{table}");
             } else {
@@ -319,14 +677,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // Stop: the feed, then the host finishes the event in hand and acknowledges it; then
-    // the engine; Anvil last (dropped with the market).
+    // the engine's port and the live path (what is signed followed to its receipt); the
+    // signer; Anvil last (dropped with the market).
     let _ = stop_tx.send(true);
     source.stop_feed().await?;
     host.await.context("host task")??;
     grpc.await.context("gRPC task")??;
+    let (live_end, signer) = match live.take() {
+        Some(l) => {
+            let (end, signer) = l.finish(&engine).await;
+            (Some(end), Some(signer))
+        }
+        None => (None, None),
+    };
     let seconds = started.elapsed().as_secs_f64();
     let mut summary = render(&engine, &fleet, &host_stats, source.counts(), started).await;
     summary.by_strategy = tasks_by_strategy(&engine).await?;
+    summary.live = live_end;
     let followed = match &source {
         Source::Anvil { follower: f, .. } => {
             use std::sync::atomic::Ordering::Relaxed;
@@ -357,7 +724,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
         println!("database: {database}");
     }
+    if let Some(signer) = signer {
+        signer.shutdown().await.context("stopping the signer")?;
+    }
     drop(source);
+    if let Some(end) = &summary.live {
+        match &end.wallet {
+            Ok(Some(r)) if r.is_zero() => {}
+            Ok(Some(r)) => anyhow::bail!(
+                "the reconciliation at the end found a difference: {}",
+                r.differences()
+                    .map(|a| format!("{} {}", a.asset, a.difference))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Ok(None) => anyhow::bail!("the live path never opened the account's wallet"),
+            Err(e) => anyhow::bail!("reconciling the wallet at the end: {e}"),
+        }
+    }
     Ok(())
 }
 
@@ -557,6 +941,8 @@ struct Summary {
     balances: Vec<v1::BookBalances>,
     /// Tasks per strategy and state (the summary only: it reads every task).
     by_strategy: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The live path's account and its wallet against the chain (`--live`).
+    live: Option<LiveEnd>,
 }
 
 async fn render(
@@ -588,6 +974,7 @@ async fn render(
         pnl: engine.shadow_pnl().await.map_err(|e| e.to_string()),
         balances: balances.books,
         by_strategy: BTreeMap::new(),
+        live: None,
     }
 }
 
@@ -669,6 +1056,9 @@ impl Summary {
                 .collect::<Vec<_>>()
                 .join(" ");
             let _ = writeln!(out, "trades  {strategy:<24} {line}");
+        }
+        if let Some(live) = &self.live {
+            live.text(&mut out, tokens);
         }
         if !self.refused.is_empty() {
             let line = self
@@ -782,6 +1172,115 @@ impl Summary {
             "refused": self.refused.iter().map(|(c, n)| (c.to_string(), *n)).collect::<BTreeMap<_, _>>(),
             "pnl": pnl,
             "balances": balances,
+            "live": self.live.as_ref().map(|l| l.json(&token)),
+        })
+    }
+}
+
+impl LiveEnd {
+    /// The account, then one `wallet` line per asset and the verdict.
+    fn text(&self, out: &mut String, tokens: &Tokens) {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            out,
+            "live    account {}  key {}  signer files {}",
+            self.account, self.key_source, self.signer_dir
+        );
+        if let Some(end) = &self.at_end {
+            let _ = writeln!(
+                out,
+                "live    at the end: {} signed or sent without a receipt, {} decided but not signed \
+                 (held by the kill switch)",
+                end.in_flight, end.unsigned
+            );
+        }
+        let r = match &self.wallet {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                let _ = writeln!(out, "wallet  not opened yet");
+                return;
+            }
+            Err(e) => {
+                let _ = writeln!(out, "wallet  unavailable: {e}");
+                return;
+            }
+        };
+        for a in &r.assets {
+            let (symbol, shown): (String, Box<dyn Fn(U256) -> String>) = match tokens.get(&a.asset)
+            {
+                Some(t) => {
+                    let decimals = t.decimals;
+                    (
+                        t.symbol.clone(),
+                        Box::new(move |v| format_units(v, decimals)),
+                    )
+                }
+                None => (a.asset.clone(), Box::new(|v: U256| v.to_string())),
+            };
+            let signed = |v: &Signed| {
+                let sign = match (v.magnitude.is_zero(), v.negative) {
+                    (true, _) => "",
+                    (false, true) => "-",
+                    (false, false) => "+",
+                };
+                format!("{sign}{}", shown(v.magnitude))
+            };
+            let ledger = if a.ledger.negative {
+                signed(&a.ledger)
+            } else {
+                shown(a.ledger.magnitude)
+            };
+            let _ = writeln!(
+                out,
+                "wallet  {symbol:<8} ledger {ledger}  chain {}  difference {}",
+                shown(a.chain),
+                signed(&a.difference)
+            );
+        }
+        let in_flight = if r.in_flight > 0 {
+            format!(
+                " ({} in flight: may be mined and not yet booked)",
+                r.in_flight
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "reconciliation at block {}: difference {}{in_flight}",
+            r.block,
+            if r.is_zero() { "0" } else { "NOT zero" }
+        );
+    }
+
+    /// The same in raw units (base-10 strings).
+    fn json(&self, token: &dyn Fn(&str) -> serde_json::Value) -> serde_json::Value {
+        use serde_json::json;
+        let reconciliation = match &self.wallet {
+            Ok(Some(r)) => json!({
+                "block": r.block,
+                "in_flight": r.in_flight,
+                "zero": r.is_zero(),
+                "assets": r.assets.iter().map(|a| json!({
+                    "asset": a.asset,
+                    "token": token(&a.asset),
+                    "ledger": a.ledger.magnitude.to_string(),
+                    "ledger_negative": a.ledger.negative,
+                    "chain": a.chain.to_string(),
+                    "difference": a.difference.magnitude.to_string(),
+                    "difference_negative": a.difference.negative,
+                })).collect::<Vec<_>>(),
+            }),
+            Ok(None) | Err(_) => serde_json::Value::Null,
+        };
+        json!({
+            "account": self.account,
+            "key_source": self.key_source,
+            "signer_dir": self.signer_dir,
+            "reconciliation": reconciliation,
+            "error": self.wallet.as_ref().err(),
+            "in_flight_at_end": self.at_end.as_ref().map(|e| e.in_flight),
+            "unsigned_at_end": self.at_end.as_ref().map(|e| e.unsigned),
         })
     }
 }
@@ -791,7 +1290,7 @@ fn parse_amount(a: &v1::Amount) -> Option<U256> {
 }
 
 fn state_name(s: TaskState) -> String {
-    format!("{s:?}").to_uppercase()
+    s.as_str().to_owned()
 }
 
 #[cfg(test)]
