@@ -1074,6 +1074,95 @@ async fn live_path(database: &str) {
     );
     let _ = stop_h.send(true);
     run_h.await.expect("live path h stops");
+
+    // 13. The kill switch engaged with cancel-pending: a trade never sent to the signer is
+    // EXPIRED without a nonce, and a transaction pending on chain is replaced at once by a
+    // cancel at its nonce, which the chain includes (EXPIRED, `kill_switch`).
+    let patient = LiveConfig {
+        replace: ReplacePolicy {
+            bump_after_blocks: 0,
+            ladder: vec![],
+            inclusion_deadline_blocks: 0,
+        },
+        ..config.clone()
+    };
+    let in_flight = submit(
+        &engine,
+        &provider,
+        swap(&engine, account, "killed-1", true, U256::from(E18 / 2)),
+    )
+    .await;
+    let j = Live::connect(
+        engine.clone(),
+        LiveConfig {
+            holder: "engine-j".into(),
+            ..patient.clone()
+        },
+    )
+    .await
+    .expect("live path j");
+    let (stop_j, stop_j_rx) = tokio::sync::watch::channel(false);
+    let run_j = tokio::spawn(j.run(stop_j_rx));
+    let pending = wait_state(&store, &in_flight, TaskState::Broadcast).await;
+    let _ = stop_j.send(true);
+    run_j.await.expect("live path j stops");
+    let unsent = submit(
+        &engine,
+        &provider,
+        swap(&engine, account, "killed-2", false, U256::from(E18 / 2)),
+    )
+    .await;
+    let k = engine
+        .engage_kill_switch("", "test: stop everything", "test operator", true)
+        .await
+        .expect("engage with cancel-pending");
+    assert!(k.engaged && k.cancel_pending, "{k:?}");
+    let kl = Live::connect(
+        engine.clone(),
+        LiveConfig {
+            holder: "engine-k".into(),
+            ..patient
+        },
+    )
+    .await
+    .expect("live path k");
+    let (stop_k, stop_k_rx) = tokio::sync::watch::channel(false);
+    let run_k = tokio::spawn(kl.run(stop_k_rx));
+    let never_sent = wait_state(&store, &unsent, TaskState::Expired).await;
+    assert_eq!(never_sent.nonce, None, "it took no nonce");
+    // The cancel goes out at once (no block passes): it replaces the pending transaction
+    // in the node's pool, and the next block includes it.
+    let killed_cancel = support::wait_for(
+        "the kill switch's cancel to be sent",
+        Duration::from_secs(30),
+        async || {
+            store
+                .replacements(&pending.task_id)
+                .await
+                .expect("replacements")
+                .into_iter()
+                .find(|r| r.sent_block.is_some())
+        },
+    )
+    .await;
+    assert_eq!(killed_cancel.kind, ReplacementKind::Cancel);
+    let _: serde_json::Value = provider
+        .raw_request("evm_mine".into(), ())
+        .await
+        .expect("mine the cancel");
+    let cancelled = wait_state(&store, &in_flight, TaskState::Expired).await;
+    assert_eq!(cancelled.tx_hash, killed_cancel.tx_hash);
+    for id in [&unsent, &in_flight] {
+        let row = store.get_task(id).await.expect("task").expect("row");
+        assert_eq!(row.reason_code, "kill_switch", "{}", row.detail);
+    }
+    let _ = stop_k.send(true);
+    run_k.await.expect("live path k stops");
+    engine
+        .clear_kill_switch("", "test operator")
+        .await
+        .expect("clear");
+    assert!(!engine.kill_switch().cancel_pending);
     let _: () = provider
         .raw_request("evm_setAutomine".into(), (true,))
         .await
@@ -1082,7 +1171,7 @@ async fn live_path(database: &str) {
         .await
         .expect("reconcile")
         .expect("opened");
-    assert!(r.is_zero(), "after a bump and a cancel: {r}");
+    assert!(r.is_zero(), "after bumps and cancels: {r}");
 
     // What revm predicted against each receipt. A trade submitted alone on the head is
     // included on the state it was simulated on: equal amounts. Trades submitted while

@@ -754,6 +754,7 @@ async fn engine_operator_actions(kind: &str) {
             trace: None,
             reason: "drill".into(),
             operator: "mallory".into(),
+            cancel_pending: false,
         })
     };
 

@@ -86,6 +86,9 @@ pub struct Changes {
 pub struct RiskBook {
     cfg: RiskConfig,
     kill: KillSwitch,
+    /// Engaged with `--cancel-pending`: the live path also ends what is unsigned and cancels
+    /// what is pending (see [`KillSwitchRow::cancel_pending`]).
+    cancel_pending: bool,
     oracle: OracleGuard<String>,
     permissions: HashMap<String, PermissionTracker>,
     /// Strategies whose tracker changed since the last [`RiskBook::drain_changes`].
@@ -122,6 +125,7 @@ impl RiskBook {
         RiskBook {
             cfg,
             kill: KillSwitch::default(),
+            cancel_pending: false,
             oracle: OracleGuard::new(),
             permissions: HashMap::new(),
             changed: HashSet::new(),
@@ -393,11 +397,13 @@ impl RiskBook {
             reason: self.kill.reason.clone(),
             operator: self.kill.operator.clone(),
             changed_at_ms: self.kill.changed_at_ms,
+            cancel_pending: self.kill.engaged && self.cancel_pending,
         }
     }
 
     /// Sets the switch to a stored (or just decided) state.
     pub fn restore_kill_switch(&mut self, k: &KillSwitchRow) {
+        self.cancel_pending = k.engaged && k.cancel_pending;
         self.kill = KillSwitch {
             engaged: k.engaged,
             reason: k.reason.clone(),

@@ -400,9 +400,22 @@ impl Live {
         // (`ask_signer`). What is signed already is followed to its receipt.
         if let Some(task) = self.engine.store().unassigned_staged(1).await?.pop() {
             let span = info_span!("live", trace_id = %task.trace_id, task_id = %task.task_id);
+            let kill = self.engine.kill_switch();
             if self.past_unsigned_deadline(&task) {
                 moved_all.extend(self.expire_unsigned(&task).instrument(span).await?);
-            } else if start_new && !blocked && !self.engine.kill_switch().engaged {
+            } else if kill.engaged && kill.cancel_pending {
+                moved_all.extend(
+                    self.end_before_signing(
+                        &task,
+                        TaskState::Staged,
+                        TaskState::Expired,
+                        "kill_switch",
+                        "expired by the kill switch (cancel pending)",
+                    )
+                    .instrument(span)
+                    .await?,
+                );
+            } else if start_new && !blocked && !kill.engaged {
                 moved_all.extend(self.start(lease, task).instrument(span).await?);
             }
         }
@@ -424,6 +437,20 @@ impl Live {
                 Ok(r)
             }
             TaskState::AwaitingApproval => {
+                // Nothing is signed while a human has not approved, and the engine asks for
+                // no signature under the kill switch: the trade can end, its nonce back.
+                let kill = self.engine.kill_switch();
+                if kill.engaged && kill.cancel_pending {
+                    return self
+                        .end_before_signing(
+                            task,
+                            TaskState::AwaitingApproval,
+                            TaskState::Expired,
+                            "kill_switch",
+                            "expired by the kill switch (cancel pending) while awaiting approval",
+                        )
+                        .await;
+                }
                 let r = self.check_approval(task).await?;
                 *blocked |= r.is_empty();
                 Ok(r)
@@ -1008,15 +1035,18 @@ impl Live {
             .map_err(|e| LiveError::Rpc(e.to_string()))?
             .ok_or_else(|| LiveError::Rpc("no latest block".into()))?;
         let head = block.header.number;
-        let hold = self.engine.kill_switch().engaged;
+        let kill = self.engine.kill_switch();
         let Next::Plan {
             attempt,
             kind,
             percent,
-        } = self
-            .config
-            .replace
-            .next(head, broadcast_block, replacements, hold)
+        } = self.config.replace.next(
+            head,
+            broadcast_block,
+            replacements,
+            kill.engaged,
+            kill.engaged && kill.cancel_pending,
+        )
         else {
             return Ok(());
         };
@@ -1292,8 +1322,8 @@ impl Live {
         Ok(vec![(task.task_id.clone(), to)])
     }
 
-    /// EXPIRED (`deadline`) by the receipt of the task's cancel: the nonce is used, nothing
-    /// was traded, and the gas it paid is booked.
+    /// EXPIRED (`deadline`, or `kill_switch` when the switch sent it) by the receipt of the
+    /// task's cancel: the nonce is used, nothing was traded, and the gas it paid is booked.
     async fn cancelled(
         &self,
         task: &LiveTask,
@@ -1318,9 +1348,20 @@ impl Live {
             raw_tx: r.raw_tx.clone(),
             ..LiveUpdate::default()
         };
+        let kill = self.engine.kill_switch();
+        let (reason, why) = if kill.engaged && kill.cancel_pending {
+            ("kill_switch", "cancelled by the kill switch".to_owned())
+        } else {
+            (
+                "deadline",
+                format!(
+                    "not included within {} blocks",
+                    self.config.replace.inclusion_deadline_blocks
+                ),
+            )
+        };
         let detail = format!(
-            "not included within {} blocks: nonce {} cancelled by {} in block {block} (gas {} at {} wei)",
-            self.config.replace.inclusion_deadline_blocks,
+            "{why}: nonce {} cancelled by {} in block {block} (gas {} at {} wei)",
             task.nonce.unwrap_or_default(),
             r.tx_hash,
             receipt.gas_used,
@@ -1331,7 +1372,7 @@ impl Live {
                 task,
                 TaskState::Broadcast,
                 TaskState::Expired,
-                "deadline",
+                reason,
                 &detail,
                 &update,
             )
@@ -1339,7 +1380,7 @@ impl Live {
         if !moved {
             return Ok(Vec::new());
         }
-        warn!(detail = %detail, "live trade cancelled at its deadline");
+        warn!(detail = %detail, "live trade cancelled");
         Ok(vec![(task.task_id.clone(), TaskState::Expired)])
     }
 

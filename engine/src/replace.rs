@@ -93,12 +93,15 @@ impl ReplacePolicy {
     /// replacements so far. A planned replacement not yet signed or sent is the caller's to
     /// finish first (it is never re-planned); bumps stop after a refusal (the signer's
     /// fee ceiling, say) or once cancelling, and while `hold` (the kill switch) is on.
+    /// `cancel_now` (the kill switch engaged with `--cancel-pending`) cancels at once, as
+    /// if the deadline had passed.
     pub fn next(
         &self,
         head: u64,
         broadcast_block: u64,
         replacements: &[Replacement],
         hold: bool,
+        cancel_now: bool,
     ) -> Next {
         let attempt = replacements.last().map_or(1, |r| r.attempt + 1);
         let cancelling = replacements
@@ -114,8 +117,9 @@ impl ReplacePolicy {
             .max()
             .unwrap_or(0)
             .max(MIN_BUMP_PERCENT + 2);
-        if self.inclusion_deadline_blocks > 0
-            && head >= broadcast_block.saturating_add(self.inclusion_deadline_blocks)
+        let deadline = self.inclusion_deadline_blocks > 0
+            && head >= broadcast_block.saturating_add(self.inclusion_deadline_blocks);
+        if (deadline || cancel_now)
             && !replacements
                 .iter()
                 .any(|r| r.kind == ReplacementKind::Cancel)
@@ -266,18 +270,22 @@ mod tests {
             ladder: vec![15, 20],
             inclusion_deadline_blocks: 10,
         };
-        assert_eq!(p.next(101, 100, &[], false), Next::Wait);
+        assert_eq!(p.next(101, 100, &[], false, false), Next::Wait);
         let first = Next::Plan {
             attempt: 1,
             kind: ReplacementKind::Bump,
             percent: 15,
         };
-        assert_eq!(p.next(102, 100, &[], false), first);
-        assert_eq!(p.next(102, 100, &[], true), Next::Wait, "held: no bump");
-        let one = [rep(1, ReplacementKind::Bump, Some(103), "")];
-        assert_eq!(p.next(104, 100, &one, false), Next::Wait);
+        assert_eq!(p.next(102, 100, &[], false, false), first);
         assert_eq!(
-            p.next(105, 100, &one, false),
+            p.next(102, 100, &[], true, false),
+            Next::Wait,
+            "held: no bump"
+        );
+        let one = [rep(1, ReplacementKind::Bump, Some(103), "")];
+        assert_eq!(p.next(104, 100, &one, false, false), Next::Wait);
+        assert_eq!(
+            p.next(105, 100, &one, false, false),
             Next::Plan {
                 attempt: 2,
                 kind: ReplacementKind::Bump,
@@ -288,19 +296,27 @@ mod tests {
             rep(1, ReplacementKind::Bump, Some(103), ""),
             rep(2, ReplacementKind::Bump, Some(105), ""),
         ];
-        assert_eq!(p.next(109, 100, &two, false), Next::Wait, "ladder done");
+        assert_eq!(
+            p.next(109, 100, &two, false, false),
+            Next::Wait,
+            "ladder done"
+        );
         let cancel = Next::Plan {
             attempt: 3,
             kind: ReplacementKind::Cancel,
             percent: 20,
         };
-        assert_eq!(p.next(110, 100, &two, false), cancel);
-        assert_eq!(p.next(110, 100, &two, true), cancel, "held: still cancels");
+        assert_eq!(p.next(110, 100, &two, false, false), cancel);
+        assert_eq!(
+            p.next(110, 100, &two, true, false),
+            cancel,
+            "held: still cancels"
+        );
         // A refused bump ends the ladder; the cancel still comes.
         let refused = [rep(1, ReplacementKind::Bump, None, "fee_too_high")];
-        assert_eq!(p.next(108, 100, &refused, false), Next::Wait);
+        assert_eq!(p.next(108, 100, &refused, false, false), Next::Wait);
         assert!(matches!(
-            p.next(110, 100, &refused, false),
+            p.next(110, 100, &refused, false, false),
             Next::Plan {
                 attempt: 2,
                 kind: ReplacementKind::Cancel,
@@ -309,9 +325,19 @@ mod tests {
         ));
         // Once cancelling, nothing more; a refused cancel is not tried again.
         let cancelling = [rep(1, ReplacementKind::Cancel, Some(110), "")];
-        assert_eq!(p.next(200, 100, &cancelling, false), Next::Wait);
+        assert_eq!(p.next(200, 100, &cancelling, false, false), Next::Wait);
         let cancel_refused = [rep(1, ReplacementKind::Cancel, None, "fee_too_high")];
-        assert_eq!(p.next(200, 100, &cancel_refused, false), Next::Wait);
+        assert_eq!(p.next(200, 100, &cancel_refused, false, false), Next::Wait);
+        // The kill switch with --cancel-pending cancels at once, once.
+        assert!(matches!(
+            p.next(101, 100, &[], true, true),
+            Next::Plan {
+                attempt: 1,
+                kind: ReplacementKind::Cancel,
+                ..
+            }
+        ));
+        assert_eq!(p.next(101, 100, &cancelling, true, true), Next::Wait);
     }
 
     #[test]

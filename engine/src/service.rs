@@ -255,7 +255,7 @@ impl TradingEngine for EngineService {
             }
             let k = self
                 .engine
-                .set_kill_switch(&trace_id, &req.reason, &operator)
+                .engage_kill_switch(&trace_id, &req.reason, &operator, req.cancel_pending)
                 .await
                 .map_err(status)?;
             Ok(Response::new(k))

@@ -292,7 +292,24 @@ async fn gates_refuse_in_order_with_stable_codes(db: &Db) {
     let audit = engine.store().audit_for("kill_switch").await.unwrap();
     assert_eq!(audit.last().map(|a| a.actor.as_str()), Some("alice"));
     assert_eq!(audit.last().map(|a| a.trace_id.as_str()), Some(TRACE));
+    assert!(!k.cancel_pending);
+    // Engaged again with cancel-pending: stored with it, audited as such; a clear drops it.
+    let k = engine
+        .engage_kill_switch(TRACE, "drill 2", "alice", true)
+        .await
+        .unwrap();
+    assert!(k.engaged && k.cancel_pending);
+    let stored = engine.store().load_kill_switch().await.unwrap().unwrap();
+    assert!(stored.engaged && stored.cancel_pending);
+    let audit = engine.store().audit_for("kill_switch").await.unwrap();
+    assert_eq!(
+        audit.last().map(|a| a.detail.as_str()),
+        Some("drill 2 (cancel pending)")
+    );
     engine.clear_kill_switch(TRACE, "bob").await.unwrap();
+    assert!(!engine.kill_switch().cancel_pending);
+    let stored = engine.store().load_kill_switch().await.unwrap().unwrap();
+    assert!(!stored.engaged && !stored.cancel_pending);
     let r = engine
         .submit(TRACE, vec![good_swap(&engine, "ev-5", 1, 1_000_000)])
         .await

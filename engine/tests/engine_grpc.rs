@@ -222,6 +222,7 @@ async fn over_grpc(db: &Db) {
         trace: trace(),
         reason: "drill".into(),
         operator: operator.into(),
+        cancel_pending: false,
     };
     // Operator actions: no key, an unknown key, someone else's name: refused, nothing
     // changed.
@@ -244,6 +245,7 @@ async fn over_grpc(db: &Db) {
                 trace: trace(),
                 reason: String::new(),
                 operator: String::new(),
+                cancel_pending: false,
             },
             OPS_KEY,
         ))
@@ -394,6 +396,7 @@ async fn no_operator_keys(db: &Db) {
                 trace: trace(),
                 reason: "drill".into(),
                 operator: "ops".into(),
+                cancel_pending: false,
             },
             OPS_KEY,
         ))

@@ -20,6 +20,11 @@ pub enum Command {
         /// Why, for the audit log and for whoever clears it.
         #[arg(long)]
         reason: String,
+        /// Also end what is in flight on the live path: trades not yet sent to the signer
+        /// (or waiting for an approval) are EXPIRED, transactions pending on chain are
+        /// replaced by a cancel at their nonce.
+        #[arg(long)]
+        cancel_pending: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -43,13 +48,18 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .into_inner();
             (status.kill_switch.unwrap_or_default(), remote)
         }
-        Command::Set { reason, remote } => {
+        Command::Set {
+            reason,
+            cancel_pending,
+            remote,
+        } => {
             let req = authed(
                 &remote,
                 v1::SetKillSwitchRequest {
                     trace: Some(trace()),
                     reason,
                     operator: String::new(),
+                    cancel_pending,
                 },
             )?;
             let k = engine_client(&remote)
@@ -86,13 +96,19 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 "reason": state.reason,
                 "operator": state.operator,
                 "changed_at_ms": state.changed_at_ms,
+                "cancel_pending": state.cancel_pending,
             }))?
         );
     } else if state.engaged {
         println!(
-            "kill switch ENGAGED by {} at {} ms: {}",
+            "kill switch ENGAGED by {} at {} ms{}: {}",
             Escaped(&state.operator),
             state.changed_at_ms,
+            if state.cancel_pending {
+                " (cancelling what is pending)"
+            } else {
+                ""
+            },
             Escaped(&state.reason)
         );
     } else if state.operator.is_empty() {

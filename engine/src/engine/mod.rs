@@ -370,6 +370,7 @@ impl Engine {
             reason: k.reason,
             operator: k.operator,
             changed_at_ms: k.changed_at_ms,
+            cancel_pending: k.cancel_pending,
         }
     }
 
@@ -380,7 +381,22 @@ impl Engine {
         reason: &str,
         operator: &str,
     ) -> Result<v1::KillSwitchState, EngineError> {
-        self.change_kill_switch(trace_id, true, reason, operator)
+        self.change_kill_switch(trace_id, true, reason, operator, false)
+            .await
+    }
+
+    /// Engages the kill switch and, with `cancel_pending`, has the live path expire every
+    /// trade not yet sent to the signer (waiting for approval included) and replace every
+    /// transaction pending on chain with a cancel at its nonce. Tasks already sent to the
+    /// signer and not answered stay held: the signer may have signed them.
+    pub async fn engage_kill_switch(
+        &self,
+        trace_id: &str,
+        reason: &str,
+        operator: &str,
+        cancel_pending: bool,
+    ) -> Result<v1::KillSwitchState, EngineError> {
+        self.change_kill_switch(trace_id, true, reason, operator, cancel_pending)
             .await
     }
 
@@ -390,7 +406,8 @@ impl Engine {
         trace_id: &str,
         operator: &str,
     ) -> Result<v1::KillSwitchState, EngineError> {
-        self.change_kill_switch(trace_id, false, "", operator).await
+        self.change_kill_switch(trace_id, false, "", operator, false)
+            .await
     }
 
     async fn change_kill_switch(
@@ -399,6 +416,7 @@ impl Engine {
         engaged: bool,
         reason: &str,
         operator: &str,
+        cancel_pending: bool,
     ) -> Result<v1::KillSwitchState, EngineError> {
         let row = KillSwitchRow {
             engaged,
@@ -409,6 +427,7 @@ impl Engine {
                 clip(operator, 128)
             },
             changed_at_ms: now_ms(),
+            cancel_pending: engaged && cancel_pending,
         };
         // Engage in memory first (fail safe: trading stops even if the write fails); clear
         // only after the write, so a failed clear leaves trading stopped.

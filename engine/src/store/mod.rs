@@ -287,6 +287,10 @@ pub struct KillSwitchRow {
     pub operator: String,
     /// When, ms since the Unix epoch.
     pub changed_at_ms: i64,
+    /// Engaged with `--cancel-pending`: the live path also expires every trade not sent to
+    /// the signer and replaces every pending transaction with a cancel. Stored as its own
+    /// `engine_flags` row (`kill_switch_cancel_pending`).
+    pub cancel_pending: bool,
 }
 
 /// One audit record.
@@ -539,6 +543,16 @@ impl Store {
         .bind(k.changed_at_ms)
         .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "INSERT INTO engine_flags (name, engaged, reason, operator, changed_at_ms) VALUES ('kill_switch_cancel_pending', $1, '', $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET engaged = excluded.engaged, operator = excluded.operator, \
+             changed_at_ms = excluded.changed_at_ms",
+        )
+        .bind(i64::from(k.engaged && k.cancel_pending))
+        .bind(&k.operator)
+        .bind(k.changed_at_ms)
+        .execute(&mut *tx)
+        .await?;
         let audit = Audit {
             actor: k.operator.clone(),
             action: if k.engaged {
@@ -550,7 +564,11 @@ impl Store {
             subject: "kill_switch".into(),
             from_state: String::new(),
             to_state: if k.engaged { "ENGAGED" } else { "CLEAR" }.into(),
-            detail: k.reason.clone(),
+            detail: if k.engaged && k.cancel_pending {
+                format!("{} (cancel pending)", k.reason)
+            } else {
+                k.reason.clone()
+            },
             trace_id: trace_id.to_owned(),
         };
         insert_audits(self.backend, &mut tx, &[audit], k.changed_at_ms).await?;

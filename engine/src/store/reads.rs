@@ -201,12 +201,18 @@ impl Store {
         let row = sqlx::query("SELECT engaged, reason, operator, changed_at_ms FROM engine_flags WHERE name = 'kill_switch'")
             .fetch_optional(&self.pool)
             .await?;
+        let cancel: Option<i64> = sqlx::query_scalar(
+            "SELECT engaged FROM engine_flags WHERE name = 'kill_switch_cancel_pending'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             Ok(KillSwitchRow {
                 engaged: r.try_get::<i64, _>("engaged")? != 0,
                 reason: r.try_get("reason")?,
                 operator: r.try_get("operator")?,
                 changed_at_ms: r.try_get("changed_at_ms")?,
+                cancel_pending: cancel.unwrap_or(0) != 0,
             })
         })
         .transpose()
