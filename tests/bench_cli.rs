@@ -171,3 +171,43 @@ fn bench_rollout_measures_swaps_and_scales_on_a_working_fleet() {
         }
     }
 }
+
+#[test]
+fn bench_live_confirms_trades_in_both_chain_modes() {
+    // The bench fails unless every trade is CONFIRMED with each audit row it splits the
+    // latency by; here its table must have every part for both modes, with times.
+    let out = bench(&["live", "--quick"]);
+    assert!(
+        out.contains("signer key: dev-keystore (development keystore, single key)"),
+        "{out}"
+    );
+    for mode in ["automine", "1 s blocks"] {
+        for part in [
+            "decide (submit -> STAGED)",
+            "wait (STAGED -> nonce assigned)",
+            "signer (nonce -> SIGNED)",
+            "send (SIGNED -> BROADCAST)",
+            "inclusion (BROADCAST -> CONFIRMED)",
+            "total (submit -> CONFIRMED)",
+        ] {
+            let row = format!("| {mode} | {part} |");
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&row))
+                .unwrap_or_else(|| panic!("no row {row:?} in\n{out}"));
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            for cell in &cells[3..5] {
+                let ms: f64 = cell
+                    .strip_suffix(" ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("not a time: {cell:?} in {line}"));
+                assert!(ms >= 0.0, "{line}");
+            }
+            assert_eq!(cells[5], "3", "three trades measured: {line}");
+        }
+        assert!(
+            out.contains(&format!("signer share of the total, {mode}: median ")),
+            "{out}"
+        );
+    }
+}

@@ -13,6 +13,9 @@ pub enum Command {
     Signer(super::bench_signer::Args),
     /// Deploys on a running fleet: the pause a hot swap and a scale put on the event path.
     Rollout(super::bench_rollout::Args),
+    /// The live path on Anvil: proposal to CONFIRMED (automine and 1 s blocks), the signer's
+    /// share of it.
+    Live(super::bench_live::Args),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -22,5 +25,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Pipeline(args) => super::bench_pipeline::run(args).await,
         Command::Signer(args) => super::bench_signer::run(args).await,
         Command::Rollout(args) => super::bench_rollout::run(args).await,
+        Command::Live(args) => super::bench_live::run(args).await,
     }
 }
