@@ -653,13 +653,7 @@ impl Live {
             }
         })?;
         request.approval_id = approval_id.to_owned();
-        let answer = self
-            .signer
-            .clone()
-            .sign_transaction(request)
-            .await
-            .map_err(|s| LiveError::Signer(format!("{}: {}", s.code(), s.message())))?
-            .into_inner();
+        let answer = self.sign(request).await?;
         match v1::SignOutcome::try_from(answer.outcome).unwrap_or(v1::SignOutcome::Unspecified) {
             v1::SignOutcome::Signed => {
                 let update = LiveUpdate {
@@ -731,6 +725,21 @@ impl Live {
                 answer.outcome
             ))),
         }
+    }
+
+    /// One SignTransaction call; a signer that cannot be reached is an error (the step is
+    /// repeated), an answer of any outcome is the caller's to act on.
+    async fn sign(
+        &self,
+        request: v1::SignTransactionRequest,
+    ) -> Result<v1::SignTransactionResponse, LiveError> {
+        Ok(self
+            .signer
+            .clone()
+            .sign_transaction(request)
+            .await
+            .map_err(|s| LiveError::Signer(format!("{}: {}", s.code(), s.message())))?
+            .into_inner())
     }
 
     /// One stored move of `task` with what it records (see `Store::live_move`), counted in
@@ -1122,13 +1131,7 @@ impl Live {
                     detail: format!("stored replacement request: {e}"),
                 }
             })?;
-        let answer = self
-            .signer
-            .clone()
-            .sign_transaction(request)
-            .await
-            .map_err(|s| LiveError::Signer(format!("{}: {}", s.code(), s.message())))?
-            .into_inner();
+        let answer = self.sign(request).await?;
         let store = self.engine.store();
         match v1::SignOutcome::try_from(answer.outcome).unwrap_or(v1::SignOutcome::Unspecified) {
             v1::SignOutcome::Signed => {
