@@ -17,7 +17,7 @@ use stratbox::market::anvil::AnvilMarket;
 use stratbox_bus::{Bus, RedisBus, RedisBusConfig, StartId, decode_event};
 use stratbox_proto::v1::chain_event::Kind;
 
-mod support;
+use crate::support;
 use support::{
     Process, add_key, component, free_port, http_get, key_file, postgres_admin, psql, redis_url,
     stratbox, unique, upload, wait_until,

@@ -13,7 +13,7 @@
 //! configuration that silently does nothing), and a wrong flag or a wrong value in a
 //! variable must be refused, so the check can fail.
 
-mod deploy;
+use crate::deploy;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};

@@ -16,7 +16,7 @@
 //!
 //! Whether its `stratbox` command lines parse is tests/deploy_args.rs.
 
-mod deploy;
+use crate::deploy;
 
 use deploy::*;
 use serde_norway::Value;

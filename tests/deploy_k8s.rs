@@ -7,7 +7,7 @@
 //!
 //! The NetworkPolicies are tests/deploy_network.rs; the command lines tests/deploy_args.rs.
 
-mod deploy;
+use crate::deploy;
 
 use deploy::*;
 use serde_norway::Value;

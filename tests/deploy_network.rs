@@ -3,7 +3,7 @@
 //! between the zones, that every zone namespace is default-deny, and that ingress and
 //! egress rules each hold on their own.
 
-mod deploy;
+use crate::deploy;
 
 use deploy::*;
 use serde_norway::Value;

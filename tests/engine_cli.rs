@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use stratbox_proto::v1::{self, trading_engine_client::TradingEngineClient};
 
-mod support;
+use crate::support;
 use support::{add_key, component, stratbox, upload};
 
 fn keyed<T>(message: T, key: &str) -> tonic::Request<T> {

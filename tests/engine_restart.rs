@@ -18,7 +18,7 @@ use stratbox::market::anvil::AnvilMarket;
 use stratbox_engine::{Store, TaskState};
 use stratbox_proto::v1;
 
-mod support;
+use crate::support;
 use support::{
     Process, add_key, component, free_port, key_file, redis_url, stratbox, unique, upload,
     wait_until,

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-mod support;
+use crate::support;
 
 fn grpcurl() -> PathBuf {
     let path = std::env::var_os("STRATBOX_GRPCURL")

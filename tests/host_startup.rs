@@ -18,7 +18,7 @@ use stratbox_proto::v1;
 use stratbox_proto::v1::trading_engine_client::TradingEngineClient;
 use tonic::transport::Channel;
 
-mod support;
+use crate::support;
 use support::{Proc, metric, redis_url, scrape, swing_event, unique, wait_for};
 
 /// Twenty blocks of the swinging market: 80 swaps, each one a chance for clamm-maker to

@@ -19,7 +19,7 @@ use stratbox_proto::v1::registry_client::RegistryClient;
 use stratbox_proto::v1::trading_engine_client::TradingEngineClient;
 use tonic::transport::Channel;
 
-mod support;
+use crate::support;
 
 const EVENTS: u64 = 10_000;
 

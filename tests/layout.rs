@@ -309,3 +309,38 @@ fn no_library_crate_has_an_import_circle() {
     }
     assert!(found.is_empty(), "import circles:\n{}", found.join("\n"));
 }
+
+/// The package's tests are modules of `tests/it.rs` (`autotests = false` in Cargo.toml), so a
+/// file under `tests/` that is not declared there would never compile, let alone run.
+#[test]
+fn every_test_file_is_a_module() {
+    let dir = root().join("tests");
+    let it = std::fs::read_to_string(dir.join("it.rs")).expect("tests/it.rs");
+    let declared: BTreeSet<String> = it
+        .lines()
+        .filter_map(|l| l.strip_prefix("mod ")?.strip_suffix(';'))
+        .map(str::to_owned)
+        .collect();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("tests/") {
+        let path = entry.expect("entry").path();
+        let name = if path.is_dir() {
+            path.join("mod.rs")
+                .exists()
+                .then(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .flatten()
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            path.file_stem().map(|n| n.to_string_lossy().into_owned())
+        } else {
+            None
+        };
+        if let Some(name) = name.filter(|n| n != "it" && !declared.contains(n)) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "test files not declared in tests/it.rs (they would never run): {missing:?}"
+    );
+    assert!(declared.contains("layout"), "parsed the module list of tests/it.rs");
+}

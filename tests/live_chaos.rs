@@ -34,7 +34,7 @@ use stratbox_proto::v1;
 use stratbox_proto::v1::proposal::Action;
 use stratbox_proto::v1::trading_engine_client::TradingEngineClient;
 
-mod support;
+use crate::support;
 use support::{Process, add_key, component, free_port, stratbox, unique, upload, wait_until};
 
 const ROUNDS: usize = 50;

@@ -49,7 +49,7 @@ use stratbox_signer::config::SignerConfig;
 use stratbox_signer::keys::{self, DevKeystore, Passphrase};
 use tonic::transport::Endpoint;
 
-mod support;
+use crate::support;
 
 const E18: u128 = 1_000_000_000_000_000_000;
 
@@ -1173,6 +1173,157 @@ async fn live_path(database: &str) {
         .expect("opened");
     assert!(r.is_zero(), "after bumps and cancels: {r}");
 
+    // 14. A reorg takes a confirmed trade's block away (Anvil's `anvil_reorg` replaces the
+    // head block with an empty one; the node drops the transaction). The next step finds
+    // the receipt's block hash changed: the task is BROADCAST again, everything its receipt
+    // booked is reversed (the wallet and the strategy's book hold what they held before
+    // it), and the same signed bytes are sent again at the same nonce. Once a block
+    // includes them the task is CONFIRMED again, booked under its second inclusion's ids.
+    let book = hex_address(&me);
+    let book_before = engine.token_balances("momentum", &book);
+    let reorged = submit(
+        &engine,
+        &provider,
+        swap(&engine, account, "reorged", true, U256::from(E18 / 4)),
+    )
+    .await;
+    let l = Live::connect(
+        engine.clone(),
+        LiveConfig {
+            holder: "engine-l".into(),
+            ..config.clone()
+        },
+    )
+    .await
+    .expect("live path l");
+    let mut first = Vec::new();
+    support::wait_until(
+        "the reorged trade to confirm",
+        Duration::from_secs(60),
+        async || {
+            first.extend(l.step().await.expect("step").moved);
+            first.contains(&(reorged.clone(), TaskState::Confirmed))
+        },
+    )
+    .await;
+    let confirmed = store.live_task(&reorged).await.expect("task").expect("row");
+    let book_after = engine.token_balances("momentum", &book);
+    assert_ne!(book_after, book_before, "the fill is on the book");
+    let old = provider
+        .get_transaction_receipt(confirmed.tx_hash.parse().expect("hash"))
+        .await
+        .expect("receipt rpc")
+        .expect("receipt");
+    let _: () = provider
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .expect("automine off");
+    let _: serde_json::Value = provider
+        .raw_request(
+            "anvil_reorg".into(),
+            (1u64, Vec::<serde_json::Value>::new()),
+        )
+        .await
+        .expect("anvil_reorg");
+    assert!(
+        provider
+            .get_transaction_receipt(old.transaction_hash)
+            .await
+            .expect("receipt rpc")
+            .is_none(),
+        "the reorg removed the receipt"
+    );
+    let moved = l.step().await.expect("step after the reorg").moved;
+    assert_eq!(moved, vec![(reorged.clone(), TaskState::Broadcast)]);
+    let back = store.live_task(&reorged).await.expect("task").expect("row");
+    assert_eq!(back.state, TaskState::Broadcast);
+    assert_eq!((back.reorgs, back.nonce), (1, confirmed.nonce));
+    assert_eq!(back.actual_amount0, "", "the receipt's amounts are cleared");
+    let row = store.get_task(&reorged).await.expect("task").expect("row");
+    assert_eq!(row.reason_code, "reorg", "{}", row.detail);
+    let entries = store
+        .entries(None, Some(&reorged), 0)
+        .await
+        .expect("entries");
+    let reversed: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| e.posting_id.ends_with(":reorg"))
+        .map(|e| e.reverses_posting_id.as_str())
+        .collect();
+    let booked: std::collections::BTreeSet<String> = ["fill", "wallet", "gas"]
+        .iter()
+        .map(|k| format!("{reorged}:{k}"))
+        .collect();
+    assert_eq!(
+        reversed,
+        booked.iter().map(String::as_str).collect(),
+        "every posting of the receipt reversed"
+    );
+    assert_eq!(
+        engine.token_balances("momentum", &book),
+        book_before,
+        "the strategy's book no longer holds the fill"
+    );
+    let r = stratbox_engine::reconcile::reconcile(&store, &provider, &me)
+        .await
+        .expect("reconcile")
+        .expect("opened");
+    assert!(r.is_zero(), "after the reorg, before re-inclusion: {r}");
+    assert!(
+        provider
+            .get_transaction_by_hash(old.transaction_hash)
+            .await
+            .expect("tx rpc")
+            .is_some(),
+        "the same signed transaction was sent again"
+    );
+    let _: () = provider
+        .raw_request("evm_setAutomine".into(), (true,))
+        .await
+        .expect("automine on");
+    let _: serde_json::Value = provider
+        .raw_request("evm_mine".into(), ())
+        .await
+        .expect("mine it again");
+    let mut again = Vec::new();
+    support::wait_until(
+        "the reorged trade to confirm again",
+        Duration::from_secs(60),
+        async || {
+            again.extend(l.step().await.expect("step").moved);
+            again.contains(&(reorged.clone(), TaskState::Confirmed))
+        },
+    )
+    .await;
+    let new = provider
+        .get_transaction_receipt(old.transaction_hash)
+        .await
+        .expect("receipt rpc")
+        .expect("included again");
+    assert_ne!(new.block_hash, old.block_hash, "in another block");
+    let again = store.live_task(&reorged).await.expect("task").expect("row");
+    assert_eq!(again.state, TaskState::Confirmed);
+    assert_eq!(
+        (&again.actual_amount0, &again.actual_amount1),
+        (&confirmed.actual_amount0, &confirmed.actual_amount1),
+        "the same swap on the same pool state"
+    );
+    assert!(
+        store
+            .entries(None, Some(&reorged), 0)
+            .await
+            .expect("entries")
+            .iter()
+            .any(|e| e.posting_id == format!("{reorged}:fill:r1")),
+        "the second inclusion booked under its own ids"
+    );
+    assert_eq!(engine.token_balances("momentum", &book), book_after);
+    let r = stratbox_engine::reconcile::reconcile(&store, &provider, &me)
+        .await
+        .expect("reconcile")
+        .expect("opened");
+    assert!(r.is_zero(), "after the reorg and re-inclusion: {r}");
+
     // What revm predicted against each receipt. A trade submitted alone on the head is
     // included on the state it was simulated on: equal amounts. Trades submitted while
     // others were in flight (step 6, and r2 before the recovered r1) may differ; the
@@ -1205,7 +1356,7 @@ async fn live_path(database: &str) {
         }
         confirmed_ids.push(t.task_id);
     }
-    assert_eq!(confirmed_ids.len(), 12);
+    assert_eq!(confirmed_ids.len(), 13);
     assert_eq!(differences("amounts"), differing);
     for alone in [&t1, &t3, &t4, &t5, &held, &stuck] {
         let l = store.live_task(alone).await.expect("task").expect("row");

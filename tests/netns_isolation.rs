@@ -57,7 +57,7 @@
 //! did not run; under `CI` it always fails. Namespaces are named per run and removed on
 //! drop, also when an assertion fails.
 
-mod deploy;
+use crate::deploy;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

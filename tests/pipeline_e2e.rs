@@ -24,7 +24,7 @@ use stratbox_host_service::{
 use stratbox_proto::v1;
 use tokio::sync::watch;
 
-mod support;
+use crate::support;
 use support::{postgres_admin as postgres_base, redis_url, unique};
 
 /// A database of its own, so runs never see each other's tasks.

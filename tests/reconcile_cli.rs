@@ -2,7 +2,7 @@
 //! (a cron job or deploy check reads the status). The reconciliation itself, against a real
 //! chain, is in `tests/live_e2e.rs`.
 
-mod support;
+use crate::support;
 
 fn reconcile(args: &[&str]) -> (i32, String) {
     let out = support::stratbox()

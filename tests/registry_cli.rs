@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use stratbox_proto::v1::{self, registry_client::RegistryClient};
 
-mod support;
+use crate::support;
 
 const CAP: usize = 2 << 20;
 

@@ -22,7 +22,7 @@ use stratbox_host_service::{
 };
 use tokio::sync::{mpsc, watch};
 
-mod support;
+use crate::support;
 use support::{postgres_admin, unique};
 
 /// Where the test's subscriber writes: one buffer every thread appends to.

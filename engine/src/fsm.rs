@@ -129,6 +129,23 @@ impl TaskState {
         }
     }
 
+    /// The one way back: a reorg removed the block holding the receipt that ended the task
+    /// (CONFIRMED or FAILED by its trade, EXPIRED by its cancel), so its transaction is
+    /// pending again, or gone, and the task is BROADCAST until a receipt says otherwise.
+    /// Kept apart from [`TaskState::check`] so no ordinary move can use it; the store only
+    /// takes it for a task whose stored receipt block is no longer the chain's.
+    pub fn check_reorg(self) -> Result<TaskState, IllegalTransition> {
+        match self {
+            TaskState::Confirmed | TaskState::Failed | TaskState::Expired => {
+                Ok(TaskState::Broadcast)
+            }
+            from => Err(IllegalTransition {
+                from,
+                to: TaskState::Broadcast,
+            }),
+        }
+    }
+
     /// The proto enum value.
     pub const fn to_wire(self) -> WireState {
         match self {
@@ -231,6 +248,20 @@ mod tests {
         );
         assert!(Signed.check(Rejected).is_err());
         assert!(Init.check(Confirmed).is_err());
+    }
+
+    #[test]
+    fn only_a_receipt_ended_state_goes_back_and_only_to_broadcast() {
+        for from in TaskState::ALL {
+            let back = from.check_reorg();
+            if matches!(from, Confirmed | Failed | Expired) {
+                assert_eq!(back, Ok(Broadcast), "{from}");
+            } else {
+                assert!(back.is_err(), "{from} has no receipt to lose");
+            }
+        }
+        // The ordinary edges still never leave an end state.
+        assert!(Confirmed.check(Broadcast).is_err());
     }
 
     #[test]

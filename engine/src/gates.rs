@@ -385,6 +385,26 @@ impl RiskBook {
         }
     }
 
+    /// A fill taken back (a reorg removed the receipt it was booked from): its reversal
+    /// leaves the book, which is judged again. Not a trade, so no outcome is recorded
+    /// towards the strategy's permission level.
+    pub fn on_reversal(
+        &mut self,
+        strategy: &str,
+        account: &str,
+        reversal: &Posting,
+        marks: &Marks,
+        now_ms: i64,
+    ) {
+        let acct = strategy_account(strategy, account);
+        let book = self
+            .books
+            .entry(acct.clone())
+            .or_insert_with(|| Book::new(strategy));
+        book.apply_entries(&acct, reversal.entries());
+        self.judge_book(&acct, strategy, marks, now_ms);
+    }
+
     /// The thresholds in force.
     pub fn config(&self) -> &RiskConfig {
         &self.cfg

@@ -23,6 +23,10 @@
 //! ([`crate::reconcile`]); a difference with nothing in flight is recorded and engages the
 //! kill switch, which stops every trade not yet signed until an operator adopts or
 //! explains it (`stratbox reconcile --adopt`) and clears the switch.
+//!
+//! A receipt is not the end of the story while its block can still be reorganised away:
+//! the live path watches the blocks of recent receipts ([`reorg`]) and moves a task whose
+//! receipt left the chain back to BROADCAST, reversing what the receipt booked.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,7 +53,10 @@ use crate::reconcile::{self, ReconcileError, Reconciliation};
 use crate::replace::{self, Next, ReplacePolicy};
 use crate::store::{
     Audit, Finding, Lease, LiveTask, LiveUpdate, Replacement, ReplacementKind, StoreError,
+    inclusion_posting_id,
 };
+
+mod reorg;
 
 /// Why the live path could not take a step (a refused trade is not an error: it is a
 /// REJECTED task).
@@ -131,6 +138,9 @@ pub struct LiveConfig {
     pub unsigned_deadline: Duration,
     /// When a broadcast transaction not yet included is bumped or cancelled.
     pub replace: ReplacePolicy,
+    /// How many blocks below the head a receipt's block is still checked against the
+    /// chain's (a reorg deeper than this is not seen); 0 turns the watch off.
+    pub reorg_depth: u64,
 }
 
 impl LiveConfig {
@@ -150,6 +160,7 @@ impl LiveConfig {
             reconcile_every: Duration::from_secs(5),
             unsigned_deadline: Duration::from_secs(600),
             replace: ReplacePolicy::default(),
+            reorg_depth: 64,
         }
     }
 }
@@ -190,6 +201,8 @@ pub struct Live {
     chain_id: u64,
     /// Set once the wallet's opening balances are known to be booked.
     opened: AtomicBool,
+    /// The head the reorg watch last found consistent with every receipt it holds.
+    tip: reorg::Tip,
 }
 
 fn amount(v: U256) -> Option<v1::Amount> {
@@ -246,6 +259,7 @@ impl Live {
             provider,
             chain_id,
             opened: AtomicBool::new(false),
+            tip: reorg::Tip::default(),
         })
     }
 
@@ -385,7 +399,8 @@ impl Live {
             self.reconcile().await?;
             self.opened.store(true, Ordering::Release);
         }
-        let mut moved_all = Vec::new();
+        // First, receipts a reorg took away: their tasks are open again below.
+        let mut moved_all = self.watch_reorgs().await?;
         let open = self.engine.store().open_live(&self.account).await?;
         let mut blocked = false;
         for task in open {
@@ -1257,6 +1272,9 @@ impl Live {
         if !gas_wei.is_zero() {
             postings.push(ledger::gas_posting(&task.task_id, &self.account, gas_wei));
         }
+        for p in &mut postings {
+            p.posting_id = inclusion_posting_id(&p.posting_id, task.reorgs);
+        }
         let update = LiveUpdate {
             postings,
             receipt: Some((
@@ -1265,6 +1283,7 @@ impl Live {
                 receipt.gas_used,
                 receipt.effective_gas_price.to_string(),
             )),
+            receipt_block_hash: receipt.block_hash.map(|h| h.to_string()),
             actual: Some((a0.to_string(), a1.to_string())),
             // A fee bump was mined: the task names the transaction the chain holds.
             tx_hash: by.map(|r| r.tx_hash.clone()),
@@ -1337,7 +1356,9 @@ impl Live {
         let gas_wei = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
         let mut postings = Vec::new();
         if !gas_wei.is_zero() {
-            postings.push(ledger::gas_posting(&task.task_id, &self.account, gas_wei));
+            let mut gas = ledger::gas_posting(&task.task_id, &self.account, gas_wei);
+            gas.posting_id = inclusion_posting_id(&gas.posting_id, task.reorgs);
+            postings.push(gas);
         }
         let update = LiveUpdate {
             postings,
@@ -1347,6 +1368,7 @@ impl Live {
                 receipt.gas_used,
                 receipt.effective_gas_price.to_string(),
             )),
+            receipt_block_hash: receipt.block_hash.map(|h| h.to_string()),
             tx_hash: Some(r.tx_hash.clone()),
             raw_tx: r.raw_tx.clone(),
             ..LiveUpdate::default()

@@ -127,6 +127,11 @@ pub struct Args {
     /// cancelled (a 0-value transfer to the account at its nonce) and EXPIRED; 0 never.
     #[arg(long, default_value_t = 20)]
     pub inclusion_deadline_blocks: u64,
+    /// Live path: a receipt's block is checked against the chain's until it is this many
+    /// blocks below the head; a receipt a reorg removes sends its task back to BROADCAST
+    /// and reverses what it booked. 0 turns the watch off.
+    #[arg(long, default_value_t = 64)]
+    pub reorg_depth: u64,
     /// Strategy registry: uploads larger than this many bytes are refused.
     #[arg(long, default_value_t = stratbox_registry::admission::DEFAULT_MAX_COMPONENT_BYTES)]
     pub max_component_bytes: usize,
@@ -272,6 +277,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     ladder: args.bump_ladder.clone(),
                     inclusion_deadline_blocks: args.inclusion_deadline_blocks,
                 },
+                reorg_depth: args.reorg_depth,
                 ..LiveConfig::new(url, account, endpoint)
             };
             let config = match &args.lease_holder {

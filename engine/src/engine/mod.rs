@@ -1045,6 +1045,17 @@ impl Engine {
         self.feed_books(&mut Held::default(), vec![(strategy, account, posting)]);
     }
 
+    /// A live fill a reorg took back (see [`crate::live`]): the book no longer holds it.
+    pub fn unbook_live_fill(&self, strategy: &str, account: &str, reversal: &Posting) {
+        let chain = self.chain();
+        let marks = marks_of(&chain);
+        let mut book = lock(&self.inner.risk);
+        book.on_reversal(strategy, account, reversal, &marks, now_ms());
+        self.inner
+            .balances
+            .publish(&book, &quote_tokens(&chain), vec![(strategy, account)]);
+    }
+
     /// Every book's token balances now (the first `WatchBalances` message) and a receiver
     /// of the changes after it (see [`crate::balances`]).
     pub fn watch_balances(&self) -> (v1::BalancesUpdate, tokio::sync::broadcast::Receiver<Update>) {

@@ -78,6 +78,9 @@ pub struct LiveTask {
     /// The node's block when its transaction was first sent (BROADCAST): fee bumps and the
     /// inclusion deadline count from it.
     pub broadcast_block: Option<u64>,
+    /// How many times a reorg took its receipt away (see [`crate::live`]'s reorg watch):
+    /// each inclusion books its postings under ids of its own.
+    pub reorgs: u64,
 }
 
 /// The states a task is in while the live path still owes it something.
@@ -90,7 +93,7 @@ pub const OPEN_LIVE_STATES: [TaskState; 5] = [
 ];
 
 const LIVE_COLS: &str = "task_id, state, proposal, trace_id, sim_amount0, sim_amount1, sim_gas_used, \
-     chain_account, nonce, signer_request, approval_id, tx_hash, raw_tx, actual_amount0, actual_amount1, created_at_ms, broadcast_block";
+     chain_account, nonce, signer_request, approval_id, tx_hash, raw_tx, actual_amount0, actual_amount1, created_at_ms, broadcast_block, reorgs";
 
 fn live_row(r: &AnyRow) -> Result<LiveTask, StoreError> {
     let state: String = r.try_get("state")?;
@@ -115,6 +118,7 @@ fn live_row(r: &AnyRow) -> Result<LiveTask, StoreError> {
         broadcast_block: r
             .try_get::<Option<i64>, _>("broadcast_block")?
             .map(|b| b.max(0) as u64),
+        reorgs: r.try_get::<i64, _>("reorgs")?.max(0) as u64,
     })
 }
 
@@ -148,6 +152,8 @@ pub struct LiveUpdate {
     pub broadcast_block: Option<u64>,
     /// The receipt: block, status, gas used, effective gas price (wei, base-10).
     pub receipt: Option<(u64, u64, u64, String)>,
+    /// The hash of the receipt's block (with `receipt`), which a reorg changes.
+    pub receipt_block_hash: Option<String>,
     /// The pool's actual amounts (magnitudes, base-10).
     pub actual: Option<(String, String)>,
     /// Clears the nonce and the request (a nonce given back before anything was signed).
@@ -393,6 +399,9 @@ impl Store {
             next("gas_used", &mut sets);
             next("effective_gas_price", &mut sets);
         }
+        if update.receipt_block_hash.is_some() {
+            next("receipt_block_hash", &mut sets);
+        }
         if update.actual.is_some() {
             next("actual_amount0", &mut sets);
             next("actual_amount1", &mut sets);
@@ -427,6 +436,9 @@ impl Store {
                 .bind(i64_of(*status, "status")?)
                 .bind(i64_of(*gas, "gas")?)
                 .bind(price);
+        }
+        if let Some(h) = &update.receipt_block_hash {
+            q = q.bind(h);
         }
         if let Some((a0, a1)) = &update.actual {
             q = q.bind(a0).bind(a1);

@@ -29,10 +29,12 @@ mod decided;
 mod live;
 mod reads;
 mod reconcile;
+mod reorgs;
 mod replacements;
 
 pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES};
 pub use reconcile::Finding;
+pub use reorgs::{Included, inclusion_posting_id};
 pub use replacements::{Replacement, ReplacementKind};
 
 use reads::*;
