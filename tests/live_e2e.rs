@@ -1324,6 +1324,108 @@ async fn live_path(database: &str) {
         .expect("opened");
     assert!(r.is_zero(), "after the reorg and re-inclusion: {r}");
 
+    // 15. Recovery by nonce: a pending trade's nonce is taken by a transaction the engine
+    // never signed (sent from the account by someone else, impersonated on Anvil, at the
+    // same nonce with higher fees, so the node's pool replaces the trade with it). No
+    // receipt of the task's own transaction will ever come; the next step finds the nonce
+    // used on chain and none of its transactions mined: FAILED (`nonce_used`), and the kill
+    // switch engaged, since whatever sent it can send more. The outsider's gas is a
+    // reconciliation difference the operator adopts.
+    let _: () = provider
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .expect("automine off");
+    let taken = submit(
+        &engine,
+        &provider,
+        swap(&engine, account, "nonce-taken", false, U256::from(E18 / 4)),
+    )
+    .await;
+    let m = Live::connect(
+        engine.clone(),
+        LiveConfig {
+            holder: "engine-m".into(),
+            replace: ReplacePolicy {
+                bump_after_blocks: 0,
+                ladder: vec![],
+                inclusion_deadline_blocks: 0,
+            },
+            ..config.clone()
+        },
+    )
+    .await
+    .expect("live path m");
+    let mut steps = Vec::new();
+    support::wait_until(
+        "the trade to be broadcast",
+        Duration::from_secs(60),
+        async || {
+            steps.extend(m.step().await.expect("step").moved);
+            steps.contains(&(taken.clone(), TaskState::Broadcast))
+        },
+    )
+    .await;
+    let pending = store.live_task(&taken).await.expect("task").expect("row");
+    let ours = {
+        use alloy::consensus::Transaction as _;
+        provider
+            .get_transaction_by_hash(pending.tx_hash.parse().expect("hash"))
+            .await
+            .expect("rpc")
+            .expect("the node holds the trade")
+            .max_fee_per_gas()
+    };
+    let _: () = provider
+        .raw_request("anvil_impersonateAccount".into(), (account,))
+        .await
+        .expect("impersonate");
+    let outsider = provider
+        .send_transaction(
+            TransactionRequest::default()
+                .with_from(account)
+                .with_to(account)
+                .with_nonce(pending.nonce.expect("nonce"))
+                .with_gas_limit(21_000)
+                .with_max_fee_per_gas(ours * 2)
+                .with_max_priority_fee_per_gas(ours),
+        )
+        .await
+        .expect("the outsider's transaction replaces the trade in the pool");
+    let outsider = *outsider.tx_hash();
+    let _: () = provider
+        .raw_request("anvil_stopImpersonatingAccount".into(), (account,))
+        .await
+        .expect("stop impersonating");
+    let _: serde_json::Value = provider
+        .raw_request("evm_mine".into(), ())
+        .await
+        .expect("mine the outsider");
+    assert!(
+        provider
+            .get_transaction_receipt(outsider)
+            .await
+            .expect("rpc")
+            .is_some(),
+        "the outsider's transaction took the nonce"
+    );
+    let moved = m.step().await.expect("step").moved;
+    assert_eq!(moved, vec![(taken.clone(), TaskState::Failed)]);
+    let row = store.get_task(&taken).await.expect("task").expect("row");
+    assert_eq!(row.reason_code, "nonce_used", "{}", row.detail);
+    assert!(row.detail.contains(&pending.tx_hash), "{}", row.detail);
+    let k = engine.kill_switch();
+    assert!(k.engaged, "the kill switch is engaged: {k:?}");
+    let (ok, text) = reconcile_cli(database, &anvil.endpoint(), account, true).await;
+    assert!(ok && text.contains("difference: zero"), "{text}");
+    engine
+        .clear_kill_switch("", "test operator")
+        .await
+        .expect("clear");
+    let _: () = provider
+        .raw_request("evm_setAutomine".into(), (true,))
+        .await
+        .expect("automine on");
+
     // What revm predicted against each receipt. A trade submitted alone on the head is
     // included on the state it was simulated on: equal amounts. Trades submitted while
     // others were in flight (step 6, and r2 before the recovered r1) may differ; the

@@ -1013,6 +1013,12 @@ impl Live {
                 return self.included(task, by, receipt).await;
             }
         }
+        // Then by nonce: the account's nonce used on chain, by none of these.
+        if let Some(nonce) = task.nonce
+            && self.mined_nonce().await? > nonce
+        {
+            return self.nonce_used_elsewhere(task, &sent, nonce).await;
+        }
         // The node should hold the newest one it accepted; a node that mines on arrival
         // includes it at once, otherwise a later step reads its receipt.
         if let Some(&(hash, raw, by)) = sent
@@ -1027,6 +1033,60 @@ impl Live {
         }
         self.replace_if_due(task, &replacements).await?;
         Ok(Vec::new())
+    }
+
+    /// The account's next nonce as of the latest block: every nonce below it is used.
+    async fn mined_nonce(&self) -> Result<u64, LiveError> {
+        self.provider
+            .get_transaction_count(alloy_primitives::Address::from(self.config.account))
+            .latest()
+            .await
+            .map_err(|e| LiveError::Rpc(e.to_string()))
+    }
+
+    /// The task's nonce is used on chain, and no receipt of the transactions it signed was
+    /// found: read them once more (one may have been mined between the two reads), else
+    /// the nonce went to a transaction this engine never signed for the task — another
+    /// system sending from the account, or a key used elsewhere. Nothing of the task can be
+    /// included any more: it is FAILED (`nonce_used`), and the kill switch is engaged,
+    /// because whatever sent that transaction can send more.
+    async fn nonce_used_elsewhere(
+        &self,
+        task: &LiveTask,
+        sent: &[Sent<'_>],
+        nonce: u64,
+    ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        for &(hash, _, by) in sent {
+            if let Some(receipt) = self.receipt(hash, &task.task_id).await? {
+                return self.included(task, by, receipt).await;
+            }
+        }
+        let ours: Vec<&str> = sent.iter().map(|(hash, _, _)| *hash).collect();
+        let detail = format!(
+            "nonce {nonce} of {} was used on chain by a transaction this task never signed \
+             (its own: {})",
+            self.account,
+            ours.join(", ")
+        );
+        let moved = self
+            .move_task(
+                task,
+                TaskState::Broadcast,
+                TaskState::Failed,
+                "nonce_used",
+                &detail,
+                &LiveUpdate::default(),
+            )
+            .await?;
+        if !moved {
+            return Ok(Vec::new());
+        }
+        error!(detail = %detail, "a nonce of the account was used elsewhere; engaging the kill switch");
+        self.engine
+            .set_kill_switch(&task.trace_id, &detail, "live-path")
+            .await
+            .map_err(|e| LiveError::Engine(e.to_string()))?;
+        Ok(vec![(task.task_id.clone(), TaskState::Failed)])
     }
 
     /// Finishes a replacement a crash (or a signer that was down) interrupted, else plans,
