@@ -49,6 +49,10 @@ pub enum Command {
     /// Read, engage and clear the engine's kill switch.
     #[command(subcommand)]
     KillSwitch(cmd::kill_switch::Command),
+    /// Markets halted by the governance sentinel (admin changes on the contracts they
+    /// trade through): list them, or clear one (operator key).
+    #[command(subcommand)]
+    Governance(cmd::governance::Command),
     /// Compare the signing account's balances in the engine's ledger with the chain's
     /// (exit 0 only when they agree); `--adopt` books a traced difference.
     Reconcile(cmd::reconcile::Args),

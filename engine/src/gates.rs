@@ -2,8 +2,10 @@
 //! (kill switch, oracle quotes, permission trackers, each book's capital) and the mapping
 //! from a proposal to their inputs.
 //!
-//! Order (first failure wins, each with its stable reason code): kill switch, Sync
-//! Sentinel, triple oracle, permission level (and its per-level trade size), hard limits.
+//! Order (first failure wins, each with its stable reason code): a pool the engine does not
+//! trade, a market the governance sentinel halted (`governance_halt`, see
+//! [`crate::sentinel`]), kill switch, Sync Sentinel, triple oracle, permission level (and its
+//! per-level trade size), hard limits.
 //!
 //! Valuation: a pool's token1 is the quote unit. A trade's notional is its size in token1
 //! at the pool's spot price (token0 amounts) or at par (token1 amounts); liquidity is
@@ -108,6 +110,9 @@ pub struct RiskBook {
     gas_price_wei: U256,
     /// Reservations by task id: the book they are held on and what they hold.
     reservations: HashMap<String, (String, Pending)>,
+    /// Markets (by pool) the governance sentinel halted, with why: refused before any other
+    /// gate until an operator clears them (see [`crate::sentinel`]).
+    governance_halts: HashMap<Address, String>,
 }
 
 /// Price conversions live with the rest of the Uniswap V3 math, in the SDK.
@@ -136,7 +141,29 @@ impl RiskBook {
             books: HashMap::new(),
             gas_price_wei: U256::ZERO,
             reservations: HashMap::new(),
+            governance_halts: HashMap::new(),
         }
+    }
+
+    /// Halts a market (its pool) for an admin change the governance sentinel saw.
+    pub fn halt_market(&mut self, pool: Address, why: String) {
+        self.governance_halts.entry(pool).or_insert(why);
+    }
+
+    /// Replaces every governance halt with the stored ones (at start, and at each of the
+    /// sentinel's passes, so a clear made through another engine on the database applies).
+    pub fn set_market_halts(&mut self, halts: HashMap<Address, String>) {
+        self.governance_halts = halts;
+    }
+
+    /// Lifts a market's governance halt (after the clear is stored).
+    pub fn lift_market_halt(&mut self, pool: &Address) {
+        self.governance_halts.remove(pool);
+    }
+
+    /// How many markets are halted by the governance sentinel.
+    pub fn market_halts(&self) -> usize {
+        self.governance_halts.len()
     }
 
     /// Sets the network gas price (wei) trades are judged at.
@@ -612,6 +639,17 @@ impl RiskBook {
                 ));
             }
         };
+        // An admin change on a contract this market trades through: whatever the other
+        // gates say, the market's contracts may no longer behave as simulated.
+        if let Some(why) = self.governance_halts.get(&p.action.pool()) {
+            return Err(Rejection::new(
+                ReasonCode::GovernanceHalt,
+                format!(
+                    "market {} is halted by the governance sentinel: {why}",
+                    hex_address(&p.action.pool())
+                ),
+            ));
+        }
         let token0 = ctx.pool.map(|i| hex_address(&i.token0)).unwrap_or_default();
         let effect = match p.action {
             TradeAction::Swap {

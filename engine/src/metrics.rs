@@ -107,6 +107,11 @@ pub struct EngineMetrics {
     /// Receipts that differ from the simulation, by field (`amounts`, `gas_used`,
     /// `status`).
     pub prediction_differences: Family<Label, Counter>,
+    /// Admin changes the governance sentinel saw that halted a market or were seen on a
+    /// halted one, by kind (event name or reading; see [`crate::sentinel::KINDS`]).
+    pub governance_hits: Family<Label, Counter>,
+    /// Markets halted by the governance sentinel now: an alert fires while it is above 0.
+    pub governance_halted_markets: Gauge,
     /// Not exported: for `stratbox bench engine`.
     pub stages: StageTotals,
 }
@@ -128,6 +133,8 @@ impl EngineMetrics {
         let watermark = Gauge::default();
         let reconciliation_differences = Gauge::default();
         let prediction_differences = Family::<Label, Counter>::default();
+        let governance_hits = Family::<Label, Counter>::default();
+        let governance_halted_markets = Gauge::default();
         registry.register(
             "proposals",
             "Proposals by outcome (ok or reason code)",
@@ -179,6 +186,19 @@ impl EngineMetrics {
             "Live receipts whose amounts, gas used or status differ from the revm simulation",
             prediction_differences.clone(),
         );
+        registry.register(
+            "governance_hits",
+            "Admin changes (events, EIP-1967 slots, code) seen on contracts a market trades through",
+            governance_hits.clone(),
+        );
+        registry.register(
+            "governance_halted_markets",
+            "Markets halted by the governance sentinel until an operator clears them",
+            governance_halted_markets.clone(),
+        );
+        for kind in crate::sentinel::KINDS {
+            let _ = governance_hits.get_or_create(&[("kind", kind)]);
+        }
         for field in PREDICTED {
             let _ = prediction_differences.get_or_create(&[("field", field)]);
         }
@@ -202,6 +222,8 @@ impl EngineMetrics {
             watermark,
             reconciliation_differences,
             prediction_differences,
+            governance_hits,
+            governance_halted_markets,
             stages: StageTotals::default(),
         })
     }

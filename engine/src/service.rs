@@ -5,7 +5,8 @@
 //! proposals are per-proposal `bad_input` results; only missing tasks (`NOT_FOUND`), bad
 //! arguments to reads (`INVALID_ARGUMENT`) and storage failures (`UNAVAILABLE`) are.
 //!
-//! Operator actions (`SetKillSwitch`, `ClearKillSwitch`, `RestoreStrategy`) are
+//! Operator actions (`SetKillSwitch`, `ClearKillSwitch`, `RestoreStrategy`,
+//! `ClearGovernanceHalt`) are
 //! authenticated first, by the [`Access`] given to [`EngineService::with_access`]: the port
 //! is reachable from Zone A, so a name typed into a request proves nothing. With no
 //! authenticator they are always `UNAUTHENTICATED`. `SubmitProposals` needs a host key when
@@ -385,6 +386,47 @@ impl TradingEngine for EngineService {
             Ok(Response::new(view.to_wire()))
         }
         .instrument(info_span!("restore_strategy", trace_id = %trace_id))
+        .await
+    }
+
+    async fn list_governance_halts(
+        &self,
+        request: Request<v1::ListGovernanceHaltsRequest>,
+    ) -> Result<Response<v1::ListGovernanceHaltsResponse>, Status> {
+        let trace_id = trace_of(&request.get_ref().trace);
+        async {
+            let halts = self.engine.governance_halts().await.map_err(status)?;
+            Ok(Response::new(v1::ListGovernanceHaltsResponse {
+                halts: halts.iter().map(crate::sentinel::halt_to_wire).collect(),
+            }))
+        }
+        .instrument(info_span!("list_governance_halts", trace_id = %trace_id))
+        .await
+    }
+
+    async fn clear_governance_halt(
+        &self,
+        request: Request<v1::ClearGovernanceHaltRequest>,
+    ) -> Result<Response<v1::GovernanceHalt>, Status> {
+        let trace_id = trace_of(&request.get_ref().trace);
+        async {
+            let operator = self.operator(&request, "").await?;
+            let req = request.into_inner();
+            let market = req.market.map(|a| a.value).unwrap_or_default();
+            match self
+                .engine
+                .clear_governance_halt(&trace_id, &market, &req.reason, &operator)
+                .await
+                .map_err(status)?
+            {
+                Some(h) => Ok(Response::new(crate::sentinel::halt_to_wire(&h))),
+                None => Err(Status::not_found(format!(
+                    "market {:?} is not halted by the governance sentinel",
+                    market.chars().take(64).collect::<String>()
+                ))),
+            }
+        }
+        .instrument(info_span!("clear_governance_halt", trace_id = %trace_id))
         .await
     }
 }

@@ -12,6 +12,7 @@ use stratbox_engine::follow::ForkFollower;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
 use stratbox_engine::live::{Live, LiveConfig, SignerEndpoint};
 use stratbox_engine::replace::ReplacePolicy;
+use stratbox_engine::sentinel::{Sentinel, SentinelConfig};
 use stratbox_engine::{
     ChainState, Engine, EngineSettings, ExecutionMode, RiskConfig, Store, market_key, server,
 };
@@ -138,6 +139,16 @@ pub struct Args {
     /// Strategy registry: an upload's compile (a child process) is killed after this long.
     #[arg(long, default_value = "60s", value_parser = super::up::parse_duration)]
     pub compile_timeout: Duration,
+    /// With `--chain`: the governance sentinel (on unless `--governance-sentinel false`)
+    /// halts a market when an admin event is seen on its pool, a token or the pool's
+    /// factory, or their EIP-1967 slots or code change; an operator clears it (`stratbox
+    /// governance`). It polls the node every `--feed-poll-interval`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub governance_sentinel: bool,
+    /// Governance sentinel: read the watched contracts' EIP-1967 slots and code hash every
+    /// this many blocks (four reads per contract; logs are read for every block).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub governance_every_blocks: u64,
 }
 
 fn parse_mode(s: &str) -> Result<ExecutionMode, String> {
@@ -248,6 +259,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let follow = match &args.chain {
         Some(url) => Some(follow_chain(&args, url, &engine, stop_rx.clone()).await?),
         None => None,
+    };
+    let sentinel = match (&args.chain, args.governance_sentinel) {
+        (Some(url), true) => {
+            let config = SentinelConfig {
+                poll_interval: args.feed_poll_interval,
+                check_every_blocks: args.governance_every_blocks,
+                ..SentinelConfig::new(url)
+            };
+            let mut sentinel = Sentinel::connect(engine.clone(), config)
+                .await
+                .context("starting the governance sentinel")?;
+            // The first pass before the port opens: baselines taken, stored halts in force.
+            sentinel
+                .pass()
+                .await
+                .context("the governance sentinel's first pass")?;
+            println!(
+                "governance sentinel: watching {} market(s), slots and code every {} block(s)",
+                sentinel.markets().len(),
+                args.governance_every_blocks
+            );
+            Some(tokio::spawn(sentinel.run(stop_rx.clone())))
+        }
+        _ => None,
     };
     let live = match (&args.signer, &args.chain, live_account) {
         (Some(signer), Some(url), Some(account)) => {
@@ -408,6 +443,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(l) = live {
         l.await?;
+    }
+    if let Some(s) = sentinel {
+        s.await?;
     }
     // Records changed in the last second (level changes are stored already).
     if let Err(e) = engine.flush_permissions().await {

@@ -61,12 +61,16 @@ pub enum ReasonCode {
     /// The trade could not be simulated (the chain's node did not answer in time): nothing
     /// is known about its outcome, so it is refused, never passed.
     SimUnavailable,
+    /// The governance sentinel saw an admin change (fee, owner, pause, upgrade, code) on a
+    /// contract the proposal's market trades through; the market is halted until an
+    /// operator clears it.
+    GovernanceHalt,
 }
 
 impl ReasonCode {
     /// Every code, in gate order then the engine's post-simulation codes. Metric exports
     /// iterate this so each code has a series even at zero.
-    pub const ALL: [ReasonCode; 21] = [
+    pub const ALL: [ReasonCode; 22] = [
         ReasonCode::KillSwitch,
         ReasonCode::StaleWatermark,
         ReasonCode::OracleMissing,
@@ -88,6 +92,7 @@ impl ReasonCode {
         ReasonCode::UnknownPool,
         ReasonCode::UnknownStrategy,
         ReasonCode::SimUnavailable,
+        ReasonCode::GovernanceHalt,
     ];
 
     /// Number of codes; sizes the metric counter array.
@@ -117,6 +122,7 @@ impl ReasonCode {
             ReasonCode::UnknownPool => "unknown_pool",
             ReasonCode::UnknownStrategy => "unknown_strategy",
             ReasonCode::SimUnavailable => "sim_unavailable",
+            ReasonCode::GovernanceHalt => "governance_halt",
         }
     }
 
@@ -213,6 +219,7 @@ mod tests {
             "unknown_pool",
             "unknown_strategy",
             "sim_unavailable",
+            "governance_halt",
         ];
         assert_eq!(ReasonCode::ALL.len(), expected.len());
         for (i, (code, s)) in ReasonCode::ALL.iter().zip(expected).enumerate() {

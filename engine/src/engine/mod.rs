@@ -44,6 +44,7 @@ use crate::store::{
 use crate::trace;
 
 mod decision;
+mod governance;
 mod reads;
 mod recovery;
 mod valuation;
@@ -224,6 +225,9 @@ impl Engine {
         if let Some(k) = store.load_kill_switch().await? {
             book.restore_kill_switch(&k);
         }
+        // Markets the governance sentinel halted stay halted across a restart.
+        let governance_halts = store.governance_halts().await?;
+        book.set_market_halts(governance::halts_by_pool(&governance_halts));
         load_books(&store, &mut book, &marks_of(&chain)).await?;
         book.restore_trackers(crate::permissions::load(&store).await?);
         let permissions = Durability::new(&book);
@@ -237,6 +241,9 @@ impl Engine {
         metrics
             .kill_switch
             .set(i64::from(book.kill_switch().engaged));
+        metrics
+            .governance_halted_markets
+            .set(i64::try_from(book.market_halts()).unwrap_or(i64::MAX));
         let catalog = Catalog::new(settings.strategies);
         catalog.refresh(&store).await?;
         let workers = std::thread::available_parallelism()

@@ -26,12 +26,14 @@ use crate::fsm::{IllegalTransition, TaskState, UnknownState};
 use crate::ledger::{Posting, Side, StoredLine};
 
 mod decided;
+mod governance;
 mod live;
 mod reads;
 mod reconcile;
 mod reorgs;
 mod replacements;
 
+pub use governance::{Baseline, GovernanceHalt};
 pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES};
 pub use reconcile::Finding;
 pub use reorgs::{Included, inclusion_posting_id};
