@@ -89,7 +89,8 @@ fn parse_with_env(argv: &[String], env: &BTreeMap<String, String>) -> Parsed {
     let argv_json = serde_json::to_string(argv).unwrap_or_else(|e| panic!("argv json: {e}"));
     let out = Command::new(exe)
         .args([
-            "parse_in_child",
+            // Its name in the one test binary (tests/it.rs): this module's path, then it.
+            crate::support::libtest_name(module_path!(), "parse_in_child").as_str(),
             "--exact",
             "--ignored",
             "--nocapture",

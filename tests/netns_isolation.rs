@@ -491,7 +491,8 @@ fn helper(ns: &str, role: &str, addr: &str) -> Command {
     cmd.args(["netns", "exec", ns])
         .arg(exe)
         .args([
-            "zone_process",
+            // Its name in the one test binary (tests/it.rs): this module's path, then it.
+            crate::support::libtest_name(module_path!(), "zone_process").as_str(),
             "--exact",
             "--ignored",
             "--nocapture",

@@ -361,3 +361,11 @@ pub async fn wait_until(what: &str, timeout: Duration, mut done: impl AsyncFnMut
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// How libtest names test `name` of the module at `module_path` (`module_path!()`, e.g.
+/// `it::deploy_args`) in the one test binary: `deploy_args::name`. For a test that runs
+/// one of its own tests in a child process with `--exact`.
+pub fn libtest_name(module_path: &str, name: &str) -> String {
+    let module = module_path.split_once("::").map_or(module_path, |(_, m)| m);
+    format!("{module}::{name}")
+}
