@@ -49,6 +49,10 @@ pub enum Command {
     /// Read, engage and clear the engine's kill switch.
     #[command(subcommand)]
     KillSwitch(cmd::kill_switch::Command),
+    /// The engine's risk limits: show them, propose new ones (tightening applies at once,
+    /// loosening after the engine's timelock) and cancel a pending change.
+    #[command(subcommand)]
+    Risk(cmd::risk::Command),
     /// Markets halted by the governance sentinel (admin changes on the contracts they
     /// trade through): list them, or clear one (operator key).
     #[command(subcommand)]

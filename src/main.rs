@@ -22,6 +22,7 @@ async fn main() -> std::process::ExitCode {
         }
         Command::HostKey(command) => cmd::operator::run(stratbox_engine::Role::Host, command).await,
         Command::KillSwitch(command) => cmd::kill_switch::run(command).await,
+        Command::Risk(command) => cmd::risk::run(command).await,
         Command::Governance(command) => cmd::governance::run(command).await,
         Command::Reconcile(args) => cmd::reconcile::run(args).await,
         Command::Signer(args) => cmd::signer::run(args).await,

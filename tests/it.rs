@@ -30,6 +30,7 @@ mod pipeline_e2e;
 mod reconcile_cli;
 mod registry;
 mod registry_cli;
+mod risk_cli;
 mod signer_cli;
 mod trace_e2e;
 mod up_cli;

@@ -437,6 +437,12 @@ impl RiskBook {
         &self.cfg
     }
 
+    /// Replaces the thresholds (a risk-limit change that is stored and due): every later
+    /// proposal is judged by them. Trackers, books and reservations are kept.
+    pub fn set_config(&mut self, cfg: RiskConfig) {
+        self.cfg = cfg;
+    }
+
     /// The kill switch as it is now, in the form the store persists.
     pub fn kill_switch(&self) -> KillSwitchRow {
         KillSwitchRow {

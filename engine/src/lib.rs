@@ -26,6 +26,7 @@ pub mod permissions;
 pub mod proposal;
 pub mod reconcile;
 pub mod replace;
+pub mod risk_change;
 pub mod sentinel;
 pub mod server;
 pub mod service;

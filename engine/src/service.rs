@@ -6,7 +6,7 @@
 //! arguments to reads (`INVALID_ARGUMENT`) and storage failures (`UNAVAILABLE`) are.
 //!
 //! Operator actions (`SetKillSwitch`, `ClearKillSwitch`, `RestoreStrategy`,
-//! `ClearGovernanceHalt`) are
+//! `ClearGovernanceHalt`, `ProposeRiskLimits`, `CancelRiskChange`) are
 //! authenticated first, by the [`Access`] given to [`EngineService::with_access`]: the port
 //! is reachable from Zone A, so a name typed into a request proves nothing. With no
 //! authenticator they are always `UNAUTHENTICATED`. `SubmitProposals` needs a host key when
@@ -316,6 +316,80 @@ impl TradingEngine for EngineService {
         Ok(Response::new(
             self.engine.permission(&req.strategy).to_wire(),
         ))
+    }
+
+    async fn get_risk_limits(
+        &self,
+        request: Request<v1::GetRiskLimitsRequest>,
+    ) -> Result<Response<v1::RiskLimits>, Status> {
+        let trace_id = trace_of(&request.get_ref().trace);
+        async {
+            let view = self.engine.risk_limits().await.map_err(status)?;
+            Ok(Response::new(view.to_wire().map_err(status)?))
+        }
+        .instrument(info_span!("get_risk_limits", trace_id = %trace_id))
+        .await
+    }
+
+    async fn propose_risk_limits(
+        &self,
+        request: Request<v1::ProposeRiskLimitsRequest>,
+    ) -> Result<Response<v1::ProposeRiskLimitsResponse>, Status> {
+        let trace_id = trace_of(&request.get_ref().trace);
+        async {
+            let operator = self.operator(&request, &request.get_ref().operator).await?;
+            let req = request.into_inner();
+            // The `--risk-config` JSON schema: unknown fields refused, amounts as strings.
+            let limits: stratbox_risk::RiskConfig = serde_json::from_str(&req.limits_json)
+                .map_err(|e| Status::invalid_argument(format!("limits_json: {e}")))?;
+            let done = self
+                .engine
+                .propose_risk_limits(&trace_id, &operator, limits, &req.reason)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(v1::ProposeRiskLimitsResponse {
+                applied: done
+                    .applied
+                    .as_ref()
+                    .map(crate::engine::RiskChange::to_wire),
+                pending: done
+                    .pending
+                    .as_ref()
+                    .map(crate::engine::RiskChange::to_wire),
+                limits: Some(done.limits.to_wire().map_err(status)?),
+            }))
+        }
+        .instrument(info_span!("propose_risk_limits", trace_id = %trace_id))
+        .await
+    }
+
+    async fn cancel_risk_change(
+        &self,
+        request: Request<v1::CancelRiskChangeRequest>,
+    ) -> Result<Response<v1::RiskChange>, Status> {
+        let trace_id = trace_of(&request.get_ref().trace);
+        async {
+            let operator = self.operator(&request, &request.get_ref().operator).await?;
+            let req = request.into_inner();
+            let id = i64::try_from(req.id)
+                .map_err(|_| Status::not_found(format!("no risk change {}", req.id)))?;
+            match self
+                .engine
+                .cancel_risk_change(&trace_id, &operator, id, &req.reason)
+                .await
+                .map_err(status)?
+            {
+                crate::engine::Cancelled::Done(c) => Ok(Response::new(c.to_wire())),
+                crate::engine::Cancelled::NotFound => {
+                    Err(Status::not_found(format!("no risk change {id}")))
+                }
+                crate::engine::Cancelled::NotPending(c) => Err(Status::failed_precondition(
+                    format!("risk change {id} is {}, not pending", c.state),
+                )),
+            }
+        }
+        .instrument(info_span!("cancel_risk_change", trace_id = %trace_id))
+        .await
     }
 
     type WatchBalancesStream = BalancesStream;

@@ -46,9 +46,15 @@ pub struct Args {
     /// How far trades go: `shadow` stops at SIMULATED and books virtual fills.
     #[arg(long, default_value = "shadow", value_parser = parse_mode)]
     pub mode: ExecutionMode,
-    /// Risk thresholds (TOML, or JSON by extension); defaults from stratbox-risk.
+    /// Risk thresholds (TOML, or JSON by extension); defaults from stratbox-risk. Once the
+    /// engine has stored limits, a file that loosens them is queued under the timelock
+    /// rather than applied (see `stratbox risk`).
     #[arg(long)]
     pub risk_config: Option<PathBuf>,
+    /// How long a change that loosens the risk limits waits before it applies (`stratbox
+    /// risk set`, or a looser --risk-config at start); tightening applies at once.
+    #[arg(long, default_value = "24h", value_parser = super::risk::parse_timelock)]
+    pub risk_timelock: Duration,
     /// Serve Prometheus `/metrics` on this address.
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
@@ -242,6 +248,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // Only what the registry admitted may propose (see stratbox_engine::catalog).
         strategies: stratbox_engine::StrategyCheck::Registry,
         live_account,
+        risk_timelock: args.risk_timelock,
         ..EngineSettings::default()
     };
     let engine = Engine::start(store, chain, settings)

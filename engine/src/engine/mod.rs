@@ -47,12 +47,14 @@ mod decision;
 mod governance;
 mod reads;
 mod recovery;
+mod risk_limits;
 mod valuation;
 
 use decision::*;
 pub use reads::{MAX_PAGE, task_to_wire};
 use recovery::load_books;
 pub use recovery::{EXPIRED_ON_RECOVERY, Recovery};
+pub use risk_limits::{Cancelled, Proposed, RiskChange, RiskLimitsView};
 use valuation::*;
 
 /// Why an engine call failed (a refused proposal is not an error: it is a REJECTED task).
@@ -73,6 +75,9 @@ pub enum EngineError {
     /// A permission change the strategy's tracker refuses (e.g. restoring one not halted).
     #[error(transparent)]
     Permission(#[from] stratbox_risk::PermissionError),
+    /// Other writers kept winning a compare-and-set (risk limits); the call may be retried.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// How an engine is started.
@@ -104,6 +109,9 @@ pub struct EngineSettings {
     /// they are simulated from it, holding what it really holds, with no shadow funding.
     /// `None`: from the proposal's account.
     pub live_account: Option<Address>,
+    /// How long a change that loosens the risk limits waits before it applies (see
+    /// `risk_limits`): `--risk-timelock`, 24 hours by default.
+    pub risk_timelock: Duration,
 }
 
 impl Default for EngineSettings {
@@ -119,6 +127,7 @@ impl Default for EngineSettings {
             group_commit: true,
             strategies: StrategyCheck::Any,
             live_account: None,
+            risk_timelock: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -175,6 +184,8 @@ struct Inner {
     balances: BalanceFeed,
     /// See [`EngineSettings::live_account`].
     live_account: Option<Address>,
+    /// Risk-limit changes and their timelock (see `risk_limits`).
+    limits: risk_limits::Timelock,
 }
 
 /// The in-process engine; cheap to clone (every clone is the same engine).
@@ -219,7 +230,11 @@ impl Engine {
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let chain_id = chain.chain_id();
         let watermark = settings.watermark.unwrap_or_else(|| chain.block_number());
-        let mut book = RiskBook::new(settings.risk.clone(), settings.book_capital);
+        // The limits in effect are the stored ones: the file given at start only tightens
+        // them at once; what it loosens waits for the timelock (see `risk_limits`).
+        let (risk, risk_version) =
+            risk_limits::at_start(&store, &settings.risk, settings.risk_timelock).await?;
+        let mut book = RiskBook::new(risk, settings.book_capital);
         book.set_gas_price(settings.gas_price_wei);
         let chain = chain.with_gas_price(settings.gas_price_wei);
         if let Some(k) = store.load_kill_switch().await? {
@@ -268,9 +283,11 @@ impl Engine {
                 chain_probe: Mutex::new(None),
                 balances: BalanceFeed::default(),
                 live_account: settings.live_account,
+                limits: risk_limits::Timelock::new(settings.risk_timelock, risk_version),
             }),
         };
         spawn_permission_flush(Arc::downgrade(&engine.inner));
+        risk_limits::spawn_timer(Arc::downgrade(&engine.inner));
         engine.recover(settings.recovery).await?;
         Ok(engine)
     }

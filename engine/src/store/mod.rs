@@ -32,12 +32,16 @@ mod reads;
 mod reconcile;
 mod reorgs;
 mod replacements;
+mod risk_limits;
 
 pub use governance::{Baseline, GovernanceHalt};
 pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES};
 pub use reconcile::Finding;
 pub use reorgs::{Included, inclusion_posting_id};
 pub use replacements::{Replacement, ReplacementKind};
+pub use risk_limits::{
+    APPLIED, CANCELLED, FAILED, NewRiskChange, PENDING, RiskChangeRow, RiskDecision, StoredLimits,
+};
 
 use reads::*;
 
