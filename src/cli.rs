@@ -66,6 +66,9 @@ pub enum Command {
     /// The signer's approvals: list, show, approve, reject (approver certificate).
     #[command(subcommand)]
     Approvals(cmd::approvals::Command),
+    /// A local private relay (`eth_sendBundle`) on an Anvil node: a stand-in for a real
+    /// relay, for development and tests of the private route.
+    Relay(cmd::relay::Args),
     /// Replay recorded events through one strategy instance.
     Backtest(cmd::backtest::Args),
     /// Ask a service's gRPC health service whether it is serving (exit 0 only if so).

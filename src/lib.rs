@@ -7,6 +7,8 @@
 //!   swaps on an Anvil node). A demo, so it lives with the command, not in a zone.
 //! - [`demo_signer`]: Zone C in process for `stratbox up --live`: the signer with its
 //!   threshold share services, a policy for the demo's deployment, its account funded.
+//! - [`relay`]: a local private relay (`eth_sendBundle`) that stands in for a real one, for
+//!   development and tests of the private route.
 //! - [`compile`]: the registry's compile step done with the host's runtime. The registry
 //!   (Zone B) must not link the host (Zone A); the command, which links both, supplies it.
 #![warn(missing_docs)]
@@ -23,3 +25,4 @@ pub mod cmd;
 pub mod compile;
 pub mod demo_signer;
 pub mod market;
+pub mod relay;

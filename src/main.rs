@@ -27,6 +27,7 @@ async fn main() -> std::process::ExitCode {
         Command::Reconcile(args) => cmd::reconcile::run(args).await,
         Command::Signer(args) => cmd::signer::run(args).await,
         Command::Approvals(command) => cmd::approvals::run(command).await,
+        Command::Relay(args) => cmd::relay::run(args).await,
         Command::Backtest(args) => cmd::backtest::run(args).await,
         Command::Bench(command) => cmd::bench::run(command).await,
         Command::Health(args) => cmd::health::run(args).await,

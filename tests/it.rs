@@ -25,6 +25,7 @@ mod hot_swap;
 mod layout;
 mod live_chaos;
 mod live_e2e;
+mod live_route;
 mod netns_isolation;
 mod pipeline_e2e;
 mod reconcile_cli;

@@ -100,7 +100,10 @@ thresholds = {{ TK0 = {{ approval = "5000000000000000000", two_approvals = "9000
 
 /// The signer service on loopback with the development keystore; returns it, the account
 /// it signs for (m/0) and where the engine's and the approver's certificates are.
-async fn start_signer(dir: &Path, d: &Deployment) -> (stratbox_signer::Running, Address) {
+pub(crate) async fn start_signer(
+    dir: &Path,
+    d: &Deployment,
+) -> (stratbox_signer::Running, Address) {
     let certs = dir.join("certs");
     let ca = DevCa::create(&certs).expect("dev CA");
     ca.issue_server(&certs, "signer", &["localhost".into(), "127.0.0.1".into()])
@@ -176,7 +179,7 @@ fn amount(v: U256) -> Option<v1::Amount> {
 }
 
 /// A swap of `amount_in` expecting what the chain quotes for it now from `account`.
-fn swap(
+pub(crate) fn swap(
     engine: &Engine,
     account: Address,
     event: &str,
@@ -220,7 +223,7 @@ fn swap(
 
 /// Submits one proposal, on the chain's head (the fork follower caught up), and returns its
 /// task (STAGED: decided and staged in one write).
-async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Proposal) -> String {
+pub(crate) async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Proposal) -> String {
     let block = head.get_block_number().await.expect("head");
     support::wait_until(
         &format!("the engine's fork to reach block {block}"),
@@ -241,7 +244,7 @@ async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Proposal) -> Stri
     r[0].task_id.clone()
 }
 
-async fn wait_state(
+pub(crate) async fn wait_state(
     store: &Store,
     task_id: &str,
     want: TaskState,

@@ -27,6 +27,7 @@ pub mod proposal;
 pub mod reconcile;
 pub mod replace;
 pub mod risk_change;
+pub mod route;
 pub mod sentinel;
 pub mod server;
 pub mod service;

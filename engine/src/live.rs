@@ -138,6 +138,9 @@ pub struct LiveConfig {
     pub unsigned_deadline: Duration,
     /// When a broadcast transaction not yet included is bumped or cancelled.
     pub replace: ReplacePolicy,
+    /// The private route (a relay taking bundles) and its public fallback; `None` sends
+    /// every trade to the public mempool ([`crate::route`]).
+    pub private: Option<crate::route::PrivateRoute>,
     /// How many blocks below the head a receipt's block is still checked against the
     /// chain's (a reorg deeper than this is not seen); 0 turns the watch off.
     pub reorg_depth: u64,
@@ -160,6 +163,7 @@ impl LiveConfig {
             reconcile_every: Duration::from_secs(5),
             unsigned_deadline: Duration::from_secs(600),
             replace: ReplacePolicy::default(),
+            private: None,
             reorg_depth: 64,
         }
     }
@@ -201,6 +205,8 @@ pub struct Live {
     chain_id: u64,
     /// Set once the wallet's opening balances are known to be booked.
     opened: AtomicBool,
+    /// Where each transaction is sent: the node, or the private relay ([`crate::route`]).
+    router: crate::route::Router,
     /// The head the reorg watch last found consistent with every receipt it holds.
     tip: reorg::Tip,
 }
@@ -251,7 +257,10 @@ impl Live {
                 engine.chain_id()
             )));
         }
+        let router =
+            crate::route::Router::new(&engine, &provider, config.private.clone(), &config.holder)?;
         Ok(Live {
+            router,
             account: hex_address(&config.account),
             engine,
             config,
@@ -894,7 +903,13 @@ impl Live {
             task_id: task.task_id.clone(),
             detail: "SIGNED without a signed transaction".into(),
         })?;
-        let sent = self.provider.send_raw_transaction(raw).await;
+        // By the trade's route: the public mempool, or the private relay (which may also
+        // hold it, unsent, when it fails and no public fallback is configured).
+        let sent = match self.router.first_send(task, raw).await? {
+            crate::route::Sent::Public => self.provider.send_raw_transaction(raw).await.map(drop),
+            crate::route::Sent::Private => Ok(()),
+            crate::route::Sent::Held => return Ok(Vec::new()),
+        };
         if let Err(e) = sent {
             let text = e.to_string();
             let known = text.contains("already known") || text.contains("already imported");
@@ -969,6 +984,11 @@ impl Live {
         let Some(raw) = raw else {
             return Ok(false);
         };
+        // A privately routed one is the relay's: sent again for each block while not
+        // included (the node never holds it), unless it falls back to the public route.
+        if !self.router.follow_up(task_id, raw).await? {
+            return Ok(false);
+        }
         let hash: B256 = tx_hash.parse().map_err(|e| LiveError::Corrupt {
             task_id: task_id.to_owned(),
             detail: format!("stored tx hash {tx_hash:?}: {e}"),
@@ -1251,7 +1271,13 @@ impl Live {
         raw: &[u8],
     ) -> Result<(), LiveError> {
         let store = self.engine.store();
-        if let Err(e) = self.provider.send_raw_transaction(raw).await {
+        // A replacement goes by the task's route (`crate::route`).
+        let sent = match self.router.replacement(&task.task_id, raw).await? {
+            crate::route::Sent::Public => self.provider.send_raw_transaction(raw).await.map(drop),
+            crate::route::Sent::Private => Ok(()),
+            crate::route::Sent::Held => return Ok(()),
+        };
+        if let Err(e) = sent {
             let text = e.to_string();
             let known = text.contains("already known") || text.contains("already imported");
             let mined = !known && self.receipt(tx_hash, &task.task_id).await?.is_some();

@@ -22,6 +22,12 @@ type Label = [(&'static str, &'static str); 1];
 /// What a receipt is compared with its simulation on (`prediction_differences{field}`).
 pub const PREDICTED: [&str; 3] = ["amounts", "gas_used", "status"];
 
+/// The routes a live trade can take (`routes{route}`).
+pub const ROUTES: [&str; 2] = ["public", "private"];
+
+/// Why a private trade fell back to the public route (`route_fallbacks{reason}`).
+pub const FALLBACKS: [&str; 3] = ["unreachable", "refused", "not_included"];
+
 /// Running totals of where submits spend their time, for `stratbox bench engine`'s
 /// profile (the histograms above answer "how long", these answer "where", summed).
 #[derive(Debug, Default)]
@@ -107,6 +113,11 @@ pub struct EngineMetrics {
     /// Receipts that differ from the simulation, by field (`amounts`, `gas_used`,
     /// `status`).
     pub prediction_differences: Family<Label, Counter>,
+    /// Live trades by the route chosen for them (`public`, `private`; see `crate::route`).
+    pub routes: Family<Label, Counter>,
+    /// Private trades sent on the public fallback, by why (`unreachable`, `refused`,
+    /// `not_included`).
+    pub route_fallbacks: Family<Label, Counter>,
     /// Admin changes the governance sentinel saw that halted a market or were seen on a
     /// halted one, by kind (event name or reading; see [`crate::sentinel::KINDS`]).
     pub governance_hits: Family<Label, Counter>,
@@ -133,6 +144,8 @@ impl EngineMetrics {
         let watermark = Gauge::default();
         let reconciliation_differences = Gauge::default();
         let prediction_differences = Family::<Label, Counter>::default();
+        let routes = Family::<Label, Counter>::default();
+        let route_fallbacks = Family::<Label, Counter>::default();
         let governance_hits = Family::<Label, Counter>::default();
         let governance_halted_markets = Gauge::default();
         registry.register(
@@ -199,6 +212,22 @@ impl EngineMetrics {
         for kind in crate::sentinel::KINDS {
             let _ = governance_hits.get_or_create(&[("kind", kind)]);
         }
+        registry.register(
+            "routes",
+            "Live trades by the route chosen for them (public mempool or private relay)",
+            routes.clone(),
+        );
+        registry.register(
+            "route_fallbacks",
+            "Private trades sent on the public fallback, by why",
+            route_fallbacks.clone(),
+        );
+        for route in ROUTES {
+            let _ = routes.get_or_create(&[("route", route)]);
+        }
+        for why in FALLBACKS {
+            let _ = route_fallbacks.get_or_create(&[("reason", why)]);
+        }
         for field in PREDICTED {
             let _ = prediction_differences.get_or_create(&[("field", field)]);
         }
@@ -222,6 +251,8 @@ impl EngineMetrics {
             watermark,
             reconciliation_differences,
             prediction_differences,
+            routes,
+            route_fallbacks,
             governance_hits,
             governance_halted_markets,
             stages: StageTotals::default(),

@@ -12,6 +12,7 @@ use stratbox_engine::follow::ForkFollower;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
 use stratbox_engine::live::{Live, LiveConfig, SignerEndpoint};
 use stratbox_engine::replace::ReplacePolicy;
+use stratbox_engine::route::PrivateRoute;
 use stratbox_engine::sentinel::{Sentinel, SentinelConfig};
 use stratbox_engine::{
     ChainState, Engine, EngineSettings, ExecutionMode, RiskConfig, Store, market_key, server,
@@ -139,6 +140,33 @@ pub struct Args {
     /// and reverses what it booked. 0 turns the watch off.
     #[arg(long, default_value_t = 64)]
     pub reorg_depth: u64,
+    /// Live path, private route: a relay taking `eth_sendBundle` (JSON-RPC over HTTP).
+    /// Trades worth at least `--private-min-value`, and every trade of a
+    /// `--private-strategy`, are sent there as bundles for the next block instead of to the
+    /// public mempool, and again for each following block until included.
+    #[arg(long)]
+    pub private_relay: Option<String>,
+    /// Private route: the value from which a trade goes to the relay, in raw units of its
+    /// pool's token1 (the engine's quote unit: a swap's input at the pool's spot price).
+    #[arg(long, requires = "private_relay", value_parser = parse_value)]
+    pub private_min_value: Option<stratbox_proto::U256>,
+    /// Private route: strategies whose every trade goes to the relay (sensitive), whatever
+    /// its value (repeat or comma-separate).
+    #[arg(
+        long = "private-strategy",
+        requires = "private_relay",
+        value_delimiter = ','
+    )]
+    pub private_strategies: Vec<String>,
+    /// Private route: turns the public fallback on. A private trade is then sent to the
+    /// public mempool when the relay cannot be reached or refuses it, or has not got it
+    /// included this many blocks after it first took it (logged, audited, counted).
+    /// Without it nothing private is ever sent publicly.
+    #[arg(long, requires = "private_relay", value_parser = clap::value_parser!(u64).range(1..))]
+    pub private_fallback_after_blocks: Option<u64>,
+    /// Private route: a relay call taking longer than this counts as the relay unreachable.
+    #[arg(long, default_value = "5s", value_parser = super::up::parse_duration)]
+    pub private_relay_timeout: Duration,
     /// Strategy registry: uploads larger than this many bytes are refused.
     #[arg(long, default_value_t = stratbox_registry::admission::DEFAULT_MAX_COMPONENT_BYTES)]
     pub max_component_bytes: usize,
@@ -155,6 +183,11 @@ pub struct Args {
     /// this many blocks (four reads per contract; logs are read for every block).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub governance_every_blocks: u64,
+}
+
+fn parse_value(s: &str) -> Result<stratbox_proto::U256, String> {
+    stratbox_proto::parse_amount(s)
+        .map_err(|e| format!("{s:?}: {e} (a base-10 amount of raw units)"))
 }
 
 fn parse_mode(s: &str) -> Result<ExecutionMode, String> {
@@ -320,6 +353,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     inclusion_deadline_blocks: args.inclusion_deadline_blocks,
                 },
                 reorg_depth: args.reorg_depth,
+                private: args.private_relay.as_ref().map(|relay| PrivateRoute {
+                    min_value: args.private_min_value,
+                    sensitive_strategies: args.private_strategies.clone(),
+                    fallback_after_blocks: args.private_fallback_after_blocks,
+                    relay_timeout: args.private_relay_timeout,
+                    ..PrivateRoute::new(relay)
+                }),
                 ..LiveConfig::new(url, account, endpoint)
             };
             let config = match &args.lease_holder {
@@ -336,6 +376,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 "live path: trades from {} signed by {signer}",
                 stratbox_engine::proposal::hex_address(&account)
             );
+            if let Some(relay) = &args.private_relay {
+                let from = args.private_min_value.map(|v| v.to_string());
+                let fallback = args
+                    .private_fallback_after_blocks
+                    .map(|n| format!("on (relay failing, or not included after {n} blocks)"));
+                println!(
+                    "private route: relay {relay}; from value {}; sensitive strategies [{}]; public fallback {}",
+                    from.as_deref().unwrap_or("(none)"),
+                    args.private_strategies.join(", "),
+                    fallback.as_deref().unwrap_or("off"),
+                );
+            }
             // Before the gRPC port opens: every task a crash left open is resolved against
             // the chain first, so no proposal is accepted on a state the engine is unsure of.
             let r = live

@@ -16,6 +16,7 @@ pub mod host;
 pub mod kill_switch;
 pub mod operator;
 pub mod reconcile;
+pub mod relay;
 pub mod risk;
 pub mod signer;
 pub mod strategy;

@@ -33,6 +33,7 @@ mod reconcile;
 mod reorgs;
 mod replacements;
 mod risk_limits;
+mod routes;
 
 pub use governance::{Baseline, GovernanceHalt};
 pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES};
@@ -42,6 +43,7 @@ pub use replacements::{Replacement, ReplacementKind};
 pub use risk_limits::{
     APPLIED, CANCELLED, FAILED, NewRiskChange, PENDING, RiskChangeRow, RiskDecision, StoredLimits,
 };
+pub use routes::{RouteKind, StoredRoute};
 
 use reads::*;
 
