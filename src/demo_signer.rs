@@ -12,6 +12,11 @@
 //! chain, policy, the shares' sealed files) stays in one directory, so a run can be looked at
 //! afterwards (`stratbox signer audit verify --database sqlite://DIR/signer.db`).
 //!
+//! [`write_process_files`] writes the same signer with the threshold key for separate
+//! processes instead (`stratbox signer share` three times, `stratbox signer --config`), on
+//! fixed loopback ports so a process killed and started again is found where it was: what
+//! the chaos test (`tests/live_chaos.rs`) runs and kills.
+//!
 //! The threshold key is the one [`stratbox_threshold::local::cached_test_key`] keeps in a
 //! cache directory: made once by a real keygen ceremony among three in-process shares (the
 //! first time: Paillier prime search and the ceremony, minutes of CPU on a small machine),
@@ -127,34 +132,13 @@ impl DemoSigner {
         limits: Limits,
         progress: impl Fn(&str),
     ) -> anyhow::Result<DemoSigner> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        // The config names files by paths taken from its own directory: absolute ones keep
-        // the shares' files where they were made.
-        let dir = &std::path::absolute(dir)
-            .with_context(|| format!("the absolute path of {}", dir.display()))?;
-        let chain_id = provider
-            .get_chain_id()
-            .await
-            .context("asking the node for its chain id")?;
-        let tokens = [
-            token_terms(provider, deployment.token0).await?,
-            token_terms(provider, deployment.token1).await?,
-        ];
-        anyhow::ensure!(
-            tokens[0].0 != tokens[1].0,
-            "both pool tokens call themselves {}: the policy names tokens by symbol",
-            tokens[0].0
-        );
-
-        // The engine's and one approver's client certificates, from a CA of this run.
-        let certs = dir.join("certs");
-        let issued = stratbox_signer::certs::dev_set(
-            &certs,
-            &["localhost".to_owned(), "127.0.0.1".to_owned()],
-            &["alice".to_owned()],
-        )
-        .context("making the signer's development certificates")?;
-        let allowlist = stratbox_signer::certs::allowlist_toml(&issued);
+        let Prepared {
+            dir,
+            chain_id,
+            tokens,
+            allowlist,
+        } = prepare(dir, deployment, provider).await?;
+        let dir = &dir;
 
         let (key_section, shares) = match key {
             DemoKey::Threshold { cache } => {
@@ -174,15 +158,7 @@ impl DemoSigner {
                 let cluster = LocalCluster::start_with_key(&dir.join("shares"), &key)
                     .await
                     .context("starting the threshold key's share services")?;
-                let section = format!(
-                    "[threshold]\ncluster = {}\ncert = {}\nkey = {}\n\
-                     # A few presignatures ready per pair: each costs CPU the demo shares.\n\
-                     presign_pool = 2\n",
-                    toml_path(&cluster.files.cluster),
-                    toml_path(&cluster.files.coordinator.0),
-                    toml_path(&cluster.files.coordinator.1),
-                );
-                (section, Some(cluster))
+                (threshold_section(&cluster.files), Some(cluster))
             }
             DemoKey::DevKeystore => {
                 // A throwaway passphrase: the keystore lives as long as this demo's files.
@@ -203,15 +179,7 @@ impl DemoSigner {
                 )
             }
         };
-        let config_path = dir.join("signer.toml");
-        let config_text = format!(
-            "database = {}\npolicy = \"policy.toml\"\nlisten = \"127.0.0.1:0\"\n\
-             admin_listen = \"127.0.0.1:0\"\ntls_cert = \"certs/signer.pem\"\n\
-             tls_key = \"certs/signer.key\"\nclient_ca = \"certs/ca.pem\"\n\n{allowlist}\n{key_section}",
-            toml_string(&format!("sqlite://{}", dir.join("signer.db").display())),
-        );
-        std::fs::write(&config_path, config_text)
-            .with_context(|| format!("writing {}", config_path.display()))?;
+        let config_path = write_config(dir, &allowlist, &key_section, 0, 0)?;
         let config = SignerConfig::load(&config_path).context("the signer's config")?;
 
         // The account is public data of the key (m/0), so the policy can name it before the
@@ -257,14 +225,7 @@ impl DemoSigner {
 
     /// How the engine reaches it: its port and the engine's client certificate.
     pub fn endpoint(&self) -> SignerEndpoint {
-        let certs = self.dir.join("certs");
-        SignerEndpoint {
-            url: format!("https://localhost:{}", self.running.addr.port()),
-            ca: certs.join("ca.pem"),
-            cert: certs.join("engine.pem"),
-            key: certs.join("engine.key"),
-            server_name: "localhost".into(),
-        }
+        endpoint(&self.dir, self.running.addr.port())
     }
 
     /// Gives the account ether and tokens from the deployer and approves the executor for
@@ -277,31 +238,7 @@ impl DemoSigner {
         deployment: &Deployment,
         funding: Funding,
     ) -> anyhow::Result<()> {
-        let account = self.account;
-        deploy::send_request(
-            provider,
-            TransactionRequest::default()
-                .with_from(deployment.deployer)
-                .with_to(account)
-                .with_value(funding.ether),
-            "fund the signer's account with ether",
-        )
-        .await?;
-        deployment
-            .fund(provider, account, funding.tokens, funding.tokens)
-            .await
-            .context("giving the signer's account tokens")?;
-        let _: () = provider
-            .raw_request("anvil_impersonateAccount".into(), (account,))
-            .await
-            .context("anvil_impersonateAccount (the demo needs Anvil)")?;
-        let approved = deployment.approve_executor(provider, account).await;
-        let _: () = provider
-            .raw_request("anvil_stopImpersonatingAccount".into(), (account,))
-            .await
-            .context("anvil_stopImpersonatingAccount")?;
-        approved.context("approving the executor from the signer's account")?;
-        Ok(())
+        fund_account(provider, deployment, self.account, funding).await
     }
 
     /// Stops the signer, then the share services.
@@ -315,6 +252,294 @@ impl DemoSigner {
         }
         Ok(())
     }
+}
+
+/// Loopback ports of a signer run as separate processes ([`write_process_files`]): fixed,
+/// so a process that is killed and started again is found where its clients look for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessPorts {
+    /// The engine's port of the signer service.
+    pub signer: u16,
+    /// The approvers' port.
+    pub admin: u16,
+    /// Shares 0, 1 and 2.
+    pub shares: [u16; 3],
+}
+
+/// The files of the same signer as [`DemoSigner`]'s threshold one, to be run as four
+/// processes: `stratbox signer share` three times ([`ProcessSigner::share_args`]) and
+/// `stratbox signer --config` ([`ProcessSigner::config`]). Nothing runs until they are
+/// started; the service needs two shares answering when it starts.
+#[derive(Debug, Clone)]
+pub struct ProcessSigner {
+    /// Everything is under this directory.
+    pub dir: PathBuf,
+    /// The service's config file.
+    pub config: PathBuf,
+    /// The service's store (`stratbox signer audit verify --database` this).
+    pub database: String,
+    /// Each share's configuration (cluster file, identity, data directory, passphrase file).
+    pub shares: [stratbox_threshold::ShareConfig; 3],
+    /// The coordinator's connection to the shares as the service makes it (no background
+    /// presigning), for a caller that waits until the shares answer.
+    pub client: stratbox_threshold::ClientConfig,
+    /// The account the signer signs for (key index 0).
+    pub account: Address,
+    port: u16,
+}
+
+impl ProcessSigner {
+    /// The arguments after `stratbox` that run share `index`.
+    pub fn share_args(&self, index: usize) -> Vec<std::ffi::OsString> {
+        let s = &self.shares[index];
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "signer".into(),
+            "share".into(),
+            "--index".into(),
+            s.index.to_string().into(),
+            "--cluster".into(),
+            s.cluster.clone().into(),
+            "--cert".into(),
+            s.cert.clone().into(),
+            "--key".into(),
+            s.key.clone().into(),
+            "--data-dir".into(),
+            s.data_dir.clone().into(),
+            "--no-pregenerate-primes".into(),
+        ];
+        if let Some(file) = &s.passphrase_file {
+            args.push("--passphrase-file".into());
+            args.push(file.clone().into());
+        }
+        args
+    }
+
+    /// How the engine reaches the service: its port and the engine's client certificate.
+    pub fn endpoint(&self) -> SignerEndpoint {
+        endpoint(&self.dir, self.port)
+    }
+
+    /// Gives the account ether and tokens and approves the executor (see [`DemoSigner::fund`]).
+    pub async fn fund(
+        &self,
+        provider: &impl Provider<Ethereum>,
+        deployment: &Deployment,
+        funding: Funding,
+    ) -> anyhow::Result<()> {
+        fund_account(provider, deployment, self.account, funding).await
+    }
+}
+
+/// Writes in `dir` (created; it must not hold another signer's files) what
+/// [`DemoSigner::start`] makes for the cached threshold key of `cache`, for processes: the
+/// development CA and certificates, the cluster file naming the shares' `ports`, each share's
+/// sealed share from the cache in its own data directory with the (public) passphrase of the
+/// cached key, the policy for `deployment`, and the service's config listening on `ports`.
+/// The account is computed from the key's public data, so nothing needs to run yet.
+pub async fn write_process_files(
+    dir: &Path,
+    cache: &Path,
+    deployment: &Deployment,
+    provider: &impl Provider<Ethereum>,
+    limits: Limits,
+    ports: ProcessPorts,
+) -> anyhow::Result<ProcessSigner> {
+    let Prepared {
+        dir,
+        chain_id,
+        tokens,
+        allowlist,
+    } = prepare(dir, deployment, provider).await?;
+    let key = cached_test_key(cache)
+        .await
+        .with_context(|| format!("the demo threshold key in {}", cache.display()))?;
+    let account = Address::from(
+        key.outcome
+            .key
+            .address(&stratbox_threshold::DerivationPath::account(0)?)
+            .context("the key's account 0")?,
+    );
+    let keys_dir = dir.join("shares");
+    let files =
+        stratbox_threshold::init_cluster(&keys_dir, ports.shares.map(|p| format!("127.0.0.1:{p}")))
+            .context("writing the shares' identities and cluster file")?;
+    let passphrase_file = keys_dir.join("passphrase");
+    write_private(
+        &passphrase_file,
+        stratbox_threshold::local::TEST_KEY_PASSPHRASE,
+    )?;
+    let mut shares = Vec::new();
+    for index in 0..3u16 {
+        let data_dir = stratbox_threshold::local::data_dir(&keys_dir, index);
+        key.install_share(index, &data_dir)
+            .with_context(|| format!("installing share {index}"))?;
+        let (cert, tls_key) = files.shares[usize::from(index)].clone();
+        let mut config = stratbox_threshold::ShareConfig::new(
+            index,
+            files.cluster.clone(),
+            cert,
+            tls_key,
+            data_dir,
+        );
+        config.passphrase_file = Some(passphrase_file.clone());
+        config.pregenerate_primes = false;
+        shares.push(config);
+    }
+    let shares: [stratbox_threshold::ShareConfig; 3] = shares
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("three shares"))?;
+    let key_section = threshold_section(&files);
+    let config = write_config(&dir, &allowlist, &key_section, ports.signer, ports.admin)?;
+    std::fs::write(
+        dir.join("policy.toml"),
+        policy_text(chain_id, deployment, &tokens, account, limits),
+    )
+    .context("writing the signer's policy")?;
+    let mut client = stratbox_threshold::ClientConfig::new(
+        files.cluster.clone(),
+        files.coordinator.0.clone(),
+        files.coordinator.1.clone(),
+    );
+    client.pool_target = 0;
+    Ok(ProcessSigner {
+        database: database_url(&dir),
+        dir,
+        config,
+        shares,
+        client,
+        account,
+        port: ports.signer,
+    })
+}
+
+/// What both ways of running the demo signer start from.
+struct Prepared {
+    /// Absolute: the config names files by paths taken from its own directory, and absolute
+    /// ones keep the shares' files where they were made.
+    dir: PathBuf,
+    chain_id: u64,
+    tokens: [(String, u8); 2],
+    /// The `[[engine_clients]]` and `[[approvers]]` entries of the certificates made.
+    allowlist: String,
+}
+
+/// Makes `dir`, reads the chain id and the pool tokens' terms, and issues the development
+/// certificates: the engine's and one approver's client certificates, from a CA of this run.
+async fn prepare(
+    dir: &Path,
+    deployment: &Deployment,
+    provider: &impl Provider<Ethereum>,
+) -> anyhow::Result<Prepared> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::path::absolute(dir)
+        .with_context(|| format!("the absolute path of {}", dir.display()))?;
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .context("asking the node for its chain id")?;
+    let tokens = [
+        token_terms(provider, deployment.token0).await?,
+        token_terms(provider, deployment.token1).await?,
+    ];
+    anyhow::ensure!(
+        tokens[0].0 != tokens[1].0,
+        "both pool tokens call themselves {}: the policy names tokens by symbol",
+        tokens[0].0
+    );
+    let issued = stratbox_signer::certs::dev_set(
+        &dir.join("certs"),
+        &["localhost".to_owned(), "127.0.0.1".to_owned()],
+        &["alice".to_owned()],
+    )
+    .context("making the signer's development certificates")?;
+    let allowlist = stratbox_signer::certs::allowlist_toml(&issued);
+    Ok(Prepared {
+        dir,
+        chain_id,
+        tokens,
+        allowlist,
+    })
+}
+
+/// The config's `[threshold]` section for a cluster's files.
+fn threshold_section(files: &stratbox_threshold::ClusterFiles) -> String {
+    format!(
+        "[threshold]\ncluster = {}\ncert = {}\nkey = {}\n\
+         # A few presignatures ready per pair: each costs CPU the demo shares.\n\
+         presign_pool = 2\n",
+        toml_path(&files.cluster),
+        toml_path(&files.coordinator.0),
+        toml_path(&files.coordinator.1),
+    )
+}
+
+fn database_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("signer.db").display())
+}
+
+/// Writes `dir/signer.toml` (the store in `dir`, the policy and certificates beside it,
+/// listening on loopback `port` and `admin_port`, 0 for any) and returns its path.
+fn write_config(
+    dir: &Path,
+    allowlist: &str,
+    key_section: &str,
+    port: u16,
+    admin_port: u16,
+) -> anyhow::Result<PathBuf> {
+    let path = dir.join("signer.toml");
+    let text = format!(
+        "database = {}\npolicy = \"policy.toml\"\nlisten = \"127.0.0.1:{port}\"\n\
+         admin_listen = \"127.0.0.1:{admin_port}\"\ntls_cert = \"certs/signer.pem\"\n\
+         tls_key = \"certs/signer.key\"\nclient_ca = \"certs/ca.pem\"\n\n{allowlist}\n{key_section}",
+        toml_string(&database_url(dir)),
+    );
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// How the engine reaches a signer whose files are in `dir`, listening on `port`.
+fn endpoint(dir: &Path, port: u16) -> SignerEndpoint {
+    let certs = dir.join("certs");
+    SignerEndpoint {
+        url: format!("https://localhost:{port}"),
+        ca: certs.join("ca.pem"),
+        cert: certs.join("engine.pem"),
+        key: certs.join("engine.key"),
+        server_name: "localhost".into(),
+    }
+}
+
+/// See [`DemoSigner::fund`].
+async fn fund_account(
+    provider: &impl Provider<Ethereum>,
+    deployment: &Deployment,
+    account: Address,
+    funding: Funding,
+) -> anyhow::Result<()> {
+    deploy::send_request(
+        provider,
+        TransactionRequest::default()
+            .with_from(deployment.deployer)
+            .with_to(account)
+            .with_value(funding.ether),
+        "fund the signer's account with ether",
+    )
+    .await?;
+    deployment
+        .fund(provider, account, funding.tokens, funding.tokens)
+        .await
+        .context("giving the signer's account tokens")?;
+    let _: () = provider
+        .raw_request("anvil_impersonateAccount".into(), (account,))
+        .await
+        .context("anvil_impersonateAccount (the demo needs Anvil)")?;
+    let approved = deployment.approve_executor(provider, account).await;
+    let _: () = provider
+        .raw_request("anvil_stopImpersonatingAccount".into(), (account,))
+        .await
+        .context("anvil_stopImpersonatingAccount")?;
+    approved.context("approving the executor from the signer's account")?;
+    Ok(())
 }
 
 /// A token's symbol and decimals as its contract gives them.
