@@ -342,5 +342,8 @@ fn every_test_file_is_a_module() {
         missing.is_empty(),
         "test files not declared in tests/it.rs (they would never run): {missing:?}"
     );
-    assert!(declared.contains("layout"), "parsed the module list of tests/it.rs");
+    assert!(
+        declared.contains("layout"),
+        "parsed the module list of tests/it.rs"
+    );
 }

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod admin_change;
 pub mod balances;
 pub mod books;
 pub mod catalog;

@@ -80,6 +80,9 @@ pub enum LiveError {
     /// Engaging the kill switch failed (it is engaged in memory regardless).
     #[error("engine: {0}")]
     Engine(String),
+    /// Sending by the trade's route failed.
+    #[error(transparent)]
+    Route(#[from] crate::route::RouteError),
     /// A stored row the live path cannot read (a bug or a hand-edited database).
     #[error("task {task_id}: {detail}")]
     Corrupt {

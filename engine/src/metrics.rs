@@ -119,7 +119,7 @@ pub struct EngineMetrics {
     /// `not_included`).
     pub route_fallbacks: Family<Label, Counter>,
     /// Admin changes the governance sentinel saw that halted a market or were seen on a
-    /// halted one, by kind (event name or reading; see [`crate::sentinel::KINDS`]).
+    /// halted one, by kind (event name or reading; see [`crate::admin_change::KINDS`]).
     pub governance_hits: Family<Label, Counter>,
     /// Markets halted by the governance sentinel now: an alert fires while it is above 0.
     pub governance_halted_markets: Gauge,
@@ -209,7 +209,7 @@ impl EngineMetrics {
             "Markets halted by the governance sentinel until an operator clears them",
             governance_halted_markets.clone(),
         );
-        for kind in crate::sentinel::KINDS {
+        for kind in crate::admin_change::KINDS {
             let _ = governance_hits.get_or_create(&[("kind", kind)]);
         }
         registry.register(

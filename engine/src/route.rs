@@ -45,9 +45,22 @@ use tracing::{info, warn};
 use crate::chain::ChainState;
 use crate::engine::Engine;
 use crate::gates::token0_in_token1;
-use crate::live::LiveError;
 use crate::proposal::{self, Address, TradeAction, hex_address};
-use crate::store::{LiveTask, RouteKind, StoredRoute};
+use crate::store::{LiveTask, RouteKind, StoreError, StoredRoute};
+
+/// Why a transaction could not be routed; the live path repeats its step.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chain's node failed.
+    #[error("chain node: {0}")]
+    Rpc(String),
+    /// Bad configuration (the relay's URL).
+    #[error("private route configuration: {0}")]
+    Config(String),
+}
 
 /// A relay that failed is not asked again for the same task for this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -171,13 +184,13 @@ impl Router {
         node: &DynProvider,
         config: Option<PrivateRoute>,
         holder: &str,
-    ) -> Result<Router, LiveError> {
+    ) -> Result<Router, RouteError> {
         let relay = match &config {
             Some(c) => {
                 let url = c
                     .relay_url
                     .parse()
-                    .map_err(|e| LiveError::Config(format!("relay url {}: {e}", c.relay_url)))?;
+                    .map_err(|e| RouteError::Config(format!("relay url {}: {e}", c.relay_url)))?;
                 Some(ProviderBuilder::new().connect_http(url).erased())
             }
             None => None,
@@ -197,16 +210,16 @@ impl Router {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn head(&self) -> Result<u64, LiveError> {
+    async fn head(&self) -> Result<u64, RouteError> {
         self.node
             .get_block_number()
             .await
-            .map_err(|e| LiveError::Rpc(e.to_string()))
+            .map_err(|e| RouteError::Rpc(e.to_string()))
     }
 
     /// The route for a SIGNED task's first send: the stored one, else decided now and
     /// stored before anything is sent; then the transaction sent by it.
-    pub(crate) async fn first_send(&self, task: &LiveTask, raw: &[u8]) -> Result<Sent, LiveError> {
+    pub(crate) async fn first_send(&self, task: &LiveTask, raw: &[u8]) -> Result<Sent, RouteError> {
         let store = self.engine.store();
         let stored = match store.route(&task.task_id).await? {
             Some(r) => r,
@@ -233,7 +246,7 @@ impl Router {
     }
 
     /// A replacement (fee bump or cancel) of a task goes the task's route.
-    pub(crate) async fn replacement(&self, task_id: &str, raw: &[u8]) -> Result<Sent, LiveError> {
+    pub(crate) async fn replacement(&self, task_id: &str, raw: &[u8]) -> Result<Sent, RouteError> {
         match self.engine.store().route(task_id).await? {
             Some(stored) => self.send(&stored, raw).await,
             None => Ok(Sent::Public),
@@ -244,7 +257,7 @@ impl Router {
     /// by the public route (the caller checks the node holds it, as before). A private one
     /// is sent to the relay again for the next block once the block its last bundle was
     /// for has passed, or falls back when due.
-    pub(crate) async fn follow_up(&self, task_id: &str, raw: &[u8]) -> Result<bool, LiveError> {
+    pub(crate) async fn follow_up(&self, task_id: &str, raw: &[u8]) -> Result<bool, RouteError> {
         let Some(stored) = self.engine.store().route(task_id).await? else {
             return Ok(true);
         };
@@ -278,7 +291,7 @@ impl Router {
     }
 
     /// Sends `raw` by the stored route: `Public` is the caller's to send.
-    async fn send(&self, stored: &StoredRoute, raw: &[u8]) -> Result<Sent, LiveError> {
+    async fn send(&self, stored: &StoredRoute, raw: &[u8]) -> Result<Sent, RouteError> {
         if stored.route == RouteKind::Public {
             return Ok(Sent::Public);
         }
@@ -305,7 +318,7 @@ impl Router {
         stored: &StoredRoute,
         raw: &[u8],
         head: u64,
-    ) -> Result<Sent, LiveError> {
+    ) -> Result<Sent, RouteError> {
         let task_id = stored.task_id.as_str();
         let target = head.saturating_add(1);
         match self.send_bundle(config, raw, target).await {
@@ -366,7 +379,7 @@ impl Router {
         task_id: &str,
         reason: &'static str,
         detail: &str,
-    ) -> Result<(), LiveError> {
+    ) -> Result<(), RouteError> {
         let text = format!("{reason}: {detail}");
         let moved = self
             .engine

@@ -110,31 +110,7 @@ pub const ADMIN_SLOT: B256 =
 pub const BEACON_SLOT: B256 =
     b256!("a3f0ad74e5423aebfd80d3ef4346578335a9a72aeaee59ff6cb3582b35133d50");
 
-/// Every kind of hit, as halts, audit rows and the metric's `kind` label name them: the
-/// events, then the readings.
-pub const KINDS: [&str; 12] = [
-    "SetFeeProtocol",
-    "OwnerChanged",
-    "FeeAmountEnabled",
-    "OwnershipTransferred",
-    "Paused",
-    "Upgraded",
-    "AdminChanged",
-    "BeaconUpgraded",
-    "implementation_slot",
-    "admin_slot",
-    "beacon_slot",
-    "code_hash",
-];
-
-/// The metric label of a stored kind (`other` for one this build does not know).
-pub fn kind_label(kind: &str) -> &'static str {
-    KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == kind)
-        .unwrap_or("other")
-}
+pub use crate::admin_change::{KINDS, kind_label};
 
 /// Why a pass of the sentinel failed; the next pass retries from where this one stopped.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use stratbox_bus::{CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_engine::follow::ForkFollower;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
-use stratbox_engine::live::{Live, LiveConfig, SignerEndpoint};
+use stratbox_engine::live::{Live, LiveConfig, LiveError, SignerEndpoint};
 use stratbox_engine::replace::ReplacePolicy;
 use stratbox_engine::route::PrivateRoute;
 use stratbox_engine::sentinel::{Sentinel, SentinelConfig};
@@ -189,6 +189,10 @@ fn parse_value(s: &str) -> Result<stratbox_proto::U256, String> {
     stratbox_proto::parse_amount(s)
         .map_err(|e| format!("{s:?}: {e} (a base-10 amount of raw units)"))
 }
+
+/// How often a starting engine tries its live path's recovery pass against a signer or node
+/// that fails, before it starts anyway and leaves the rest to the live path's steps.
+const RECOVERY_TRIES: u32 = 10;
 
 fn parse_mode(s: &str) -> Result<ExecutionMode, String> {
     match s {
@@ -390,21 +394,43 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             // Before the gRPC port opens: every task a crash left open is resolved against
             // the chain first, so no proposal is accepted on a state the engine is unsure of.
-            let r = live
-                .recover()
-                .await
-                .context("recovering the live path's open tasks")?;
-            println!(
-                "live path recovery: {} move(s), {} task(s) still open, in {} ms{}",
-                r.moved.len(),
-                r.still_open,
-                r.elapsed.as_millis(),
-                if r.leased {
-                    ""
-                } else {
-                    " (the nonce lease is held by another engine)"
+            // A signer or node that is down delays it (a few tries, a second apart); it
+            // does not keep the engine from starting: the live path's steps finish what is
+            // left, oldest first, and take no nonce while an earlier task waits before
+            // signing. A bad configuration or an unreadable row stops the start.
+            let mut tries = 0;
+            let r = loop {
+                tries += 1;
+                match live.recover().await {
+                    Ok(r) => break Some(r),
+                    Err(e @ (LiveError::Config(_) | LiveError::Corrupt { .. })) => {
+                        return Err(e).context("recovering the live path's open tasks");
+                    }
+                    Err(e) if tries < RECOVERY_TRIES => {
+                        eprintln!("live path recovery (try {tries}): {e}; trying again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "live path recovery incomplete after {tries} tries: {e}; the live path's steps finish it"
+                        );
+                        break None;
+                    }
                 }
-            );
+            };
+            if let Some(r) = r {
+                println!(
+                    "live path recovery: {} move(s), {} task(s) still open, in {} ms{}",
+                    r.moved.len(),
+                    r.still_open,
+                    r.elapsed.as_millis(),
+                    if r.leased {
+                        ""
+                    } else {
+                        " (the nonce lease is held by another engine)"
+                    }
+                );
+            }
             Some(tokio::spawn(live.run(stop_rx.clone())))
         }
         _ => None,

@@ -102,7 +102,7 @@ impl Engine {
                 continue;
             }
             m.governance_hits
-                .get_or_create(&[("kind", crate::sentinel::kind_label(&h.kind))])
+                .get_or_create(&[("kind", crate::admin_change::kind_label(&h.kind))])
                 .inc();
             error!(
                 trace_id = %trace_id,
