@@ -221,6 +221,91 @@ pub(crate) fn swap(
     }
 }
 
+/// The account's ether for gas, tokens to trade and its approvals of the executor, made
+/// outside stratbox (impersonated on Anvil): two transactions of the account, so its next
+/// nonce is 2.
+pub(crate) async fn fund_account<P: Provider>(
+    provider: &P,
+    dev: Address,
+    d: &Deployment,
+    account: Address,
+) {
+    deploy::send_request(
+        provider,
+        TransactionRequest::default()
+            .with_from(dev)
+            .with_to(account)
+            .with_value(U256::from(10 * E18)),
+        "fund ether",
+    )
+    .await
+    .expect("ether");
+    d.fund(
+        provider,
+        account,
+        U256::from(100 * E18),
+        U256::from(100 * E18),
+    )
+    .await
+    .expect("tokens");
+    let _: () = provider
+        .raw_request("anvil_impersonateAccount".into(), (account,))
+        .await
+        .expect("impersonate");
+    for token in [d.token0, d.token1] {
+        let approve = IERC20::approveCall {
+            spender: d.executor,
+            amount: U256::MAX,
+        };
+        deploy::send_request(
+            provider,
+            TransactionRequest::default()
+                .with_from(account)
+                .with_to(token)
+                .with_input(approve.abi_encode()),
+            "approve the executor",
+        )
+        .await
+        .expect("approve");
+    }
+    let _: () = provider
+        .raw_request("anvil_stopImpersonatingAccount".into(), (account,))
+        .await
+        .expect("stop impersonating");
+}
+
+/// Zone B in live mode on the node (`endpoint`), simulating through the deployed executor,
+/// with `momentum` at L5 so the test's trades pass the permission gate.
+pub(crate) async fn live_engine(
+    database: &str,
+    endpoint: &str,
+    d: &Deployment,
+    account: Address,
+) -> (Store, Engine) {
+    let store = Store::connect(database).await.expect("engine store");
+    let fork = ChainState::fork(endpoint, &[d.pool.into_array()], None, 0, None)
+        .await
+        .expect("fork");
+    let executor = d.executor.into_array();
+    let fork = tokio::task::spawn_blocking(move || fork.use_executor(executor))
+        .await
+        .expect("task")
+        .expect("the deployed executor");
+    let engine = Engine::start(
+        store.clone(),
+        fork,
+        EngineSettings {
+            mode: ExecutionMode::Live,
+            live_account: Some(account.into_array()),
+            ..EngineSettings::default()
+        },
+    )
+    .await
+    .expect("engine");
+    engine.set_permission_level("momentum", stratbox_engine::PermissionLevel::L5);
+    (store, engine)
+}
+
 /// Submits one proposal, on the chain's head (the fork follower caught up), and returns its
 /// task (STAGED: decided and staged in one write).
 pub(crate) async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Proposal) -> String {
@@ -369,73 +454,12 @@ async fn live_path(database: &str) {
     let (signer, account) = start_signer(dir.path(), &d).await;
 
     // The account: ether for gas, tokens to trade, and its approvals of the executor,
-    // made outside stratbox (impersonated on Anvil), so its nonces 0 and 1 are used
-    // already and the engine's lease must start at the chain's 2.
-    deploy::send_request(
-        &provider,
-        TransactionRequest::default()
-            .with_from(dev)
-            .with_to(account)
-            .with_value(U256::from(10 * E18)),
-        "fund ether",
-    )
-    .await
-    .expect("ether");
-    d.fund(
-        &provider,
-        account,
-        U256::from(100 * E18),
-        U256::from(100 * E18),
-    )
-    .await
-    .expect("tokens");
-    let _: () = provider
-        .raw_request("anvil_impersonateAccount".into(), (account,))
-        .await
-        .expect("impersonate");
-    for token in [d.token0, d.token1] {
-        let approve = IERC20::approveCall {
-            spender: d.executor,
-            amount: U256::MAX,
-        };
-        deploy::send_request(
-            &provider,
-            TransactionRequest::default()
-                .with_from(account)
-                .with_to(token)
-                .with_input(approve.abi_encode()),
-            "approve the executor",
-        )
-        .await
-        .expect("approve");
-    }
-    let _: () = provider
-        .raw_request("anvil_stopImpersonatingAccount".into(), (account,))
-        .await
-        .expect("stop impersonating");
+    // made outside stratbox, so its nonces 0 and 1 are used already and the engine's lease
+    // must start at the chain's 2.
+    fund_account(&provider, dev, &d, account).await;
 
     // Zone B in live mode, simulating against the node through the deployed executor.
-    let store = Store::connect(database).await.expect("engine store");
-    let fork = ChainState::fork(&anvil.endpoint(), &[d.pool.into_array()], None, 0, None)
-        .await
-        .expect("fork");
-    let executor = d.executor.into_array();
-    let fork = tokio::task::spawn_blocking(move || fork.use_executor(executor))
-        .await
-        .expect("task")
-        .expect("the deployed executor");
-    let engine = Engine::start(
-        store.clone(),
-        fork,
-        EngineSettings {
-            mode: ExecutionMode::Live,
-            live_account: Some(account.into_array()),
-            ..EngineSettings::default()
-        },
-    )
-    .await
-    .expect("engine");
-    engine.set_permission_level("momentum", stratbox_engine::PermissionLevel::L5);
+    let (store, engine) = live_engine(database, &anvil.endpoint(), &d, account).await;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let (stop_following, following_stop) = tokio::sync::watch::channel(false);
     // The fork and watermark follow the node's head; the pool is quoted as the oracle (the
@@ -1411,7 +1435,25 @@ async fn live_path(database: &str) {
             .is_some(),
         "the outsider's transaction took the nonce"
     );
-    let moved = m.step().await.expect("step").moved;
+    // The nonce must stay used for two blocks with no receipt of the trade's (a node may
+    // count a nonce before it serves the receipt): blocks are mined until then.
+    let mut moved = Vec::new();
+    support::wait_until(
+        "the task to fail on its used nonce",
+        Duration::from_secs(60),
+        async || {
+            moved.extend(m.step().await.expect("step").moved);
+            if moved.contains(&(taken.clone(), TaskState::Failed)) {
+                return true;
+            }
+            let _: serde_json::Value = provider
+                .raw_request("evm_mine".into(), ())
+                .await
+                .expect("mine");
+            false
+        },
+    )
+    .await;
     assert_eq!(moved, vec![(taken.clone(), TaskState::Failed)]);
     let row = store.get_task(&taken).await.expect("task").expect("row");
     assert_eq!(row.reason_code, "nonce_used", "{}", row.detail);

@@ -21,24 +21,20 @@
 
 use std::time::Duration;
 
-use alloy::network::TransactionBuilder;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
 use alloy_primitives::{B256, U256};
-use alloy_sol_types::SolCall;
 use serde_json::Value;
+use stratbox_engine::Engine;
 use stratbox_engine::follow::{ForkFollower, follow_head};
 use stratbox_engine::fsm::TaskState;
 use stratbox_engine::live::{Live, LiveConfig, SignerEndpoint};
 use stratbox_engine::replace::ReplacePolicy;
 use stratbox_engine::route::PrivateRoute;
 use stratbox_engine::store::RouteKind;
-use stratbox_engine::{ChainState, Engine, EngineSettings, ExecutionMode, Store};
-use stratbox_evm::abi::IERC20;
 use stratbox_evm::anvil::Anvil;
 use stratbox_evm::deploy::{self, DeployConfig};
 
-use crate::live_e2e::{start_signer, submit, swap, wait_state};
+use crate::live_e2e::{fund_account, live_engine, start_signer, submit, swap, wait_state};
 use crate::support;
 
 const E18: u128 = 1_000_000_000_000_000_000;
@@ -135,48 +131,7 @@ async fn live_route(database: &str) {
     let (signer, account) = start_signer(dir.path(), &d).await;
 
     // The account's ether, tokens and approvals of the executor, made around stratbox.
-    deploy::send_request(
-        &provider,
-        TransactionRequest::default()
-            .with_from(dev)
-            .with_to(account)
-            .with_value(U256::from(10 * E18)),
-        "fund ether",
-    )
-    .await
-    .expect("ether");
-    d.fund(
-        &provider,
-        account,
-        U256::from(100 * E18),
-        U256::from(100 * E18),
-    )
-    .await
-    .expect("tokens");
-    let _: () = provider
-        .raw_request("anvil_impersonateAccount".into(), (account,))
-        .await
-        .expect("impersonate");
-    for token in [d.token0, d.token1] {
-        let approve = IERC20::approveCall {
-            spender: d.executor,
-            amount: U256::MAX,
-        };
-        deploy::send_request(
-            &provider,
-            TransactionRequest::default()
-                .with_from(account)
-                .with_to(token)
-                .with_input(approve.abi_encode()),
-            "approve the executor",
-        )
-        .await
-        .expect("approve");
-    }
-    let _: () = provider
-        .raw_request("anvil_stopImpersonatingAccount".into(), (account,))
-        .await
-        .expect("stop impersonating");
+    fund_account(&provider, dev, &d, account).await;
 
     // The relay: from now on it produces the chain's blocks, every 500 ms.
     let (relay_proc, stdout) = support::Proc::spawn(
@@ -220,27 +175,7 @@ async fn live_route(database: &str) {
     }
 
     // Zone B in live mode on the node, following its head.
-    let store = Store::connect(database).await.expect("engine store");
-    let fork = ChainState::fork(&anvil.endpoint(), &[d.pool.into_array()], None, 0, None)
-        .await
-        .expect("fork");
-    let executor = d.executor.into_array();
-    let fork = tokio::task::spawn_blocking(move || fork.use_executor(executor))
-        .await
-        .expect("task")
-        .expect("the deployed executor");
-    let engine = Engine::start(
-        store.clone(),
-        fork,
-        EngineSettings {
-            mode: ExecutionMode::Live,
-            live_account: Some(account.into_array()),
-            ..EngineSettings::default()
-        },
-    )
-    .await
-    .expect("engine");
-    engine.set_permission_level("momentum", stratbox_engine::PermissionLevel::L5);
+    let (store, engine) = live_engine(database, &anvil.endpoint(), &d, account).await;
     let (stop_following, following_stop) = tokio::sync::watch::channel(false);
     let follower = std::sync::Arc::new(ForkFollower::new(
         engine.clone(),

@@ -212,7 +212,14 @@ pub struct Live {
     router: crate::route::Router,
     /// The head the reorg watch last found consistent with every receipt it holds.
     tip: reorg::Tip,
+    /// Tasks whose nonce the chain counts as used while no receipt of theirs is found, with
+    /// the head when that was first seen (see [`NONCE_USED_BLOCKS`]).
+    nonce_used_since: tokio::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
+
+/// How many blocks a task's nonce must stay used on chain, with no receipt of any of its
+/// transactions, before the task is judged taken by a transaction it never signed.
+const NONCE_USED_BLOCKS: u64 = 2;
 
 fn amount(v: U256) -> Option<v1::Amount> {
     Some(v.into())
@@ -272,6 +279,7 @@ impl Live {
             chain_id,
             opened: AtomicBool::new(false),
             tip: reorg::Tip::default(),
+            nonce_used_since: tokio::sync::Mutex::default(),
         })
     }
 
@@ -1033,14 +1041,28 @@ impl Live {
         sent.push((task.tx_hash.as_str(), task.raw_tx.as_deref(), None));
         for &(hash, _, by) in &sent {
             if let Some(receipt) = self.receipt(hash, &task.task_id).await? {
+                self.nonce_used_since.lock().await.remove(&task.task_id);
                 return self.included(task, by, receipt).await;
             }
         }
-        // Then by nonce: the account's nonce used on chain, by none of these.
+        // Then by nonce: the account's nonce used on chain, by none of these, for
+        // NONCE_USED_BLOCKS blocks (a node may count a nonce before it serves the receipt
+        // of the transaction that used it: one read of each is no proof).
         if let Some(nonce) = task.nonce
             && self.mined_nonce().await? > nonce
         {
-            return self.nonce_used_elsewhere(task, &sent, nonce).await;
+            let head = self.head().await?;
+            let since = *self
+                .nonce_used_since
+                .lock()
+                .await
+                .entry(task.task_id.clone())
+                .or_insert(head);
+            if head >= since.saturating_add(NONCE_USED_BLOCKS) {
+                return self.nonce_used_elsewhere(task, &sent, nonce).await;
+            }
+            // Nothing else can be mined at the nonce: no re-send, no replacement.
+            return Ok(Vec::new());
         }
         // The node should hold the newest one it accepted; a node that mines on arrival
         // includes it at once, otherwise a later step reads its receipt.
@@ -1079,6 +1101,7 @@ impl Live {
         sent: &[Sent<'_>],
         nonce: u64,
     ) -> Result<Vec<(String, TaskState)>, LiveError> {
+        self.nonce_used_since.lock().await.remove(&task.task_id);
         for &(hash, _, by) in sent {
             if let Some(receipt) = self.receipt(hash, &task.task_id).await? {
                 return self.included(task, by, receipt).await;
