@@ -306,6 +306,19 @@ pub(crate) async fn live_engine(
     (store, engine)
 }
 
+/// Steps `live` by hand until one of its steps moves `task` to `want`.
+async fn step_until(live: &Live, task: &str, want: TaskState, what: &str) {
+    support::wait_until(what, Duration::from_secs(60), async || {
+        live.step()
+            .await
+            .expect("step")
+            .moved
+            .iter()
+            .any(|(t, s)| t == task && *s == want)
+    })
+    .await;
+}
+
 /// Submits one proposal, on the chain's head (the fork follower caught up), and returns its
 /// task (STAGED: decided and staged in one write).
 pub(crate) async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Proposal) -> String {
@@ -1223,14 +1236,11 @@ async fn live_path(database: &str) {
     )
     .await
     .expect("live path l");
-    let mut first = Vec::new();
-    support::wait_until(
+    step_until(
+        &l,
+        &reorged,
+        TaskState::Confirmed,
         "the reorged trade to confirm",
-        Duration::from_secs(60),
-        async || {
-            first.extend(l.step().await.expect("step").moved);
-            first.contains(&(reorged.clone(), TaskState::Confirmed))
-        },
     )
     .await;
     let confirmed = store.live_task(&reorged).await.expect("task").expect("row");
@@ -1312,14 +1322,11 @@ async fn live_path(database: &str) {
         .raw_request("evm_mine".into(), ())
         .await
         .expect("mine it again");
-    let mut again = Vec::new();
-    support::wait_until(
+    step_until(
+        &l,
+        &reorged,
+        TaskState::Confirmed,
         "the reorged trade to confirm again",
-        Duration::from_secs(60),
-        async || {
-            again.extend(l.step().await.expect("step").moved);
-            again.contains(&(reorged.clone(), TaskState::Confirmed))
-        },
     )
     .await;
     let new = provider
@@ -1382,14 +1389,11 @@ async fn live_path(database: &str) {
     )
     .await
     .expect("live path m");
-    let mut steps = Vec::new();
-    support::wait_until(
+    step_until(
+        &m,
+        &taken,
+        TaskState::Broadcast,
         "the trade to be broadcast",
-        Duration::from_secs(60),
-        async || {
-            steps.extend(m.step().await.expect("step").moved);
-            steps.contains(&(taken.clone(), TaskState::Broadcast))
-        },
     )
     .await;
     let pending = store.live_task(&taken).await.expect("task").expect("row");
