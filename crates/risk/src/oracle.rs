@@ -16,6 +16,20 @@
 //! source flickering back into line does not reopen the market on stale company.
 //! Recovery is judged lazily, at the next check, because nothing else runs the gates.
 //!
+//! **Anchored on the traded price.** A market whose traded pool's spot price has been set
+//! ([`OracleGuard::set_spot`], every block by the engine's chain follower) compares every
+//! fresh quote with that spot instead of with the median: each source must lie within
+//! `max_deviation_bps` of the price trades execute at, so a pool pushed away from its
+//! time-weighted average, its price feed and the off-chain reference in one block fails
+//! however well those three agree among themselves. A spot older than `max_age_blocks` makes
+//! the market `oracle_missing`. Without a spot (the embedded demo, unit tests) the median is
+//! the reference as before.
+//!
+//! **Stale sources.** A source the engine read but judged not fresh by its own rule (a
+//! Chainlink round whose `updatedAt` is too old, a pool oracle that cannot answer for the
+//! window) is marked with [`OracleGuard::mark_stale`] and the reason: it counts as absent
+//! until it reports again, and the refusal names it and why.
+//!
 //! A market with no quotes at all is refused with `oracle_missing` but not halted and not
 //! stored: proposals name markets, and an untrusted strategy must not be able to grow the
 //! guard's state by inventing them.
@@ -70,6 +84,16 @@ struct Quote {
     block: u64,
     /// The guard-wide update sequence number, to tell quotes that arrived after a halt.
     seq: u64,
+    /// Why the source's last reading was not fresh (see [`OracleGuard::mark_stale`]); such a
+    /// quote counts as absent until the source reports again.
+    stale: Option<String>,
+}
+
+/// The traded pool's own price: what every source is compared with when set.
+#[derive(Debug, Clone, Copy)]
+struct Spot {
+    price_e18: U256,
+    block: u64,
 }
 
 /// Why and when a market was halted.
@@ -86,6 +110,7 @@ pub struct Halt {
 struct MarketState {
     quotes: Vec<Quote>,
     halted: Option<Halt>,
+    spot: Option<Spot>,
 }
 
 /// What the current fresh quotes say about a market.
@@ -105,13 +130,16 @@ pub enum Assessment {
         /// The configured `min_sources`.
         required: usize,
     },
-    /// Some fresh quote lies beyond `max_deviation_bps` of the median.
+    /// Some fresh quote lies beyond `max_deviation_bps` of the reference: the pool's spot
+    /// when the market has one, else the median.
     Disagree {
         /// Median of the fresh quotes, 18-decimal fixed point.
         median_e18: U256,
-        /// The quote furthest from the median and its distance in bps (rounded down).
+        /// What the quotes were compared with: the spot, or the median.
+        against_e18: U256,
+        /// The quote furthest from `against_e18`.
         worst_e18: U256,
-        /// Distance of `worst_e18` from the median, bps rounded down.
+        /// Distance of `worst_e18` from `against_e18`, bps of it rounded down.
         deviation_bps: u64,
     },
 }
@@ -176,6 +204,7 @@ impl<K: Eq + Hash> OracleGuard<K> {
             q.price_e18 = price_e18;
             q.block = block;
             q.seq = seq;
+            q.stale = None;
         } else {
             if state.quotes.len() >= MAX_SOURCES {
                 return Err(OracleError::TooManySources);
@@ -185,9 +214,71 @@ impl<K: Eq + Hash> OracleGuard<K> {
                 price_e18,
                 block,
                 seq,
+                stale: None,
             });
         }
         self.seq = seq;
+        Ok(())
+    }
+
+    /// Records the traded pool's spot price for `market` at `block`: from then on every
+    /// source is compared with it (see the module docs). An older block than the last spot's
+    /// is ignored.
+    pub fn set_spot<Q>(
+        &mut self,
+        market: &Q,
+        price_e18: U256,
+        block: u64,
+    ) -> Result<(), OracleError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if price_e18.is_zero() {
+            return Err(OracleError::ZeroPrice {
+                name: "spot".to_owned(),
+            });
+        }
+        let state = match self.markets.get_mut(market) {
+            Some(s) => s,
+            None => self.markets.entry(market.to_owned()).or_default(),
+        };
+        if state.spot.is_none_or(|s| s.block <= block) {
+            state.spot = Some(Spot { price_e18, block });
+        }
+        Ok(())
+    }
+
+    /// Marks `source` of `market` not fresh, saying `why`: it counts as absent until its next
+    /// [`OracleGuard::update`]. Its last price is kept (not used) so a refusal can show it.
+    pub fn mark_stale<Q>(&mut self, market: &Q, source: &str, why: &str) -> Result<(), OracleError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if source.is_empty() {
+            return Err(OracleError::EmptySource);
+        }
+        let state = match self.markets.get_mut(market) {
+            Some(s) => s,
+            None => self.markets.entry(market.to_owned()).or_default(),
+        };
+        if let Some(q) = state.quotes.iter_mut().find(|q| q.source == source) {
+            if q.stale.as_deref() != Some(why) {
+                q.stale = Some(why.to_owned());
+            }
+            return Ok(());
+        }
+        if state.quotes.len() >= MAX_SOURCES {
+            return Err(OracleError::TooManySources);
+        }
+        state.quotes.push(Quote {
+            source: source.to_owned(),
+            price_e18: U256::ZERO,
+            block: 0,
+            seq: 0,
+            stale: Some(why.to_owned()),
+        });
         Ok(())
     }
 
@@ -213,6 +304,34 @@ impl<K: Eq + Hash> OracleGuard<K> {
                 required: cfg.min_sources as usize,
             },
         }
+    }
+
+    /// Why a proposal on `market` would fail the oracle gate now (the code a market that is
+    /// not halted would get, and the sources named), or `None` when the fresh quotes agree.
+    /// Changes nothing: for watching, not for gating.
+    pub fn failure<Q>(
+        &self,
+        cfg: &OracleConfig,
+        market: &Q,
+        now_block: u64,
+    ) -> Option<(ReasonCode, String)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Some(state) = self.markets.get(market) else {
+            return Some((
+                ReasonCode::OracleMissing,
+                "no oracle quotes for this market".to_owned(),
+            ));
+        };
+        let (a, _) = assess(state, cfg, now_block);
+        let code = match a {
+            Assessment::Agree { .. } => return None,
+            Assessment::Missing { .. } => ReasonCode::OracleMissing,
+            Assessment::Disagree { .. } => ReasonCode::OracleDisagreement,
+        };
+        Some((code, explain(state, cfg, now_block, &a)))
     }
 
     /// The oracle gate for a proposal on `market` at the engine's `now_block`. Returns the
@@ -257,7 +376,7 @@ impl<K: Eq + Hash> OracleGuard<K> {
                     "market halted at block {} ({}); now: {}",
                     h.at_block,
                     h.code,
-                    describe(&fail)
+                    explain(state, cfg, now_block, &fail)
                 ),
             )),
             (None, fail) => {
@@ -272,13 +391,22 @@ impl<K: Eq + Hash> OracleGuard<K> {
                         seq: halt_seq,
                     });
                 }
-                Err(Rejection::new(code, describe(&fail)))
+                Err(Rejection::new(code, explain(state, cfg, now_block, &fail)))
             }
         }
     }
 }
 
-fn describe(a: &Assessment) -> String {
+/// A failed assessment in words, naming the sources: which one is off and by how much, or
+/// which are not fresh and why. Only on a refusal, so it may allocate.
+fn explain(state: &MarketState, cfg: &OracleConfig, now_block: u64, a: &Assessment) -> String {
+    let name_of = |price: U256| {
+        state
+            .quotes
+            .iter()
+            .find(|q| q.stale.is_none() && q.price_e18 == price)
+            .map_or("a source", |q| q.source.as_str())
+    };
     match a {
         Assessment::Agree {
             median_e18,
@@ -287,14 +415,46 @@ fn describe(a: &Assessment) -> String {
             format!("{sources} sources agree on {median_e18}")
         }
         Assessment::Missing { fresh, required } => {
-            format!("{fresh} fresh oracle sources, need {required}")
+            let mut text = format!("{fresh} fresh oracle sources, need {required}");
+            let mut not_fresh = Vec::new();
+            if let Some(spot) = state.spot
+                && now_block.saturating_sub(spot.block) > cfg.max_age_blocks
+            {
+                not_fresh.push(format!("the pool's spot (block {})", spot.block));
+            }
+            for q in &state.quotes {
+                if let Some(why) = &q.stale {
+                    not_fresh.push(format!("{} ({why})", q.source));
+                } else if now_block.saturating_sub(q.block) > cfg.max_age_blocks {
+                    not_fresh.push(format!(
+                        "{} (last quote at block {}, more than {} blocks ago)",
+                        q.source, q.block, cfg.max_age_blocks
+                    ));
+                }
+            }
+            if !not_fresh.is_empty() {
+                text.push_str("; not fresh: ");
+                text.push_str(&not_fresh.join(", "));
+            }
+            text
         }
         Assessment::Disagree {
             median_e18,
+            against_e18,
             worst_e18,
             deviation_bps,
         } => {
-            format!("a source quotes {worst_e18}, {deviation_bps} bps from the median {median_e18}")
+            if state.spot.is_some() {
+                format!(
+                    "{} quotes {worst_e18}, {deviation_bps} bps from the pool's spot {against_e18} (sources' median {median_e18})",
+                    name_of(*worst_e18)
+                )
+            } else {
+                format!(
+                    "{} quotes {worst_e18}, {deviation_bps} bps from the median {median_e18}",
+                    name_of(*worst_e18)
+                )
+            }
         }
     }
 }
@@ -306,7 +466,7 @@ fn assess(state: &MarketState, cfg: &OracleConfig, now_block: u64) -> (Assessmen
     let mut oldest_seq = u64::MAX;
     for q in &state.quotes {
         let age = now_block.saturating_sub(q.block);
-        if age > cfg.max_age_blocks {
+        if age > cfg.max_age_blocks || q.stale.is_some() {
             continue;
         }
         if let Some(slot) = prices.get_mut(n) {
@@ -317,19 +477,23 @@ fn assess(state: &MarketState, cfg: &OracleConfig, now_block: u64) -> (Assessmen
     }
     let required = (cfg.min_sources as usize).max(1);
     let fresh = prices.get_mut(..n).unwrap_or_default();
-    if n < required || fresh.is_empty() {
+    let spot_stale = state
+        .spot
+        .is_some_and(|s| now_block.saturating_sub(s.block) > cfg.max_age_blocks);
+    if n < required || fresh.is_empty() || spot_stale {
         return (Assessment::Missing { fresh: n, required }, oldest_seq);
     }
     fresh.sort_unstable();
     let median = median_sorted(fresh);
-    let mut worst = (U256::ZERO, median);
+    let against = state.spot.map_or(median, |s| s.price_e18);
+    let mut worst = (U256::ZERO, against);
     for &p in fresh.iter() {
-        let d = p.abs_diff(median);
+        let d = p.abs_diff(against);
         if d > worst.0 {
             worst = (d, p);
         }
     }
-    let within = cmp_ratio_bps(worst.0, median, cfg.max_deviation_bps.into()).is_le();
+    let within = cmp_ratio_bps(worst.0, against, cfg.max_deviation_bps.into()).is_le();
     let a = if within {
         Assessment::Agree {
             median_e18: median,
@@ -338,8 +502,9 @@ fn assess(state: &MarketState, cfg: &OracleConfig, now_block: u64) -> (Assessmen
     } else {
         Assessment::Disagree {
             median_e18: median,
+            against_e18: against,
             worst_e18: worst.1,
-            deviation_bps: ratio_bps(worst.0, median),
+            deviation_bps: ratio_bps(worst.0, against),
         }
     };
     (a, oldest_seq)

@@ -270,3 +270,105 @@ fn keyed_by_any_hashable_market() {
         Some(ReasonCode::OracleMissing)
     );
 }
+
+#[test]
+fn with_a_spot_every_source_is_compared_with_the_traded_price() {
+    let cfg = OracleConfig::default();
+    // Three sources agreeing among themselves, the pool's spot 1% away: the pool has been
+    // pushed off the market, which the median alone would never see.
+    let mut g = three(px(0), px(0), px(0), 100);
+    assert_eq!(g.check(&cfg, MARKET, 100), Ok(px(0)));
+    g.set_spot(MARKET, px(100), 100).ok();
+    assert_eq!(
+        g.assess(&cfg, MARKET, 100),
+        Assessment::Disagree {
+            median_e18: px(0),
+            against_e18: px(100),
+            worst_e18: px(0),
+            deviation_bps: stratbox_risk::ratio::ratio_bps(px(100) - px(0), px(100)),
+        }
+    );
+    let refused = g.check(&cfg, MARKET, 100).expect_err("spot 1% off");
+    assert_eq!(refused.code, ReasonCode::OracleDisagreement);
+    assert!(refused.detail.contains("pool's spot"), "{}", refused.detail);
+    // Exactly 50 bps of the spot passes, one raw unit more does not; sources that are 80
+    // bps apart pass when each is within 50 of the spot.
+    let spot = px(0);
+    let fifty = spot * U256::from(50u8) / U256::from(10_000u16);
+    let mut g = three(spot - fifty, spot, spot + fifty, 100);
+    g.set_spot(MARKET, spot, 100).ok();
+    assert_eq!(g.check(&cfg, MARKET, 100), Ok(spot));
+    let mut g = three(spot - fifty, spot, spot + fifty + U256::from(1u8), 100);
+    g.set_spot(MARKET, spot, 100).ok();
+    assert_eq!(
+        code(g.check(&cfg, MARKET, 100)),
+        Some(ReasonCode::OracleDisagreement)
+    );
+}
+
+#[test]
+fn a_stale_spot_is_missing() {
+    let cfg = OracleConfig::default();
+    let mut g = three(px(0), px(0), px(0), 100);
+    g.set_spot(MARKET, px(0), 90).ok();
+    assert!(matches!(
+        g.assess(&cfg, MARKET, 100),
+        Assessment::Agree { .. }
+    ));
+    // Ten blocks is the limit; the sources stay fresh, the spot does not.
+    let mut g2 = g.clone();
+    g2.update(MARKET, "a", px(0), 101).ok();
+    g2.update(MARKET, "b", px(0), 101).ok();
+    g2.update(MARKET, "c", px(0), 101).ok();
+    let refused = g2.check(&cfg, MARKET, 101).expect_err("spot 11 blocks old");
+    assert_eq!(refused.code, ReasonCode::OracleMissing);
+    assert!(refused.detail.contains("spot"), "{}", refused.detail);
+    // An older spot than the one held is ignored.
+    g.set_spot(MARKET, px(900), 80).ok();
+    assert_eq!(g.check(&cfg, MARKET, 100), Ok(px(0)));
+}
+
+#[test]
+fn a_stale_source_counts_as_absent_is_named_and_recovers_on_a_fresh_round() {
+    let cfg = OracleConfig::default();
+    let mut g = three(px(0), px(0), px(0), 100);
+    g.set_spot(MARKET, px(0), 100).ok();
+    assert_eq!(
+        g.mark_stale(MARKET, "b", "updatedAt 400 s ago, more than 300"),
+        Ok(())
+    );
+    let refused = g.check(&cfg, MARKET, 100).expect_err("b is stale");
+    assert_eq!(refused.code, ReasonCode::OracleMissing);
+    assert!(
+        refused
+            .detail
+            .contains("b (updatedAt 400 s ago, more than 300)"),
+        "{}",
+        refused.detail
+    );
+    assert_eq!(
+        g.halt(MARKET).map(|h| h.code),
+        Some(ReasonCode::OracleMissing)
+    );
+    // b reports again, but a and c have not since the halt: still halted.
+    g.update(MARKET, "b", px(0), 101).ok();
+    assert_eq!(
+        code(g.check(&cfg, MARKET, 101)),
+        Some(ReasonCode::MarketHalted)
+    );
+    g.update(MARKET, "a", px(0), 102).ok();
+    g.update(MARKET, "c", px(0), 102).ok();
+    g.set_spot(MARKET, px(0), 102).ok();
+    assert_eq!(g.check(&cfg, MARKET, 102), Ok(px(0)));
+    // A source marked stale before it ever quoted takes a slot and counts as absent.
+    let mut g = OracleGuard::new();
+    assert_eq!(g.mark_stale(MARKET, "feed", "no answer"), Ok(()));
+    assert_eq!(
+        g.assess(&cfg, MARKET, 1),
+        Assessment::Missing {
+            fresh: 0,
+            required: 3
+        }
+    );
+    assert_eq!(g.mark_stale(MARKET, "", "x"), Err(OracleError::EmptySource));
+}
