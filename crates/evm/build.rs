@@ -29,6 +29,11 @@ const ARTIFACTS: &[(&str, &str, Source)] = &[
         "artifacts/StratboxExecutor.json",
         Source::Crate,
     ),
+    (
+        "MockV3Aggregator",
+        "artifacts/MockV3Aggregator.json",
+        Source::Crate,
+    ),
 ];
 
 #[derive(Clone, Copy)]

@@ -43,6 +43,9 @@ sol! {
         function tickBitmap(int16 wordPosition) external view returns (uint256);
         function positions(bytes32 key) external view returns (uint128 _liquidity, uint256 feeGrowthInside0LastX128, uint256 feeGrowthInside1LastX128, uint128 tokensOwed0, uint128 tokensOwed1);
 
+        function observe(uint32[] secondsAgos) external view returns (int56[] tickCumulatives, uint160[] secondsPerLiquidityCumulativeX128s);
+        function increaseObservationCardinalityNext(uint16 observationCardinalityNext) external;
+
         function initialize(uint160 sqrtPriceX96) external;
         function mint(address recipient, int24 tickLower, int24 tickUpper, uint128 amount, bytes data) external returns (uint256 amount0, uint256 amount1);
         function collect(address recipient, int24 tickLower, int24 tickUpper, uint128 amount0Requested, uint128 amount1Requested) external returns (uint128 amount0, uint128 amount1);
@@ -94,5 +97,17 @@ sol! {
         function burn(address pool, int24 tickLower, int24 tickUpper, uint128 liquidity) external returns (uint256 amount0, uint256 amount1, uint256 fees0, uint256 fees1);
         function uniswapV3MintCallback(uint256 amount0Owed, uint256 amount1Owed, bytes data) external;
         function uniswapV3SwapCallback(int256 amount0Delta, int256 amount1Delta, bytes data) external;
+    }
+}
+
+sol! {
+    /// Chainlink's `AggregatorV3Interface` as `MockV3Aggregator` (`@chainlink/contracts`
+    /// 0.4.1, `src/v0.7/tests`) implements it, with the mock's constructor and `updateAnswer`.
+    #[derive(Debug, PartialEq, Eq)]
+    interface MockV3Aggregator {
+        constructor(uint8 _decimals, int256 _initialAnswer);
+        function decimals() external view returns (uint8);
+        function latestRoundData() external view returns (uint80 roundId, int256 answer, uint256 startedAt, uint256 updatedAt, uint80 answeredInRound);
+        function updateAnswer(int256 _answer) external;
     }
 }

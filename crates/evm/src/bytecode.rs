@@ -28,6 +28,11 @@ pub static EXECUTOR_INITCODE: &[u8] = artifact!("StratboxExecutor.initcode.bin")
 /// Its deployed code, for installing it at an address without deploying.
 pub static EXECUTOR_RUNTIME: &[u8] = artifact!("StratboxExecutor.runtime.bin");
 
+/// Chainlink's `MockV3Aggregator` (`@chainlink/contracts` 0.4.1, compiled by
+/// `build-aggregator.js`): constructor(decimals, initialAnswer); a price feed answering
+/// `latestRoundData`, moved by whoever calls `updateAnswer` (the demo's keeper).
+pub static AGGREGATOR_INITCODE: &[u8] = artifact!("MockV3Aggregator.initcode.bin");
+
 /// The factory's ABI as solc wrote it, for tools that want JSON rather than typed bindings.
 pub static FACTORY_ABI_JSON: &str =
     include_str!(concat!(env!("OUT_DIR"), "/UniswapV3Factory.abi.json"));
@@ -41,6 +46,13 @@ pub static ERC20_ABI_JSON: &str = include_str!(concat!(
 /// The executor's ABI as solc wrote it.
 pub static EXECUTOR_ABI_JSON: &str =
     include_str!(concat!(env!("OUT_DIR"), "/StratboxExecutor.abi.json"));
+
+/// The aggregator's ABI as solc wrote it.
+pub static AGGREGATOR_ABI_JSON: &str =
+    include_str!(concat!(env!("OUT_DIR"), "/MockV3Aggregator.abi.json"));
+
+/// The committed aggregator artifact, byte for byte, to compare with a fresh compile.
+pub static AGGREGATOR_ARTIFACT_JSON: &str = include_str!("../artifacts/MockV3Aggregator.json");
 
 /// The committed executor artifact, byte for byte, so a test can compare it with a fresh
 /// compile.

@@ -16,7 +16,8 @@ use alloy_primitives::{Address, B256, Bytes, U256, uint};
 use alloy_sol_types::{SolCall, SolConstructor};
 
 use crate::abi::{
-    ERC20PresetMinterPauser, IERC20, IUniswapV3Factory, IUniswapV3Pool, StratboxExecutor,
+    ERC20PresetMinterPauser, IERC20, IUniswapV3Factory, IUniswapV3Pool, MockV3Aggregator,
+    StratboxExecutor,
 };
 use crate::bytecode;
 use crate::pool_bounds;
@@ -467,6 +468,28 @@ impl Deployment {
         .await
     }
 
+    /// Makes the pool keep `cardinality` observations (one per second a swap happened in).
+    /// A new pool keeps one, so `observe` reverts (`OLD`) for any second but the last and
+    /// its time-weighted price cannot be read over a window until this is raised.
+    pub async fn grow_oracle<P: Provider<Ethereum>>(
+        &self,
+        provider: &P,
+        cardinality: u16,
+    ) -> Result<TransactionReceipt, DeployError> {
+        let data = IUniswapV3Pool::increaseObservationCardinalityNextCall {
+            observationCardinalityNext: cardinality,
+        }
+        .abi_encode();
+        send(
+            provider,
+            self.deployer,
+            self.pool,
+            data.into(),
+            "increaseObservationCardinalityNext",
+        )
+        .await
+    }
+
     /// (sqrt price, tick, in-range liquidity) read from the pool.
     pub async fn pool_state<P: Provider<Ethereum>>(
         &self,
@@ -486,6 +509,36 @@ impl Deployment {
             liquidity,
         ))
     }
+}
+
+/// Deploys Chainlink's `MockV3Aggregator` (see [`bytecode::AGGREGATOR_INITCODE`]) answering
+/// `answer` with `decimals` decimals, from `from` (who may then update it: anyone may).
+pub async fn deploy_price_feed<P: Provider<Ethereum>>(
+    provider: &P,
+    from: Address,
+    decimals: u8,
+    answer: alloy_primitives::I256,
+) -> Result<Address, DeployError> {
+    let mut code = bytecode::AGGREGATOR_INITCODE.to_vec();
+    code.extend_from_slice(
+        &MockV3Aggregator::constructorCall {
+            _decimals: decimals,
+            _initialAnswer: answer,
+        }
+        .abi_encode(),
+    );
+    deploy_code(provider, from, code.into(), "price feed").await
+}
+
+/// A new round on a `MockV3Aggregator`: `answer`, stamped with the block's time.
+pub async fn update_price_feed<P: Provider<Ethereum>>(
+    provider: &P,
+    from: Address,
+    feed: Address,
+    answer: alloy_primitives::I256,
+) -> Result<TransactionReceipt, DeployError> {
+    let data = MockV3Aggregator::updateAnswerCall { _answer: answer }.abi_encode();
+    send(provider, from, feed, data.into(), "updateAnswer").await
 }
 
 /// Deploys `code` from `from`, returning the new contract's address.

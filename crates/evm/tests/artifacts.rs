@@ -7,7 +7,8 @@ use std::process::Command;
 use alloy_primitives::keccak256;
 use alloy_sol_types::SolCall;
 use stratbox_evm::abi::{
-    ERC20PresetMinterPauser, IERC20, IUniswapV3Factory, IUniswapV3Pool, StratboxExecutor,
+    ERC20PresetMinterPauser, IERC20, IUniswapV3Factory, IUniswapV3Pool, MockV3Aggregator,
+    StratboxExecutor,
 };
 use stratbox_evm::bytecode;
 
@@ -50,6 +51,8 @@ fn bindings_match_the_artifacts_abis() {
         IUniswapV3Pool::ticksCall::SELECTOR,
         IUniswapV3Pool::initializeCall::SELECTOR,
         IUniswapV3Pool::tickSpacingCall::SELECTOR,
+        IUniswapV3Pool::observeCall::SELECTOR,
+        IUniswapV3Pool::increaseObservationCardinalityNextCall::SELECTOR,
     ] {
         assert!(pool.contains(&s), "pool selector {s:?}");
     }
@@ -81,6 +84,14 @@ fn bindings_match_the_artifacts_abis() {
         StratboxExecutor::uniswapV3SwapCallbackCall::SELECTOR,
     ] {
         assert!(executor.contains(&s), "executor selector {s:?}");
+    }
+    let aggregator = selectors(bytecode::AGGREGATOR_ABI_JSON);
+    for s in [
+        MockV3Aggregator::decimalsCall::SELECTOR,
+        MockV3Aggregator::latestRoundDataCall::SELECTOR,
+        MockV3Aggregator::updateAnswerCall::SELECTOR,
+    ] {
+        assert!(aggregator.contains(&s), "aggregator selector {s:?}");
     }
 }
 
@@ -130,5 +141,44 @@ fn committed_executor_artifact_matches_a_fresh_compile() {
     assert!(
         fresh == bytecode::EXECUTOR_ARTIFACT_JSON,
         "crates/evm/artifacts/StratboxExecutor.json is stale: run crates/evm/build-executor.sh"
+    );
+}
+
+/// The committed Chainlink aggregator artifact is what `build-aggregator.js` makes from the
+/// pinned `@chainlink/contracts` sources; like the executor's test, it needs node and npm's
+/// packages.
+#[test]
+fn committed_aggregator_artifact_matches_a_fresh_compile() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let source = manifest
+        .join("../../node_modules/@chainlink/contracts/src/v0.7/tests/MockV3Aggregator.sol");
+    if let Err(e) = Command::new("node").arg("--version").output() {
+        stratbox_testenv::unavailable(
+            "node (to recompile the aggregator)",
+            &format!("`node --version`: {e}"),
+        );
+        return;
+    }
+    if !source.is_file() {
+        stratbox_testenv::unavailable(
+            "the npm @chainlink/contracts package (to recompile the aggregator)",
+            &format!("{} is missing; run `npm ci`", source.display()),
+        );
+        return;
+    }
+    let output = Command::new("node")
+        .arg(manifest.join("build-aggregator.js"))
+        .arg("--stdout")
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "compile failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let fresh = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        fresh == bytecode::AGGREGATOR_ARTIFACT_JSON,
+        "crates/evm/artifacts/MockV3Aggregator.json is stale: run node crates/evm/build-aggregator.js"
     );
 }
