@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Make a DEVELOPMENT set of the secrets deploy/compose.yaml mounts: a database password,
 # the engine's libpq password file, two private CAs for the engine <-> signer mTLS link,
+# two for the engine's own TLS port (its server CA, and the CA of its clients: hosts and its
+# health check),
 # the threshold key's cluster files (identities of the three shares and the coordinator),
 # the shares' sealing passphrases, and a development signer config (`[threshold]`).
 #
@@ -75,6 +77,16 @@ make_leaf signer_tls signer_ca "/CN=signer" serverAuth \
 make_ca signer_client_ca "/CN=stratbox signer client CA"
 make_leaf engine_signer_client signer_client_ca "/CN=engine" clientAuth "DNS:engine"
 
+# The engine's own gRPC port (TLS, client certificates required): a CA for its server
+# certificate, which hosts and operators' CLIs verify it with (`--engine-ca`), and a client
+# CA that signs only the engine's clients: the hosts, and the engine's own health check.
+make_ca engine_ca "/CN=stratbox engine server CA"
+make_leaf engine_tls engine_ca "/CN=engine" serverAuth \
+  "DNS:engine,DNS:engine.stratbox-sandbox.svc,DNS:engine.stratbox-sandbox.svc.cluster.local,DNS:localhost,IP:127.0.0.1"
+make_ca engine_client_ca "/CN=stratbox engine client CA"
+make_leaf host_engine_client engine_client_ca "/CN=host" clientAuth "DNS:host"
+make_leaf engine_probe_client engine_client_ca "/CN=engine-probe" clientAuth "DNS:engine-probe"
+
 # The threshold key: the cluster file and mTLS identities for the three shares and the
 # coordinator (signer and ceremony). The share addresses are compose's service names on
 # `fortress-keys` (the same short names resolve in the Kubernetes namespace, where
@@ -122,11 +134,12 @@ CONFIG
 
 # CA keys are not needed at run time: keep them out of the directory compose mounts from.
 mkdir -p ca-keys
-mv signer_ca.key signer_client_ca.key ca-keys/
+mv signer_ca.key signer_client_ca.key engine_ca.key engine_client_ca.key ca-keys/
 rm -f ./*.srl
 
 # The containers run as non-root users: postgres as 999, stratbox services as 10001.
 private="engine_pgpass engine_signer_client.key signer_tls.key signer.toml
+  engine_tls.key host_engine_client.key engine_probe_client.key
   threshold/coordinator.key.pem threshold/share-0.key.pem threshold/share-1.key.pem
   threshold/share-2.key.pem share_0_passphrase share_1_passphrase share_2_passphrase"
 if [ "$(id -u)" = 0 ]; then
@@ -138,6 +151,7 @@ fi
 chmod 0400 postgres_password $private
 chmod 0755 threshold
 chmod 0444 signer_ca.pem signer_client_ca.pem signer_tls.pem engine_signer_client.pem \
+  engine_ca.pem engine_client_ca.pem engine_tls.pem host_engine_client.pem engine_probe_client.pem \
   signer_policy.toml threshold/cluster.json threshold/coordinator.crt.pem \
   threshold/share-0.crt.pem threshold/share-1.crt.pem threshold/share-2.crt.pem
 

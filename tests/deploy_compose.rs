@@ -97,8 +97,10 @@ fn compose_file_passes_the_compose_specification() {
 // ── Compose: structure ───────────────────────────────────────────────────────────────
 
 /// The services `docker compose up` starts.
-const ALWAYS_ON: [&str; 9] = [
+const ALWAYS_ON: [&str; 11] = [
     "engine",
+    "prometheus",
+    "alertmanager",
     "host",
     "signer",
     "signer-share-0",
@@ -141,7 +143,18 @@ fn compose_zones_are_the_three_networks_of_the_design() {
     let networks = &doc["networks"];
     assert_eq!(
         mapping_keys(networks),
-        set(&["intelligence", "sandbox", "fortress", "fortress-keys"])
+        set(&[
+            "intelligence",
+            "sandbox",
+            "fortress",
+            "fortress-keys",
+            "monitoring"
+        ])
+    );
+    assert_eq!(
+        networks["monitoring"]["internal"].as_bool(),
+        Some(true),
+        "the monitoring network must have no route out"
     );
     assert_eq!(
         networks["intelligence"]["internal"].as_bool(),
@@ -161,7 +174,12 @@ fn compose_zones_are_the_three_networks_of_the_design() {
 
     let services = compose_services(&doc);
     let expected: BTreeMap<&str, BTreeSet<String>> = [
-        ("engine", set(&["intelligence", "sandbox", "fortress"])),
+        (
+            "engine",
+            set(&["intelligence", "sandbox", "fortress", "monitoring"]),
+        ),
+        ("prometheus", set(&["monitoring"])),
+        ("alertmanager", set(&["monitoring"])),
         ("host", set(&["intelligence"])),
         ("signer", set(&["fortress", "fortress-keys"])),
         ("signer-share-0", set(&["fortress-keys"])),
@@ -208,6 +226,10 @@ fn compose_zones_are_the_three_networks_of_the_design() {
     };
     assert_eq!(members("intelligence"), set(&["host", "redis", "engine"]));
     assert_eq!(members("fortress"), set(&["engine", "signer"]));
+    assert_eq!(
+        members("monitoring"),
+        set(&["engine", "prometheus", "alertmanager"])
+    );
     // The key network: the signer and the three shares, and besides them only the one-shot
     // ceremony (profile `ceremony`, the coordinator's identity, no restart). Never the engine.
     let mut keys = set(&["signer"]);
@@ -456,7 +478,13 @@ fn compose_host_scales_and_mounts_strategies_read_only() {
         [
             "host",
             "--engine",
-            "http://engine:50051",
+            "https://engine:50051",
+            "--engine-ca",
+            "/run/secrets/engine_ca",
+            "--engine-cert",
+            "/run/secrets/host_engine_client_cert",
+            "--engine-key",
+            "/run/secrets/host_engine_client_key",
             "--bus",
             "redis://redis:6379",
             "--strategies",
@@ -896,5 +924,131 @@ fn dev_secrets_give_the_signer_a_client_ca_that_trusts_only_the_engine() {
         mode & 0o077,
         0,
         "engine_pgpass mode {mode:o}: sqlx would ignore it"
+    );
+}
+
+// ── Compose: the engine's TLS port, metrics and alerts ───────────────────────────────
+
+/// The secret a flag's `/run/secrets/NAME` value names, checked to be mounted by `service`.
+fn mounted_secret(services: &BTreeMap<String, Value>, service: &str, args: &[String], flag: &str) {
+    let path = arg_after(args, flag).unwrap_or_else(|| panic!("{service} lacks {flag}"));
+    let secret = path
+        .strip_prefix("/run/secrets/")
+        .unwrap_or_else(|| panic!("{service} {flag} {path} is not a compose secret"));
+    assert!(
+        string_list(&services[service]["secrets"])
+            .iter()
+            .any(|s| s == secret),
+        "{service} {flag}: secret {secret} not mounted"
+    );
+}
+
+#[test]
+fn compose_engine_serves_tls_and_its_clients_verify_it() {
+    let services = compose_services(&compose());
+    let engine = string_list(&services["engine"]["command"]);
+    for flag in ["--tls-cert", "--tls-key", "--tls-client-ca"] {
+        mounted_secret(&services, "engine", &engine, flag);
+    }
+    let host = string_list(&services["host"]["command"]);
+    assert!(
+        arg_after(&host, "--engine").is_some_and(|u| u.starts_with("https://")),
+        "{host:?}"
+    );
+    for flag in ["--engine-ca", "--engine-cert", "--engine-key"] {
+        mounted_secret(&services, "host", &host, flag);
+    }
+    // The health checks speak TLS with a client certificate too, with mounted files.
+    for name in ["engine", "host"] {
+        let test = string_list(&services[name]["healthcheck"]["test"]);
+        assert!(
+            arg_after(&test, "--engine").is_some_and(|u| u.starts_with("https://")),
+            "{name}: {test:?}"
+        );
+        for flag in ["--engine-ca", "--engine-cert", "--engine-key"] {
+            mounted_secret(&services, name, &test, flag);
+        }
+    }
+}
+
+#[test]
+fn compose_runs_prometheus_and_alertmanager_with_the_rules() {
+    let services = compose_services(&compose());
+    // Every file a monitoring service mounts exists in deploy/, read-only.
+    let mut targets = BTreeMap::new();
+    for name in ["prometheus", "alertmanager"] {
+        let mounts = services[name]["volumes"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name} mounts nothing"));
+        for m in mounts.iter().filter(|m| m["type"].as_str() == Some("bind")) {
+            let source = m["source"].as_str().unwrap_or_default();
+            let target = m["target"].as_str().unwrap_or_default();
+            assert!(
+                deploy_dir().join(source).is_file(),
+                "{name} mounts {source}, which is not in deploy/"
+            );
+            assert_eq!(m["read_only"].as_bool(), Some(true), "{name}: {source}");
+            targets.insert(target.to_owned(), source.to_owned());
+        }
+    }
+    let config_of = |name: &str, flag: &str| {
+        let command = string_list(&services[name]["command"]);
+        let config = command
+            .iter()
+            .find_map(|a| a.strip_prefix(flag))
+            .unwrap_or_else(|| panic!("{name} has no {flag}"))
+            .to_owned();
+        assert!(
+            targets.contains_key(&config),
+            "{name}: {config} is not mounted"
+        );
+        config
+    };
+    let prometheus_yml = config_of("prometheus", "--config.file=");
+    config_of("alertmanager", "--config.file=");
+    // The rules Prometheus loads are the mounted alerts.yml (promtool checks them:
+    // tests/alert_rules.rs).
+    let config: Value =
+        serde_norway::from_str(&read(&deploy_dir().join(&targets[&prometheus_yml])))
+            .unwrap_or_else(|e| panic!("prometheus.yml: {e}"));
+    let dir = Path::new(&prometheus_yml)
+        .parent()
+        .unwrap_or(Path::new("/"));
+    for rule_file in string_list(&config["rule_files"]) {
+        let mounted = dir.join(&rule_file).display().to_string();
+        assert_eq!(
+            targets.get(&mounted).map(String::as_str),
+            Some("./prometheus/alerts.yml"),
+            "rule file {rule_file}"
+        );
+    }
+    // Prometheus scrapes the engine where it serves metrics and alerts where Alertmanager
+    // listens; the engine posts its critical events there too.
+    let engine = string_list(&services["engine"]["command"]);
+    let metrics_port = arg_after(&engine, "--metrics-listen")
+        .and_then(|a| a.rsplit_once(':').map(|(_, p)| p.to_owned()))
+        .unwrap_or_else(|| panic!("the engine serves no metrics: {engine:?}"));
+    let scrape: Vec<String> = config["scrape_configs"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|j| j["static_configs"].as_sequence().into_iter().flatten())
+        .flat_map(|c| string_list(&c["targets"]))
+        .collect();
+    assert!(
+        scrape.contains(&format!("engine:{metrics_port}")),
+        "{scrape:?}"
+    );
+    let alertmanagers: Vec<String> = config["alerting"]["alertmanagers"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["static_configs"].as_sequence().into_iter().flatten())
+        .flat_map(|c| string_list(&c["targets"]))
+        .collect();
+    assert_eq!(alertmanagers, ["alertmanager:9093"]);
+    assert_eq!(
+        arg_after(&engine, "--alert-webhook").as_deref(),
+        Some("http://alertmanager:9093/api/v2/alerts")
     );
 }

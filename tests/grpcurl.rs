@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support;
 
-fn grpcurl() -> PathBuf {
+pub(crate) fn grpcurl() -> PathBuf {
     let path = std::env::var_os("STRATBOX_GRPCURL")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/grpcurl"));

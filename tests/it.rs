@@ -8,6 +8,8 @@
 mod deploy;
 mod support;
 
+mod alert_rules;
+mod alert_webhook;
 mod anvil_e2e;
 mod anvil_walk;
 mod bench_cli;
@@ -19,6 +21,7 @@ mod deploy_network;
 mod engine_cli;
 mod engine_follow;
 mod engine_restart;
+mod engine_tls;
 mod grpcurl;
 mod host_startup;
 mod hot_swap;

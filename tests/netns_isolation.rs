@@ -732,6 +732,7 @@ fn start_engine(zones: &mut Zones, workdir: &Path, database: &str) {
     let engine = compose_service("engine");
     let secrets = workdir.join("engine-secrets");
     std::fs::create_dir_all(&secrets).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    write_engine_tls(workdir);
     let mut args = secrets_in(&engine.command, &secrets);
     let url = args
         .iter_mut()
@@ -766,10 +767,9 @@ fn start_engine(zones: &mut Zones, workdir: &Path, database: &str) {
         &log,
         Stdio::null(),
     );
+    let check = secrets_in(&engine.healthcheck, &secrets);
     wait_ready(zones, index, "`stratbox engine` in zone-b", &log, || {
-        healthcheck_in(&b, &engine.healthcheck, &engine.env)
-            .status
-            .success()
+        healthcheck_in(&b, &check, &engine.env).status.success()
     });
 }
 
@@ -780,14 +780,52 @@ fn write_private(path: &Path, text: &str) {
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
+/// The engine's TLS port's files, as compose's secrets: its server certificate (for the name
+/// `engine` hosts dial), the CA clients verify it with, and the client certificates of the
+/// host and of the engine's health check, in `engine-secrets/` and `host-secrets/`. One
+/// development CA serves as both of compose's engine CAs here: the zones are the subject.
+fn write_engine_tls(workdir: &Path) {
+    let certs = workdir.join("engine-certs");
+    let ca = stratbox_signer::certs::DevCa::create(&certs).unwrap_or_else(|e| panic!("CA: {e}"));
+    let hosts = [
+        "engine".to_owned(),
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+    ];
+    let server = ca
+        .issue_server(&certs, "engine", &hosts)
+        .unwrap_or_else(|e| panic!("engine certificate: {e}"));
+    let issue = |name: &str| {
+        ca.issue_client(&certs, name, "approver")
+            .unwrap_or_else(|e| panic!("{name} certificate: {e}"))
+    };
+    let (host, probe) = (issue("host"), issue("probe"));
+    let engine_dir = workdir.join("engine-secrets");
+    let host_dir = workdir.join("host-secrets");
+    for (dir, secret, file) in [
+        (&engine_dir, "engine_tls_cert", &server.cert),
+        (&engine_dir, "engine_tls_key", &server.key),
+        (&engine_dir, "engine_ca", &ca.cert),
+        (&engine_dir, "engine_client_ca", &ca.cert),
+        (&engine_dir, "engine_probe_client_cert", &probe.cert),
+        (&engine_dir, "engine_probe_client_key", &probe.key),
+        (&host_dir, "engine_ca", &ca.cert),
+        (&host_dir, "host_engine_client_cert", &host.cert),
+        (&host_dir, "host_engine_client_key", &host.key),
+    ] {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::copy(file, dir.join(secret)).unwrap_or_else(|e| panic!("copy {secret}: {e}"));
+    }
+}
+
 /// A strategy host in zone-a: compose's command line with its `/strategies` mount in the
 /// temp dir; up when compose's health check for it passes from inside zone-a.
 fn start_host(zones: &mut Zones, workdir: &Path) {
     let host = compose_service("host");
     let strategies = workdir.join("strategies");
     std::fs::create_dir_all(&strategies).unwrap_or_else(|e| panic!("mkdir: {e}"));
-    let args: Vec<String> = host
-        .command
+    let secrets = workdir.join("host-secrets");
+    let args: Vec<String> = secrets_in(&host.command, &secrets)
         .iter()
         .map(|a| {
             if a == "/strategies" {
@@ -809,10 +847,9 @@ fn start_host(zones: &mut Zones, workdir: &Path) {
         &log,
         Stdio::null(),
     );
+    let check = secrets_in(&host.healthcheck, &secrets);
     wait_ready(zones, index, "`stratbox host` in zone-a", &log, || {
-        healthcheck_in(&a, &host.healthcheck, &host.env)
-            .status
-            .success()
+        healthcheck_in(&a, &check, &host.env).status.success()
     });
     // Still running once its engine answered: it reached the bus and the engine.
     std::thread::sleep(Duration::from_secs(1));

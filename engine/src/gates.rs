@@ -490,6 +490,14 @@ impl RiskBook {
         self.level_changes.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// How many strategies are at L0 now (the halted-strategies gauge).
+    pub fn halted_strategies(&self) -> usize {
+        self.permissions
+            .values()
+            .filter(|t| t.level() == PermissionLevel::L0)
+            .count()
+    }
+
     /// A copy of a strategy's tracker (a new one at the initial level if it has none).
     pub fn tracker_of(&self, strategy: &str) -> PermissionTracker {
         self.permissions

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod admin_change;
+pub mod alert;
 pub mod balances;
 pub mod books;
 pub mod catalog;

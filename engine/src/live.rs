@@ -752,6 +752,11 @@ impl Live {
                 } else {
                     format!("signer_{}", answer.reason_code)
                 };
+                self.engine
+                    .metrics()
+                    .signer_refusals
+                    .get_or_create(&[("reason", reason.clone())])
+                    .inc();
                 self.end_before_signing(task, from, TaskState::Rejected, &reason, &answer.detail)
                     .await
             }
@@ -1620,6 +1625,18 @@ impl Live {
             .record_findings(&findings, &audit)
             .await?;
         error!(account = %r.account, block = r.block, differences = %shown, "the ledger and the chain differ; engaging the kill switch");
+        for f in &findings {
+            self.engine
+                .alerts()
+                .raise(crate::alert::Alert::reconciliation_difference(
+                    &f.account,
+                    &f.asset,
+                    f.block,
+                    &f.ledger,
+                    &f.chain,
+                    &f.difference,
+                ));
+        }
         let reason = format!(
             "{} differs from the chain at block {}: {shown} (stratbox reconcile)",
             r.account, r.block

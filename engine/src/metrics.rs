@@ -28,6 +28,9 @@ pub const ROUTES: [&str; 2] = ["public", "private"];
 /// Why a private trade fell back to the public route (`route_fallbacks{reason}`).
 pub const FALLBACKS: [&str; 3] = ["unreachable", "refused", "not_included"];
 
+/// What became of an alert for the webhook (`alerts{result}`; see `crate::alert`).
+pub const ALERT_RESULTS: [&str; 3] = ["sent", "dropped", "failed"];
+
 /// Running totals of where submits spend their time, for `stratbox bench engine`'s
 /// profile (the histograms above answer "how long", these answer "where", summed).
 #[derive(Debug, Default)]
@@ -123,6 +126,13 @@ pub struct EngineMetrics {
     pub governance_hits: Family<Label, Counter>,
     /// Markets halted by the governance sentinel now: an alert fires while it is above 0.
     pub governance_halted_markets: Gauge,
+    /// Alerts posted to the webhook, by result (`sent`, `dropped`, `failed`; see
+    /// [`crate::alert`]).
+    pub alerts: Family<Label, Counter>,
+    /// Strategies at L0 now (halted until an operator restores them).
+    pub halted_strategies: Gauge,
+    /// Trades the signer refused, by its reason code.
+    pub signer_refusals: Family<[(&'static str, String); 1], Counter>,
     /// Not exported: for `stratbox bench engine`.
     pub stages: StageTotals,
 }
@@ -228,6 +238,30 @@ impl EngineMetrics {
         for why in FALLBACKS {
             let _ = route_fallbacks.get_or_create(&[("reason", why)]);
         }
+        let alerts = Family::<Label, Counter>::default();
+        let halted_strategies = Gauge::default();
+        let signer_refusals = Family::<[(&'static str, String); 1], Counter>::default();
+        registry.register(
+            "alerts",
+            "Alerts for the webhook, by result (sent, dropped on a full queue, failed after retries)",
+            alerts.clone(),
+        );
+        for result in ALERT_RESULTS {
+            let _ = alerts.get_or_create(&[("result", result)]);
+        }
+        registry.register(
+            "halted_strategies",
+            "Strategies halted at L0 until an operator restores them",
+            halted_strategies.clone(),
+        );
+        registry.register(
+            "signer_refusals",
+            "Live trades the signer refused, by its reason code",
+            signer_refusals.clone(),
+        );
+        // The signer's codes are its own (Zone C); the one without a code is there from
+        // the start, so the family is exported before the first refusal.
+        let _ = signer_refusals.get_or_create(&[("reason", "signer_refused".to_owned())]);
         for field in PREDICTED {
             let _ = prediction_differences.get_or_create(&[("field", field)]);
         }
@@ -255,6 +289,9 @@ impl EngineMetrics {
             route_fallbacks,
             governance_hits,
             governance_halted_markets,
+            alerts,
+            halted_strategies,
+            signer_refusals,
             stages: StageTotals::default(),
         })
     }

@@ -152,6 +152,10 @@ pub struct Durability {
     made: Arc<AtomicU64>,
     /// The count as of the last successful write.
     stored: AtomicU64,
+    /// Where a halt to L0 is announced once stored (see [`crate::alert`]).
+    alerts: crate::alert::Alerts,
+    /// Holds the halted-strategies gauge; `None` in tests that need no metrics.
+    metrics: Option<Arc<crate::metrics::EngineMetrics>>,
 }
 
 impl Durability {
@@ -163,6 +167,44 @@ impl Durability {
             write: tokio::sync::Mutex::new(()),
             made,
             stored,
+            alerts: crate::alert::Alerts::default(),
+            metrics: None,
+        }
+    }
+
+    /// Announces stored halts to `alerts` and keeps `metrics`' halted-strategies gauge.
+    pub fn with_outlets(
+        self,
+        alerts: crate::alert::Alerts,
+        metrics: Arc<crate::metrics::EngineMetrics>,
+    ) -> Durability {
+        Durability {
+            alerts,
+            metrics: Some(metrics),
+            ..self
+        }
+    }
+
+    /// After a stored level change: the gauge re-counted from the book, a halt announced.
+    fn announce<'t>(
+        &self,
+        book: &Mutex<RiskBook>,
+        transitions: impl IntoIterator<Item = (&'t String, &'t Transition)>,
+    ) {
+        if let Some(m) = &self.metrics {
+            let n = lock(book).halted_strategies();
+            m.halted_strategies
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        for (s, t) in transitions {
+            if t.to == PermissionLevel::L0 {
+                let cause = audit_of(s, t, "").detail;
+                self.alerts.raise(crate::alert::Alert::strategy_halted(
+                    s,
+                    t.from.as_str(),
+                    &cause,
+                ));
+            }
         }
     }
 
@@ -238,6 +280,7 @@ impl Durability {
                 for (s, t) in &changes.transitions {
                     tracing::info!(strategy = %s, from = %t.from, to = %t.to, cause = t.cause.as_str(), "permission level stored");
                 }
+                self.announce(book, changes.transitions.iter().map(|(s, t)| (s, t)));
                 Ok(())
             }
             Err(e) => {
@@ -267,6 +310,7 @@ impl Durability {
             .await?;
         let view = PermissionView::new(strategy, &tracker);
         lock(book).install(strategy, tracker);
+        self.announce(book, std::iter::empty());
         tracing::warn!(strategy, from = %change.from, to = %change.to, operator, "strategy restored by an operator");
         Ok(view)
     }

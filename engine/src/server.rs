@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use stratbox_proto::v1::trading_engine_server::TradingEngineServer;
@@ -35,6 +36,63 @@ pub enum ServeError {
     /// The HTTP metrics server failed.
     #[error("metrics server: {0}")]
     Metrics(std::io::Error),
+    /// The TLS files could not be read or do not make a server identity.
+    #[error("engine TLS: {0}")]
+    Tls(String),
+    /// Plain TCP asked for on an address other machines can reach: operator keys and host
+    /// keys would cross the network in clear.
+    #[error(
+        "refusing to serve gRPC in plain TCP on {0}, which is not a loopback address: give the engine --tls-cert and --tls-key (or listen on 127.0.0.1)"
+    )]
+    PlainNotLoopback(SocketAddr),
+}
+
+/// The engine's TLS identity on its gRPC port and, when hosts and operators must present a
+/// client certificate, the CA that issues them.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The engine's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The CA of the client certificates required (PEM); `None` asks for none.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ServerTls {
+    /// tonic's server settings from the files (rustls with ring, the provider the whole
+    /// workspace uses).
+    pub fn config(&self) -> Result<tonic::transport::ServerTlsConfig, ServeError> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(&self.cert)?, read(&self.key)?);
+        let mut tls = tonic::transport::ServerTlsConfig::new()
+            .identity(identity)
+            .timeout(std::time::Duration::from_secs(10));
+        if let Some(ca) = &self.client_ca {
+            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        Ok(tls)
+    }
+
+    /// Reads the files and builds the TLS acceptor once, so a bad certificate or key stops a
+    /// start instead of failing inside the serving task.
+    pub fn check(&self) -> Result<(), ServeError> {
+        tonic::transport::Server::builder()
+            .tls_config(self.config()?)
+            .map(|_| ())
+            .map_err(|e| ServeError::Tls(format!("{}: {e}", self.cert.display())))
+    }
+}
+
+/// Refuses plain TCP anywhere but loopback (see [`ServeError::PlainNotLoopback`]).
+pub fn check_plain_listen(addr: SocketAddr) -> Result<(), ServeError> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(ServeError::PlainNotLoopback(addr))
+    }
 }
 
 /// Binds `addr` (port 0 for any free port) before serving, so a caller learns the real
@@ -77,7 +135,7 @@ pub async fn serve_grpc_with(
 
 /// Like [`serve_grpc_with`], with calls authenticated by `access` (see [`crate::access`]):
 /// operator actions need an operator key, submitting a host key. `None` refuses every
-/// operator action (`UNAUTHENTICATED`) and lets anyone submit.
+/// operator action (`UNAUTHENTICATED`) and lets anyone submit. Plain TCP, so loopback only.
 pub async fn serve_grpc_with_access(
     engine: Engine,
     extra: tonic::service::Routes,
@@ -85,6 +143,29 @@ pub async fn serve_grpc_with_access(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_grpc_tls(engine, extra, access, None, listener, shutdown).await
+}
+
+/// Like [`serve_grpc_with_access`], over TLS with `tls`; `None` serves plain TCP, which is
+/// refused unless the listener is on a loopback address.
+pub async fn serve_grpc_tls(
+    engine: Engine,
+    extra: tonic::service::Routes,
+    access: Option<Arc<dyn Access>>,
+    tls: Option<ServerTls>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let tls = match tls {
+        Some(t) => Some(t.config()?),
+        None => {
+            let addr = listener
+                .local_addr()
+                .map_err(|e| ServeError::Tls(format!("the listener's address: {e}")))?;
+            check_plain_listen(addr)?;
+            None
+        }
+    };
     // Both reflection versions: grpc.reflection.v1 for current clients, v1alpha for the
     // many deployed ones (grpcurl 1.8, Postman) that only speak it.
     let reflection = || {
@@ -128,7 +209,11 @@ pub async fn serve_grpc_with_access(
             Ok(stream)
         })
     });
-    let served = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let served = builder
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;

@@ -25,9 +25,27 @@ type Ladder = Vec<u32>;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// gRPC address.
+    /// gRPC address. Plain TCP is served only on a loopback address; any other needs
+    /// `--tls-cert` and `--tls-key`.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Serve the gRPC port over TLS with this certificate chain (PEM): operator and host
+    /// keys then never cross the network in clear. Clients verify it (`--engine-ca`).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require a client certificate issued by this CA (PEM) from every host and CLI that
+    /// connects (`--engine-cert`/`--engine-key` on their side).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Post critical events (a reconciliation difference, the kill switch engaged, a
+    /// strategy halted to L0, a market halted) to this URL in Alertmanager's JSON format,
+    /// e.g. `http://alertmanager:9093/api/v2/alerts`. Sent in the background, retried, never
+    /// in the way of a trade; dropped and counted when the queue is full.
+    #[arg(long, env = "STRATBOX_ALERT_WEBHOOK")]
+    pub alert_webhook: Option<String>,
     /// `sqlite://PATH` (embedded default) or `postgres://...`.
     #[arg(
         long,
@@ -227,6 +245,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => load_risk_config(p)?,
         None => RiskConfig::default(),
     };
+    // Before anything starts: a port that would carry keys in clear is refused here.
+    let tls = args
+        .tls_cert
+        .as_ref()
+        .zip(args.tls_key.as_ref())
+        .map(|(cert, key)| server::ServerTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        });
+    match &tls {
+        Some(t) => t.check()?,
+        None => server::check_plain_listen(args.listen)?,
+    }
     let store = Store::connect(&args.database)
         .await
         .with_context(|| format!("opening the database {}", redact(&args.database)))?;
@@ -293,6 +325,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("starting the engine")?;
     if let Some(url) = &args.chain {
         engine.set_chain_probe(node_probe(url)?);
+    }
+    if let Some(url) = &args.alert_webhook {
+        // Detached: it posts until the engine is dropped at exit.
+        drop(
+            engine
+                .start_alert_webhook(stratbox_engine::alert::WebhookConfig::new(url))
+                .context("--alert-webhook")?,
+        );
+        println!(
+            "alerts: critical events posted to {}",
+            stratbox_engine::alert::redacted(url)
+        );
     }
     // A followed chain is quoted by its follower at every block instead.
     if args.oracle_from_pool && args.chain.is_none() {
@@ -469,10 +513,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }));
     // Operator actions on the engine (kill switch, restoring a halted strategy) take the
     // registry's operator keys.
-    let grpc = tokio::spawn(server::serve_grpc_with_access(
+    let transport = match &tls {
+        Some(t) if t.client_ca.is_some() => "gRPC over TLS, client certificates required",
+        Some(_) => "gRPC over TLS",
+        None => "gRPC",
+    };
+    let grpc = tokio::spawn(server::serve_grpc_tls(
         engine.clone(),
         stratbox_registry::routes(registry.clone()),
         Some(registry.access()),
+        tls,
         listener,
         stopped(stop_rx.clone()),
     ));
@@ -502,7 +552,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let status = engine.status();
     println!(
-        "stratbox engine listening on {grpc_addr} (gRPC, reflection on); database {} ({}); chain id {}, watermark {}; mode {}",
+        "stratbox engine listening on {grpc_addr} ({transport}, reflection on); database {} ({}); chain id {}, watermark {}; mode {}",
         redact(&args.database),
         engine.store().backend().name(),
         status.chain_id,

@@ -24,12 +24,16 @@ pub struct Args {
     /// Give up (and fail) after this long.
     #[arg(long, default_value = "5s", value_parser = super::up::parse_duration)]
     pub timeout: Duration,
+    /// How the engine is verified (`--engine-ca`, ...).
+    #[command(flatten)]
+    pub tls: super::engine_tls::EngineTls,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let ask = async {
-        let channel = tonic::transport::Endpoint::from_shared(args.engine.clone())
-            .with_context(|| format!("engine address {:?}", args.engine))?
+        let channel = args
+            .tls
+            .endpoint(&args.engine)?
             .connect_timeout(args.timeout)
             .connect()
             .await

@@ -82,6 +82,10 @@ pub struct Args {
     /// latencies, proposals).
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How the engine is verified (`--engine-ca`, and a client certificate when the engine
+    /// requires one).
+    #[command(flatten)]
+    pub tls: super::engine_tls::EngineTls,
 }
 
 fn parse_strategy(s: &str) -> Result<(String, PathBuf), String> {
@@ -159,7 +163,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (None, Ok(text)) => HostKey::new(&text)?,
         (None, Err(_)) => HostKey::none(),
     };
-    let link = EngineLink::new(&args.engine, RetryPolicy::default())?.with_key(key.clone());
+    let link = EngineLink::over(args.tls.endpoint(&args.engine)?, RetryPolicy::default())
+        .with_key(key.clone());
     // Creating the engine reserves its pool and reading components is file I/O: neither
     // belongs on an async worker thread. Compiling waits for the start-up below, which
     // runs on blocking threads too.
@@ -234,7 +239,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let (service, fleet) = (assembled.service, assembled.fleet);
     let watcher = if args.watch_deployments {
-        let registry = RegistryLink::new(&args.engine)?.with_key(key.clone());
+        let registry = RegistryLink::over(args.tls.endpoint(&args.engine)?).with_key(key.clone());
         let mut rollout = Rollout::new(consumer.clone(), fleet.clone(), runtime.clone(), limits);
         if let Some(m) = &metrics {
             rollout.metrics_to(m.clone());

@@ -10,6 +10,7 @@ pub mod bench_pipeline;
 pub mod bench_rollout;
 pub mod bench_signer;
 pub mod engine;
+pub mod engine_tls;
 pub mod governance;
 pub mod health;
 pub mod host;

@@ -37,6 +37,9 @@ pub struct Remote {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+    /// How the engine is verified (`--engine-ca`, ...).
+    #[command(flatten)]
+    pub(crate) tls: super::engine_tls::EngineTls,
 }
 
 #[derive(clap::Subcommand)]
@@ -252,8 +255,9 @@ fn compile(file: &Path, max_bytes: usize) -> anyhow::Result<()> {
 }
 
 async fn client(remote: &Remote) -> anyhow::Result<RegistryClient<Channel>> {
-    let channel = tonic::transport::Endpoint::from_shared(remote.engine.clone())
-        .with_context(|| format!("engine address {:?}", remote.engine))?
+    let channel = remote
+        .tls
+        .endpoint(&remote.engine)?
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
@@ -264,8 +268,9 @@ async fn client(remote: &Remote) -> anyhow::Result<RegistryClient<Channel>> {
 }
 
 pub(crate) async fn engine_client(remote: &Remote) -> anyhow::Result<TradingEngineClient<Channel>> {
-    let channel = tonic::transport::Endpoint::from_shared(remote.engine.clone())
-        .with_context(|| format!("engine address {:?}", remote.engine))?
+    let channel = remote
+        .tls
+        .endpoint(&remote.engine)?
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await

@@ -115,6 +115,13 @@ impl Engine {
                 newly_halted = new,
                 "governance change on a contract the market trades through: market halted until an operator clears it"
             );
+            if new {
+                self.inner.alerts.raise(crate::alert::Alert::market_halted(
+                    &h.market,
+                    "governance",
+                    &why(h),
+                ));
+            }
         }
         Ok(halted)
     }

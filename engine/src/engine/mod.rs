@@ -186,6 +186,8 @@ struct Inner {
     live_account: Option<Address>,
     /// Risk-limit changes and their timelock (see `risk_limits`).
     limits: risk_limits::Timelock,
+    /// Critical events for the webhook (see [`crate::alert`]).
+    alerts: crate::alert::Alerts,
 }
 
 /// The in-process engine; cheap to clone (every clone is the same engine).
@@ -245,8 +247,13 @@ impl Engine {
         book.set_market_halts(governance::halts_by_pool(&governance_halts));
         load_books(&store, &mut book, &marks_of(&chain)).await?;
         book.restore_trackers(crate::permissions::load(&store).await?);
-        let permissions = Durability::new(&book);
         let metrics = EngineMetrics::new();
+        // Critical events go to the webhook once one is started (`start_alert_webhook`).
+        let alerts = crate::alert::Alerts::new(metrics.clone());
+        let permissions = Durability::new(&book).with_outlets(alerts.clone(), metrics.clone());
+        metrics
+            .halted_strategies
+            .set(i64::try_from(book.halted_strategies()).unwrap_or(i64::MAX));
         for (state, n) in store.count_tasks().await? {
             metrics.set_count(state, n);
         }
@@ -284,6 +291,7 @@ impl Engine {
                 balances: BalanceFeed::default(),
                 live_account: settings.live_account,
                 limits: risk_limits::Timelock::new(settings.risk_timelock, risk_version),
+                alerts,
             }),
         };
         spawn_permission_flush(Arc::downgrade(&engine.inner));
@@ -305,6 +313,19 @@ impl Engine {
     /// The engine's metrics, for the `/metrics` endpoint.
     pub fn metrics(&self) -> &Arc<EngineMetrics> {
         &self.inner.metrics
+    }
+
+    /// Where critical events go (see [`crate::alert`]): nowhere until a webhook is started.
+    pub fn alerts(&self) -> &crate::alert::Alerts {
+        &self.inner.alerts
+    }
+
+    /// Posts critical events to `config.url` from now on (`stratbox engine --alert-webhook`).
+    pub fn start_alert_webhook(
+        &self,
+        config: crate::alert::WebhookConfig,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::alert::AlertError> {
+        self.inner.alerts.start_webhook(config)
     }
 
     /// The execution mode it was started in.
@@ -464,6 +485,14 @@ impl Engine {
         }
         self.inner.metrics.kill_switch.set(i64::from(engaged));
         warn!(trace_id, engaged, operator = %row.operator, reason = %row.reason, "kill switch changed");
+        if engaged {
+            self.inner
+                .alerts
+                .raise(crate::alert::Alert::kill_switch_engaged(
+                    &row.operator,
+                    &row.reason,
+                ));
+        }
         Ok(self.kill_switch())
     }
 

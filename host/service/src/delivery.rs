@@ -77,16 +77,23 @@ impl EngineLink {
     /// Connects lazily: an engine that is not up yet is retried on first use, not refused.
     pub fn new(url: &str, policy: RetryPolicy) -> Result<Self, DeliveryError> {
         let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| DeliveryError::BadAddress(url.to_owned(), e.to_string()))?
+            .map_err(|e| DeliveryError::BadAddress(url.to_owned(), e.to_string()))?;
+        Ok(Self::over(endpoint, policy))
+    }
+
+    /// Like [`EngineLink::new`], over an endpoint the caller made (e.g. with TLS to verify
+    /// the engine).
+    pub fn over(endpoint: Endpoint, policy: RetryPolicy) -> Self {
+        let endpoint = endpoint
             .connect_timeout(Duration::from_secs(2))
             .timeout(policy.request_timeout)
             .tcp_nodelay(true);
         let channel = endpoint.connect_lazy();
-        Ok(EngineLink {
+        EngineLink {
             client: TradingEngineClient::with_interceptor(channel.clone(), HostKey::none()),
             channel,
             policy,
-        })
+        }
     }
 
     /// Sends `key` with every call (an engine served with its registry needs a host key).

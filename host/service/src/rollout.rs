@@ -503,15 +503,22 @@ impl RegistryLink {
     /// Connects lazily, like the engine link: a registry not up yet is retried, not refused.
     pub fn new(url: &str) -> Result<Self, RolloutError> {
         let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| RolloutError::BadAddress(url.to_owned(), e.to_string()))?
+            .map_err(|e| RolloutError::BadAddress(url.to_owned(), e.to_string()))?;
+        Ok(Self::over(endpoint))
+    }
+
+    /// Like [`RegistryLink::new`], over an endpoint the caller made (e.g. with TLS to
+    /// verify the engine).
+    pub fn over(endpoint: Endpoint) -> Self {
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true);
-        let channel = endpoint.connect_lazy();
-        Ok(RegistryLink {
+            .tcp_nodelay(true)
+            .connect_lazy();
+        RegistryLink {
             client: RegistryClient::with_interceptor(channel.clone(), HostKey::none())
                 .max_decoding_message_size(64 << 20),
             channel,
-        })
+        }
     }
 
     /// Sends `key` with every call (watching, fetching and reporting need a host key).
