@@ -6,13 +6,16 @@
 //! [`Role`] the call needs, and that name, not anything the request says, is what the audit
 //! log records.
 //!
-//! Two roles, and a key grants exactly one of them:
+//! Three roles, and a key grants exactly one of them:
 //! - **operators** (keys from `stratbox operator add`): the kill switch, restoring a halted
 //!   strategy, and the registry's uploads and deployments;
 //! - **hosts** (keys from `stratbox host-key add`): submitting proposals and the registry's
 //!   host calls (watching deployments, fetching components, reporting rollouts). A host key
 //!   grants nothing an operator key grants, so a compromised host cannot clear the kill
-//!   switch or deploy code.
+//!   switch or deploy code;
+//! - **feeders** (keys from `stratbox feeder-key add`): pushing off-chain reference prices
+//!   (`PushReferencePrice`), one of the oracle guard's sources. A feeder key grants nothing
+//!   else, and neither other key may push a price.
 //!
 //! The engine does not hold keys itself; the registry does (`stratbox_registry::auth`), and
 //! `stratbox engine` hands it to the service. An engine served without an [`Access`] (an
@@ -32,6 +35,8 @@ pub enum Role {
     Operator,
     /// A strategy host: submits proposals and reports rollouts.
     Host,
+    /// A price feeder: pushes off-chain reference prices.
+    Feeder,
 }
 
 impl Role {
@@ -40,6 +45,7 @@ impl Role {
         match self {
             Role::Operator => "operator",
             Role::Host => "host",
+            Role::Feeder => "feeder",
         }
     }
 
@@ -48,6 +54,7 @@ impl Role {
         match s {
             "operator" => Some(Role::Operator),
             "host" => Some(Role::Host),
+            "feeder" => Some(Role::Feeder),
             _ => None,
         }
     }

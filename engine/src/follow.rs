@@ -14,6 +14,7 @@ use alloy_primitives::B256;
 use stratbox_feed::{BlockHeader, BlockObserver};
 use stratbox_proto::U256;
 
+use crate::price_sources::{CHAINLINK, SourceReader, SourcesConfig, TWAP};
 use crate::{ChainState, Engine, market_key};
 use stratbox_sdk::math::price::spot_price_e18;
 
@@ -45,6 +46,11 @@ pub struct ForkFollower {
     rpc_url: String,
     pools: Vec<[u8; 20]>,
     quote_oracles: bool,
+    /// The chain's price sources, read every block (see [`crate::price_sources`]).
+    sources: Option<SourceReader>,
+    /// Markets whose sources fail the guard, by market key, so a failure and a recovery
+    /// are logged once each.
+    failing: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The block the engine's fork is at: a block seen twice (a feed restart) is not
     /// re-forked, a block replaced by a reorg (same number, new hash) is.
     current: tokio::sync::Mutex<Option<(u64, B256)>>,
@@ -63,10 +69,21 @@ impl ForkFollower {
             rpc_url: rpc_url.to_owned(),
             pools: pools.to_vec(),
             quote_oracles,
+            sources: None,
+            failing: std::sync::Mutex::new(std::collections::HashSet::new()),
             current: tokio::sync::Mutex::new(None),
             refreshes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         }
+    }
+
+    /// Feeds the oracle guard from real sources instead: every block, each pool's spot,
+    /// its TWAP and (where configured) its Chainlink-style feed are read at that block into
+    /// the oracle guard (the third source, the feeder's reference, arrives over gRPC).
+    /// Replaces the self-quoting of `quote_oracles`. Errors on a malformed node URL.
+    pub fn with_sources(mut self, cfg: SourcesConfig) -> Result<Self, String> {
+        self.sources = Some(SourceReader::new(&self.rpc_url, cfg)?);
+        Ok(self)
     }
 
     /// Moves the engine to `block`. Returns false if it was already there.
@@ -105,7 +122,9 @@ impl ForkFollower {
         if let Some(fee) = block.base_fee_per_gas {
             self.engine.set_gas_price(alloy_primitives::U256::from(fee));
         }
-        if self.quote_oracles {
+        if let Some(reader) = &self.sources {
+            self.read_sources(reader, block).await;
+        } else if self.quote_oracles {
             quote_pools(&self.engine);
         }
         *current = Some((block.number, block.hash));
@@ -122,6 +141,60 @@ impl ForkFollower {
 
 impl BlockObserver for ForkFollower {
     fn head<'a>(
+impl ForkFollower {
+    /// Reads every pool's sources at `block` into the guard and logs markets whose sources
+    /// start or stop failing it.
+    async fn read_sources(&self, reader: &SourceReader, block: &BlockHeader) {
+        let pools: Vec<([u8; 20], [u8; 20], [u8; 20], U256)> = self
+            .engine
+            .chain()
+            .pool_infos()
+            .iter()
+            .map(|(a, i)| (*a, i.token0, i.token1, i.sqrt_price_x96))
+            .collect();
+        let reads = pools.iter().map(|(pool, token0, token1, _)| async move {
+            let twap = reader.twap(*pool, block.number).await;
+            let feed = match reader.feed_of(pool) {
+                Some(feed) => Some(
+                    reader
+                        .chainlink(feed, (*token0, *token1), block.number, block.timestamp)
+                        .await,
+                ),
+                None => None,
+            };
+            (twap, feed)
+        });
+        let readings = futures::future::join_all(reads).await;
+        for ((_, token0, token1, sqrt), (twap, feed)) in pools.iter().zip(readings) {
+            let market = market_key(token0, token1);
+            self.engine.set_oracle_spot(&market, spot_price_e18(*sqrt));
+            for (source, reading) in [(TWAP, Some(twap)), (CHAINLINK, feed)] {
+                match reading {
+                    Some(Ok(price)) => self.engine.update_oracle(&market, source, price),
+                    Some(Err(why)) => self.engine.mark_oracle_stale(&market, source, &why),
+                    None => {}
+                }
+            }
+            // Said once when a market's sources part and once when they agree again; the
+            // gate itself halts the market on its next proposal.
+            let failure = self.engine.oracle_failure(&market);
+            let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+            match failure {
+                None => {
+                    if failing.remove(&market) {
+                        tracing::info!(market = %market, block = block.number, "oracle sources agree with the pool again");
+                    }
+                }
+                Some((code, detail)) => {
+                    if failing.insert(market.clone()) {
+                        tracing::warn!(market = %market, block = block.number, reason = %code, detail = %detail, "oracle sources fail the guard: the market's next proposal halts it");
+                    }
+                }
+            }
+        }
+    }
+}
+
         &'a self,
         block: &'a BlockHeader,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {

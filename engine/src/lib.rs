@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod live;
 pub mod metrics;
 pub mod permissions;
+pub mod price_sources;
 pub mod proposal;
 pub mod reconcile;
 pub mod replace;

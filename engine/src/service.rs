@@ -503,4 +503,51 @@ impl TradingEngine for EngineService {
         .instrument(info_span!("clear_governance_halt", trace_id = %trace_id))
         .await
     }
+
+    async fn push_reference_price(
+        &self,
+        request: Request<v1::PushReferencePriceRequest>,
+    ) -> Result<Response<v1::PushReferencePriceResponse>, Status> {
+        let trace_id = trace_of(&request.get_ref().trace);
+        async {
+            // A price moves the oracle guard, so only a feeder's key may push one; an
+            // engine served without keys has no feeders and takes prices in process only.
+            let auth = self.access.as_ref().ok_or_else(|| {
+                Status::unauthenticated(
+                    "reference prices need a feeder key: start the engine with its registry",
+                )
+            })?;
+            let feeder = auth.authenticate(request.metadata(), Role::Feeder).await?;
+            let req = request.into_inner();
+            let pool = req
+                .pool
+                .as_ref()
+                .map(|a| stratbox_proto::parse_address(&a.value))
+                .transpose()
+                .map_err(|e| Status::invalid_argument(format!("pool: {e}")))?
+                .ok_or_else(|| Status::invalid_argument("pool is required"))?;
+            let price = req
+                .price_e18
+                .as_ref()
+                .map(|a| stratbox_proto::parse_amount(&a.value))
+                .transpose()
+                .map_err(|e| Status::invalid_argument(format!("price_e18: {e}")))?
+                .ok_or_else(|| Status::invalid_argument("price_e18 is required"))?;
+            if price.is_zero() {
+                return Err(Status::invalid_argument("price_e18 must be above zero"));
+            }
+            let (market, block) = self
+                .engine
+                .push_reference(&pool, price)
+                .map_err(Status::not_found)?;
+            tracing::debug!(%feeder, market, block, "reference price");
+            Ok(Response::new(v1::PushReferencePriceResponse {
+                market,
+                block,
+                feeder,
+            }))
+        }
+        .instrument(info_span!("push_reference_price", trace_id = %trace_id))
+        .await
+    }
 }

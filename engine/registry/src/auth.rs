@@ -158,6 +158,7 @@ fn article(role: Role) -> &'static str {
     match role {
         Role::Operator => "an operator",
         Role::Host => "a host",
+        Role::Feeder => "a feeder",
     }
 }
 
@@ -375,6 +376,7 @@ mod tests {
     fn bearer_parsing_and_roles() {
         assert_eq!(Role::parse(Role::Host.as_str()), Some(Role::Host));
         assert_eq!(Role::parse(Role::Operator.as_str()), Some(Role::Operator));
+        assert_eq!(Role::parse(Role::Feeder.as_str()), Some(Role::Feeder));
         assert_eq!(Role::parse("admin"), None);
         let mut m = tonic::metadata::MetadataMap::new();
         assert!(bearer(&m).is_err());

@@ -410,6 +410,54 @@ impl Engine {
     /// The kill switch as it is now, in its wire form.
     pub fn kill_switch(&self) -> v1::KillSwitchState {
         let k = lock(&self.inner.risk).kill_switch();
+    /// The traded pool's spot price for `market` as of the watermark: what the oracle
+    /// guard compares every source with.
+    pub fn set_oracle_spot(&self, market: &str, price_e18: U256) {
+        let block = self.watermark();
+        lock(&self.inner.risk).set_oracle_spot(market, price_e18, block);
+    }
+
+    /// A source of `market` read but not fresh, with why (see
+    /// [`stratbox_risk::OracleGuard::mark_stale`]).
+    pub fn mark_oracle_stale(&self, market: &str, source: &str, why: &str) {
+        lock(&self.inner.risk).mark_oracle_stale(market, source, why);
+    }
+
+    /// Why `market`'s oracle sources would fail the gate at the watermark (code and the
+    /// sources named), or `None` when they agree. Changes nothing: the gate itself is
+    /// judged, and a market halted, on the next proposal.
+    pub fn oracle_failure(&self, market: &str) -> Option<(ReasonCode, String)> {
+        let block = self.watermark();
+        lock(&self.inner.risk).oracle_failure(market, block)
+    }
+
+    /// An off-chain reference price for `pool`'s market, from an authenticated feeder:
+    /// the guard's `reference` source, recorded at the watermark (so it goes stale after
+    /// `max_age_blocks` unless pushed again). Returns the market and the block. A pool the
+    /// engine does not trade is refused, so a feeder cannot grow the guard's state.
+    pub fn push_reference(
+        &self,
+        pool: &[u8; 20],
+        price_e18: U256,
+    ) -> Result<(String, u64), String> {
+        if price_e18.is_zero() {
+            return Err("a reference price of zero".to_owned());
+        }
+        let info = self
+            .chain()
+            .pool(pool)
+            .ok_or_else(|| format!("the engine does not trade pool {}", hex_address(pool)))?;
+        let market = market_key(&info.token0, &info.token1);
+        let block = self.watermark();
+        lock(&self.inner.risk).update_oracle(
+            &market,
+            crate::price_sources::REFERENCE,
+            price_e18,
+            block,
+        );
+        Ok((market, block))
+    }
+
         v1::KillSwitchState {
             engaged: k.engaged,
             reason: k.reason,
