@@ -129,6 +129,8 @@ impl ForkFollower {
         }
         *current = Some((block.number, block.hash));
         self.refreshes.fetch_add(1, Ordering::Relaxed);
+        // Every book judged at this block's prices (see `Engine::on_block`).
+        self.engine.on_block(block.number).await;
         tracing::debug!(
             block = block.number,
             hash = %block.hash,

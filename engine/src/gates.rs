@@ -52,6 +52,8 @@ use crate::proposal::{Address, CheckedProposal, TradeAction, hex_address};
 use crate::simulation::PoolInfo;
 use crate::store::KillSwitchRow;
 
+pub mod watch;
+
 /// What the gates are judged against, besides the proposal.
 #[derive(Debug, Clone, Copy)]
 pub struct GateContext<'a> {
@@ -67,6 +69,22 @@ pub struct GateContext<'a> {
     pub pool: Option<&'a PoolInfo>,
     /// Prices every book is valued at.
     pub marks: &'a Marks,
+    /// How long ago the engine learned of its newest block, and the most that is fresh;
+    /// `None`: staleness is judged by block lag only (see [`crate::engine`]'s risk monitor).
+    pub block_age: Option<BlockAge>,
+    /// The proposal is an unwind the engine built for a halted book (see [`watch`]): it
+    /// passes the permission level and the hard limits only if it reduces the book's
+    /// exposure. Never set for what a strategy submits.
+    pub unwind: bool,
+}
+
+/// The age of the engine's newest block against the most the time sentinel allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockAge {
+    /// Milliseconds since the engine learned of its newest block.
+    pub age_ms: u64,
+    /// The most that is still fresh (`--max-block-age`).
+    pub max_ms: u64,
 }
 
 /// Level changes by strategy, oldest first.
@@ -113,6 +131,9 @@ pub struct RiskBook {
     /// Markets (by pool) the governance sentinel halted, with why: refused before any other
     /// gate until an operator clears them (see [`crate::sentinel`]).
     governance_halts: HashMap<Address, String>,
+    /// Books whose breach halted their strategy since the risk monitor last looked: each
+    /// may owe an unwind (see [`watch`]).
+    unwinds_due: Vec<watch::DueUnwind>,
 }
 
 /// Price conversions live with the rest of the Uniswap V3 math, in the SDK.
@@ -142,6 +163,7 @@ impl RiskBook {
             gas_price_wei: U256::ZERO,
             reservations: HashMap::new(),
             governance_halts: HashMap::new(),
+            unwinds_due: Vec::new(),
         }
     }
 
@@ -295,19 +317,27 @@ impl RiskBook {
         self.level_changes.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A hard limit breached by the book as it stands: the strategy drops to L0.
-    fn breach(&mut self, strategy: &str, code: ReasonCode, detail: &str, now_ms: i64) {
-        if let Some(t) = self.tracker(strategy).on_hard_limit_breach(code, now_ms) {
-            tracing::warn!(
-                strategy,
-                from = %t.from,
-                to = %t.to,
-                code = code.as_str(),
-                detail,
-                "hard limit breached: strategy halted until a human restores it"
-            );
-            self.note(strategy, t);
-        }
+    /// A hard limit breached by the book as it stands: the strategy drops to L0. Returns
+    /// the level it dropped from, if this breach is what halted it.
+    fn breach(
+        &mut self,
+        strategy: &str,
+        code: ReasonCode,
+        detail: &str,
+        now_ms: i64,
+    ) -> Option<PermissionLevel> {
+        let t = self.tracker(strategy).on_hard_limit_breach(code, now_ms)?;
+        tracing::warn!(
+            strategy,
+            from = %t.from,
+            to = %t.to,
+            code = code.as_str(),
+            detail,
+            "hard limit breached: strategy halted until a human restores it"
+        );
+        let from = t.from;
+        self.note(strategy, t);
+        Some(from)
     }
 
     fn record_day(&mut self, strategy: &str, day: i64, start: U256, end: U256) {
@@ -372,8 +402,15 @@ impl RiskBook {
             exposures: &exposures,
         };
         let limits = self.cfg.limits.for_strategy(strategy);
-        if let Some(r) = account_breach(&limits, &account) {
-            self.breach(strategy, r.code, &r.detail, now_ms);
+        if let Some(r) = account_breach(&limits, &account)
+            && let Some(from) = self.breach(strategy, r.code, &r.detail, now_ms)
+        {
+            self.unwinds_due.push(watch::DueUnwind {
+                book: ledger_account.to_owned(),
+                strategy: strategy.to_owned(),
+                from,
+                code: r.code,
+            });
         }
         (v, peak, day_start)
     }
@@ -685,6 +722,11 @@ impl RiskBook {
                 ),
             ));
         }
+        if let Some(age) = ctx.block_age {
+            // The time sentinel sits with the block-lag one, after the kill switch.
+            self.kill.check()?;
+            stratbox_risk::sentinel::check_block_age(age.max_ms, age.age_ms)?;
+        }
         let token0 = ctx.pool.map(|i| hex_address(&i.token0)).unwrap_or_default();
         let effect = match p.action {
             TradeAction::Swap {
@@ -753,7 +795,13 @@ impl RiskBook {
             account: &account,
             trade: &trade,
         };
-        let mode = evaluate(&self.cfg, &mut self.oracle, &input).map(|c| c.mode)?;
+        let mode = if ctx.unwind {
+            let reduces = self.reduces_exposure(&acct, &p.action, &token0);
+            stratbox_risk::gates::evaluate_unwind(&self.cfg, &mut self.oracle, &input, reduces)
+                .map(|c| c.mode)?
+        } else {
+            evaluate(&self.cfg, &mut self.oracle, &input).map(|c| c.mode)?
+        };
         stratbox_risk::gas::check(&self.cfg.gas, self.gas_price_wei)?;
         let held = held_effect(&val, &account, &trade, &p.action, &token0, &lp);
         self.hold(hold_as, &acct, held);

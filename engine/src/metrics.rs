@@ -126,6 +126,12 @@ pub struct EngineMetrics {
     pub governance_hits: Family<Label, Counter>,
     /// Markets halted by the governance sentinel now: an alert fires while it is above 0.
     pub governance_halted_markets: Gauge,
+    /// Strategies the risk monitor halted between proposals, by the hard limit their book
+    /// breached (`limit`): an alert fires on any increase.
+    pub risk_monitor_halts: Family<Label, Counter>,
+    /// Unwinds the engine proposed for halted books, by the state they reached
+    /// (`STAGED`, `SIMULATED`, `REJECTED`...).
+    pub unwinds: Family<Label, Counter>,
     /// Alerts posted to the webhook, by result (`sent`, `dropped`, `failed`; see
     /// [`crate::alert`]).
     pub alerts: Family<Label, Counter>,
@@ -158,6 +164,21 @@ impl EngineMetrics {
         let route_fallbacks = Family::<Label, Counter>::default();
         let governance_hits = Family::<Label, Counter>::default();
         let governance_halted_markets = Gauge::default();
+        let risk_monitor_halts = Family::<Label, Counter>::default();
+        let unwinds = Family::<Label, Counter>::default();
+        registry.register(
+            "risk_monitor_halts",
+            "Strategies halted by the per-block risk monitor, by the hard limit their book breached",
+            risk_monitor_halts.clone(),
+        );
+        for code in ReasonCode::ALL.iter().filter(|c| c.is_hard_limit()) {
+            let _ = risk_monitor_halts.get_or_create(&[("limit", code.as_str())]);
+        }
+        registry.register(
+            "unwinds",
+            "Reduce-only unwinds the engine proposed for halted books, by the state they reached",
+            unwinds.clone(),
+        );
         registry.register(
             "proposals",
             "Proposals by outcome (ok or reason code)",
@@ -289,6 +310,8 @@ impl EngineMetrics {
             route_fallbacks,
             governance_hits,
             governance_halted_markets,
+            risk_monitor_halts,
+            unwinds,
             alerts,
             halted_strategies,
             signer_refusals,

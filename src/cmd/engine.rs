@@ -74,6 +74,12 @@ pub struct Args {
     /// risk set`, or a looser --risk-config at start); tightening applies at once.
     #[arg(long, default_value = "24h", value_parser = super::risk::parse_timelock)]
     pub risk_timelock: Duration,
+    /// With `--chain`: no new block for longer than this makes the engine's data stale,
+    /// and every proposal is refused (`stale_watermark`) until the next block, however small
+    /// the block lag. `0s` judges by block lag only. The embedded chain, whose blocks come
+    /// only from a market walking it, is never judged by time.
+    #[arg(long, default_value = "60s", value_parser = super::up::parse_duration)]
+    pub max_block_age: Duration,
     /// Serve Prometheus `/metrics` on this address.
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
@@ -318,6 +324,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         strategies: stratbox_engine::StrategyCheck::Registry,
         live_account,
         risk_timelock: args.risk_timelock,
+        max_block_age: (args.chain.is_some() && !args.max_block_age.is_zero())
+            .then_some(args.max_block_age),
         ..EngineSettings::default()
     };
     let engine = Engine::start(store, chain, settings)

@@ -73,6 +73,8 @@ impl Walk {
             publish_event(bus.as_ref(), &self.stream, event).await?;
         }
         engine.set_watermark(block);
+        // Every book judged at this block's prices (see `Engine::on_block`).
+        engine.on_block(block).await;
         Ok(events.len())
     }
 }

@@ -99,3 +99,42 @@ where
         oracle_price_e18: price,
     })
 }
+
+/// The gates an unwind built by the engine passes (a halted book's exposure sold back
+/// towards its quote asset): kill switch, Sync Sentinel, triple oracle as for any trade,
+/// then, in place of the permission level and the hard limits, that the trade reduces the
+/// book's exposure (`reduces`, judged by the caller, which holds the book) and accepts no
+/// more slippage than the limits allow. Why the exception: a halted (L0) strategy may not
+/// trade, and a book in breach of drawdown or daily loss refuses every trade, yet selling
+/// what the book holds is what brings its risk down. Anything that could add exposure
+/// never gets here. The mode is the caller's (`input.requested_mode`).
+pub fn evaluate_unwind<K, Q>(
+    cfg: &RiskConfig,
+    oracle: &mut OracleGuard<K>,
+    input: &GateInput<'_, Q>,
+    reduces: Result<(), Rejection>,
+) -> Result<Clearance, Rejection>
+where
+    K: Eq + Hash + Borrow<Q>,
+    Q: Eq + Hash + ?Sized,
+{
+    input.kill_switch.check()?;
+    sentinel::check(&cfg.sentinel, input.engine_block, input.proposal_block)?;
+    let price = oracle.check(&cfg.oracle, input.market, input.engine_block)?;
+    reduces?;
+    let effective = cfg.limits.for_strategy(input.strategy);
+    if input.trade.slippage_bps > effective.max_slippage_bps {
+        return Err(Rejection::new(
+            crate::reason::ReasonCode::LimitSlippage,
+            format!(
+                "unwind accepts {} bps of slippage, over the limit of {} bps",
+                input.trade.slippage_bps, effective.max_slippage_bps
+            ),
+        ));
+    }
+    Ok(Clearance {
+        level: input.level,
+        mode: input.requested_mode,
+        oracle_price_e18: price,
+    })
+}

@@ -41,6 +41,22 @@ pub fn check(
     Ok(())
 }
 
+/// The same gate judged by time: data is stale when the engine has learned of no new block
+/// for more than `max_age_ms`, however small the block lag. A node that stops producing or
+/// serving blocks leaves every proposal at lag 0 against a head that no longer moves; only
+/// the clock tells that the prices it is judged on are old. Exactly `max_age_ms` passes.
+pub fn check_block_age(max_age_ms: u64, age_ms: u64) -> Result<(), Rejection> {
+    if age_ms > max_age_ms {
+        return Err(Rejection::new(
+            ReasonCode::StaleWatermark,
+            format!(
+                "no new block for {age_ms} ms (max {max_age_ms} ms): the engine's data is stale"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +92,14 @@ mod tests {
         assert!(check(&cfg(0, u64::MAX), 0, u64::MAX).is_ok());
         // An unset watermark (0) against a live chain is stale.
         assert!(check(&cfg(3, 0), 1_000, 0).is_err());
+    }
+
+    #[test]
+    fn block_age_boundary() {
+        assert!(check_block_age(5_000, 0).is_ok());
+        assert!(check_block_age(5_000, 5_000).is_ok());
+        let r = check_block_age(5_000, 5_001).err().map(|r| r.code);
+        assert_eq!(r, Some(ReasonCode::StaleWatermark));
+        assert!(check_block_age(0, u64::MAX).is_err());
     }
 }

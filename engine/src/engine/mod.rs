@@ -45,12 +45,14 @@ use crate::trace;
 
 mod decision;
 mod governance;
+mod monitor;
 mod reads;
 mod recovery;
 mod risk_limits;
 mod valuation;
 
 use decision::*;
+pub use monitor::{BlockReport, UNWIND_KEY_PREFIX};
 pub use reads::{MAX_PAGE, task_to_wire};
 use recovery::load_books;
 pub use recovery::{EXPIRED_ON_RECOVERY, Recovery};
@@ -112,6 +114,10 @@ pub struct EngineSettings {
     /// How long a change that loosens the risk limits waits before it applies (see
     /// `risk_limits`): `--risk-timelock`, 24 hours by default.
     pub risk_timelock: Duration,
+    /// With no new block ([`Engine::on_block`]) for longer than this, every proposal is
+    /// refused as stale (`stale_watermark`) until the next block; `None` judges staleness
+    /// by block lag only (`--max-block-age`).
+    pub max_block_age: Option<Duration>,
 }
 
 impl Default for EngineSettings {
@@ -128,6 +134,7 @@ impl Default for EngineSettings {
             strategies: StrategyCheck::Any,
             live_account: None,
             risk_timelock: Duration::from_secs(24 * 60 * 60),
+            max_block_age: None,
         }
     }
 }
@@ -186,6 +193,8 @@ struct Inner {
     live_account: Option<Address>,
     /// Risk-limit changes and their timelock (see `risk_limits`).
     limits: risk_limits::Timelock,
+    /// The risk monitor's clock and its unwinds in flight (see `monitor`).
+    monitor: monitor::Monitor,
     /// Critical events for the webhook (see [`crate::alert`]).
     alerts: crate::alert::Alerts,
 }
@@ -291,6 +300,7 @@ impl Engine {
                 balances: BalanceFeed::default(),
                 live_account: settings.live_account,
                 limits: risk_limits::Timelock::new(settings.risk_timelock, risk_version),
+                monitor: monitor::Monitor::new(settings.max_block_age),
                 alerts,
             }),
         };
@@ -594,15 +604,20 @@ impl Engine {
         // the request's future) must not stop a batch half-way, e.g. after its commit and
         // before its fills reach the books.
         let engine = self.clone();
-        tokio::spawn(async move { engine.submit_inner(trace_id, proposals).await }.instrument(span))
-            .await
-            .map_err(|e| EngineError::Worker(e.to_string()))?
+        tokio::spawn(
+            async move { engine.submit_inner(trace_id, proposals, None).await }.instrument(span),
+        )
+        .await
+        .map_err(|e| EngineError::Worker(e.to_string()))?
     }
 
+    /// `unwind`: the batch is the engine's own unwind of halted books, to run in that mode
+    /// (see `monitor`); `None` for what strategies submit.
     async fn submit_inner(
         &self,
         trace_id: String,
         proposals: Vec<v1::Proposal>,
+        unwind: Option<ExecutionMode>,
     ) -> Result<Vec<v1::ProposalResult>, EngineError> {
         let started = Instant::now();
         let m = &self.inner.metrics;
@@ -618,7 +633,13 @@ impl Engine {
                     keys.push(String::new());
                 }
                 Ok(cp) => {
-                    if !self
+                    if unwind.is_some() {
+                        // Built by the engine for a book it holds: no registry version.
+                        keys.push(format!(
+                            "{UNWIND_KEY_PREFIX}{}",
+                            proposal::idempotency_key(&cp)
+                        ));
+                    } else if !self
                         .inner
                         .catalog
                         .admits(&self.inner.store, &cp.strategy, &cp.strategy_version)
@@ -657,7 +678,7 @@ impl Engine {
                 unique.push(i);
             }
         }
-        let mode = self.inner.mode.as_str();
+        let mode = unwind.unwrap_or(self.inner.mode).as_str();
         let new_tasks: Vec<NewTask> = unique
             .iter()
             .map(|&i| {
@@ -693,7 +714,12 @@ impl Engine {
                 )
             })
             .collect();
-        let decided = self.decide(&trace_id, &to_decide).await?;
+        let mut decided = self.decide(&trace_id, &to_decide, unwind).await?;
+        if unwind.is_some() {
+            for t in &mut decided.transitions {
+                t.actor = monitor::ACTOR.into();
+            }
+        }
         let t_store = Instant::now();
         let (inserted, moved) = match &self.inner.commits {
             Some(commits) => {
@@ -815,7 +841,7 @@ impl Engine {
             transitions,
             fills,
             held,
-        } = self.decide(trace_id, &tasks).await?;
+        } = self.decide(trace_id, &tasks, None).await?;
         let moved = self.inner.store.apply(&transitions).await?;
         let keys: HashMap<&str, &str> = tasks
             .iter()
@@ -825,11 +851,14 @@ impl Engine {
     }
 
     /// Gates and simulation for tasks in INIT: the transition each should take, with its
-    /// shadow posting, and which of them go on to STAGED.
+    /// shadow posting, and which of them go on to STAGED. A task whose key marks it as the
+    /// engine's unwind (see `monitor`) is judged as one, in `unwind_mode` (the engine's
+    /// mode if `None`, as for one recovered from INIT).
     async fn decide(
         &self,
         trace_id: &str,
         tasks: &[(String, String, v1::Proposal)],
+        unwind_mode: Option<ExecutionMode>,
     ) -> Result<Decided, EngineError> {
         if tasks.is_empty() {
             return Ok(Decided::default());
@@ -849,6 +878,7 @@ impl Engine {
         let t_gates = Instant::now();
         let watermark = self.watermark();
         let now = now_ms();
+        let block_age = self.block_age();
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(tasks.len());
         let mut held = Held {
             risk: Some(Arc::clone(&self.inner.risk)),
@@ -856,20 +886,26 @@ impl Engine {
         };
         {
             let mut book = lock(&self.inner.risk);
-            for ((task_id, _, _), c) in tasks.iter().zip(&checked) {
+            for ((task_id, key, _), c) in tasks.iter().zip(&checked) {
                 let t = Instant::now();
                 let v = match c {
                     Err(bad) => {
                         Verdict::Reject(Rejection::new(ReasonCode::BadInput, bad.to_string()))
                     }
                     Ok(cp) => {
+                        let unwind = key.starts_with(UNWIND_KEY_PREFIX);
                         let ctx = GateContext {
                             watermark,
                             block,
                             now_ms: now,
-                            requested: self.inner.mode,
+                            requested: match unwind_mode {
+                                Some(m) if unwind => m,
+                                _ => self.inner.mode,
+                            },
                             pool: pool_info.get(&cp.action.pool()),
                             marks: &marks,
+                            block_age,
+                            unwind,
                         };
                         match book.evaluate(cp, &ctx, task_id) {
                             Ok(mode) => {
