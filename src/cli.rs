@@ -46,6 +46,10 @@ pub enum Command {
     /// Host keys: what a strategy host presents to submit proposals and follow deployments.
     #[command(subcommand)]
     HostKey(cmd::operator::Command),
+    /// Feeder keys: what a price feeder presents to push off-chain reference prices
+    /// (`PushReferencePrice`, one of the oracle guard's three sources).
+    #[command(subcommand)]
+    FeederKey(cmd::operator::Command),
     /// Read, engage and clear the engine's kill switch.
     #[command(subcommand)]
     KillSwitch(cmd::kill_switch::Command),

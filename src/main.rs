@@ -21,6 +21,9 @@ async fn main() -> std::process::ExitCode {
             cmd::operator::run(stratbox_engine::Role::Operator, command).await
         }
         Command::HostKey(command) => cmd::operator::run(stratbox_engine::Role::Host, command).await,
+        Command::FeederKey(command) => {
+            cmd::operator::run(stratbox_engine::Role::Feeder, command).await
+        }
         Command::KillSwitch(command) => cmd::kill_switch::run(command).await,
         Command::Risk(command) => cmd::risk::run(command).await,
         Command::Governance(command) => cmd::governance::run(command).await,

@@ -11,6 +11,7 @@ use stratbox_bus::{CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_engine::follow::ForkFollower;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
 use stratbox_engine::live::{Live, LiveConfig, LiveError, SignerEndpoint};
+use stratbox_engine::price_sources::SourcesConfig;
 use stratbox_engine::replace::ReplacePolicy;
 use stratbox_engine::route::PrivateRoute;
 use stratbox_engine::sentinel::{Sentinel, SentinelConfig};
@@ -83,11 +84,26 @@ pub struct Args {
     /// Serve Prometheus `/metrics` on this address.
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
-    /// Demo only: report each pool's own spot price as all three oracle sources, so a
-    /// standalone engine with no price feed can pass the oracle gate. Never in production:
-    /// it makes the triple-oracle check agree with itself.
+    /// DEMO AND TESTS ONLY: report each pool's own spot price as all three oracle sources,
+    /// so an engine with no price sources passes the oracle gate. It makes the
+    /// triple-oracle check agree with itself: never in production. Without it, an engine on
+    /// a `--chain` reads the real sources (`--twap-window`, `--price-feed`, and feeders'
+    /// `PushReferencePrice`).
     #[arg(long)]
     pub oracle_from_pool: bool,
+    /// On a `--chain`: the window of each pool's own time-weighted average price
+    /// (`observe`), the oracle guard's `twap` source. The pool must keep enough
+    /// observations (`increaseObservationCardinalityNext`) or the source is not fresh.
+    #[arg(long, default_value = "10m", value_parser = super::up::parse_duration)]
+    pub twap_window: Duration,
+    /// On a `--chain`: a Chainlink-style feed (`AggregatorV3Interface`) quoting a pool's
+    /// token0 in token1 (whole tokens), the guard's `chainlink` source: `POOL=FEED`, 0x
+    /// addresses (repeat or comma-separate).
+    #[arg(long = "price-feed", value_delimiter = ',', value_parser = parse_price_feed)]
+    pub price_feeds: Vec<([u8; 20], [u8; 20])>,
+    /// A feed round whose `updatedAt` is older than this at the block's time is not fresh.
+    #[arg(long, default_value = "1h", value_parser = super::up::parse_duration)]
+    pub feed_max_age: Duration,
     /// With `--chain`: run the chain adapter, publishing the pools' events (stamped with
     /// `last_sync_block`) on this Redis bus's `stream:chain:events`. The engine's watermark
     /// and fork then follow the blocks it publishes.
@@ -217,6 +233,16 @@ fn parse_value(s: &str) -> Result<stratbox_proto::U256, String> {
 /// How often a starting engine tries its live path's recovery pass against a signer or node
 /// that fails, before it starts anyway and leaves the rest to the live path's steps.
 const RECOVERY_TRIES: u32 = 10;
+
+fn parse_price_feed(s: &str) -> Result<([u8; 20], [u8; 20]), String> {
+    let (pool, feed) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected POOL=FEED (two 0x addresses)"))?;
+    let parse = |what: &str, a: &str| {
+        stratbox_proto::parse_address(a.trim()).map_err(|e| format!("{what} {a:?}: {e}"))
+    };
+    Ok((parse("pool", pool)?, parse("feed", feed)?))
+}
 
 fn parse_mode(s: &str) -> Result<ExecutionMode, String> {
     match s {
@@ -608,12 +634,29 @@ async fn follow_chain(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let pools = engine.chain().pools();
-    let follower = Arc::new(ForkFollower::new(
-        engine.clone(),
-        url,
-        &pools,
-        args.oracle_from_pool,
-    ));
+    let follower = ForkFollower::new(engine.clone(), url, &pools, args.oracle_from_pool);
+    let follower = if args.oracle_from_pool {
+        eprintln!(
+            "--oracle-from-pool: DEMO ONLY, the oracle guard compares each pool's price with itself"
+        );
+        follower
+    } else {
+        for (pool, _) in &args.price_feeds {
+            anyhow::ensure!(
+                pools.contains(pool),
+                "--price-feed names pool {}, which the engine does not trade",
+                stratbox_engine::proposal::hex_address(pool)
+            );
+        }
+        follower
+            .with_sources(SourcesConfig {
+                twap_window: args.twap_window,
+                feeds: args.price_feeds.clone(),
+                feed_max_age: args.feed_max_age,
+            })
+            .map_err(anyhow::Error::msg)?
+    };
+    let follower = Arc::new(follower);
     let Some(bus_url) = &args.bus else {
         let task = stratbox_engine::follow::follow_head(
             url.to_owned(),

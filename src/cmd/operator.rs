@@ -1,9 +1,9 @@
-//! `stratbox operator ...` and `stratbox host-key ...`: the keys of the engine's principals
+//! `stratbox operator ...`, `stratbox host-key ...` and `stratbox feeder-key ...`: the keys of the engine's principals
 //! (see `stratbox_engine::access`), managed directly on the engine's database by someone who
 //! has access to it (there is no API to create the first key, so none to abuse).
 //!
 //! Operators change what runs and stop trading; hosts submit proposals and report
-//! rollouts. A key grants exactly one of the two. Revoking is effective at once for
+//! rollouts; feeders push reference prices. A key grants exactly one of the three. Revoking is effective at once for
 //! operators and within `stratbox_registry::auth::HOST_KEY_CACHE` for hosts.
 
 use anyhow::Context;

@@ -13,6 +13,9 @@
 //! `--chain anvil` runs the same against a real node: an Anvil from the npm package with
 //! the real pool deployed, the walk sending real swap transactions, the chain adapter
 //! following the node into the bus, and the engine's fork moved to each block it publishes.
+//! The oracle guard is fed by real sources there: the pool's TWAP, a Chainlink-style feed
+//! the walk's keeper updates after every swap, and a reference price the demo's feeder
+//! pushes (see [`stratbox::market::anvil`]), each compared with the pool's spot.
 //!
 //! `--live` adds Zone C and takes trades to the chain: the signer with its share services in
 //! this process ([`stratbox::demo_signer`]), its account funded on Anvil, the engine in live
@@ -29,6 +32,7 @@ use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
 use stratbox_engine::ledger::{self, Signed};
 use stratbox_engine::live::{Live, LiveConfig};
+use stratbox_engine::price_sources::SourcesConfig;
 use stratbox_engine::proposal::hex_address;
 use stratbox_engine::reconcile::Reconciliation;
 use stratbox_engine::{
@@ -132,7 +136,11 @@ impl Source {
     async fn step(&mut self, engine: &Engine, bus: &Arc<dyn Bus>) -> anyhow::Result<()> {
         match self {
             Source::Embedded(walk) => walk.step(engine, bus).await.map(|_| ()),
-            Source::Anvil { market, .. } => market.step().await.map(|_| ()),
+            Source::Anvil { market, .. } => {
+                market.step().await?;
+                push_reference(engine, market);
+                Ok(())
+            }
         }
     }
 
@@ -162,6 +170,21 @@ impl Source {
 }
 
 /// Who the kill switch names when the end of a `--live` run engages it.
+/// The oracle guard's sources on Anvil: the pool's TWAP over this window, the keeper's
+/// Chainlink-style feed (fresh for this long) and the feeder's reference.
+const TWAP_WINDOW: Duration = Duration::from_secs(60);
+const FEED_MAX_AGE: Duration = Duration::from_secs(120);
+
+/// The demo's off-chain feeder, in process: pushes the market's outside price as the
+/// guard's `reference` source (a deployment's feeder pushes over gRPC with a feeder key).
+fn push_reference(engine: &Engine, market: &AnvilMarket) {
+    if let Some(price) = market.fair_price_e18()
+        && let Err(e) = engine.push_reference(&market.pool().into_array(), price)
+    {
+        tracing::warn!(error = %e, "the demo's feeder could not push its reference price");
+    }
+}
+
 const END_OF_RUN: &str = "stratbox up";
 /// How long the end of a `--live` run waits for signed transactions' receipts.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(60);
@@ -404,7 +427,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.json,
             "starting anvil and deploying the Uniswap V3 pool...",
         );
-        Some(AnvilMarket::start(args.seed).await?)
+        let mut market = AnvilMarket::start(args.seed).await?;
+        // The oracle guard's real sources: the pool's TWAP, a price feed, a reference.
+        market.start_price_sources(TWAP_WINDOW).await?;
+        Some(market)
     } else {
         None
     };
@@ -527,12 +553,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Source::Embedded(Box::new(walk))
         }
         Some(market) => {
-            let follower = Arc::new(ForkFollower::new(
-                engine.clone(),
-                &market.endpoint(),
-                &[market.pool().into_array()],
-                true,
-            ));
+            let feeds = market
+                .price_feed()
+                .map(|f| (market.pool().into_array(), f.into_array()))
+                .into_iter()
+                .collect();
+            let follower = Arc::new(
+                ForkFollower::new(
+                    engine.clone(),
+                    &market.endpoint(),
+                    &[market.pool().into_array()],
+                    false,
+                )
+                .with_sources(SourcesConfig {
+                    twap_window: TWAP_WINDOW,
+                    feeds,
+                    feed_max_age: FEED_MAX_AGE,
+                })
+                .map_err(anyhow::Error::msg)?,
+            );
             let config = FeedConfig {
                 poll_interval: Duration::from_millis(50),
                 start: StartBlock::Latest,
@@ -546,6 +585,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             // watermark, a fork at the head and oracle prices.
             feed.poll_once().await.context("first feed poll")?;
             let feed = tokio::spawn(feed.run(stop.clone()));
+            push_reference(&engine, &market);
             say(
                 args.json,
                 &format!(

@@ -4,6 +4,13 @@
 //!
 //! The swap sizes follow the embedded walk's rule (a price step of 0.005%..0.3%), so a
 //! strategy tuned on the embedded market sees the same kind of market here.
+//!
+//! With [`AnvilMarket::start_price_sources`] the market also has an outside price: a fair
+//! value that walks slowly (a stand-in for the market beyond this pool; there is none on a
+//! local node), a Chainlink `MockV3Aggregator` the keeper moves to it after every swap, and
+//! the fair value for an off-chain feeder to push. The pool's walk then trades around the
+//! fair value in smaller steps (arbitrage pulls it back beyond 0.1%), so its spot, its TWAP,
+//! the feed and the reference stay within the oracle guard's band, as a real market's do.
 
 use alloy::network::Ethereum;
 use alloy::network::TransactionBuilder;
@@ -21,9 +28,22 @@ use stratbox_evm::deploy::{
 
 const MAX_STEP_PPM: u64 = 3_000;
 const MIN_STEP_PPM: u64 = 50;
+/// sqrt(P) steps of a walk around an outside price: 0.005%..0.05% in price.
+const ANCHORED_MAX_STEP_PPM: u64 = 250;
+const ANCHORED_MIN_STEP_PPM: u64 = 25;
 /// A swap on one full-range position takes ~110k gas; crossing initialised ticks more.
 const SWAP_GAS: u64 = 1_000_000;
-use stratbox_sdk::math::price::input_for_step;
+use stratbox_sdk::math::price::{input_for_step, spot_price_e18};
+
+/// Decimals of the demo's price feed, as Chainlink's USD feeds have.
+pub const FEED_DECIMALS: u8 = 8;
+
+/// The outside price of a market with price sources (see the module docs).
+struct Outside {
+    feed: Address,
+    /// Raw token1 per raw token0, 18 decimals (the engine's price unit).
+    fair_e18: U256,
+}
 
 /// A running Anvil with stratbox's contracts. Dropping it kills Anvil.
 pub struct AnvilMarket {
@@ -36,6 +56,7 @@ pub struct AnvilMarket {
     pub blocks: u64,
     /// Swaps sent so far, for the `up` summary.
     pub swaps: u64,
+    outside: Option<Outside>,
 }
 
 impl AnvilMarket {
@@ -71,7 +92,73 @@ impl AnvilMarket {
             rng: StdRng::seed_from_u64(seed),
             blocks: 0,
             swaps: 0,
+            outside: None,
         })
+    }
+
+    /// Gives the market an outside price (see the module docs): raises the pool's
+    /// observation cardinality so `observe` answers over `twap_window`, deploys the price
+    /// feed at the pool's price, and moves the node's clock on by the window (a new pool's
+    /// oracle cannot answer for seconds before it existed). Returns the feed's address.
+    pub async fn start_price_sources(
+        &mut self,
+        twap_window: std::time::Duration,
+    ) -> anyhow::Result<Address> {
+        // One observation per block at most; room for the window at one block a second.
+        let cardinality =
+            u16::try_from(twap_window.as_secs().saturating_add(10)).unwrap_or(u16::MAX);
+        self.deployment
+            .grow_oracle(&self.provider, cardinality)
+            .await
+            .context("raising the pool's observation cardinality")?;
+        let (sqrt_price, _, _) = self
+            .deployment
+            .pool_state(&self.provider)
+            .await
+            .context("reading the pool")?;
+        let fair_e18 = spot_price_e18(sqrt_price);
+        let feed = stratbox_evm::deploy::deploy_price_feed(
+            &self.provider,
+            self.trader,
+            FEED_DECIMALS,
+            feed_answer(fair_e18)?,
+        )
+        .await
+        .context("deploying the price feed")?;
+        let _: serde_json::Value = self
+            .provider
+            .raw_request("evm_increaseTime".into(), [twap_window.as_secs()])
+            .await
+            .context("moving anvil's clock past the TWAP window")?;
+        let _: serde_json::Value = self
+            .provider
+            .raw_request("evm_mine".into(), serde_json::json!([]))
+            .await
+            .context("mining after the clock moved")?;
+        // The keeper's first round after the clock moved: the deploy's round is as old as
+        // the window now.
+        stratbox_evm::deploy::update_price_feed(
+            &self.provider,
+            self.trader,
+            feed,
+            feed_answer(fair_e18)?,
+        )
+        .await
+        .context("the keeper's first update of the price feed")?;
+        self.outside = Some(Outside { feed, fair_e18 });
+        Ok(feed)
+    }
+
+    /// The Chainlink-style feed the keeper updates, once
+    /// [`AnvilMarket::start_price_sources`] ran.
+    pub fn price_feed(&self) -> Option<Address> {
+        self.outside.as_ref().map(|o| o.feed)
+    }
+
+    /// The outside price the feeder pushes (raw token1 per raw token0, 18 decimals), once
+    /// [`AnvilMarket::start_price_sources`] ran.
+    pub fn fair_price_e18(&self) -> Option<U256> {
+        self.outside.as_ref().map(|o| o.fair_e18)
     }
 
     /// `http://127.0.0.1:<port>`
@@ -106,8 +193,38 @@ impl AnvilMarket {
             .pool_state(&self.provider)
             .await
             .context("reading the pool")?;
-        let zero_for_one = self.rng.random_bool(0.5);
-        let step_ppm = U256::from(self.rng.random_range(MIN_STEP_PPM..=MAX_STEP_PPM));
+        let (zero_for_one, step_ppm) = match &mut self.outside {
+            None => (
+                self.rng.random_bool(0.5),
+                U256::from(self.rng.random_range(MIN_STEP_PPM..=MAX_STEP_PPM)),
+            ),
+            Some(outside) => {
+                // The fair value moves up to 0.01% a block; the pool trades around it.
+                let drift = U256::from(self.rng.random_range(0u32..=10));
+                let moved = outside.fair_e18 * drift / U256::from(100_000u32);
+                outside.fair_e18 = if self.rng.random_bool(0.5) {
+                    outside.fair_e18 + moved
+                } else {
+                    outside.fair_e18 - moved
+                };
+                let spot = spot_price_e18(sqrt_price);
+                let band = outside.fair_e18 / U256::from(1_000u32);
+                let zero_for_one = if spot > outside.fair_e18 + band {
+                    true
+                } else if spot + band < outside.fair_e18 {
+                    false
+                } else {
+                    self.rng.random_bool(0.5)
+                };
+                (
+                    zero_for_one,
+                    U256::from(
+                        self.rng
+                            .random_range(ANCHORED_MIN_STEP_PPM..=ANCHORED_MAX_STEP_PPM),
+                    ),
+                )
+            }
+        };
         let amount_in = swap_amount(zero_for_one, sqrt_price, liquidity, step_ppm);
         let data = executor_swap_calldata(
             self.deployment.pool,
@@ -139,8 +256,27 @@ impl AnvilMarket {
         };
         self.blocks += 1;
         self.swaps += 1;
+        if let Some(outside) = &self.outside {
+            // The keeper: a new round on the feed at the outside price.
+            stratbox_evm::deploy::update_price_feed(
+                &self.provider,
+                self.trader,
+                outside.feed,
+                feed_answer(outside.fair_e18)?,
+            )
+            .await
+            .context("the keeper's update of the price feed")?;
+            self.blocks += 1;
+        }
         Ok(receipt)
     }
+}
+
+/// The feed's answer for a raw-unit price: the demo's tokens both have 18 decimals, so the
+/// whole-token price is the raw one, given with [`FEED_DECIMALS`].
+fn feed_answer(price_e18: U256) -> anyhow::Result<alloy_primitives::I256> {
+    let answer = price_e18 / U256::from(10u64).pow(U256::from(18 - FEED_DECIMALS));
+    alloy_primitives::I256::try_from(answer).context("price out of the feed's range")
 }
 
 /// Input that moves sqrt(P) by about `step_ppm` millionths: Δx = L·Δ(1/√P), Δy = L·Δ√P.
