@@ -141,8 +141,6 @@ impl ForkFollower {
     }
 }
 
-impl BlockObserver for ForkFollower {
-    fn head<'a>(
 impl ForkFollower {
     /// Reads every pool's sources at `block` into the guard and logs markets whose sources
     /// start or stop failing it.
@@ -197,6 +195,8 @@ impl ForkFollower {
     }
 }
 
+impl BlockObserver for ForkFollower {
+    fn head<'a>(
         &'a self,
         block: &'a BlockHeader,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
