@@ -509,6 +509,27 @@ impl RiskBook {
         }
     }
 
+    /// The traded pool's spot price for `market`: every source is compared with it (see
+    /// [`stratbox_risk::oracle`]); a refused one (zero) is logged and dropped.
+    pub fn set_oracle_spot(&mut self, market: &str, price_e18: U256, block: u64) {
+        if let Err(e) = self.oracle.set_spot(market, price_e18, block) {
+            tracing::warn!(market, error = %e, "spot price refused");
+        }
+    }
+
+    /// A source read but not fresh, with why; it counts as absent until it reports again.
+    pub fn mark_oracle_stale(&mut self, market: &str, source: &str, why: &str) {
+        if let Err(e) = self.oracle.mark_stale(market, source, why) {
+            tracing::warn!(market, source, error = %e, "stale mark refused");
+        }
+    }
+
+    /// Why `market`'s sources would fail the oracle gate at `block`, or `None` when they
+    /// agree; changes nothing (see [`stratbox_risk::OracleGuard::failure`]).
+    pub fn oracle_failure(&self, market: &str, block: u64) -> Option<(ReasonCode, String)> {
+        self.oracle.failure(&self.cfg.oracle, market, block)
+    }
+
     /// `strategy`'s permission level; the configured initial level for one never seen.
     pub fn level(&self, strategy: &str) -> PermissionLevel {
         self.permissions
@@ -546,27 +567,6 @@ impl RiskBook {
     /// Trackers loaded from storage at start; not marked as changed.
     pub fn restore_trackers(
         &mut self,
-    /// The traded pool's spot price for `market`: every source is compared with it (see
-    /// [`stratbox_risk::oracle`]); a refused one (zero) is logged and dropped.
-    pub fn set_oracle_spot(&mut self, market: &str, price_e18: U256, block: u64) {
-        if let Err(e) = self.oracle.set_spot(market, price_e18, block) {
-            tracing::warn!(market, error = %e, "spot price refused");
-        }
-    }
-
-    /// A source read but not fresh, with why; it counts as absent until it reports again.
-    pub fn mark_oracle_stale(&mut self, market: &str, source: &str, why: &str) {
-        if let Err(e) = self.oracle.mark_stale(market, source, why) {
-            tracing::warn!(market, source, error = %e, "stale mark refused");
-        }
-    }
-
-    /// Why `market`'s sources would fail the oracle gate at `block`, or `None` when they
-    /// agree; changes nothing (see [`stratbox_risk::OracleGuard::failure`]).
-    pub fn oracle_failure(&self, market: &str, block: u64) -> Option<(ReasonCode, String)> {
-        self.oracle.failure(&self.cfg.oracle, market, block)
-    }
-
         trackers: impl IntoIterator<Item = (String, PermissionTracker)>,
     ) {
         self.permissions.extend(trackers);

@@ -169,7 +169,6 @@ impl Source {
     }
 }
 
-/// Who the kill switch names when the end of a `--live` run engages it.
 /// The oracle guard's sources on Anvil: the pool's TWAP over this window, the keeper's
 /// Chainlink-style feed (fresh for this long) and the feeder's reference.
 const TWAP_WINDOW: Duration = Duration::from_secs(60);
@@ -185,6 +184,7 @@ fn push_reference(engine: &Engine, market: &AnvilMarket) {
     }
 }
 
+/// Who the kill switch names when the end of a `--live` run engages it.
 const END_OF_RUN: &str = "stratbox up";
 /// How long the end of a `--live` run waits for signed transactions' receipts.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(60);
@@ -584,8 +584,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             // The node's head, published before the host starts: the engine then has a
             // watermark, a fork at the head and oracle prices.
             feed.poll_once().await.context("first feed poll")?;
-            let feed = tokio::spawn(feed.run(stop.clone()));
             push_reference(&engine, &market);
+            let feed = tokio::spawn(feed.run(stop.clone()));
             say(
                 args.json,
                 &format!(
