@@ -7,54 +7,16 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-
-const here = __dirname;
-const root = path.resolve(here, '..', '..');
-const nodeModules = process.env.STRATBOX_NODE_MODULES || path.join(root, 'node_modules');
-const solc = require(path.join(nodeModules, 'solc'));
+const { build, here } = require('./solc-build.js');
 
 const sourceName = 'StratboxExecutor.sol';
-const input = {
-  language: 'Solidity',
-  sources: { [sourceName]: { content: fs.readFileSync(path.join(here, 'solidity', sourceName), 'utf8') } },
-  settings: {
-    optimizer: { enabled: true, runs: 800 },
-    evmVersion: 'istanbul',
-    metadata: { bytecodeHash: 'none' },
-    outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+build({
+  source: sourceName,
+  content: fs.readFileSync(path.join(here, 'solidity', sourceName), 'utf8'),
+  contract: 'StratboxExecutor',
+  header: {
+    contractName: 'StratboxExecutor',
+    sourceName: `crates/evm/solidity/${sourceName}`,
   },
-};
-
-function findImports(importPath) {
-  const file = path.join(nodeModules, importPath);
-  try {
-    return { contents: fs.readFileSync(file, 'utf8') };
-  } catch (e) {
-    return { error: `not found: ${importPath} (${e.message})` };
-  }
-}
-
-const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
-const errors = (output.errors || []).filter((e) => e.severity === 'error');
-for (const e of output.errors || []) process.stderr.write(e.formattedMessage + '\n');
-if (errors.length > 0) process.exit(1);
-
-const contract = output.contracts[sourceName].StratboxExecutor;
-const artifact = {
-  contractName: 'StratboxExecutor',
-  sourceName: `crates/evm/solidity/${sourceName}`,
-  compiler: `solc ${solc.version()}`,
-  settings: input.settings,
-  abi: contract.abi,
-  bytecode: '0x' + contract.evm.bytecode.object,
-  deployedBytecode: '0x' + contract.evm.deployedBytecode.object,
-};
-const text = JSON.stringify(artifact, null, 2) + '\n';
-if (process.argv.includes('--stdout')) {
-  process.stdout.write(text);
-} else {
-  const out = path.join(here, 'artifacts', 'StratboxExecutor.json');
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, text);
-  process.stderr.write(`wrote ${out}\n`);
-}
+  out: 'StratboxExecutor.json',
+});

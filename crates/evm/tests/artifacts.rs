@@ -106,29 +106,29 @@ fn pool_init_code_hash_is_mainnets() {
     assert!(bytecode::POOL_RUNTIME.len() <= 24_576);
 }
 
-/// Recompiles `solidity/StratboxExecutor.sol` with the pinned solcjs and compares with the
-/// committed artifact. Needs node and the npm `solc` package: without them it fails under
-/// `CI=true` and says it skipped elsewhere (a developer may not have run `npm ci`).
-#[test]
-fn committed_executor_artifact_matches_a_fresh_compile() {
+/// Runs `script --stdout` (a compile with the pinned solcjs) and compares its output with
+/// the committed artifact. Needs node and npm's packages (`needs`, a file under
+/// `node_modules`): without them it fails under `CI=true` and says it skipped elsewhere (a
+/// developer may not have run `npm ci`).
+fn assert_fresh_compile(what: &str, script: &str, needs: &str, committed: &str, artifact: &str) {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let solc = manifest.join("../../node_modules/solc/package.json");
+    let needed = manifest.join("../../node_modules").join(needs);
     if let Err(e) = Command::new("node").arg("--version").output() {
         stratbox_testenv::unavailable(
-            "node (to recompile the executor)",
+            &format!("node (to recompile {what})"),
             &format!("`node --version`: {e}"),
         );
         return;
     }
-    if !solc.is_file() {
+    if !needed.is_file() {
         stratbox_testenv::unavailable(
-            "the npm solc package (to recompile the executor)",
-            &format!("{} is missing; run `npm ci`", solc.display()),
+            &format!("npm's {needs} (to recompile {what})"),
+            &format!("{} is missing; run `npm ci`", needed.display()),
         );
         return;
     }
     let output = Command::new("node")
-        .arg(manifest.join("build-executor.js"))
+        .arg(manifest.join(script))
         .arg("--stdout")
         .output()
         .expect("node runs");
@@ -139,46 +139,31 @@ fn committed_executor_artifact_matches_a_fresh_compile() {
     );
     let fresh = String::from_utf8(output.stdout).expect("utf-8");
     assert!(
-        fresh == bytecode::EXECUTOR_ARTIFACT_JSON,
-        "crates/evm/artifacts/StratboxExecutor.json is stale: run crates/evm/build-executor.sh"
+        fresh == committed,
+        "crates/evm/artifacts/{artifact} is stale: run node crates/evm/{script}"
     );
 }
 
-/// The committed Chainlink aggregator artifact is what `build-aggregator.js` makes from the
-/// pinned `@chainlink/contracts` sources; like the executor's test, it needs node and npm's
-/// packages.
+/// `solidity/StratboxExecutor.sol`, ours.
+#[test]
+fn committed_executor_artifact_matches_a_fresh_compile() {
+    assert_fresh_compile(
+        "the executor",
+        "build-executor.js",
+        "solc/package.json",
+        bytecode::EXECUTOR_ARTIFACT_JSON,
+        "StratboxExecutor.json",
+    );
+}
+
+/// Chainlink's `MockV3Aggregator`, from the sources `@chainlink/contracts` ships.
 #[test]
 fn committed_aggregator_artifact_matches_a_fresh_compile() {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let source = manifest
-        .join("../../node_modules/@chainlink/contracts/src/v0.7/tests/MockV3Aggregator.sol");
-    if let Err(e) = Command::new("node").arg("--version").output() {
-        stratbox_testenv::unavailable(
-            "node (to recompile the aggregator)",
-            &format!("`node --version`: {e}"),
-        );
-        return;
-    }
-    if !source.is_file() {
-        stratbox_testenv::unavailable(
-            "the npm @chainlink/contracts package (to recompile the aggregator)",
-            &format!("{} is missing; run `npm ci`", source.display()),
-        );
-        return;
-    }
-    let output = Command::new("node")
-        .arg(manifest.join("build-aggregator.js"))
-        .arg("--stdout")
-        .output()
-        .expect("node runs");
-    assert!(
-        output.status.success(),
-        "compile failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let fresh = String::from_utf8(output.stdout).expect("utf-8");
-    assert!(
-        fresh == bytecode::AGGREGATOR_ARTIFACT_JSON,
-        "crates/evm/artifacts/MockV3Aggregator.json is stale: run node crates/evm/build-aggregator.js"
+    assert_fresh_compile(
+        "the aggregator",
+        "build-aggregator.js",
+        "@chainlink/contracts/src/v0.7/tests/MockV3Aggregator.sol",
+        bytecode::AGGREGATOR_ARTIFACT_JSON,
+        "MockV3Aggregator.json",
     );
 }
