@@ -7,26 +7,8 @@
 //! too); under `CI=true` a tool that cannot be had fails the test.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Command;
 
-use crate::deploy::{deploy_dir, ensure_tool, read};
-
-fn run(tool: &str, args: &[&str], dir: &Path) -> (bool, String) {
-    let out = Command::new(tool)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use crate::deploy::{deploy_dir, ensure_tool, read, run_tool as run};
 
 #[test]
 fn promtool_checks_and_unit_tests_the_alerting_rules() {

@@ -393,6 +393,23 @@ pub fn k8s_command_lines() -> Vec<CommandLine> {
 
 // ── outside tools ────────────────────────────────────────────────────────────────────
 
+/// Runs `tool ARGS` in `dir`: whether it succeeded, and its stdout and stderr together.
+pub fn run_tool(tool: &str, args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// `docker-compose`/`openssl`/`python3` may be missing on a fresh CI machine; CI runs as
 /// root with apt, so install rather than skip. Returns why it could not, if it could not.
 pub fn ensure_tool(binary: &str, probe_arg: &str, apt_package: &str) -> Result<(), String> {
