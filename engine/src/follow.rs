@@ -143,7 +143,8 @@ impl ForkFollower {
 
 impl ForkFollower {
     /// Reads every pool's sources at `block` into the guard and logs markets whose sources
-    /// start or stop failing it.
+    /// start or stop failing it; a start is also posted as an alert (`StratboxMarketHalted`,
+    /// guard `oracle`).
     async fn read_sources(&self, reader: &SourceReader, block: &BlockHeader) {
         let pools: Vec<([u8; 20], [u8; 20], [u8; 20], U256)> = self
             .engine
@@ -188,6 +189,11 @@ impl ForkFollower {
                 Some((code, detail)) => {
                     if failing.insert(market.clone()) {
                         tracing::warn!(market = %market, block = block.number, reason = %code, detail = %detail, "oracle sources fail the guard: the market's next proposal halts it");
+                        self.engine.alerts().raise(crate::alert::Alert::market_halted(
+                            &market,
+                            "oracle",
+                            &format!("{code}: {detail}"),
+                        ));
                     }
                 }
             }
