@@ -385,24 +385,8 @@ impl RiskBook {
         if let Some((day, start, end)) = day_done {
             self.record_day(strategy, day, start, end);
         }
-        let exposures: Vec<AssetExposure<'_>> = v
-            .exposures
-            .iter()
-            .map(|(k, e)| AssetExposure {
-                asset: k,
-                value: *e,
-            })
-            .collect();
-        let account = AccountRisk {
-            equity: v.equity,
-            peak_equity: peak,
-            day_start_equity: day_start,
-            cash: v.cash,
-            gross_exposure: v.gross_exposure,
-            exposures: &exposures,
-        };
         let limits = self.cfg.limits.for_strategy(strategy);
-        if let Some(r) = account_breach(&limits, &account)
+        if let Some(r) = book_breach(&limits, &v, peak, day_start)
             && let Some(from) = self.breach(strategy, r.code, &r.detail, now_ms)
         {
             self.unwinds_due.push(watch::DueUnwind {
@@ -840,6 +824,32 @@ impl RiskBook {
     pub fn reservations(&self) -> usize {
         self.reservations.len()
     }
+}
+
+/// The hard limit a book valued at `v`, with its peak and day-start equity, breaches.
+fn book_breach(
+    limits: &stratbox_risk::EffectiveLimits,
+    v: &Valuation,
+    peak: U256,
+    day_start: U256,
+) -> Option<Rejection> {
+    let exposures: Vec<AssetExposure<'_>> = v
+        .exposures
+        .iter()
+        .map(|(k, e)| AssetExposure {
+            asset: k,
+            value: *e,
+        })
+        .collect();
+    let account = AccountRisk {
+        equity: v.equity,
+        peak_equity: peak,
+        day_start_equity: day_start,
+        cash: v.cash,
+        gross_exposure: v.gross_exposure,
+        exposures: &exposures,
+    };
+    account_breach(limits, &account)
 }
 
 /// What a trade that passed will do to its book, as the gates projected it: the same

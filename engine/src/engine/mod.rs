@@ -193,10 +193,10 @@ struct Inner {
     live_account: Option<Address>,
     /// Risk-limit changes and their timelock (see `risk_limits`).
     limits: risk_limits::Timelock,
-    /// The risk monitor's clock and its unwinds in flight (see `monitor`).
-    monitor: monitor::Monitor,
     /// Critical events for the webhook (see [`crate::alert`]).
     alerts: crate::alert::Alerts,
+    /// The risk monitor's clock and its unwinds in flight (see `monitor`).
+    monitor: monitor::Monitor,
 }
 
 /// The in-process engine; cheap to clone (every clone is the same engine).
@@ -300,8 +300,8 @@ impl Engine {
                 balances: BalanceFeed::default(),
                 live_account: settings.live_account,
                 limits: risk_limits::Timelock::new(settings.risk_timelock, risk_version),
-                monitor: monitor::Monitor::new(settings.max_block_age),
                 alerts,
+                monitor: monitor::Monitor::new(settings.max_block_age),
             }),
         };
         spawn_permission_flush(Arc::downgrade(&engine.inner));
@@ -410,16 +410,6 @@ impl Engine {
         lock(&self.inner.risk).update_oracle(market, source, price_e18, block);
     }
 
-    /// Sets a strategy's permission level with an empty record (tests and bootstrapping;
-    /// operators use [`Engine::restore_strategy`]). Stored by the next submit or within a
-    /// second, without an audit row.
-    pub fn set_permission_level(&self, strategy: &str, level: stratbox_risk::PermissionLevel) {
-        lock(&self.inner.risk).set_level(strategy, level);
-    }
-
-    /// The kill switch as it is now, in its wire form.
-    pub fn kill_switch(&self) -> v1::KillSwitchState {
-        let k = lock(&self.inner.risk).kill_switch();
     /// The traded pool's spot price for `market` as of the watermark: what the oracle
     /// guard compares every source with.
     pub fn set_oracle_spot(&self, market: &str, price_e18: U256) {
@@ -468,6 +458,16 @@ impl Engine {
         Ok((market, block))
     }
 
+    /// Sets a strategy's permission level with an empty record (tests and bootstrapping;
+    /// operators use [`Engine::restore_strategy`]). Stored by the next submit or within a
+    /// second, without an audit row.
+    pub fn set_permission_level(&self, strategy: &str, level: stratbox_risk::PermissionLevel) {
+        lock(&self.inner.risk).set_level(strategy, level);
+    }
+
+    /// The kill switch as it is now, in its wire form.
+    pub fn kill_switch(&self) -> v1::KillSwitchState {
+        let k = lock(&self.inner.risk).kill_switch();
         v1::KillSwitchState {
             engaged: k.engaged,
             reason: k.reason,

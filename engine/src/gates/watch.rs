@@ -70,24 +70,8 @@ impl RiskBook {
             if level == PermissionLevel::L0 {
                 continue;
             }
-            let exposures: Vec<AssetExposure<'_>> = v
-                .exposures
-                .iter()
-                .map(|(k, e)| AssetExposure {
-                    asset: k,
-                    value: *e,
-                })
-                .collect();
-            let account = AccountRisk {
-                equity: v.equity,
-                peak_equity: book.peak_equity,
-                day_start_equity: book.day_start_equity,
-                cash: v.cash,
-                gross_exposure: v.gross_exposure,
-                exposures: &exposures,
-            };
             let limits = self.cfg.limits.for_strategy(&book.strategy);
-            if let Some(r) = account_breach(&limits, &account) {
+            if let Some(r) = book_breach(&limits, &v, book.peak_equity, book.day_start_equity) {
                 found.push((acct.clone(), book.strategy.clone(), r));
             }
         }
