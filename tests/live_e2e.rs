@@ -36,7 +36,7 @@ use stratbox_engine::fsm::TaskState;
 use stratbox_engine::live::{Live, LiveConfig, SignerEndpoint};
 use stratbox_engine::proposal::{TradeAction, hex_address};
 use stratbox_engine::replace::ReplacePolicy;
-use stratbox_engine::store::ReplacementKind;
+use stratbox_engine::store::{GapState, ReplacementKind};
 use stratbox_engine::{ChainState, Engine, EngineSettings, ExecutionMode, Store};
 use stratbox_evm::abi::IERC20;
 use stratbox_evm::anvil::Anvil;
@@ -221,6 +221,46 @@ pub(crate) fn swap(
     }
 }
 
+/// A mint (`add`) or burn of 10^18 liquidity on ticks [-6000, 6000) of the pool, expecting
+/// what the chain quotes for it now from `account`.
+fn liquidity(engine: &Engine, account: Address, event: &str, add: bool) -> v1::Proposal {
+    let chain = engine.chain();
+    let pool = chain.pools()[0];
+    let range = stratbox_engine::proposal::Range {
+        pool,
+        tick_lower: -6000,
+        tick_upper: 6000,
+        liquidity: E18,
+    };
+    let action = if add {
+        TradeAction::AddLiquidity(range)
+    } else {
+        TradeAction::RemoveLiquidity(range)
+    };
+    let q = chain
+        .simulate(account.into_array(), &action, false)
+        .expect("quote");
+    assert!(q.success, "quote reverted: {}", q.revert_reason);
+    let r = v1::RangeLiquidity {
+        pool: Some(v1::Address {
+            value: hex_address(&pool),
+        }),
+        tick_lower: -6000,
+        tick_upper: 6000,
+        liquidity: amount(U256::from(E18)),
+    };
+    v1::Proposal {
+        action: Some(if add {
+            Action::AddLiquidity(r)
+        } else {
+            Action::RemoveLiquidity(r)
+        }),
+        expected_amount0: amount(q.amount0),
+        expected_amount1: amount(q.amount1),
+        ..swap(engine, account, event, true, U256::from(1000u64))
+    }
+}
+
 /// The account's ether for gas, tokens to trade and its approvals of the executor, made
 /// outside stratbox (impersonated on Anvil): two transactions of the account, so its next
 /// nonce is 2.
@@ -319,9 +359,8 @@ async fn step_until(live: &Live, task: &str, want: TaskState, what: &str) {
     .await;
 }
 
-/// Submits one proposal, on the chain's head (the fork follower caught up), and returns its
-/// task (STAGED: decided and staged in one write).
-pub(crate) async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Proposal) -> String {
+/// Waits for the engine's fork to reach the chain's head.
+async fn catch_up<P: Provider>(engine: &Engine, head: &P) {
     let block = head.get_block_number().await.expect("head");
     support::wait_until(
         &format!("the engine's fork to reach block {block}"),
@@ -329,6 +368,12 @@ pub(crate) async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Propos
         async || engine.watermark() >= block,
     )
     .await;
+}
+
+/// Submits one proposal, on the chain's head (the fork follower caught up), and returns its
+/// task (STAGED: decided and staged in one write).
+pub(crate) async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Proposal) -> String {
+    catch_up(engine, head).await;
     let r = engine
         .submit(&stratbox_engine::trace::fresh(), vec![p])
         .await
@@ -1475,6 +1520,171 @@ async fn live_path(database: &str) {
         .await
         .expect("automine on");
 
+    // 16. A nonce gap: a nonce below the lease's next that no task holds and the chain has
+    // not used. The live path leaves none by design, so the test makes one by hand,
+    // raising the lease's next nonce as a lost task row would leave it. The next trade
+    // takes the nonce above the gap and waits in the node's pool behind it; once the gap
+    // has stood two blocks the live path fills it with a cancel (signed by the signer as
+    // any cancel: it moves nothing), the trade is mined behind it, the cancel's gas is
+    // booked and the wallet reconciles to zero.
+    let gap = provider
+        .get_transaction_count(account)
+        .await
+        .expect("nonce");
+    let raised = sqlx::query(
+        "UPDATE nonce_locks SET next_nonce = next_nonce + 1 WHERE account = $1 AND next_nonce = $2",
+    )
+    .bind(hex_address(&account.into_array()))
+    .bind(i64::try_from(gap).expect("nonce"))
+    .execute(store.pool())
+    .await
+    .expect("skip a nonce")
+    .rows_affected();
+    assert_eq!(raised, 1, "the lease's next nonce was the chain's");
+    let behind = submit(
+        &engine,
+        &provider,
+        swap(&engine, account, "behind-gap", true, U256::from(E18 / 4)),
+    )
+    .await;
+    step_until(
+        &m,
+        &behind,
+        TaskState::Broadcast,
+        "the trade behind the gap to be broadcast",
+    )
+    .await;
+    let waiting = store.live_task(&behind).await.expect("task").expect("row");
+    assert_eq!(
+        waiting.nonce,
+        Some(gap + 1),
+        "the trade took the nonce above the gap"
+    );
+    let mut moved = Vec::new();
+    support::wait_until(
+        "the gap filled and the trade behind it confirmed",
+        Duration::from_secs(60),
+        async || {
+            moved.extend(m.step().await.expect("step").moved);
+            if moved.contains(&(behind.clone(), TaskState::Confirmed)) {
+                return true;
+            }
+            let _: serde_json::Value = provider
+                .raw_request("evm_mine".into(), ())
+                .await
+                .expect("mine");
+            false
+        },
+    )
+    .await;
+    let account_hex = hex_address(&account.into_array());
+    // The cancel's receipt may be booked by the step after the trade's.
+    support::wait_until(
+        "the gap's cancel booked",
+        Duration::from_secs(30),
+        async || {
+            m.step().await.expect("step");
+            store
+                .nonce_gaps(&account_hex, false)
+                .await
+                .expect("gaps")
+                .iter()
+                .all(|g| g.state == GapState::Filled)
+        },
+    )
+    .await;
+    let gaps = store.nonce_gaps(&account_hex, false).await.expect("gaps");
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!((gaps[0].nonce, gaps[0].state), (gap, GapState::Filled));
+    let cancel = provider
+        .get_transaction_by_hash(gaps[0].tx_hash.parse().expect("hash"))
+        .await
+        .expect("rpc")
+        .expect("the cancel is on chain");
+    {
+        use alloy::consensus::Transaction as _;
+        assert_eq!(
+            (
+                cancel.to(),
+                cancel.value(),
+                cancel.input().len(),
+                cancel.nonce()
+            ),
+            (Some(account), U256::ZERO, 0, gap),
+            "a 0-value transfer to the account itself at the gap's nonce"
+        );
+    }
+    assert_eq!(engine.metrics().nonce_gaps.get(), 1);
+    assert!(!engine.kill_switch().engaged, "a filled gap stops nothing");
+    let (ok, text) = reconcile_cli(database, &anvil.endpoint(), account, false).await;
+    assert!(ok && text.contains("difference: zero"), "{text}");
+
+    // 17. Liquidity, live: a mint and then a burn of the same range through the executor.
+    // Each is booked on the strategy's book from its receipt: the tokens the executor's
+    // event says were paid (or received, with fees) against the position's liquidity.
+    let book_account = stratbox_engine::ledger::strategy_account("momentum", &account_hex);
+    let lp = stratbox_engine::ledger::lp_asset(&d.pool.into_array(), -6000, 6000);
+    let on_book = async |asset: &str| {
+        let lines = store.lines(Some(&book_account)).await.expect("lines");
+        stratbox_engine::ledger::positions(&lines)
+            .expect("balanced")
+            .get(&(book_account.clone(), asset.to_owned()))
+            .map_or(alloy_primitives::I256::ZERO, |p| {
+                let m = alloy_primitives::I256::from_raw(p.magnitude);
+                if p.negative { -m } else { m }
+            })
+    };
+    let tokens = [d.token0, d.token1].map(|t| hex_address(&t.into_array()));
+    let tokens_before = [on_book(&tokens[0]).await, on_book(&tokens[1]).await];
+    let mut liquidity_trades = Vec::new();
+    for (event, add) in [("lp-add", true), ("lp-remove", false)] {
+        // Quoted on the head: the burn's on the block that holds the mint.
+        catch_up(&engine, &provider).await;
+        let t = submit(&engine, &provider, liquidity(&engine, account, event, add)).await;
+        step_until(
+            &m,
+            &t,
+            TaskState::Confirmed,
+            "the liquidity trade to confirm",
+        )
+        .await;
+        let l = store.live_task(&t).await.expect("task").expect("row");
+        assert_eq!(
+            (&l.sim_amount0, &l.sim_amount1),
+            (&l.actual_amount0, &l.actual_amount1),
+            "{event}: simulated and included on the same state"
+        );
+        let position = on_book(&lp).await;
+        let want = if add {
+            alloy_primitives::I256::try_from(E18).expect("fits")
+        } else {
+            alloy_primitives::I256::ZERO
+        };
+        assert_eq!(
+            position, want,
+            "{event}: the position on the strategy's book"
+        );
+        liquidity_trades.push(l);
+    }
+    for (i, token) in tokens.iter().enumerate() {
+        let amount = |l: &stratbox_engine::store::LiveTask| {
+            let v = if i == 0 {
+                &l.actual_amount0
+            } else {
+                &l.actual_amount1
+            };
+            alloy_primitives::I256::from_dec_str(v).expect("amount")
+        };
+        // Paid for the mint, received back by the burn (no swap in between: no fees).
+        assert_eq!(
+            tokens_before[i] - amount(&liquidity_trades[0]) + amount(&liquidity_trades[1]),
+            on_book(token).await,
+            "token {i} on the strategy's book"
+        );
+    }
+    let (ok, text) = reconcile_cli(database, &anvil.endpoint(), account, false).await;
+    assert!(ok && text.contains("difference: zero"), "{text}");
+
     // What revm predicted against each receipt. A trade submitted alone on the head is
     // included on the state it was simulated on: equal amounts. Trades submitted while
     // others were in flight (step 6, and r2 before the recovered r1) may differ; the
@@ -1507,9 +1717,12 @@ async fn live_path(database: &str) {
         }
         confirmed_ids.push(t.task_id);
     }
-    assert_eq!(confirmed_ids.len(), 13);
+    assert_eq!(confirmed_ids.len(), 16);
     assert_eq!(differences("amounts"), differing);
-    for alone in [&t1, &t3, &t4, &t5, &held, &stuck] {
+    let (lp_add, lp_remove) = (&liquidity_trades[0].task_id, &liquidity_trades[1].task_id);
+    for alone in [
+        &t1, &t3, &t4, &t5, &held, &stuck, &behind, lp_add, lp_remove,
+    ] {
         let l = store.live_task(alone).await.expect("task").expect("row");
         assert_eq!(
             (&l.sim_amount0, &l.sim_amount1),

@@ -334,7 +334,7 @@ fn up_live_confirms_trades_and_reconciles_to_zero() {
     let count = |state: &str| tasks[state].as_i64().unwrap_or(0);
     assert!(
         count("CONFIRMED") >= 1,
-        "no trade reached CONFIRMED: {json}"
+        "no trade reached CONFIRMED: {json}\nstderr:\n{stderr}"
     );
     let live = &json["live"];
     assert_eq!(

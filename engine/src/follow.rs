@@ -189,11 +189,13 @@ impl ForkFollower {
                 Some((code, detail)) => {
                     if failing.insert(market.clone()) {
                         tracing::warn!(market = %market, block = block.number, reason = %code, detail = %detail, "oracle sources fail the guard: the market's next proposal halts it");
-                        self.engine.alerts().raise(crate::alert::Alert::market_halted(
-                            &market,
-                            "oracle",
-                            &format!("{code}: {detail}"),
-                        ));
+                        self.engine
+                            .alerts()
+                            .raise(crate::alert::Alert::market_halted(
+                                &market,
+                                "oracle",
+                                &format!("{code}: {detail}"),
+                            ));
                     }
                 }
             }

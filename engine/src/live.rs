@@ -56,6 +56,7 @@ use crate::store::{
     inclusion_posting_id,
 };
 
+mod gap;
 mod reorg;
 
 /// Why the live path could not take a step (a refused trade is not an error: it is a
@@ -215,6 +216,8 @@ pub struct Live {
     /// Tasks whose nonce the chain counts as used while no receipt of theirs is found, with
     /// the head when that was first seen (see [`NONCE_USED_BLOCKS`]).
     nonce_used_since: tokio::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// The nonce gap the live path may be looking at (see the `gap` module).
+    gap_watch: tokio::sync::Mutex<gap::GapWatch>,
 }
 
 /// How many blocks a task's nonce must stay used on chain, with no receipt of any of its
@@ -280,6 +283,7 @@ impl Live {
             opened: AtomicBool::new(false),
             tip: reorg::Tip::default(),
             nonce_used_since: tokio::sync::Mutex::default(),
+            gap_watch: tokio::sync::Mutex::default(),
         })
     }
 
@@ -428,6 +432,8 @@ impl Live {
             let moved = self.advance(&task, &mut blocked).instrument(span).await?;
             moved_all.extend(moved);
         }
+        // Then a nonce none of them holds, below the lease's next, that the chain waits for.
+        self.fill_gaps(lease).await?;
         // The oldest STAGED task never sent to the signer: EXPIRED past its deadline (kill
         // switch or not: expiring signs nothing; the next stale one goes on the next step,
         // which follows at once), else started unless something holds the queue. The kill
@@ -1359,13 +1365,8 @@ impl Live {
             .iter()
             .map(|l| l.inner.clone())
             .collect();
-        let (mut a0, mut a1) = (AU256::ZERO, AU256::ZERO);
-        for (_, event) in stratbox_evm::pool_events::decode_receipt_logs(&logs, executor) {
-            if let stratbox_evm::pool_events::PoolEvent::Swap(s) = event {
-                a0 += s.amount0.unsigned_abs();
-                a1 += s.amount1.unsigned_abs();
-            }
-        }
+        let moved = ChainFill::from_logs(&logs, executor);
+        let (a0, a1) = (moved.amount0, moved.amount1);
         let ok = receipt.status();
         let to = if ok {
             TaskState::Confirmed
@@ -1374,7 +1375,7 @@ impl Live {
         };
         let block = receipt.block_number.unwrap_or_default();
         let fill = if ok {
-            self.live_fill(task, a0, a1)
+            self.live_fill(task, &moved)
         } else {
             None
         };
@@ -1648,40 +1649,53 @@ impl Live {
         Ok(Some(r))
     }
 
-    /// The ledger posting of a confirmed swap's real fill (the pool's amounts from the
-    /// receipt) between the strategy's book and the pool, as a shadow fill is booked from
-    /// its simulation. Liquidity actions are not booked from receipts yet.
-    fn live_fill(
-        &self,
-        task: &LiveTask,
-        a0: AU256,
-        a1: AU256,
-    ) -> Option<(String, String, Posting)> {
+    /// The ledger posting of a confirmed trade's real fill between the strategy's book and
+    /// the pool, from what the receipt's logs say moved, as a shadow fill is booked from its
+    /// simulation: a swap's amounts from the pool's `Swap`; a liquidity change's from the
+    /// executor's event (tokens paid for a mint; principal and fees received for a burn)
+    /// against the position's liquidity (`ledger::lp_asset`).
+    fn live_fill(&self, task: &LiveTask, moved: &ChainFill) -> Option<(String, String, Posting)> {
         let p = v1::Proposal::decode(task.proposal.as_slice()).ok()?;
         let cp = proposal::check(&p).ok()?;
-        let TradeAction::Swap {
-            pool, zero_for_one, ..
-        } = cp.action
-        else {
-            return None;
-        };
+        let pool = cp.action.pool();
         let info = self.engine.chain().pool(&pool)?;
-        let legs = [
-            Leg {
-                asset: hex_address(&info.token0),
-                amount: U256::from_limbs(*a0.as_limbs()),
-                to_strategy: !zero_for_one,
-            },
-            Leg {
-                asset: hex_address(&info.token1),
-                amount: U256::from_limbs(*a1.as_limbs()),
-                to_strategy: zero_for_one,
-            },
-        ];
+        let token = |asset: &Address, amount: AU256, to_strategy: bool| Leg {
+            asset: hex_address(asset),
+            amount: U256::from_limbs(*amount.as_limbs()),
+            to_strategy,
+        };
+        let lp = |r: &proposal::Range, to_strategy: bool| Leg {
+            asset: ledger::lp_asset(&pool, r.tick_lower, r.tick_upper),
+            amount: U256::from(r.liquidity),
+            to_strategy,
+        };
+        let legs = match &cp.action {
+            TradeAction::Swap { zero_for_one, .. } => vec![
+                token(&info.token0, moved.amount0, !zero_for_one),
+                token(&info.token1, moved.amount1, *zero_for_one),
+            ],
+            TradeAction::AddLiquidity(r) if moved.liquidity == Some(r.liquidity) => vec![
+                token(&info.token0, moved.booked0, false),
+                token(&info.token1, moved.booked1, false),
+                lp(r, true),
+            ],
+            TradeAction::RemoveLiquidity(r) if moved.liquidity == Some(r.liquidity) => vec![
+                token(&info.token0, moved.booked0, true),
+                token(&info.token1, moved.booked1, true),
+                lp(r, false),
+            ],
+            _ => {
+                warn!(
+                    liquidity = ?moved.liquidity,
+                    "the receipt's executor events do not match the liquidity proposed; not booked on the strategy's book"
+                );
+                return None;
+            }
+        };
         match ledger::fill_posting(
             format!("{}:fill", task.task_id),
             task.task_id.clone(),
-            "live swap".into(),
+            format!("live {}", cp.action.kind()),
             &ledger::strategy_account(&cp.strategy, &cp.account),
             &ledger::venue_account(&pool),
             &legs,
@@ -1692,6 +1706,51 @@ impl Live {
                 None
             }
         }
+    }
+}
+
+/// What one receipt's logs say a trade moved through the pool.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ChainFill {
+    /// Token0 through the pool: a swap's in or out, a mint's paid, a burn's principal
+    /// (what the simulation reports, so the two compare).
+    amount0: AU256,
+    /// As `amount0`, for token1.
+    amount1: AU256,
+    /// Token0 the strategy's book moves: `amount0`, plus a burn's fees collected.
+    booked0: AU256,
+    /// As `booked0`, for token1.
+    booked1: AU256,
+    /// Liquidity the executor added or removed (`None` for a swap).
+    liquidity: Option<u128>,
+}
+
+impl ChainFill {
+    fn from_logs(logs: &[alloy_primitives::Log], executor: alloy_primitives::Address) -> Self {
+        use stratbox_evm::abi::StratboxExecutor::{LiquidityAdded, LiquidityRemoved};
+        let mut f = ChainFill::default();
+        for (_, event) in stratbox_evm::pool_events::decode_receipt_logs(logs, executor) {
+            if let stratbox_evm::pool_events::PoolEvent::Swap(s) = event {
+                f.amount0 = f.amount0.saturating_add(s.amount0.unsigned_abs());
+                f.amount1 = f.amount1.saturating_add(s.amount1.unsigned_abs());
+            }
+        }
+        for log in logs.iter().filter(|l| l.address == executor) {
+            if let Ok(x) = LiquidityAdded::decode_log(log) {
+                f.amount0 = f.amount0.saturating_add(x.amount0);
+                f.amount1 = f.amount1.saturating_add(x.amount1);
+                f.liquidity = Some(f.liquidity.unwrap_or(0).saturating_add(x.liquidity));
+            } else if let Ok(x) = LiquidityRemoved::decode_log(log) {
+                f.amount0 = f.amount0.saturating_add(x.amount0);
+                f.amount1 = f.amount1.saturating_add(x.amount1);
+                f.booked0 = f.booked0.saturating_add(x.fees0);
+                f.booked1 = f.booked1.saturating_add(x.fees1);
+                f.liquidity = Some(f.liquidity.unwrap_or(0).saturating_add(x.liquidity));
+            }
+        }
+        f.booked0 = f.booked0.saturating_add(f.amount0);
+        f.booked1 = f.booked1.saturating_add(f.amount1);
+        f
     }
 }
 
@@ -1742,6 +1801,68 @@ mod tests {
             }
             .encode_log_data(),
         }
+    }
+
+    #[test]
+    fn chain_fills_take_liquidity_from_the_executor_only() {
+        use stratbox_evm::abi::StratboxExecutor::{LiquidityAdded, LiquidityRemoved};
+        let executor = alloy_primitives::Address::repeat_byte(0xee);
+        let log = |address, data| alloy_primitives::Log { address, data };
+        let added = LiquidityAdded {
+            account: alloy_primitives::Address::repeat_byte(0xaa),
+            pool: alloy_primitives::Address::repeat_byte(0xbb),
+            tickLower: alloy_primitives::aliases::I24::try_from(-60).expect("tick"),
+            tickUpper: alloy_primitives::aliases::I24::try_from(60).expect("tick"),
+            liquidity: 1_000,
+            amount0: AU256::from(11),
+            amount1: AU256::from(12),
+        };
+        let removed = LiquidityRemoved {
+            account: added.account,
+            pool: added.pool,
+            tickLower: added.tickLower,
+            tickUpper: added.tickUpper,
+            liquidity: 1_000,
+            amount0: AU256::from(10),
+            amount1: AU256::from(11),
+            fees0: AU256::from(2),
+            fees1: AU256::from(3),
+        };
+        // The same event from any other contract is not the executor's word.
+        let forged = log(
+            alloy_primitives::Address::repeat_byte(0x01),
+            added.encode_log_data(),
+        );
+        let mint = ChainFill::from_logs(
+            &[forged.clone(), log(executor, added.encode_log_data())],
+            executor,
+        );
+        assert_eq!(
+            mint,
+            ChainFill {
+                amount0: AU256::from(11),
+                amount1: AU256::from(12),
+                booked0: AU256::from(11),
+                booked1: AU256::from(12),
+                liquidity: Some(1_000),
+            }
+        );
+        let burn = ChainFill::from_logs(
+            &[log(executor, removed.encode_log_data()), forged],
+            executor,
+        );
+        assert_eq!(
+            burn,
+            ChainFill {
+                amount0: AU256::from(10),
+                amount1: AU256::from(11),
+                booked0: AU256::from(12),
+                booked1: AU256::from(14),
+                liquidity: Some(1_000),
+            },
+            "principal compared with the simulation; principal and fees booked"
+        );
+        assert_eq!(ChainFill::from_logs(&[], executor), ChainFill::default());
     }
 
     #[test]

@@ -132,6 +132,8 @@ pub struct EngineMetrics {
     /// Unwinds the engine proposed for halted books, by the state they reached
     /// (`STAGED`, `SIMULATED`, `REJECTED`...).
     pub unwinds: Family<Label, Counter>,
+    /// Nonce gaps the live path found and filled with a cancel (see `crate::live`).
+    pub nonce_gaps: Counter,
     /// Alerts posted to the webhook, by result (`sent`, `dropped`, `failed`; see
     /// [`crate::alert`]).
     pub alerts: Family<Label, Counter>,
@@ -178,6 +180,12 @@ impl EngineMetrics {
             "unwinds",
             "Reduce-only unwinds the engine proposed for halted books, by the state they reached",
             unwinds.clone(),
+        );
+        let nonce_gaps = Counter::default();
+        registry.register(
+            "nonce_gaps",
+            "Nonce gaps of the signing account filled with a cancel",
+            nonce_gaps.clone(),
         );
         registry.register(
             "proposals",
@@ -312,6 +320,7 @@ impl EngineMetrics {
             governance_halted_markets,
             risk_monitor_halts,
             unwinds,
+            nonce_gaps,
             alerts,
             halted_strategies,
             signer_refusals,

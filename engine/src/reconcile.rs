@@ -160,13 +160,16 @@ pub async fn chain_balance<P: Provider>(
     Ok(U256::from_limbs(*v.as_limbs()))
 }
 
+/// Transactions of `account` that may be mined without being booked yet: signed or
+/// broadcast tasks, and the cancels filling nonce gaps.
 async fn in_flight(store: &Store, account: &str) -> Result<usize, StoreError> {
-    Ok(store
+    let tasks = store
         .open_live(account)
         .await?
         .iter()
         .filter(|t| matches!(t.state, TaskState::Signed | TaskState::Broadcast))
-        .count())
+        .count();
+    Ok(tasks + store.nonce_gaps(account, true).await?.len())
 }
 
 /// Compares `account`'s wallet in the ledger with the chain at the node's latest block.

@@ -35,6 +35,7 @@ use stratbox_engine::live::{Live, LiveConfig};
 use stratbox_engine::price_sources::SourcesConfig;
 use stratbox_engine::proposal::hex_address;
 use stratbox_engine::reconcile::Reconciliation;
+use stratbox_engine::sentinel::{Sentinel, SentinelConfig};
 use stratbox_engine::{
     ChainState, Engine, EngineSettings, ExecutionMode, PermissionLevel, Store, TaskState, server,
 };
@@ -108,15 +109,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30, 30s, 500ms or 2m"))?;
+        .map_err(|_| format!("{s:?} is not a duration like 30, 30s, 500ms, 2m or 1h"))?;
+    let secs = |per: u64| {
+        n.checked_mul(per)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{s:?} is too long"))
+    };
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
-        "m" => n
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("{s:?} is too long")),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+        "m" => secs(60),
+        "h" => secs(3_600),
+        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
     }
 }
 
@@ -552,7 +556,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             walk.step(&engine, &bus).await?;
             Source::Embedded(Box::new(walk))
         }
-        Some(market) => {
+        Some(mut market) => {
             let feeds = market
                 .price_feed()
                 .map(|f| (market.pool().into_array(), f.into_array()))
@@ -582,7 +586,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .context("connecting the feed to anvil")?
                 .with_observer(follower.clone());
             // The node's head, published before the host starts: the engine then has a
-            // watermark, a fork at the head and oracle prices.
+            // watermark, a fork at the head and oracle prices, a fresh feed round among
+            // them.
+            market.keep().await?;
             feed.poll_once().await.context("first feed poll")?;
             push_reference(&engine, &market);
             let feed = tokio::spawn(feed.run(stop.clone()));
@@ -609,6 +615,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Some(LiveRun::start(&engine, market, signer, args.json).await?)
         }
         _ => None,
+    };
+
+    // On a real node, the governance sentinel watches what the engine trades through (the
+    // pool, its tokens, the factory) from before the first proposal, as `stratbox engine
+    // --governance-sentinel` does.
+    let sentinel = match source.market() {
+        Some(market) => {
+            let mut sentinel =
+                Sentinel::connect(engine.clone(), SentinelConfig::new(&market.endpoint()))
+                    .await
+                    .context("starting the governance sentinel")?;
+            sentinel
+                .pass()
+                .await
+                .context("the governance sentinel's first pass")?;
+            say(
+                args.json,
+                &format!(
+                    "governance sentinel: watching {} market(s) (stratbox governance list)",
+                    sentinel.markets().len()
+                ),
+            );
+            Some(tokio::spawn(sentinel.run(stop.clone())))
+        }
+        None => None,
     };
 
     // Zone A: a host with the example strategies, talking to the engine over gRPC.
@@ -723,6 +754,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     source.stop_feed().await?;
     host.await.context("host task")??;
     grpc.await.context("gRPC task")??;
+    if let Some(s) = sentinel {
+        s.await.context("governance sentinel task")?;
+    }
     let (live_end, signer) = match live.take() {
         Some(l) => {
             let (end, signer) = l.finish(&engine).await;
@@ -1367,6 +1401,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("1.5s").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3_600)));
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration(&format!("{}h", u64::MAX)).is_err());
     }
 }

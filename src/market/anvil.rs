@@ -149,6 +149,24 @@ impl AnvilMarket {
         Ok(feed)
     }
 
+    /// The keeper's round now, at the outside price: before the chain is followed, so the
+    /// feed is fresh when the first proposal is judged however long the start took (the
+    /// signer's first key ceremony takes a minute or more, and the chain's clock runs on).
+    pub async fn keep(&mut self) -> anyhow::Result<()> {
+        if let Some(outside) = &self.outside {
+            stratbox_evm::deploy::update_price_feed(
+                &self.provider,
+                self.trader,
+                outside.feed,
+                feed_answer(outside.fair_e18)?,
+            )
+            .await
+            .context("the keeper's update of the price feed")?;
+            self.blocks += 1;
+        }
+        Ok(())
+    }
+
     /// The Chainlink-style feed the keeper updates, once
     /// [`AnvilMarket::start_price_sources`] ran.
     pub fn price_feed(&self) -> Option<Address> {

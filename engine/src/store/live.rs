@@ -135,7 +135,7 @@ fn lease_row(r: &AnyRow) -> Result<Lease, StoreError> {
     })
 }
 
-fn i64_of(v: u64, what: &str) -> Result<i64, StoreError> {
+pub(super) fn i64_of(v: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} does not fit a BIGINT")))
 }
 

@@ -26,6 +26,7 @@ use crate::fsm::{IllegalTransition, TaskState, UnknownState};
 use crate::ledger::{Posting, Side, StoredLine};
 
 mod decided;
+mod gaps;
 mod governance;
 mod live;
 mod reads;
@@ -35,6 +36,7 @@ mod replacements;
 mod risk_limits;
 mod routes;
 
+pub use gaps::{GapState, NonceGap};
 pub use governance::{Baseline, GovernanceHalt};
 pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES};
 pub use reconcile::Finding;
