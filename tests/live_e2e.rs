@@ -788,9 +788,9 @@ async fn live_path(database: &str) {
         };
         assert_eq!(
             (posted("fill"), posted("wallet"), posted("gas")),
-            (4, 4, 2),
-            "the fill's two legs, the wallet's two tokens and its gas, each a debit and a \
-             credit: {lines:?}"
+            (6, 4, 2),
+            "the strategy's share (the fill's two legs and its gas against the network), the \
+             wallet's two tokens and its gas, each a debit and a credit: {lines:?}"
         );
     }
 
@@ -1684,6 +1684,53 @@ async fn live_path(database: &str) {
     }
     let (ok, text) = reconcile_cli(database, &anvil.endpoint(), account, false).await;
     assert!(ok && text.contains("difference: zero"), "{text}");
+
+    // 18. Gas on the strategy's book. Every receipt of a momentum task (filled, reverted
+    // or its cancel) books its gas in ether on the strategy's book against the network;
+    // the gap's cancel, no strategy's, is only the wallet's. The book leaves ether out of
+    // its value until there is an ether mark, then counts it as a cost at the mark,
+    // rounded against the book.
+    let lines = store.lines(None).await.expect("lines");
+    let pos = stratbox_engine::ledger::positions(&lines).expect("balanced");
+    let ether = |acct: String| {
+        pos.get(&(acct, stratbox_engine::ledger::ETHER.to_owned()))
+            .copied()
+            .unwrap_or_default()
+    };
+    let strategy_gas = ether(book_account.clone());
+    let network = ether(stratbox_engine::ledger::network_account(&account_hex));
+    let wallet_gas = ether(stratbox_engine::ledger::gas_account(&account_hex));
+    let gap_receipt = provider
+        .get_transaction_receipt(gaps[0].tx_hash.parse().expect("hash"))
+        .await
+        .expect("rpc")
+        .expect("the gap's cancel was mined");
+    let gap_gas = U256::from(gap_receipt.gas_used) * U256::from(gap_receipt.effective_gas_price);
+    assert!(
+        strategy_gas.negative && !network.negative,
+        "{strategy_gas} {network}"
+    );
+    assert_eq!(strategy_gas.magnitude, network.magnitude);
+    assert_eq!(
+        network.magnitude + gap_gas,
+        wallet_gas.magnitude,
+        "the strategy paid every wei of the wallet's gas but the gap's"
+    );
+    let (unmarked, _, _) = engine.book("momentum", &account_hex).expect("a book");
+    let mark = U256::from(2_000u64) * U256::from(E18);
+    engine.set_ether_mark(mark, provider.get_block_number().await.expect("head"));
+    let (marked, _, _) = engine.book("momentum", &account_hex).expect("a book");
+    let cost = (network.magnitude * mark).div_ceil(U256::from(E18));
+    assert_eq!(
+        unmarked.equity - marked.equity,
+        cost,
+        "gas at 2000 per ether"
+    );
+    assert_eq!(unmarked.cash - marked.cash, cost);
+    assert_eq!(
+        unmarked.gross_exposure, marked.gross_exposure,
+        "gas is no exposure"
+    );
 
     // What revm predicted against each receipt. A trade submitted alone on the head is
     // included on the state it was simulated on: equal amounts. Trades submitted while

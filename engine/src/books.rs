@@ -18,6 +18,12 @@
 //! book a fresh daily-loss allowance. A book with no stored marks starts them at its
 //! equity then.
 //!
+//! Ether on a book is the gas its live trades paid (strategies do not trade ether). It is
+//! valued at the ether mark (an ETH feed in the quote token, see
+//! [`crate::price_sources`]): it moves equity and cash, never exposure. Without a mark
+//! ether is left out of the valuation: counting wei as quote units at par would be wrong
+//! by many orders of magnitude, in either direction.
+//!
 //! Simplification, documented: with several pools of different quote tokens the values
 //! are summed as if the quote units were one; the embedded chain has one pool.
 
@@ -27,7 +33,7 @@ use ruint::aliases::U512;
 use stratbox_proto::U256;
 use stratbox_sdk::math::{liquidity_amounts, tick_math};
 
-use crate::ledger::{Entry, Side, Signed};
+use crate::ledger::{ETHER, Entry, Side, Signed};
 use crate::proposal::{Address, hex_address};
 use crate::simulation::PoolInfo;
 use stratbox_sdk::math::price::token0_in_token1;
@@ -42,6 +48,8 @@ pub struct Marks {
     token0: HashMap<String, U256>,
     /// pool (lowercase hex) -> its state.
     pools: HashMap<String, PoolInfo>,
+    /// Quote-unit raw units per ether (10^18 wei), when an ether feed is configured.
+    ether: Option<U256>,
 }
 
 impl Marks {
@@ -54,6 +62,29 @@ impl Marks {
             m.pools.insert(hex_address(addr), *info);
         }
         m
+    }
+
+    /// These marks with ether priced at `mark` (quote raw units per 10^18 wei).
+    pub fn with_ether(mut self, mark: Option<U256>) -> Marks {
+        self.ether = mark;
+        self
+    }
+}
+
+/// Ether's value at `mark`, rounded so a cost is never understated: down for what the book
+/// holds, up for what it owes.
+fn ether_value(wei: U256, mark: U256, owed: bool) -> U256 {
+    saturate(ether_value_wide(wei, mark, owed))
+}
+
+/// [`ether_value`] in 512 bits (cannot overflow).
+pub(crate) fn ether_value_wide(wei: U256, mark: U256, owed: bool) -> U512 {
+    let e18 = U512::from(10u64).pow(U512::from(18u8));
+    let product = U512::from(wei) * U512::from(mark);
+    if owed {
+        product.div_ceil(e18)
+    } else {
+        product / e18
     }
 }
 
@@ -298,7 +329,8 @@ impl Book {
 
     /// What the book holds per token, as a strategy trading it is shown: `capital` in
     /// each `quote` token (the unit the capital is counted in) plus the net of its fills.
-    /// Liquidity positions are not tokens and are left out. A net short holding (a shadow
+    /// Liquidity positions are not tokens and are left out, as is the ether gas cost (the
+    /// account's, not a token the strategy holds). A net short holding (a shadow
     /// book may sell what it never bought) is 0: these are what the account can spend.
     pub fn token_balances(
         &self,
@@ -311,7 +343,7 @@ impl Book {
             out.insert(token.clone(), saturate(capital));
         }
         for (asset, (d, c)) in &self.balances {
-            if asset.starts_with("lp:") {
+            if asset.starts_with("lp:") || asset == ETHER {
                 continue;
             }
             let debits = if quote.contains(asset) {
@@ -339,7 +371,16 @@ impl Book {
             if bal.is_zero() {
                 continue;
             }
-            let (key, value, is_cash) = if asset.starts_with("lp:") {
+            let (key, value, is_cash) = if asset == ETHER {
+                match marks.ether {
+                    Some(mark) => (
+                        asset.clone(),
+                        ether_value(bal.magnitude, mark, bal.negative),
+                        true,
+                    ),
+                    None => continue,
+                }
+            } else if asset.starts_with("lp:") {
                 match lp_value(asset, bal.magnitude, marks) {
                     Some((k, v)) => (k, v, false),
                     None => continue,
@@ -428,6 +469,40 @@ mod tests {
             gross_exposure: exposures.values().copied().sum(),
             exposures,
         }
+    }
+
+    #[test]
+    fn gas_in_ether_is_a_cost_at_the_ether_mark_and_nothing_without_one() {
+        let mut book = Book::new("s");
+        // Paid 0.0015 ether of gas (the strategy's book owes it to the network).
+        book.apply(ETHER, Side::Credit, U256::from(1_500_000_000_000_000u64));
+        let capital = U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u8));
+        // 2000 quote tokens (18 decimals) per ether: 3 quote tokens of gas.
+        let mark = U256::from(2_000u64) * U256::from(10u64).pow(U256::from(18u8));
+        let v = book.value(capital, &Marks::default().with_ether(Some(mark)));
+        let three = U256::from(3u64) * U256::from(10u64).pow(U256::from(18u8));
+        assert_eq!((v.equity, v.cash), (capital - three, capital - three));
+        assert_eq!(
+            v.gross_exposure,
+            U256::ZERO,
+            "gas is a cost, not a position"
+        );
+        assert!(v.exposures.is_empty());
+        // Without a mark the wei are not counted as quote units at par.
+        let v = book.value(capital, &Marks::default());
+        assert_eq!((v.equity, v.cash), (capital, capital));
+        // What is owed rounds up: 1 wei at 1 raw unit per ether still costs one raw unit.
+        assert_eq!(
+            ether_value(U256::from(1u8), U256::from(1u8), true),
+            U256::from(1u8)
+        );
+        assert_eq!(
+            ether_value(U256::from(1u8), U256::from(1u8), false),
+            U256::ZERO
+        );
+        // Strategies are not shown ether among their tokens.
+        let shown = book.token_balances(capital, &BTreeSet::new());
+        assert!(!shown.contains_key(ETHER), "{shown:?}");
     }
 
     #[test]

@@ -165,7 +165,29 @@ impl ForkFollower {
             };
             (twap, feed)
         });
-        let readings = futures::future::join_all(reads).await;
+        let (readings, ether) = futures::future::join(
+            futures::future::join_all(reads),
+            reader.ether_mark(block.number, block.timestamp),
+        )
+        .await;
+        match ether {
+            Some(Ok(mark)) => {
+                if self
+                    .engine
+                    .set_ether_mark(mark, block.number)
+                    .is_some_and(|was| was.stale)
+                {
+                    tracing::info!(block = block.number, "the ether mark is fresh again");
+                }
+            }
+            // Gas stays valued at the last fresh mark; said once when the feed goes stale.
+            Some(Err(why)) => {
+                if self.engine.ether_mark_stale(&why) {
+                    tracing::warn!(block = block.number, reason = %why, "the ether feed is not fresh: gas is valued at its last fresh mark");
+                }
+            }
+            None => {}
+        }
         for ((_, token0, token1, sqrt), (twap, feed)) in pools.iter().zip(readings) {
             let market = market_key(token0, token1);
             self.engine.set_oracle_spot(&market, spot_price_e18(*sqrt));

@@ -163,6 +163,25 @@ impl Posting {
         }
     }
 
+    /// This posting with `wei` of gas paid by `strategy_acct` to the network (see
+    /// [`network_account`]) added; it still balances (one debit, one credit).
+    pub fn with_strategy_gas(mut self, strategy_acct: &str, account: &str, wei: U256) -> Posting {
+        if !wei.is_zero() {
+            for (acct, side) in [
+                (network_account(account), Side::Debit),
+                (strategy_acct.to_owned(), Side::Credit),
+            ] {
+                self.entries.push(Entry {
+                    account: acct,
+                    asset: ETHER.to_owned(),
+                    side,
+                    amount: wei,
+                });
+            }
+        }
+        self
+    }
+
     /// The entries, which balance per asset (checked at construction).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
@@ -294,6 +313,12 @@ pub fn markets_account(account: &str) -> String {
 /// Gas the account paid, in wei: an expense.
 pub fn gas_account(account: &str) -> String {
     format!("gas:{account}")
+}
+
+/// Where a strategy's book pays the gas of its live trades: the strategy-side counterpart
+/// of [`gas_account`] (the wallet's view). Kept apart from it so each view balances alone.
+pub fn network_account(account: &str) -> String {
+    format!("network:{account}")
 }
 
 /// The id of `account`'s opening posting: one per account.

@@ -42,7 +42,7 @@ pub use access::{Access, Role};
 pub use catalog::StrategyCheck;
 pub use chain::ChainState;
 pub use engine::{
-    Engine, EngineError, EngineHandle, EngineSettings, Recovery, market_key, sim_address,
+    Engine, EngineError, EngineHandle, EngineSettings, EtherMark, Recovery, market_key, sim_address,
 };
 pub use fsm::TaskState;
 pub use permissions::PermissionView;

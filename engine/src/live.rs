@@ -1383,6 +1383,7 @@ impl Live {
         // it reverted) and the gas it paid either way.
         let moves = token_moves(&logs, self.config.account);
         let gas_wei = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+        let fill = self.strategy_share(task, fill, gas_wei, "gas of a reverted trade");
         let mut postings: Vec<Posting> = fill.iter().map(|(_, _, p)| p.clone()).collect();
         if !moves.is_empty() {
             postings.push(ledger::wallet_posting(&task.task_id, &self.account, &moves));
@@ -1472,11 +1473,13 @@ impl Live {
     ) -> Result<Vec<(String, TaskState)>, LiveError> {
         let block = receipt.block_number.unwrap_or_default();
         let gas_wei = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
-        let mut postings = Vec::new();
+        let share = self.strategy_share(task, None, gas_wei, "gas of the cancel");
+        let mut postings: Vec<Posting> = share.iter().map(|(_, _, p)| p.clone()).collect();
         if !gas_wei.is_zero() {
-            let mut gas = ledger::gas_posting(&task.task_id, &self.account, gas_wei);
-            gas.posting_id = inclusion_posting_id(&gas.posting_id, task.reorgs);
-            postings.push(gas);
+            postings.push(ledger::gas_posting(&task.task_id, &self.account, gas_wei));
+        }
+        for p in &mut postings {
+            p.posting_id = inclusion_posting_id(&p.posting_id, task.reorgs);
         }
         let update = LiveUpdate {
             postings,
@@ -1522,6 +1525,9 @@ impl Live {
             .await?;
         if !moved {
             return Ok(Vec::new());
+        }
+        if let Some((strategy, account, posting)) = &share {
+            self.engine.book_live_fill(strategy, account, posting);
         }
         warn!(detail = %detail, "live trade cancelled");
         Ok(vec![(task.task_id.clone(), TaskState::Expired)])
@@ -1647,6 +1653,38 @@ impl Live {
             .await
             .map_err(|e| LiveError::Engine(e.to_string()))?;
         Ok(Some(r))
+    }
+
+    /// What a receipt does to the strategy's book (`<task>:fill`): its fill, if it filled,
+    /// and the gas it paid in ether (valued at the ether mark, see [`crate::books`]) — a
+    /// reverted trade or a cancel costs its strategy gas too. `None` if there is nothing
+    /// to book or the task's proposal no longer reads.
+    fn strategy_share(
+        &self,
+        task: &LiveTask,
+        fill: Option<(String, String, Posting)>,
+        gas_wei: U256,
+        memo: &str,
+    ) -> Option<(String, String, Posting)> {
+        let (strategy, account, posting) = match fill {
+            Some(f) => f,
+            None if gas_wei.is_zero() => return None,
+            None => {
+                let p = v1::Proposal::decode(task.proposal.as_slice()).ok()?;
+                let cp = proposal::check(&p).ok()?;
+                let empty = Posting::new(
+                    format!("{}:fill", task.task_id),
+                    task.task_id.clone(),
+                    memo.to_owned(),
+                    Vec::new(),
+                )
+                .ok()?;
+                (cp.strategy, cp.account, empty)
+            }
+        };
+        let book = ledger::strategy_account(&strategy, &account);
+        let posting = posting.with_strategy_gas(&book, &self.account, gas_wei);
+        Some((strategy, account, posting))
     }
 
     /// The ledger posting of a confirmed trade's real fill between the strategy's book and

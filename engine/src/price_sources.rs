@@ -18,6 +18,11 @@
 //! The chain's two sources are read at the followed block, from the node, every block;
 //! a source that cannot be read or is not fresh is marked stale in the guard with the
 //! reason, which every refusal then names.
+//!
+//! Beside the guard's sources, an optional **ether mark**: a Chainlink-style ETH feed in the
+//! quote token, read the same way every block. Gas is paid in ether, so a live strategy's
+//! book holds (negative) ether; the mark values it in the quote unit (see
+//! [`crate::books::Marks`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -49,7 +54,22 @@ pub struct SourcesConfig {
     pub feeds: Vec<([u8; 20], [u8; 20])>,
     /// A feed round older than this at the block's time is not fresh.
     pub feed_max_age: Duration,
+    /// The feed that prices ether in the quote token: the ether mark gas is valued at.
+    pub ether_feed: Option<EtherFeed>,
 }
+
+/// A Chainlink-style feed quoting one ether in whole `quote` tokens (an ETH/USD-style
+/// feed, with `quote` the stablecoin the books are counted in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EtherFeed {
+    /// The feed's address.
+    pub feed: [u8; 20],
+    /// The token its answers are in: the books' quote unit.
+    pub quote: [u8; 20],
+}
+
+/// Ether's decimals: a wei is 10^-18 ether.
+const ETHER_DECIMALS: u8 = 18;
 
 impl Default for SourcesConfig {
     fn default() -> Self {
@@ -57,6 +77,7 @@ impl Default for SourcesConfig {
             twap_window: Duration::from_secs(60),
             feeds: Vec::new(),
             feed_max_age: Duration::from_secs(300),
+            ether_feed: None,
         }
     }
 }
@@ -68,7 +89,7 @@ pub type Reading = Result<U256, String>;
 pub struct SourceReader {
     provider: DynProvider,
     cfg: SourcesConfig,
-    /// Feed -> (feed decimals, token0 decimals, token1 decimals); read once per feed.
+    /// Feed -> (feed decimals, base decimals, quote decimals); read once per feed.
     decimals: tokio::sync::Mutex<HashMap<[u8; 20], (u8, u8, u8)>>,
 }
 
@@ -137,11 +158,35 @@ impl SourceReader {
     pub async fn chainlink(
         &self,
         feed: [u8; 20],
-        tokens: ([u8; 20], [u8; 20]),
+        (token0, token1): ([u8; 20], [u8; 20]),
         block: u64,
         block_time: u64,
     ) -> Reading {
-        let (feed_decimals, d0, d1) = self.decimals(feed, tokens, block).await?;
+        self.round_price(feed, Some(token0), token1, block, block_time)
+            .await
+    }
+
+    /// The ether mark at `block`: quote-token raw units per ether (10^18 wei), if the
+    /// ether feed is configured (`None` otherwise) and fresh.
+    pub async fn ether_mark(&self, block: u64, block_time: u64) -> Option<Reading> {
+        let f = self.cfg.ether_feed?;
+        Some(
+            self.round_price(f.feed, None, f.quote, block, block_time)
+                .await,
+        )
+    }
+
+    /// The feed's latest round, fresh at `block_time`, as raw `quote` per raw `base` with
+    /// 18 decimals; `base` `None` is ether.
+    async fn round_price(
+        &self,
+        feed: [u8; 20],
+        base: Option<[u8; 20]>,
+        quote: [u8; 20],
+        block: u64,
+        block_time: u64,
+    ) -> Reading {
+        let (feed_decimals, d0, d1) = self.decimals(feed, base, quote, block).await?;
         let round = self
             .call(feed, MockV3Aggregator::latestRoundDataCall {}, block)
             .await
@@ -173,7 +218,8 @@ impl SourceReader {
     async fn decimals(
         &self,
         feed: [u8; 20],
-        (token0, token1): ([u8; 20], [u8; 20]),
+        base: Option<[u8; 20]>,
+        quote: [u8; 20],
         block: u64,
     ) -> Result<(u8, u8, u8), String> {
         let mut known = self.decimals.lock().await;
@@ -184,14 +230,17 @@ impl SourceReader {
             .call(feed, MockV3Aggregator::decimalsCall {}, block)
             .await
             .map_err(|e| format!("the feed's decimals: {e}"))?;
-        let d0 = self
-            .call(token0, IERC20::decimalsCall {}, block)
-            .await
-            .map_err(|e| format!("token0's decimals: {e}"))?;
+        let d0 = match base {
+            Some(token) => self
+                .call(token, IERC20::decimalsCall {}, block)
+                .await
+                .map_err(|e| format!("the base token's decimals: {e}"))?,
+            None => ETHER_DECIMALS,
+        };
         let d1 = self
-            .call(token1, IERC20::decimalsCall {}, block)
+            .call(quote, IERC20::decimalsCall {}, block)
             .await
-            .map_err(|e| format!("token1's decimals: {e}"))?;
+            .map_err(|e| format!("the quote token's decimals: {e}"))?;
         known.insert(feed, (f, d0, d1));
         Ok((f, d0, d1))
     }

@@ -16,7 +16,10 @@
 //! - (c) A's feeder stops for more than the guard's `max_age_blocks`: `oracle_missing`, B
 //!   trades; its next push resumes A;
 //! - a push with no key, a host's key, or a feeder's key for a pool the engine does not
-//!   trade is refused.
+//!   trade is refused;
+//! - the ether mark (a third `MockV3Aggregator`, 2000 of market A's token1 per ether, kept
+//!   by A's keeper) is read every block, kept at its last fresh price and flagged stale
+//!   while A's keeper is away, and fresh again after.
 //!
 //! SQLite only: the guard's state is in memory and nothing here touches the store's SQL.
 
@@ -30,7 +33,7 @@ use alloy::providers::{Provider, RootProvider};
 use alloy_primitives::{Address as EvmAddress, I256, U256 as EvmU256};
 use common::*;
 use stratbox_engine::follow::ForkFollower;
-use stratbox_engine::price_sources::SourcesConfig;
+use stratbox_engine::price_sources::{EtherFeed, SourcesConfig};
 use stratbox_engine::{ChainState, Engine, EngineSettings, Role, Store, server};
 use stratbox_evm::anvil::Anvil;
 use stratbox_evm::deploy::{self, DeployConfig, Deployment, PRICE_ONE_X96};
@@ -44,12 +47,15 @@ const WINDOW: u64 = 120;
 const FEED_MAX_AGE: u64 = 300;
 /// Price 1 with the feed's 8 decimals (both tokens have 18).
 const ONE_E8: i64 = 100_000_000;
+/// The ether feed's answer: 2000 quote tokens per ether, 8 decimals.
+const ETHER_E8: i64 = 2_000 * ONE_E8;
 
 struct Setup {
     anvil: Anvil,
     p: RootProvider,
     markets: [Deployment; 2],
     feeds: [EvmAddress; 2],
+    ether_feed: EvmAddress,
     engine: Engine,
     follower: ForkFollower,
     client: TradingEngineClient<tonic::transport::Channel>,
@@ -102,6 +108,10 @@ impl Setup {
             markets.push(d);
             feeds.push(feed);
         }
+        let ether_feed =
+            deploy::deploy_price_feed(&p, deployer, 8, I256::try_from(ETHER_E8).expect("i256"))
+                .await
+                .expect("ether feed");
         let markets: [Deployment; 2] = markets.try_into().expect("two");
         let feeds: [EvmAddress; 2] = feeds.try_into().expect("two");
         // A window of history: before it the pools' oracles cannot answer (`OLD`).
@@ -125,6 +135,10 @@ impl Setup {
                     .map(|(d, f)| (d.pool.into_array(), f.into_array()))
                     .collect(),
                 feed_max_age: Duration::from_secs(FEED_MAX_AGE),
+                ether_feed: Some(EtherFeed {
+                    feed: ether_feed.into_array(),
+                    quote: markets[0].token1.into_array(),
+                }),
             })
             .expect("sources");
 
@@ -148,6 +162,7 @@ impl Setup {
             p,
             markets,
             feeds,
+            ether_feed,
             engine,
             follower,
             client,
@@ -164,6 +179,22 @@ impl Setup {
         )
         .await
         .expect("updateAnswer");
+        if i == 0 {
+            deploy::update_price_feed(
+                &self.p,
+                self.anvil.accounts()[0],
+                self.ether_feed,
+                I256::try_from(ETHER_E8).expect("i256"),
+            )
+            .await
+            .expect("updateAnswer on the ether feed");
+        }
+    }
+
+    /// The engine's ether mark: (quote raw units per ether, stale).
+    fn ether_mark(&self) -> (stratbox_proto::U256, bool) {
+        let m = self.engine.ether_mark().expect("an ether mark");
+        (m.price, m.stale)
     }
 
     fn push_request(&self, pool: EvmAddress) -> v1::PushReferencePriceRequest {
@@ -313,10 +344,17 @@ async fn three_sources_halt_only_the_affected_market_and_resume_on_a_fresh_round
         keeper: [false, true],
         feeder: [true, true],
     };
+    let ether = e(2_000, 18);
+    assert_eq!(s.ether_mark(), (ether, false), "2000 token1 per ether");
     assert_eq!(
         s.round("feed-stale", a_silent).await,
         codes("oracle_missing", "ok"),
         "A's Chainlink round is too old: A halts, B trades"
+    );
+    assert_eq!(
+        s.ether_mark(),
+        (ether, true),
+        "the ether feed's round is as old: the last fresh mark, flagged stale"
     );
     assert_eq!(
         s.round("feed-still-stale", a_silent).await,
@@ -327,6 +365,7 @@ async fn three_sources_halt_only_the_affected_market_and_resume_on_a_fresh_round
         codes("ok", "ok"),
         "a new round on A's feed, with the other sources after it: A resumes"
     );
+    assert_eq!(s.ether_mark(), (ether, false), "a new ether round: fresh");
 
     // (c) A's feeder stops pushing; the chain goes on for more than max_age_blocks (10).
     let a_unfed = Acting {

@@ -11,7 +11,7 @@ use stratbox_bus::{CHAIN_EVENTS_STREAM, RedisBus, RedisBusConfig};
 use stratbox_engine::follow::ForkFollower;
 use stratbox_engine::gates::{load_risk_config, spot_price_e18};
 use stratbox_engine::live::{Live, LiveConfig, LiveError, SignerEndpoint};
-use stratbox_engine::price_sources::SourcesConfig;
+use stratbox_engine::price_sources::{EtherFeed, SourcesConfig};
 use stratbox_engine::replace::ReplacePolicy;
 use stratbox_engine::route::PrivateRoute;
 use stratbox_engine::sentinel::{Sentinel, SentinelConfig};
@@ -104,6 +104,11 @@ pub struct Args {
     /// A feed round whose `updatedAt` is older than this at the block's time is not fresh.
     #[arg(long, default_value = "1h", value_parser = super::up::parse_duration)]
     pub feed_max_age: Duration,
+    /// On a `--chain`: a Chainlink-style ETH feed quoting one ether in the books' quote
+    /// token (the first pool's token1), 0x address: the ether mark live gas is valued at on
+    /// strategies' books. Without it gas is booked in ether but left out of book values.
+    #[arg(long = "ether-feed", value_parser = parse_ether_feed)]
+    pub ether_feed: Option<[u8; 20]>,
     /// With `--chain`: run the chain adapter, publishing the pools' events (stamped with
     /// `last_sync_block`) on this Redis bus's `stream:chain:events`. The engine's watermark
     /// and fork then follow the blocks it publishes.
@@ -233,6 +238,10 @@ fn parse_value(s: &str) -> Result<stratbox_proto::U256, String> {
 /// How often a starting engine tries its live path's recovery pass against a signer or node
 /// that fails, before it starts anyway and leaves the rest to the live path's steps.
 const RECOVERY_TRIES: u32 = 10;
+
+fn parse_ether_feed(s: &str) -> Result<[u8; 20], String> {
+    stratbox_proto::parse_address(s.trim()).map_err(|e| format!("--ether-feed {s:?}: {e}"))
+}
 
 fn parse_price_feed(s: &str) -> Result<([u8; 20], [u8; 20]), String> {
     let (pool, feed) = s
@@ -653,6 +662,14 @@ async fn follow_chain(
                 twap_window: args.twap_window,
                 feeds: args.price_feeds.clone(),
                 feed_max_age: args.feed_max_age,
+                ether_feed: match args.ether_feed {
+                    None => None,
+                    Some(feed) => {
+                        let quote = engine.chain().pool_infos().first().map(|(_, i)| i.token1);
+                        let quote = quote.context("--ether-feed: the engine trades no pool")?;
+                        Some(EtherFeed { feed, quote })
+                    }
+                },
             })
             .map_err(anyhow::Error::msg)?
     };

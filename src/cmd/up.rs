@@ -32,7 +32,7 @@ use anyhow::Context;
 use stratbox_bus::{Bus, CHAIN_EVENTS_STREAM, MemoryBus};
 use stratbox_engine::ledger::{self, Signed};
 use stratbox_engine::live::{Live, LiveConfig};
-use stratbox_engine::price_sources::SourcesConfig;
+use stratbox_engine::price_sources::{EtherFeed, SourcesConfig};
 use stratbox_engine::proposal::hex_address;
 use stratbox_engine::reconcile::Reconciliation;
 use stratbox_engine::sentinel::{Sentinel, SentinelConfig};
@@ -573,6 +573,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     twap_window: TWAP_WINDOW,
                     feeds,
                     feed_max_age: FEED_MAX_AGE,
+                    ether_feed: market.ether_feed().map(|f| EtherFeed {
+                        feed: f.into_array(),
+                        quote: market.deployment().token1.into_array(),
+                    }),
                 })
                 .map_err(anyhow::Error::msg)?,
             );

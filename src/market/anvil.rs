@@ -43,6 +43,23 @@ struct Outside {
     feed: Address,
     /// Raw token1 per raw token0, 18 decimals (the engine's price unit).
     fair_e18: U256,
+    /// The ETH feed in token1 (the ether mark gas is valued at) and when its keeper last
+    /// sent a round.
+    ether_feed: Address,
+    ether_kept: std::time::Instant,
+}
+
+/// The demo's ether price: 2000 token1 per ether (a stable ETH/USD-like figure).
+pub const ETHER_PRICE: u64 = 2_000;
+/// How often the keeper sends a round to the ether feed: well within any sensible
+/// `feed_max_age`, and rarely enough that the walk's blocks are mostly swaps.
+const ETHER_KEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The ether feed's answer: [`ETHER_PRICE`] with [`FEED_DECIMALS`].
+fn ether_answer() -> alloy_primitives::I256 {
+    alloy_primitives::I256::from_raw(U256::from(
+        ETHER_PRICE * 10u64.pow(u32::from(FEED_DECIMALS)),
+    ))
 }
 
 /// A running Anvil with stratbox's contracts. Dropping it kills Anvil.
@@ -125,6 +142,14 @@ impl AnvilMarket {
         )
         .await
         .context("deploying the price feed")?;
+        let ether_feed = stratbox_evm::deploy::deploy_price_feed(
+            &self.provider,
+            self.trader,
+            FEED_DECIMALS,
+            ether_answer(),
+        )
+        .await
+        .context("deploying the ether feed")?;
         let _: serde_json::Value = self
             .provider
             .raw_request("evm_increaseTime".into(), [twap_window.as_secs()])
@@ -145,15 +170,28 @@ impl AnvilMarket {
         )
         .await
         .context("the keeper's first update of the price feed")?;
-        self.outside = Some(Outside { feed, fair_e18 });
+        stratbox_evm::deploy::update_price_feed(
+            &self.provider,
+            self.trader,
+            ether_feed,
+            ether_answer(),
+        )
+        .await
+        .context("the keeper's first update of the ether feed")?;
+        self.outside = Some(Outside {
+            feed,
+            fair_e18,
+            ether_feed,
+            ether_kept: std::time::Instant::now(),
+        });
         Ok(feed)
     }
 
-    /// The keeper's round now, at the outside price: before the chain is followed, so the
-    /// feed is fresh when the first proposal is judged however long the start took (the
-    /// signer's first key ceremony takes a minute or more, and the chain's clock runs on).
+    /// The keeper's rounds now, on both feeds: before the chain is followed, so they are
+    /// fresh when the first proposal is judged however long the start took (the signer's
+    /// first key ceremony takes a minute or more, and the chain's clock runs on).
     pub async fn keep(&mut self) -> anyhow::Result<()> {
-        if let Some(outside) = &self.outside {
+        if let Some(outside) = &mut self.outside {
             stratbox_evm::deploy::update_price_feed(
                 &self.provider,
                 self.trader,
@@ -162,9 +200,24 @@ impl AnvilMarket {
             )
             .await
             .context("the keeper's update of the price feed")?;
-            self.blocks += 1;
+            stratbox_evm::deploy::update_price_feed(
+                &self.provider,
+                self.trader,
+                outside.ether_feed,
+                ether_answer(),
+            )
+            .await
+            .context("the keeper's update of the ether feed")?;
+            outside.ether_kept = std::time::Instant::now();
+            self.blocks += 2;
         }
         Ok(())
+    }
+
+    /// The Chainlink-style ETH feed in token1 the keeper updates (the ether mark), once
+    /// [`AnvilMarket::start_price_sources`] ran.
+    pub fn ether_feed(&self) -> Option<Address> {
+        self.outside.as_ref().map(|o| o.ether_feed)
     }
 
     /// The Chainlink-style feed the keeper updates, once
@@ -284,6 +337,20 @@ impl AnvilMarket {
             )
             .await
             .context("the keeper's update of the price feed")?;
+            self.blocks += 1;
+        }
+        if let Some(outside) = &mut self.outside
+            && outside.ether_kept.elapsed() >= ETHER_KEEP_EVERY
+        {
+            stratbox_evm::deploy::update_price_feed(
+                &self.provider,
+                self.trader,
+                outside.ether_feed,
+                ether_answer(),
+            )
+            .await
+            .context("the keeper's update of the ether feed")?;
+            outside.ether_kept = std::time::Instant::now();
             self.blocks += 1;
         }
         Ok(receipt)

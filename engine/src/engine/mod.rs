@@ -57,6 +57,7 @@ pub use reads::{MAX_PAGE, task_to_wire};
 use recovery::load_books;
 pub use recovery::{EXPIRED_ON_RECOVERY, Recovery};
 pub use risk_limits::{Cancelled, Proposed, RiskChange, RiskLimitsView};
+pub use valuation::EtherMark;
 use valuation::*;
 
 /// Why an engine call failed (a refused proposal is not an error: it is a REJECTED task).
@@ -197,6 +198,10 @@ struct Inner {
     alerts: crate::alert::Alerts,
     /// The risk monitor's clock and its unwinds in flight (see `monitor`).
     monitor: monitor::Monitor,
+    /// The ether mark (see `valuation`); a short lock, never held across I/O.
+    ether: Mutex<Option<EtherMark>>,
+    /// Whether a stale ether feed that never had a fresh round was said already.
+    ether_never_fresh: std::sync::atomic::AtomicBool,
 }
 
 /// The in-process engine; cheap to clone (every clone is the same engine).
@@ -302,6 +307,8 @@ impl Engine {
                 limits: risk_limits::Timelock::new(settings.risk_timelock, risk_version),
                 alerts,
                 monitor: monitor::Monitor::new(settings.max_block_age),
+                ether: Mutex::new(None),
+                ether_never_fresh: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         spawn_permission_flush(Arc::downgrade(&engine.inner));
@@ -872,7 +879,7 @@ impl Engine {
         let chain = self.chain();
         let pool_info: HashMap<Address, PoolInfo> = chain.pool_infos().iter().copied().collect();
         let block = chain.block_number();
-        let marks = Marks::new(pool_info.iter());
+        let marks = Marks::new(pool_info.iter()).with_ether(self.ether_mark().map(|m| m.price));
 
         // Gates.
         let t_gates = Instant::now();
@@ -1166,7 +1173,7 @@ impl Engine {
             return;
         }
         let chain = self.chain();
-        let marks = marks_of(&chain);
+        let marks = self.marks(&chain);
         let changed: Vec<(&str, &str)> = booked.iter().map(|(s, a, _)| (*s, *a)).collect();
         let mut book = lock(&self.inner.risk);
         held.release(&mut book);
@@ -1185,7 +1192,7 @@ impl Engine {
     /// A live fill a reorg took back (see [`crate::live`]): the book no longer holds it.
     pub fn unbook_live_fill(&self, strategy: &str, account: &str, reversal: &Posting) {
         let chain = self.chain();
-        let marks = marks_of(&chain);
+        let marks = self.marks(&chain);
         let mut book = lock(&self.inner.risk);
         book.on_reversal(strategy, account, reversal, &marks, now_ms());
         self.inner

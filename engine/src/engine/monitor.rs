@@ -73,7 +73,7 @@ impl Engine {
     pub async fn on_block(&self, block: u64) -> BlockReport {
         *lock(&self.inner.monitor.last_block_at) = Instant::now();
         let chain = self.chain();
-        let marks = marks_of(&chain);
+        let marks = self.marks(&chain);
         let (halts, due) = {
             let mut book = lock(&self.inner.risk);
             let halts = book.mark_block(&marks, now_ms());
