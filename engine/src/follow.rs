@@ -141,12 +141,15 @@ impl ForkFollower {
     }
 }
 
+/// A pool, its token0 and token1, and its sqrt price, as the sources are read for it.
+type PricedPool = ([u8; 20], [u8; 20], [u8; 20], U256);
+
 impl ForkFollower {
     /// Reads every pool's sources at `block` into the guard and logs markets whose sources
     /// start or stop failing it; a start is also posted as an alert (`StratboxMarketHalted`,
     /// guard `oracle`).
     async fn read_sources(&self, reader: &SourceReader, block: &BlockHeader) {
-        let pools: Vec<([u8; 20], [u8; 20], [u8; 20], U256)> = self
+        let pools: Vec<PricedPool> = self
             .engine
             .chain()
             .pool_infos()
@@ -172,17 +175,15 @@ impl ForkFollower {
         .await;
         match ether {
             Some(Ok(mark)) => {
-                if self
-                    .engine
-                    .set_ether_mark(mark, block.number)
-                    .is_some_and(|was| was.stale)
-                {
+                let was = self.engine.set_ether_mark(mark, block.number);
+                if was.is_some_and(|w| w.stale) {
                     tracing::info!(block = block.number, "the ether mark is fresh again");
                 }
             }
             // Gas stays valued at the last fresh mark; said once when the feed goes stale.
             Some(Err(why)) => {
-                if self.engine.ether_mark_stale(&why) {
+                let first = self.engine.ether_mark_stale(&why);
+                if first {
                     tracing::warn!(block = block.number, reason = %why, "the ether feed is not fresh: gas is valued at its last fresh mark");
                 }
             }
