@@ -191,7 +191,13 @@ impl AnvilMarket {
     /// fresh when the first proposal is judged however long the start took (the signer's
     /// first key ceremony takes a minute or more, and the chain's clock runs on).
     pub async fn keep(&mut self) -> anyhow::Result<()> {
-        if let Some(outside) = &mut self.outside {
+        self.keep_price().await?;
+        self.keep_ether().await
+    }
+
+    /// A round on the price feed at the outside price.
+    async fn keep_price(&mut self) -> anyhow::Result<()> {
+        if let Some(outside) = &self.outside {
             stratbox_evm::deploy::update_price_feed(
                 &self.provider,
                 self.trader,
@@ -200,6 +206,14 @@ impl AnvilMarket {
             )
             .await
             .context("the keeper's update of the price feed")?;
+            self.blocks += 1;
+        }
+        Ok(())
+    }
+
+    /// A round on the ether feed.
+    async fn keep_ether(&mut self) -> anyhow::Result<()> {
+        if let Some(outside) = &mut self.outside {
             stratbox_evm::deploy::update_price_feed(
                 &self.provider,
                 self.trader,
@@ -209,7 +223,7 @@ impl AnvilMarket {
             .await
             .context("the keeper's update of the ether feed")?;
             outside.ether_kept = std::time::Instant::now();
-            self.blocks += 2;
+            self.blocks += 1;
         }
         Ok(())
     }
@@ -327,31 +341,15 @@ impl AnvilMarket {
         };
         self.blocks += 1;
         self.swaps += 1;
-        if let Some(outside) = &self.outside {
-            // The keeper: a new round on the feed at the outside price.
-            stratbox_evm::deploy::update_price_feed(
-                &self.provider,
-                self.trader,
-                outside.feed,
-                feed_answer(outside.fair_e18)?,
-            )
-            .await
-            .context("the keeper's update of the price feed")?;
-            self.blocks += 1;
-        }
-        if let Some(outside) = &mut self.outside
-            && outside.ether_kept.elapsed() >= ETHER_KEEP_EVERY
+        // The keeper: a new round on the feed at the outside price, and on the ether feed
+        // every ETHER_KEEP_EVERY.
+        self.keep_price().await?;
+        if self
+            .outside
+            .as_ref()
+            .is_some_and(|o| o.ether_kept.elapsed() >= ETHER_KEEP_EVERY)
         {
-            stratbox_evm::deploy::update_price_feed(
-                &self.provider,
-                self.trader,
-                outside.ether_feed,
-                ether_answer(),
-            )
-            .await
-            .context("the keeper's update of the ether feed")?;
-            outside.ether_kept = std::time::Instant::now();
-            self.blocks += 1;
+            self.keep_ether().await?;
         }
         Ok(receipt)
     }
