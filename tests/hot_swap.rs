@@ -49,28 +49,6 @@ fn is_swap(seq: u64) -> bool {
     seq % PER_BLOCK != PER_BLOCK - 1
 }
 
-async fn all_tasks(engine: &mut TradingEngineClient<Channel>) -> Vec<v1::Task> {
-    let mut out = Vec::new();
-    let mut page = String::new();
-    loop {
-        let r = engine
-            .list_tasks(v1::ListTasksRequest {
-                strategy: "hs".into(),
-                limit: 1000,
-                page_token: page.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("list tasks")
-            .into_inner();
-        out.extend(r.tasks);
-        if r.next_page_token.is_empty() {
-            return out;
-        }
-        page = r.next_page_token;
-    }
-}
-
 /// The newest rollout report of `host` about `hs` for `version`, once it has one.
 async fn report(
     registry: &mut RegistryClient<Channel>,
@@ -310,7 +288,7 @@ async fn hot_swap_refused_rollout_and_scaling_while_events_flow() {
 
     // Every proposal is one task; every event's tasks come from one version; the version
     // changes once, at one event boundary.
-    let tasks = all_tasks(&mut engine).await;
+    let tasks = support::all_tasks(&mut engine, "hs").await;
     let mut keys = HashSet::new();
     let mut by_event: BTreeMap<u64, Vec<&v1::Proposal>> = BTreeMap::new();
     for t in &tasks {
@@ -392,7 +370,7 @@ async fn hot_swap_refused_rollout_and_scaling_while_events_flow() {
         async || (events_handled(&scrape_now()) >= EVENTS + more).then_some(()),
     )
     .await;
-    let after: Vec<v1::Task> = all_tasks(&mut engine)
+    let after: Vec<v1::Task> = support::all_tasks(&mut engine, "hs")
         .await
         .into_iter()
         .filter(|t| {

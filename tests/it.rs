@@ -36,5 +36,6 @@ mod registry;
 mod registry_cli;
 mod risk_cli;
 mod signer_cli;
+mod strategy_memory;
 mod trace_e2e;
 mod up_cli;

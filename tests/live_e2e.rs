@@ -387,6 +387,50 @@ pub(crate) async fn submit<P: Provider>(engine: &Engine, head: &P, p: v1::Propos
     r[0].task_id.clone()
 }
 
+/// The outcome a host's follower of open tasks tells of `task_id`, asking the engine over
+/// gRPC as a host does.
+async fn told_of(engine: &Engine, task_id: &str) -> stratbox_host_service::OutcomeFor {
+    use stratbox_host_service::{EngineLink, OpenTask, RetryPolicy, Tracker, execution};
+    let listener = stratbox_engine::server::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(stratbox_engine::server::serve_grpc(
+        engine.clone(),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let link = EngineLink::new(&format!("http://{addr}"), RetryPolicy::default()).expect("link");
+    let (open, open_rx) = tokio::sync::mpsc::channel(4);
+    let (ended_tx, mut ended) = tokio::sync::mpsc::channel(4);
+    let (_shut, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(execution::follow_tasks(link, open_rx, ended_tx, shutdown));
+    let proposal = engine
+        .get_task(task_id)
+        .await
+        .expect("read")
+        .and_then(|t| t.proposal)
+        .expect("the task's proposal");
+    open.send(OpenTask {
+        task_id: task_id.to_owned(),
+        proposal,
+    })
+    .await
+    .expect("follower");
+    let (open, task) = tokio::time::timeout(Duration::from_secs(30), ended.recv())
+        .await
+        .expect("the follower tells the task's end")
+        .expect("an end");
+    let _ = stop.send(());
+    serving.await.expect("join").expect("served");
+    Tracker::new(5)
+        .followed(&open.proposal, &task, 0)
+        .expect("an end")
+}
+
 pub(crate) async fn wait_state(
     store: &Store,
     task_id: &str,
@@ -593,6 +637,21 @@ async fn live_path(database: &str) {
         Some(d.executor),
         "through the deployed executor"
     );
+
+    // What a host tells the strategy of it (world 0.2.0): a task the engine's answer left
+    // at STAGED, followed over gRPC to its receipt; told CONFIRMED with the chain's amounts,
+    // gas and block.
+    let told = told_of(&engine, &t1).await;
+    assert_eq!(
+        told.outcome.state,
+        stratbox_host::wit::v0_2::FinalState::Confirmed
+    );
+    assert_eq!(
+        (&told.outcome.filled_amount0, &told.outcome.filled_amount1),
+        (&done.actual_amount0, &done.actual_amount1)
+    );
+    assert_eq!(told.outcome.gas_used, receipt.gas_used);
+    assert_eq!(Some(told.outcome.block), receipt.block_number);
 
     // 2. Over the policy's per-transaction cap: the signer refuses, the nonce comes back.
     let big = submit(

@@ -229,6 +229,20 @@ fn up_json_keeps_raw_units() {
         json["ledger_entries"].as_u64().is_some_and(|n| n > 0),
         "{json}"
     );
+    // Every fill the host told a strategy (world 0.2.0's outcomes) it also reported to the
+    // engine, which keeps its slippage per task: as many figures as SIMULATED tasks (fewer
+    // only past 100 a second per strategy, which this short run does not reach).
+    let strategies = json["strategies"].as_object().expect("strategies");
+    let mut reported = 0;
+    for (name, states) in strategies {
+        let simulated = states["SIMULATED"].as_u64().unwrap_or(0);
+        let slipped = json["execution"][name]["slippage_bps"]["count"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no execution figures for {name}: {json}"));
+        assert_eq!(slipped, simulated, "{name}: {json}");
+        reported += slipped;
+    }
+    assert!(reported > 0, "{json}");
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub struct EngineService {
     /// Turns true when the server shuts down: `WatchBalances` streams end then, or the
     /// server would wait on them for ever.
     closing: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The most a strategy deployment's memory may hold, keys and values.
+    memory_cap: u64,
 }
 
 type BalancesStream = Pin<Box<dyn Stream<Item = Result<v1::BalancesUpdate, Status>> + Send>>;
@@ -52,7 +54,15 @@ impl EngineService {
             engine,
             access: None,
             closing: None,
+            memory_cap: crate::store::DEFAULT_MEMORY_CAP_BYTES,
         }
+    }
+
+    /// Caps every deployment's memory at `bytes` (keys and values) instead of the default
+    /// 64 KiB.
+    pub fn with_memory_cap(mut self, bytes: u64) -> Self {
+        self.memory_cap = bytes;
+        self
     }
 
     /// Ends `WatchBalances` streams once `closing` turns true (or its sender is dropped).
@@ -97,6 +107,9 @@ impl EngineService {
 }
 
 /// A strategy name as proposals carry it (the engine keys trackers by it).
+/// Most fills one `ReportExecution` may carry (a host sends a batch a second).
+const MAX_FILL_REPORTS: usize = 4096;
+
 fn check_strategy(name: &str) -> Result<(), Status> {
     if name.is_empty() || name.len() > crate::proposal::MAX_NAME_LEN {
         return Err(Status::invalid_argument(format!(
@@ -139,8 +152,129 @@ fn status(e: EngineError) -> Status {
     }
 }
 
+fn memory_status(e: crate::store::MemoryPutError) -> Status {
+    use crate::store::MemoryPutError;
+    match e {
+        e @ MemoryPutError::Full { .. } => Status::resource_exhausted(e.to_string()),
+        e @ MemoryPutError::Key(_) => Status::invalid_argument(e.to_string()),
+        MemoryPutError::Store(e) => {
+            error!(error = %e, "storing strategy memory");
+            Status::unavailable(e.to_string())
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl TradingEngine for EngineService {
+    async fn get_strategy_memory(
+        &self,
+        request: Request<v1::GetStrategyMemoryRequest>,
+    ) -> Result<Response<v1::StrategyMemory>, Status> {
+        self.host(&request).await?;
+        let req = request.into_inner();
+        check_strategy(&req.strategy)?;
+        let store = self.engine.store();
+        let entries = store
+            .strategy_memory(&req.strategy)
+            .await
+            .map_err(|e| status(EngineError::from(e)))?;
+        let used_bytes = entries
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        Ok(Response::new(v1::StrategyMemory {
+            strategy: req.strategy,
+            entries: entries
+                .into_iter()
+                .map(|(key, value)| v1::MemoryEntry { key, value })
+                .collect(),
+            used_bytes,
+            cap_bytes: self.memory_cap,
+        }))
+    }
+
+    async fn report_execution(
+        &self,
+        request: Request<v1::ReportExecutionRequest>,
+    ) -> Result<Response<v1::ReportExecutionResponse>, Status> {
+        let host = self.host(&request).await?.unwrap_or_default();
+        let req = request.into_inner();
+        if req.fills.len() > MAX_FILL_REPORTS {
+            return Err(Status::invalid_argument(format!(
+                "{} fills in one report: at most {MAX_FILL_REPORTS}",
+                req.fills.len()
+            )));
+        }
+        if let Some(f) = req
+            .fills
+            .iter()
+            .find(|f| f.task_id.is_empty() || f.task_id.len() > 128)
+        {
+            return Err(Status::invalid_argument(format!(
+                "task id of {} bytes: 1 to 128",
+                f.task_id.len()
+            )));
+        }
+        let fills: Vec<crate::store::FillFigures<'_>> = req
+            .fills
+            .iter()
+            .map(|f| crate::store::FillFigures {
+                task_id: &f.task_id,
+                slippage_bps: f.has_slippage.then_some(f.slippage_bps),
+                markout: (f.markout_blocks > 0).then_some((f.markout_bps, f.markout_blocks)),
+            })
+            .collect();
+        let recorded = self
+            .engine
+            .record_execution(&host, &fills)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ReportExecutionResponse {
+            recorded: u32::try_from(recorded).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn get_execution_quality(
+        &self,
+        request: Request<v1::GetExecutionQualityRequest>,
+    ) -> Result<Response<v1::ExecutionQuality>, Status> {
+        let req = request.into_inner();
+        check_strategy(&req.strategy)?;
+        Ok(Response::new(
+            self.engine
+                .execution_quality(&req.strategy)
+                .await
+                .map_err(status)?,
+        ))
+    }
+
+    async fn put_strategy_memory(
+        &self,
+        request: Request<v1::PutStrategyMemoryRequest>,
+    ) -> Result<Response<v1::StrategyMemory>, Status> {
+        let host = self.host(&request).await?;
+        let req = request.into_inner();
+        check_strategy(&req.strategy)?;
+        let changes: Vec<crate::store::MemoryWrite> = req
+            .changes
+            .into_iter()
+            .map(|c| (c.key, (!c.remove).then_some(c.value)))
+            .collect();
+        let used_bytes = self
+            .engine
+            .store()
+            .put_strategy_memory(&req.strategy, &changes, self.memory_cap)
+            .await
+            .map_err(memory_status)?;
+        tracing::debug!(strategy = %req.strategy, host = host.as_deref().unwrap_or(""), changes = changes.len(), used_bytes, "strategy memory stored");
+        Ok(Response::new(v1::StrategyMemory {
+            strategy: req.strategy,
+            entries: Vec::new(),
+            used_bytes,
+            cap_bytes: self.memory_cap,
+        }))
+    }
+
     async fn submit_proposals(
         &self,
         request: Request<v1::SubmitProposalsRequest>,

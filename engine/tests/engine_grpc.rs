@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use common::*;
 use stratbox_engine::{Role, server};
+use stratbox_proto::U256;
 use stratbox_proto::v1::{self, trading_engine_client::TradingEngineClient};
 use stratbox_risk::PermissionLevel;
 use tokio::sync::oneshot;
@@ -372,9 +373,142 @@ async fn over_grpc(db: &Db) {
     );
     assert_ledger_balances(&engine).await;
 
+    execution_quality(&engine, &mut client).await;
+
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
     engine.store().close().await;
+}
+
+/// A strategy's execution quality: its tasks by state and refusals by reason from the
+/// engine's own tasks; the slippage and markouts a host reports, per task, under the task's
+/// own strategy, a later figure keeping the other.
+async fn execution_quality(
+    engine: &stratbox_engine::Engine,
+    client: &mut TradingEngineClient<tonic::transport::Channel>,
+) {
+    let strategy = "quality";
+    let mut good = good_swap(engine, "q-1", 0, 3_000_000);
+    good.strategy = strategy.into();
+    let mut greedy = good_swap(engine, "q-2", 0, 3_000_000);
+    greedy.strategy = strategy.into();
+    let want: U256 = greedy
+        .expected_amount1
+        .as_ref()
+        .unwrap()
+        .value
+        .parse()
+        .unwrap();
+    greedy.expected_amount1 = amount(want * U256::from(2u8));
+    let results = client
+        .submit_proposals(with_key(
+            v1::SubmitProposalsRequest {
+                trace: trace(),
+                proposals: vec![good, greedy],
+            },
+            HOST_KEY,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(state(&results[0]), v1::TaskState::Simulated, "{results:?}");
+    // The answer carries what a host tells the strategy: simulated amounts, gas and block.
+    assert!(results[0].sim_amount0.is_some() && results[0].sim_amount1.is_some());
+    assert!(results[0].sim_gas_used > 0);
+    assert_eq!(results[0].decided_block, engine.watermark());
+    assert_eq!(state(&results[1]), v1::TaskState::Rejected, "{results:?}");
+    let refused_for = results[1].reason_code.clone();
+    assert!(!refused_for.is_empty());
+    let filled = results[0].task_id.clone();
+
+    let report = |fills: Vec<v1::FillMeasure>| v1::ReportExecutionRequest {
+        trace: trace(),
+        fills,
+    };
+    let slipped = v1::FillMeasure {
+        task_id: filled.clone(),
+        slippage_bps: 7,
+        has_slippage: true,
+        ..Default::default()
+    };
+    let err = client
+        .report_execution(report(vec![slipped.clone()]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "a host's call");
+    let unknown = v1::FillMeasure {
+        task_id: "no-such-task".into(),
+        ..slipped.clone()
+    };
+    let recorded = client
+        .report_execution(with_key(report(vec![slipped, unknown]), HOST_KEY))
+        .await
+        .unwrap()
+        .into_inner()
+        .recorded;
+    assert_eq!(recorded, 1, "a task the engine does not hold is skipped");
+    let marked = v1::FillMeasure {
+        task_id: filled.clone(),
+        markout_bps: -30,
+        markout_blocks: 5,
+        ..Default::default()
+    };
+    client
+        .report_execution(with_key(report(vec![marked]), HOST_KEY))
+        .await
+        .unwrap();
+
+    let q = client
+        .get_execution_quality(v1::GetExecutionQualityRequest {
+            trace: trace(),
+            strategy: strategy.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut states: Vec<(i32, u64)> = q.states.iter().map(|s| (s.state, s.count)).collect();
+    states.sort();
+    let mut want_states = vec![
+        (v1::TaskState::Simulated as i32, 1),
+        (v1::TaskState::Rejected as i32, 1),
+    ];
+    want_states.sort();
+    assert_eq!(states, want_states);
+    assert_eq!(q.refusals.len(), 1);
+    assert_eq!(
+        (q.refusals[0].reason_code.as_str(), q.refusals[0].count),
+        (refused_for.as_str(), 1)
+    );
+    let slippage = q.slippage.unwrap();
+    assert_eq!(
+        (slippage.count, slippage.p50),
+        (1, 7),
+        "kept when the markout came"
+    );
+    let markout = q.markout.unwrap();
+    assert_eq!((markout.count, markout.p50, markout.min), (1, -30, -30));
+    // Another strategy's figures are its own.
+    let other = client
+        .get_execution_quality(v1::GetExecutionQualityRequest {
+            trace: trace(),
+            strategy: "nobody".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(other.states.is_empty() && other.slippage.unwrap().count == 0);
+    // A shadow task has no receipt.
+    let task = client
+        .get_task(v1::GetTaskRequest {
+            trace: trace(),
+            task_id: filled,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((task.receipt_block, task.gas_used), (0, 0));
+    assert!(task.actual_amount0.is_none());
 }
 
 /// Served without operator keys (`serve_grpc`, as `stratbox up` and the benches do), the

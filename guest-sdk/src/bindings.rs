@@ -44,3 +44,31 @@ pub mod stateful {
         runtime_path: "stratbox_sdk::__private::wit_bindgen::rt",
     });
 }
+
+/// Bindings of the world `stratbox:strategy/strategy@0.2.0`: the 0.1.1 world plus the
+/// `memory` import and the `on-outcome` export, for strategies exported with
+/// [`crate::export_outcome_strategy!`]. The 0.1.0 interfaces are mapped onto the modules
+/// above, as in [`stateful`]; the alias world only names the export macro.
+pub mod v0_2 {
+    wit_bindgen::generate!({
+        path: ["../wit", "../wit/v0.1.1", "../wit/v0.2.0"],
+        inline: "
+            package stratbox:sdk-outcomes;
+            world outcome-strategy {
+                include stratbox:strategy/strategy@0.2.0;
+            }
+        ",
+        world: "stratbox:sdk-outcomes/outcome-strategy",
+        with: {
+            "stratbox:strategy/types@0.1.0": stratbox_sdk::bindings::stratbox::strategy::types,
+            "stratbox:strategy/host@0.1.0": stratbox_sdk::bindings::stratbox::strategy::host,
+            "stratbox:strategy/memory@0.2.0": generate,
+            "stratbox:strategy/outcomes@0.2.0": generate,
+        },
+        additional_derives: [PartialEq, Eq],
+        pub_export_macro: true,
+        export_macro_name: "__stratbox_export_outcome_world",
+        default_bindings_module: "stratbox_sdk::bindings::v0_2",
+        runtime_path: "stratbox_sdk::__private::wit_bindgen::rt",
+    });
+}

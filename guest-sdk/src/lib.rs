@@ -4,7 +4,9 @@
 //! [`Amount`] (a 256-bit integer with a strict base-10 wire form), exact Uniswap V3
 //! [`math`], the [`Strategy`] trait and the [`export_strategy!`] macro that makes a
 //! component of it; [`Stateful`] and [`export_stateful_strategy!`] for a strategy whose
-//! state travels to its next version during a hot swap.
+//! state travels to its next version during a hot swap; [`Outcomes`],
+//! [`export_outcome_strategy!`] and [`memory`] for one that is told what became of its
+//! proposals and keeps a memory in the engine (world 0.2.0).
 //!
 //! ## A minimal strategy
 //!
@@ -60,6 +62,7 @@ pub mod amount;
 pub mod bindings;
 pub mod host;
 pub mod math;
+pub mod memory;
 pub mod proposal;
 pub mod strategy;
 pub mod types;
@@ -67,11 +70,11 @@ pub mod types;
 pub use amount::{Amount, AmountError, AmountParseError, U256};
 pub use math::MathError;
 pub use proposal::{ProposalBuilder, ProposalError};
-pub use strategy::{Stateful, Strategy};
+pub use strategy::{Outcomes, Stateful, Strategy};
 
 /// What the macros expand to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::strategy::{init, on_event, restore, save};
+    pub use crate::strategy::{init, on_event, on_outcome, restore, save};
     pub use wit_bindgen;
 }

@@ -1,6 +1,6 @@
 //! The `Strategy` trait and the one macro that turns an implementation into a component.
 
-use crate::types::{Event, Proposal, Snapshot};
+use crate::types::{Event, Outcome, Proposal, Snapshot};
 use core::cell::RefCell;
 use std::thread::LocalKey;
 
@@ -38,6 +38,68 @@ pub trait Stateful: Strategy {
     fn restore(&mut self, state: &[u8]) -> Result<(), String>;
 }
 
+/// A strategy that is told what became of its proposals (world
+/// `stratbox:strategy/strategy@0.2.0`, exported with [`crate::export_outcome_strategy!`]),
+/// and may use [`crate::memory`].
+///
+/// The host calls [`Outcomes::on_outcome`] between two events on the instance that made the
+/// proposal: once when its task ends and, for a fill, again when the fill's markout is known
+/// (`outcome.markout` set). World 0.2.0 includes 0.1.1, so such a strategy is also
+/// [`Stateful`]; one with nothing to hand over saves an empty state.
+pub trait Outcomes: Stateful {
+    /// Learns from one outcome. An `Err` is logged by the host and counts as a failed call.
+    fn on_outcome(&mut self, outcome: &Outcome) -> Result<(), String>;
+}
+
+/// The per-thread slot an exported strategy's instance lives in, named by the caller so
+/// the methods below can reach it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stratbox_slot {
+    ($strategy:ty, $slot:ident) => {
+        ::std::thread_local! {
+            static $slot: ::core::cell::RefCell<::core::option::Option<$strategy>> =
+                const { ::core::cell::RefCell::new(::core::option::Option::None) };
+        }
+    };
+}
+
+/// The exports every world has (`init`, `on-event`), and with `stateful` the 0.1.1 ones
+/// (`save`, `restore`), as methods of a world's `Guest` impl: one body for every world's
+/// trait.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stratbox_guest_methods {
+    ($strategy:ty, $slot:ident) => {
+        fn init(
+            config: ::std::string::String,
+        ) -> ::core::result::Result<(), ::std::string::String> {
+            $crate::__private::init::<$strategy>(&$slot, &config)
+        }
+
+        fn on_event(
+            event: $crate::types::Event,
+            snapshot: $crate::types::Snapshot,
+        ) -> ::core::result::Result<::std::vec::Vec<$crate::types::Proposal>, ::std::string::String>
+        {
+            $crate::__private::on_event::<$strategy>(&$slot, &event, &snapshot)
+        }
+    };
+    ($strategy:ty, $slot:ident, stateful) => {
+        $crate::__stratbox_guest_methods!($strategy, $slot);
+
+        fn save() -> ::std::vec::Vec<u8> {
+            $crate::__private::save::<$strategy>(&$slot)
+        }
+
+        fn restore(
+            state: ::std::vec::Vec<u8>,
+        ) -> ::core::result::Result<(), ::std::string::String> {
+            $crate::__private::restore::<$strategy>(&$slot, &state)
+        }
+    };
+}
+
 /// Exports a [`Strategy`] as the `strategy` world's `init` and `on-event`.
 ///
 /// The instance lives in a per-thread slot (a component is single-threaded); `init`
@@ -52,29 +114,12 @@ pub trait Stateful: Strategy {
 macro_rules! export_strategy {
     ($strategy:ty) => {
         const _: () = {
-            ::std::thread_local! {
-                static __STRATBOX_INSTANCE: ::core::cell::RefCell<::core::option::Option<$strategy>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
-            }
+            $crate::__stratbox_slot!($strategy, __STRATBOX_INSTANCE);
 
             struct __StratboxComponent;
 
             impl $crate::bindings::Guest for __StratboxComponent {
-                fn init(
-                    config: ::std::string::String,
-                ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::init::<$strategy>(&__STRATBOX_INSTANCE, &config)
-                }
-
-                fn on_event(
-                    event: $crate::types::Event,
-                    snapshot: $crate::types::Snapshot,
-                ) -> ::core::result::Result<
-                    ::std::vec::Vec<$crate::types::Proposal>,
-                    ::std::string::String,
-                > {
-                    $crate::__private::on_event::<$strategy>(&__STRATBOX_INSTANCE, &event, &snapshot)
-                }
+                $crate::__stratbox_guest_methods!($strategy, __STRATBOX_INSTANCE);
             }
 
             $crate::bindings::__stratbox_export_world!(__StratboxComponent with_types_in $crate::bindings);
@@ -96,42 +141,41 @@ macro_rules! export_strategy {
 macro_rules! export_stateful_strategy {
     ($strategy:ty) => {
         const _: () = {
-            ::std::thread_local! {
-                static __STRATBOX_INSTANCE: ::core::cell::RefCell<::core::option::Option<$strategy>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
-            }
+            $crate::__stratbox_slot!($strategy, __STRATBOX_INSTANCE);
 
             struct __StratboxComponent;
 
             impl $crate::bindings::stateful::Guest for __StratboxComponent {
-                fn init(
-                    config: ::std::string::String,
-                ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::init::<$strategy>(&__STRATBOX_INSTANCE, &config)
-                }
-
-                fn on_event(
-                    event: $crate::types::Event,
-                    snapshot: $crate::types::Snapshot,
-                ) -> ::core::result::Result<
-                    ::std::vec::Vec<$crate::types::Proposal>,
-                    ::std::string::String,
-                > {
-                    $crate::__private::on_event::<$strategy>(&__STRATBOX_INSTANCE, &event, &snapshot)
-                }
-
-                fn save() -> ::std::vec::Vec<u8> {
-                    $crate::__private::save::<$strategy>(&__STRATBOX_INSTANCE)
-                }
-
-                fn restore(
-                    state: ::std::vec::Vec<u8>,
-                ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::restore::<$strategy>(&__STRATBOX_INSTANCE, &state)
-                }
+                $crate::__stratbox_guest_methods!($strategy, __STRATBOX_INSTANCE, stateful);
             }
 
             $crate::bindings::stateful::__stratbox_export_stateful_world!(__StratboxComponent with_types_in $crate::bindings::stateful);
+        };
+    };
+}
+
+/// Exports an [`Outcomes`] strategy as the world `stratbox:strategy/strategy@0.2.0`:
+/// `init`, `on-event`, `save`, `restore` and `on-outcome`, importing `memory` when it uses
+/// it. Hosts of 0.1.x only never call `on-outcome`, and cannot link its `memory` import.
+#[macro_export]
+macro_rules! export_outcome_strategy {
+    ($strategy:ty) => {
+        const _: () = {
+            $crate::__stratbox_slot!($strategy, __STRATBOX_INSTANCE);
+
+            struct __StratboxComponent;
+
+            impl $crate::bindings::v0_2::Guest for __StratboxComponent {
+                $crate::__stratbox_guest_methods!($strategy, __STRATBOX_INSTANCE, stateful);
+
+                fn on_outcome(
+                    outcome: $crate::types::Outcome,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::on_outcome::<$strategy>(&__STRATBOX_INSTANCE, &outcome)
+                }
+            }
+
+            $crate::bindings::v0_2::__stratbox_export_outcome_world!(__StratboxComponent with_types_in $crate::bindings::v0_2);
         };
     };
 }
@@ -186,6 +230,19 @@ pub fn restore<S: Stateful>(slot: &'static Slot<S>, state: &[u8]) -> Result<(), 
         match guard.as_mut() {
             Some(strategy) => strategy.restore(state),
             None => Err("restore called before a successful init".to_owned()),
+        }
+    })
+}
+
+/// `on-outcome` glue.
+pub fn on_outcome<S: Outcomes>(slot: &'static Slot<S>, outcome: &Outcome) -> Result<(), String> {
+    slot.with(|cell| {
+        let mut guard = cell
+            .try_borrow_mut()
+            .map_err(|_| "on-outcome called while the strategy is running".to_owned())?;
+        match guard.as_mut() {
+            Some(strategy) => strategy.on_outcome(outcome),
+            None => Err("on-outcome called before a successful init".to_owned()),
         }
     })
 }

@@ -10,6 +10,8 @@ pub use crate::bindings::stratbox::strategy::types::{
     Proposal, RangeLiquidity, Snapshot, SwapAction, SwapEvent, TokenBalance,
 };
 
+pub use crate::bindings::v0_2::stratbox::strategy0_2_0::outcomes::{FinalState, Markout, Outcome};
+
 use crate::amount::{Amount, AmountParseError};
 
 /// Addresses arrive in any hex case; comparing them byte-for-byte would make a strategy

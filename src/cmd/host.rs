@@ -237,10 +237,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ),
         }
     }
-    let (service, fleet) = (assembled.service, assembled.fleet);
+    let (service, fleet, memories) = (assembled.service, assembled.fleet, assembled.memories);
     let watcher = if args.watch_deployments {
         let registry = RegistryLink::over(args.tls.endpoint(&args.engine)?).with_key(key.clone());
         let mut rollout = Rollout::new(consumer.clone(), fleet.clone(), runtime.clone(), limits);
+        rollout.memories_from(memories);
         if let Some(m) = &metrics {
             rollout.metrics_to(m.clone());
         }

@@ -279,6 +279,112 @@ pub(crate) async fn engine_client(remote: &Remote) -> anyhow::Result<TradingEngi
 }
 
 /// The strategy's permission, or `None` if the engine cannot say (an older engine).
+/// The strategy's execution quality, or `None` from an engine that cannot say (an older
+/// one, or unreachable): `show` prints the registry's view either way.
+async fn execution(remote: &Remote, name: &str) -> Option<v1::ExecutionQuality> {
+    engine_client(remote)
+        .await
+        .ok()?
+        .get_execution_quality(v1::GetExecutionQualityRequest {
+            trace: Some(trace()),
+            strategy: name.to_owned(),
+        })
+        .await
+        .ok()
+        .map(tonic::Response::into_inner)
+}
+
+/// A distribution of basis points as `show --json` and `up --json` print it.
+pub(crate) fn bps_json(b: &Option<v1::BpsSummary>) -> serde_json::Value {
+    let b = (*b).unwrap_or_default();
+    serde_json::json!({
+        "count": b.count, "min": b.min, "p10": b.p10, "p50": b.p50, "p90": b.p90, "max": b.max,
+    })
+}
+
+fn execution_json(q: &v1::ExecutionQuality) -> serde_json::Value {
+    serde_json::json!({
+        "states": q.states.iter().map(|s| serde_json::json!({
+            "state": state_name(s.state), "count": s.count,
+        })).collect::<Vec<_>>(),
+        "refusals": q.refusals.iter().map(|r| serde_json::json!({
+            "reason": r.reason_code, "count": r.count,
+        })).collect::<Vec<_>>(),
+        "slippage_bps": bps_json(&q.slippage),
+        "markout_bps": bps_json(&q.markout),
+        "window": q.window,
+    })
+}
+
+fn state_name(state: i32) -> String {
+    v1::TaskState::try_from(state)
+        .map(|s| s.as_str_name().trim_start_matches("TASK_STATE_").to_owned())
+        .unwrap_or_else(|_| state.to_string())
+}
+
+fn print_execution(q: &v1::ExecutionQuality) {
+    let total: u64 = q.states.iter().map(|s| s.count).sum();
+    println!("execution quality:");
+    if total == 0 {
+        println!("  (no tasks)");
+        return;
+    }
+    let states: Vec<String> = q
+        .states
+        .iter()
+        .map(|s| format!("{} {}", state_name(s.state), s.count))
+        .collect();
+    println!("  tasks: {total} ({})", states.join(", "));
+    let rejected: u64 = q.refusals.iter().map(|r| r.count).sum();
+    if rejected > 0 {
+        let rows = q
+            .refusals
+            .iter()
+            .map(|r| {
+                vec![
+                    r.reason_code.clone(),
+                    r.count.to_string(),
+                    format!("{:.1}%", r.count as f64 * 100.0 / total as f64),
+                ]
+            })
+            .collect();
+        table(&["REFUSED BY", "TASKS", "OF ALL"], rows);
+    }
+    let rows = [
+        ("slippage (bps, + worse)", &q.slippage),
+        ("markout (bps, - toxic)", &q.markout),
+    ]
+    .into_iter()
+    .map(|(name, b)| {
+        let b = (*b).unwrap_or_default();
+        if b.count == 0 {
+            return vec![
+                name.to_owned(),
+                "0".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ];
+        }
+        vec![
+            name.to_owned(),
+            b.count.to_string(),
+            b.min.to_string(),
+            b.p10.to_string(),
+            b.p50.to_string(),
+            b.p90.to_string(),
+            b.max.to_string(),
+        ]
+    })
+    .collect();
+    table(
+        &["FILLS (newest)", "COUNT", "MIN", "P10", "P50", "P90", "MAX"],
+        rows,
+    );
+}
+
 async fn permission(remote: &Remote, name: &str) -> Option<v1::Permission> {
     engine_client(remote)
         .await
@@ -438,12 +544,14 @@ async fn show(remote: &Remote, name: &str) -> anyhow::Result<()> {
         .map_err(rpc)?
         .into_inner();
     let perm = permission(remote, name).await;
+    let quality = execution(remote, name).await;
     if remote.json {
         print_json(&serde_json::json!({
             "versions": s.versions.iter().map(version_json).collect::<Vec<_>>(),
             "deployments": s.deployments.iter().map(deployment_json).collect::<Vec<_>>(),
             "rollouts": s.rollouts.iter().map(rollout_json).collect::<Vec<_>>(),
             "permission": perm.as_ref().map(permission_json),
+            "execution": quality.as_ref().map(execution_json),
         }))?;
         return Ok(());
     }
@@ -527,6 +635,10 @@ async fn show(remote: &Remote, name: &str) -> anyhow::Result<()> {
             ],
             rows,
         );
+    }
+    if let Some(q) = &quality {
+        println!();
+        print_execution(q);
     }
     Ok(())
 }

@@ -771,6 +771,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let mut summary = render(&engine, &fleet, &host_stats, source.counts(), started).await;
     summary.by_strategy = tasks_by_strategy(&engine).await?;
+    for strategy in summary.by_strategy.keys() {
+        let q = engine
+            .execution_quality(strategy)
+            .await
+            .context("reading the execution figures")?;
+        summary.execution.insert(strategy.clone(), q);
+    }
     summary.live = live_end;
     let followed = match &source {
         Source::Anvil { follower: f, .. } => {
@@ -1019,6 +1026,9 @@ struct Summary {
     balances: Vec<v1::BookBalances>,
     /// Tasks per strategy and state (the summary only: it reads every task).
     by_strategy: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per strategy, the slippage and markouts the host reported of its fills (the summary
+    /// only).
+    execution: BTreeMap<String, v1::ExecutionQuality>,
     /// The live path's account and its wallet against the chain (`--live`).
     live: Option<LiveEnd>,
 }
@@ -1052,6 +1062,7 @@ async fn render(
         pnl: engine.shadow_pnl().await.map_err(|e| e.to_string()),
         balances: balances.books,
         by_strategy: BTreeMap::new(),
+        execution: BTreeMap::new(),
         live: None,
     }
 }
@@ -1134,6 +1145,22 @@ impl Summary {
                 .collect::<Vec<_>>()
                 .join(" ");
             let _ = writeln!(out, "trades  {strategy:<24} {line}");
+        }
+        for (strategy, q) in &self.execution {
+            let figure = |name: &str, b: &Option<v1::BpsSummary>| {
+                let b = (*b).unwrap_or_default();
+                if b.count == 0 {
+                    format!("{name} none")
+                } else {
+                    format!("{name} n={} p50={} p90={} bps", b.count, b.p50, b.p90)
+                }
+            };
+            let _ = writeln!(
+                out,
+                "fills   {strategy:<24} {}; {}",
+                figure("slippage", &q.slippage),
+                figure("markout", &q.markout)
+            );
         }
         if let Some(live) = &self.live {
             live.text(&mut out, tokens);
@@ -1247,6 +1274,12 @@ impl Summary {
             },
             "tasks": tasks,
             "strategies": self.by_strategy,
+            "execution": self.execution.iter().map(|(name, q)| {
+                (name.clone(), serde_json::json!({
+                    "slippage_bps": super::strategy::bps_json(&q.slippage),
+                    "markout_bps": super::strategy::bps_json(&q.markout),
+                }))
+            }).collect::<BTreeMap<_, _>>(),
             "refused": self.refused.iter().map(|(c, n)| (c.to_string(), *n)).collect::<BTreeMap<_, _>>(),
             "pnl": pnl,
             "balances": balances,

@@ -369,3 +369,31 @@ pub fn libtest_name(module_path: &str, name: &str) -> String {
     let module = module_path.split_once("::").map_or(module_path, |(_, m)| m);
     format!("{module}::{name}")
 }
+
+/// Every task of `strategy` the engine holds, page by page.
+pub async fn all_tasks(
+    engine: &mut stratbox_proto::v1::trading_engine_client::TradingEngineClient<
+        tonic::transport::Channel,
+    >,
+    strategy: &str,
+) -> Vec<v1::Task> {
+    let mut out = Vec::new();
+    let mut page = String::new();
+    loop {
+        let r = engine
+            .list_tasks(v1::ListTasksRequest {
+                strategy: strategy.into(),
+                limit: 1000,
+                page_token: page.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("list tasks")
+            .into_inner();
+        out.extend(r.tasks);
+        if r.next_page_token.is_empty() {
+            return out;
+        }
+        page = r.next_page_token;
+    }
+}

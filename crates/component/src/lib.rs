@@ -7,9 +7,10 @@
 //!
 //! "Of the stratbox world" means: exports `init` and `on-event` with the types of
 //! `stratbox:strategy@0.1.x`, optionally `save` and `restore` together (world 0.1.1, the
-//! hand-over of state in a hot swap) and nothing else, and imports nothing but `stratbox:strategy/{host,types}@0.1.x`
-//! (each imported function with its stratbox type) and WASI 0.2 interfaces, which the host
-//! links but grants nothing through.
+//! hand-over of state in a hot swap) and `on-outcome` (world 0.2.0) and nothing else, and
+//! imports nothing but `stratbox:strategy/{host,types}@0.1.x`,
+//! `stratbox:strategy/{memory,outcomes}@0.2.x` (each imported function with its stratbox
+//! type) and WASI 0.2 interfaces, which the host links but grants nothing through.
 #![warn(missing_docs)]
 
 use serde::Serialize;
@@ -26,11 +27,16 @@ const STRATEGY_WIT: &str = include_str!("../../../wit/strategy.wit");
 /// 0.1.1: the 0.1.0 world plus the optional `save` and `restore`; the reference the
 /// exports are compared with.
 const STRATEGY_WIT_0_1_1: &str = include_str!("../../../wit/v0.1.1/strategy.wit");
+/// 0.2.0: 0.1.1 plus the `memory` import and the optional `on-outcome` export; the
+/// reference world since it holds every export and import of the versions before it.
+const STRATEGY_WIT_0_2_0: &str = include_str!("../../../wit/v0.2.0/strategy.wit");
 
 /// Exports every strategy has; the others of the reference world are optional.
 const REQUIRED_EXPORTS: [&str; 2] = ["init", "on-event"];
 /// Exports that come as a pair or not at all.
 const STATE_EXPORTS: [&str; 2] = ["save", "restore"];
+/// Exported only by components of world 0.2.0.
+const OUTCOME_EXPORT: &str = "on-outcome";
 
 /// What `stratbox strategy check` prints for a component it accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -183,8 +189,11 @@ static REFERENCE: LazyLock<Result<Reference, String>> = LazyLock::new(|| {
     resolve
         .push_str("strategy.wit", STRATEGY_WIT)
         .map_err(|e| format!("{e:#}"))?;
-    let pkg = resolve
+    resolve
         .push_str("v0.1.1/strategy.wit", STRATEGY_WIT_0_1_1)
+        .map_err(|e| format!("{e:#}"))?;
+    let pkg = resolve
+        .push_str("v0.2.0/strategy.wit", STRATEGY_WIT_0_2_0)
         .map_err(|e| format!("{e:#}"))?;
     let world = resolve
         .select_world(&[pkg], Some("strategy"))
@@ -210,7 +219,7 @@ fn classify_interface(resolve: &Resolve, id: wit_parser::InterfaceId) -> Option<
     let version = pkg.name.version.as_ref()?;
     let name = iface.name.clone()?;
     match (pkg.name.namespace.as_str(), pkg.name.name.as_str()) {
-        ("stratbox", "strategy") if version.major == 0 && version.minor == 1 => {
+        ("stratbox", "strategy") if version.major == 0 && matches!(version.minor, 1 | 2) => {
             Some(ImportFamily::Stratbox(name))
         }
         ("wasi", _) if version.major == 0 && version.minor == 2 => Some(ImportFamily::Wasi),
@@ -278,6 +287,7 @@ fn compare_world(
         REQUIRED_EXPORTS
             .iter()
             .chain(STATE_EXPORTS.iter())
+            .chain(std::iter::once(&OUTCOME_EXPORT))
             .position(|n| n == name)
     };
     exports.sort_by_key(rank);
@@ -315,8 +325,15 @@ fn compare_world(
                             want,
                         )?;
                     }
-                    if let Some(pkg) = resolve.interfaces[*id].package {
-                        stratbox_version = resolve.packages[pkg].name.version.clone();
+                    // Only an interface with functions asks the host for something: a
+                    // type-only one (`outcomes@0.2.0`, which the 0.2.0 SDK's bindings bring
+                    // into every strategy built with it) says nothing about the world.
+                    if !resolve.interfaces[*id].functions.is_empty()
+                        && let Some(pkg) = resolve.interfaces[*id].package
+                        && let Some(v) = &resolve.packages[pkg].name.version
+                        && stratbox_version.as_ref().is_none_or(|s| v > s)
+                    {
+                        stratbox_version = Some(v.clone());
                     }
                 }
                 Some(ImportFamily::Wasi) => {}
@@ -338,21 +355,20 @@ fn compare_world(
     }
 
     // The 0.1.1 world adds exports only; its imports are still the 0.1.0 interfaces, so
-    // the exports say which world a component targets.
-    let version = (if stateful {
+    // the exports say which world a component targets. 0.2.0 adds an export and an import:
+    // either says 0.2.0 (a 0.2.0 strategy that never reads its memory imports nothing new).
+    let outcomes = exports.iter().any(|e| e == OUTCOME_EXPORT);
+    let imports_0_2 = stratbox_version
+        .as_ref()
+        .is_some_and(|v| v.major == 0 && v.minor == 2);
+    let version = (if outcomes || imports_0_2 {
+        Some("0.2.0".to_string())
+    } else if stateful {
         Some("0.1.1".to_string())
     } else {
         None
     })
     .or_else(|| stratbox_version.map(|v| v.to_string()))
-    .or_else(|| {
-        let pkg = ref_world.package?;
-        reference.resolve.packages[pkg]
-            .name
-            .version
-            .as_ref()
-            .map(|v| v.to_string())
-    })
     .unwrap_or_else(|| "0.1.0".to_string());
     Ok((
         format!("stratbox:strategy/strategy@{version}"),
@@ -488,8 +504,8 @@ mod tests {
     fn reference_world_parses() {
         let r = reference().expect("strategy.wit parses");
         let world = &r.resolve.worlds[r.world];
-        // init, on-event (from 0.1.0), save, restore.
-        assert_eq!(world.exports.len(), 4);
+        // init, on-event (from 0.1.0), save, restore (0.1.1), on-outcome (0.2.0).
+        assert_eq!(world.exports.len(), 5);
     }
 
     #[test]

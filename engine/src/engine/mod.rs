@@ -764,6 +764,7 @@ impl Engine {
                             reason_code: s.reason_code,
                             detail: s.detail,
                             duplicate: true,
+                            ..Default::default()
                         },
                     );
                 }
@@ -818,6 +819,8 @@ impl Engine {
                     reason_code: r.code.as_str().into(),
                     detail: clip(&r.detail, 1024),
                     duplicate: false,
+                    decided_block: self.watermark(),
+                    ..Default::default()
                 });
                 continue;
             }
@@ -1096,7 +1099,20 @@ impl Engine {
         let store_secs = t_store.elapsed().as_secs_f64();
 
         let mut out = HashMap::with_capacity(transitions.len());
+        let block = self.watermark();
         for (t, moved) in transitions.into_iter().zip(moved) {
+            // A task someone else moved is answered from its row, without these.
+            let sim = t.sim.as_ref().filter(|_| moved).map(|s| {
+                (
+                    v1::Amount {
+                        value: s.amount0.to_string(),
+                    },
+                    v1::Amount {
+                        value: s.amount1.to_string(),
+                    },
+                    s.gas_used,
+                )
+            });
             let result = if moved {
                 m.moved(Some(TaskState::Init), t.to);
                 if t.stored_state() != t.to {
@@ -1136,6 +1152,10 @@ impl Engine {
                     reason_code: result.1,
                     detail: result.2,
                     duplicate: false,
+                    sim_amount0: sim.as_ref().map(|s| s.0.clone()),
+                    sim_amount1: sim.as_ref().map(|s| s.1.clone()),
+                    sim_gas_used: sim.as_ref().map_or(0, |s| s.2),
+                    decided_block: block,
                 },
             );
         }

@@ -83,6 +83,19 @@ pub struct LiveTask {
     pub reorgs: u64,
 }
 
+/// A booked receipt, as [`Store::task_receipt`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskReceipt {
+    /// The receipt's block.
+    pub block: u64,
+    /// Gas the transaction used.
+    pub gas_used: u64,
+    /// The pool's token0 amount (a magnitude, base-10); empty for a revert.
+    pub actual_amount0: String,
+    /// As `actual_amount0`, for token1.
+    pub actual_amount1: String,
+}
+
 /// The states a task is in while the live path still owes it something.
 pub const OPEN_LIVE_STATES: [TaskState; 5] = [
     TaskState::Staged,
@@ -350,6 +363,30 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(live_row).transpose()
+    }
+
+    /// What the chain did with `task_id`'s transaction, once its receipt is booked: the
+    /// pool's amounts (magnitudes), the gas used and the receipt's block. `None` before (or
+    /// for a task that never went on chain).
+    pub async fn task_receipt(&self, task_id: &str) -> Result<Option<TaskReceipt>, StoreError> {
+        let row = sqlx::query(
+            "SELECT receipt_block, gas_used, actual_amount0, actual_amount1 FROM trade_tasks \
+             WHERE task_id = $1 AND receipt_block IS NOT NULL",
+        )
+        .bind(task_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let block: i64 = r.try_get("receipt_block")?;
+        let gas: Option<i64> = r.try_get("gas_used")?;
+        Ok(Some(TaskReceipt {
+            block: u64::try_from(block).unwrap_or(0),
+            gas_used: gas.and_then(|g| u64::try_from(g).ok()).unwrap_or(0),
+            actual_amount0: r.try_get("actual_amount0")?,
+            actual_amount1: r.try_get("actual_amount1")?,
+        }))
     }
 
     /// A compare-and-set move on the live path with what it records, and its audit row.

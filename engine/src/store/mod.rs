@@ -26,9 +26,11 @@ use crate::fsm::{IllegalTransition, TaskState, UnknownState};
 use crate::ledger::{Posting, Side, StoredLine};
 
 mod decided;
+mod execution;
 mod gaps;
 mod governance;
 mod live;
+mod memory;
 mod reads;
 mod reconcile;
 mod reorgs;
@@ -36,9 +38,11 @@ mod replacements;
 mod risk_limits;
 mod routes;
 
+pub use execution::{EXECUTION_WINDOW, ExecutionFigures, FillFigures};
 pub use gaps::{GapState, NonceGap};
 pub use governance::{Baseline, GovernanceHalt};
-pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES};
+pub use live::{Lease, LiveTask, LiveUpdate, OPEN_LIVE_STATES, TaskReceipt};
+pub use memory::{DEFAULT_MEMORY_CAP_BYTES, MAX_MEMORY_KEY_BYTES, MemoryPutError, MemoryWrite};
 pub use reconcile::Finding;
 pub use reorgs::{Included, inclusion_posting_id};
 pub use replacements::{Replacement, ReplacementKind};

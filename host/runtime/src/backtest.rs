@@ -138,6 +138,8 @@ pub fn run(
         limits: options.limits.clone(),
         seed: options.seed,
         granted_dir: None,
+        // A backtest's memory starts empty and is kept by nobody.
+        memory: Default::default(),
     };
     let mut instance = StrategyInstance::new(component, spec, history.clone());
     let mut replayer = Replayer::new();

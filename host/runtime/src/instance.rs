@@ -12,9 +12,11 @@ use crate::error::CallError;
 use crate::history::History;
 use crate::lift::{BoundedList, ErrorString, LiftBounds, OutputTooLarge, RawProposal};
 use crate::limits::StrategyLimits;
+use crate::memory::StrategyMemory;
 use crate::proposal::{ValidatedProposal, validate};
 use crate::runtime::{LoadedComponent, RuntimeInner, Slot, epoch_ticks};
 use crate::sandbox::StoreState;
+use crate::wit::v0_2::Outcome;
 use crate::wit::{Event, Snapshot};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -29,6 +31,7 @@ use wasmtime::{Store, Trap};
 type InitFn<'a> = TypedFunc<(&'a str,), (Result<(), ErrorString>,)>;
 type SaveFn = TypedFunc<(), (Vec<u8>,)>;
 type RestoreFn<'a> = TypedFunc<(&'a [u8],), (Result<(), ErrorString>,)>;
+type OnOutcomeFn<'a> = TypedFunc<(&'a Outcome,), (Result<(), ErrorString>,)>;
 type OnEventFn<'a> =
     TypedFunc<(&'a Event, &'a Snapshot), (Result<BoundedList<RawProposal>, ErrorString>,)>;
 
@@ -45,6 +48,9 @@ pub struct InstanceSpec {
     pub seed: u64,
     /// At most one directory, granted read-only at `/data`.
     pub granted_dir: Option<PathBuf>,
+    /// The deployment's memory (world 0.2.0's `memory`), shared by its instances; a fresh
+    /// one, kept by nobody, unless given.
+    pub memory: StrategyMemory,
 }
 
 impl InstanceSpec {
@@ -56,7 +62,14 @@ impl InstanceSpec {
             limits: StrategyLimits::default(),
             seed: 0,
             granted_dir: None,
+            memory: StrategyMemory::default(),
         }
+    }
+
+    /// Gives the instance its deployment's memory, keeping the rest.
+    pub fn with_memory(mut self, memory: StrategyMemory) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// Replaces the limits, keeping the rest.
@@ -112,6 +125,8 @@ pub struct InstanceStats {
     pub output_dropped: BTreeMap<&'static str, u64>,
     /// Their bytes.
     pub output_dropped_bytes: u64,
+    /// `on-outcome` calls that returned `Ok`.
+    pub outcomes: u64,
 }
 
 /// Largest state a strategy may hand over in a hot swap. The guest's own memory limit
@@ -125,6 +140,8 @@ struct Live {
     on_event: Func,
     /// `save` and `restore`, when the component exports them.
     state: Option<(Func, Func)>,
+    /// `on-outcome`, when the component exports it.
+    on_outcome: Option<Func>,
     // Dropped after the store, releasing the host's slot count once wasmtime's is free.
     _slot: Slot,
 }
@@ -405,6 +422,7 @@ impl Live {
             spec.granted_dir.as_deref(),
             history,
             output.clone(),
+            spec.memory.clone(),
         ) {
             Ok(state) => state,
             Err(e) => {
@@ -467,6 +485,16 @@ impl Live {
                 }
             },
         };
+        let on_outcome = match component.compiled.on_outcome {
+            None => None,
+            Some(index) => match instance.get_func(&mut store, index) {
+                Some(f) => Some(f),
+                None => {
+                    let e = wasmtime::format_err!("`on-outcome` missing after instantiation");
+                    return Err(fail(store, Stopped::Error(e)));
+                }
+            },
+        };
         // SAFETY: the export types were checked against exactly these Rust types when the
         // component was loaded (`typecheck_exports`), and every instance of a component
         // has the same export types.
@@ -490,6 +518,7 @@ impl Live {
                         store,
                         on_event,
                         state,
+                        on_outcome,
                         _slot: slot,
                     },
                     used,
@@ -572,6 +601,30 @@ impl Live {
                 "restore refused the state: {}",
                 message.0
             ))),
+        }
+    }
+
+    /// `Ok(false)`: the component does not export `on-outcome`.
+    fn on_outcome(
+        &mut self,
+        runtime: &RuntimeInner,
+        limits: &StrategyLimits,
+        outcome: &Outcome,
+    ) -> Result<bool, CallError> {
+        let Some(on_outcome) = self.on_outcome else {
+            return Ok(false);
+        };
+        let budget = Budget::call(limits);
+        let deadline = arm(runtime, &mut self.store, budget)?;
+        // SAFETY: the type was checked against exactly this one at load time.
+        let on_outcome: OnOutcomeFn<'_> = unsafe { TypedFunc::new_unchecked(on_outcome) };
+        let result = {
+            let _bounds = lift_bounds(limits).install();
+            run(runtime, &mut self.store, on_outcome, (outcome,), deadline)
+        };
+        match self.finish(runtime, budget, result).0? {
+            (Ok(()),) => Ok(true),
+            (Err(message),) => Err(CallError::Strategy(message.0)),
         }
     }
 
@@ -740,6 +793,42 @@ impl StrategyInstance {
             && e.discards_instance()
         {
             self.kill();
+        }
+        result
+    }
+
+    /// Exports `on-outcome` (world 0.2.0).
+    pub fn wants_outcomes(&self) -> bool {
+        self.component.wants_outcomes()
+    }
+
+    /// Tells the instance what became of one of its proposals. `Ok(false)` when the
+    /// component does not export `on-outcome`. Runs under the same fuel and deadline as an
+    /// event; a failure counts like a failed event (a trap discards the store, repeated ones
+    /// quarantine the instance), since an outcome is as much the strategy's input as an event.
+    pub fn on_outcome(&mut self, outcome: &Outcome) -> Result<bool, CallError> {
+        if !self.component.wants_outcomes() {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        self.check_quarantine(now)?;
+        self.ensure_live(now)?;
+        let Some(live) = self.live.as_mut() else {
+            return Err(CallError::Config(
+                "no live instance after a successful build".into(),
+            ));
+        };
+        let result = live.on_outcome(&self.component.runtime, &self.spec.limits, outcome);
+        self.count_output();
+        match &result {
+            Ok(_) => self.stats.outcomes += 1,
+            Err(e) => {
+                *self.stats.errors.entry(e.kind()).or_default() += 1;
+                if e.discards_instance() {
+                    self.kill();
+                    self.record_failure(now, e);
+                }
+            }
         }
         result
     }

@@ -274,6 +274,16 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
     crate::wit::Strategy::add_to_linker::<StoreState, HasSelf<HostCtx>>(&mut linker, |s| {
         &mut s.host
     })?;
+    // World 0.2.0's new imports, beside 0.1.0's: every component may link them, and a 0.1.x
+    // component, which does not import them, is linked exactly as before.
+    crate::wit::v0_2::stratbox::strategy0_2_0::memory::add_to_linker::<StoreState, HasSelf<HostCtx>>(
+        &mut linker,
+        |s| &mut s.host,
+    )?;
+    crate::wit::v0_2::stratbox::strategy0_2_0::outcomes::add_to_linker::<
+        StoreState,
+        HasSelf<HostCtx>,
+    >(&mut linker, |s| &mut s.host)?;
     // Replace the two WASI functions that would block on real time (see `Ready`), and
     // `host.log` (below).
     linker.allow_shadowing(true);
@@ -318,6 +328,8 @@ pub(crate) struct Compiled {
     /// `save` and `restore` (world 0.1.1), present together or not at all: looked up
     /// here rather than demanded by the bindings, so 0.1.0 components load unchanged.
     pub(crate) state: Option<StateExports>,
+    /// `on-outcome` (world 0.2.0), looked up like `state`: optional.
+    pub(crate) on_outcome: Option<ComponentExportIndex>,
 }
 
 /// The optional exports through which a strategy hands its state to its next version.
@@ -356,12 +368,14 @@ impl Compiled {
                 ));
             }
         };
+        let on_outcome = component.get_export_index(None, "on-outcome");
         let compiled = Self {
             pre,
             report,
             init,
             on_event,
             state,
+            on_outcome,
         };
         // Type-check the exports once, against a real instance: every later instance of
         // this component has the same types, so calls can skip the check.
@@ -393,6 +407,12 @@ impl LoadedComponent {
     /// can be handed to the version that replaces it.
     pub fn is_stateful(&self) -> bool {
         self.compiled.state.is_some()
+    }
+
+    /// Exports `on-outcome` (world `stratbox:strategy/strategy@0.2.0`): wants to be told what
+    /// became of its proposals.
+    pub fn wants_outcomes(&self) -> bool {
+        self.compiled.on_outcome.is_some()
     }
 }
 
@@ -450,6 +470,7 @@ fn typecheck_exports(runtime: &RuntimeInner, compiled: &Compiled) -> Result<(), 
         None,
         Box::new(crate::history::NoHistory),
         Arc::new(OutputCounters::default()),
+        crate::memory::StrategyMemory::default(),
     )?;
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -480,6 +501,13 @@ fn typecheck_exports(runtime: &RuntimeInner, compiled: &Compiled) -> Result<(), 
         instance
             .get_typed_func::<(&[u8],), (Result<(), ErrorString>,)>(&mut store, &state.restore)
             .map_err(|e| format!("`restore`: {e}"))?;
+    }
+    if let Some(on_outcome) = &compiled.on_outcome {
+        instance
+            .get_typed_func::<(&crate::wit::v0_2::Outcome,), (Result<(), ErrorString>,)>(
+                &mut store, on_outcome,
+            )
+            .map_err(|e| format!("`on-outcome`: {e}"))?;
     }
     Ok(())
 }

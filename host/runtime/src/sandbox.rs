@@ -7,6 +7,7 @@ use crate::display::escape;
 use crate::history::{History, clip};
 use crate::lift::LogText;
 use crate::limits::StrategyLimits;
+use crate::memory::StrategyMemory;
 use crate::random::SeededRng;
 use crate::wit::{self, Event, Level};
 use std::path::Path;
@@ -48,6 +49,7 @@ impl StoreState {
         granted_dir: Option<&Path>,
         history: Box<dyn History>,
         output: Arc<OutputCounters>,
+        memory: StrategyMemory,
     ) -> Result<Self, String> {
         let sink = OutputSink::new(limits.log_bytes_per_call, output);
         let clock = EventClock::default();
@@ -94,6 +96,7 @@ impl StoreState {
                 max_history_events: limits.max_history_events as usize,
                 sink,
                 clock,
+                memory,
             },
         })
     }
@@ -179,9 +182,34 @@ pub(crate) struct HostCtx {
     max_history_events: usize,
     pub(crate) sink: OutputSink,
     pub(crate) clock: EventClock,
+    /// The deployment's memory (world 0.2.0), shared with its other instances.
+    memory: StrategyMemory,
 }
 
 impl wit::stratbox::strategy::types::Host for HostCtx {}
+
+impl wit::v0_2::stratbox::strategy0_2_0::outcomes::Host for HostCtx {}
+
+impl wit::v0_2::stratbox::strategy0_2_0::memory::Host for HostCtx {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.memory.get(&key))
+    }
+
+    /// A refusal is the guest's to handle (a `result`), not a trap: a full memory is a
+    /// state the strategy can act on, e.g. by removing old entries.
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.memory.set(&key, value).map_err(|e| e.to_string()))
+    }
+
+    fn remove(&mut self, key: String) -> wasmtime::Result<()> {
+        self.memory.remove(&key);
+        Ok(())
+    }
+
+    fn keys(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.memory.keys())
+    }
+}
 
 impl HostCtx {
     /// `host.log`: charged to the call's budget by its length, before anything but its

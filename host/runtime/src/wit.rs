@@ -35,3 +35,21 @@ pub fn event_pool(event: &Event) -> Option<&str> {
         Event::NewBlock(_) | Event::OraclePrice(_) => None,
     }
 }
+
+/// Types and imports of world `stratbox:strategy/strategy@0.2.0`: the `memory` interface the
+/// host grants every component and the `outcome` record `on-outcome` takes. Its 0.1.0
+/// interfaces are mapped onto the modules above, so both worlds share one `Event`, one
+/// `Snapshot` and one `host` implementation.
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: ["../../wit", "../../wit/v0.1.1", "../../wit/v0.2.0"],
+        world: "stratbox:strategy/strategy@0.2.0",
+        imports: { default: trappable },
+        with: {
+            "stratbox:strategy/types@0.1.0": crate::wit::stratbox::strategy::types,
+            "stratbox:strategy/host@0.1.0": crate::wit::stratbox::strategy::host,
+        },
+    });
+
+    pub use stratbox::strategy0_2_0::outcomes::{FinalState, Markout};
+}

@@ -22,17 +22,29 @@ fn strategies_are_accepted_with_their_world_imports_and_digest() {
     for name in ["clamm-maker", "momentum", "tally", "hostile"] {
         let bytes = catalog(name);
         let report = check_component(&bytes, DEFAULT_MAX_COMPONENT_BYTES).expect(name);
-        // momentum and tally hand their state over in a hot swap (world 0.1.1); the others
-        // are of the original world, which the host still accepts.
-        let stateful = matches!(name, "momentum" | "tally");
-        let (world, exports): (&str, &[&str]) = if stateful {
-            (
+        // momentum is told its outcomes and keeps a memory (world 0.2.0); tally hands its
+        // state over in a hot swap (world 0.1.1); the others are of the original world,
+        // which the host still accepts.
+        let (world, exports): (&str, &[&str]) = match name {
+            "momentum" => (
+                "stratbox:strategy/strategy@0.2.0",
+                &["init", "on-event", "save", "restore", "on-outcome"],
+            ),
+            "tally" => (
                 "stratbox:strategy/strategy@0.1.1",
                 &["init", "on-event", "save", "restore"],
-            )
-        } else {
-            ("stratbox:strategy/strategy@0.1.0", &["init", "on-event"])
+            ),
+            _ => ("stratbox:strategy/strategy@0.1.0", &["init", "on-event"]),
         };
+        if name == "momentum" {
+            assert!(
+                report
+                    .imports
+                    .iter()
+                    .any(|i| i == "stratbox:strategy/memory@0.2.0"),
+                "{report:?}"
+            );
+        }
         assert_eq!(report.world, world, "{report:?}");
         assert_eq!(report.exports, exports);
         assert!(

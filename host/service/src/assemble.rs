@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::delivery::{DeliveryError, EngineLink};
 use crate::fleet::{Fleet, FleetError};
 use crate::market::Market;
+use crate::memory::MemoryBook;
 use crate::metrics::HostMetrics;
 use crate::rollout::{LocalStrategy, Outcome, Rollout};
 use crate::service::HostService;
@@ -61,6 +62,10 @@ pub struct Assembled<B: Bus + ?Sized> {
     pub fleet: Arc<Fleet>,
     /// How each strategy's start went, in the order given; a refused one runs nothing.
     pub started: Vec<Outcome>,
+    /// The strategies' memories the service stores after each event: a rollout that builds
+    /// instances beside it (the registry's) must hand out these, or its instances' changes
+    /// would never be stored.
+    pub memories: Arc<MemoryBook>,
 }
 
 impl<B: Bus + ?Sized> Assembled<B> {
@@ -131,6 +136,8 @@ pub async fn host<B: Bus + ?Sized>(
     if let Some(m) = &plan.metrics {
         rollout.metrics_to(m.clone());
     }
+    let memories = Arc::new(MemoryBook::engine(link.clone()));
+    rollout.memories_from(memories.clone());
     let started = rollout.start_local(plan.strategies).await;
     let running = started.iter().filter(|o| o.switched()).count();
     if running < started.len() {
@@ -161,6 +168,7 @@ pub async fn host<B: Bus + ?Sized>(
         );
     }
     let mut service = HostService::new(reader, fleet.clone(), link);
+    service.memories_from(memories.clone());
     if let Some(m) = plan.metrics {
         service.metrics_to(m);
     }
@@ -168,5 +176,6 @@ pub async fn host<B: Bus + ?Sized>(
         service,
         fleet,
         started,
+        memories,
     })
 }

@@ -36,6 +36,10 @@ pub enum DeliveryError {
         /// Results received.
         got: usize,
     },
+    /// The engine refused a strategy's memory changes (over its cap, or a bad key); retrying
+    /// the same changes cannot succeed.
+    #[error("the engine refused the memory changes: {0}")]
+    MemoryRefused(tonic::Status),
     /// Shutdown came while retrying; the count is the proposals not delivered.
     #[error("shut down with {0} proposals undelivered (they stay pending on the bus)")]
     ShutDown(usize),
@@ -151,6 +155,100 @@ impl EngineLink {
             })
             .await?;
         Ok(response.markets)
+    }
+
+    /// A strategy deployment's stored memory and cap, in one attempt: a rollout that cannot
+    /// load it is refused, and retried with the next deployment change.
+    pub async fn memory(&self, strategy: &str) -> Result<v1::StrategyMemory, DeliveryError> {
+        let mut client = self.client.clone();
+        client
+            .get_strategy_memory(v1::GetStrategyMemoryRequest {
+                trace: None,
+                strategy: strategy.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(DeliveryError::Refused)
+    }
+
+    /// Stores a strategy's memory changes, retrying transient failures like a submit (the
+    /// changes are idempotent: each sets or removes a key). The engine's over-the-cap answer
+    /// (`RESOURCE_EXHAUSTED`, which a submit retries) is final here.
+    pub async fn put_memory(
+        &self,
+        trace_id: &str,
+        strategy: &str,
+        changes: Vec<v1::MemoryChange>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<v1::StrategyMemory, DeliveryError> {
+        let request = v1::PutStrategyMemoryRequest {
+            trace: Some(TraceContext {
+                trace_id: trace_id.to_owned(),
+                span_id: String::new(),
+            }),
+            strategy: strategy.to_owned(),
+            changes,
+        };
+        let result = self
+            .retrying(shutdown, 0, |mut client| {
+                let request = request.clone();
+                async move {
+                    client.put_strategy_memory(request).await.map_err(|s| {
+                        if s.code() == tonic::Code::ResourceExhausted {
+                            // Not transient for a memory put: see the doc comment.
+                            tonic::Status::failed_precondition(s.message())
+                        } else {
+                            s
+                        }
+                    })
+                }
+            })
+            .await;
+        match result {
+            Err(DeliveryError::Refused(s))
+                if matches!(
+                    s.code(),
+                    tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
+                ) =>
+            {
+                Err(DeliveryError::MemoryRefused(s))
+            }
+            other => other,
+        }
+    }
+
+    /// One task as the engine holds it now (with its receipt's figures once it has one),
+    /// in one attempt bounded by `timeout`; `None` for a task the engine does not hold.
+    pub async fn task(
+        &self,
+        task_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<v1::Task>, DeliveryError> {
+        let mut client = self.client.clone();
+        let mut request = tonic::Request::new(v1::GetTaskRequest {
+            trace: None,
+            task_id: task_id.to_owned(),
+        });
+        request.set_timeout(timeout);
+        match client.get_task(request).await {
+            Ok(r) => Ok(Some(r.into_inner())),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(DeliveryError::Refused(s)),
+        }
+    }
+
+    /// Sends measures of fills (see [`crate::execution`]) in one attempt; returns how many
+    /// the engine recorded.
+    pub async fn report_execution(
+        &self,
+        fills: Vec<v1::FillMeasure>,
+    ) -> Result<u32, DeliveryError> {
+        let mut client = self.client.clone();
+        client
+            .report_execution(v1::ReportExecutionRequest { trace: None, fills })
+            .await
+            .map(|r| r.into_inner().recorded)
+            .map_err(DeliveryError::Refused)
     }
 
     /// Opens the engine's stream of its books' balances (see [`crate::balances`]).

@@ -17,10 +17,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use stratbox_host::wit::v0_2::Outcome;
 use stratbox_host::wit::{Event, Snapshot};
 use stratbox_host::{CallError, ValidatedProposal};
 use tokio::sync::oneshot;
 
+use crate::execution::OutcomeFor;
 use crate::market::Market;
 
 /// One live strategy instance, as the fleet drives it. Implemented for the host's
@@ -46,6 +48,12 @@ pub trait Runner: Send + 'static {
 
     /// Takes over an old instance's state; `Ok(false)` when this runner cannot.
     fn restore(&mut self, _state: &[u8]) -> Result<bool, CallError> {
+        Ok(false)
+    }
+
+    /// Tells the instance what became of a proposal; `Ok(false)` when it does not listen
+    /// (a 0.1.x component).
+    fn on_outcome(&mut self, _outcome: &Outcome) -> Result<bool, CallError> {
         Ok(false)
     }
 }
@@ -75,6 +83,10 @@ impl Runner for stratbox_host::StrategyInstance {
 
     fn restore(&mut self, state: &[u8]) -> Result<bool, CallError> {
         stratbox_host::StrategyInstance::restore(self, state)
+    }
+
+    fn on_outcome(&mut self, outcome: &Outcome) -> Result<bool, CallError> {
+        stratbox_host::StrategyInstance::on_outcome(self, outcome)
     }
 }
 
@@ -136,12 +148,28 @@ enum Command {
         members: Vec<Member>,
         reply: oneshot::Sender<ShardSwitch>,
     },
+    /// Tell instances of this shard what became of their proposals.
+    Outcomes {
+        items: Vec<OutcomeFor>,
+        reply: oneshot::Sender<Vec<Told>>,
+    },
     /// Drop the instances of `strategy` with these ids.
     Remove {
         strategy: String,
         ids: Vec<String>,
         reply: oneshot::Sender<ShardSwitch>,
     },
+}
+
+/// What telling one outcome did.
+#[derive(Debug)]
+pub struct Told {
+    /// The outcome and whom it was for.
+    pub item: OutcomeFor,
+    /// The instance told (the proposer, or another of its strategy).
+    pub instance_id: String,
+    /// `Ok(false)`: the instance does not listen (a 0.1.x component).
+    pub result: Result<bool, CallError>,
 }
 
 /// What one shard did at a switch.
@@ -401,6 +429,51 @@ impl Fleet {
         Ok(switch)
     }
 
+    /// Tells each outcome to the instance that made the proposal, or, if that one is gone
+    /// (scaled down, or replaced under another id), to one instance of its strategy; an
+    /// outcome of a strategy no longer running is dropped. Queued under the order lock like
+    /// an event, so it lands between two events on every shard.
+    pub async fn outcomes(&self, items: Vec<OutcomeFor>) -> Result<Vec<Told>, FleetError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut parts: Vec<Vec<OutcomeFor>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        {
+            let placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
+            for item in items {
+                let Some(ids) = placement.get(&item.strategy) else {
+                    continue;
+                };
+                let shard = ids
+                    .get(&item.instance_id)
+                    .or_else(|| ids.values().next())
+                    .copied();
+                if let Some(part) = shard.and_then(|s| parts.get_mut(s)) {
+                    part.push(item);
+                }
+            }
+        }
+        let mut replies = Vec::new();
+        {
+            let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            for (shard, items) in self.shards.iter().zip(parts) {
+                if items.is_empty() {
+                    continue;
+                }
+                let (reply, rx) = oneshot::channel();
+                shard
+                    .send(Command::Outcomes { items, reply })
+                    .map_err(|_| FleetError::WorkerGone)?;
+                replies.push(rx);
+            }
+        }
+        let mut told = Vec::new();
+        for rx in replies {
+            told.extend(rx.await.map_err(|_| FleetError::WorkerGone)?);
+        }
+        Ok(told)
+    }
+
     /// Queues one command per shard (under the order lock) and gathers what they did.
     async fn to_every_shard<P>(
         &self,
@@ -531,6 +604,40 @@ fn shard_loop(
                 });
                 // Freeing the old stores is not part of the switch.
                 drop(old);
+            }
+            Command::Outcomes { items, reply } => {
+                let mut told = Vec::with_capacity(items.len());
+                for item in items {
+                    let at = members
+                        .iter()
+                        .position(|m| {
+                            m.identity.strategy == item.strategy
+                                && m.identity.instance_id == item.instance_id
+                        })
+                        .or_else(|| {
+                            members
+                                .iter()
+                                .position(|m| m.identity.strategy == item.strategy)
+                        });
+                    let Some(m) = at.and_then(|i| members.get_mut(i)) else {
+                        continue;
+                    };
+                    let result = m.runner.on_outcome(&item.outcome);
+                    if let Err(e) = &result {
+                        *stats
+                            .errors
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(e.kind())
+                            .or_default() += 1;
+                    }
+                    told.push(Told {
+                        instance_id: m.identity.instance_id.clone(),
+                        item,
+                        result,
+                    });
+                }
+                let _ = reply.send(told);
             }
             Command::Add {
                 members: new,

@@ -11,15 +11,19 @@
 //! - [`assemble`]: one way to build a host, for the CLI and the tests.
 //! - [`metrics`]: the host's Prometheus metrics.
 //! - [`delivery`]: the engine link that retries without losing or duplicating proposals.
+//! - [`execution`]: what became of each proposal, told to its strategy (world 0.2.0).
 //! - [`credentials`]: the host's key on every call to the engine and the registry.
+//! - [`memory`]: the strategies' memories (world 0.2.0), loaded from and stored by the engine.
 #![warn(missing_docs)]
 
 pub mod assemble;
 pub mod balances;
 pub mod credentials;
 pub mod delivery;
+pub mod execution;
 pub mod fleet;
 pub mod market;
+pub mod memory;
 pub mod metrics;
 pub mod outcome;
 pub mod rollout;
@@ -31,10 +35,12 @@ pub use assemble::{AssembleError, Assembled, BusSeat, HostPlan};
 pub use balances::BookBalances;
 pub use credentials::{HostKey, KeyError};
 pub use delivery::{DeliveryError, EngineLink, RetryPolicy};
+pub use execution::{OpenTask, OutcomeFor, Tracker};
 pub use fleet::{
-    Answer, Fleet, FleetError, FleetStats, Identity, Member, RunOutput, Runner, Switch,
+    Answer, Fleet, FleetError, FleetStats, Identity, Member, RunOutput, Runner, Switch, Told,
 };
 pub use market::{Market, SharedMarketHistory};
+pub use memory::MemoryBook;
 pub use metrics::HostMetrics;
 pub use rollout::{
     ComponentSource, LocalComponents, LocalStrategy, Outcome, OutcomeKind, RegistryLink, Rollout,

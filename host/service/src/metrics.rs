@@ -24,7 +24,16 @@ use crate::outcome::{Outcome, OutcomeKind};
 
 type One = [(&'static str, String); 1];
 type Two = [(&'static str, String); 2];
+type Three = [(&'static str, String); 3];
 type Four = [(&'static str, String); 4];
+
+/// Signed basis points: slippage and markouts (world 0.2.0), ±10% either way.
+fn bps_histogram() -> Histogram {
+    Histogram::new([
+        -1000.0, -500.0, -200.0, -100.0, -50.0, -20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 50.0,
+        100.0, 200.0, 500.0, 1000.0,
+    ])
+}
 
 fn histogram() -> Histogram {
     // 1 µs .. ~4 s: a warm strategy call is a few µs, a delivery a few ms.
@@ -59,6 +68,15 @@ pub struct HostMetrics {
     /// 1 while this host runs nothing of a strategy because it failed to start (at
     /// start-up, or on its first deploy here), by strategy; 0 once it runs or is gone.
     pub quarantined: Family<One, Gauge>,
+    /// Ends of proposals' tasks as strategies are told them, by strategy, final state and
+    /// reason code: refusal rates by reason are `rejected` over all.
+    pub outcomes: Family<Three, Counter>,
+    /// Realised slippage of fills against the strategy's expectation, in basis points
+    /// (positive: worse than expected), by strategy.
+    pub slippage_bps: Family<One, Histogram, fn() -> Histogram>,
+    /// Markouts of fills some blocks later, in basis points (negative: the price ran
+    /// against the fill, toxic flow), by strategy.
+    pub markout_bps: Family<One, Histogram, fn() -> Histogram>,
 }
 
 impl HostMetrics {
@@ -76,6 +94,26 @@ impl HostMetrics {
         let delivery_seconds = histogram();
         let rollouts = Family::<Four, Counter>::default();
         let quarantined = Family::<One, Gauge>::default();
+        let outcomes = Family::<Three, Counter>::default();
+        let slippage_bps =
+            Family::<One, Histogram, fn() -> Histogram>::new_with_constructor(bps_histogram);
+        let markout_bps =
+            Family::<One, Histogram, fn() -> Histogram>::new_with_constructor(bps_histogram);
+        registry.register(
+            "outcomes",
+            "Ends of proposals' tasks told to strategies, by strategy, state and reason code",
+            outcomes.clone(),
+        );
+        registry.register(
+            "slippage_bps",
+            "Realised slippage of fills against the strategy's expectation in basis points, by strategy",
+            slippage_bps.clone(),
+        );
+        registry.register(
+            "markout_bps",
+            "Markouts of fills some blocks later in basis points (negative: toxic), by strategy",
+            markout_bps.clone(),
+        );
         registry.register(
             "rollouts",
             "Strategy starts, swaps, scales and stops, by strategy, kind, result and refusal reason",
@@ -138,7 +176,42 @@ impl HostMetrics {
             delivery_seconds,
             rollouts,
             quarantined,
+            outcomes,
+            slippage_bps,
+            markout_bps,
         })
+    }
+
+    /// One outcome as its strategy is told it: its end, or its markout.
+    pub fn outcome(&self, told: &crate::execution::OutcomeFor) {
+        use stratbox_host::wit::v0_2::FinalState;
+        let o = &told.outcome;
+        let strategy = [("strategy", told.strategy.clone())];
+        if let Some(m) = &o.markout {
+            self.markout_bps
+                .get_or_create(&strategy)
+                .observe(f64::from(m.bps));
+            return;
+        }
+        let state = match o.state {
+            FinalState::Simulated => "simulated",
+            FinalState::Confirmed => "confirmed",
+            FinalState::Rejected => "rejected",
+            FinalState::Failed => "failed",
+            FinalState::Expired => "expired",
+        };
+        self.outcomes
+            .get_or_create(&[
+                ("strategy", told.strategy.clone()),
+                ("state", state.to_owned()),
+                ("reason", o.reason_code.clone()),
+            ])
+            .inc();
+        if matches!(o.state, FinalState::Simulated | FinalState::Confirmed) {
+            self.slippage_bps
+                .get_or_create(&strategy)
+                .observe(f64::from(o.slippage_bps));
+        }
     }
 
     /// Counts one event read from the bus, by kind.

@@ -40,6 +40,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::credentials::HostKey;
 use crate::fleet::{Fleet, FleetError, Switch};
+use crate::memory::MemoryBook;
 use crate::metrics::HostMetrics;
 use crate::roster::{self, Deployment};
 
@@ -77,6 +78,10 @@ pub enum RolloutError {
     /// The registry address (first) does not parse; the second is why.
     #[error("registry address {0:?} is not a valid URI: {1}")]
     BadAddress(String, String),
+    /// The strategy's memory could not be loaded from the engine; starting it on an empty
+    /// one would overwrite what is stored.
+    #[error("loading the strategy's memory: {0}")]
+    Memory(crate::delivery::DeliveryError),
 }
 
 impl RolloutError {
@@ -91,6 +96,7 @@ impl RolloutError {
             RolloutError::Fleet(_) => "fleet",
             RolloutError::Join(_) => "join",
             RolloutError::BadAddress(..) => "bad_address",
+            RolloutError::Memory(_) => "memory",
         }
     }
 }
@@ -151,6 +157,8 @@ pub struct Rollout {
     /// (and re-report) the same failure on every unrelated change.
     refused: BTreeMap<String, u64>,
     metrics: Option<Arc<HostMetrics>>,
+    /// Each strategy's memory, handed to every instance it builds (world 0.2.0).
+    memories: Arc<MemoryBook>,
 }
 
 pub use crate::outcome::{Outcome, OutcomeKind};
@@ -171,7 +179,14 @@ impl Rollout {
             running: BTreeMap::new(),
             refused: BTreeMap::new(),
             metrics: None,
+            memories: Arc::new(MemoryBook::in_process()),
         }
+    }
+
+    /// Takes the strategies' memories from `book` (by default they live in this process
+    /// only).
+    pub fn memories_from(&mut self, book: Arc<MemoryBook>) {
+        self.memories = book;
     }
 
     /// Records every outcome in `metrics` (rollouts by result, quarantined strategies).
@@ -340,7 +355,16 @@ impl Rollout {
         })
     }
 
-    fn deployment(&self, d: &v1::Deployment, count: usize) -> Deployment {
+    async fn deployment(
+        &self,
+        d: &v1::Deployment,
+        count: usize,
+    ) -> Result<Deployment, RolloutError> {
+        let memory = self
+            .memories
+            .memory(&d.name)
+            .await
+            .map_err(RolloutError::Memory)?;
         let pool = {
             let market = self
                 .fleet
@@ -349,14 +373,15 @@ impl Rollout {
                 .unwrap_or_else(|p| p.into_inner());
             market.first_pool().unwrap_or_default().to_owned()
         };
-        Deployment {
+        Ok(Deployment {
             strategy: d.name.clone(),
             version: d.version.clone(),
             account: format!("book:{}", d.name),
             config: d.config_json.replace("{pool}", &pool),
             count,
             limits: self.limits.clone(),
-        }
+            memory,
+        })
     }
 
     /// A new version (or config): everything built and started first, then one switch.
@@ -380,7 +405,7 @@ impl Rollout {
             });
         }
         let count = d.instances as usize;
-        let deployment = self.deployment(d, count);
+        let deployment = self.deployment(d, count).await?;
         let ids: Vec<String> = (0..count)
             .map(|i| roster::instance_id(&d.name, i))
             .collect();
@@ -443,7 +468,7 @@ impl Rollout {
             .map(|i| roster::instance_id(&d.name, i))
             .collect();
         let component = running.component.clone();
-        let deployment = self.deployment(d, count);
+        let deployment = self.deployment(d, count).await?;
         let history = self
             .fleet
             .market()

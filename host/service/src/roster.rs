@@ -4,7 +4,9 @@
 //! scale-up only moves ready instances into the fleet; a version whose instances cannot
 //! start never reaches it.
 
-use stratbox_host::{InstanceSpec, LoadedComponent, StrategyInstance, StrategyLimits};
+use stratbox_host::{
+    InstanceSpec, LoadedComponent, StrategyInstance, StrategyLimits, StrategyMemory,
+};
 
 use crate::fleet::{Identity, Member};
 use crate::market::SharedMarketHistory;
@@ -24,6 +26,8 @@ pub struct Deployment {
     pub count: usize,
     /// Limits of each instance.
     pub limits: StrategyLimits,
+    /// The strategy's memory, shared by every instance (world 0.2.0).
+    pub memory: StrategyMemory,
 }
 
 /// An instance whose `init` failed, so the deployment did not start.
@@ -72,7 +76,8 @@ pub fn build_ids(
     for instance_id in ids {
         let instance_id = instance_id.clone();
         let spec = InstanceSpec::new(instance_id.clone(), deployment.config.clone())
-            .with_limits(deployment.limits.clone());
+            .with_limits(deployment.limits.clone())
+            .with_memory(deployment.memory.clone());
         let mut instance = StrategyInstance::new(component, spec, history.clone());
         instance.start().map_err(|source| StartError {
             strategy: deployment.strategy.clone(),

@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use stratbox_bus::{Bus, BusError, GroupReader, MessageId, decode_event};
-use stratbox_proto::v1::TaskState;
-use tokio::sync::watch;
+use stratbox_proto::v1::{self, TaskState};
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::delivery::{DeliveryError, EngineLink};
+use crate::execution::{OpenTask, OutcomeFor, Tracker};
 use crate::fleet::{Fleet, FleetError};
+use crate::memory::MemoryBook;
 use crate::metrics::{HostMetrics, event_kind};
 use crate::translate::{self, Envelope, Incoming};
 
@@ -86,9 +88,68 @@ pub struct HostService<B: Bus + ?Sized> {
     recent: RecentIds,
     handled: Option<tokio::sync::mpsc::UnboundedSender<Handled>>,
     metrics: Option<Arc<HostMetrics>>,
+    /// The strategies' memories, whose changes are stored after each event.
+    memories: Option<Arc<MemoryBook>>,
+    /// Proposals followed to their outcomes and markouts (world 0.2.0).
+    tracker: Tracker,
+    /// To and from the follower of open tasks, and to the reporter of fills' measures
+    /// (started by [`HostService::run`]).
+    background: Option<Background>,
 }
 
+/// The channels to the tasks [`HostService::run`] starts beside its loop.
+struct Background {
+    open: mpsc::Sender<OpenTask>,
+    ended: mpsc::Receiver<(OpenTask, v1::Task)>,
+    fills: mpsc::Sender<(String, v1::FillMeasure)>,
+}
+
+/// Room in the channels to the background tasks; past it a task is not followed or a
+/// measure not reported (logged), never waited for.
+const BACKGROUND_ROOM: usize = 4096;
+
+/// How long a stopping host waits for its last fill measures to reach the engine.
+const REPORTER_GRACE: Duration = Duration::from_secs(5);
+
 impl<B: Bus + ?Sized> HostService<B> {
+    /// Measures fills' markouts `blocks` blocks after them (default
+    /// [`crate::execution::DEFAULT_MARKOUT_BLOCKS`]).
+    pub fn markout_blocks(&mut self, blocks: u64) {
+        self.tracker = Tracker::new(blocks);
+    }
+
+    /// Tells the strategies `items` (between two events) and counts them.
+    async fn tell(&self, items: Vec<OutcomeFor>) -> Result<(), ServiceError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        if let Some(m) = &self.metrics {
+            for item in &items {
+                m.outcome(item);
+            }
+        }
+        if let Some(bg) = &self.background {
+            for item in &items {
+                if let Some(measure) = crate::execution::measure(item)
+                    && bg.fills.try_send((item.strategy.clone(), measure)).is_err()
+                {
+                    tracing::debug!(task_id = %item.outcome.task_id, "fill measure not reported: the reporter is behind");
+                }
+            }
+        }
+        for told in self.fleet.outcomes(items).await? {
+            if let Err(e) = &told.result {
+                tracing::warn!(instance = %told.instance_id, task_id = %told.item.outcome.task_id, kind = e.kind(), error = %e, "on-outcome failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the changes to `book`'s memories after each event, before acknowledging it.
+    pub fn memories_from(&mut self, book: Arc<MemoryBook>) {
+        self.memories = Some(book);
+    }
+
     /// A service reading with `reader`, running `fleet`, delivering over `link`.
     pub fn new(reader: GroupReader<B>, fleet: Arc<Fleet>, link: EngineLink) -> Self {
         HostService {
@@ -99,6 +160,9 @@ impl<B: Bus + ?Sized> HostService<B> {
             recent: RecentIds::new(RECENT_EVENTS),
             handled: None,
             metrics: None,
+            memories: None,
+            tracker: Tracker::default(),
+            background: None,
         }
     }
 
@@ -120,6 +184,30 @@ impl<B: Bus + ?Sized> HostService<B> {
     /// Runs until `shutdown` turns true. Returns after acknowledging what it finished; what
     /// it did not finish stays pending on the bus.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ServiceError> {
+        let (open, open_rx) = mpsc::channel(BACKGROUND_ROOM);
+        let (ended_tx, ended) = mpsc::channel(BACKGROUND_ROOM);
+        let (fills, fills_rx) = mpsc::channel(BACKGROUND_ROOM);
+        tokio::spawn(crate::execution::follow_tasks(
+            self.link.clone(),
+            open_rx,
+            ended_tx,
+            shutdown.clone(),
+        ));
+        let reporter = tokio::spawn(crate::execution::report_fills(
+            self.link.clone(),
+            fills_rx,
+            shutdown.clone(),
+        ));
+        self.background = Some(Background { open, ended, fills });
+        let result = self.serve(&mut shutdown).await;
+        // The reporter sends what it holds once the channel closes: wait for it (bounded),
+        // so a host that stops has reported what it told.
+        drop(self.background.take());
+        let _ = tokio::time::timeout(REPORTER_GRACE, reporter).await;
+        result
+    }
+
+    async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), ServiceError> {
         loop {
             if *shutdown.borrow() {
                 return Ok(());
@@ -142,7 +230,7 @@ impl<B: Bus + ?Sized> HostService<B> {
             };
             let mut done: Vec<MessageId> = Vec::with_capacity(batch.len());
             for delivery in &batch {
-                match self.handle(delivery, &mut shutdown).await {
+                match self.handle(delivery, shutdown).await {
                     Ok(()) => done.push(delivery.id),
                     Err(ServiceError::Delivery(DeliveryError::ShutDown(_))) => break,
                     Err(e) => {
@@ -217,6 +305,21 @@ impl<B: Bus + ?Sized> HostService<B> {
                 .unwrap_or_else(|p| p.into_inner())
                 .apply(&wit, event.last_sync_block, event.timestamp);
             let watermark = self.fleet.market().read().unwrap_or_else(|p| p.into_inner()).watermark();
+            // Markouts come due as the watermark passes them, and are told before the event
+            // that passed it: a strategy learns of them before it decides again.
+            if self.tracker.pending() > 0 {
+                let pools = self.fleet.market().read().unwrap_or_else(|p| p.into_inner()).snapshot("", "").pools;
+                let due = self.tracker.due(watermark, &pools);
+                self.tell(due).await?;
+            }
+            // Staged and live tasks that reached their ends since the last event.
+            let mut reached = Vec::new();
+            if let Some(bg) = &mut self.background {
+                while let Ok((open, task)) = bg.ended.try_recv() {
+                    reached.extend(self.tracker.followed(&open.proposal, &task, watermark));
+                }
+            }
+            self.tell(reached).await?;
             let answers = self.fleet.dispatch(wit, &trace_id).await?;
             let dispatched = Instant::now();
             if let Some(m) = &self.metrics {
@@ -245,7 +348,12 @@ impl<B: Bus + ?Sized> HostService<B> {
             if count > 0 {
                 let strategies: Vec<String> = proposals.iter().map(|p| p.strategy.clone()).collect();
                 let sent = Instant::now();
-                let results = self.link.submit(&trace_id, proposals, shutdown).await?;
+                let results = self.link.submit(&trace_id, proposals.clone(), shutdown).await?;
+                let ended: Vec<OutcomeFor> = proposals
+                    .iter()
+                    .zip(&results)
+                    .filter_map(|(p, r)| self.tracker.ended(p, r))
+                    .collect();
                 if let Some(m) = &self.metrics {
                     m.delivered(strategies.iter().map(String::as_str), &results, sent.elapsed());
                 }
@@ -259,6 +367,20 @@ impl<B: Bus + ?Sized> HostService<B> {
                         tracing::debug!(reason = %r.reason_code, detail = %r.detail, "proposal rejected");
                     }
                 }
+                self.tell(ended).await?;
+                if let Some(bg) = &self.background {
+                    for open in self.tracker.opened() {
+                        if let Err(e) = bg.open.try_send(open) {
+                            tracing::warn!(task_id = %e.into_inner().task_id, "too many open tasks to follow; this one's end will not be told");
+                        }
+                    }
+                }
+            }
+            // What the strategies wrote to their memories (on the event and on the outcomes
+            // of its proposals) is stored before the event is acknowledged: a host that
+            // crashes before this re-runs the event on the memory the engine holds.
+            if let Some(book) = &self.memories {
+                book.flush(&trace_id, shutdown).await?;
             }
             self.stats.events.fetch_add(1, Ordering::Relaxed);
             if let Some(tx) = &self.handled {

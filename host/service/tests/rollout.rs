@@ -16,6 +16,13 @@ use stratbox_proto::v1::{self, Address, Amount, DeploymentSet};
 
 const POOL: &str = "0x8ad599c3a0ff1de082011efddc58f1908eb6e6d8";
 
+/// `clamm-maker` as built before world 0.2.0 existed (by the SDK of 0.1.x, at commit
+/// c6be374): a 0.1.0 component that must run on this host unchanged.
+const OLD_MAKER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/clamm-maker-0.1.0.wasm"
+);
+
 struct Catalog(HashMap<String, Vec<u8>>);
 
 impl Catalog {
@@ -29,6 +36,10 @@ impl Catalog {
             shas.insert(name, sha.clone());
             bytes.insert(sha, b);
         }
+        let old = std::fs::read(OLD_MAKER).expect("the 0.1.0 fixture");
+        let sha = sha256_hex(&old);
+        shas.insert("clamm-maker-0.1.0", sha.clone());
+        bytes.insert(sha, old);
         (Catalog(bytes), shas)
     }
 }
@@ -137,7 +148,7 @@ fn only(version: &str, n: usize) -> BTreeMap<String, usize> {
 }
 
 #[test]
-fn one_linker_serves_both_worlds_and_finds_the_optional_exports() {
+fn one_linker_serves_every_world_and_finds_the_optional_exports() {
     let runtime = HostRuntime::new(HostConfig::default()).unwrap();
     let momentum = runtime
         .load(&stratbox_strategies::bytes("momentum").unwrap())
@@ -145,10 +156,18 @@ fn one_linker_serves_both_worlds_and_finds_the_optional_exports() {
     let clamm = runtime
         .load(&stratbox_strategies::bytes("clamm-maker").unwrap())
         .unwrap();
+    let tally = runtime
+        .load(&stratbox_strategies::bytes("tally").unwrap())
+        .unwrap();
     assert!(momentum.is_stateful());
-    assert_eq!(momentum.report().world, "stratbox:strategy/strategy@0.1.1");
+    assert!(momentum.wants_outcomes());
+    assert_eq!(momentum.report().world, "stratbox:strategy/strategy@0.2.0");
     assert!(momentum.report().exports.iter().any(|e| e == "save"));
+    assert!(tally.is_stateful());
+    assert!(!tally.wants_outcomes());
+    assert_eq!(tally.report().world, "stratbox:strategy/strategy@0.1.1");
     assert!(!clamm.is_stateful());
+    assert!(!clamm.wants_outcomes());
     assert_eq!(clamm.report().world, "stratbox:strategy/strategy@0.1.0");
     assert!(
         runtime
@@ -459,4 +478,132 @@ async fn local_strategies_start_off_the_async_thread_and_a_failure_stops_only_it
     // `{pool}` became the engine's first market.
     let versions = block(&fleet, 2).await;
     assert_eq!(versions.values().sum::<usize>(), 4, "{versions:?}");
+}
+
+/// An outcome of momentum's proposal `task`, with a markout when given.
+fn outcome_for(
+    strategy: &str,
+    instance: &str,
+    task: &str,
+    markout_bps: Option<i32>,
+) -> stratbox_host_service::OutcomeFor {
+    use stratbox_host::wit::v0_2::{FinalState, Markout, Outcome};
+    stratbox_host_service::OutcomeFor {
+        strategy: strategy.into(),
+        instance_id: instance.into(),
+        outcome: Outcome {
+            task_id: task.into(),
+            event_id: "ev".into(),
+            index: 0,
+            state: FinalState::Simulated,
+            reason_code: "ok".into(),
+            simulated_amount0: "1000".into(),
+            simulated_amount1: "2000".into(),
+            filled_amount0: "1000".into(),
+            filled_amount1: "2000".into(),
+            slippage_bps: 3,
+            gas_used: 110_000,
+            block: 4,
+            markout: markout_bps.map(|bps| Markout { blocks: 5, bps }),
+        },
+    }
+}
+
+fn u64_of(bytes: Option<Vec<u8>>) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes?.try_into().ok()?))
+}
+
+/// World 0.2.0 beside 0.1.0 in one fleet: momentum (0.2.0) is told its outcomes, learns
+/// from toxic markouts in its memory, and the next version after a hot swap trades on the
+/// same memory; clamm-maker as built for 0.1.0 before 0.2.0 existed runs unchanged and is not
+/// told anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn momentum_is_told_outcomes_and_keeps_its_memory_across_a_hot_swap_beside_a_0_1_0_component()
+{
+    let (fleet, mut rollout, runtime) = setup(2);
+    let book = Arc::new(stratbox_host_service::MemoryBook::in_process());
+    rollout.memories_from(book.clone());
+    let (catalog, shas) = Catalog::new();
+    let momentum_v1 = stratbox_strategies::momentum_config(POOL);
+    let maker = stratbox_strategies::clamm_maker_config(POOL);
+    let outcomes = rollout
+        .reconcile(
+            &set(
+                1,
+                vec![
+                    deployment("momentum", "1", &shas["momentum"], 2, &momentum_v1, 1),
+                    deployment("maker", "1", &shas["clamm-maker-0.1.0"], 1, &maker, 1),
+                ],
+            ),
+            &catalog,
+        )
+        .await;
+    assert!(outcomes.iter().all(Outcome::switched), "{outcomes:?}");
+    let old = runtime.load(&std::fs::read(OLD_MAKER).unwrap()).unwrap();
+    assert_eq!(old.report().world, "stratbox:strategy/strategy@0.1.0");
+    assert!(
+        !old.report()
+            .imports
+            .iter()
+            .any(|i| i.starts_with("stratbox:strategy/") && !i.ends_with("@0.1.0")),
+        "{:?}",
+        old.report()
+    );
+    assert_eq!(block(&fleet, 2).await.values().sum::<usize>(), 3);
+
+    // The end of a task, then three toxic markouts (-50 bps: beyond momentum's -20).
+    let mut items = vec![outcome_for("momentum", "momentum-1", "t1", None)];
+    items
+        .extend((0..3).map(|i| outcome_for("momentum", "momentum-1", &format!("t{i}"), Some(-50))));
+    items.push(outcome_for("maker", "maker-0", "t9", None));
+    let told = fleet.outcomes(items).await.unwrap();
+    assert_eq!(told.len(), 5);
+    for t in &told {
+        let listened = t.result.as_ref().expect("on-outcome ran");
+        // The instance that proposed was told; the 0.1.0 component does not listen.
+        assert_eq!(*listened, t.item.strategy == "momentum", "{t:?}");
+        assert_eq!(t.instance_id, t.item.instance_id);
+    }
+    let memory = book.memory("momentum").await.unwrap();
+    assert_eq!(u64_of(memory.get("widen_bps")), Some(30));
+    assert_eq!(u64_of(memory.get("outcomes:simulated")), Some(1));
+    assert!(book.memory("maker").await.unwrap().keys().is_empty());
+
+    // Hot swap to a new version (another config): its instances share the same memory...
+    let momentum_v2 = momentum_v1.replace("\"lookback_blocks\":20", "\"lookback_blocks\":21");
+    assert_ne!(
+        momentum_v1, momentum_v2,
+        "the config must change for a swap"
+    );
+    let outcomes = rollout
+        .reconcile(
+            &set(
+                2,
+                vec![
+                    deployment("momentum", "2", &shas["momentum"], 2, &momentum_v2, 2),
+                    deployment("maker", "1", &shas["clamm-maker-0.1.0"], 1, &maker, 1),
+                ],
+            ),
+            &catalog,
+        )
+        .await;
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0].kind, OutcomeKind::Swap);
+    assert!(outcomes[0].switched(), "{outcomes:?}");
+    assert!(book.memory("momentum").await.unwrap().same(&memory));
+    assert_eq!(block(&fleet, 3).await.values().sum::<usize>(), 3);
+    // ...and an outcome for an instance that is gone goes to another of the strategy,
+    // which learns on from 30: one more toxic fill makes 40.
+    let told = fleet
+        .outcomes(vec![outcome_for("momentum", "momentum-7", "t5", Some(-80))])
+        .await
+        .unwrap();
+    assert_eq!(told.len(), 1);
+    assert!(matches!(told[0].result, Ok(true)), "{told:?}");
+    assert!(told[0].instance_id.starts_with("momentum-"));
+    assert_eq!(u64_of(memory.get("widen_bps")), Some(40));
+    // The changes since the start are there to be stored, each key once.
+    let changes = memory.take_changes();
+    let keys: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["outcomes:simulated", "widen_bps"]);
 }

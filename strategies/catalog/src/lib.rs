@@ -9,8 +9,9 @@ use std::io;
 
 /// The liquidity maker: keeps a concentrated position around the price.
 pub const CLAMM_MAKER: &str = env!("STRATBOX_WASM_CLAMM_MAKER");
-/// The trend follower: swaps in the direction of recent price moves. Stateful (world
-/// 0.1.1): its last decision and trade blocks travel to its next version.
+/// The trend follower: swaps in the direction of recent price moves. World 0.2.0: its last
+/// decision and trade blocks travel to its next version, it is told its outcomes and keeps
+/// what it learns from markouts in its memory.
 pub const MOMENTUM: &str = env!("STRATBOX_WASM_MOMENTUM");
 /// The hot-swap tests' witness: one proposal per swap, numbered by a count that travels
 /// to its next version (world 0.1.1).
@@ -199,13 +200,12 @@ mod tests {
             exports.sort();
             exports
         };
-        for name in ["momentum", "tally"] {
-            assert_eq!(
-                sorted(name),
-                ["init", "on-event", "restore", "save"],
-                "{name}"
-            );
-        }
+        assert_eq!(sorted("tally"), ["init", "on-event", "restore", "save"]);
+        // Built for 0.2.0: it is told its outcomes too.
+        assert_eq!(
+            sorted("momentum"),
+            ["init", "on-event", "on-outcome", "restore", "save"]
+        );
         for name in ["clamm-maker", "hostile"] {
             assert_eq!(sorted(name), ["init", "on-event"], "{name}");
         }

@@ -2,7 +2,8 @@
 //!
 //! Config (JSON):
 //! `{"pool": "0x...", "lookback_blocks": 20, "threshold_bps": 30,
-//!   "amount_in": "100000000000000000", "max_slippage_bps": 100}`
+//!   "amount_in": "100000000000000000", "max_slippage_bps": 100}`, optionally with
+//! `"toxic_markout_bps": 20, "widen_step_bps": 10, "max_widen_bps": 500` (those defaults).
 //!
 //! At most once per block (on a swap in its pool or a new block) it asks the host for the
 //! pool's events since `watermark - lookback_blocks`, takes the oldest swap's price as the
@@ -12,8 +13,16 @@
 //! so one move is not traded twice.
 //!
 //! Its state is which blocks it last decided and traded on: it travels to the next
-//! version in a hot swap (`save`/`restore`, world 0.1.1), so a new version does not trade
-//! again a move the old one already traded.
+//! version in a hot swap (`save`/`restore`), so a new version does not trade again a move
+//! the old one already traded.
+//!
+//! It is built for world 0.2.0: it is told what became of each proposal (`on-outcome`) and
+//! learns from fills' markouts. A fill whose markout is worse than `-toxic_markout_bps` (the
+//! price ran against it: toxic flow) widens its threshold by `widen_step_bps`, up to
+//! `max_widen_bps`; a markout that is not negative narrows it back by one step. The widening
+//! and a count of outcomes by state live in the deployment's memory (`widen_bps`,
+//! `outcomes:<state>`), so every instance, the next version after a hot swap and the
+//! strategy after a restart of host or engine trade on what it learnt.
 //!
 //! The expected output is one `compute_swap_step` against the snapshot's in-range liquidity,
 //! bounded by a price limit derived from `max_slippage_bps`; that is exact while the swap
@@ -23,8 +32,10 @@
 use serde::{Deserialize, Serialize};
 use stratbox_sdk::math::{MAX_SQRT_RATIO, MIN_SQRT_RATIO, compute_swap_step, mul_div};
 use stratbox_sdk::proposal::swap;
-use stratbox_sdk::types::{Event, PoolState, Proposal, Snapshot, same_address};
-use stratbox_sdk::{Amount, Stateful, Strategy, U256, host};
+use stratbox_sdk::types::{
+    Event, FinalState, Outcome, PoolState, Proposal, Snapshot, same_address,
+};
+use stratbox_sdk::{Amount, Outcomes, Stateful, Strategy, U256, host, memory};
 
 /// Events asked of the host per decision; the reference is the oldest swap among them.
 const HISTORY_LIMIT: u32 = 64;
@@ -40,6 +51,42 @@ pub struct Config {
     pub threshold_bps: u32,
     pub amount_in: Amount,
     pub max_slippage_bps: u32,
+    /// A fill whose markout is below minus this is toxic.
+    #[serde(default = "default_toxic_markout_bps")]
+    pub toxic_markout_bps: u32,
+    /// How much one toxic fill widens the threshold (and a good one narrows it).
+    #[serde(default = "default_widen_step_bps")]
+    pub widen_step_bps: u32,
+    /// The most the threshold is widened.
+    #[serde(default = "default_max_widen_bps")]
+    pub max_widen_bps: u32,
+}
+
+fn default_toxic_markout_bps() -> u32 {
+    20
+}
+
+fn default_widen_step_bps() -> u32 {
+    10
+}
+
+fn default_max_widen_bps() -> u32 {
+    500
+}
+
+/// Memory key of the widening, in basis points (u64, little-endian).
+pub const WIDEN_KEY: &str = "widen_bps";
+
+/// Memory key counting outcomes in `state` (u64, little-endian).
+pub fn outcome_key(state: FinalState) -> String {
+    let name = match state {
+        FinalState::Simulated => "simulated",
+        FinalState::Confirmed => "confirmed",
+        FinalState::Rejected => "rejected",
+        FinalState::Failed => "failed",
+        FinalState::Expired => "expired",
+    };
+    format!("outcomes:{name}")
 }
 
 /// Which way the price of token0 (in token1) moved.
@@ -77,6 +124,12 @@ impl Strategy for Momentum {
         }
         if config.amount_in.is_zero() {
             return Err("amount_in must be positive".to_owned());
+        }
+        if u64::from(config.threshold_bps) + u64::from(config.max_widen_bps) >= 10_000 {
+            return Err(format!(
+                "threshold_bps + max_widen_bps must stay under 10000, got {} + {}",
+                config.threshold_bps, config.max_widen_bps
+            ));
         }
         Ok(Momentum {
             config,
@@ -116,7 +169,7 @@ impl Strategy for Momentum {
         };
         let then = reference.sqrt_price()?.into_u256();
         let now = pool.sqrt_price()?.into_u256();
-        let trend = trend(then, now, self.config.threshold_bps)?;
+        let trend = trend(then, now, self.threshold_bps())?;
         let zero_for_one = match trend {
             Trend::Flat => return Ok(Vec::new()),
             Trend::Up => false,
@@ -187,9 +240,51 @@ impl Stateful for Momentum {
     }
 }
 
-stratbox_sdk::export_stateful_strategy!(Momentum);
+impl Outcomes for Momentum {
+    fn on_outcome(&mut self, outcome: &Outcome) -> Result<(), String> {
+        let key = outcome_key(outcome.state);
+        let Some(markout) = &outcome.markout else {
+            // The task's end: counted once (its markout comes later, for a fill).
+            let seen = memory::get_u64(&key).unwrap_or(0);
+            return memory::set_u64(&key, seen.saturating_add(1));
+        };
+        let widen = self.widen_bps();
+        let toxic = i64::from(markout.bps) < -i64::from(self.config.toxic_markout_bps);
+        let next = if toxic {
+            widen
+                .saturating_add(self.config.widen_step_bps)
+                .min(self.config.max_widen_bps)
+        } else if markout.bps >= 0 {
+            widen.saturating_sub(self.config.widen_step_bps)
+        } else {
+            widen
+        };
+        if next != widen {
+            host::info(&format!(
+                "markout {} bps after {} blocks on task {}: threshold widened by {next} bps (was {widen})",
+                markout.bps, markout.blocks, outcome.task_id
+            ));
+            memory::set_u64(WIDEN_KEY, u64::from(next))?;
+        }
+        Ok(())
+    }
+}
+
+stratbox_sdk::export_outcome_strategy!(Momentum);
 
 impl Momentum {
+    /// What the threshold has been widened by after toxic fills (the deployment's memory).
+    pub fn widen_bps(&self) -> u32 {
+        memory::get_u64(WIDEN_KEY)
+            .map_or(0, |w| u32::try_from(w).unwrap_or(u32::MAX))
+            .min(self.config.max_widen_bps)
+    }
+
+    /// The threshold in effect: the configured one, widened.
+    pub fn threshold_bps(&self) -> u32 {
+        self.config.threshold_bps + self.widen_bps()
+    }
+
     fn propose(
         &self,
         pool: &PoolState,
@@ -482,6 +577,58 @@ mod tests {
         let foreign = Momentum::init(&other).unwrap().save();
         assert!(m.restore(&foreign).unwrap_err().contains("is for pool"));
         assert_eq!(m.save(), before, "a refused restore changed the state");
+    }
+
+    fn outcome(state: FinalState, markout_bps: Option<i32>) -> Outcome {
+        Outcome {
+            task_id: "task-1".into(),
+            event_id: "event-1".into(),
+            index: 0,
+            state,
+            reason_code: "ok".into(),
+            simulated_amount0: "1".into(),
+            simulated_amount1: "1".into(),
+            filled_amount0: "1".into(),
+            filled_amount1: "1".into(),
+            slippage_bps: 0,
+            gas_used: 100_000,
+            block: 100,
+            markout: markout_bps.map(|bps| stratbox_sdk::types::Markout { blocks: 5, bps }),
+        }
+    }
+
+    #[test]
+    fn toxic_markouts_widen_the_threshold_in_memory_for_the_next_instance() {
+        stratbox_sdk::memory::testing::clear();
+        let mut m = Momentum::init(&config()).unwrap();
+        m.on_outcome(&outcome(FinalState::Simulated, None)).unwrap();
+        m.on_outcome(&outcome(FinalState::Rejected, None)).unwrap();
+        assert_eq!(memory::get_u64("outcomes:simulated"), Some(1));
+        assert_eq!(memory::get_u64("outcomes:rejected"), Some(1));
+        assert_eq!(m.threshold_bps(), 30);
+        // Three fills the price ran 50 bps against: toxic (beyond -20), 10 bps each.
+        for _ in 0..3 {
+            m.on_outcome(&outcome(FinalState::Simulated, Some(-50)))
+                .unwrap();
+        }
+        // A mildly negative markout changes nothing.
+        m.on_outcome(&outcome(FinalState::Simulated, Some(-5)))
+            .unwrap();
+        assert_eq!(m.threshold_bps(), 60);
+        // A +0.5% move, a trade at 30 bps, is flat at 60.
+        testing::set_history(vec![swap_at(81, 0), swap_at(90, 10)]);
+        assert!(
+            m.on_event(&block(100), &snapshot(100, 50))
+                .unwrap()
+                .is_empty()
+        );
+        // A new instance (the next version after a hot swap) reads the same memory.
+        let mut next = Momentum::init(&config()).unwrap();
+        assert_eq!(next.threshold_bps(), 60);
+        next.on_outcome(&outcome(FinalState::Simulated, Some(3)))
+            .unwrap();
+        assert_eq!(next.threshold_bps(), 50);
+        assert_eq!(memory::get_u64(WIDEN_KEY), Some(20));
     }
 
     #[test]
