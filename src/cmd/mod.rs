@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_engine;
 pub mod bench_host;
 pub mod bench_live;
+pub mod bench_machine;
 pub mod bench_pipeline;
 pub mod bench_rollout;
 pub mod bench_signer;

@@ -65,6 +65,54 @@ pub(super) fn entry_row(row: &AnyRow) -> Result<EntryRow, StoreError> {
 }
 
 impl Store {
+    /// The database server's version and the settings its commit latency depends on, for a
+    /// benchmark to print beside its figures: PostgreSQL's `server_version`,
+    /// `synchronous_commit`, `fsync`, `wal_sync_method` and `shared_buffers`; SQLite's
+    /// version, journal mode and `synchronous` level.
+    pub async fn server_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let queries: &[(&str, &str)] = match self.backend {
+            Backend::Postgres => &[
+                (
+                    "server_version",
+                    "SELECT current_setting('server_version') AS v",
+                ),
+                (
+                    "synchronous_commit",
+                    "SELECT current_setting('synchronous_commit') AS v",
+                ),
+                ("fsync", "SELECT current_setting('fsync') AS v"),
+                (
+                    "wal_sync_method",
+                    "SELECT current_setting('wal_sync_method') AS v",
+                ),
+                (
+                    "shared_buffers",
+                    "SELECT current_setting('shared_buffers') AS v",
+                ),
+            ],
+            Backend::Sqlite => &[
+                ("sqlite_version", "SELECT sqlite_version() AS v"),
+                (
+                    "journal_mode",
+                    "SELECT CAST(journal_mode AS TEXT) AS v FROM pragma_journal_mode",
+                ),
+                (
+                    "synchronous",
+                    "SELECT CAST(synchronous AS TEXT) AS v FROM pragma_synchronous",
+                ),
+            ],
+        };
+        let mut out = Vec::with_capacity(queries.len());
+        for (name, sql) in queries {
+            let v: String = sqlx::query(sql)
+                .fetch_one(&self.writer)
+                .await?
+                .try_get("v")?;
+            out.push(((*name).to_owned(), v));
+        }
+        Ok(out)
+    }
+
     /// The task, or `None` if no task has this id.
     pub async fn get_task(&self, task_id: &str) -> Result<Option<TaskRow>, StoreError> {
         let sql = format!("SELECT {TASK_COLS} FROM trade_tasks WHERE task_id = $1");
