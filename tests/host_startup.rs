@@ -107,27 +107,11 @@ async fn tasks(
     strategy: &str,
 ) -> BTreeMap<String, (v1::Proposal, i32, String)> {
     let mut out = BTreeMap::new();
-    let mut page = String::new();
-    loop {
-        let r = engine
-            .list_tasks(v1::ListTasksRequest {
-                strategy: strategy.into(),
-                limit: 1000,
-                page_token: page.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("list tasks")
-            .into_inner();
-        for t in r.tasks {
-            let p = t.proposal.expect("a task keeps its proposal");
-            out.insert(t.idempotency_key, (p, t.state, t.reason_code));
-        }
-        if r.next_page_token.is_empty() {
-            return out;
-        }
-        page = r.next_page_token;
+    for t in support::all_tasks(engine, strategy).await {
+        let p = t.proposal.expect("a task keeps its proposal");
+        out.insert(t.idempotency_key, (p, t.state, t.reason_code));
     }
+    out
 }
 
 /// Runs a host with `strategies` (name, component, config) on `events` until it has

@@ -180,19 +180,7 @@ async fn hot_swap_refused_rollout_and_scaling_while_events_flow() {
         ],
         dir.path(),
     );
-    let metrics_addr = wait_for(
-        "the host's metrics address",
-        Duration::from_secs(60),
-        async || {
-            let line = host.find("metrics on http://")?;
-            line.split("http://")
-                .nth(1)?
-                .split('/')
-                .next()
-                .map(str::to_owned)
-        },
-    )
-    .await;
+    let metrics_addr = host.metrics_address().await;
     let scrape_now = || scrape(&metrics_addr);
 
     // Version 1 with two instances, before any event.

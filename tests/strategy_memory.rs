@@ -100,22 +100,6 @@ fn host<'a>(url: &'a str, redis: &'a str, stream: &'a str, key: &'a str) -> Vec<
     ]
 }
 
-async fn metrics_address(host: &Proc) -> String {
-    wait_for(
-        "the host's metrics address",
-        Duration::from_secs(60),
-        async || {
-            let line = host.find("metrics on http://")?;
-            line.split("http://")
-                .nth(1)?
-                .split('/')
-                .next()
-                .map(str::to_owned)
-        },
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn momentum_0_2_keeps_its_memory_across_a_hot_swap_and_restarts_beside_a_0_1_component() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -207,7 +191,7 @@ async fn momentum_0_2_keeps_its_memory_across_a_hot_swap_and_restarts_beside_a_0
     let args = host(&url, &redis, &stream, &host_key_file);
     let (host_proc, _host_out) = Proc::spawn(&args, dir.path());
     let mut host_proc = Some(host_proc);
-    let mut metrics = metrics_address(host_proc.as_ref().unwrap()).await;
+    let mut metrics = host_proc.as_ref().unwrap().metrics_address().await;
 
     let mut seq = 0u64;
     let publish = async |seq: &mut u64, n: u64| {
@@ -318,7 +302,7 @@ async fn momentum_0_2_keeps_its_memory_across_a_hot_swap_and_restarts_beside_a_0
     drop(host_proc.take());
     let (host2, _host_out2) = Proc::spawn(&args, dir.path());
     host_proc = Some(host2);
-    metrics = metrics_address(host_proc.as_ref().unwrap()).await;
+    metrics = host_proc.as_ref().unwrap().metrics_address().await;
     wait_for(
         "outcomes on the new host",
         Duration::from_secs(300),

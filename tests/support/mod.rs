@@ -174,6 +174,23 @@ impl Proc {
         (Proc { child, lines }, stdout)
     }
 
+    /// The address a `stratbox host` serves its metrics on, once it says so.
+    pub async fn metrics_address(&self) -> String {
+        wait_for(
+            "the host's metrics address",
+            Duration::from_secs(60),
+            async || {
+                let line = self.find("metrics on http://")?;
+                line.split("http://")
+                    .nth(1)?
+                    .split('/')
+                    .next()
+                    .map(str::to_owned)
+            },
+        )
+        .await
+    }
+
     pub fn find(&self, needle: &str) -> Option<String> {
         self.lines
             .lock()
