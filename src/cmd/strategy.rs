@@ -442,6 +442,20 @@ pub(crate) fn trace() -> v1::TraceContext {
 
 /// One line: the engine's reason and the status code.
 pub(crate) fn rpc(s: tonic::Status) -> anyhow::Error {
+    if s.code() == tonic::Code::Unimplemented {
+        // A server of another kind or version answers with an empty message here: say what
+        // that usually means instead of printing nothing.
+        return anyhow!(
+            "the server does not offer this call (Unimplemented{}): check that the address is \
+             a `stratbox engine` of this version (`stratbox up` serves the trading API only, \
+             without the strategy registry)",
+            if s.message().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", s.message())
+            }
+        );
+    }
     anyhow!("{} ({:?})", s.message(), s.code())
 }
 
@@ -982,5 +996,16 @@ mod tests {
         assert_eq!(super::time(0), "1970-01-01 00:00:00");
         assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(super::time(1_700_000_000_123), "2023-11-14 22:13:20");
+    }
+
+    #[test]
+    fn an_unimplemented_call_says_what_it_likely_means() {
+        let e = super::rpc(tonic::Status::unimplemented("")).to_string();
+        assert!(
+            e.contains("does not offer this call") && e.contains("stratbox up"),
+            "{e}"
+        );
+        let e = super::rpc(tonic::Status::not_found("no strategy \"x\"")).to_string();
+        assert_eq!(e, "no strategy \"x\" (NotFound)");
     }
 }
