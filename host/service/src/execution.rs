@@ -4,7 +4,8 @@
 //!
 //! An end the engine decides in the submit's answer (every task in shadow mode: SIMULATED
 //! or REJECTED) is told at once. A task that goes on (STAGED, then approved, signed, sent)
-//! is followed by [`follow_tasks`], which asks the engine for it every second until it is
+//! is followed by [`follow_tasks`], which asks the engine about it (at once, then backing
+//! off from every second to every 30 s while it stays open) until it is
 //! CONFIRMED, FAILED or EXPIRED (or REJECTED later); a confirmed one is told with the
 //! pool's amounts from its receipt and marked out from the receipt's block.
 //!
@@ -387,8 +388,8 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Follows the tasks sent on `open` until each reaches an end, asking the engine for each
-/// once a second, and sends each one at its end, with its proposal, on `ended`. Runs until
+/// Follows the tasks sent on `open` until each reaches an end, asking the engine about
+/// each at once, then after pauses that double from a second up to 30 s, and sends each one at its end, with its proposal, on `ended`. Runs until
 /// `shutdown` turns true or `open` closes; what it still follows then is not told (a host
 /// restart forgets it). A task the engine does not hold is dropped; one the engine cannot
 /// be asked about now is asked again next round.
@@ -398,7 +399,7 @@ pub async fn follow_tasks(
     ended: mpsc::Sender<(OpenTask, v1::Task)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut following: HashMap<String, OpenTask> = HashMap::new();
+    let mut following: HashMap<String, Followed> = HashMap::new();
     let mut tick = tokio::time::interval(FOLLOW_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -409,28 +410,37 @@ pub async fn follow_tasks(
                         tracing::warn!(task_id = %t.task_id, "following too many open tasks; this one is not followed");
                         continue;
                     }
-                    following.insert(t.task_id.clone(), t);
+                    following.insert(t.task_id.clone(), Followed::new(t));
                 }
                 None => return,
             },
             _ = tick.tick() => {
-                let ids: Vec<String> = following.keys().cloned().collect();
-                for id in ids {
+                let now = tokio::time::Instant::now();
+                let due: Vec<String> = following
+                    .iter()
+                    .filter(|(_, f)| f.next <= now)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in due {
                     match link.task(&id, ASK_TIMEOUT).await {
                         Ok(Some(task)) if final_state(task.state).is_some() => {
-                            let Some(t) = following.remove(&id) else { continue };
-                            match ended.try_send((t, task)) {
+                            let Some(f) = following.remove(&id) else { continue };
+                            match ended.try_send((f.task, task)) {
                                 Ok(()) => {}
                                 // The host has not taken the last ones yet: this one waits
                                 // for the next round.
                                 Err(mpsc::error::TrySendError::Full((t, _))) => {
-                                    following.insert(id, t);
+                                    following.insert(id, Followed::new(t));
                                     break;
                                 }
                                 Err(mpsc::error::TrySendError::Closed(_)) => return,
                             }
                         }
-                        Ok(Some(_)) => {}
+                        Ok(Some(_)) => {
+                            if let Some(f) = following.get_mut(&id) {
+                                f.wait_longer(now);
+                            }
+                        }
                         Ok(None) => {
                             tracing::warn!(task_id = %id, "the engine holds no such task; no longer followed");
                             following.remove(&id);
@@ -444,6 +454,33 @@ pub async fn follow_tasks(
             }
             () = stopped(&mut shutdown) => return,
         }
+    }
+}
+
+/// Longest pause between two asks about one open task: one waiting hours for a human's
+/// approval is asked about twice a minute, not every second.
+const FOLLOW_AT_MOST_EVERY: Duration = Duration::from_secs(30);
+
+/// An open task and when to ask about it next: at once, then after pauses that double from
+/// [`FOLLOW_EVERY`] up to [`FOLLOW_AT_MOST_EVERY`] while it stays open.
+struct Followed {
+    task: OpenTask,
+    next: tokio::time::Instant,
+    every: Duration,
+}
+
+impl Followed {
+    fn new(task: OpenTask) -> Self {
+        Followed {
+            task,
+            next: tokio::time::Instant::now(),
+            every: FOLLOW_EVERY,
+        }
+    }
+
+    fn wait_longer(&mut self, now: tokio::time::Instant) {
+        self.next = now + self.every;
+        self.every = (self.every * 2).min(FOLLOW_AT_MOST_EVERY);
     }
 }
 
@@ -683,6 +720,22 @@ mod tests {
         assert_eq!(told.outcome.slippage_bps, 0);
         assert!(measure(&told).is_none());
         assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn an_open_task_is_asked_about_less_often_while_it_stays_open() {
+        let mut f = Followed::new(OpenTask {
+            task_id: "t".into(),
+            proposal: v1::Proposal::default(),
+        });
+        let now = tokio::time::Instant::now();
+        assert!(f.next <= now, "asked about at once");
+        let mut pauses = Vec::new();
+        for _ in 0..7 {
+            f.wait_longer(now);
+            pauses.push((f.next - now).as_secs());
+        }
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30]);
     }
 
     #[test]
