@@ -90,6 +90,29 @@ async fn bundle_of(relay: &DynProvider, tx_hash: &str) -> Option<Value> {
         .cloned()
 }
 
+/// The bundle holding `tx_hash` that was included, else the newest holding it (for the
+/// failure message). A trade's bundle is for one block; an engine that has not yet seen its
+/// receipt sends it again for the next block, and the node refuses that one (`nonce too
+/// low`) once the first is in: the newest bundle alone does not say whether it was included.
+async fn included_bundle_of(relay: &DynProvider, tx_hash: &str) -> Option<Value> {
+    let list = relay_call(relay, "relay_bundles", Value::Array(Vec::new())).await;
+    let holding: Vec<&Value> = list
+        .as_array()?
+        .iter()
+        .filter(|b| {
+            b["tx_hashes"].as_array().is_some_and(|h| {
+                h.iter()
+                    .any(|h| h.as_str().is_some_and(|h| h.eq_ignore_ascii_case(tx_hash)))
+            })
+        })
+        .collect();
+    holding
+        .iter()
+        .find(|b| b["state"] == "included")
+        .or(holding.last())
+        .map(|b| (*b).clone())
+}
+
 /// Whether the node knows `tx_hash` in any way: by hash, or in its pool.
 async fn node_knows<P: Provider>(provider: &P, tx_hash: &str) -> bool {
     let hash: B256 = tx_hash.parse().expect("hash");
@@ -284,7 +307,9 @@ async fn live_route(database: &str) {
         "included in the block the bundle was for"
     );
     assert_eq!(receipt.from, account);
-    let bundle = bundle_of(&relay, &done.tx_hash).await.expect("bundle");
+    let bundle = included_bundle_of(&relay, &done.tx_hash)
+        .await
+        .expect("bundle");
     assert_eq!(bundle["state"], "included", "{bundle}");
     assert_eq!(
         (&done.sim_amount0, &done.sim_amount1),
@@ -354,7 +379,7 @@ async fn live_route(database: &str) {
     // Restarted with the relay reachable: recovery sends it by its stored route.
     let live = Running::start(&engine, route(&relay_url, None)).await;
     let done = wait_state(&store, &stuck, TaskState::Confirmed).await;
-    let bundle = bundle_of(&relay, &done.tx_hash)
+    let bundle = included_bundle_of(&relay, &done.tx_hash)
         .await
         .expect("sent to the relay after the restart");
     assert_eq!(bundle["state"], "included", "{bundle}");
