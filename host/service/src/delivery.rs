@@ -111,7 +111,7 @@ impl EngineLink {
     pub async fn submit(
         &self,
         trace_id: &str,
-        proposals: Vec<v1::Proposal>,
+        proposals: &[v1::Proposal],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Vec<v1::ProposalResult>, DeliveryError> {
         let mut results = Vec::with_capacity(proposals.len());

@@ -62,6 +62,9 @@ struct Pending {
 pub struct Tracker {
     markout_blocks: u64,
     pending: VecDeque<Pending>,
+    /// The earliest block a pending markout is due at: the service reads the pools and
+    /// walks `pending` only when the watermark reaches it, not on every event.
+    earliest_due: Option<u64>,
     /// Tasks that went on past the engine's answer, not yet handed to the follower.
     opened: VecDeque<OpenTask>,
 }
@@ -177,6 +180,7 @@ impl Tracker {
         Tracker {
             markout_blocks,
             pending: VecDeque::new(),
+            earliest_due: None,
             opened: VecDeque::new(),
         }
     }
@@ -184,6 +188,11 @@ impl Tracker {
     /// Fills waiting for their markout.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The earliest block a waiting markout is due at, if any waits.
+    pub fn next_due(&self) -> Option<u64> {
+        self.earliest_due
     }
 
     /// The outcome of `proposal` from the engine's answer, if the task ended; a filled swap
@@ -314,8 +323,10 @@ impl Tracker {
             if self.pending.len() == MAX_PENDING {
                 self.pending.pop_front();
             }
+            let due = block.saturating_add(self.markout_blocks);
+            self.earliest_due = Some(self.earliest_due.map_or(due, |d| d.min(due)));
             self.pending.push_back(Pending {
-                due: block.saturating_add(self.markout_blocks),
+                due,
                 pool: s.pool.as_ref().map(|a| a.value.clone()).unwrap_or_default(),
                 bought_token0: !s.zero_for_one,
                 amount0: fill0,
@@ -353,6 +364,7 @@ impl Tracker {
             });
             out.push(told);
         }
+        self.earliest_due = keep.iter().map(|p| p.due).min();
         self.pending = keep;
         out
     }
@@ -649,6 +661,7 @@ mod tests {
         assert_eq!(told.outcome.block, 10);
         assert!(told.outcome.markout.is_none());
         assert_eq!(t.pending(), 1);
+        assert_eq!(t.next_due(), Some(15));
         // Not due before block 15.
         assert!(t.due(14, &[pool_at(q96)]).is_empty());
         // The price fell to 0.81 (sqrt 0.9): the buyer is 1900 bps under water.
@@ -658,6 +671,7 @@ mod tests {
         let m = marked[0].outcome.markout.unwrap();
         assert_eq!((m.blocks, m.bps), (5, -1900));
         assert_eq!(t.pending(), 0);
+        assert_eq!(t.next_due(), None);
         // A seller at the same price gains what the buyer lost.
         let p = swap(true, e18(1), e18(1));
         t.ended(&p, &simulated(e18(1), e18(1), 20)).unwrap();

@@ -307,7 +307,7 @@ impl<B: Bus + ?Sized> HostService<B> {
             let watermark = self.fleet.market().read().unwrap_or_else(|p| p.into_inner()).watermark();
             // Markouts come due as the watermark passes them, and are told before the event
             // that passed it: a strategy learns of them before it decides again.
-            if self.tracker.pending() > 0 {
+            if self.tracker.next_due().is_some_and(|due| due <= watermark) {
                 let pools = self.fleet.market().read().unwrap_or_else(|p| p.into_inner()).snapshot("", "").pools;
                 let due = self.tracker.due(watermark, &pools);
                 self.tell(due).await?;
@@ -348,7 +348,7 @@ impl<B: Bus + ?Sized> HostService<B> {
             if count > 0 {
                 let strategies: Vec<String> = proposals.iter().map(|p| p.strategy.clone()).collect();
                 let sent = Instant::now();
-                let results = self.link.submit(&trace_id, proposals.clone(), shutdown).await?;
+                let results = self.link.submit(&trace_id, &proposals, shutdown).await?;
                 let ended: Vec<OutcomeFor> = proposals
                     .iter()
                     .zip(&results)
