@@ -207,14 +207,7 @@ async fn a_host_with_eleven_hostile_strategies_runs_its_healthy_one_as_if_alone(
     );
     let (_solo_engine, solo_url, mut solo, solo_key) = engine(dir.path(), "solo").await;
     let (_mixed_engine, mixed_url, mut mixed, mixed_key) = engine(dir.path(), "mixed").await;
-    let markets = solo
-        .list_markets(v1::ListMarketsRequest { trace: None })
-        .await
-        .expect("markets")
-        .into_inner()
-        .markets;
-    let pool = markets[0].pool.clone().expect("pool").value;
-    let first_block = markets[0].block + 1;
+    let (pool, first_block) = support::first_market(&mut solo).await;
     let events: Vec<v1::ChainEvent> = (0..EVENTS)
         .map(|seq| swing_event("hs-start", seq, first_block, &pool))
         .collect();

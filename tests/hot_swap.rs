@@ -97,14 +97,7 @@ async fn hot_swap_refused_rollout_and_scaling_while_events_flow() {
         .await
         .expect("registry")
         .max_decoding_message_size(64 << 20);
-    let markets = engine
-        .list_markets(v1::ListMarketsRequest { trace: None })
-        .await
-        .expect("markets")
-        .into_inner()
-        .markets;
-    let pool = markets[0].pool.clone().expect("pool").value;
-    let first_block = markets[0].block + 1;
+    let (pool, first_block) = support::first_market(&mut engine).await;
 
     // An operator key, from the CLI that prints it once.
     let added = Command::new(env!("CARGO_BIN_EXE_stratbox"))

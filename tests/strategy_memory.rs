@@ -112,14 +112,7 @@ async fn momentum_0_2_keeps_its_memory_across_a_hot_swap_and_restarts_beside_a_0
         TradingEngineClient::connect(url.clone()).await.ok()
     })
     .await;
-    let markets = engine
-        .list_markets(v1::ListMarketsRequest { trace: None })
-        .await
-        .expect("markets")
-        .into_inner()
-        .markets;
-    let pool = markets[0].pool.clone().expect("pool").value;
-    let first_block = markets[0].block + 1;
+    let (pool, first_block) = support::first_market(&mut engine).await;
     let mut registry: RegistryClient<Channel> = RegistryClient::connect(url.clone())
         .await
         .expect("registry");

@@ -414,3 +414,20 @@ pub async fn all_tasks(
         page = r.next_page_token;
     }
 }
+
+/// The engine's first market: its pool and the first block after the one the engine
+/// started from (where a test's events begin).
+pub async fn first_market(
+    engine: &mut stratbox_proto::v1::trading_engine_client::TradingEngineClient<
+        tonic::transport::Channel,
+    >,
+) -> (String, u64) {
+    let markets = engine
+        .list_markets(v1::ListMarketsRequest { trace: None })
+        .await
+        .expect("markets")
+        .into_inner()
+        .markets;
+    let first = markets.first().expect("the engine has a market");
+    (first.pool.clone().expect("pool").value, first.block + 1)
+}
