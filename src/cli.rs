@@ -40,6 +40,12 @@ pub enum Command {
     /// Inspect and manage strategy components.
     #[command(subcommand)]
     Strategy(cmd::strategy::Command),
+    /// Start a strategy project in Rust, Python or JavaScript (`--lang`) that tests and
+    /// builds as it stands.
+    New(cmd::new::Args),
+    /// Build a project made by `stratbox new` into a component and check it as
+    /// `stratbox strategy check` does.
+    Build(cmd::build::Args),
     /// Operator keys: upload, deploy, kill switch (run against the engine's database).
     #[command(subcommand)]
     Operator(cmd::operator::Command),

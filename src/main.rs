@@ -17,6 +17,8 @@ async fn main() -> std::process::ExitCode {
         Command::Engine(args) => cmd::engine::run(*args).await,
         Command::Host(args) => cmd::host::run(args).await,
         Command::Strategy(command) => cmd::strategy::run(command).await,
+        Command::New(args) => cmd::new::run(args).await,
+        Command::Build(args) => cmd::build::run(args).await,
         Command::Operator(command) => {
             cmd::operator::run(stratbox_engine::Role::Operator, command).await
         }

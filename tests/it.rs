@@ -30,6 +30,7 @@ mod live_chaos;
 mod live_e2e;
 mod live_route;
 mod netns_isolation;
+mod new_build;
 mod pipeline_e2e;
 mod reconcile_cli;
 mod registry;

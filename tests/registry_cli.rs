@@ -56,17 +56,14 @@ impl Drop for Engine {
 }
 
 fn start_engine(dir: &Path, database: &str) -> (Engine, String) {
+    start_engine_with(dir, database, &["--max-component-bytes", &CAP.to_string()])
+}
+
+fn start_engine_with(dir: &Path, database: &str, extra: &[&str]) -> (Engine, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
         .current_dir(dir)
-        .args([
-            "engine",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            database,
-            "--max-component-bytes",
-            &CAP.to_string(),
-        ])
+        .args(["engine", "--listen", "127.0.0.1:0", "--database", database])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -75,6 +72,54 @@ fn start_engine(dir: &Path, database: &str) -> (Engine, String) {
     let engine = Engine(child);
     let addr = support::listening_address(stdout);
     (engine, format!("http://{addr}"))
+}
+
+/// Python and JavaScript strategies go through the registry as Rust ones do, with the
+/// engine's default cap (the hosts' own, 32 MiB) and its compile step in a child process:
+/// an 18 MB componentize-py build is uploaded in chunks, compiled, stored and deployed.
+#[test]
+fn python_and_js_strategies_upload_and_deploy_with_the_default_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = format!("sqlite://{}", dir.path().join("engine.db").display());
+    let key = ok(stratbox(
+        &["operator", "add", "pat", "--database", &database],
+        &[],
+    ));
+    let key_file = dir.path().join("pat.key");
+    std::fs::write(&key_file, key.trim()).expect("key file");
+    let key_file = key_file.to_str().expect("utf-8").to_owned();
+    let (_engine, url) = start_engine_with(dir.path(), &database, &[]);
+    let with_key = |args: &[&str]| {
+        let mut v = args.to_vec();
+        v.extend([
+            "--engine",
+            url.as_str(),
+            "--api-key-file",
+            key_file.as_str(),
+        ]);
+        stratbox(&v, &[])
+    };
+    for (name, file) in [
+        ("maker-py", stratbox_strategies::CLAMM_MAKER_PY),
+        ("maker-js", stratbox_strategies::CLAMM_MAKER_JS),
+    ] {
+        let out = ok(with_key(&["strategy", "upload", file, "--name", name]));
+        assert!(out.contains(&format!("uploaded {name}@1 sha256 ")), "{out}");
+        let out = ok(with_key(&[
+            "strategy",
+            "deploy",
+            name,
+            "--instances",
+            "2",
+            "--no-wait",
+        ]));
+        assert!(out.contains(name), "{out}");
+        let shown = ok(with_key(&["strategy", "show", name]));
+        assert!(
+            shown.contains("stratbox:strategy/strategy@0.1.1"),
+            "{name}: {shown}"
+        );
+    }
 }
 
 #[test]

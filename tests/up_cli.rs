@@ -172,7 +172,11 @@ fn up_on_the_embedded_chain() {
         "momentum made no trade:\n{}",
         s.stdout
     );
-    assert!(s.trades("clamm-maker", "SIMULATED") > 0, "{}", s.stdout);
+    // The maker three times over: Rust, Python (componentize-py) and JavaScript
+    // (ComponentizeJS) components beside each other on one host, each trading.
+    for maker in ["clamm-maker", "clamm-maker-py", "clamm-maker-js"] {
+        assert!(s.trades(maker, "SIMULATED") > 0, "{maker}:\n{}", s.stdout);
+    }
     assert_symbols(&s);
     // Its book: capital in the quote token, and the token0 it bought.
     let momentum = s

@@ -8,7 +8,10 @@
 //!   epochs only;
 //! - fuel slices' cost (exact fuel at a deadline, host panics contained): the same calls
 //!   and rebuilds run in slices and synchronously;
-//! - resident memory per idle clamm-maker instance (1,000 live).
+//! - resident memory per idle clamm-maker instance (1,000 live);
+//! - the same maker written in Rust, Python (componentize-py) and JavaScript
+//!   (ComponentizeJS), side by side: warm call, rebuild after a kill, first compile and
+//!   compile from the host's cache directory, resident memory per idle instance.
 
 use anyhow::Context;
 use std::time::{Duration, Instant};
@@ -203,6 +206,151 @@ fn throughput(
     Ok((per_thread * threads) as f64 / start.elapsed().as_secs_f64())
 }
 
+/// A fresh directory for the compile rows' cache, removed when dropped.
+struct CacheDir(std::path::PathBuf);
+
+impl CacheDir {
+    fn new() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "stratbox-bench-cache-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for CacheDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The clamm-maker of each language, by catalog name.
+const MAKERS: [(&str, &str); 3] = [
+    ("Rust", "clamm-maker"),
+    ("Python", "clamm-maker-py"),
+    ("JS", "clamm-maker-js"),
+];
+
+/// The three makers side by side: calls and rebuilds interleaved in rounds so a slow spell
+/// falls on all of them, compiles timed into a fresh cache directory and then out of it,
+/// and resident memory per idle instance, each language on a fresh pool.
+fn languages(rows: &mut Vec<Row>, events: &[(Event, Snapshot)], quick: bool) -> anyhow::Result<()> {
+    let (rounds, calls, rebuilds_n, idle_n) = if quick {
+        (3, 100, 10, 10)
+    } else {
+        (10, 1_000, 50, 100)
+    };
+    let cache = CacheDir::new()?;
+    let cached = |dir: &std::path::Path| {
+        HostRuntime::new(HostConfig {
+            cache_dir: Some(dir.to_path_buf()),
+            max_instances: 16,
+            ..HostConfig::default()
+        })
+    };
+    let mut compiles = Vec::new();
+    for (lang, name) in MAKERS {
+        let bytes = stratbox_strategies::bytes(name).with_context(|| name.to_string())?;
+        let first = cached(cache.path())?;
+        let t = Instant::now();
+        first.load(&bytes)?;
+        let cold = t.elapsed();
+        let second = cached(cache.path())?;
+        let t = Instant::now();
+        second.load(&bytes)?;
+        compiles.push((lang, bytes.len(), cold, t.elapsed()));
+    }
+
+    let shared = runtime(Allocation::Pooling, true, 64)?;
+    let mut instances = Vec::new();
+    for (lang, name) in MAKERS {
+        let component = load(&shared, name)?;
+        let mut instance = StrategyInstance::new(&component, maker_spec(0), NoHistory);
+        instance.start().map_err(anyhow::Error::new)?;
+        warm_calls(&mut instance, events, calls / 10)?;
+        instances.push((lang, instance, Vec::new(), Vec::new()));
+    }
+    for _ in 0..rounds {
+        for (_, instance, call_samples, rebuild_samples) in instances.iter_mut() {
+            call_samples.extend(warm_calls(instance, events, calls / rounds.min(calls))?);
+            rebuild_samples.extend(rebuilds(
+                instance,
+                rebuilds_n / rounds.min(rebuilds_n).max(1),
+            )?);
+        }
+    }
+    let rust_median = |samples: &mut Vec<Duration>| {
+        samples.sort();
+        quantile(samples, 0.5)
+    };
+    let (mut rust_calls, mut rust_rebuilds) = (instances[0].2.clone(), instances[0].3.clone());
+    let (rust_call, rust_rebuild) = (
+        rust_median(&mut rust_calls),
+        rust_median(&mut rust_rebuilds),
+    );
+    for (lang, _, call_samples, rebuild_samples) in instances.iter_mut() {
+        let call = row(format!("warm call, clamm-maker, {lang}"), call_samples);
+        let ratio =
+            call.median.unwrap_or_default().as_secs_f64() / rust_call.as_secs_f64().max(1e-12);
+        rows.push(Row {
+            value: format!("{ratio:.1}x Rust"),
+            ..call
+        });
+        let rebuild = row(
+            format!("rebuild after kill, clamm-maker, {lang}"),
+            rebuild_samples,
+        );
+        let ratio = rebuild.median.unwrap_or_default().as_secs_f64()
+            / rust_rebuild.as_secs_f64().max(1e-12);
+        rows.push(Row {
+            value: format!("{ratio:.1}x Rust"),
+            ..rebuild
+        });
+    }
+    drop(instances);
+    drop(shared);
+    for (lang, size, cold, warm) in compiles {
+        rows.push(value(
+            format!(
+                "compile, clamm-maker, {lang} ({:.1} MB): first / cached",
+                size as f64 / 1e6
+            ),
+            format!(
+                "{:.0} / {:.1} ms",
+                cold.as_secs_f64() * 1e3,
+                warm.as_secs_f64() * 1e3
+            ),
+        ));
+    }
+
+    // Memory last, each language on a fresh pool (freed slots keep touched pages).
+    for (lang, name) in MAKERS {
+        let fresh = runtime(Allocation::Pooling, true, idle_n + 1)?;
+        let component = load(&fresh, name)?;
+        let before = resident_bytes().unwrap_or(0);
+        let mut idle = Vec::with_capacity(idle_n);
+        for i in 0..idle_n {
+            let mut inst = StrategyInstance::new(&component, maker_spec(i), NoHistory);
+            let (e, s) = &events[i % events.len()];
+            inst.call(e, s, "bench").map_err(anyhow::Error::new)?;
+            idle.push(inst);
+        }
+        let per = resident_bytes().unwrap_or(0).saturating_sub(before) / idle_n as u64;
+        rows.push(value(
+            format!("resident memory per idle clamm-maker, {lang} ({idle_n} live)"),
+            format!("{:.1} KiB", per as f64 / 1024.0),
+        ));
+    }
+    Ok(())
+}
+
 fn bench(args: Args) -> anyhow::Result<()> {
     let (warm_n, rebuild_n, calls_n) = if args.quick {
         (2_000, 200, 20_000)
@@ -322,6 +470,8 @@ fn bench(args: Args) -> anyhow::Result<()> {
         format!("{:.1} KiB", per as f64 / 1024.0),
     ));
     drop(idle);
+
+    languages(&mut rows, &events, args.quick)?;
 
     println!(
         "{:<62} {:>12} {:>12} {:>12}",

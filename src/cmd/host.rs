@@ -69,6 +69,12 @@ pub struct Args {
     /// Fleet worker threads.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Where compiled components are kept, so a restart (or a second host on the same
+    /// disk) loads them instead of compiling again: an interpreter-sized component (a
+    /// Python strategy, ~18 MB) takes seconds to compile. Only this host's own artifacts are
+    /// ever read from it. Without it every start compiles.
+    #[arg(long, env = "STRATBOX_HOST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Also run what the engine's strategy registry deploys (`stratbox strategy deploy`),
     /// following its changes while running: hot swaps, scaling, rollbacks. Needs no
     /// operator key. With this flag `--strategy`/`--strategies` are optional.
@@ -172,8 +178,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let wanted = wanted.clone();
         let config = args.config.clone();
         let instances = args.instances;
+        let host_config = HostConfig {
+            cache_dir: args.cache_dir.clone(),
+            ..HostConfig::default()
+        };
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let runtime = HostRuntime::new(HostConfig::default())?;
+            let runtime = HostRuntime::new(host_config)?;
             let mut strategies = Vec::new();
             for (name, file) in wanted {
                 let bytes = stratbox_host::runtime::read_capped(

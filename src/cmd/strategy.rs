@@ -217,7 +217,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn check(file: &Path, max_bytes: usize, json_out: bool) -> anyhow::Result<()> {
+pub(crate) fn check(file: &Path, max_bytes: usize, json_out: bool) -> anyhow::Result<()> {
     let bytes = stratbox_host::runtime::read_capped(file, max_bytes)
         .map_err(anyhow::Error::new)
         .with_context(|| format!("{}", file.display()))?;
@@ -233,6 +233,14 @@ fn check(file: &Path, max_bytes: usize, json_out: bool) -> anyhow::Result<()> {
     println!("size:    {} bytes", report.size);
     println!("sha256:  {}", report.sha256);
     println!("exports: {}", Escaped(&report.exports.join(", ")));
+    let n = &report.needs;
+    println!(
+        "needs:   {} core instances, {} memories ({} KiB initial), {} tables per instance",
+        n.core_instances,
+        n.memories,
+        n.initial_memory_bytes / 1024,
+        n.tables
+    );
     println!("imports:");
     for import in &report.imports {
         println!("  {}", Escaped(import));

@@ -89,6 +89,12 @@ pub struct Args {
     /// `momentum` instances the host runs.
     #[arg(long, default_value_t = 2)]
     pub momentum_instances: usize,
+    /// Instances of `clamm-maker-py`, the maker written in Python (componentize-py).
+    #[arg(long, default_value_t = 2)]
+    pub python_instances: usize,
+    /// Instances of `clamm-maker-js`, the maker written in JavaScript (ComponentizeJS).
+    #[arg(long, default_value_t = 2)]
+    pub js_instances: usize,
     /// Time between market blocks.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     pub block_interval: Duration,
@@ -648,7 +654,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Zone A: a host with the example strategies, talking to the engine over gRPC.
     let link = EngineLink::new(&format!("http://{engine_addr}"), RetryPolicy::default())?;
-    let runtime = tokio::task::spawn_blocking(|| HostRuntime::new(HostConfig::default()))
+    // Compiled components are kept across runs: the Python maker is an 18 MB component whose
+    // first compile takes seconds, its next start a file read.
+    let host_config = HostConfig {
+        cache_dir: Some(std::path::Path::new(".stratbox").join("cache")),
+        ..HostConfig::default()
+    };
+    let runtime = tokio::task::spawn_blocking(|| HostRuntime::new(host_config))
         .await
         .context("creating the host runtime")??;
     let examples = [
@@ -662,9 +674,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.momentum_instances,
             stratbox_strategies::momentum_config("{pool}"),
         ),
+        (
+            "clamm-maker-py",
+            args.python_instances,
+            demo_maker_config("{pool}"),
+        ),
+        (
+            "clamm-maker-js",
+            args.js_instances,
+            demo_maker_config("{pool}"),
+        ),
     ];
     let mut strategies = Vec::new();
     for (name, instances, config) in examples {
+        if instances == 0 {
+            continue;
+        }
         let bytes = stratbox_strategies::bytes(name)
             .with_context(|| format!("reading the {name} component"))?;
         if live.is_some() {

@@ -18,6 +18,45 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("other-world", "STRATBOX_WASM_OTHER_WORLD"),
 ];
 
+/// Strategies written in Python and JavaScript: catalog name, language, folder under
+/// `strategies/<language>`, and the env var that carries the `.wasm` path.
+const FOREIGN: &[(&str, Lang, &str, &str)] = &[
+    (
+        "clamm-maker-py",
+        Lang::Python,
+        "clamm-maker",
+        "STRATBOX_WASM_CLAMM_MAKER_PY",
+    ),
+    (
+        "hostile-py",
+        Lang::Python,
+        "hostile",
+        "STRATBOX_WASM_HOSTILE_PY",
+    ),
+    (
+        "clamm-maker-js",
+        Lang::Js,
+        "clamm-maker",
+        "STRATBOX_WASM_CLAMM_MAKER_JS",
+    ),
+    (
+        "hostile-js",
+        Lang::Js,
+        "hostile",
+        "STRATBOX_WASM_HOSTILE_JS",
+    ),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lang {
+    Python,
+    Js,
+}
+
+/// componentize-py, pinned: its output's shape (core modules, the extra export) is what the
+/// host and `strategy check` were tested with.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "wasm";
 
@@ -69,6 +108,15 @@ fn run() -> Result<(), String> {
         );
     }
     println!("cargo:rerun-if-env-changed=STRATBOX_SKIP_RUSTUP");
+    for dir in [
+        "strategies/python",
+        "guest-sdk/python",
+        "strategies/js",
+        "guest-sdk/js",
+        "package-lock.json",
+    ] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     ensure_target()?;
@@ -131,7 +179,120 @@ fn run() -> Result<(), String> {
         }
         println!("cargo:rustc-env={var}={}", file.display());
     }
+    build_foreign(&workspace, &target_dir.join("foreign"))
+}
+
+/// Builds the Python strategies with componentize-py (installed into `.tools/py` on first
+/// use, as the wasm target is: a fresh machine has neither) and the JavaScript ones with
+/// ComponentizeJS (from the repository's pinned npm packages).
+fn build_foreign(workspace: &Path, out_dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
+    let componentize_py = ensure_componentize_py(workspace)?;
+    let componentize_js = ensure_componentize_js(workspace)?;
+    for (name, lang, dir, var) in FOREIGN {
+        let file = out_dir.join(format!("{}.wasm", name.replace('-', "_")));
+        let script = match lang {
+            Lang::Python => "strategies/python/build.sh",
+            Lang::Js => "strategies/js/build.sh",
+        };
+        let output = Command::new("bash")
+            .arg(workspace.join(script))
+            .arg(&file)
+            .arg(dir)
+            .env("COMPONENTIZE_PY", &componentize_py)
+            .env("COMPONENTIZE_JS", &componentize_js)
+            .current_dir(workspace)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("could not run {script}: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "{}\n{name} failed to build ({script}, {})",
+                String::from_utf8_lossy(&output.stderr).trim_end(),
+                output.status
+            ));
+        }
+        let bytes = std::fs::read(&file)
+            .map_err(|e| format!("built {name} but cannot read {}: {e}", file.display()))?;
+        if !bytes.starts_with(&COMPONENT_PREAMBLE) {
+            return Err(format!("{} is not a component", file.display()));
+        }
+        println!("cargo:rustc-env={var}={}", file.display());
+    }
     Ok(())
+}
+
+/// `node_modules/.bin/componentize-js`, installed with `npm ci` when missing (what
+/// `scripts/setup` does on a fresh machine).
+fn ensure_componentize_js(workspace: &Path) -> Result<PathBuf, String> {
+    println!("cargo:rerun-if-env-changed=STRATBOX_COMPONENTIZE_JS");
+    if let Some(path) = env::var_os("STRATBOX_COMPONENTIZE_JS") {
+        return Ok(PathBuf::from(path));
+    }
+    let bin = workspace.join("node_modules/.bin/componentize-js");
+    if !bin.exists() {
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(workspace)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("componentize-js is missing and `npm ci` could not run: {e}"))?;
+        if !out.status.success() || !bin.exists() {
+            return Err(format!(
+                "{}\n`npm ci` did not install componentize-js ({}); JavaScript strategies are built with it",
+                String::from_utf8_lossy(&out.stderr).trim_end(),
+                out.status
+            ));
+        }
+    }
+    Ok(bin)
+}
+
+/// `.tools/py/bin/componentize-py`, made with `python3 -m venv` and pip when missing.
+fn ensure_componentize_py(workspace: &Path) -> Result<PathBuf, String> {
+    println!("cargo:rerun-if-env-changed=STRATBOX_COMPONENTIZE_PY");
+    if let Some(path) = env::var_os("STRATBOX_COMPONENTIZE_PY") {
+        return Ok(PathBuf::from(path));
+    }
+    let venv = workspace.join(".tools").join("py");
+    let bin = venv.join("bin").join("componentize-py");
+    let pinned = venv.join(format!("{COMPONENTIZE_PY}.installed"));
+    if bin.exists() && pinned.exists() {
+        return Ok(bin);
+    }
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let out = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("{what}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}\n{what} failed ({}); Python strategies are built with {COMPONENTIZE_PY}",
+                String::from_utf8_lossy(&out.stderr).trim_end(),
+                out.status
+            ))
+        }
+    };
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv .tools/py",
+    )?;
+    run(
+        Command::new(venv.join("bin").join("pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            COMPONENTIZE_PY,
+        ]),
+        &format!("pip install {COMPONENTIZE_PY}"),
+    )?;
+    std::fs::write(&pinned, b"").map_err(|e| format!("{}: {e}", pinned.display()))?;
+    Ok(bin)
 }
 
 /// A fresh machine has no wasm32-wasip2 standard library; install it once.

@@ -7,12 +7,16 @@
 //!
 //! "Of the stratbox world" means: exports `init` and `on-event` with the types of
 //! `stratbox:strategy@0.1.x`, optionally `save` and `restore` together (world 0.1.1, the
-//! hand-over of state in a hot swap) and `on-outcome` (world 0.2.0) and nothing else, and
+//! hand-over of state in a hot swap) and `on-outcome` (world 0.2.0) and nothing else (but
+//! the `exports` instance componentize-py leaves behind), and
 //! imports nothing but `stratbox:strategy/{host,types}@0.1.x`,
 //! `stratbox:strategy/{memory,outcomes}@0.2.x` (each imported function with its stratbox
 //! type) and WASI 0.2 interfaces, which the host links but grants nothing through.
 #![warn(missing_docs)]
 
+mod needs;
+
+pub use needs::{ComponentNeeds, component_needs};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
@@ -37,6 +41,12 @@ const REQUIRED_EXPORTS: [&str; 2] = ["init", "on-event"];
 const STATE_EXPORTS: [&str; 2] = ["save", "restore"];
 /// Exported only by components of world 0.2.0.
 const OUTCOME_EXPORT: &str = "on-outcome";
+/// The one export outside the world that is tolerated: componentize-py's pre-initialisation
+/// step leaves an instance of this name behind (its interpreter's `init` and the types of
+/// its symbol table). Nothing links to a strategy's exports and the host only ever calls
+/// the world's functions by name, so an extra instance is unreachable; any other extra
+/// export is still refused, and this one is only ever skipped, never called.
+const PRE_INIT_EXPORT: &str = "exports";
 
 /// What `stratbox strategy check` prints for a component it accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +62,9 @@ pub struct CheckReport {
     /// Hex sha256 of the bytes: the component's identity in the host's cache and in
     /// `strategies`.
     pub sha256: String,
+    /// What one instance takes from a pooling host (core instances, memories, tables): the
+    /// host places the component in a pool that fits it, or refuses it by name.
+    pub needs: ComponentNeeds,
 }
 
 /// Why a file is not a stratbox strategy component.
@@ -124,12 +137,15 @@ pub fn check_component(bytes: &[u8], max_bytes: usize) -> Result<CheckReport, Ch
         wit_parser::decoding::DecodedWasm::WitPackage(..) => return Err(CheckError::WitPackage),
     };
     let (world_name, imports, exports) = compare_world(&resolve, world)?;
+    let needs =
+        component_needs(bytes).map_err(|e| CheckError::Malformed(one_line(&e.to_string())))?;
     Ok(CheckReport {
         world: world_name,
         imports,
         exports,
         size: bytes.len(),
         sha256: sha256_hex(bytes),
+        needs,
     })
 }
 
@@ -239,6 +255,9 @@ fn compare_world(
     let mut exports = Vec::new();
     for (key, item) in &decoded.exports {
         let name = resolve.name_world_key(key);
+        if name == PRE_INIT_EXPORT && matches!(item, WorldItem::Interface { .. }) {
+            continue;
+        }
         let WorldItem::Function(func) = item else {
             return Err(CheckError::WrongWorld(format!(
                 "exports `{name}`, which the stratbox world does not have"

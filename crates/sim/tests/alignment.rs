@@ -8,6 +8,12 @@
 //! `computeSwapStep`, which we compute with the SDK and compare: amount in, amount out, sqrt
 //! price after, tick after (and liquidity, which must not change).
 //!
+//! The same cases then check the Python and JavaScript SDKs (`guest-sdk/python`,
+//! `guest-sdk/js`): every step, the tick of its price, and the amounts a position on a range
+//! around the pool's tick costs and returns, as the Rust SDK computed them (and, for the
+//! step, as the pool's bytecode confirmed), fed to each SDK's `align` script. A strategy
+//! author in any of the three languages computes what the pool will do.
+//!
 //! `STRATBOX_ALIGN_SEED` and `STRATBOX_ALIGN_CASES` override the fixed seed and case count.
 //! A failure prints the seed and case number with every input, so it can be replayed.
 
@@ -15,6 +21,7 @@ use alloy_primitives::{Address, U256, address};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stratbox_evm::abi::IUniswapV3Pool;
+use stratbox_sdk::math::liquidity_amounts::{amounts_for_mint, get_amounts_for_liquidity};
 use stratbox_sdk::math::{compute_swap_step, get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio};
 use stratbox_sim::{Action, Chain, EmbeddedConfig, PoolInfo, PoolSpec, SimError};
 
@@ -352,6 +359,7 @@ fn sdk_math_matches_pool_bytecode_exactly() -> Result<(), SimError> {
     let mut per_fee = [0usize; 3];
     let (mut reached_limit, mut ran_out) = (0usize, 0usize);
     let mut case_no = 0usize;
+    let mut foreign = Vec::new();
     while checked < cases && failures.len() < 20 {
         let info = random_pool(&mut chain, &mut rng)?;
         for i in 0..CASES_PER_POOL {
@@ -367,7 +375,7 @@ fn sdk_math_matches_pool_bytecode_exactly() -> Result<(), SimError> {
                 continue;
             };
             match check(&chain, &case) {
-                Ok(()) => {}
+                Ok(()) => foreign.extend(foreign_cases(&case, info.tick_spacing)),
                 Err(diff) => failures.push(format!(
                     "seed {seed:#x} case {case_no}: fee {} sqrtP {} tick {} L {} swap {:?}: {diff}",
                     case.fee, case.sqrt_price, case.tick, case.liquidity, case.swap
@@ -410,5 +418,140 @@ fn sdk_math_matches_pool_bytecode_exactly() -> Result<(), SimError> {
         "{reached_limit} / {ran_out}"
     );
     assert!(per_fee.iter().all(|&n| n > cases / 10), "{per_fee:?}");
+
+    let input = serde_json::Value::Array(foreign).to_string();
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-sdk");
+    for (program, script) in [
+        ("python3", "python/tests/align.py"),
+        ("node", "js/tests/align.mjs"),
+    ] {
+        let report = run_align(program, &sdk.join(script), &input);
+        assert!(
+            report.is_ok(),
+            "{program} {script}: {}",
+            report.unwrap_err()
+        );
+    }
+    Ok(())
+}
+
+fn text(v: impl ToString) -> serde_json::Value {
+    serde_json::Value::String(v.to_string())
+}
+
+/// What the Rust SDK computed for one G2 case, as `align` cases: the step (which the pool
+/// confirmed), the tick of the price it ends at, the tick's own price, and a position on a
+/// range around the pool's tick.
+fn foreign_cases(case: &Case, spacing: i32) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let Action::Swap {
+        amount_in,
+        sqrt_price_limit_x96: Some(limit),
+        ..
+    } = case.swap
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Ok(step) = compute_swap_step(
+        case.sqrt_price,
+        limit,
+        case.liquidity,
+        amount_in,
+        true,
+        case.fee,
+    ) {
+        out.push(json!({
+            "fn": "compute_swap_step",
+            "args": [text(case.sqrt_price), text(limit), text(case.liquidity), text(amount_in), true, case.fee],
+            "expect": [text(step.sqrt_ratio_next_x96), text(step.amount_in), text(step.amount_out), text(step.fee_amount)],
+        }));
+        if let Ok(tick) = get_tick_at_sqrt_ratio(step.sqrt_ratio_next_x96) {
+            out.push(json!({
+                "fn": "get_tick_at_sqrt_ratio",
+                "args": [text(step.sqrt_ratio_next_x96)],
+                "expect": tick,
+            }));
+        }
+    }
+    if let Ok(price) = get_sqrt_ratio_at_tick(case.tick) {
+        out.push(
+            json!({"fn": "get_sqrt_ratio_at_tick", "args": [case.tick], "expect": text(price)}),
+        );
+    }
+    let lower =
+        (floor_to_spacing(case.tick, spacing) - 10 * spacing).max(MIN_TICK / spacing * spacing);
+    let upper =
+        (floor_to_spacing(case.tick, spacing) + 10 * spacing).min(MAX_TICK / spacing * spacing);
+    if let (Ok(a), Ok(b)) = (get_sqrt_ratio_at_tick(lower), get_sqrt_ratio_at_tick(upper)) {
+        let l = case.liquidity.max(1);
+        for (name, result) in [
+            (
+                "amounts_for_mint",
+                amounts_for_mint(case.sqrt_price, a, b, l),
+            ),
+            (
+                "get_amounts_for_liquidity",
+                get_amounts_for_liquidity(case.sqrt_price, a, b, l),
+            ),
+        ] {
+            let expect = match result {
+                Ok((a0, a1)) => json!([text(a0), text(a1)]),
+                Err(_) => json!({"error": true}),
+            };
+            out.push(json!({
+                "fn": name,
+                "args": [text(case.sqrt_price), text(a), text(b), text(l)],
+                "expect": expect,
+            }));
+        }
+    }
+    out
+}
+
+/// Runs an SDK's `align` script on `input`; `Err` with its report unless it checked every
+/// case and found no mismatch. A missing interpreter is a failure, not a skip.
+fn run_align(program: &str, script: &std::path::Path, input: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .arg(script)
+        // No __pycache__ beside the SDK's sources: the strategy catalog's build script
+        // watches them, and a new file there would rebuild every component.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let feed = input.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    writer
+        .join()
+        .map_err(|_| "writer panicked".to_owned())?
+        .map_err(|e| format!("writing the cases: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!(
+            "unreadable report ({e}): {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    let want = serde_json::from_str::<serde_json::Value>(input)
+        .ok()
+        .and_then(|v| v.as_array().map(Vec::len))
+        .unwrap_or(0);
+    let checked = report["checked"].as_u64().unwrap_or(0) as usize;
+    let mismatches = report["mismatches"].as_array().map_or(0, Vec::len);
+    if !output.status.success() || mismatches > 0 || checked != want || want == 0 {
+        let shown: String = stdout.chars().take(4000).collect();
+        return Err(format!(
+            "exit {}, checked {checked} of {want}, {mismatches} mismatches: {shown}",
+            output.status
+        ));
+    }
+    eprintln!("{program}: {checked} cases agree with the Rust SDK");
     Ok(())
 }

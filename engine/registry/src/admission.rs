@@ -16,8 +16,10 @@ use stratbox_component::{CheckError, CheckReport, check_component};
 
 use crate::error::{Refusal, RegistryError};
 
-/// Largest component the registry accepts unless configured otherwise.
-pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 16 << 20;
+/// Largest component the registry accepts unless configured otherwise: the hosts' own
+/// default, so what the registry stores a host will load. A Python strategy built with
+/// componentize-py links the interpreter and its standard library (~18 MB).
+pub const DEFAULT_MAX_COMPONENT_BYTES: usize = stratbox_component::DEFAULT_MAX_COMPONENT_BYTES;
 /// How long a compile may take unless configured otherwise. Catalog strategies compile in
 /// about a second on a busy 2-core machine.
 pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -412,7 +412,7 @@ impl Live {
                 history,
             ));
         }
-        let slot = match runtime.acquire_slot() {
+        let slot = match runtime.acquire_slot(component.compiled.pool) {
             Ok(slot) => slot,
             Err(e) => return Err((e, history)),
         };
@@ -432,7 +432,7 @@ impl Live {
                 return Err((CallError::Config(e), Box::new(crate::history::NoHistory)));
             }
         };
-        let mut store = Store::new(&runtime.engine, state);
+        let mut store = Store::new(runtime.engine(component.compiled.pool), state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         let budget = Budget::init(limits);

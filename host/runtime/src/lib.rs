@@ -41,7 +41,7 @@ pub use check::{CheckError, CheckReport};
 pub use error::{CallError, LoadError};
 pub use history::{History, NoHistory, SharedHistory};
 pub use instance::{CallOutcome, InstanceSpec, InstanceStats, StrategyInstance};
-pub use limits::{Allocation, HostConfig, StrategyLimits};
+pub use limits::{Allocation, HostConfig, PoolConfig, StrategyLimits};
 pub use memory::{MemoryChange, MemoryError, StrategyMemory};
 pub use proposal::{Action, Address, ValidatedProposal};
 pub use ruint::aliases::U256;

@@ -149,6 +149,38 @@ pub struct HostConfig {
     pub cache_dir: Option<PathBuf>,
     /// Largest component file accepted.
     pub max_component_bytes: usize,
+    /// A second pool for components that need more per instance than the fields above
+    /// allow: a componentize-py build links libc, the interpreter and its adapters as 14
+    /// core modules, where a Rust strategy has a handful. Each component goes to the first
+    /// pool that fits what it declares ([`crate::check::ComponentNeeds`]), so big guests
+    /// neither widen every slot of the main pool nor are refused by it.
+    pub large_pool: PoolConfig,
+}
+
+/// The shape of a pool besides the main one: how many instances it holds and what one
+/// component instance may take from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Live instances this pool holds at most.
+    pub max_instances: usize,
+    /// Core instances one component instance may use.
+    pub core_instances_per_component: usize,
+    /// Memories one component instance may use.
+    pub memories_per_component: usize,
+    /// Tables one component instance may use.
+    pub tables_per_component: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            core_instances_per_component: 32,
+            memories_per_component: 4,
+            tables_per_component: 32,
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -168,11 +200,22 @@ impl Default for HostConfig {
             fuel_slice: 100_000,
             cache_dir: None,
             max_component_bytes: crate::check::DEFAULT_MAX_COMPONENT_BYTES,
+            large_pool: PoolConfig::default(),
         }
     }
 }
 
 impl HostConfig {
+    /// The main pool's shape, as the top-level fields give it.
+    pub fn main_pool(&self) -> PoolConfig {
+        PoolConfig {
+            max_instances: self.max_instances,
+            core_instances_per_component: self.core_instances_per_component,
+            memories_per_component: self.memories_per_component,
+            tables_per_component: self.tables_per_component,
+        }
+    }
+
     /// How often the epoch advances (at least 1 µs): the granularity of call deadlines.
     pub fn epoch_tick(&self) -> Duration {
         Duration::from_micros(self.epoch_tick_us.max(1))

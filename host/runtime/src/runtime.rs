@@ -2,10 +2,10 @@
 //! a host process has exactly one of.
 
 use crate::capture::OutputCounters;
-use crate::check::{CheckReport, check_component};
+use crate::check::{CheckReport, ComponentNeeds, check_component};
 use crate::error::{CallError, LoadError};
 use crate::lift::{BoundedList, ErrorString, RawProposal};
-use crate::limits::{Allocation, HostConfig, StrategyLimits};
+use crate::limits::{Allocation, HostConfig, PoolConfig, StrategyLimits};
 use crate::sandbox::{HostCtx, StoreState};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,23 +34,80 @@ pub struct HostRuntime {
 }
 
 pub(crate) struct RuntimeInner {
-    pub(crate) engine: Engine,
-    linker: Linker<StoreState>,
+    /// The main pool first, then the large one (see [`HostConfig::large_pool`]).
+    pools: Vec<Pool>,
     pub(crate) config: HostConfig,
-    live: AtomicUsize,
     compiled: Mutex<HashMap<String, Arc<Compiled>>>,
     _ticker: Ticker,
 }
 
-/// Advances the engine's epoch every tick: the clock deadlines are measured in. Stops
-/// when the runtime (and with it every instance) is dropped.
+/// One wasmtime engine, its instance pool and its linker. Compiled code belongs to the
+/// engine that compiled it, so a component lives in exactly one pool.
+pub(crate) struct Pool {
+    name: &'static str,
+    pub(crate) engine: Engine,
+    linker: Linker<StoreState>,
+    shape: PoolConfig,
+    live: AtomicUsize,
+}
+
+impl Pool {
+    fn new(name: &'static str, config: &HostConfig, shape: PoolConfig) -> Result<Self, LoadError> {
+        let engine = Engine::new(&engine_config(config, &shape))
+            .map_err(|e| LoadError::Engine(format!("{name} pool: {e:#}")))?;
+        let linker = build_linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        Ok(Pool {
+            name,
+            engine,
+            linker,
+            shape,
+            live: AtomicUsize::new(0),
+        })
+    }
+
+    /// Why `needs` does not fit one instance slot of this pool, if it does not.
+    fn misfit(&self, needs: &ComponentNeeds) -> Option<String> {
+        let field = |f: &str| match self.name {
+            "main" => f.to_owned(),
+            other => format!("{other}_pool.{f}"),
+        };
+        [
+            (
+                needs.core_instances,
+                self.shape.core_instances_per_component,
+                "core instances",
+                "core_instances_per_component",
+            ),
+            (
+                needs.memories,
+                self.shape.memories_per_component,
+                "memories",
+                "memories_per_component",
+            ),
+            (
+                needs.tables,
+                self.shape.tables_per_component,
+                "tables",
+                "tables_per_component",
+            ),
+        ]
+        .into_iter()
+        .find(|(need, max, _, _)| need > max)
+        .map(|(need, max, what, f)| {
+            format!("{need} {what} per instance, over {max} ({})", field(f))
+        })
+    }
+}
+
+/// Advances every pool's engine's epoch every tick: the clock deadlines are measured in.
+/// Stops when the runtime (and with it every instance) is dropped.
 struct Ticker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Ticker {
-    fn start(engine: Engine, tick: std::time::Duration) -> Result<Self, LoadError> {
+    fn start(engines: Vec<Engine>, tick: std::time::Duration) -> Result<Self, LoadError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -58,7 +115,9 @@ impl Ticker {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(tick);
-                    engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .map_err(|e| LoadError::Engine(format!("starting the epoch ticker: {e}")))?;
@@ -93,7 +152,7 @@ fn ready_pollable(table: &mut ResourceTable) -> wasmtime::Result<Resource<DynPol
     subscribe(table, ready)
 }
 
-fn engine_config(config: &HostConfig) -> Config {
+fn engine_config(config: &HostConfig, shape: &PoolConfig) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.consume_fuel(config.fuel);
@@ -105,15 +164,15 @@ fn engine_config(config: &HostConfig) -> Config {
     // The same strategy on the same events must compute the same floats on any CPU.
     c.cranelift_nan_canonicalization(true);
     if config.allocation == Allocation::Pooling {
-        let n = config.max_instances.max(1);
+        let n = shape.max_instances.max(1);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(n as u32)
-            .total_core_instances((n * config.core_instances_per_component) as u32)
-            .total_memories((n * config.memories_per_component) as u32)
-            .total_tables((n * config.tables_per_component) as u32)
-            .max_core_instances_per_component(config.core_instances_per_component as u32)
-            .max_memories_per_component(config.memories_per_component as u32)
-            .max_tables_per_component(config.tables_per_component as u32)
+            .total_core_instances((n * shape.core_instances_per_component) as u32)
+            .total_memories((n * shape.memories_per_component) as u32)
+            .total_tables((n * shape.tables_per_component) as u32)
+            .max_core_instances_per_component(shape.core_instances_per_component as u32)
+            .max_memories_per_component(shape.memories_per_component as u32)
+            .max_tables_per_component(shape.tables_per_component as u32)
             .max_memory_size(config.max_memory_bytes)
             .linear_memory_keep_resident(config.keep_resident_bytes)
             .table_keep_resident(64 << 10)
@@ -127,20 +186,22 @@ impl HostRuntime {
     /// Builds the wasmtime engine and starts its epoch ticker; errors if `config` cannot be
     /// honoured (e.g. the pool cannot reserve its slots).
     pub fn new(config: HostConfig) -> Result<Self, LoadError> {
-        let engine = Engine::new(&engine_config(&config))
-            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let linker = build_linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let ticker = Ticker::start(engine.clone(), config.epoch_tick())?;
+        let pools = vec![
+            Pool::new("main", &config, config.main_pool())?,
+            Pool::new("large", &config, config.large_pool.clone())?,
+        ];
+        let ticker = Ticker::start(
+            pools.iter().map(|p| p.engine.clone()).collect(),
+            config.epoch_tick(),
+        )?;
         if let Some(dir) = &config.cache_dir {
             std::fs::create_dir_all(dir)
                 .map_err(|e| LoadError::Engine(format!("cache dir {}: {e}", dir.display())))?;
         }
         Ok(Self {
             inner: Arc::new(RuntimeInner {
-                engine,
-                linker,
+                pools,
                 config,
-                live: AtomicUsize::new(0),
                 compiled: Mutex::new(HashMap::new()),
                 _ticker: ticker,
             }),
@@ -152,9 +213,13 @@ impl HostRuntime {
         &self.inner.config
     }
 
-    /// Live instances right now (each holds a pool slot).
+    /// Live instances right now, in every pool (each holds a pool slot).
     pub fn live_instances(&self) -> usize {
-        self.inner.live.load(Ordering::Relaxed)
+        self.inner
+            .pools
+            .iter()
+            .map(|p| p.live.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Checks, compiles (or takes from the cache) and prepares a component.
@@ -165,6 +230,7 @@ impl HostRuntime {
     /// skips validation, so only artifacts this host wrote itself are trusted.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
         let report = check_component(bytes, self.inner.config.max_component_bytes)?;
+        let pool = self.inner.pool_for(&report.needs)?;
         let key = report.sha256.clone();
         let cached = self
             .inner
@@ -176,8 +242,8 @@ impl HostRuntime {
         let compiled = match cached {
             Some(c) => c,
             None => {
-                let component = self.compile(bytes, &key)?;
-                let compiled = Arc::new(Compiled::new(&self.inner, component, report)?);
+                let component = self.compile(pool, bytes, &key)?;
+                let compiled = Arc::new(Compiled::new(&self.inner, pool, component, report)?);
                 self.inner
                     .compiled
                     .lock()
@@ -198,22 +264,24 @@ impl HostRuntime {
         self.load(&bytes)
     }
 
-    fn cache_path(&self, key: &str) -> Option<PathBuf> {
+    fn cache_path(&self, pool: usize, key: &str) -> Option<PathBuf> {
         let dir = self.inner.config.cache_dir.as_ref()?;
         // The engine's compatibility hash is part of the name, so artifacts of another
         // wasmtime version or configuration are never even opened.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(
-            &self.inner.engine.precompile_compatibility_hash(),
+            &self.inner.pools[pool]
+                .engine
+                .precompile_compatibility_hash(),
             &mut hasher,
         );
         let engine = std::hash::Hasher::finish(&hasher);
         Some(dir.join(format!("{key}-{engine:016x}.cwasm")))
     }
 
-    fn compile(&self, bytes: &[u8], key: &str) -> Result<Component, LoadError> {
-        let engine = &self.inner.engine;
-        if let Some(path) = self.cache_path(key)
+    fn compile(&self, pool: usize, bytes: &[u8], key: &str) -> Result<Component, LoadError> {
+        let engine = &self.inner.pools[pool].engine;
+        if let Some(path) = self.cache_path(pool, key)
             && path.is_file()
         {
             // SAFETY: `path` is in the host's own cache directory, named by the sha256 of
@@ -228,7 +296,7 @@ impl HostRuntime {
         }
         let component =
             Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        if let Some(path) = self.cache_path(key) {
+        if let Some(path) = self.cache_path(pool, key) {
             let written = component
                 .serialize()
                 .map_err(|e| e.to_string())
@@ -321,6 +389,8 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
 /// instance and the export indices. Holds no reference back to the runtime, so the
 /// runtime's cache of these makes no cycle.
 pub(crate) struct Compiled {
+    /// Index of the pool (and engine) the component was compiled for.
+    pub(crate) pool: usize,
     pub(crate) pre: InstancePre<StoreState>,
     pub(crate) report: CheckReport,
     pub(crate) init: ComponentExportIndex,
@@ -342,10 +412,11 @@ pub(crate) struct StateExports {
 impl Compiled {
     fn new(
         runtime: &RuntimeInner,
+        pool: usize,
         component: Component,
         report: CheckReport,
     ) -> Result<Self, LoadError> {
-        let pre = runtime
+        let pre = runtime.pools[pool]
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Compile(format!("linking: {e:#}")))?;
@@ -370,6 +441,7 @@ impl Compiled {
         };
         let on_outcome = component.get_export_index(None, "on-outcome");
         let compiled = Self {
+            pool,
             pre,
             report,
             init,
@@ -419,15 +491,37 @@ impl LoadedComponent {
 /// A claim on one of the host's instance slots, released on drop.
 pub(crate) struct Slot {
     runtime: Arc<RuntimeInner>,
+    pool: usize,
 }
 
 impl RuntimeInner {
-    /// Counts instances against `max_instances` before wasmtime is asked, so exhaustion is
-    /// a clear error in both allocation modes (and on-demand allocation cannot run the
-    /// process into `vm.max_map_count`).
-    pub(crate) fn acquire_slot(self: &Arc<Self>) -> Result<Slot, CallError> {
-        let max = self.config.max_instances;
-        let taken = self
+    /// The engine of `pool`, which a store of a component compiled there must use.
+    pub(crate) fn engine(&self, pool: usize) -> &Engine {
+        &self.pools[pool].engine
+    }
+
+    /// The first pool one instance of a component with `needs` fits in, or why none does.
+    fn pool_for(&self, needs: &ComponentNeeds) -> Result<usize, LoadError> {
+        let mut why = Vec::new();
+        for (i, pool) in self.pools.iter().enumerate() {
+            match pool.misfit(needs) {
+                None => return Ok(i),
+                Some(reason) => why.push(reason),
+            }
+        }
+        Err(LoadError::Compile(format!(
+            "the component fits none of the host's instance pools: {}",
+            why.last().cloned().unwrap_or_default()
+        )))
+    }
+
+    /// Counts instances against the pool's `max_instances` before wasmtime is asked, so
+    /// exhaustion is a clear error in both allocation modes (and on-demand allocation
+    /// cannot run the process into `vm.max_map_count`).
+    pub(crate) fn acquire_slot(self: &Arc<Self>, pool: usize) -> Result<Slot, CallError> {
+        let p = &self.pools[pool];
+        let max = p.shape.max_instances;
+        let taken = p
             .live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
@@ -435,17 +529,25 @@ impl RuntimeInner {
         match taken {
             Ok(_) => Ok(Slot {
                 runtime: self.clone(),
+                pool,
             }),
-            Err(n) => Err(CallError::PoolExhausted(format!(
-                "{n} live instances, the host is configured for at most {max} (max_instances)"
-            ))),
+            Err(n) => Err(CallError::PoolExhausted(match p.name {
+                "main" => format!(
+                    "{n} live instances, the host is configured for at most {max} (max_instances)"
+                ),
+                other => format!(
+                    "{n} live instances in the {other} pool, configured for at most {max} ({other}_pool.max_instances)"
+                ),
+            })),
         }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.runtime.live.fetch_sub(1, Ordering::AcqRel);
+        self.runtime.pools[self.pool]
+            .live
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -472,7 +574,7 @@ fn typecheck_exports(runtime: &RuntimeInner, compiled: &Compiled) -> Result<(), 
         Arc::new(OutputCounters::default()),
         crate::memory::StrategyMemory::default(),
     )?;
-    let mut store = Store::new(&runtime.engine, state);
+    let mut store = Store::new(runtime.engine(compiled.pool), state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();
     if runtime.config.fuel {

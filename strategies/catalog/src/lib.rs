@@ -1,6 +1,8 @@
 //! The strategy components this workspace builds, ready for the host and the CLI.
 //!
-//! `build.rs` compiles `clamm-maker`, `momentum`, `tally`, `hostile` and `other-world` for
+//! `build.rs` builds the Python strategies of `strategies/python` with componentize-py and
+//! the JavaScript ones of `strategies/js` with ComponentizeJS, and
+//! compiles `clamm-maker`, `momentum`, `tally`, `hostile` and `other-world` for
 //! `wasm32-wasip2` (each a component, not a core module) into `target/strategies/`, and
 //! this crate hands out their absolute paths. Tests, `stratbox up` and the host's sandbox
 //! tests depend on it instead of on a prebuilt binary checked in somewhere.
@@ -20,13 +22,29 @@ pub const TALLY: &str = env!("STRATBOX_WASM_TALLY");
 pub const HOSTILE: &str = env!("STRATBOX_WASM_HOSTILE");
 /// A valid component of another world; admission must refuse it.
 pub const OTHER_WORLD: &str = env!("STRATBOX_WASM_OTHER_WORLD");
+/// `clamm-maker` written in Python on the Python SDK's `BaseStrategyAgent`
+/// (`strategies/python/clamm-maker`), built with componentize-py: the same proposals as the
+/// Rust one from an 18 MB component that links the interpreter.
+pub const CLAMM_MAKER_PY: &str = env!("STRATBOX_WASM_CLAMM_MAKER_PY");
+/// Python misbehaviours for the host's limits, selected by `{"mode": ...}`
+/// ([`HOSTILE_PY_MODES`]), written against componentize-py's bindings directly.
+pub const HOSTILE_PY: &str = env!("STRATBOX_WASM_HOSTILE_PY");
+/// `clamm-maker` written in JavaScript on the JS SDK's `BaseStrategyAgent`
+/// (`strategies/js/clamm-maker`), built with ComponentizeJS.
+pub const CLAMM_MAKER_JS: &str = env!("STRATBOX_WASM_CLAMM_MAKER_JS");
+/// JavaScript misbehaviours, selected by `{"mode": ...}` ([`HOSTILE_JS_MODES`]).
+pub const HOSTILE_JS: &str = env!("STRATBOX_WASM_HOSTILE_JS");
 
-const ALL: [(&str, &str); 5] = [
+const ALL: [(&str, &str); 9] = [
     ("clamm-maker", CLAMM_MAKER),
     ("momentum", MOMENTUM),
     ("tally", TALLY),
     ("hostile", HOSTILE),
     ("other-world", OTHER_WORLD),
+    ("clamm-maker-py", CLAMM_MAKER_PY),
+    ("hostile-py", HOSTILE_PY),
+    ("clamm-maker-js", CLAMM_MAKER_JS),
+    ("hostile-js", HOSTILE_JS),
 ];
 
 /// The names [`path`] and [`bytes`] accept, in a stable order.
@@ -111,6 +129,30 @@ pub fn hostile_config(mode: &str) -> String {
     serde_json::json!({ "mode": mode }).to_string()
 }
 
+/// The Python hostile component's modes (see `strategies/python/hostile/app.py`).
+pub const HOSTILE_PY_MODES: &[&str] = &[
+    "loop",
+    "alloc",
+    "raise-init",
+    "err-init",
+    "raise",
+    "flood",
+    "giant-string",
+    "well-behaved",
+];
+
+/// The JavaScript hostile component's modes (see `strategies/js/hostile/app.js`).
+pub const HOSTILE_JS_MODES: &[&str] = &[
+    "loop",
+    "alloc",
+    "throw-init",
+    "err-init",
+    "throw",
+    "flood",
+    "giant-string",
+    "well-behaved",
+];
+
 /// A realistic `clamm-maker` config: a ±600-tick band (about ±6%) re-centred once the price
 /// is 120 ticks past its edge, 10^18 liquidity units, 0.5% slippage.
 pub fn clamm_maker_config(pool: &str) -> String {
@@ -170,7 +212,7 @@ mod tests {
 
     #[test]
     fn every_component_is_built_and_is_a_component() {
-        assert_eq!(names().count(), 5);
+        assert_eq!(names().count(), 9);
         for name in names() {
             let bytes = bytes(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(bytes.starts_with(&PREAMBLE), "{name} is not a component");
