@@ -5,21 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+// Env a nested cargo must not inherit from the test's own build, scrubbed as `stratbox
+// build` scrubs it: it would rebuild everything for flags meant for the outer build.
+use stratbox::cmd::build::SCRUBBED_ENV;
 use stratbox_host::check::{DEFAULT_MAX_COMPONENT_BYTES, check_component};
 
 use crate::support::stratbox;
-
-/// Env a nested cargo must not inherit from the test's own build (as `stratbox build`
-/// scrubs it): it would rebuild everything for flags meant for the outer build.
-const SCRUBBED_ENV: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "RUSTC_WRAPPER",
-    "CARGO_BUILD_TARGET",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_RUSTFLAGS",
-];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

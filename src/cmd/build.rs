@@ -25,8 +25,9 @@ const TAIL_LINES: usize = 25;
 
 /// Env the nested cargo must not inherit (as in strategies/catalog/build.rs): flags and
 /// wrappers meant for the host target, or another build's target, would break the wasm
-/// build. The target dir is passed as a flag instead.
-const SCRUBBED_ENV: &[&str] = &[
+/// build. The target dir is passed as a flag instead. Public for the tests that run a
+/// nested cargo of their own.
+pub const SCRUBBED_ENV: &[&str] = &[
     "RUSTFLAGS",
     "CARGO_ENCODED_RUSTFLAGS",
     "RUSTC_WORKSPACE_WRAPPER",

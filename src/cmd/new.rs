@@ -204,7 +204,7 @@ enum Entry {
 impl Entry {
     fn path(&self) -> &'static str {
         match self {
-            Entry::File { path, .. } | Entry::Link { path, .. } => *path,
+            Entry::File { path, .. } | Entry::Link { path, .. } => path,
         }
     }
 }
