@@ -238,6 +238,15 @@ const MAKERS: [(&str, &str); 3] = [
     ("JS", "clamm-maker-js"),
 ];
 
+/// `r` with its median's ratio to Rust's as its value.
+fn against_rust(r: Row, rust: Duration) -> Row {
+    let ratio = r.median.unwrap_or_default().as_secs_f64() / rust.as_secs_f64().max(1e-12);
+    Row {
+        value: format!("{ratio:.1}x Rust"),
+        ..r
+    }
+}
+
 /// The three makers side by side: calls and rebuilds interleaved in rounds so a slow spell
 /// falls on all of them, compiles timed into a fresh cache directory and then out of it,
 /// and resident memory per idle instance, each language on a fresh pool.
@@ -279,40 +288,24 @@ fn languages(rows: &mut Vec<Row>, events: &[(Event, Snapshot)], quick: bool) -> 
     }
     for _ in 0..rounds {
         for (_, instance, call_samples, rebuild_samples) in instances.iter_mut() {
-            call_samples.extend(warm_calls(instance, events, calls / rounds.min(calls))?);
-            rebuild_samples.extend(rebuilds(
-                instance,
-                rebuilds_n / rounds.min(rebuilds_n).max(1),
-            )?);
+            call_samples.extend(warm_calls(instance, events, calls / rounds)?);
+            rebuild_samples.extend(rebuilds(instance, (rebuilds_n / rounds).max(1))?);
         }
     }
-    let rust_median = |samples: &mut Vec<Duration>| {
-        samples.sort();
-        quantile(samples, 0.5)
-    };
-    let (mut rust_calls, mut rust_rebuilds) = (instances[0].2.clone(), instances[0].3.clone());
-    let (rust_call, rust_rebuild) = (
-        rust_median(&mut rust_calls),
-        rust_median(&mut rust_rebuilds),
-    );
+    // Rust comes first in MAKERS: its medians are what the others are compared with.
+    let mut rust: Option<(Duration, Duration)> = None;
     for (lang, _, call_samples, rebuild_samples) in instances.iter_mut() {
         let call = row(format!("warm call, clamm-maker, {lang}"), call_samples);
-        let ratio =
-            call.median.unwrap_or_default().as_secs_f64() / rust_call.as_secs_f64().max(1e-12);
-        rows.push(Row {
-            value: format!("{ratio:.1}x Rust"),
-            ..call
-        });
         let rebuild = row(
             format!("rebuild after kill, clamm-maker, {lang}"),
             rebuild_samples,
         );
-        let ratio = rebuild.median.unwrap_or_default().as_secs_f64()
-            / rust_rebuild.as_secs_f64().max(1e-12);
-        rows.push(Row {
-            value: format!("{ratio:.1}x Rust"),
-            ..rebuild
-        });
+        let (rust_call, rust_rebuild) = *rust.get_or_insert((
+            call.median.unwrap_or_default(),
+            rebuild.median.unwrap_or_default(),
+        ));
+        rows.push(against_rust(call, rust_call));
+        rows.push(against_rust(rebuild, rust_rebuild));
     }
     drop(instances);
     drop(shared);

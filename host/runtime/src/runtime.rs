@@ -44,7 +44,11 @@ pub(crate) struct RuntimeInner {
 /// One wasmtime engine, its instance pool and its linker. Compiled code belongs to the
 /// engine that compiled it, so a component lives in exactly one pool.
 pub(crate) struct Pool {
+    /// How messages name the pool (`main`, `large`).
     name: &'static str,
+    /// Where the pool's fields sit in [`HostConfig`]: the main pool's at the top level,
+    /// the large one's under `large_pool.`.
+    config_prefix: &'static str,
     pub(crate) engine: Engine,
     linker: Linker<StoreState>,
     shape: PoolConfig,
@@ -52,12 +56,18 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    fn new(name: &'static str, config: &HostConfig, shape: PoolConfig) -> Result<Self, LoadError> {
+    fn new(
+        name: &'static str,
+        config_prefix: &'static str,
+        config: &HostConfig,
+        shape: PoolConfig,
+    ) -> Result<Self, LoadError> {
         let engine = Engine::new(&engine_config(config, &shape))
             .map_err(|e| LoadError::Engine(format!("{name} pool: {e:#}")))?;
         let linker = build_linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         Ok(Pool {
             name,
+            config_prefix,
             engine,
             linker,
             shape,
@@ -67,10 +77,6 @@ impl Pool {
 
     /// Why `needs` does not fit one instance slot of this pool, if it does not.
     fn misfit(&self, needs: &ComponentNeeds) -> Option<String> {
-        let field = |f: &str| match self.name {
-            "main" => f.to_owned(),
-            other => format!("{other}_pool.{f}"),
-        };
         [
             (
                 needs.core_instances,
@@ -94,7 +100,10 @@ impl Pool {
         .into_iter()
         .find(|(need, max, _, _)| need > max)
         .map(|(need, max, what, f)| {
-            format!("{need} {what} per instance, over {max} ({})", field(f))
+            format!(
+                "{need} {what} per instance, over {max} ({}{f})",
+                self.config_prefix
+            )
         })
     }
 }
@@ -187,8 +196,8 @@ impl HostRuntime {
     /// honoured (e.g. the pool cannot reserve its slots).
     pub fn new(config: HostConfig) -> Result<Self, LoadError> {
         let pools = vec![
-            Pool::new("main", &config, config.main_pool())?,
-            Pool::new("large", &config, config.large_pool.clone())?,
+            Pool::new("main", "", &config, config.main_pool())?,
+            Pool::new("large", "large_pool.", &config, config.large_pool.clone())?,
         ];
         let ticker = Ticker::start(
             pools.iter().map(|p| p.engine.clone()).collect(),
@@ -531,14 +540,10 @@ impl RuntimeInner {
                 runtime: self.clone(),
                 pool,
             }),
-            Err(n) => Err(CallError::PoolExhausted(match p.name {
-                "main" => format!(
-                    "{n} live instances, the host is configured for at most {max} (max_instances)"
-                ),
-                other => format!(
-                    "{n} live instances in the {other} pool, configured for at most {max} ({other}_pool.max_instances)"
-                ),
-            })),
+            Err(n) => Err(CallError::PoolExhausted(format!(
+                "{n} live instances in the {} pool, the host is configured for at most {max} ({}max_instances)",
+                p.name, p.config_prefix
+            ))),
         }
     }
 }
