@@ -8,10 +8,10 @@
 //!   epochs only;
 //! - fuel slices' cost (exact fuel at a deadline, host panics contained): the same calls
 //!   and rebuilds run in slices and synchronously;
-//! - resident memory per idle clamm-maker instance (1,000 live);
+//! - memory per idle clamm-maker instance (1,000 live): PSS, RSS and private pages;
 //! - the same maker written in Rust, Python (componentize-py) and JavaScript
 //!   (ComponentizeJS), side by side: warm call, rebuild after a kill, first compile and
-//!   compile from the host's cache directory, resident memory per idle instance.
+//!   compile from the host's cache directory, memory per idle instance.
 
 use anyhow::Context;
 use std::time::{Duration, Instant};
@@ -21,6 +21,9 @@ use stratbox_host::wit::{Event, Snapshot};
 use stratbox_host::{
     Allocation, HostConfig, HostRuntime, InstanceSpec, LoadedComponent, NoHistory, StrategyInstance,
 };
+
+/// Events each idle instance has handled before memory is read.
+const IDLE_CALLS: usize = 20;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -158,10 +161,79 @@ fn rebuilds(instance: &mut StrategyInstance, n: usize) -> anyhow::Result<Vec<Dur
     Ok(samples)
 }
 
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+/// The process's memory from `/proc/self/smaps_rollup`, in bytes.
+///
+/// Why three figures: RSS counts a page once for every mapping of it, so the copy-on-write
+/// initial memory image that every instance of a component maps is counted once per
+/// instance, although it is in memory once. `private` is the pages only one mapping holds
+/// (an instance's own writes; a page of the image read by a single instance counts here too,
+/// so it errs high), and PSS adds each shared page divided by the number of its mappings:
+/// what an instance costs with its fair share of the image. Targets are judged on PSS.
+#[derive(Clone, Copy, Default)]
+struct Memory {
+    rss: u64,
+    pss: u64,
+    private: u64,
+}
+
+impl Memory {
+    fn now() -> Self {
+        let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .map_or(0, |kib| kib * 1024)
+        };
+        Memory {
+            rss: field("Rss"),
+            pss: field("Pss"),
+            private: field("Private_Clean") + field("Private_Dirty"),
+        }
+    }
+
+    /// Growth from `before` to now, per instance.
+    fn per_instance(before: Memory, n: usize) -> Memory {
+        let after = Memory::now();
+        let n = n.max(1) as u64;
+        Memory {
+            rss: after.rss.saturating_sub(before.rss) / n,
+            pss: after.pss.saturating_sub(before.pss) / n,
+            private: after.private.saturating_sub(before.private) / n,
+        }
+    }
+
+    fn show(self) -> String {
+        let kib = |b: u64| b as f64 / 1024.0;
+        format!(
+            "PSS {:.0} KiB (RSS {:.0}, private {:.0})",
+            kib(self.pss),
+            kib(self.rss),
+            kib(self.private)
+        )
+    }
+}
+
+/// Idle instances as a live host holds them: started, then handed `calls` events each (a
+/// collector or a cache that touches memory only after some calls shows up here).
+fn idle_instances(
+    component: &LoadedComponent,
+    n: usize,
+    events: &[(Event, Snapshot)],
+    calls: usize,
+) -> anyhow::Result<(Vec<StrategyInstance>, Memory)> {
+    let before = Memory::now();
+    let mut idle = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut inst = StrategyInstance::new(component, maker_spec(i), NoHistory);
+        for c in 0..calls {
+            let (e, s) = &events[(i + c) % events.len()];
+            inst.call(e, s, "bench").map_err(anyhow::Error::new)?;
+        }
+        idle.push(inst);
+    }
+    let per = Memory::per_instance(before, n);
+    Ok((idle, per))
 }
 
 /// Calls per second over `instances` live clamm-makers, split over two threads, each
@@ -238,6 +310,11 @@ const MAKERS: [(&str, &str); 3] = [
     ("JS", "clamm-maker-js"),
 ];
 
+/// A Python component that does nothing (`strategies/python/empty`): its warm call is what
+/// componentize-py's bindings and interpreter cost before any strategy code runs, so the
+/// Python maker's figure can be read as this floor plus the SDK and the strategy.
+const PYTHON_FLOOR: &str = "empty-py";
+
 /// `r` with its median's ratio to Rust's as its value.
 fn against_rust(r: Row, rust: Duration) -> Row {
     let ratio = r.median.unwrap_or_default().as_secs_f64() / rust.as_secs_f64().max(1e-12);
@@ -279,25 +356,39 @@ fn languages(rows: &mut Vec<Row>, events: &[(Event, Snapshot)], quick: bool) -> 
 
     let shared = runtime(Allocation::Pooling, true, 64)?;
     let mut instances = Vec::new();
-    for (lang, name) in MAKERS {
+    // The empty Python world runs in the same rounds: the floor under the Python maker.
+    let floor = [("Python", "empty world", PYTHON_FLOOR)];
+    for (lang, what, name) in MAKERS
+        .map(|(lang, name)| (lang, "clamm-maker", name))
+        .into_iter()
+        .chain(floor)
+    {
         let component = load(&shared, name)?;
         let mut instance = StrategyInstance::new(&component, maker_spec(0), NoHistory);
         instance.start().map_err(anyhow::Error::new)?;
         warm_calls(&mut instance, events, calls / 10)?;
-        instances.push((lang, instance, Vec::new(), Vec::new()));
+        instances.push((lang, what, instance, Vec::new(), Vec::new()));
     }
     for _ in 0..rounds {
-        for (_, instance, call_samples, rebuild_samples) in instances.iter_mut() {
+        for (_, _, instance, call_samples, rebuild_samples) in instances.iter_mut() {
             call_samples.extend(warm_calls(instance, events, calls / rounds)?);
             rebuild_samples.extend(rebuilds(instance, (rebuilds_n / rounds).max(1))?);
         }
     }
     // Rust comes first in MAKERS: its medians are what the others are compared with.
     let mut rust: Option<(Duration, Duration)> = None;
-    for (lang, _, call_samples, rebuild_samples) in instances.iter_mut() {
-        let call = row(format!("warm call, clamm-maker, {lang}"), call_samples);
+    let mut python_call = None;
+    let mut python_floor = None;
+    for (lang, what, _, call_samples, rebuild_samples) in instances.iter_mut() {
+        let call = row(format!("warm call, {what}, {lang}"), call_samples);
+        if *lang == "Python" {
+            match *what {
+                "clamm-maker" => python_call = call.median,
+                _ => python_floor = call.median,
+            }
+        }
         let rebuild = row(
-            format!("rebuild after kill, clamm-maker, {lang}"),
+            format!("rebuild after kill, {what}, {lang}"),
             rebuild_samples,
         );
         let (rust_call, rust_rebuild) = *rust.get_or_insert((
@@ -324,24 +415,48 @@ fn languages(rows: &mut Vec<Row>, events: &[(Event, Snapshot)], quick: bool) -> 
     }
 
     // Memory last, each language on a fresh pool (freed slots keep touched pages).
+    let mut python_idle = None;
     for (lang, name) in MAKERS {
         let fresh = runtime(Allocation::Pooling, true, idle_n + 1)?;
         let component = load(&fresh, name)?;
-        let before = resident_bytes().unwrap_or(0);
-        let mut idle = Vec::with_capacity(idle_n);
-        for i in 0..idle_n {
-            let mut inst = StrategyInstance::new(&component, maker_spec(i), NoHistory);
-            let (e, s) = &events[i % events.len()];
-            inst.call(e, s, "bench").map_err(anyhow::Error::new)?;
-            idle.push(inst);
-        }
-        let per = resident_bytes().unwrap_or(0).saturating_sub(before) / idle_n as u64;
+        let (idle, per) = idle_instances(&component, idle_n, events, IDLE_CALLS)?;
         rows.push(value(
-            format!("resident memory per idle clamm-maker, {lang} ({idle_n} live)"),
-            format!("{:.1} KiB", per as f64 / 1024.0),
+            format!("memory per idle clamm-maker, {lang} ({idle_n} live, {IDLE_CALLS} calls each)"),
+            per.show(),
         ));
+        if lang == "Python" {
+            python_idle = Some(per.pss);
+        }
+        drop(idle);
     }
+    rows.push(target(
+        "target: warm Python call under 15 µs",
+        python_call.map(|d| {
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            let floor = python_floor.map_or(String::new(), |f| {
+                format!("; the empty world alone: {:.1} µs", us(f))
+            });
+            (
+                d < Duration::from_micros(15),
+                format!("{:.1} µs{floor}", us(d)),
+            )
+        }),
+    ));
+    rows.push(target(
+        "target: idle Python instance under 2 MiB (PSS)",
+        python_idle.map(|b| (b < 2 << 20, format!("{:.0} KiB", b as f64 / 1024.0))),
+    ));
     Ok(())
+}
+
+/// A target's verdict row: met or not met, with the figure it was judged on.
+fn target(name: &str, verdict: Option<(bool, String)>) -> Row {
+    let text = match verdict {
+        Some((true, figure)) => format!("met ({figure})"),
+        Some((false, figure)) => format!("NOT met ({figure})"),
+        None => "not measured".to_string(),
+    };
+    value(name, text)
 }
 
 fn bench(args: Args) -> anyhow::Result<()> {
@@ -448,19 +563,10 @@ fn bench(args: Args) -> anyhow::Result<()> {
     drop(maker);
     let fresh = runtime(Allocation::Pooling, true, 1_100)?;
     let maker = load(&fresh, "clamm-maker")?;
-    let before = resident_bytes().unwrap_or(0);
-    let mut idle = Vec::with_capacity(1_000);
-    for i in 0..1_000 {
-        let mut inst = StrategyInstance::new(&maker, maker_spec(i), NoHistory);
-        let (e, s) = &events[i % events.len()];
-        inst.call(e, s, "bench").map_err(anyhow::Error::new)?;
-        idle.push(inst);
-    }
-    let after = resident_bytes().unwrap_or(0);
-    let per = after.saturating_sub(before) / 1_000;
+    let (idle, per) = idle_instances(&maker, 1_000, &events, IDLE_CALLS)?;
     rows.push(value(
-        "resident memory per idle clamm-maker (1,000 live, pooling)",
-        format!("{:.1} KiB", per as f64 / 1024.0),
+        format!("memory per idle clamm-maker (1,000 live, {IDLE_CALLS} calls each, pooling)"),
+        per.show(),
     ));
     drop(idle);
 

@@ -33,6 +33,7 @@ const FOREIGN: &[(&str, Lang, &str, &str)] = &[
         "hostile",
         "STRATBOX_WASM_HOSTILE_PY",
     ),
+    ("empty-py", Lang::Python, "empty", "STRATBOX_WASM_EMPTY_PY"),
     (
         "clamm-maker-js",
         Lang::Js,

@@ -1,19 +1,25 @@
-"""What a strategy is handed: events and the snapshot, as plain frozen dataclasses.
+"""What a strategy is handed: events and the snapshot, as immutable records.
 
 They mirror the WIT records field for field (amounts stay wire strings, as on the
 wire, so nothing is converted that the strategy does not read), but belong to the SDK
 rather than to the generated bindings: a strategy and its tests then run under plain
 CPython, and a WIT version bump touches `stratbox.wire` instead of every strategy.
-They are frozen because they are the host's view of the chain: a strategy that edits
+They are immutable because they are the host's view of the chain: a strategy that edits
 its snapshot is about to reason about a state that never existed.
+
+Why named tuples and not frozen dataclasses: every call builds a snapshot and an event
+from the bindings, and a frozen dataclass's `__init__` sets each field through
+`object.__setattr__`, which made that conversion the largest part of a warm call. A
+tuple is built in one step (`stratbox.wire` calls `tuple.__new__` directly). Equality
+still includes the type, so a `Mint` never equals a `Burn` with the same fields.
 
 Each event has `kind` (the WIT case name), `origin` (None for a new block), `block`
 and `pool` (None for events that concern no pool), so a strategy can filter without
-matching every case.
+matching every case; `isinstance(e, Event)` holds for all five.
 """
 
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from abc import ABC
+from typing import NamedTuple, Optional, Tuple
 
 from .amount import ZERO, parse_wire, parse_wire_bits
 
@@ -24,17 +30,27 @@ def same_address(a, b):
     """Addresses arrive in any hex case; comparing them byte for byte would make a
     strategy silently ignore its own pool. ASCII-only, as Rust's `eq_ignore_ascii_case`,
     so both SDKs agree on every pair of strings."""
-    return a.translate(_ASCII_LOWER) == b.translate(_ASCII_LOWER)
+    return a == b or a.translate(_ASCII_LOWER) == b.translate(_ASCII_LOWER)
 
 
-@dataclass(frozen=True)
-class TokenBalance:
+def _eq(self, other):
+    return type(self) is type(other) and tuple.__eq__(self, other)
+
+
+def _ne(self, other):
+    return not _eq(self, other)
+
+
+def _hash(self):
+    return hash((type(self).__name__, tuple.__hash__(self)))
+
+
+class TokenBalance(NamedTuple):
     token: str
     amount: str
 
 
-@dataclass(frozen=True)
-class PoolState:
+class PoolState(NamedTuple):
     """The state of one Uniswap V3 pool at the snapshot's watermark block."""
 
     pool: str
@@ -58,8 +74,7 @@ class PoolState:
         return parse_wire_bits(self.liquidity, 128)
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """What a strategy may know when it is called: nothing after `last_sync_block`."""
 
     last_sync_block: int
@@ -85,8 +100,7 @@ class Snapshot:
         return ZERO
 
 
-@dataclass(frozen=True)
-class EventOrigin:
+class EventOrigin(NamedTuple):
     """Position of an event in the chain; orders events and identifies them uniquely."""
 
     block: int
@@ -95,14 +109,14 @@ class EventOrigin:
     """0x-prefixed 32-byte hash of the transaction, empty for synthetic events."""
 
 
-class Event:
-    """Base of the five event kinds; see the module docstring for what they share."""
+class Event(ABC):
+    """Base of the five event kinds (registered, as named tuples take no other base);
+    see the module docstring for what they share."""
 
     __slots__ = ()
 
 
-@dataclass(frozen=True)
-class NewBlock(Event):
+class NewBlock(NamedTuple):
     """A new block (WIT `new-block(block-info)`)."""
 
     number: int
@@ -118,8 +132,7 @@ class NewBlock(Event):
         return self.number
 
 
-@dataclass(frozen=True)
-class SwapEvent(Event):
+class SwapEvent(NamedTuple):
     """A swap, written as unsigned magnitudes: `zero_for_one` says which way it went.
     Price, liquidity and tick are the pool's state after the swap."""
 
@@ -143,8 +156,7 @@ class SwapEvent(Event):
         return parse_wire(self.sqrt_price_x96)
 
 
-@dataclass(frozen=True)
-class LiquidityEvent(Event):
+class LiquidityEvent(NamedTuple):
     """A mint or burn on a tick range; see `Mint` and `Burn`."""
 
     origin: EventOrigin
@@ -161,22 +173,21 @@ class LiquidityEvent(Event):
         return self.origin.block
 
 
-@dataclass(frozen=True)
 class Mint(LiquidityEvent):
     """Liquidity added (WIT `mint(liquidity-event)`)."""
 
+    __slots__ = ()
     kind = "mint"
 
 
-@dataclass(frozen=True)
 class Burn(LiquidityEvent):
     """Liquidity removed (WIT `burn(liquidity-event)`)."""
 
+    __slots__ = ()
     kind = "burn"
 
 
-@dataclass(frozen=True)
-class OraclePrice(Event):
+class OraclePrice(NamedTuple):
     """A price from one oracle source: units of `quote` per one unit of `base`, as a
     fixed-point integer with 18 decimals (raw units on both sides)."""
 
@@ -192,3 +203,12 @@ class OraclePrice(Event):
     @property
     def block(self):
         return self.origin.block
+
+
+for _record in (TokenBalance, PoolState, Snapshot, EventOrigin, NewBlock, SwapEvent, LiquidityEvent, OraclePrice):
+    _record.__eq__ = _eq
+    _record.__ne__ = _ne
+    _record.__hash__ = _hash
+for _event in (NewBlock, SwapEvent, LiquidityEvent, OraclePrice):
+    Event.register(_event)
+del _record, _event

@@ -176,6 +176,51 @@ class Export(unittest.TestCase):
             ],
         )
 
+    def test_wire_fills_every_field_by_name(self):
+        # wire.py builds the records positionally; each field gets a distinct value here
+        # so a field order that drifted from types.py would show as a mismatch.
+        from stratbox import types as t
+        from stratbox.wire import event_from_wit, snapshot_from_wit
+
+        w = self.wit
+        origin = w.EventOrigin(7, 1, "0xab")
+        liq = w.LiquidityEvent(origin, "0xp", "0xo", -60, 120, "11", "12", "13")
+        want_origin = t.EventOrigin(block=7, log_index=1, tx_hash="0xab")
+        want_liq = dict(origin=want_origin, pool="0xp", owner="0xo", tick_lower=-60, tick_upper=120,
+                        liquidity="11", amount0="12", amount1="13")
+        cases = [
+            (w.Event_NewBlock(w.BlockInfo(9, 100, "0xh")), t.NewBlock(number=9, timestamp=100, hash="0xh")),
+            (
+                w.Event_Swap(w.SwapEvent(origin, "0xp", True, "21", "22", "23", "24", -5)),
+                t.SwapEvent(origin=want_origin, pool="0xp", zero_for_one=True, amount_in="21", amount_out="22",
+                            sqrt_price_x96="23", liquidity="24", tick=-5),
+            ),
+            (w.Event_Mint(liq), t.Mint(**want_liq)),
+            (w.Event_Burn(liq), t.Burn(**want_liq)),
+            (
+                w.Event_OraclePrice(w.OraclePrice(origin, "feed", "0xb", "0xq", "31")),
+                t.OraclePrice(origin=want_origin, source="feed", base="0xb", quote="0xq", price_e18="31"),
+            ),
+        ]
+        for wire_event, want in cases:
+            got = event_from_wit(wire_event)
+            self.assertIs(type(got), type(want))
+            self.assertEqual(got._asdict(), want._asdict())
+            self.assertIsInstance(got, t.Event)
+        snap = w.Snapshot(
+            40, 41, [w.PoolState("0xp", "0x0", "0x1", 3000, 60, "51", -7, "52")], [w.TokenBalance("0xt", "61")]
+        )
+        self.assertEqual(
+            snapshot_from_wit(snap),
+            t.Snapshot(
+                last_sync_block=40,
+                timestamp=41,
+                pools=(t.PoolState(pool="0xp", token0="0x0", token1="0x1", fee=3000, tick_spacing=60,
+                                   sqrt_price_x96="51", tick=-7, liquidity="52"),),
+                balances=(t.TokenBalance(token="0xt", amount="61"),),
+            ),
+        )
+
     def test_export_needs_an_agent_class(self):
         with self.assertRaises(TypeError):
             export(object)

@@ -29,13 +29,17 @@ pub const CLAMM_MAKER_PY: &str = env!("STRATBOX_WASM_CLAMM_MAKER_PY");
 /// Python misbehaviours for the host's limits, selected by `{"mode": ...}`
 /// ([`HOSTILE_PY_MODES`]), written against componentize-py's bindings directly.
 pub const HOSTILE_PY: &str = env!("STRATBOX_WASM_HOSTILE_PY");
+/// The world implemented in Python with nothing in it: every call returns no proposals
+/// without reading its arguments. What a componentize-py component costs per call before
+/// any strategy or SDK code runs (`stratbox bench host`).
+pub const EMPTY_PY: &str = env!("STRATBOX_WASM_EMPTY_PY");
 /// `clamm-maker` written in JavaScript on the JS SDK's `BaseStrategyAgent`
 /// (`strategies/js/clamm-maker`), built with ComponentizeJS.
 pub const CLAMM_MAKER_JS: &str = env!("STRATBOX_WASM_CLAMM_MAKER_JS");
 /// JavaScript misbehaviours, selected by `{"mode": ...}` ([`HOSTILE_JS_MODES`]).
 pub const HOSTILE_JS: &str = env!("STRATBOX_WASM_HOSTILE_JS");
 
-const ALL: [(&str, &str); 9] = [
+const ALL: [(&str, &str); 10] = [
     ("clamm-maker", CLAMM_MAKER),
     ("momentum", MOMENTUM),
     ("tally", TALLY),
@@ -43,6 +47,7 @@ const ALL: [(&str, &str); 9] = [
     ("other-world", OTHER_WORLD),
     ("clamm-maker-py", CLAMM_MAKER_PY),
     ("hostile-py", HOSTILE_PY),
+    ("empty-py", EMPTY_PY),
     ("clamm-maker-js", CLAMM_MAKER_JS),
     ("hostile-js", HOSTILE_JS),
 ];
@@ -212,7 +217,7 @@ mod tests {
 
     #[test]
     fn every_component_is_built_and_is_a_component() {
-        assert_eq!(names().count(), 9);
+        assert_eq!(names().count(), 10);
         for name in names() {
             let bytes = bytes(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(bytes.starts_with(&PREAMBLE), "{name} is not a component");
