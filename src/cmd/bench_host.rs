@@ -12,14 +12,19 @@
 //! - the same maker written in Rust, Python (componentize-py) and JavaScript
 //!   (ComponentizeJS), side by side: warm call, rebuild after a kill, first compile and
 //!   compile from the host's cache directory, memory per idle instance.
+//!
+//! With `--instances N`, only the scale section runs instead: one host of N clamm-makers
+//! (see [`scale`]).
 
 use anyhow::Context;
 use std::time::{Duration, Instant};
 use stratbox_host::backtest::quantile;
+use stratbox_host::capacity::{bytes, thousands};
 use stratbox_host::replay::{Replayer, SAMPLE_POOL, random_walk};
 use stratbox_host::wit::{Event, Snapshot};
 use stratbox_host::{
-    Allocation, HostConfig, HostRuntime, InstanceSpec, LoadedComponent, NoHistory, StrategyInstance,
+    Allocation, CallError, HostConfig, HostRuntime, InstanceSpec, LoadedComponent, NoHistory,
+    StrategyInstance,
 };
 
 /// Events each idle instance has handled before memory is read.
@@ -33,6 +38,11 @@ pub struct Args {
     /// Print the rows as one JSON object too.
     #[arg(long)]
     json: bool,
+    /// Run only the scale section, on one host of this many clamm-maker instances: its
+    /// capacity, start time, memory per instance, per-event latency across all of them,
+    /// calls/s, and the refusal of one instance more.
+    #[arg(long)]
+    instances: Option<usize>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -459,7 +469,225 @@ fn target(name: &str, verdict: Option<(bool, String)>) -> Row {
     value(name, text)
 }
 
+/// Events each instance of the scale section is handed.
+const SCALE_EVENTS: usize = 20;
+
+/// Lines of `/proc/self/maps`: the memory mappings the process holds (0 where unreadable).
+fn mappings() -> u64 {
+    std::fs::read_to_string("/proc/self/maps").map_or(0, |s| s.lines().count() as u64)
+}
+
+/// One host of `n` clamm-makers, as a live host holds them: what its capacity check
+/// computed, how long they take to start and how much memory and how many mappings each
+/// holds (measured, beside the figures the check assumes), each of `SCALE_EVENTS` events
+/// delivered to all of them on two threads (every call's latency, and the whole fan-out's),
+/// and instance `n + 1`, which must be refused for the pool's `max_instances` while the
+/// others go on working.
+fn scale(rows: &mut Vec<Row>, n: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(n > 0, "--instances must be at least 1");
+    let maps_before = mappings();
+    let t = Instant::now();
+    let runtime = runtime(Allocation::Pooling, true, n)
+        .with_context(|| format!("building a host for {n} instances"))?;
+    let built = t.elapsed();
+    let maps_pools = mappings().saturating_sub(maps_before);
+    let capacity = runtime.capacity().clone();
+    let main = &capacity.pools[0];
+    let at_start: u64 = capacity.pools.iter().map(|p| p.mappings_at_start).sum();
+    rows.push(value(
+        "capacity: memory mappings needed / vm.max_map_count",
+        capacity.mappings.show(thousands),
+    ));
+    rows.push(value(
+        "capacity: address space needed / allowed",
+        capacity.address_space.show(bytes),
+    ));
+    rows.push(value(
+        "capacity: MemAvailable (reported, not checked)",
+        capacity
+            .mem_available
+            .map_or_else(|| "unknown".to_string(), bytes),
+    ));
+    rows.push(value(
+        format!("build the host (pools for {} + large)", thousands(n as u64)),
+        format!("{:.1} ms", built.as_secs_f64() * 1e3),
+    ));
+    rows.push(value(
+        "memory mappings made with the pools: measured (assumed)",
+        format!("{} ({})", thousands(maps_pools), thousands(at_start)),
+    ));
+
+    let maker = load(&runtime, "clamm-maker")?;
+    let maps_loaded = mappings();
+    let before = Memory::now();
+    let mut starts = Vec::with_capacity(n);
+    let mut instances = Vec::with_capacity(n);
+    let t = Instant::now();
+    for i in 0..n {
+        let mut instance = StrategyInstance::new(&maker, maker_spec(i), NoHistory);
+        let s = Instant::now();
+        instance
+            .start()
+            .map_err(anyhow::Error::new)
+            .with_context(|| format!("starting instance {} of {n}", i + 1))?;
+        starts.push(s.elapsed());
+        instances.push(instance);
+    }
+    let start_all = t.elapsed();
+    let started = Memory::per_instance(before, n);
+    let maps_per_instance = mappings().saturating_sub(maps_loaded) as f64 / n as f64;
+    rows.push(value(
+        format!("start {} clamm-maker instances, all", thousands(n as u64)),
+        format!("{:.0} ms", start_all.as_secs_f64() * 1e3),
+    ));
+    rows.push(row(
+        "start one instance (store, instantiate, init)",
+        &mut starts,
+    ));
+    rows.push(value("memory per instance, started", started.show()));
+    rows.push(value(
+        "memory mappings per instance: measured (assumed)",
+        format!("{maps_per_instance:.2} ({})", main.mappings_per_instance),
+    ));
+
+    // Each event to every instance, the instances split over two threads.
+    let walk = events(400);
+    let walk = &walk[..SCALE_EVENTS.min(walk.len())];
+    let threads = n.min(2);
+    let mut groups: Vec<Vec<StrategyInstance>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, instance) in instances.into_iter().enumerate() {
+        groups[i % threads].push(instance);
+    }
+    let mut calls = Vec::with_capacity(n * walk.len());
+    let mut fan_outs = Vec::with_capacity(walk.len());
+    let t = Instant::now();
+    for (event, snapshot) in walk {
+        let fan_out = Instant::now();
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let handles: Vec<_> = groups
+                .iter_mut()
+                .map(|group| {
+                    scope.spawn(move || -> anyhow::Result<Vec<Duration>> {
+                        let mut samples = Vec::with_capacity(group.len());
+                        for instance in group.iter_mut() {
+                            let call = Instant::now();
+                            instance
+                                .call(event, snapshot, "bench")
+                                .map_err(anyhow::Error::new)?;
+                            samples.push(call.elapsed());
+                        }
+                        Ok(samples)
+                    })
+                })
+                .collect();
+            for h in handles {
+                calls.extend(
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("bench thread panicked"))??,
+                );
+            }
+            Ok(())
+        })?;
+        fan_outs.push(fan_out.elapsed());
+    }
+    let per_s = calls.len() as f64 / t.elapsed().as_secs_f64();
+    let called = Memory::per_instance(before, n);
+    let k = walk.len();
+    rows.push(row(
+        format!(
+            "on-event call, across all {} instances",
+            thousands(n as u64)
+        ),
+        &mut calls,
+    ));
+    rows.push(row(
+        format!(
+            "one event to all {} instances, 2 threads",
+            thousands(n as u64)
+        ),
+        &mut fan_outs,
+    ));
+    rows.push(value(
+        format!("calls/s, {} instances, 2 threads", thousands(n as u64)),
+        format!("{per_s:.0}"),
+    ));
+    rows.push(value(
+        format!("memory per instance, after {k} events each"),
+        called.show(),
+    ));
+
+    // One more than the pool holds: refused for `max_instances`, and the host goes on.
+    let mut extra = StrategyInstance::new(&maker, maker_spec(n), NoHistory);
+    let refusal = match extra.start() {
+        Err(e @ CallError::PoolExhausted(_)) => e.to_string(),
+        Err(e) => anyhow::bail!(
+            "instance {} was refused, but not for the pool's max_instances: {e}",
+            n + 1
+        ),
+        Ok(()) => anyhow::bail!("instance {} started past max_instances {n}", n + 1),
+    };
+    rows.push(value(
+        format!("instance {} refused", thousands(n as u64 + 1)),
+        refusal,
+    ));
+    let (event, snapshot) = &walk[0];
+    let first = groups
+        .first_mut()
+        .and_then(|g| g.first_mut())
+        .context("no instance to call")?;
+    let t = Instant::now();
+    first
+        .call(event, snapshot, "bench")
+        .map_err(anyhow::Error::new)
+        .context("calling an existing instance after the refusal")?;
+    rows.push(value(
+        format!(
+            "after the refusal: a call to instance 1 ({} live)",
+            thousands(runtime.live_instances() as u64)
+        ),
+        format!("ok, {:.1} µs", t.elapsed().as_secs_f64() * 1e6),
+    ));
+    Ok(())
+}
+
+fn print(rows: &[Row], json: bool) -> anyhow::Result<()> {
+    println!(
+        "{:<62} {:>12} {:>12} {:>12}",
+        "measurement", "median", "p99", "value"
+    );
+    println!("{}", "-".repeat(101));
+    for r in rows {
+        println!(
+            "{:<62} {:>12} {:>12} {:>12}",
+            r.name,
+            fmt_us(r.median),
+            fmt_us(r.p99),
+            r.value
+        );
+    }
+    if json {
+        let json: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "median_ns": r.median.map(|d| d.as_nanos() as u64),
+                    "p99_ns": r.p99.map(|d| d.as_nanos() as u64),
+                    "value": r.value,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&json)?);
+    }
+    Ok(())
+}
+
 fn bench(args: Args) -> anyhow::Result<()> {
+    if let Some(n) = args.instances {
+        let mut rows = Vec::new();
+        scale(&mut rows, n)?;
+        return print(&rows, args.json);
+    }
     let (warm_n, rebuild_n, calls_n) = if args.quick {
         (2_000, 200, 20_000)
     } else {
@@ -571,34 +799,5 @@ fn bench(args: Args) -> anyhow::Result<()> {
     drop(idle);
 
     languages(&mut rows, &events, args.quick)?;
-
-    println!(
-        "{:<62} {:>12} {:>12} {:>12}",
-        "measurement", "median", "p99", "value"
-    );
-    println!("{}", "-".repeat(101));
-    for r in &rows {
-        println!(
-            "{:<62} {:>12} {:>12} {:>12}",
-            r.name,
-            fmt_us(r.median),
-            fmt_us(r.p99),
-            r.value
-        );
-    }
-    if args.json {
-        let json: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "name": r.name,
-                    "median_ns": r.median.map(|d| d.as_nanos() as u64),
-                    "p99_ns": r.p99.map(|d| d.as_nanos() as u64),
-                    "value": r.value,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string(&json)?);
-    }
-    Ok(())
+    print(&rows, args.json)
 }

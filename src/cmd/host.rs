@@ -184,6 +184,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let runtime = HostRuntime::new(host_config)?;
+            // What the host can hold, before it is asked to: the limits an operator may
+            // need to raise are named here rather than at the instance that fails.
+            tracing::info!(capacity = %runtime.capacity(), "host capacity");
             let mut strategies = Vec::new();
             for (name, file) in wanted {
                 let bytes = stratbox_host::runtime::read_capped(

@@ -129,4 +129,8 @@ pub enum LoadError {
     /// The engine (or its ticker, linker, cache directory) could not be set up.
     #[error("engine: {0}")]
     Engine(String),
+    /// The host's configuration needs more than the machine allows (memory mappings or
+    /// address space); the message names the limit and the setting to change.
+    #[error("host capacity: {0}")]
+    Capacity(#[from] crate::capacity::CapacityError),
 }

@@ -225,7 +225,7 @@ fn epoch_backstop_ms(deadline_ms: u64) -> u64 {
 
 /// Whether calls on this runtime run in fuel slices (see `HostConfig::fuel_slice`).
 fn sliced(runtime: &RuntimeInner) -> bool {
-    runtime.config.fuel && runtime.config.fuel_slice > 0
+    runtime.config.runs_in_slices()
 }
 
 /// The allowance of one guest call.

@@ -14,9 +14,13 @@
 //!   (U256 amounts, typed action, bounded strings) or the call is a `BadOutput` error.
 //! - [`replay`] and [`backtest`]: the JSONL event format and the replay loop behind
 //!   `stratbox backtest`.
+//! - [`capacity`]: what a configuration needs from the machine (memory mappings, address
+//!   space), checked when the runtime is built so the host is refused up front, not at the
+//!   instance that would not fit.
 #![warn(missing_docs)]
 
 pub mod backtest;
+pub mod capacity;
 mod capture;
 /// The world check, shared with the registry (Zone B) through its own crate.
 pub use stratbox_component as check;
@@ -37,6 +41,7 @@ mod sandbox;
 #[allow(missing_docs)]
 pub mod wit;
 
+pub use capacity::{Capacity, CapacityError};
 pub use check::{CheckError, CheckReport};
 pub use error::{CallError, LoadError};
 pub use history::{History, NoHistory, SharedHistory};

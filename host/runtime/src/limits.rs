@@ -104,10 +104,12 @@ pub struct HostConfig {
     /// Pooled (fast instantiation, reserved address space) or on-demand memory.
     pub allocation: Allocation,
     /// Live instances this host holds at most; the next one is refused with
-    /// `PoolExhausted`. Each pooled memory slot reserves about 6 GiB of address space and
-    /// each live instance adds about 4 memory mappings: past roughly 15,800 instances the
-    /// kernel's `vm.max_map_count` (65,530) makes allocation fail in ways that are hard to
-    /// recover from, so the default stays well below.
+    /// `PoolExhausted`. Each pooled memory slot reserves a little over 4 GiB of address
+    /// space, and each instance takes about 6 memory mappings (its memory slot's 4, its
+    /// fiber stack's 2): past roughly 10,000 instances (beside the default large pool) the
+    /// kernel's default `vm.max_map_count` (65,530) would make allocation fail in ways that
+    /// are hard to recover from, so [`crate::HostRuntime::new`] refuses a configuration that does not
+    /// fit the machine ([`crate::capacity`]) and the default stays well below.
     pub max_instances: usize,
     /// Core instances, memories and tables one component instance may use from the pool.
     pub core_instances_per_component: usize,
@@ -214,6 +216,21 @@ impl HostConfig {
             memories_per_component: self.memories_per_component,
             tables_per_component: self.tables_per_component,
         }
+    }
+
+    /// The host's pools, the main one first: how messages name each, the prefix of its
+    /// fields in this config, and its shape.
+    pub(crate) fn pools(&self) -> [(&'static str, &'static str, PoolConfig); 2] {
+        [
+            ("main", "", self.main_pool()),
+            ("large", "large_pool.", self.large_pool.clone()),
+        ]
+    }
+
+    /// Calls run in fuel slices, on fiber stacks (see [`Self::fuel_slice`]): only then
+    /// does a pool need stacks.
+    pub fn runs_in_slices(&self) -> bool {
+        self.fuel && self.fuel_slice > 0
     }
 
     /// How often the epoch advances (at least 1 µs): the granularity of call deadlines.

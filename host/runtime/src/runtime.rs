@@ -1,6 +1,7 @@
 //! The engine, the linker, the epoch ticker and the compiled-component cache: everything
 //! a host process has exactly one of.
 
+use crate::capacity::{Capacity, Machine};
 use crate::capture::OutputCounters;
 use crate::check::{CheckReport, ComponentNeeds, check_component};
 use crate::error::{CallError, LoadError};
@@ -37,6 +38,8 @@ pub(crate) struct RuntimeInner {
     /// The main pool first, then the large one (see [`HostConfig::large_pool`]).
     pools: Vec<Pool>,
     pub(crate) config: HostConfig,
+    /// What the configuration needs from the machine, as estimated when it was built.
+    capacity: Capacity,
     compiled: Mutex<HashMap<String, Arc<Compiled>>>,
     _ticker: Ticker,
 }
@@ -172,13 +175,25 @@ fn engine_config(config: &HostConfig, shape: &PoolConfig) -> Config {
     c.cranelift_opt_level(OptLevel::Speed);
     // The same strategy on the same events must compute the same floats on any CPU.
     c.cranelift_nan_canonicalization(true);
+    // wasmtime's defaults for a 64-bit host, set here from the constants the capacity
+    // estimate computes with, so that the two cannot drift apart.
+    c.memory_reservation(crate::capacity::MEMORY_RESERVATION);
+    c.memory_guard_size(crate::capacity::MEMORY_GUARD);
+    c.guard_before_linear_memory(true);
+    c.async_stack_size(crate::capacity::FIBER_STACK_BYTES);
     if config.allocation == Allocation::Pooling {
         let n = shape.max_instances.max(1);
+        // A store keeps the fiber stack its last sliced call ran on, so every live
+        // instance holds one: without this, wasmtime's default of 1,000 stacks would fail
+        // the 1,001st instance's `init`. Without slices no call runs on a fiber.
+        let stacks = if config.runs_in_slices() { n } else { 0 };
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(n as u32)
             .total_core_instances((n * shape.core_instances_per_component) as u32)
             .total_memories((n * shape.memories_per_component) as u32)
             .total_tables((n * shape.tables_per_component) as u32)
+            .total_stacks(stacks as u32)
+            .table_elements(crate::capacity::TABLE_ELEMENTS)
             .max_core_instances_per_component(shape.core_instances_per_component as u32)
             .max_memories_per_component(shape.memories_per_component as u32)
             .max_tables_per_component(shape.tables_per_component as u32)
@@ -193,12 +208,18 @@ fn engine_config(config: &HostConfig, shape: &PoolConfig) -> Config {
 
 impl HostRuntime {
     /// Builds the wasmtime engine and starts its epoch ticker; errors if `config` cannot be
-    /// honoured (e.g. the pool cannot reserve its slots).
+    /// honoured: its full pools would not fit the machine's memory mappings or address
+    /// space ([`LoadError::Capacity`], checked before anything is reserved), or a pool
+    /// cannot reserve its slots.
     pub fn new(config: HostConfig) -> Result<Self, LoadError> {
-        let pools = vec![
-            Pool::new("main", "", &config, config.main_pool())?,
-            Pool::new("large", "large_pool.", &config, config.large_pool.clone())?,
-        ];
+        let capacity = Capacity::estimate(&config, &Machine::read());
+        capacity.check()?;
+        tracing::debug!(%capacity, "host capacity");
+        let pools = config
+            .pools()
+            .into_iter()
+            .map(|(name, prefix, shape)| Pool::new(name, prefix, &config, shape))
+            .collect::<Result<Vec<_>, _>>()?;
         let ticker = Ticker::start(
             pools.iter().map(|p| p.engine.clone()).collect(),
             config.epoch_tick(),
@@ -211,6 +232,7 @@ impl HostRuntime {
             inner: Arc::new(RuntimeInner {
                 pools,
                 config,
+                capacity,
                 compiled: Mutex::new(HashMap::new()),
                 _ticker: ticker,
             }),
@@ -220,6 +242,13 @@ impl HostRuntime {
     /// As built with.
     pub fn config(&self) -> &HostConfig {
         &self.inner.config
+    }
+
+    /// What the configuration needs from the machine (memory mappings, address space) and
+    /// what the machine allowed when the runtime was built; physical memory is reported
+    /// there, not checked.
+    pub fn capacity(&self) -> &Capacity {
+        &self.inner.capacity
     }
 
     /// Live instances right now, in every pool (each holds a pool slot).
