@@ -132,5 +132,13 @@ pub enum LoadError {
     /// The host's configuration needs more than the machine allows (memory mappings or
     /// address space); the message names the limit and the setting to change.
     #[error("host capacity: {0}")]
-    Capacity(#[from] crate::capacity::CapacityError),
+    Capacity(crate::capacity::CapacityError),
+}
+
+/// By hand rather than `#[from]`: that would also make the capacity error the `source`,
+/// and a report of the chain (`{:#}`) would print its text twice.
+impl From<crate::capacity::CapacityError> for LoadError {
+    fn from(e: crate::capacity::CapacityError) -> Self {
+        LoadError::Capacity(e)
+    }
 }

@@ -23,6 +23,18 @@ fn an_absurd_max_instances_is_refused_naming_the_limit() {
         "{text}"
     );
     assert!(text.contains("max_instances 10,000,000"), "{text}");
+    // The whole chain, as `{:#}` prints it, says it once.
+    let mut chain = text.clone();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        chain.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    assert_eq!(
+        chain.matches("max_instances 10,000,000").count(),
+        1,
+        "{chain}"
+    );
 }
 
 /// Lines of `/proc/self/maps`: the mappings the process holds.
