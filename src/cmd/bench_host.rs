@@ -19,7 +19,7 @@
 use anyhow::Context;
 use std::time::{Duration, Instant};
 use stratbox_host::backtest::quantile;
-use stratbox_host::capacity::{bytes, thousands};
+use stratbox_host::capacity::{bytes, kib_field, mappings_in_use, thousands};
 use stratbox_host::replay::{Replayer, SAMPLE_POOL, random_walk};
 use stratbox_host::wit::{Event, Snapshot};
 use stratbox_host::{
@@ -189,12 +189,7 @@ struct Memory {
 impl Memory {
     fn now() -> Self {
         let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                .map_or(0, |kib| kib * 1024)
-        };
+        let field = |name: &str| kib_field(&text, name).unwrap_or(0);
         Memory {
             rss: field("Rss"),
             pss: field("Pss"),
@@ -472,11 +467,6 @@ fn target(name: &str, verdict: Option<(bool, String)>) -> Row {
 /// Events each instance of the scale section is handed.
 const SCALE_EVENTS: usize = 20;
 
-/// Lines of `/proc/self/maps`: the memory mappings the process holds (0 where unreadable).
-fn mappings() -> u64 {
-    std::fs::read_to_string("/proc/self/maps").map_or(0, |s| s.lines().count() as u64)
-}
-
 /// One host of `n` clamm-makers, as a live host holds them: what its capacity check
 /// computed, how long they take to start and how much memory and how many mappings each
 /// holds (measured, beside the figures the check assumes), each of `SCALE_EVENTS` events
@@ -485,12 +475,12 @@ fn mappings() -> u64 {
 /// others go on working.
 fn scale(rows: &mut Vec<Row>, n: usize) -> anyhow::Result<()> {
     anyhow::ensure!(n > 0, "--instances must be at least 1");
-    let maps_before = mappings();
+    let maps_before = mappings_in_use();
     let t = Instant::now();
     let runtime = runtime(Allocation::Pooling, true, n)
         .with_context(|| format!("building a host for {n} instances"))?;
     let built = t.elapsed();
-    let maps_pools = mappings().saturating_sub(maps_before);
+    let maps_pools = mappings_in_use().saturating_sub(maps_before);
     let capacity = runtime.capacity().clone();
     let main = &capacity.pools[0];
     let at_start: u64 = capacity.pools.iter().map(|p| p.mappings_at_start).sum();
@@ -518,7 +508,7 @@ fn scale(rows: &mut Vec<Row>, n: usize) -> anyhow::Result<()> {
     ));
 
     let maker = load(&runtime, "clamm-maker")?;
-    let maps_loaded = mappings();
+    let maps_loaded = mappings_in_use();
     let before = Memory::now();
     let mut starts = Vec::with_capacity(n);
     let mut instances = Vec::with_capacity(n);
@@ -535,7 +525,7 @@ fn scale(rows: &mut Vec<Row>, n: usize) -> anyhow::Result<()> {
     }
     let start_all = t.elapsed();
     let started = Memory::per_instance(before, n);
-    let maps_per_instance = mappings().saturating_sub(maps_loaded) as f64 / n as f64;
+    let maps_per_instance = mappings_in_use().saturating_sub(maps_loaded) as f64 / n as f64;
     rows.push(value(
         format!("start {} clamm-maker instances, all", thousands(n as u64)),
         format!("{:.0} ms", start_all.as_secs_f64() * 1e3),

@@ -82,21 +82,31 @@ impl Machine {
     /// The figures of this process and machine now.
     pub fn read() -> Self {
         let read = |path: &str| std::fs::read_to_string(path).ok();
-        let kib_field = |text: Option<String>, name: &str| -> Option<u64> {
-            let kib = text?.lines().find_map(|l| {
-                let v = l.strip_prefix(name)?.strip_prefix(':')?;
-                v.split_whitespace().next()?.parse::<u64>().ok()
-            })?;
-            Some(kib.saturating_mul(1024))
-        };
         Machine {
             max_map_count: read("/proc/sys/vm/max_map_count").and_then(|s| s.trim().parse().ok()),
-            mappings_in_use: read("/proc/self/maps").map_or(0, |s| s.lines().count() as u64),
+            mappings_in_use: mappings_in_use(),
             rlimit_as: read("/proc/self/limits").and_then(|s| soft_rlimit_as(&s)),
-            address_space_in_use: kib_field(read("/proc/self/status"), "VmSize").unwrap_or(0),
-            mem_available: kib_field(read("/proc/meminfo"), "MemAvailable"),
+            address_space_in_use: read("/proc/self/status")
+                .and_then(|s| kib_field(&s, "VmSize"))
+                .unwrap_or(0),
+            mem_available: read("/proc/meminfo").and_then(|s| kib_field(&s, "MemAvailable")),
         }
     }
+}
+
+/// Lines of `/proc/self/maps`: the memory mappings the process holds (0 where unreadable).
+pub fn mappings_in_use() -> u64 {
+    std::fs::read_to_string("/proc/self/maps").map_or(0, |s| s.lines().count() as u64)
+}
+
+/// The `Name:   1234 kB` line of a `/proc` file such as `status`, `meminfo` or
+/// `smaps_rollup`, in bytes.
+pub fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let kib = text.lines().find_map(|l| {
+        let v = l.strip_prefix(name)?.strip_prefix(':')?;
+        v.split_whitespace().next()?.parse::<u64>().ok()
+    })?;
+    Some(kib.saturating_mul(1024))
 }
 
 /// The soft limit of the `Max address space` line of `/proc/self/limits`, unless unlimited.
